@@ -1,0 +1,45 @@
+//! The public error type. Every message says what went wrong and what to do.
+
+use crate::types::FencingToken;
+
+/// Everything a peerlock call can fail with.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The call's deadline passed first. Nothing is held on your behalf.
+    #[error(
+        "timed out before the lock was granted; nothing is held, retry or use a longer timeout"
+    )]
+    Timeout,
+    /// The lease on a held lock may have run out while the critical section
+    /// ran; another node may hold the lock now.
+    #[error("lost the lease on lock {name:?} (token {token}): another node may hold it now; writes with this token must be refused by the resource")]
+    LockLost {
+        /// The lock's name.
+        name: String,
+        /// The token of the lost grant.
+        token: FencingToken,
+    },
+    /// No leader could be reached: fewer than a majority of peers are up and
+    /// connected to this node.
+    #[error("no quorum: this node cannot reach a majority of its peers; check that they run and that the network between them is open")]
+    NoQuorum,
+    /// The node was shut down (or stopped after a fatal error).
+    #[error("the node is shut down; start a new one")]
+    Shutdown,
+    /// A lock name that is not UTF-8 of 1 to 256 bytes.
+    #[error("invalid lock name: {reason}")]
+    InvalidName {
+        /// What is wrong with the name.
+        reason: String,
+    },
+    /// The builder's options are wrong or incomplete.
+    #[error("configuration error: {0}")]
+    Config(String),
+    /// Certificates or keys could not be loaded or do not fit together.
+    #[error("TLS error: {0}")]
+    Tls(String),
+    /// An operating-system error (binding a socket, reading a file).
+    #[error("I/O error: {0}")]
+    Io(#[from] std::io::Error),
+}

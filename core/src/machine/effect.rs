@@ -1,0 +1,62 @@
+//! What applying an entry tells the driver.
+
+use crate::types::{FencingToken, LockName, RequestId, SessionId};
+
+/// The outcome of one request, as the table records it for retries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum Outcome {
+    /// The session is open (answer to `OpenSession`).
+    Opened,
+    /// The lock was granted with this token.
+    Granted(FencingToken),
+    /// The acquire waits in the lock's queue; a later `Reply` with
+    /// `Granted` or `Cancelled` follows for the same request.
+    Queued,
+    /// `try_lock` found the lock held (or awaiting handoff).
+    Busy,
+    /// The release (or a cancel that released a grant) freed the lock.
+    Released,
+    /// The release named a grant that is not the current one: nothing changed.
+    NotHolder,
+    /// The acquire was abandoned (answer to both the `Cancel` and the acquire).
+    Cancelled,
+    /// The session does not exist (it expired or was closed).
+    NoSession,
+}
+
+/// One thing the driver must act on after an apply.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Effect {
+    /// A request reached an outcome (possibly answered from the retry
+    /// cache, or a queued acquire granted by a later entry).
+    Reply {
+        /// The request's session.
+        session: SessionId,
+        /// The request.
+        request: RequestId,
+        /// What happened.
+        outcome: Outcome,
+    },
+    /// A lock was freed by session expiry or close and waits for the leader
+    /// to propose a `Handoff` (after its lock-delay when `delayed`).
+    AwaitingHandoff {
+        /// The lock.
+        lock: LockName,
+        /// The index of the entry that freed it.
+        freed_at: u64,
+        /// Whether lock-delay applies.
+        delayed: bool,
+    },
+    /// A session was opened.
+    SessionOpened {
+        /// The session.
+        session: SessionId,
+    },
+    /// A session ended; every lock it held is gone.
+    SessionEnded {
+        /// The session.
+        session: SessionId,
+        /// True for expiry, false for a graceful close.
+        expired: bool,
+    },
+}

@@ -1,0 +1,69 @@
+//! The seam between the Raft driver and the network.
+//!
+//! The driver sends [`PeerMessage`]s with [`Transport::send`] and receives
+//! [`Incoming`] batches on a channel it handed to the transport when it was
+//! built. The QUIC transport (crate `peerlock-transport`) implements this
+//! trait for real networks; tests can implement it in memory.
+//!
+//! The sender of an [`Incoming`] batch is the identity the transport
+//! *authenticated* (for QUIC: the node name in the peer's certificate), not
+//! something the peer claimed, and the driver checks that every Raft message
+//! inside names that same sender.
+
+use serde::{Deserialize, Serialize};
+
+use crate::types::{NodeId, SessionId};
+
+/// One message between peers.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PeerMessage {
+    /// A raft-rs `eraftpb::Message`, protobuf-encoded.
+    Raft(Vec<u8>),
+    /// A session keepalive, sent to the leader every `ttl / 3`. `seq` lets
+    /// the sender find the local send time it stamped on it.
+    KeepAlive {
+        /// The session kept alive.
+        session: SessionId,
+        /// The sender's sequence number for this keepalive.
+        seq: u64,
+    },
+    /// The leader's answer to a keepalive, sent only after a quorum round
+    /// begun after the keepalive arrived confirmed it is still the leader.
+    KeepAliveAck {
+        /// The session.
+        session: SessionId,
+        /// The keepalive's sequence number.
+        seq: u64,
+        /// False when the session no longer exists (it expired).
+        alive: bool,
+    },
+    /// Sent by a starting node to every peer before it takes part in Raft,
+    /// with a number it drew at random when it started.
+    Hello {
+        /// This run's random incarnation number.
+        incarnation: u64,
+    },
+    /// The answer to a [`PeerMessage::Hello`]: `accepted` is false when the
+    /// peer remembers a different incarnation under the same identity, that
+    /// is, when the sender restarted without its state.
+    HelloAck {
+        /// Whether the sender may take part under its identity.
+        accepted: bool,
+    },
+}
+
+/// Messages that arrived from one authenticated peer.
+#[derive(Debug)]
+pub struct Incoming {
+    /// The sender, as proven by its certificate.
+    pub from: NodeId,
+    /// The messages, in the order they were sent.
+    pub msgs: Vec<PeerMessage>,
+}
+
+/// The network as the driver sees it.
+pub trait Transport: Send + Sync + 'static {
+    /// Queues `msgs` for `to` and returns at once. Delivery is best effort:
+    /// if `to` is unreachable the messages are dropped (Raft retries).
+    fn send(&self, to: NodeId, msgs: Vec<PeerMessage>);
+}

@@ -1,0 +1,131 @@
+//! `LockGuard`: proof that this node's session was granted a lock.
+//!
+//! The guard carries the fencing token and watches its session's lease.
+//! Dropping it releases the lock in the background; `unlock` releases it
+//! and waits for the release to commit.
+
+use std::fmt;
+
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::time::Instant;
+
+use crate::error::Error;
+use crate::raft::Input;
+use crate::types::{FencingToken, LockName, SessionId};
+
+/// The lease of one session as its node sees it; shared with guards.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct LeaseView {
+    /// The lease holds until this instant (if ever acknowledged).
+    pub(crate) valid_until: Option<Instant>,
+    /// The session ended (expired, closed, or the node stopped).
+    pub(crate) ended: bool,
+}
+
+impl LeaseView {
+    pub(crate) fn holds(&self, now: Instant) -> bool {
+        !self.ended && self.valid_until.is_some_and(|u| now < u)
+    }
+}
+
+/// A granted lock. Release it with [`LockGuard::unlock`], or drop it.
+///
+/// # Cancel safety and drop
+///
+/// Dropping the guard sends a release to the node without blocking; the
+/// lock is free once that release commits. If the node is gone, the lock is
+/// freed when the session expires.
+#[must_use = "dropping the guard releases the lock at once"]
+pub struct LockGuard {
+    pub(crate) name: LockName,
+    pub(crate) token: FencingToken,
+    pub(crate) session: SessionId,
+    pub(crate) lease: watch::Receiver<LeaseView>,
+    pub(crate) inbox: mpsc::UnboundedSender<Input>,
+    pub(crate) released: bool,
+}
+
+impl LockGuard {
+    /// The lock's name.
+    pub fn name(&self) -> &str {
+        self.name.as_str()
+    }
+
+    /// The fencing token of this grant. Pass it to the protected resource
+    /// with every write; the resource must refuse tokens lower than the
+    /// highest it has seen.
+    pub fn token(&self) -> FencingToken {
+        self.token
+    }
+
+    /// This node's conservative view: true while the session's lease
+    /// certainly holds. Once false it never turns true again for this guard.
+    pub fn is_held(&self) -> bool {
+        if self.released || self.lease.has_changed().is_err() {
+            return false;
+        }
+        self.lease.borrow().holds(Instant::now())
+    }
+
+    /// Completes once the lease may be gone: its end passed without a newer
+    /// acknowledgement, the session ended, or the node stopped.
+    pub async fn lost(&self) {
+        let mut rx = self.lease.clone();
+        loop {
+            let view = *rx.borrow_and_update();
+            let Some(until) = view.valid_until else {
+                return;
+            };
+            if view.ended || Instant::now() >= until {
+                return;
+            }
+            tokio::select! {
+                _ = tokio::time::sleep_until(until) => {}
+                changed = rx.changed() => {
+                    if changed.is_err() {
+                        return;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Releases the lock and waits until the release is committed.
+    pub async fn unlock(mut self) -> Result<(), Error> {
+        self.released = true;
+        let (tx, rx) = oneshot::channel();
+        self.inbox
+            .send(Input::Release {
+                session: self.session,
+                lock: self.name.clone(),
+                token: self.token,
+                reply: Some(tx),
+            })
+            .map_err(|_| Error::Shutdown)?;
+        rx.await.map_err(|_| Error::Shutdown)?
+    }
+}
+
+impl Drop for LockGuard {
+    fn drop(&mut self) {
+        if !self.released {
+            // The node may be gone; then the session's expiry frees the lock.
+            let _ = self.inbox.send(Input::Release {
+                session: self.session,
+                lock: self.name.clone(),
+                token: self.token,
+                reply: None,
+            });
+        }
+    }
+}
+
+impl fmt::Debug for LockGuard {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LockGuard")
+            .field("name", &self.name)
+            .field("token", &self.token)
+            .field("session", &self.session)
+            .finish()
+    }
+}

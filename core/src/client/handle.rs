@@ -1,0 +1,221 @@
+//! `NodeHandle`: a cheap, cloneable handle on a running node.
+//!
+//! # Clone and drop
+//!
+//! Clones share one node. When the last clone is dropped the node shuts
+//! down gracefully in the background (its locks are released).
+//!
+//! # Cancel safety
+//!
+//! Dropping a `lock` future (or letting `lock_timeout` time out) gives up
+//! its place in the queue: the node proposes a cancel, which removes the
+//! waiter, or releases the lock if it was granted meanwhile.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::task::JoinHandle;
+
+use super::guard::LockGuard;
+use super::status::NodeStatus;
+use crate::error::Error;
+use crate::raft::{AcquireReply, Input};
+use crate::types::{LockInfo, LockName};
+
+struct Inner {
+    inbox: mpsc::UnboundedSender<Input>,
+    status: watch::Receiver<NodeStatus>,
+    ready: watch::Receiver<bool>,
+    tickets: AtomicU64,
+    task: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        let _ = self.inbox.send(Input::Shutdown { reply: None });
+    }
+}
+
+/// A handle on a running node. See the module docs for clone, drop and
+/// cancel semantics.
+#[derive(Clone)]
+pub struct NodeHandle {
+    inner: Arc<Inner>,
+}
+
+/// Sends `Abandon` for an acquire whose future is dropped before its answer.
+struct AbandonOnDrop<'a> {
+    inbox: &'a mpsc::UnboundedSender<Input>,
+    ticket: u64,
+    armed: bool,
+}
+
+impl Drop for AbandonOnDrop<'_> {
+    fn drop(&mut self) {
+        if self.armed {
+            let _ = self.inbox.send(Input::Abandon {
+                ticket: self.ticket,
+            });
+        }
+    }
+}
+
+impl NodeHandle {
+    pub(crate) fn new(
+        inbox: mpsc::UnboundedSender<Input>,
+        status: watch::Receiver<NodeStatus>,
+        ready: watch::Receiver<bool>,
+        task: JoinHandle<()>,
+    ) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                inbox,
+                status,
+                ready,
+                tickets: AtomicU64::new(1),
+                task: Mutex::new(Some(task)),
+            }),
+        }
+    }
+
+    /// Waits until a leader is known and this node's session is open with a
+    /// valid lease.
+    pub async fn ready(&self) -> Result<(), Error> {
+        let mut rx = self.inner.ready.clone();
+        loop {
+            if *rx.borrow_and_update() {
+                return Ok(());
+            }
+            if rx.changed().await.is_err() {
+                return Err(Error::Shutdown);
+            }
+        }
+    }
+
+    /// Acquires `name`, waiting in its FIFO queue for as long as it takes.
+    pub async fn lock(&self, name: &str) -> Result<LockGuard, Error> {
+        let lock = LockName::new(name)?;
+        loop {
+            match self.acquire(&lock, true).await? {
+                AcquireReply::Granted(guard) => return Ok(guard),
+                // Our session ended while we waited: queue again under the next one.
+                AcquireReply::SessionEnded | AcquireReply::Busy => continue,
+            }
+        }
+    }
+
+    /// Like [`NodeHandle::lock`], but gives up after `timeout` with
+    /// `Error::Timeout` (and leaves the queue).
+    pub async fn lock_timeout(&self, name: &str, timeout: Duration) -> Result<LockGuard, Error> {
+        match tokio::time::timeout(timeout, self.lock(name)).await {
+            Ok(result) => result,
+            Err(_) => Err(Error::Timeout),
+        }
+    }
+
+    /// Acquires `name` only if it is free right now; never waits in the queue.
+    pub async fn try_lock(&self, name: &str) -> Result<Option<LockGuard>, Error> {
+        let lock = LockName::new(name)?;
+        loop {
+            match self.acquire(&lock, false).await? {
+                AcquireReply::Granted(guard) => return Ok(Some(guard)),
+                AcquireReply::Busy => return Ok(None),
+                AcquireReply::SessionEnded => continue,
+            }
+        }
+    }
+
+    async fn acquire(&self, lock: &LockName, wait: bool) -> Result<AcquireReply, Error> {
+        let ticket = self.inner.tickets.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = oneshot::channel();
+        self.inner
+            .inbox
+            .send(Input::Acquire {
+                ticket,
+                lock: lock.clone(),
+                wait,
+                reply: tx,
+            })
+            .map_err(|_| Error::Shutdown)?;
+        let mut abandon = AbandonOnDrop {
+            inbox: &self.inner.inbox,
+            ticket,
+            armed: true,
+        };
+        let answer = rx.await;
+        abandon.armed = false;
+        answer.map_err(|_| Error::Shutdown)?
+    }
+
+    /// The current holder of `name`, read linearizably (a quorum round).
+    pub async fn holder(&self, name: &str) -> Result<Option<LockInfo>, Error> {
+        let lock = LockName::new(name)?;
+        let (tx, rx) = oneshot::channel();
+        self.inner
+            .inbox
+            .send(Input::Holder { lock, reply: tx })
+            .map_err(|_| Error::Shutdown)?;
+        rx.await.map_err(|_| Error::Shutdown)?
+    }
+
+    /// This node's local view of itself and the cluster.
+    pub fn status(&self) -> NodeStatus {
+        self.inner.status.borrow().clone()
+    }
+
+    /// A receiver that sees every status change (for waiting on a condition).
+    pub fn watch_status(&self) -> watch::Receiver<NodeStatus> {
+        self.inner.status.clone()
+    }
+
+    /// Releases this node's locks, hands leadership over, and stops.
+    pub async fn shutdown(&self) -> Result<(), Error> {
+        let (tx, rx) = oneshot::channel();
+        if self
+            .inner
+            .inbox
+            .send(Input::Shutdown { reply: Some(tx) })
+            .is_ok()
+        {
+            let _ = rx.await;
+        }
+        self.join().await;
+        Ok(())
+    }
+
+    /// Stops the node at once, as a crash would: nothing is released and no
+    /// one is told. Its sessions expire on the other nodes after their TTL.
+    /// Meant for tests and demonstrations.
+    pub async fn kill(&self) {
+        let _ = self.inner.inbox.send(Input::Kill);
+        self.join().await;
+    }
+
+    async fn join(&self) {
+        let task = self.inner.task.lock().take();
+        if let Some(task) = task {
+            let _ = task.await;
+        }
+    }
+}
+
+/// STYLE practice 11: handles, guards and the futures users await are Send.
+#[allow(dead_code)]
+const _: fn(NodeHandle) = |node| {
+    fn send_sync<T: Send + Sync + 'static>() {}
+    fn send<T: Send>(_: T) {}
+    send_sync::<NodeHandle>();
+    send_sync::<LockGuard>();
+    send_sync::<Error>();
+    send(node.lock("x"));
+    send(node.try_lock("x"));
+    send(node.holder("x"));
+    send(node.with_lock("x", async |g: &LockGuard| g.token()));
+    send(node.with_lock("x", async |g: &LockGuard| {
+        tokio::task::yield_now().await;
+        g.token()
+    }));
+};

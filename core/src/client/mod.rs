@@ -1,0 +1,10 @@
+//! The user-facing handle that talks to the driver through its inbox.
+
+pub mod guard;
+pub mod handle;
+pub mod status;
+mod with_lock;
+
+pub use guard::LockGuard;
+pub use handle::NodeHandle;
+pub use status::{MemberStatus, NodeStatus, Role};

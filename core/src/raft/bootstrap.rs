@@ -1,0 +1,228 @@
+//! Starting a node: check the configuration, make sure this identity may
+//! take part (the hello round), build the `RawNode`, spawn the driver.
+//!
+//! # Why the hello round
+//!
+//! A node with empty storage must never vote under an identity that already
+//! voted: it could vote twice in one term and let two leaders be elected.
+//! Each start draws a random incarnation number and says hello to every
+//! peer; a peer that remembers another incarnation under the same identity
+//! refuses it. A node takes part in Raft only once a majority of voters
+//! accepted it, so every incarnation that ever took part is remembered by a
+//! majority, and any majority a restarted node reaches includes one of them.
+
+use std::collections::{BTreeSet, HashMap};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use raft::eraftpb::ConfState;
+use raft::{RawNode, ReadOnlyOption};
+use tokio::sync::{mpsc, watch};
+use tokio::time::Instant;
+
+use super::leader::LeaderDuty;
+use super::logger;
+use super::own::{random_u64, OwnSession};
+use super::proposals::Proposals;
+use super::reads::Reads;
+use super::Driver;
+use crate::client::handle::NodeHandle;
+use crate::client::status::{MemberStatus, NodeStatus, Role};
+use crate::config::NodeConfig;
+use crate::error::Error;
+use crate::machine::LockTable;
+use crate::storage::MemStore;
+use crate::transport::{Incoming, PeerMessage, Transport};
+use crate::types::{NodeId, NodeName};
+
+/// One member of the initial cluster.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Member {
+    /// Its id (from its certificate name).
+    pub id: NodeId,
+    /// Its certificate name.
+    pub name: NodeName,
+    /// Its address.
+    pub addr: SocketAddr,
+}
+
+/// Everything `start` needs.
+pub struct StartParams {
+    /// Timing and sizing.
+    pub config: NodeConfig,
+    /// This node's id; must be one of `members`.
+    pub me: NodeId,
+    /// The initial cluster, including this node.
+    pub members: Vec<Member>,
+    /// The network.
+    pub transport: Arc<dyn Transport>,
+    /// Where the transport delivers incoming messages.
+    pub incoming: mpsc::Receiver<Incoming>,
+    /// How long to wait for a majority of voters to answer the hello round.
+    pub join_timeout: Duration,
+    /// Called once when the driver stops (e.g. to close the transport).
+    pub on_stop: Option<Box<dyn FnOnce() + Send>>,
+}
+
+/// Starts a node: returns once it may take part in Raft; call
+/// `NodeHandle::ready` to wait for a leader and an open session.
+pub async fn start(mut p: StartParams) -> Result<NodeHandle, Error> {
+    p.config.validate()?;
+    let mut members = p.members.clone();
+    members.sort_by_key(|m| m.id);
+    members.dedup_by_key(|m| m.id);
+    let me = members
+        .iter()
+        .find(|m| m.id == p.me)
+        .cloned()
+        .ok_or_else(|| Error::Config("this node is not among its own peers".into()))?;
+    let voter_count = p.config.max_voters.min(members.len());
+    let voters: Vec<NodeId> = members.iter().take(voter_count).map(|m| m.id).collect();
+    let learners: Vec<NodeId> = members.iter().skip(voter_count).map(|m| m.id).collect();
+    let member_status: Vec<MemberStatus> = members
+        .iter()
+        .map(|m| MemberStatus {
+            id: m.id,
+            name: m.name.clone(),
+            addr: m.addr,
+            voter: voters.contains(&m.id),
+        })
+        .collect();
+
+    let incarnation = random_u64();
+    let incarnations = hello_round(&mut p, &me, &voters, incarnation).await?;
+
+    let cfg = p.config.clone();
+    let raft_cfg = raft::Config {
+        id: me.id.0,
+        election_tick: cfg.election_ticks,
+        heartbeat_tick: cfg.heartbeat_ticks,
+        max_size_per_msg: 1024 * 1024,
+        max_inflight_msgs: 256,
+        check_quorum: true,
+        pre_vote: true,
+        read_only_option: ReadOnlyOption::Safe,
+        ..Default::default()
+    };
+    raft_cfg
+        .validate()
+        .map_err(|e| Error::Config(format!("raft configuration: {e}")))?;
+    let mut cs = ConfState::default();
+    cs.voters = voters.iter().map(|v| v.0).collect();
+    cs.learners = learners.iter().map(|v| v.0).collect();
+    let logger = logger::logger(me.name.as_str());
+    let raw = RawNode::new(&raft_cfg, MemStore::new(cs), &logger)
+        .map_err(|e| Error::Config(format!("raft could not start: {e}")))?;
+
+    let now = Instant::now();
+    let (inbox_tx, inbox) = mpsc::unbounded_channel();
+    let initial = NodeStatus {
+        id: me.id,
+        name: me.name.clone(),
+        role: Role::Starting,
+        leader: None,
+        term: 0,
+        commit_index: 0,
+        applied_index: 0,
+        session: None,
+        lease_valid: false,
+        members: member_status.clone(),
+    };
+    let (status_tx, status_rx) = watch::channel(initial);
+    let (ready_tx, ready_rx) = watch::channel(false);
+    let driver = Driver {
+        own: OwnSession::new(cfg.session_ttl, cfg.lease_margin(), now, None),
+        cfg,
+        me: me.id,
+        name: me.name.clone(),
+        members: member_status,
+        peers: members
+            .iter()
+            .map(|m| m.id)
+            .filter(|id| *id != me.id)
+            .collect::<BTreeSet<_>>(),
+        raw,
+        table: LockTable::new(),
+        transport: p.transport.clone(),
+        inbox,
+        inbox_tx: inbox_tx.clone(),
+        net: p.incoming,
+        status_tx,
+        ready_tx,
+        incarnations,
+        pending: Proposals::default(),
+        reads: Reads::new(me.id),
+        leader: None::<LeaderDuty>,
+        shutdown: None,
+        seen_leader: (0, 0),
+        stopped: false,
+        on_stop: p.on_stop.take(),
+    };
+    let span = tracing::info_span!("peerlock", node = %me.name);
+    let task = tokio::spawn(tracing::Instrument::instrument(driver.run(), span));
+    Ok(NodeHandle::new(inbox_tx, status_rx, ready_rx, task))
+}
+
+/// Says hello until a majority of voters accepted this incarnation.
+async fn hello_round(
+    p: &mut StartParams,
+    me: &Member,
+    voters: &[NodeId],
+    incarnation: u64,
+) -> Result<HashMap<NodeId, u64>, Error> {
+    let needed = voters.len() / 2 + 1;
+    let others: Vec<NodeId> = p
+        .members
+        .iter()
+        .map(|m| m.id)
+        .filter(|id| *id != me.id)
+        .collect();
+    let mut accepted: BTreeSet<NodeId> = BTreeSet::new();
+    if voters.contains(&me.id) {
+        accepted.insert(me.id);
+    }
+    let mut seen: HashMap<NodeId, u64> = HashMap::new();
+    let deadline = Instant::now() + p.join_timeout;
+    let mut resend = tokio::time::interval(Duration::from_millis(200));
+    while accepted.iter().filter(|id| voters.contains(id)).count() < needed {
+        tokio::select! {
+            _ = resend.tick() => {
+                for id in others.iter().filter(|id| !accepted.contains(id)) {
+                    p.transport.send(*id, vec![PeerMessage::Hello { incarnation }]);
+                }
+            }
+            batch = p.incoming.recv() => {
+                let Some(batch) = batch else {
+                    return Err(Error::Shutdown);
+                };
+                if !others.contains(&batch.from) {
+                    continue;
+                }
+                for msg in batch.msgs {
+                    match msg {
+                        PeerMessage::Hello { incarnation: theirs } => {
+                            let ok = *seen.entry(batch.from).or_insert(theirs) == theirs;
+                            p.transport.send(batch.from, vec![PeerMessage::HelloAck { accepted: ok }]);
+                        }
+                        PeerMessage::HelloAck { accepted: true } => {
+                            accepted.insert(batch.from);
+                        }
+                        PeerMessage::HelloAck { accepted: false } => {
+                            return Err(Error::Config(format!(
+                                "peer {} remembers an earlier run of node {:?}: this node restarted without its state while the cluster kept running, and must not rejoin under the same identity (it could vote twice). Start it with a new certificate name, or use durable storage",
+                                batch.from, me.name.as_str()
+                            )));
+                        }
+                        // Raft traffic before we take part is dropped; Raft retries.
+                        _ => {}
+                    }
+                }
+            }
+            _ = tokio::time::sleep_until(deadline) => {
+                return Err(Error::NoQuorum);
+            }
+        }
+    }
+    Ok(seen)
+}

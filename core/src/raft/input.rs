@@ -1,0 +1,203 @@
+//! Requests from `NodeHandle`s and guards to the driver, and how the
+//! driver turns them into proposals and reads.
+
+use tokio::sync::oneshot;
+use tokio::time::Instant;
+
+use super::proposals::{AcquireReply, Pending, Waiter};
+use super::reads::Purpose;
+use super::Driver;
+use crate::error::Error;
+use crate::machine::{Command, RequestKey};
+use crate::types::{FencingToken, LockInfo, LockName, RequestId, SessionId};
+
+/// How long a `holder` read may take before it fails with `NoQuorum`.
+const HOLDER_DEADLINE: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// One request to the driver.
+#[derive(Debug)]
+pub(crate) enum Input {
+    /// Acquire `lock`: wait in the queue (`lock`) or not (`try_lock`).
+    Acquire {
+        ticket: u64,
+        lock: LockName,
+        wait: bool,
+        reply: oneshot::Sender<Result<AcquireReply, Error>>,
+    },
+    /// The caller of acquire `ticket` gave up (timeout or dropped future).
+    Abandon { ticket: u64 },
+    /// Release a grant (from `unlock`, or from a guard's drop with no reply).
+    Release {
+        session: SessionId,
+        lock: LockName,
+        token: FencingToken,
+        reply: Option<oneshot::Sender<Result<(), Error>>>,
+    },
+    /// A linearizable read of `lock`'s holder.
+    Holder {
+        lock: LockName,
+        reply: oneshot::Sender<Result<Option<LockInfo>, Error>>,
+    },
+    /// Graceful shutdown: release, hand off leadership, stop.
+    Shutdown { reply: Option<oneshot::Sender<()>> },
+    /// Stop at once, as a crash would (for tests and examples).
+    Kill,
+}
+
+impl Driver {
+    pub(super) fn on_input(&mut self, input: Input, now: Instant) {
+        match input {
+            Input::Acquire {
+                ticket,
+                lock,
+                wait,
+                reply,
+            } => {
+                if self.shutdown.is_some() {
+                    let _ = reply.send(Err(Error::Shutdown));
+                    return;
+                }
+                let request = self.own.next_id();
+                let cmd = Command::Acquire {
+                    key: self.key(request),
+                    lock: lock.clone(),
+                    wait,
+                };
+                self.track(
+                    request,
+                    cmd,
+                    Waiter::Acquire {
+                        ticket,
+                        lock,
+                        reply,
+                    },
+                    now,
+                );
+            }
+            Input::Abandon { ticket } => {
+                if let Some(request) = self.pending.by_ticket(ticket) {
+                    self.abandon(request, now);
+                }
+            }
+            Input::Release {
+                session,
+                lock,
+                token,
+                reply,
+            } => {
+                if session != self.own.id || !self.own.opened {
+                    // That session ended: its locks are gone already.
+                    if let Some(r) = reply {
+                        let _ = r.send(Ok(()));
+                    }
+                    return;
+                }
+                let request = self.own.next_id();
+                let cmd = Command::Release {
+                    key: self.key(request),
+                    lock,
+                    token,
+                };
+                self.track(request, cmd, Waiter::Release { reply }, now);
+            }
+            Input::Holder { lock, reply } => {
+                let purpose = Purpose::Holder {
+                    lock,
+                    reply,
+                    deadline: now + HOLDER_DEADLINE,
+                };
+                let ctx = self.reads.issue(purpose, now);
+                self.raw.read_index(ctx);
+            }
+            Input::Shutdown { reply } => self.begin_shutdown(reply, now),
+            Input::Kill => {
+                tracing::info!(node = %self.name, "killed");
+                self.stopped = true;
+            }
+        }
+    }
+
+    fn key(&self, request: RequestId) -> RequestKey {
+        RequestKey {
+            session: self.own.id,
+            request,
+            floor: request,
+        }
+    }
+
+    /// Records a new request and proposes it at once if it may be.
+    fn track(&mut self, request: RequestId, cmd: Command, waiter: Waiter, now: Instant) {
+        self.pending.insert(
+            request,
+            Pending {
+                cmd,
+                waiter,
+                proposed: None,
+                queued: false,
+                created: now,
+                ever_proposed: false,
+                cancel_sent: false,
+            },
+        );
+        self.propose_request(request, now);
+    }
+
+    /// The caller of `request` (an acquire) is gone. If it was never
+    /// proposed it is simply dropped; otherwise it stays tracked (so the
+    /// acknowledgement floor cannot pass it) until a `Cancel` commits, which
+    /// removes the waiter or releases the grant.
+    pub(super) fn abandon(&mut self, request: RequestId, now: Instant) {
+        let Some(p) = self.pending.get_mut(request) else {
+            return;
+        };
+        if !p.ever_proposed {
+            self.pending.remove(request);
+            return;
+        }
+        p.waiter = Waiter::Abandoned;
+        p.queued = true;
+        if std::mem::replace(&mut p.cancel_sent, true) {
+            return;
+        }
+        let cancel = self.own.next_id();
+        let cmd = Command::Cancel {
+            key: self.key(cancel),
+            target: request,
+        };
+        self.track(cancel, cmd, Waiter::Cancel { target: request }, now);
+    }
+
+    /// Proposes (again) one tracked request, with the current floor.
+    pub(super) fn propose_request(&mut self, request: RequestId, now: Instant) {
+        if !self.own.opened {
+            return;
+        }
+        let floor = self.pending.floor(self.own.next_request);
+        let lease_valid = self.own.lease_valid(now);
+        let term = self.raw.raft.term;
+        let Some(p) = self.pending.get_mut(request) else {
+            return;
+        };
+        // Acquires wait for a valid lease, so a fresh grant is never
+        // already lost when it arrives.
+        if matches!(p.waiter, Waiter::Acquire { .. }) && !lease_valid {
+            return;
+        }
+        match &mut p.cmd {
+            Command::Acquire { key, .. }
+            | Command::Release { key, .. }
+            | Command::Cancel { key, .. } => {
+                key.floor = floor;
+            }
+            _ => {}
+        }
+        let data = p.cmd.encode();
+        match self.raw.propose(Vec::new(), data) {
+            Ok(()) => {
+                p.proposed = Some((now, term));
+                p.ever_proposed = true;
+            }
+            Err(_) => p.proposed = None,
+        }
+    }
+}

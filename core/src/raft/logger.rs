@@ -1,0 +1,45 @@
+//! Bridges raft-rs's `slog` output into `tracing`, so applications see one
+//! log stream (target `peerlock::raft`).
+
+use std::fmt::{self, Write as _};
+
+use slog::{Drain, Level, OwnedKVList, Record, Serializer, KV};
+
+/// A slog drain that re-emits every record as a tracing event.
+pub(crate) struct TracingDrain;
+
+struct KvToString(String);
+
+impl Serializer for KvToString {
+    fn emit_arguments(&mut self, key: slog::Key, val: &fmt::Arguments<'_>) -> slog::Result {
+        let _ = write!(self.0, " {key}={val}");
+        Ok(())
+    }
+}
+
+impl Drain for TracingDrain {
+    type Ok = ();
+    type Err = slog::Never;
+
+    fn log(&self, record: &Record<'_>, values: &OwnedKVList) -> Result<(), slog::Never> {
+        let mut kv = KvToString(String::new());
+        let _ = record.kv().serialize(record, &mut kv);
+        let _ = values.serialize(record, &mut kv);
+        let msg = record.msg();
+        match record.level() {
+            Level::Critical | Level::Error => {
+                tracing::error!(target: "peerlock::raft", "{msg}{}", kv.0)
+            }
+            Level::Warning => tracing::warn!(target: "peerlock::raft", "{msg}{}", kv.0),
+            Level::Info => tracing::info!(target: "peerlock::raft", "{msg}{}", kv.0),
+            Level::Debug => tracing::debug!(target: "peerlock::raft", "{msg}{}", kv.0),
+            Level::Trace => tracing::trace!(target: "peerlock::raft", "{msg}{}", kv.0),
+        }
+        Ok(())
+    }
+}
+
+/// The logger handed to `RawNode`.
+pub(crate) fn logger(node: &str) -> slog::Logger {
+    slog::Logger::root(TracingDrain.fuse(), slog::o!("node" => node.to_owned()))
+}

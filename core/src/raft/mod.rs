@@ -1,0 +1,261 @@
+//! The Raft driver: the one task that owns raft-rs's `RawNode`.
+//!
+//! Everything that touches Raft goes through this task's inbox, so nothing
+//! else ever holds the `RawNode` or the lock table. The loop has one shape:
+//!
+//! ```text
+//! loop {
+//!     select! { biased; inbox.recv_many(..), network.recv_many(..), tick }
+//!     if raw.has_ready() { ready::handle(..) }     // raft-rs's documented order
+//!     answer reads whose index is applied; publish status
+//! }
+//! ```
+//!
+//! Inputs are batched with `recv_many`, so a burst of proposals becomes one
+//! Ready, one append and one round of messages.
+
+mod bootstrap;
+mod input;
+mod leader;
+mod logger;
+mod own;
+mod proposals;
+mod reads;
+mod ready;
+mod shutdown;
+mod tick;
+
+#[cfg(test)]
+mod tests;
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+
+use protobuf::Message as _;
+use raft::eraftpb::Message;
+use raft::RawNode;
+use tokio::sync::{mpsc, watch};
+use tokio::time::Instant;
+
+use crate::client::status::{MemberStatus, NodeStatus, Role};
+use crate::config::NodeConfig;
+use crate::machine::LockTable;
+use crate::storage::MemStore;
+use crate::transport::{Incoming, PeerMessage, Transport};
+use crate::types::{NodeId, NodeName};
+
+pub use bootstrap::{start, Member, StartParams};
+pub(crate) use input::Input;
+pub(crate) use proposals::AcquireReply;
+
+use leader::LeaderDuty;
+use own::OwnSession;
+use proposals::Proposals;
+use reads::Reads;
+use shutdown::Shutdown;
+
+/// The driver's whole state. Owned by its task.
+pub(crate) struct Driver {
+    cfg: NodeConfig,
+    me: NodeId,
+    name: NodeName,
+    members: Vec<MemberStatus>,
+    peers: BTreeSet<NodeId>,
+    raw: RawNode<MemStore>,
+    table: LockTable,
+    transport: Arc<dyn Transport>,
+    inbox: mpsc::UnboundedReceiver<Input>,
+    inbox_tx: mpsc::UnboundedSender<Input>,
+    net: mpsc::Receiver<Incoming>,
+    status_tx: watch::Sender<NodeStatus>,
+    ready_tx: watch::Sender<bool>,
+    incarnations: HashMap<NodeId, u64>,
+    own: OwnSession,
+    pending: Proposals,
+    reads: Reads,
+    leader: Option<LeaderDuty>,
+    shutdown: Option<Shutdown>,
+    /// The leader id and term seen after the last Ready, to notice changes.
+    seen_leader: (u64, u64),
+    stopped: bool,
+    on_stop: Option<Box<dyn FnOnce() + Send>>,
+}
+
+impl Driver {
+    /// Runs until shutdown, a kill, or a fatal error.
+    pub(crate) async fn run(mut self) {
+        let mut tick = tokio::time::interval(self.cfg.tick);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut inputs = Vec::with_capacity(256);
+        let mut incoming = Vec::with_capacity(64);
+        while !self.stopped {
+            tokio::select! {
+                biased;
+                n = self.inbox.recv_many(&mut inputs, 512) => {
+                    if n == 0 {
+                        break;
+                    }
+                    let now = Instant::now();
+                    for input in inputs.drain(..) {
+                        self.on_input(input, now);
+                    }
+                }
+                n = self.net.recv_many(&mut incoming, 128) => {
+                    if n == 0 {
+                        tracing::warn!(node = %self.name, "transport closed; stopping");
+                        break;
+                    }
+                    let now = Instant::now();
+                    for batch in incoming.drain(..) {
+                        self.on_incoming(batch, now);
+                    }
+                }
+                _ = tick.tick() => {
+                    self.raw.tick();
+                    self.on_tick(Instant::now());
+                }
+            }
+            if self.stopped {
+                break;
+            }
+            self.handle_ready();
+            let now = Instant::now();
+            self.after_ready(now);
+            self.publish_status(now);
+        }
+        self.finish();
+    }
+
+    /// Handles one batch of messages from an authenticated peer.
+    fn on_incoming(&mut self, batch: Incoming, now: Instant) {
+        let from = batch.from;
+        if !self.peers.contains(&from) {
+            tracing::warn!(node = %self.name, peer = %from, "message from a node that is not a member; dropped");
+            return;
+        }
+        for msg in batch.msgs {
+            match msg {
+                PeerMessage::Raft(bytes) => self.step_raft(from, &bytes),
+                PeerMessage::KeepAlive { session, seq } => {
+                    self.on_keepalive(from, session, seq, now)
+                }
+                PeerMessage::KeepAliveAck {
+                    session,
+                    seq,
+                    alive,
+                } => self.on_keepalive_ack(session, seq, alive, now),
+                PeerMessage::Hello { incarnation } => self.on_hello(from, incarnation),
+                PeerMessage::HelloAck { .. } => {}
+            }
+        }
+    }
+
+    fn step_raft(&mut self, from: NodeId, bytes: &[u8]) {
+        let mut msg = Message::default();
+        if let Err(e) = msg.merge_from_bytes(bytes) {
+            tracing::warn!(node = %self.name, peer = %from, error = %e, "undecodable raft message; dropped");
+            return;
+        }
+        if msg.from != from.0 {
+            tracing::warn!(node = %self.name, peer = %from, claimed = msg.from, "raft message claims another sender; dropped");
+            return;
+        }
+        if let Err(e) = self.raw.step(msg) {
+            tracing::debug!(node = %self.name, peer = %from, error = %e, "raft refused a message");
+        }
+    }
+
+    /// Answers a starting peer's hello: refuse an identity that comes back
+    /// with a different incarnation (it restarted without its state).
+    fn on_hello(&mut self, from: NodeId, incarnation: u64) {
+        let accepted = match self.incarnations.get(&from) {
+            Some(known) => *known == incarnation,
+            None => {
+                self.incarnations.insert(from, incarnation);
+                true
+            }
+        };
+        if !accepted {
+            tracing::warn!(node = %self.name, peer = %from, "peer restarted without its state; refused (it must not vote again under its old identity)");
+        }
+        self.transport
+            .send(from, vec![PeerMessage::HelloAck { accepted }]);
+    }
+
+    /// Sends raft messages, grouped by destination.
+    fn send_raft(&self, msgs: Vec<Message>) {
+        if msgs.is_empty() {
+            return;
+        }
+        let mut by_peer: HashMap<u64, Vec<PeerMessage>> = HashMap::new();
+        for m in msgs {
+            match m.write_to_bytes() {
+                Ok(bytes) => by_peer
+                    .entry(m.to)
+                    .or_default()
+                    .push(PeerMessage::Raft(bytes)),
+                Err(e) => {
+                    tracing::error!(node = %self.name, error = %e, "raft message failed to encode")
+                }
+            }
+        }
+        for (to, batch) in by_peer {
+            self.transport.send(NodeId(to), batch);
+        }
+    }
+
+    fn role(&self) -> Role {
+        if self.stopped {
+            return Role::Stopped;
+        }
+        match self.raw.raft.state {
+            raft::StateRole::Leader => Role::Leader,
+            raft::StateRole::Candidate => Role::Candidate,
+            raft::StateRole::PreCandidate => Role::PreCandidate,
+            raft::StateRole::Follower => Role::Follower,
+        }
+    }
+
+    fn is_leader(&self) -> bool {
+        self.raw.raft.state == raft::StateRole::Leader
+    }
+
+    fn leader_id(&self) -> Option<NodeId> {
+        match self.raw.raft.leader_id {
+            0 => None,
+            id => Some(NodeId(id)),
+        }
+    }
+
+    fn publish_status(&mut self, now: Instant) {
+        let status = NodeStatus {
+            id: self.me,
+            name: self.name.clone(),
+            role: self.role(),
+            leader: self.leader_id(),
+            term: self.raw.raft.term,
+            commit_index: self.raw.raft.raft_log.committed,
+            applied_index: self.raw.raft.raft_log.applied,
+            session: self.own.opened.then_some(self.own.id),
+            lease_valid: self.own.lease_valid(now),
+            members: self.members.clone(),
+        };
+        self.status_tx.send_if_modified(|s| {
+            if *s == status {
+                false
+            } else {
+                *s = status;
+                true
+            }
+        });
+        let ready = !self.stopped
+            && self.shutdown.is_none()
+            && self.own.lease_valid(now)
+            && self.leader_id().is_some();
+        self.ready_tx.send_if_modified(|r| {
+            let changed = *r != ready;
+            *r = ready;
+            changed
+        });
+    }
+}

@@ -1,0 +1,78 @@
+//! This node's own session: opening it, keeping it alive, and the lease
+//! that guards watch.
+
+use std::hash::{BuildHasher, Hasher};
+use std::time::Duration;
+
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+use crate::client::guard::LeaseView;
+use crate::lease::holder::HolderLease;
+use crate::types::{RequestId, SessionId};
+
+/// A random 64-bit number from the standard library's randomly keyed
+/// hasher (seeded from the OS), mixed with the time: session ids and
+/// incarnations only need to be unique, not secret.
+pub(crate) fn random_u64() -> u64 {
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos()),
+    );
+    h.write_u32(std::process::id());
+    h.finish()
+}
+
+/// The state of this node's current session.
+#[derive(Debug)]
+pub(crate) struct OwnSession {
+    pub(crate) id: SessionId,
+    pub(crate) opened: bool,
+    pub(crate) open_proposed: Option<(Instant, u64)>,
+    pub(crate) lease: HolderLease,
+    pub(crate) lease_tx: watch::Sender<LeaseView>,
+    pub(crate) next_keepalive: Instant,
+    pub(crate) next_request: RequestId,
+    /// Since when this node has had no valid lease (None while it has one).
+    pub(crate) no_lease_since: Option<Instant>,
+}
+
+impl OwnSession {
+    pub(crate) fn new(
+        ttl: Duration,
+        margin: Duration,
+        now: Instant,
+        no_lease_since: Option<Instant>,
+    ) -> Self {
+        let (lease_tx, _) = watch::channel(LeaseView::default());
+        Self {
+            id: SessionId(random_u64()),
+            opened: false,
+            open_proposed: None,
+            lease: HolderLease::new(ttl, margin),
+            lease_tx,
+            next_keepalive: now,
+            next_request: RequestId(1),
+            no_lease_since: no_lease_since.or(Some(now)),
+        }
+    }
+
+    /// Allocates the next request id.
+    pub(crate) fn next_id(&mut self) -> RequestId {
+        let r = self.next_request;
+        self.next_request = RequestId(r.0 + 1);
+        r
+    }
+
+    /// Marks the session ended for every guard that watches it.
+    pub(crate) fn end(&self) {
+        self.lease_tx.send_modify(|v| v.ended = true);
+    }
+
+    /// Whether the lease holds at `now`.
+    pub(crate) fn lease_valid(&self, now: Instant) -> bool {
+        self.opened && self.lease.is_valid(now)
+    }
+}

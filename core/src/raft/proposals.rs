@@ -1,0 +1,192 @@
+//! This node's requests that are proposed but not yet answered.
+//!
+//! Requests are keyed by their request id within this node's session (the
+//! state machine answers retries by `(session, request_id)`), never matched
+//! by position. A proposal that may have been dropped (no leader, a leader
+//! change, or no answer for a while) is proposed again with the *same* id;
+//! the state machine answers the retry with the first result.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use tokio::sync::oneshot;
+use tokio::time::Instant;
+
+use crate::client::guard::LockGuard;
+use crate::error::Error;
+use crate::machine::Command;
+use crate::types::{LockName, RequestId};
+
+/// What an acquire ends in, as the driver reports it to the caller.
+#[derive(Debug)]
+pub(crate) enum AcquireReply {
+    /// Granted: here is the guard.
+    Granted(LockGuard),
+    /// `try_lock` found it held.
+    Busy,
+    /// The session ended before the grant; the caller retries under the next one.
+    SessionEnded,
+}
+
+/// Who waits for a request's answer.
+#[derive(Debug)]
+pub(crate) enum Waiter {
+    Acquire {
+        ticket: u64,
+        lock: LockName,
+        reply: oneshot::Sender<Result<AcquireReply, Error>>,
+    },
+    Release {
+        reply: Option<oneshot::Sender<Result<(), Error>>>,
+    },
+    /// A cancel of the abandoned acquire `target`: nobody waits.
+    Cancel { target: RequestId },
+    /// An acquire whose caller is gone; kept until its cancel commits.
+    Abandoned,
+}
+
+/// One outstanding request.
+#[derive(Debug)]
+pub(crate) struct Pending {
+    pub(crate) cmd: Command,
+    pub(crate) waiter: Waiter,
+    /// When and in which term it was last proposed.
+    pub(crate) proposed: Option<(Instant, u64)>,
+    /// The state machine queued it: wait for the grant, stop proposing.
+    pub(crate) queued: bool,
+    pub(crate) created: Instant,
+    /// It was handed to Raft at least once, so it may commit.
+    pub(crate) ever_proposed: bool,
+    /// A cancel for it was issued.
+    pub(crate) cancel_sent: bool,
+}
+
+/// Outstanding requests of this node's current session, by request id.
+#[derive(Debug, Default)]
+pub(crate) struct Proposals {
+    map: BTreeMap<RequestId, Pending>,
+}
+
+impl Proposals {
+    pub(crate) fn insert(&mut self, request: RequestId, pending: Pending) {
+        self.map.insert(request, pending);
+    }
+
+    pub(crate) fn get_mut(&mut self, request: RequestId) -> Option<&mut Pending> {
+        self.map.get_mut(&request)
+    }
+
+    pub(crate) fn remove(&mut self, request: RequestId) -> Option<Pending> {
+        self.map.remove(&request)
+    }
+
+    /// The lowest unanswered request id, or `next` when none is outstanding:
+    /// every request below it has been answered.
+    pub(crate) fn floor(&self, next: RequestId) -> RequestId {
+        self.map.keys().next().copied().unwrap_or(next)
+    }
+
+    /// Requests to (re)propose now: never proposed, proposed in an older
+    /// term, or unanswered for `retry_after`.
+    pub(crate) fn due(&self, now: Instant, term: u64, retry_after: Duration) -> Vec<RequestId> {
+        self.map
+            .iter()
+            .filter(|(_, p)| {
+                !p.queued
+                    && match p.proposed {
+                        None => true,
+                        Some((at, t)) => {
+                            t != term || now.saturating_duration_since(at) >= retry_after
+                        }
+                    }
+            })
+            .map(|(r, _)| *r)
+            .collect()
+    }
+
+    /// The request that carries acquire `ticket`, if still outstanding.
+    pub(crate) fn by_ticket(&self, ticket: u64) -> Option<RequestId> {
+        self.map.iter().find_map(|(r, p)| match p.waiter {
+            Waiter::Acquire { ticket: t, .. } if t == ticket => Some(*r),
+            _ => None,
+        })
+    }
+
+    /// Takes every outstanding request out.
+    pub(crate) fn drain(&mut self) -> Vec<(RequestId, Pending)> {
+        std::mem::take(&mut self.map).into_iter().collect()
+    }
+
+    /// Request ids of acquires (with a caller waiting) older than `age`.
+    pub(crate) fn acquires_older_than(&self, now: Instant, age: Duration) -> Vec<RequestId> {
+        self.map
+            .iter()
+            .filter(|(_, p)| {
+                matches!(p.waiter, Waiter::Acquire { .. })
+                    && now.saturating_duration_since(p.created) >= age
+            })
+            .map(|(r, _)| *r)
+            .collect()
+    }
+
+    pub(crate) fn ids(&self) -> Vec<RequestId> {
+        self.map.keys().copied().collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::machine::RequestKey;
+    use crate::types::SessionId;
+
+    fn pending(now: Instant) -> Pending {
+        Pending {
+            cmd: Command::Cancel {
+                key: RequestKey {
+                    session: SessionId(1),
+                    request: RequestId(1),
+                    floor: RequestId(1),
+                },
+                target: RequestId(0),
+            },
+            waiter: Waiter::Abandoned,
+            proposed: None,
+            queued: false,
+            created: now,
+            ever_proposed: false,
+            cancel_sent: false,
+        }
+    }
+
+    /// STYLE practice 5: dropped proposals are retried with the same id.
+    #[test]
+    fn retries_after_term_change_or_silence_and_floor_is_lowest_outstanding() {
+        let t0 = Instant::now();
+        let mut p = Proposals::default();
+        p.insert(RequestId(5), pending(t0));
+        p.insert(RequestId(7), pending(t0));
+        assert_eq!(p.floor(RequestId(9)), RequestId(5));
+        assert_eq!(p.due(t0, 1, Duration::from_secs(1)).len(), 2);
+        for r in [RequestId(5), RequestId(7)] {
+            p.get_mut(r).unwrap().proposed = Some((t0, 1));
+        }
+        assert!(p.due(t0, 1, Duration::from_secs(1)).is_empty());
+        assert_eq!(
+            p.due(t0, 2, Duration::from_secs(1)).len(),
+            2,
+            "term changed"
+        );
+        assert_eq!(
+            p.due(t0 + Duration::from_secs(1), 1, Duration::from_secs(1))
+                .len(),
+            2
+        );
+        p.get_mut(RequestId(5)).unwrap().queued = true;
+        assert_eq!(p.due(t0, 2, Duration::from_secs(1)), vec![RequestId(7)]);
+        p.remove(RequestId(5));
+        assert_eq!(p.floor(RequestId(9)), RequestId(7));
+        p.remove(RequestId(7));
+        assert_eq!(p.floor(RequestId(9)), RequestId(9));
+    }
+}

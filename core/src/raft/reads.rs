@@ -1,0 +1,129 @@
+//! ReadIndex rounds: linearizable `holder` reads and keepalive acknowledgements.
+//!
+//! Both wait for the same proof: a quorum round, begun after the request,
+//! that confirmed the leader, and then the local apply reaching the read
+//! index. A context is `node id | counter` so that contexts from different
+//! nodes never collide at the leader (raft-rs de-duplicates by context).
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use tokio::sync::oneshot;
+use tokio::time::Instant;
+
+use crate::error::Error;
+use crate::types::{LockInfo, LockName, NodeId, SessionId};
+
+/// What a read round is for.
+#[derive(Debug)]
+pub(crate) enum Purpose {
+    /// The leader acknowledges keepalive `seq` of `session`, sent by `from`.
+    KeepAlive {
+        from: NodeId,
+        session: SessionId,
+        seq: u64,
+    },
+    /// A caller waits for `holder(lock)`.
+    Holder {
+        lock: LockName,
+        reply: oneshot::Sender<Result<Option<LockInfo>, Error>>,
+        deadline: Instant,
+    },
+}
+
+#[derive(Debug)]
+struct Issued {
+    purpose: Purpose,
+    at: Instant,
+}
+
+/// Read rounds in flight and reads waiting for the apply to catch up.
+#[derive(Debug)]
+pub(crate) struct Reads {
+    me: NodeId,
+    counter: u64,
+    issued: HashMap<Vec<u8>, Issued>,
+    confirmed: Vec<(u64, Purpose)>,
+}
+
+impl Reads {
+    pub(crate) fn new(me: NodeId) -> Self {
+        Self {
+            me,
+            counter: 0,
+            issued: HashMap::new(),
+            confirmed: Vec::new(),
+        }
+    }
+
+    /// Registers a read and returns the context to pass to `read_index`.
+    pub(crate) fn issue(&mut self, purpose: Purpose, now: Instant) -> Vec<u8> {
+        self.counter += 1;
+        let mut ctx = Vec::with_capacity(16);
+        ctx.extend_from_slice(&self.me.0.to_be_bytes());
+        ctx.extend_from_slice(&self.counter.to_be_bytes());
+        self.issued.insert(ctx.clone(), Issued { purpose, at: now });
+        ctx
+    }
+
+    /// Raft confirmed the read for `ctx` at `index`.
+    pub(crate) fn confirmed(&mut self, ctx: &[u8], index: u64) {
+        if let Some(i) = self.issued.remove(ctx) {
+            self.confirmed.push((index, i.purpose));
+        }
+    }
+
+    /// Reads whose index is applied, ready to answer.
+    pub(crate) fn take_applied(&mut self, applied: u64) -> Vec<Purpose> {
+        if self.confirmed.is_empty() {
+            return Vec::new();
+        }
+        let (ready, wait): (Vec<_>, Vec<_>) = std::mem::take(&mut self.confirmed)
+            .into_iter()
+            .partition(|(idx, _)| *idx <= applied);
+        self.confirmed = wait;
+        ready.into_iter().map(|(_, p)| p).collect()
+    }
+
+    /// Reads unanswered for `retry_after`: keepalive rounds are dropped (the
+    /// node sends another), holder reads are returned to issue again, or
+    /// failed with `NoQuorum` past their deadline.
+    pub(crate) fn expire(&mut self, now: Instant, retry_after: Duration) -> Vec<Purpose> {
+        let stale: Vec<Vec<u8>> = self
+            .issued
+            .iter()
+            .filter(|(_, i)| now.saturating_duration_since(i.at) >= retry_after)
+            .map(|(c, _)| c.clone())
+            .collect();
+        let mut retry = Vec::new();
+        for ctx in stale {
+            let Some(i) = self.issued.remove(&ctx) else {
+                continue;
+            };
+            match i.purpose {
+                Purpose::KeepAlive { .. } => {}
+                Purpose::Holder {
+                    reply, deadline, ..
+                } if now >= deadline => {
+                    let _ = reply.send(Err(Error::NoQuorum));
+                }
+                p @ Purpose::Holder { .. } => retry.push(p),
+            }
+        }
+        retry
+    }
+
+    /// Fails every waiting holder read with `err` (shutdown).
+    pub(crate) fn fail_all(&mut self, err: fn() -> Error) {
+        let all = self
+            .issued
+            .drain()
+            .map(|(_, i)| i.purpose)
+            .chain(self.confirmed.drain(..).map(|(_, p)| p));
+        for p in all {
+            if let Purpose::Holder { reply, .. } = p {
+                let _ = reply.send(Err(err()));
+            }
+        }
+    }
+}

@@ -1,0 +1,348 @@
+//! Ready handling, in the one order raft-rs documents ("Processing the
+//! `Ready` State" in raft-rs's crate docs), and applying committed entries
+//! to the lock table.
+
+use protobuf::Message as _;
+use raft::eraftpb::{ConfChange, ConfChangeV2, Entry, EntryType, Snapshot};
+use tokio::time::Instant;
+
+use super::leader::LeaderDuty;
+use super::own::OwnSession;
+use super::proposals::{AcquireReply, Waiter};
+use super::reads::Purpose;
+use super::Driver;
+use crate::client::guard::LockGuard;
+use crate::machine::{Command, Effect, LockTable, Outcome};
+use crate::storage::LogStore as _;
+use crate::transport::PeerMessage;
+use crate::types::RequestId;
+
+impl Driver {
+    pub(super) fn handle_ready(&mut self) {
+        if !self.raw.has_ready() {
+            return;
+        }
+        let mut ready = self.raw.ready();
+
+        // 1. Send messages that do not depend on this Ready being persisted
+        //    (a leader's appends may go out before its own write).
+        self.send_raft(ready.take_messages());
+
+        // 2. Apply the snapshot, if any.
+        if !ready.snapshot().is_empty() {
+            let snap = ready.snapshot().clone();
+            self.install_snapshot(snap);
+            if self.stopped {
+                return;
+            }
+        }
+
+        // 3. Apply committed entries (their commit index was persisted with
+        //    an earlier Ready, as raft-rs requires).
+        self.apply_entries(ready.take_committed_entries());
+        for rs in ready.take_read_states() {
+            self.reads.confirmed(&rs.request_ctx, rs.index);
+        }
+
+        // 4. Append new entries and persist the hard state.
+        if let Err(e) = self.raw.mut_store().append(ready.entries()) {
+            self.fatal("append to the raft log", &e);
+            return;
+        }
+        if let Some(hs) = ready.hs() {
+            if let Err(e) = self.raw.mut_store().set_hard_state(hs) {
+                self.fatal("persist the raft hard state", &e);
+                return;
+            }
+        }
+
+        // 5. Only now send the messages that depend on what was persisted
+        //    (votes, append acknowledgements).
+        self.send_raft(ready.take_persisted_messages());
+
+        // 6. Advance, then handle the light ready: commit index, messages,
+        //    and entries committed meanwhile; then advance the apply index.
+        let mut light = self.raw.advance(ready);
+        if let Some(commit) = light.commit_index() {
+            if let Err(e) = self.raw.mut_store().set_commit(commit) {
+                self.fatal("persist the commit index", &e);
+                return;
+            }
+        }
+        self.send_raft(light.take_messages());
+        self.apply_entries(light.take_committed_entries());
+        self.raw.advance_apply();
+    }
+
+    fn fatal(&mut self, what: &str, e: &raft::Error) {
+        tracing::error!(node = %self.name, error = %e, "failed to {what}; stopping the node");
+        self.stopped = true;
+    }
+
+    fn install_snapshot(&mut self, snap: Snapshot) {
+        let table = match LockTable::restore(&snap.data) {
+            Ok(t) => t,
+            Err(e) => {
+                tracing::error!(node = %self.name, error = %e, "received a snapshot that does not decode; stopping");
+                self.stopped = true;
+                return;
+            }
+        };
+        if let Err(e) = self.raw.mut_store().apply_snapshot(snap) {
+            self.fatal("install a snapshot", &e);
+            return;
+        }
+        self.table = table;
+        let now = Instant::now();
+        if self.own.opened && !self.table.session_exists(self.own.id) {
+            self.own_session_ended(now);
+            return;
+        }
+        // Answer requests whose outcome the snapshot already holds.
+        for request in self.pending.ids() {
+            if let Some(outcome) = self.table.outcome(self.own.id, request) {
+                self.on_reply(request, outcome);
+            }
+        }
+    }
+
+    fn apply_entries(&mut self, entries: Vec<Entry>) {
+        if entries.is_empty() {
+            return;
+        }
+        let now = Instant::now();
+        for entry in entries {
+            match entry.get_entry_type() {
+                EntryType::EntryNormal => {
+                    if entry.data.is_empty() {
+                        continue; // a new leader's empty entry
+                    }
+                    match Command::decode(&entry.data) {
+                        Ok(cmd) => {
+                            let effects = self.table.apply(entry.index, &cmd);
+                            for effect in effects {
+                                self.on_effect(effect, now);
+                            }
+                        }
+                        Err(e) => {
+                            tracing::warn!(node = %self.name, index = entry.index, error = %e, "skipping a log entry that does not decode");
+                        }
+                    }
+                }
+                EntryType::EntryConfChange => {
+                    let mut cc = ConfChange::default();
+                    if cc.merge_from_bytes(&entry.data).is_ok() {
+                        let result = self.raw.apply_conf_change(&cc);
+                        self.after_conf_change(result);
+                    }
+                }
+                EntryType::EntryConfChangeV2 => {
+                    let mut cc = ConfChangeV2::default();
+                    if cc.merge_from_bytes(&entry.data).is_ok() {
+                        let result = self.raw.apply_conf_change(&cc);
+                        self.after_conf_change(result);
+                    }
+                }
+            }
+        }
+        metrics::gauge!("peerlock_applied_index").set(self.raw.raft.raft_log.committed as f64);
+    }
+
+    fn after_conf_change(&mut self, result: raft::Result<raft::eraftpb::ConfState>) {
+        match result {
+            Ok(cs) => {
+                if let Err(e) = self.raw.mut_store().set_conf_state(&cs) {
+                    self.fatal("persist the membership", &e);
+                }
+            }
+            Err(e) => tracing::warn!(node = %self.name, error = %e, "membership change refused"),
+        }
+    }
+
+    fn on_effect(&mut self, effect: Effect, now: Instant) {
+        match effect {
+            Effect::Reply {
+                session,
+                request,
+                outcome,
+            } => {
+                if session != self.own.id {
+                    return;
+                }
+                if outcome == Outcome::Opened {
+                    if !self.own.opened {
+                        self.own.opened = true;
+                        tracing::debug!(node = %self.name, %session, "session open");
+                        self.send_keepalive(now);
+                    }
+                    return;
+                }
+                self.on_reply(request, outcome);
+            }
+            Effect::SessionOpened { session } => {
+                if let Some(duty) = self.leader.as_mut() {
+                    let ttl = self
+                        .table
+                        .sessions()
+                        .into_iter()
+                        .find(|s| s.session == session)
+                        .map_or(self.cfg.session_ttl, |s| {
+                            std::time::Duration::from_millis(s.ttl_ms)
+                        });
+                    duty.liveness.opened(session, ttl, now);
+                }
+            }
+            Effect::SessionEnded { session, expired } => {
+                if let Some(duty) = self.leader.as_mut() {
+                    duty.liveness.ended(session);
+                }
+                if session == self.own.id && self.own.opened {
+                    if expired {
+                        tracing::warn!(node = %self.name, %session, "this node's session expired; its locks are lost");
+                    }
+                    self.own_session_ended(now);
+                }
+            }
+            Effect::AwaitingHandoff {
+                lock,
+                freed_at,
+                delayed,
+            } => {
+                if let Some(duty) = self.leader.as_mut() {
+                    duty.schedule(lock, freed_at, delayed, now);
+                }
+            }
+        }
+    }
+
+    /// A request of this node's session reached `outcome`.
+    fn on_reply(&mut self, request: RequestId, outcome: Outcome) {
+        let Some(p) = self.pending.get_mut(request) else {
+            return;
+        };
+        if outcome == Outcome::Queued {
+            p.queued = true;
+            return;
+        }
+        if matches!(p.waiter, Waiter::Abandoned) && matches!(outcome, Outcome::Granted(_)) {
+            // The cancel that follows releases this grant; keep the request
+            // tracked (so the floor cannot pass it) until then.
+            return;
+        }
+        let Some(p) = self.pending.remove(request) else {
+            return;
+        };
+        match p.waiter {
+            Waiter::Acquire { lock, reply, .. } => {
+                let answer = match outcome {
+                    Outcome::Granted(token) => {
+                        metrics::counter!("peerlock_locks_granted_total").increment(1);
+                        AcquireReply::Granted(LockGuard {
+                            name: lock,
+                            token,
+                            session: self.own.id,
+                            lease: self.own.lease_tx.subscribe(),
+                            inbox: self.inbox_tx.clone(),
+                            released: false,
+                        })
+                    }
+                    Outcome::Busy => AcquireReply::Busy,
+                    _ => AcquireReply::SessionEnded,
+                };
+                // If the caller is gone, the guard comes back and its drop
+                // releases the lock.
+                let _ = reply.send(Ok(answer));
+            }
+            Waiter::Release { reply } => {
+                if let Some(r) = reply {
+                    let _ = r.send(Ok(()));
+                }
+            }
+            Waiter::Cancel { target } => {
+                self.pending.remove(target);
+            }
+            Waiter::Abandoned => {}
+        }
+    }
+
+    /// This node's session is gone: every guard of it is lost, every
+    /// request of it ends, and (unless shutting down) a new session opens.
+    pub(super) fn own_session_ended(&mut self, now: Instant) {
+        self.own.end();
+        for (_, p) in self.pending.drain() {
+            match p.waiter {
+                Waiter::Acquire { reply, .. } => {
+                    let _ = reply.send(Ok(AcquireReply::SessionEnded));
+                }
+                Waiter::Release { reply: Some(r) } => {
+                    let _ = r.send(Ok(()));
+                }
+                _ => {}
+            }
+        }
+        let no_lease_since = self.own.no_lease_since;
+        self.own = OwnSession::new(
+            self.cfg.session_ttl,
+            self.cfg.lease_margin(),
+            now,
+            no_lease_since,
+        );
+        if self.shutdown.is_some() {
+            self.own.end();
+        }
+    }
+
+    /// After a Ready: notice leadership changes and answer reads whose index
+    /// is now applied.
+    pub(super) fn after_ready(&mut self, now: Instant) {
+        let leading = self.is_leader();
+        if leading && self.leader.is_none() {
+            tracing::info!(node = %self.name, term = self.raw.raft.term, "became leader");
+            self.leader = Some(LeaderDuty::elected(now, &self.table, self.cfg.lock_delay));
+        } else if !leading && self.leader.is_some() {
+            self.leader = None;
+        }
+        let seen = (self.raw.raft.leader_id, self.raw.raft.term);
+        if seen != self.seen_leader {
+            self.seen_leader = seen;
+            if self.own.opened && seen.0 != 0 {
+                // A new leader: renew the lease with it right away.
+                self.send_keepalive(now);
+            }
+            self.propose_due(now);
+        }
+        let applied = self.raw.raft.raft_log.applied;
+        for purpose in self.reads.take_applied(applied) {
+            self.answer_read(purpose);
+        }
+    }
+
+    fn answer_read(&mut self, purpose: Purpose) {
+        match purpose {
+            Purpose::Holder { lock, reply, .. } => {
+                let _ = reply.send(Ok(self.table.holder(&lock)));
+            }
+            Purpose::KeepAlive { from, session, seq } => {
+                // Only a leader that still leads answers; a deposed one stays
+                // silent and the node renews with the new leader.
+                let Some(duty) = self.leader.as_ref() else {
+                    return;
+                };
+                let alive =
+                    self.table.session_exists(session) && !duty.liveness.is_expiring(session);
+                if from == self.me {
+                    self.on_keepalive_ack(session, seq, alive, Instant::now());
+                } else {
+                    self.transport.send(
+                        from,
+                        vec![PeerMessage::KeepAliveAck {
+                            session,
+                            seq,
+                            alive,
+                        }],
+                    );
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,215 @@
+//! What the driver does on every tick: open its session, send keepalives,
+//! re-propose what may have been dropped, and (as leader) expire silent
+//! sessions and hand freed locks on.
+
+use raft::eraftpb::Snapshot;
+use raft::Storage as _;
+use tokio::time::Instant;
+
+use super::proposals::Waiter;
+use super::reads::Purpose;
+use super::Driver;
+use crate::error::Error;
+use crate::machine::Command;
+use crate::storage::LogStore as _;
+use crate::transport::PeerMessage;
+use crate::types::{NodeId, SessionId};
+
+impl Driver {
+    pub(super) fn on_tick(&mut self, now: Instant) {
+        self.open_session_if_needed(now);
+        if self.own.opened && now >= self.own.next_keepalive {
+            self.send_keepalive(now);
+        }
+        if self.own.lease_valid(now) {
+            self.own.no_lease_since = None;
+        } else if self.own.no_lease_since.is_none() {
+            self.own.no_lease_since = Some(now);
+        }
+        self.propose_due(now);
+        self.leader_duties(now);
+        self.retry_reads(now);
+        self.fail_acquires_without_quorum(now);
+        self.maybe_compact();
+        self.shutdown_progress(now);
+    }
+
+    fn open_session_if_needed(&mut self, now: Instant) {
+        if self.own.opened || self.shutdown.is_some() {
+            return;
+        }
+        let term = self.raw.raft.term;
+        let due = self.own.open_proposed.is_none_or(|(at, t)| {
+            t != term || now.saturating_duration_since(at) >= self.retry_after()
+        });
+        if !due || self.leader_id().is_none() {
+            return;
+        }
+        let cmd = Command::OpenSession {
+            session: self.own.id,
+            node: self.me,
+            name: self.name.clone(),
+            ttl_ms: u64::try_from(self.cfg.session_ttl.as_millis()).unwrap_or(u64::MAX),
+        };
+        if self.raw.propose(Vec::new(), cmd.encode()).is_ok() {
+            self.own.open_proposed = Some((now, term));
+        }
+    }
+
+    /// How long an unanswered proposal waits before it is proposed again.
+    pub(super) fn retry_after(&self) -> std::time::Duration {
+        (self.cfg.election_timeout() * 3).max(std::time::Duration::from_millis(300))
+    }
+
+    pub(super) fn propose_due(&mut self, now: Instant) {
+        if !self.own.opened {
+            return;
+        }
+        for request in self
+            .pending
+            .due(now, self.raw.raft.term, self.retry_after())
+        {
+            self.propose_request(request, now);
+        }
+    }
+
+    /// Stamps and sends a keepalive for this node's session to the leader.
+    pub(super) fn send_keepalive(&mut self, now: Instant) {
+        self.own.next_keepalive = now + self.cfg.keepalive_interval();
+        let Some(leader) = self.leader_id() else {
+            // Try again soon: a leader is being elected.
+            self.own.next_keepalive = now + self.cfg.election_timeout();
+            return;
+        };
+        let session = self.own.id;
+        let seq = self.own.lease.stamp(now);
+        if leader == self.me {
+            self.on_keepalive(self.me, session, seq, now);
+        } else {
+            self.transport
+                .send(leader, vec![PeerMessage::KeepAlive { session, seq }]);
+        }
+    }
+
+    /// Leader side: note the keepalive's arrival now, then acknowledge it
+    /// only after a quorum round begun now confirms this node still leads.
+    pub(super) fn on_keepalive(
+        &mut self,
+        from: NodeId,
+        session: SessionId,
+        seq: u64,
+        now: Instant,
+    ) {
+        let Some(duty) = self.leader.as_mut() else {
+            return;
+        };
+        duty.liveness.heard(session, now);
+        let ctx = self
+            .reads
+            .issue(Purpose::KeepAlive { from, session, seq }, now);
+        self.raw.read_index(ctx);
+    }
+
+    /// Holder side: the leader acknowledged keepalive `seq`.
+    pub(super) fn on_keepalive_ack(
+        &mut self,
+        session: SessionId,
+        seq: u64,
+        alive: bool,
+        now: Instant,
+    ) {
+        if session != self.own.id || !self.own.opened {
+            return;
+        }
+        if !alive {
+            tracing::warn!(node = %self.name, %session, "the leader says this node's session expired");
+            self.own_session_ended(now);
+            return;
+        }
+        if let Some(until) = self.own.lease.acknowledged(seq) {
+            self.own
+                .lease_tx
+                .send_modify(|v| v.valid_until = Some(until));
+            if self.own.no_lease_since.take().is_some() {
+                // Acquires held back for want of a lease may go now.
+                self.propose_due(now);
+            }
+        }
+    }
+
+    fn leader_duties(&mut self, now: Instant) {
+        let Some(duty) = self.leader.as_mut() else {
+            return;
+        };
+        let expire = duty.liveness.due(now);
+        let handoffs = duty.due_handoffs(now, &self.table);
+        let lock_delay = !self.cfg.lock_delay.is_zero();
+        for session in expire {
+            tracing::info!(node = %self.name, %session, "session silent for longer than its TTL; proposing expiry");
+            metrics::counter!("peerlock_sessions_expired_total").increment(1);
+            let cmd = Command::ExpireSession {
+                session,
+                lock_delay,
+            };
+            let _ = self.raw.propose(Vec::new(), cmd.encode());
+        }
+        for (lock, freed_at) in handoffs {
+            let cmd = Command::Handoff { lock, freed_at };
+            let _ = self.raw.propose(Vec::new(), cmd.encode());
+        }
+    }
+
+    fn retry_reads(&mut self, now: Instant) {
+        for purpose in self.reads.expire(now, self.retry_after()) {
+            let ctx = self.reads.issue(purpose, now);
+            self.raw.read_index(ctx);
+        }
+    }
+
+    /// Without a lease for longer than the TTL this node cannot reach a
+    /// quorum: acquires fail with `NoQuorum` rather than hang.
+    fn fail_acquires_without_quorum(&mut self, now: Instant) {
+        let Some(since) = self.own.no_lease_since else {
+            return;
+        };
+        if now.saturating_duration_since(since) <= self.cfg.session_ttl {
+            return;
+        }
+        for request in self.pending.acquires_older_than(now, self.cfg.session_ttl) {
+            if let Some(p) = self.pending.get_mut(request) {
+                if let Waiter::Acquire { reply, .. } =
+                    std::mem::replace(&mut p.waiter, Waiter::Abandoned)
+                {
+                    let _ = reply.send(Err(Error::NoQuorum));
+                }
+            }
+            self.abandon(request, now);
+        }
+    }
+
+    /// Compacts the log behind a snapshot of the lock table once enough
+    /// applied entries piled up.
+    fn maybe_compact(&mut self) {
+        let applied = self.raw.raft.raft_log.applied;
+        let first = self.raw.store().first_index().unwrap_or(1);
+        if applied < first || applied - first + 1 <= self.cfg.compact_after {
+            return;
+        }
+        let term = match self.raw.store().term(applied) {
+            Ok(t) => t,
+            Err(_) => return,
+        };
+        let mut snap = Snapshot::default();
+        snap.data = self.table.encode_snapshot().into();
+        let meta = snap.mut_metadata();
+        meta.index = applied;
+        meta.term = term;
+        meta.set_conf_state(self.raw.raft.prs().conf().to_conf_state());
+        match self.raw.mut_store().compact(snap) {
+            Ok(()) => {
+                tracing::debug!(node = %self.name, applied, "log compacted behind a snapshot")
+            }
+            Err(e) => tracing::warn!(node = %self.name, error = %e, "compaction failed"),
+        }
+    }
+}

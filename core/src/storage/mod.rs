@@ -1,0 +1,32 @@
+//! Raft log storage behind raft-rs's `Storage` trait.
+//!
+//! The driver reads through `raft::Storage` (that is what `RawNode` needs)
+//! and writes through [`LogStore`], in the order raft-rs documents: append
+//! entries and persist the hard state before sending the messages that
+//! depend on them.
+
+pub mod memory;
+
+#[cfg(any(test, feature = "sim"))]
+pub mod conformance;
+
+use raft::eraftpb::{ConfState, Entry, HardState, Snapshot};
+
+pub use memory::MemStore;
+
+/// The write side of a Raft log store.
+pub trait LogStore: raft::Storage {
+    /// Appends `entries`, replacing any existing suffix they conflict with.
+    fn append(&mut self, entries: &[Entry]) -> raft::Result<()>;
+    /// Records the hard state (term, vote, commit).
+    fn set_hard_state(&mut self, hs: &HardState) -> raft::Result<()>;
+    /// Records a new commit index only.
+    fn set_commit(&mut self, commit: u64) -> raft::Result<()>;
+    /// Records the membership.
+    fn set_conf_state(&mut self, cs: &ConfState) -> raft::Result<()>;
+    /// Replaces the log with a snapshot received from the leader.
+    fn apply_snapshot(&mut self, snapshot: Snapshot) -> raft::Result<()>;
+    /// Stores `snapshot` (taken locally at an applied index) and drops the
+    /// log entries it covers.
+    fn compact(&mut self, snapshot: Snapshot) -> raft::Result<()>;
+}

@@ -1,10 +1,41 @@
-//! The lock state machine. (Skeleton: the machine helper fills this in.)
+//! The lock state machine: what every node applies, in log order.
+//!
+//! `LockTable::apply(index, &command) -> Vec<Effect>` is pure: no clock, no
+//! randomness, no IO, and only ordered collections, so every node that
+//! applies the same log holds the same table, byte for byte.
+//!
+//! Invariants (checked by `tests.rs` and `proptests.rs`):
+//!
+//! - a lock has at most one holder;
+//! - a grant's token is the index of the entry that granted it, and an
+//!   entry grants at most one lock, so tokens are unique across locks and
+//!   strictly increase per lock;
+//! - waiters are granted in the order they were queued, and a waiter whose
+//!   session ended is never granted;
+//! - a request retried with the same `(session, request)` gets its first
+//!   outcome again and never a second grant;
+//! - a release with a stale token changes nothing;
+//! - a lock freed by session expiry or close is granted only by a later
+//!   `Handoff` entry, which the leader proposes after the lock-delay.
 
 mod command;
 mod effect;
+mod lock;
+mod session;
+mod snapshot;
+
+#[cfg(test)]
+mod proptests;
+#[cfg(test)]
+mod tests;
+
+use std::collections::BTreeMap;
 
 pub use command::{Command, DecodeError, RequestKey, COMMAND_VERSION, MAX_COMMAND_BYTES};
 pub use effect::{Effect, Outcome};
+
+use lock::{Holder, Lock, PendingHandoffState};
+use session::Session;
 
 use crate::types::{FencingToken, LockInfo, LockName, NodeId, NodeName, RequestId, SessionId};
 
@@ -33,57 +64,401 @@ pub struct PendingHandoff {
 }
 
 /// The replicated lock table.
-#[derive(Clone, Debug, Default)]
-pub struct LockTable {}
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct LockTable {
+    sessions: BTreeMap<SessionId, Session>,
+    locks: BTreeMap<LockName, Lock>,
+    applied_index: u64,
+}
 
-#[allow(clippy::unimplemented, unused_variables)]
 impl LockTable {
     /// An empty table.
     pub fn new() -> Self {
         Self::default()
     }
-    /// Applies the command of log entry `index`.
+
+    /// Applies the command of log entry `index`. Entries at or below the
+    /// last applied index are ignored (already applied).
     pub fn apply(&mut self, index: u64, cmd: &Command) -> Vec<Effect> {
-        unimplemented!()
+        if index <= self.applied_index {
+            return Vec::new();
+        }
+        self.applied_index = index;
+        let mut fx = Vec::new();
+        match cmd {
+            Command::OpenSession {
+                session,
+                node,
+                name,
+                ttl_ms,
+            } => {
+                if !self.sessions.contains_key(session) {
+                    self.sessions
+                        .insert(*session, Session::new(*node, name.clone(), *ttl_ms));
+                    fx.push(Effect::SessionOpened { session: *session });
+                }
+                fx.push(Effect::Reply {
+                    session: *session,
+                    request: RequestId(0),
+                    outcome: Outcome::Opened,
+                });
+            }
+            Command::CloseSession { session } => {
+                self.end_session(index, *session, false, false, &mut fx)
+            }
+            Command::ExpireSession {
+                session,
+                lock_delay,
+            } => self.end_session(index, *session, true, *lock_delay, &mut fx),
+            Command::Acquire { key, lock, wait } => {
+                if self.begin_request(key, &mut fx) {
+                    let out = self.acquire(index, key, lock, *wait);
+                    self.finish_request(key, out, &mut fx);
+                }
+            }
+            Command::Release { key, lock, token } => {
+                if self.begin_request(key, &mut fx) {
+                    let out = self.release(index, key.session, lock, *token, &mut fx);
+                    self.finish_request(key, out, &mut fx);
+                }
+            }
+            Command::Cancel { key, target } => {
+                if self.begin_request(key, &mut fx) {
+                    let out = self.cancel(index, key.session, *target, &mut fx);
+                    self.finish_request(key, out, &mut fx);
+                }
+            }
+            Command::Handoff { lock, freed_at } => {
+                let awaited = self
+                    .locks
+                    .get(lock)
+                    .and_then(|l| l.handoff)
+                    .is_some_and(|h| h.freed_at == *freed_at);
+                if awaited {
+                    if let Some(l) = self.locks.get_mut(lock) {
+                        l.handoff = None;
+                    }
+                    self.grant_next(index, lock, &mut fx);
+                }
+            }
+        }
+        fx
     }
+
+    /// The common front of a request: false when it must not execute
+    /// (unknown session, stale duplicate, or a retry answered from the
+    /// recorded outcome).
+    fn begin_request(&mut self, key: &RequestKey, fx: &mut Vec<Effect>) -> bool {
+        let Some(s) = self.sessions.get_mut(&key.session) else {
+            fx.push(Effect::Reply {
+                session: key.session,
+                request: key.request,
+                outcome: Outcome::NoSession,
+            });
+            return false;
+        };
+        if key.request < s.floor {
+            return false;
+        }
+        s.raise_floor(key.floor.min(key.request));
+        if let Some(outcome) = s.results.get(&key.request) {
+            fx.push(Effect::Reply {
+                session: key.session,
+                request: key.request,
+                outcome: *outcome,
+            });
+            return false;
+        }
+        true
+    }
+
+    fn finish_request(&mut self, key: &RequestKey, outcome: Outcome, fx: &mut Vec<Effect>) {
+        if let Some(s) = self.sessions.get_mut(&key.session) {
+            s.results.insert(key.request, outcome);
+        }
+        fx.push(Effect::Reply {
+            session: key.session,
+            request: key.request,
+            outcome,
+        });
+    }
+
+    fn acquire(&mut self, index: u64, key: &RequestKey, name: &LockName, wait: bool) -> Outcome {
+        let lock = self.locks.entry(name.clone()).or_default();
+        if lock.is_free() {
+            let token = FencingToken(index);
+            lock.holder = Some(Holder {
+                session: key.session,
+                request: key.request,
+                token,
+            });
+            if let Some(s) = self.sessions.get_mut(&key.session) {
+                s.held.insert(name.clone(), token);
+            }
+            return Outcome::Granted(token);
+        }
+        if !wait {
+            return Outcome::Busy;
+        }
+        lock.waiters.push_back((key.session, key.request));
+        if let Some(s) = self.sessions.get_mut(&key.session) {
+            s.waiting.insert(key.request, name.clone());
+        }
+        Outcome::Queued
+    }
+
+    fn release(
+        &mut self,
+        index: u64,
+        session: SessionId,
+        name: &LockName,
+        token: FencingToken,
+        fx: &mut Vec<Effect>,
+    ) -> Outcome {
+        let held = self
+            .locks
+            .get(name)
+            .and_then(|l| l.holder)
+            .is_some_and(|h| h.session == session && h.token == token);
+        if !held {
+            return Outcome::NotHolder;
+        }
+        self.free(index, session, name, fx);
+        Outcome::Released
+    }
+
+    /// Frees a held lock and grants it to the next waiter in this entry.
+    fn free(&mut self, index: u64, session: SessionId, name: &LockName, fx: &mut Vec<Effect>) {
+        if let Some(l) = self.locks.get_mut(name) {
+            l.holder = None;
+        }
+        if let Some(s) = self.sessions.get_mut(&session) {
+            s.held.remove(name);
+        }
+        self.grant_next(index, name, fx);
+    }
+
+    fn cancel(
+        &mut self,
+        index: u64,
+        session: SessionId,
+        target: RequestId,
+        fx: &mut Vec<Effect>,
+    ) -> Outcome {
+        let Some(s) = self.sessions.get_mut(&session) else {
+            return Outcome::NoSession;
+        };
+        match s.results.get(&target).copied() {
+            Some(Outcome::Queued) => {
+                let lock = s.waiting.remove(&target);
+                s.results.insert(target, Outcome::Cancelled);
+                if let Some(name) = lock {
+                    let unused = match self.locks.get_mut(&name) {
+                        Some(l) => {
+                            l.remove_waiter(session, target);
+                            l.is_unused()
+                        }
+                        None => false,
+                    };
+                    if unused {
+                        self.locks.remove(&name);
+                    }
+                }
+                fx.push(Effect::Reply {
+                    session,
+                    request: target,
+                    outcome: Outcome::Cancelled,
+                });
+                Outcome::Cancelled
+            }
+            Some(Outcome::Granted(token)) => {
+                let name = s
+                    .held
+                    .iter()
+                    .find(|(_, t)| **t == token)
+                    .map(|(n, _)| n.clone());
+                let Some(name) = name else {
+                    return Outcome::Cancelled;
+                };
+                s.results.insert(target, Outcome::Cancelled);
+                fx.push(Effect::Reply {
+                    session,
+                    request: target,
+                    outcome: Outcome::Cancelled,
+                });
+                self.free(index, session, &name, fx);
+                Outcome::Released
+            }
+            Some(_) => Outcome::Cancelled,
+            None => {
+                if target >= s.floor {
+                    s.results.insert(target, Outcome::Cancelled);
+                }
+                Outcome::Cancelled
+            }
+        }
+    }
+
+    /// Grants `name` to its first waiter whose session still exists.
+    fn grant_next(&mut self, index: u64, name: &LockName, fx: &mut Vec<Effect>) {
+        let Some(lock) = self.locks.get_mut(name) else {
+            return;
+        };
+        if lock.holder.is_some() || lock.handoff.is_some() {
+            return;
+        }
+        while let Some((session, request)) = lock.waiters.pop_front() {
+            let Some(s) = self.sessions.get_mut(&session) else {
+                continue;
+            };
+            let token = FencingToken(index);
+            lock.holder = Some(Holder {
+                session,
+                request,
+                token,
+            });
+            s.waiting.remove(&request);
+            s.held.insert(name.clone(), token);
+            s.results.insert(request, Outcome::Granted(token));
+            fx.push(Effect::Reply {
+                session,
+                request,
+                outcome: Outcome::Granted(token),
+            });
+            return;
+        }
+        if lock.is_unused() {
+            self.locks.remove(name);
+        }
+    }
+
+    fn end_session(
+        &mut self,
+        index: u64,
+        session: SessionId,
+        expired: bool,
+        lock_delay: bool,
+        fx: &mut Vec<Effect>,
+    ) {
+        let Some(s) = self.sessions.remove(&session) else {
+            return;
+        };
+        for (request, name) in &s.waiting {
+            let unused = match self.locks.get_mut(name) {
+                Some(l) => {
+                    l.remove_waiter(session, *request);
+                    l.is_unused()
+                }
+                None => false,
+            };
+            if unused {
+                self.locks.remove(name);
+            }
+            fx.push(Effect::Reply {
+                session,
+                request: *request,
+                outcome: Outcome::NoSession,
+            });
+        }
+        let delayed = expired && lock_delay;
+        for name in s.held.keys() {
+            let Some(l) = self.locks.get_mut(name) else {
+                continue;
+            };
+            l.holder = None;
+            if delayed || !l.waiters.is_empty() {
+                l.handoff = Some(PendingHandoffState {
+                    freed_at: index,
+                    delayed,
+                });
+                fx.push(Effect::AwaitingHandoff {
+                    lock: name.clone(),
+                    freed_at: index,
+                    delayed,
+                });
+            } else if l.is_unused() {
+                self.locks.remove(name);
+            }
+        }
+        fx.push(Effect::SessionEnded { session, expired });
+    }
+
     /// The current holder of `lock`.
     pub fn holder(&self, lock: &LockName) -> Option<LockInfo> {
-        unimplemented!()
+        let l = self.locks.get(lock)?;
+        let h = l.holder?;
+        let s = self.sessions.get(&h.session)?;
+        Some(LockInfo {
+            token: h.token,
+            holder: s.name.clone(),
+            holder_id: s.node,
+            session: h.session,
+            waiters: l.waiters.len(),
+        })
     }
+
     /// Whether `session` is open.
     pub fn session_exists(&self, session: SessionId) -> bool {
-        unimplemented!()
+        self.sessions.contains_key(&session)
     }
+
     /// Every open session, in session order.
     pub fn sessions(&self) -> Vec<SessionInfo> {
-        unimplemented!()
+        self.sessions
+            .iter()
+            .map(|(id, s)| SessionInfo {
+                session: *id,
+                node: s.node,
+                name: s.name.clone(),
+                ttl_ms: s.ttl_ms,
+            })
+            .collect()
     }
+
     /// The locks awaiting a handoff, in lock-name order.
     pub fn pending_handoffs(&self) -> Vec<PendingHandoff> {
-        unimplemented!()
+        self.locks
+            .iter()
+            .filter_map(|(name, l)| {
+                l.handoff.map(|h| PendingHandoff {
+                    lock: name.clone(),
+                    freed_at: h.freed_at,
+                    delayed: h.delayed,
+                })
+            })
+            .collect()
     }
+
     /// The recorded outcome of a request, if the table still remembers it.
     pub fn outcome(&self, session: SessionId, request: RequestId) -> Option<Outcome> {
-        unimplemented!()
+        self.sessions.get(&session)?.results.get(&request).copied()
     }
+
     /// The locks `session` holds, with their tokens, in lock-name order.
     pub fn locks_of(&self, session: SessionId) -> Vec<(LockName, FencingToken)> {
-        unimplemented!()
+        self.sessions
+            .get(&session)
+            .map(|s| s.held.iter().map(|(n, t)| (n.clone(), *t)).collect())
+            .unwrap_or_default()
     }
+
     /// The index of the last entry applied.
     pub fn applied_index(&self) -> u64 {
-        unimplemented!()
+        self.applied_index
     }
-    /// Encodes the whole table for a Raft snapshot.
-    pub fn encode_snapshot(&self) -> Vec<u8> {
-        unimplemented!()
+
+    /// How many locks the table remembers (held, awaited or awaiting handoff).
+    pub fn lock_count(&self) -> usize {
+        self.locks.len()
     }
-    /// Rebuilds a table from [`LockTable::encode_snapshot`]'s bytes.
-    pub fn restore(bytes: &[u8]) -> Result<Self, DecodeError> {
-        unimplemented!()
-    }
+
     /// A hash of the whole state, equal on nodes that applied the same log.
     pub fn state_hash(&self) -> u64 {
-        unimplemented!()
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        for b in self.encode_snapshot() {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+        h
     }
 }

@@ -1,0 +1,155 @@
+//! `ClusterCa`: a cluster's own certificate authority (rcgen), which issues
+//! one certificate per node. The node name becomes the certificate's common
+//! name (the node's identity); the SANs are the addresses peers dial.
+
+use peerlock_core::Error;
+use rcgen::{
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
+    Issuer, KeyPair, KeyUsagePurpose, SanType,
+};
+
+use crate::tls::TlsConfig;
+
+/// A cluster certificate authority.
+#[derive(Clone)]
+pub struct ClusterCa {
+    ca_pem: String,
+    key_pem: String,
+}
+
+impl std::fmt::Debug for ClusterCa {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClusterCa").field("key", &"<hidden>").finish()
+    }
+}
+
+fn cert_err(e: rcgen::Error) -> Error {
+    Error::Tls(format!("certificate generation failed: {e}"))
+}
+
+/// Checks a node name: 1 to 64 bytes of `[A-Za-z0-9._-]`.
+fn check_node_name(name: &str) -> Result<(), Error> {
+    let ok = (1..=64).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::Config(format!(
+            "node name {name:?} must be 1 to 64 characters of letters, digits, '.', '_' or '-'"
+        )))
+    }
+}
+
+impl ClusterCa {
+    /// Generates a new CA named after the cluster.
+    pub fn generate(cluster_name: &str) -> Result<Self, Error> {
+        let key = KeyPair::generate().map_err(cert_err)?;
+        let mut params = CertificateParams::default();
+        let mut dn = DistinguishedName::new();
+        dn.push(DnType::CommonName, format!("peerlock CA {cluster_name}"));
+        params.distinguished_name = dn;
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+        let cert = params.self_signed(&key).map_err(cert_err)?;
+        Ok(Self {
+            ca_pem: cert.pem(),
+            key_pem: key.serialize_pem(),
+        })
+    }
+
+    /// Reloads a CA saved with [`ClusterCa::ca_pem`] and [`ClusterCa::key_pem`].
+    pub fn from_pem(ca_pem: &str, key_pem: &str) -> Result<Self, Error> {
+        let ca = Self {
+            ca_pem: ca_pem.to_owned(),
+            key_pem: key_pem.to_owned(),
+        };
+        ca.issuer()?;
+        Ok(ca)
+    }
+
+    fn issuer(&self) -> Result<Issuer<'static, KeyPair>, Error> {
+        let key = KeyPair::from_pem(&self.key_pem)
+            .map_err(|e| Error::Tls(format!("CA key: {e}")))?;
+        Issuer::from_ca_cert_pem(&self.ca_pem, key).map_err(|e| Error::Tls(format!("CA certificate: {e}")))
+    }
+
+    /// The CA certificate, PEM.
+    pub fn ca_pem(&self) -> String {
+        self.ca_pem.clone()
+    }
+
+    /// The CA private key, PEM. Keep it secret: it can mint cluster members.
+    pub fn key_pem(&self) -> String {
+        self.key_pem.clone()
+    }
+
+    /// Issues a certificate for `node_name` with the given SANs (IP
+    /// addresses or DNS names) and returns it with its key, both PEM.
+    pub fn issue_node_pem(&self, node_name: &str, sans: &[&str]) -> Result<(String, String), Error> {
+        check_node_name(node_name)?;
+        let key = KeyPair::generate().map_err(cert_err)?;
+        let mut params = CertificateParams::default();
+        let mut dn = DistinguishedName::new();
+        dn.push(DnType::CommonName, node_name);
+        params.distinguished_name = dn;
+        params.subject_alt_names = sans
+            .iter()
+            .map(|s| match s.parse::<std::net::IpAddr>() {
+                Ok(ip) => Ok(SanType::IpAddress(ip)),
+                Err(_) => s
+                    .to_string()
+                    .try_into()
+                    .map(SanType::DnsName)
+                    .map_err(|e| Error::Config(format!("SAN {s:?} is neither an IP address nor a DNS name: {e}"))),
+            })
+            .collect::<Result<_, _>>()?;
+        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        params.extended_key_usages = vec![
+            ExtendedKeyUsagePurpose::ServerAuth,
+            ExtendedKeyUsagePurpose::ClientAuth,
+        ];
+        let cert = params.signed_by(&key, &self.issuer()?).map_err(cert_err)?;
+        Ok((cert.pem(), key.serialize_pem()))
+    }
+
+    /// Issues a certificate for `node_name` and returns it ready to use.
+    pub fn issue_node(&self, node_name: &str, sans: &[&str]) -> Result<TlsConfig, Error> {
+        let (cert, key) = self.issue_node_pem(node_name, sans)?;
+        TlsConfig::from_pem(&self.ca_pem, &cert, &key)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn issue_reload_and_name() {
+        let ca = ClusterCa::generate("t").unwrap();
+        let tls = ca.issue_node("node-a", &["127.0.0.1", "node-a.internal"]).unwrap();
+        assert_eq!(tls.node_name(), "node-a");
+        let again = ClusterCa::from_pem(&ca.ca_pem(), &ca.key_pem()).unwrap();
+        let (cert, key) = again.issue_node_pem("node-b", &["::1"]).unwrap();
+        let tls = TlsConfig::from_pem(&ca.ca_pem(), &cert, &key).unwrap();
+        assert_eq!(tls.node_name(), "node-b");
+    }
+
+    #[test]
+    fn bad_inputs_are_clear_errors() {
+        let ca = ClusterCa::generate("t").unwrap();
+        assert!(matches!(ca.issue_node("", &[]), Err(Error::Config(_))));
+        assert!(matches!(ca.issue_node("a b", &[]), Err(Error::Config(_))));
+        let (cert, _) = ca.issue_node_pem("n1", &["127.0.0.1"]).unwrap();
+        let (_, other_key) = ca.issue_node_pem("n2", &["127.0.0.1"]).unwrap();
+        assert!(matches!(TlsConfig::from_pem(&ca.ca_pem(), &cert, &other_key), Err(Error::Tls(_))));
+        assert!(matches!(TlsConfig::from_pem("junk", &cert, &other_key), Err(Error::Tls(_))));
+        assert!(matches!(TlsConfig::from_pem(&ca.ca_pem(), "", &other_key), Err(Error::Tls(_))));
+        assert!(ClusterCa::from_pem("junk", "junk").is_err());
+        assert!(matches!(
+            TlsConfig::from_pem_files("/nonexistent/ca.pem", "/x", "/y"),
+            Err(Error::Io(_))
+        ));
+    }
+}

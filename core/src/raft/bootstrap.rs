@@ -127,7 +127,7 @@ pub async fn start(mut p: StartParams) -> Result<NodeHandle, Error> {
         applied_index: 0,
         session: None,
         lease_valid: false,
-        members: member_status.clone(),
+        members: member_status,
     };
     let (status_tx, status_rx) = watch::channel(initial);
     let (ready_tx, ready_rx) = watch::channel(false);
@@ -136,7 +136,6 @@ pub async fn start(mut p: StartParams) -> Result<NodeHandle, Error> {
         cfg,
         me: me.id,
         name: me.name.clone(),
-        members: member_status,
         peers: members
             .iter()
             .map(|m| m.id)

@@ -37,7 +37,7 @@ use raft::RawNode;
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
-use crate::client::status::{MemberStatus, NodeStatus, Role};
+use crate::client::status::{NodeStatus, Role};
 use crate::config::NodeConfig;
 use crate::machine::LockTable;
 use crate::storage::MemStore;
@@ -59,7 +59,6 @@ pub(crate) struct Driver {
     cfg: NodeConfig,
     me: NodeId,
     name: NodeName,
-    members: Vec<MemberStatus>,
     peers: BTreeSet<NodeId>,
     raw: RawNode<MemStore>,
     table: LockTable,
@@ -228,25 +227,33 @@ impl Driver {
     }
 
     fn publish_status(&mut self, now: Instant) {
-        let status = NodeStatus {
-            id: self.me,
-            name: self.name.clone(),
-            role: self.role(),
-            leader: self.leader_id(),
-            term: self.raw.raft.term,
-            commit_index: self.raw.raft.raft_log.committed,
-            applied_index: self.raw.raft.raft_log.applied,
-            session: self.own.opened.then_some(self.own.id),
-            lease_valid: self.own.lease_valid(now),
-            members: self.members.clone(),
-        };
+        let role = self.role();
+        let leader = self.leader_id();
+        let term = self.raw.raft.term;
+        let commit_index = self.raw.raft.raft_log.committed;
+        let applied_index = self.raw.raft.raft_log.applied;
+        let session = self.own.opened.then_some(self.own.id);
+        let lease_valid = self.own.lease_valid(now);
+        // Compare first, so the hot path allocates nothing.
         self.status_tx.send_if_modified(|s| {
-            if *s == status {
-                false
-            } else {
-                *s = status;
-                true
+            let same = s.role == role
+                && s.leader == leader
+                && s.term == term
+                && s.commit_index == commit_index
+                && s.applied_index == applied_index
+                && s.session == session
+                && s.lease_valid == lease_valid;
+            if same {
+                return false;
             }
+            s.role = role;
+            s.leader = leader;
+            s.term = term;
+            s.commit_index = commit_index;
+            s.applied_index = applied_index;
+            s.session = session;
+            s.lease_valid = lease_valid;
+            true
         });
         let ready = !self.stopped
             && self.shutdown.is_none()

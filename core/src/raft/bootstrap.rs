@@ -108,9 +108,11 @@ pub async fn start(mut p: StartParams) -> Result<NodeHandle, Error> {
     raft_cfg
         .validate()
         .map_err(|e| Error::Config(format!("raft configuration: {e}")))?;
-    let mut cs = ConfState::default();
-    cs.voters = voters.iter().map(|v| v.0).collect();
-    cs.learners = learners.iter().map(|v| v.0).collect();
+    let cs = ConfState {
+        voters: voters.iter().map(|v| v.0).collect(),
+        learners: learners.iter().map(|v| v.0).collect(),
+        ..Default::default()
+    };
     let logger = logger::logger(me.name.as_str());
     let raw = RawNode::new(&raft_cfg, MemStore::new(cs), &logger)
         .map_err(|e| Error::Config(format!("raft could not start: {e}")))?;

@@ -192,15 +192,17 @@ impl Driver {
     fn maybe_compact(&mut self) {
         let applied = self.raw.raft.raft_log.applied;
         let first = self.raw.store().first_index().unwrap_or(1);
-        if applied < first || applied - first + 1 <= self.cfg.compact_after {
+        if applied < first || applied - first < self.cfg.compact_after {
             return;
         }
         let term = match self.raw.store().term(applied) {
             Ok(t) => t,
             Err(_) => return,
         };
-        let mut snap = Snapshot::default();
-        snap.data = self.table.encode_snapshot().into();
+        let mut snap = Snapshot {
+            data: self.table.encode_snapshot().into(),
+            ..Default::default()
+        };
         let meta = snap.mut_metadata();
         meta.index = applied;
         meta.term = term;

@@ -15,11 +15,12 @@ use raft::{GetEntriesContext, StorageError};
 use super::LogStore;
 
 fn entry(index: u64, term: u64) -> Entry {
-    let mut e = Entry::default();
-    e.index = index;
-    e.term = term;
-    e.data = vec![index as u8; 4].into();
-    e
+    Entry {
+        index,
+        term,
+        data: vec![index as u8; 4].into(),
+        ..Default::default()
+    }
 }
 
 fn entries(range: std::ops::Range<u64>, term: u64) -> Vec<Entry> {
@@ -27,10 +28,12 @@ fn entries(range: std::ops::Range<u64>, term: u64) -> Vec<Entry> {
 }
 
 fn snapshot(index: u64, term: u64) -> Snapshot {
-    let mut s = Snapshot::default();
+    let mut s = Snapshot {
+        data: b"table".to_vec().into(),
+        ..Default::default()
+    };
     s.mut_metadata().index = index;
     s.mut_metadata().term = term;
-    s.data = b"table".to_vec().into();
     s
 }
 
@@ -139,10 +142,12 @@ fn apply_snapshot_replaces_log<S: LogStore>(mut s: S) {
 }
 
 fn hard_state_round_trips<S: LogStore>(mut s: S) {
-    let mut hs = HardState::default();
-    hs.term = 7;
-    hs.vote = 3;
-    hs.commit = 0;
+    let hs = HardState {
+        term: 7,
+        vote: 3,
+        commit: 0,
+        ..Default::default()
+    };
     s.set_hard_state(&hs).unwrap();
     s.append(&entries(1..3, 7)).unwrap();
     s.set_commit(2).unwrap();

@@ -1,0 +1,14 @@
+//! Behaviour of in-process clusters over real QUIC on 127.0.0.1.
+//! One binary with numbered cases (each binary relinks everything on CI).
+
+#[path = "../common/mod.rs"]
+mod common;
+
+mod t05_config;
+mod t10_lock_basic;
+mod t20_fifo;
+mod t30_fencing;
+mod t40_lease_loss;
+mod t50_failover;
+mod t60_restart;
+mod t80_bad_input;

@@ -1,0 +1,158 @@
+//! Test harness: N nodes on 127.0.0.1 with ports chosen by the OS, a fresh
+//! cluster CA, and condition waits with deadlines (never fixed sleeps).
+#![allow(dead_code)]
+
+use std::future::Future;
+use std::net::{SocketAddr, UdpSocket};
+use std::time::Duration;
+
+use peerlock::certs::ClusterCa;
+use peerlock::{Node, NodeStatus};
+
+/// Every wait in the tests is bounded by this.
+pub const WAIT: Duration = Duration::from_secs(20);
+
+/// Options for a test cluster.
+#[derive(Clone, Copy)]
+pub struct Opts {
+    pub ttl: Duration,
+    pub lock_delay: Duration,
+}
+
+impl Default for Opts {
+    fn default() -> Self {
+        Self {
+            ttl: Duration::from_millis(1500),
+            lock_delay: Duration::ZERO,
+        }
+    }
+}
+
+pub struct Cluster {
+    pub ca: ClusterCa,
+    pub addrs: Vec<SocketAddr>,
+    pub nodes: Vec<Node>,
+}
+
+pub fn init_tracing() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("PEERLOCK_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("off")),
+        )
+        .with_test_writer()
+        .try_init();
+}
+
+/// Binds `n` UDP sockets on 127.0.0.1:0 so every address is known up front.
+pub fn sockets(n: usize) -> (Vec<UdpSocket>, Vec<SocketAddr>) {
+    let socks: Vec<UdpSocket> = (0..n)
+        .map(|_| UdpSocket::bind("127.0.0.1:0").expect("bind loopback"))
+        .collect();
+    let addrs = socks.iter().map(|s| s.local_addr().unwrap()).collect();
+    (socks, addrs)
+}
+
+impl Cluster {
+    pub async fn start(n: usize) -> Self {
+        Self::start_with(n, Opts::default()).await
+    }
+
+    pub async fn start_with(n: usize, opts: Opts) -> Self {
+        init_tracing();
+        let ca = ClusterCa::generate("test").unwrap();
+        let (socks, addrs) = sockets(n);
+        let mut starts = Vec::new();
+        for (i, sock) in socks.into_iter().enumerate() {
+            let tls = ca.issue_node(&format!("node-{i}"), &["127.0.0.1"]).unwrap();
+            let builder = Node::builder()
+                .socket(sock)
+                .peers(addrs.clone())
+                .tls(tls)
+                .in_memory()
+                .session_ttl(opts.ttl)
+                .lock_delay(opts.lock_delay)
+                .raft_tick(Duration::from_millis(20))
+                .startup_timeout(WAIT);
+            starts.push(tokio::spawn(builder.start()));
+        }
+        let mut nodes = Vec::new();
+        for s in starts {
+            nodes.push(s.await.unwrap().expect("node starts"));
+        }
+        for n in &nodes {
+            within(n.ready()).await.expect("node ready");
+        }
+        Cluster { ca, addrs, nodes }
+    }
+
+    /// The index of the current leader (as node 0.. sees it, waiting for one).
+    pub async fn leader(&self) -> usize {
+        wait_until(|| {
+            self.nodes.iter().position(|n| n.status().is_leader())
+        })
+        .await
+    }
+}
+
+/// Awaits `fut`, failing the test if it takes longer than [`WAIT`].
+pub async fn within<F: Future>(fut: F) -> F::Output {
+    tokio::time::timeout(WAIT, fut)
+        .await
+        .expect("waited longer than the test deadline")
+}
+
+/// Polls `cond` every 10 ms until it returns Some, bounded by [`WAIT`].
+pub async fn wait_until<T>(mut cond: impl FnMut() -> Option<T>) -> T {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        if let Some(v) = cond() {
+            return v;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "condition not met before the test deadline"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Waits until `node`'s status satisfies `pred`.
+pub async fn wait_status(node: &Node, pred: impl Fn(&NodeStatus) -> bool) {
+    let mut rx = node.watch_status();
+    within(async {
+        loop {
+            if pred(&rx.borrow_and_update()) {
+                return;
+            }
+            if rx.changed().await.is_err() {
+                return;
+            }
+        }
+    })
+    .await
+}
+
+/// A resource that accepts a write only with a token at least as high as
+/// the highest it has seen: what a user puts behind a lock.
+#[derive(Default)]
+pub struct Fenced {
+    pub highest: u64,
+    pub value: u64,
+    pub accepted: u64,
+    pub stale_rejected: u64,
+}
+
+impl Fenced {
+    /// Writes `value` with `token`; false (and counted) if the token is stale.
+    pub fn write(&mut self, token: peerlock::FencingToken, value: u64) -> bool {
+        if token.get() < self.highest {
+            self.stale_rejected += 1;
+            return false;
+        }
+        self.highest = token.get();
+        self.value = value;
+        self.accepted += 1;
+        true
+    }
+}

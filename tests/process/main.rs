@@ -1,0 +1,9 @@
+//! Multi-process clusters: every peer is an `examples/node` process, driven
+//! through its stdin line protocol. Real QUIC on 127.0.0.1, real signals.
+
+#[path = "../common/mod.rs"]
+#[allow(dead_code)]
+mod common;
+
+mod procs;
+mod t10_sigstop;

@@ -1,1 +1,165 @@
-fn main() {}
+//! The cluster load benchmark: a 3-node peerlock cluster on 127.0.0.1 over
+//! real QUIC, in one process, and the workloads of PERFORMANCE.md:
+//!
+//! - **U**  one client on one name, acquire -> release loop (pairs/s, p50/p99 per pair),
+//!   with the client on the leader and on a follower;
+//! - **C**  16 clients on one name (critical sections/s);
+//! - **M**  64 clients, each on its own name (pairs/s).
+//!
+//! ```text
+//! cargo bench --bench cluster_load                 # 10 s per workload, 3 runs each
+//! PEERLOCK_BENCH_SECS=3 PEERLOCK_BENCH_RUNS=1 cargo bench --bench cluster_load
+//! ```
+//! Prints the median and range of the runs, ready for the README table.
+
+use std::net::UdpSocket;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use peerlock::certs::ClusterCa;
+use peerlock::Node;
+
+fn env_u64(name: &str, default: u64) -> u64 {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+async fn cluster() -> Vec<Node> {
+    let ca = ClusterCa::generate("bench").expect("CA");
+    let socks: Vec<UdpSocket> = (0..3).map(|_| UdpSocket::bind("127.0.0.1:0").expect("bind")).collect();
+    let addrs: Vec<_> = socks.iter().map(|s| s.local_addr().expect("addr")).collect();
+    let mut starts = Vec::new();
+    for (i, s) in socks.into_iter().enumerate() {
+        let tls = ca.issue_node(&format!("bench-{i}"), &["127.0.0.1"]).expect("cert");
+        starts.push(tokio::spawn(
+            Node::builder().socket(s).peers(addrs.clone()).tls(tls).in_memory().start(),
+        ));
+    }
+    let mut nodes = Vec::new();
+    for s in starts {
+        nodes.push(s.await.expect("join").expect("start"));
+    }
+    for n in &nodes {
+        tokio::time::timeout(Duration::from_secs(30), n.ready()).await.expect("ready").expect("ready");
+    }
+    nodes
+}
+
+struct RunResult {
+    ops_per_sec: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+}
+
+/// Runs `clients` loops for `secs`; client `i` runs on `nodes[place(i)]`
+/// with lock name `name(i)`.
+async fn run(
+    nodes: &[Node],
+    clients: usize,
+    secs: u64,
+    place: impl Fn(usize) -> usize,
+    name: impl Fn(usize) -> String,
+) -> RunResult {
+    let stop = Arc::new(AtomicBool::new(false));
+    let count = Arc::new(AtomicU64::new(0));
+    let mut tasks = Vec::new();
+    for i in 0..clients {
+        let node = nodes[place(i)].clone();
+        let lock = name(i);
+        let (stop, count) = (stop.clone(), count.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut lat = Vec::new();
+            while !stop.load(Ordering::Relaxed) {
+                let t = Instant::now();
+                match node.lock(&lock).await {
+                    Ok(g) => {
+                        let _ = g.unlock().await;
+                        lat.push(t.elapsed());
+                        count.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Err(e) => {
+                        eprintln!("lock failed: {e}");
+                        tokio::time::sleep(Duration::from_millis(10)).await;
+                    }
+                }
+            }
+            lat
+        }));
+    }
+    let t0 = Instant::now();
+    tokio::time::sleep(Duration::from_secs(secs)).await;
+    stop.store(true, Ordering::Relaxed);
+    let elapsed = t0.elapsed().as_secs_f64();
+    let done = count.load(Ordering::Relaxed);
+    let mut lat = Vec::new();
+    for t in tasks {
+        lat.extend(t.await.unwrap_or_default());
+    }
+    lat.sort();
+    let pct = |p: f64| -> f64 {
+        if lat.is_empty() {
+            return 0.0;
+        }
+        let i = ((lat.len() - 1) as f64 * p).round() as usize;
+        lat[i.min(lat.len() - 1)].as_secs_f64() * 1e3
+    };
+    RunResult {
+        ops_per_sec: done as f64 / elapsed,
+        p50_ms: pct(0.5),
+        p99_ms: pct(0.99),
+    }
+}
+
+fn summary(label: &str, runs: &[RunResult]) {
+    let med = |f: &dyn Fn(&RunResult) -> f64| -> (f64, f64, f64) {
+        let mut v: Vec<f64> = runs.iter().map(f).collect();
+        v.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
+        (v[v.len() / 2], v[0], v[v.len() - 1])
+    };
+    let (ops, lo, hi) = med(&|r| r.ops_per_sec);
+    let (p50, _, _) = med(&|r| r.p50_ms);
+    let (p99, _, _) = med(&|r| r.p99_ms);
+    println!(
+        "{label:<34} {ops:>9.0} /s  (range {lo:.0}-{hi:.0})   p50 {p50:.2} ms  p99 {p99:.2} ms"
+    );
+}
+
+fn main() {
+    // `cargo bench` passes `--bench`; `cargo test --benches` passes nothing
+    // useful: run a token workload then, so the target stays checked.
+    let quick = std::env::args().any(|a| a == "--test");
+    let secs = if quick { 1 } else { env_u64("PEERLOCK_BENCH_SECS", 10) };
+    let runs = if quick { 1 } else { env_u64("PEERLOCK_BENCH_RUNS", 3) as usize };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        println!("peerlock cluster_load: 3 nodes on 127.0.0.1, in-memory log, {secs} s x {runs} runs per workload");
+        let mut results: Vec<(&str, Vec<RunResult>)> = Vec::new();
+        for r in 0..runs {
+            let nodes = cluster().await;
+            let leader = nodes.iter().position(|n| n.status().is_leader()).unwrap_or(0);
+            let follower = (leader + 1) % 3;
+            let rows: [(&str, RunResult); 4] = [
+                ("U  1 client, leader", run(&nodes, 1, secs, |_| leader, |_| "u".into()).await),
+                ("U  1 client, follower", run(&nodes, 1, secs, |_| follower, |_| "uf".into()).await),
+                ("C  16 clients, one name", run(&nodes, 16, secs, |i| i % 3, |_| "c".into()).await),
+                ("M  64 clients, own names", run(&nodes, 64, secs, |i| i % 3, |i| format!("m/{i}")).await),
+            ];
+            for (i, (label, res)) in rows.into_iter().enumerate() {
+                if r == 0 {
+                    results.push((label, Vec::new()));
+                }
+                results[i].1.push(res);
+            }
+            for n in &nodes {
+                let _ = n.shutdown().await;
+            }
+        }
+        println!();
+        for (label, rs) in &results {
+            summary(label, rs);
+        }
+    });
+}

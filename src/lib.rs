@@ -1,1 +1,82 @@
-pub fn x() {}
+//! # peerlock: distributed locks with no lock server
+//!
+//! Every instance of your application links peerlock and is told its peers'
+//! addresses. The instances form their own Raft group over QUIC with mutual
+//! TLS, and agree among themselves on locks, leases and fencing tokens. No
+//! etcd, ZooKeeper or Redis to run.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), peerlock::Error> {
+//! let ca = peerlock::certs::ClusterCa::generate("demo")?;
+//! let node = peerlock::Node::builder()
+//!     .listen("127.0.0.1:7100".parse().unwrap())
+//!     .peers(["127.0.0.1:7100", "127.0.0.1:7101", "127.0.0.1:7102"])
+//!     .tls(ca.issue_node("node-a", &["127.0.0.1"])?)
+//!     .in_memory()
+//!     .start()
+//!     .await?;
+//! node.ready().await?;
+//! let token = node
+//!     .with_lock("account/42", async |guard| {
+//!         // Hand guard.token() to the resource with every write.
+//!         guard.token()
+//!     })
+//!     .await?;
+//! println!("held with fencing token {token}");
+//! # Ok(()) }
+//! ```
+//!
+//! ## What it guarantees, and what it rests on
+//!
+//! - **Mutual exclusion of grants.** A lock is granted by a committed Raft
+//!   log entry; at most one session holds it at any index of the log.
+//! - **Fencing tokens.** A grant's token is the Raft index of the entry that
+//!   granted it: strictly increasing per lock and unique across locks. A
+//!   resource that refuses writes with a token lower than the highest it
+//!   has seen can never be written by a holder that lost its lock. **This is
+//!   the real protection**: a process can pause between any check and its
+//!   write.
+//! - **Leases judged conservatively by the holder.** `guard.is_held()` turns
+//!   false (and `guard.lost()` completes) before the majority can expire the
+//!   session, as long as clock *rates* differ by less than the lease margin
+//!   (a tenth of the TTL). No wall clock or clock synchronisation is used.
+//!
+//! ## What peerlock is not
+//!
+//! Not a key-value store, not a queue, and not durable yet: this version
+//! keeps the Raft log in memory (`.in_memory()`), so lock state survives the
+//! loss of any minority of nodes but not a restart of every node.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
+mod builder;
+mod node;
+
+pub use builder::NodeBuilder;
+pub use node::Node;
+pub use peerlock_core::client::{MemberStatus, NodeStatus, Role};
+pub use peerlock_core::{Error, FencingToken, LockGuard, LockInfo, NodeId, NodeName, SessionId};
+pub use peerlock_transport::TlsConfig;
+
+/// Certificate tooling: a cluster CA that issues node certificates.
+pub mod certs {
+    pub use peerlock_transport::ClusterCa;
+}
+
+/// STYLE practice 11: the public handles and futures are Send (+ Sync).
+#[allow(dead_code)]
+const _: fn(Node) = |node| {
+    fn send_sync<T: Send + Sync + 'static>() {}
+    fn send<T: Send>(_: T) {}
+    send_sync::<Node>();
+    send_sync::<LockGuard>();
+    send_sync::<Error>();
+    send(node.lock("x"));
+    send(node.try_lock("x"));
+    send(node.lock_timeout("x", std::time::Duration::from_secs(1)));
+    send(node.holder("x"));
+    send(node.with_lock("x", async |g: &LockGuard| g.token()));
+    send(node.with_lock_timeout("x", std::time::Duration::from_secs(1), async |g: &LockGuard| g.token()));
+    send(node.shutdown());
+};

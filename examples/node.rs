@@ -1,0 +1,181 @@
+//! One peerlock peer per process, driven by a small line protocol on stdin.
+//!
+//! ```text
+//! cargo run --example certs -- ./certs node-a node-b node-c
+//! cargo run --example node -- --listen 127.0.0.1:7100 \
+//!     --peers 127.0.0.1:7100,127.0.0.1:7101,127.0.0.1:7102 \
+//!     --ca ./certs/ca.pem --cert ./certs/node-a.pem --key ./certs/node-a.key
+//! ```
+//!
+//! Commands (one per line) and answers:
+//!
+//! | command        | answer                                              |
+//! |----------------|-----------------------------------------------------|
+//! | `lock NAME`    | `granted NAME TOKEN`                                |
+//! | `try NAME`     | `granted NAME TOKEN` or `busy NAME`                 |
+//! | `unlock NAME`  | `released NAME`                                     |
+//! | `held NAME`    | `held NAME true|false` (the guard's `is_held()`)    |
+//! | `holder NAME`  | `holder NAME NODE TOKEN WAITERS` or `holder NAME none` |
+//! | `status`       | `status ROLE term=.. leader=.. applied=..`          |
+//! | `quit`         | graceful shutdown, then `bye`                       |
+//!
+//! Errors are answered `error MESSAGE`. On start it prints `ready NAME`.
+//! Flags: `--ttl-ms N` (session TTL), `--lock-delay-ms N`.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use peerlock::{LockGuard, Node, TlsConfig};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+
+struct Args {
+    listen: SocketAddr,
+    peers: Vec<String>,
+    ca: String,
+    cert: String,
+    key: String,
+    ttl: Duration,
+    lock_delay: Duration,
+}
+
+const USAGE: &str = "usage: node --listen ADDR --peers ADDR,ADDR,.. --ca ca.pem --cert node.pem --key node.key [--ttl-ms N] [--lock-delay-ms N]";
+
+fn parse_args() -> Result<Args, String> {
+    let mut map: HashMap<String, String> = HashMap::new();
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let Some(name) = flag.strip_prefix("--") else {
+            return Err(format!("unexpected argument {flag:?}"));
+        };
+        let value = it.next().ok_or_else(|| format!("--{name} needs a value"))?;
+        map.insert(name.to_owned(), value);
+    }
+    let mut take = |k: &str| map.remove(k).ok_or_else(|| format!("--{k} is required"));
+    let listen = take("listen")?
+        .parse()
+        .map_err(|e| format!("--listen: {e}"))?;
+    let peers = take("peers")?.split(',').map(str::to_owned).collect();
+    let (ca, cert, key) = (take("ca")?, take("cert")?, take("key")?);
+    let ms = |v: Option<String>, default: u64| -> Result<Duration, String> {
+        v.map_or(Ok(default), |s| s.parse::<u64>().map_err(|e| format!("{e}")))
+            .map(Duration::from_millis)
+    };
+    let ttl = ms(map.remove("ttl-ms"), 10_000)?;
+    let lock_delay = ms(map.remove("lock-delay-ms"), 0)?;
+    if let Some(k) = map.keys().next() {
+        return Err(format!("unknown flag --{k}"));
+    }
+    Ok(Args {
+        listen,
+        peers,
+        ca,
+        cert,
+        key,
+        ttl,
+        lock_delay,
+    })
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("PEERLOCK_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .init();
+    let args = match parse_args() {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("{e}\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    match run(args).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn say(out: &mut tokio::io::Stdout, line: String) {
+    let _ = out.write_all(format!("{line}\n").as_bytes()).await;
+    let _ = out.flush().await;
+}
+
+async fn run(args: Args) -> Result<(), peerlock::Error> {
+    let tls = TlsConfig::from_pem_files(&args.ca, &args.cert, &args.key)?;
+    let node = Node::builder()
+        .listen(args.listen)
+        .peers(args.peers)
+        .tls(tls)
+        .in_memory()
+        .session_ttl(args.ttl)
+        .lock_delay(args.lock_delay)
+        .start()
+        .await?;
+    node.ready().await?;
+    let mut out = tokio::io::stdout();
+    say(&mut out, format!("ready {}", node.status().name)).await;
+    let mut guards: HashMap<String, LockGuard> = HashMap::new();
+    let mut lines = BufReader::new(tokio::io::stdin()).lines();
+    while let Ok(Some(line)) = lines.next_line().await {
+        let mut words = line.split_whitespace();
+        let (cmd, name) = (words.next().unwrap_or(""), words.next().unwrap_or(""));
+        let answer = match cmd {
+            "lock" => match node.lock(name).await {
+                Ok(g) => {
+                    let a = format!("granted {name} {}", g.token());
+                    guards.insert(name.to_owned(), g);
+                    a
+                }
+                Err(e) => format!("error {e}"),
+            },
+            "try" => match node.try_lock(name).await {
+                Ok(Some(g)) => {
+                    let a = format!("granted {name} {}", g.token());
+                    guards.insert(name.to_owned(), g);
+                    a
+                }
+                Ok(None) => format!("busy {name}"),
+                Err(e) => format!("error {e}"),
+            },
+            "unlock" => match guards.remove(name) {
+                Some(g) => match g.unlock().await {
+                    Ok(()) => format!("released {name}"),
+                    Err(e) => format!("error {e}"),
+                },
+                None => format!("error this process holds no guard for {name:?}"),
+            },
+            "held" => format!("held {name} {}", guards.get(name).is_some_and(|g| g.is_held())),
+            "holder" => match node.holder(name).await {
+                Ok(Some(i)) => format!("holder {name} {} {} {}", i.holder, i.token, i.waiters),
+                Ok(None) => format!("holder {name} none"),
+                Err(e) => format!("error {e}"),
+            },
+            "status" => {
+                let s = node.status();
+                format!(
+                    "status {:?} term={} leader={} applied={}",
+                    s.role,
+                    s.term,
+                    s.leader.map_or("none".to_owned(), |l| l.to_string()),
+                    s.applied_index
+                )
+            }
+            "quit" => break,
+            "" => continue,
+            other => format!("error unknown command {other:?}"),
+        };
+        say(&mut out, answer).await;
+    }
+    guards.clear();
+    node.shutdown().await?;
+    say(&mut out, "bye".to_owned()).await;
+    Ok(())
+}

@@ -1,0 +1,224 @@
+//! `NodeBuilder`: collects and checks the options, binds QUIC, finds the
+//! peers, and starts the driver. Wiring only; the logic lives in the core
+//! and transport crates.
+
+use std::net::{SocketAddr, UdpSocket};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use peerlock_core::config::NodeConfig;
+use peerlock_core::raft::{Member, StartParams};
+use peerlock_core::{Error, NodeName};
+use peerlock_transport::{QuicTransport, TlsConfig};
+use tokio::sync::mpsc;
+
+use crate::node::Node;
+
+/// Options for a [`Node`]. Start with [`Node::builder`].
+#[derive(Default)]
+pub struct NodeBuilder {
+    listen: Option<SocketAddr>,
+    socket: Option<UdpSocket>,
+    advertise: Option<SocketAddr>,
+    peers: Vec<String>,
+    tls: Option<TlsConfig>,
+    data_dir: Option<PathBuf>,
+    in_memory: bool,
+    session_ttl: Option<Duration>,
+    lock_delay: Option<Duration>,
+    max_voters: Option<usize>,
+    tick: Option<Duration>,
+    startup_timeout: Option<Duration>,
+}
+
+impl NodeBuilder {
+    /// The UDP address to bind (port 0 lets the OS choose).
+    pub fn listen(mut self, addr: SocketAddr) -> Self {
+        self.listen = Some(addr);
+        self
+    }
+
+    /// Use an already bound UDP socket instead of [`NodeBuilder::listen`]
+    /// (tests bind `127.0.0.1:0` first to learn every node's address).
+    pub fn socket(mut self, socket: UdpSocket) -> Self {
+        self.socket = Some(socket);
+        self
+    }
+
+    /// The address peers reach this node at; defaults to the bound address.
+    pub fn advertise(mut self, addr: SocketAddr) -> Self {
+        self.advertise = Some(addr);
+        self
+    }
+
+    /// The initial cluster: `host:port` strings or `SocketAddr`s, and may
+    /// include this node itself.
+    pub fn peers<I>(mut self, peers: I) -> Self
+    where
+        I: IntoIterator,
+        I::Item: ToString,
+    {
+        self.peers = peers.into_iter().map(|p| p.to_string()).collect();
+        self
+    }
+
+    /// Mutual TLS material (required).
+    pub fn tls(mut self, tls: TlsConfig) -> Self {
+        self.tls = Some(tls);
+        self
+    }
+
+    /// Durable storage in `path`. Not built in this version: `start` returns
+    /// `Error::Config` rather than pretend to be durable.
+    pub fn data_dir(mut self, path: impl Into<PathBuf>) -> Self {
+        self.data_dir = Some(path.into());
+        self
+    }
+
+    /// Keep the Raft log in memory only (see the README for what that loses).
+    pub fn in_memory(mut self) -> Self {
+        self.in_memory = true;
+        self
+    }
+
+    /// How long a session lives without an acknowledged keepalive (default 10 s).
+    pub fn session_ttl(mut self, ttl: Duration) -> Self {
+        self.session_ttl = Some(ttl);
+        self
+    }
+
+    /// How long a lock freed by session expiry stays ungranted (default 0).
+    pub fn lock_delay(mut self, delay: Duration) -> Self {
+        self.lock_delay = Some(delay);
+        self
+    }
+
+    /// How many peers vote (default 5, or 3 when there are fewer than 5 peers).
+    pub fn max_voters(mut self, n: usize) -> Self {
+        self.max_voters = Some(n);
+        self
+    }
+
+    /// Raft's tick period (default 20 ms; the election timeout is 10 ticks).
+    pub fn raft_tick(mut self, tick: Duration) -> Self {
+        self.tick = Some(tick);
+        self
+    }
+
+    /// How long `start` waits for the peers to be reachable (default 60 s).
+    pub fn startup_timeout(mut self, timeout: Duration) -> Self {
+        self.startup_timeout = Some(timeout);
+        self
+    }
+
+    fn config(&self, peer_count: usize) -> NodeConfig {
+        let defaults = NodeConfig::default();
+        let max_voters = self.max_voters.unwrap_or(if peer_count >= 5 { 5 } else { 3 });
+        NodeConfig {
+            session_ttl: self.session_ttl.unwrap_or(defaults.session_ttl),
+            lock_delay: self.lock_delay.unwrap_or(defaults.lock_delay),
+            max_voters,
+            tick: self.tick.unwrap_or(defaults.tick),
+            ..defaults
+        }
+    }
+
+    /// Binds, finds the peers, and starts the node.
+    pub async fn start(self) -> Result<Node, Error> {
+        match (&self.data_dir, self.in_memory) {
+            (Some(_), true) => {
+                return Err(Error::Config(
+                    "both data_dir(..) and in_memory() were given; choose one".into(),
+                ))
+            }
+            (Some(dir), false) => {
+                return Err(Error::Config(format!(
+                    "data_dir({}) asks for durable storage, which this version does not have yet; use .in_memory() (see the README for what it loses on a full restart)",
+                    dir.display()
+                )))
+            }
+            (None, false) => {
+                return Err(Error::Config(
+                    "no storage chosen: call .in_memory() (durable .data_dir(..) is not available yet)".into(),
+                ))
+            }
+            (None, true) => {}
+        }
+        let tls = self.tls.clone().ok_or_else(|| {
+            Error::Config(
+                "tls(..) is required: peerlock always uses mutual TLS; make certificates with peerlock::certs::ClusterCa".into(),
+            )
+        })?;
+        let peers = resolve_peers(&self.peers).await?;
+        let config = self.config(peers.len().max(1));
+        config.validate()?;
+        let startup = self.startup_timeout.unwrap_or(Duration::from_secs(60));
+        if startup.is_zero() {
+            return Err(Error::Config("startup_timeout must be more than zero".into()));
+        }
+
+        let (tx, rx) = mpsc::channel(1024);
+        let transport = match (self.socket, self.listen) {
+            (Some(socket), _) => QuicTransport::bind_socket(socket, self.advertise, &tls, peers, tx)?,
+            (None, Some(addr)) => QuicTransport::bind(addr, self.advertise, &tls, peers, tx)?,
+            (None, None) => {
+                return Err(Error::Config(
+                    "listen(..) is required: the UDP address this node binds".into(),
+                ))
+            }
+        };
+        let local_addr = transport.local_addr();
+        let deadline = tokio::time::Instant::now() + startup;
+        let infos = match transport.discover(deadline).await {
+            Ok(infos) => infos,
+            Err(e) => {
+                transport.close();
+                return Err(e);
+            }
+        };
+        let members = infos
+            .into_iter()
+            .map(|p| Member {
+                id: p.id,
+                name: NodeName(p.name),
+                addr: p.addr,
+            })
+            .collect();
+        let closer = Arc::clone(&transport);
+        let params = StartParams {
+            config,
+            me: transport.local_id(),
+            members,
+            transport: transport.clone(),
+            incoming: rx,
+            join_timeout: deadline.saturating_duration_since(tokio::time::Instant::now()),
+            on_stop: Some(Box::new(move || closer.close())),
+        };
+        match peerlock_core::raft::start(params).await {
+            Ok(handle) => Ok(Node { handle, local_addr }),
+            Err(e) => {
+                transport.close();
+                Err(e)
+            }
+        }
+    }
+}
+
+async fn resolve_peers(peers: &[String]) -> Result<Vec<SocketAddr>, Error> {
+    let mut out = Vec::with_capacity(peers.len());
+    for p in peers {
+        if let Ok(addr) = p.parse::<SocketAddr>() {
+            out.push(addr);
+            continue;
+        }
+        let mut found = tokio::net::lookup_host(p.as_str()).await.map_err(|e| {
+            Error::Config(format!("peer address {p:?} is not host:port or does not resolve: {e}"))
+        })?;
+        let addr = found
+            .next()
+            .ok_or_else(|| Error::Config(format!("peer address {p:?} resolves to nothing")))?;
+        out.push(addr);
+    }
+    Ok(out)
+}

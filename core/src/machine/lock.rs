@@ -33,13 +33,9 @@ pub(crate) struct Lock {
 
 impl Lock {
     /// Free right now: nobody holds it, nobody waits, no handoff pending.
+    /// Such a lock has nothing left to remember and leaves the table.
     pub(crate) fn is_free(&self) -> bool {
         self.holder.is_none() && self.handoff.is_none() && self.waiters.is_empty()
-    }
-
-    /// Nothing left to remember about it.
-    pub(crate) fn is_unused(&self) -> bool {
-        self.is_free()
     }
 
     /// Removes a waiter; true if it was queued.

@@ -17,6 +17,18 @@
 //! - a release with a stale token changes nothing;
 //! - a lock freed by session expiry or close is granted only by a later
 //!   `Handoff` entry, which the leader proposes after the lock-delay.
+//!
+//! Choices where the rules leave room:
+//!
+//! - A request's `floor` is clamped to the request itself: a floor above it
+//!   would forget the request's own outcome, and its retry would execute a
+//!   second time.
+//! - Outcomes are kept only at or above the floor (a request below it is
+//!   ignored, so its outcome could never be read).
+//! - `Cancel` finds a queued target in the session's `waiting`, and a
+//!   granted one by the holder's request, rather than only through the
+//!   recorded outcome: the same answer while the outcome is remembered, and
+//!   a waiter is still removable if a client raised its floor too early.
 
 mod command;
 mod effect;
@@ -25,7 +37,13 @@ mod session;
 mod snapshot;
 
 #[cfg(test)]
+mod proptest_model;
+#[cfg(test)]
 mod proptests;
+#[cfg(test)]
+mod session_tests;
+#[cfg(test)]
+mod snapshot_tests;
 #[cfg(test)]
 mod tests;
 
@@ -33,6 +51,7 @@ use std::collections::BTreeMap;
 
 pub use command::{Command, DecodeError, RequestKey, COMMAND_VERSION, MAX_COMMAND_BYTES};
 pub use effect::{Effect, Outcome};
+pub use snapshot::{MAX_SNAPSHOT_BYTES, SNAPSHOT_VERSION};
 
 use lock::{Holder, Lock, PendingHandoffState};
 use session::Session;
@@ -160,6 +179,8 @@ impl LockTable {
         if key.request < s.floor {
             return false;
         }
+        // A floor above the request itself would forget this request's own
+        // outcome and let a retry execute twice: clamp it to the request.
         s.raise_floor(key.floor.min(key.request));
         if let Some(outcome) = s.results.get(&key.request) {
             fx.push(Effect::Reply {
@@ -174,7 +195,7 @@ impl LockTable {
 
     fn finish_request(&mut self, key: &RequestKey, outcome: Outcome, fx: &mut Vec<Effect>) {
         if let Some(s) = self.sessions.get_mut(&key.session) {
-            s.results.insert(key.request, outcome);
+            s.record(key.request, outcome);
         }
         fx.push(Effect::Reply {
             session: key.session,
@@ -238,6 +259,10 @@ impl LockTable {
         self.grant_next(index, name, fx);
     }
 
+    /// Abandons the acquire `target` of `session`. The queue and the grant
+    /// are looked up directly (in `waiting`, and by the holder's request),
+    /// which agrees with the recorded outcome while it is remembered and
+    /// still works if the floor already dropped it.
     fn cancel(
         &mut self,
         index: u64,
@@ -248,54 +273,45 @@ impl LockTable {
         let Some(s) = self.sessions.get_mut(&session) else {
             return Outcome::NoSession;
         };
-        match s.results.get(&target).copied() {
-            Some(Outcome::Queued) => {
-                let lock = s.waiting.remove(&target);
-                s.results.insert(target, Outcome::Cancelled);
-                if let Some(name) = lock {
-                    let unused = match self.locks.get_mut(&name) {
-                        Some(l) => {
-                            l.remove_waiter(session, target);
-                            l.is_unused()
-                        }
-                        None => false,
-                    };
-                    if unused {
-                        self.locks.remove(&name);
-                    }
-                }
-                fx.push(Effect::Reply {
-                    session,
-                    request: target,
-                    outcome: Outcome::Cancelled,
-                });
-                Outcome::Cancelled
-            }
-            Some(Outcome::Granted(token)) => {
-                let name = s
-                    .held
-                    .iter()
-                    .find(|(_, t)| **t == token)
-                    .map(|(n, _)| n.clone());
-                let Some(name) = name else {
-                    return Outcome::Cancelled;
-                };
-                s.results.insert(target, Outcome::Cancelled);
-                fx.push(Effect::Reply {
-                    session,
-                    request: target,
-                    outcome: Outcome::Cancelled,
-                });
-                self.free(index, session, &name, fx);
-                Outcome::Released
-            }
-            Some(_) => Outcome::Cancelled,
-            None => {
-                if target >= s.floor {
-                    s.results.insert(target, Outcome::Cancelled);
-                }
-                Outcome::Cancelled
-            }
+        let cancelled = Effect::Reply {
+            session,
+            request: target,
+            outcome: Outcome::Cancelled,
+        };
+        if let Some(name) = s.waiting.remove(&target) {
+            s.record(target, Outcome::Cancelled);
+            self.drop_waiter(&name, session, target);
+            fx.push(cancelled);
+            return Outcome::Cancelled;
+        }
+        let granted = s.held.keys().find(|name| {
+            self.locks
+                .get(*name)
+                .and_then(|l| l.holder)
+                .is_some_and(|h| h.session == session && h.request == target)
+        });
+        if let Some(name) = granted.cloned() {
+            s.record(target, Outcome::Cancelled);
+            fx.push(cancelled);
+            self.free(index, session, &name, fx);
+            return Outcome::Released;
+        }
+        if !s.results.contains_key(&target) {
+            // Not arrived yet: the acquire, when it comes, is a duplicate.
+            s.record(target, Outcome::Cancelled);
+        }
+        Outcome::Cancelled
+    }
+
+    /// Removes one waiter from `name`'s queue, and the lock if nothing is
+    /// left of it.
+    fn drop_waiter(&mut self, name: &LockName, session: SessionId, request: RequestId) {
+        let Some(l) = self.locks.get_mut(name) else {
+            return;
+        };
+        l.remove_waiter(session, request);
+        if l.is_free() {
+            self.locks.remove(name);
         }
     }
 
@@ -319,7 +335,7 @@ impl LockTable {
             });
             s.waiting.remove(&request);
             s.held.insert(name.clone(), token);
-            s.results.insert(request, Outcome::Granted(token));
+            s.record(request, Outcome::Granted(token));
             fx.push(Effect::Reply {
                 session,
                 request,
@@ -327,11 +343,15 @@ impl LockTable {
             });
             return;
         }
-        if lock.is_unused() {
+        if lock.is_free() {
             self.locks.remove(name);
         }
     }
 
+    /// Ends `session` (closed, or expired by the leader): its waiters are
+    /// answered `NoSession`, and each lock it held is freed, awaiting a
+    /// `Handoff` when it has waiters or lock-delay applies. Nothing is
+    /// granted in this entry, so it grants at most one lock (none).
     fn end_session(
         &mut self,
         index: u64,
@@ -344,16 +364,7 @@ impl LockTable {
             return;
         };
         for (request, name) in &s.waiting {
-            let unused = match self.locks.get_mut(name) {
-                Some(l) => {
-                    l.remove_waiter(session, *request);
-                    l.is_unused()
-                }
-                None => false,
-            };
-            if unused {
-                self.locks.remove(name);
-            }
+            self.drop_waiter(name, session, *request);
             fx.push(Effect::Reply {
                 session,
                 request: *request,
@@ -365,6 +376,9 @@ impl LockTable {
             let Some(l) = self.locks.get_mut(name) else {
                 continue;
             };
+            if l.holder.is_none_or(|h| h.session != session) {
+                continue; // not this session's grant (defensive)
+            }
             l.holder = None;
             if delayed || !l.waiters.is_empty() {
                 l.handoff = Some(PendingHandoffState {
@@ -376,7 +390,7 @@ impl LockTable {
                     freed_at: index,
                     delayed,
                 });
-            } else if l.is_unused() {
+            } else if l.is_free() {
                 self.locks.remove(name);
             }
         }

@@ -37,6 +37,15 @@ impl Session {
         }
     }
 
+    /// Records the outcome of `request`. Outcomes below the floor are not
+    /// kept: the session promised it has them, and a request below the
+    /// floor is ignored anyway.
+    pub(crate) fn record(&mut self, request: RequestId, outcome: Outcome) {
+        if request >= self.floor {
+            self.results.insert(request, outcome);
+        }
+    }
+
     /// Raises the floor to `floor` and forgets outcomes below it.
     pub(crate) fn raise_floor(&mut self, floor: RequestId) {
         if floor > self.floor {

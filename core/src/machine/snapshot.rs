@@ -3,10 +3,19 @@
 //! Format: one version byte, then the bincode 2 (serde, standard config)
 //! encoding of the table. Ordered maps make the bytes deterministic, so
 //! `state_hash` can compare nodes. Restoring never panics: garbage, a
-//! truncated snapshot or an unknown version is a `DecodeError`, and lock
-//! names are re-validated.
+//! truncated snapshot or an unknown version is a `DecodeError`. Serde
+//! cannot check what the table's own code guarantees, so restore checks it
+//! before accepting the bytes: lock names are valid, a lock entry is never
+//! empty, and sessions and locks agree on every grant and every waiter (so
+//! `apply` never meets a table it could not have built).
+//!
+//! The decode limit bounds what garbage can make us allocate. bincode counts
+//! every integer at its full width against that limit (a one-byte varint
+//! counts 8), so a snapshot decodes as long as its body is below
+//! [`MAX_SNAPSHOT_BYTES`] / 8 (128 MiB, millions of locks); larger tables
+//! are refused as malformed rather than risking unbounded allocation.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
@@ -18,8 +27,9 @@ use crate::types::{LockName, SessionId};
 /// The snapshot encoding version.
 pub const SNAPSHOT_VERSION: u8 = 1;
 
-/// The largest snapshot accepted when decoding (1 GiB).
-const MAX_SNAPSHOT_BYTES: usize = 1 << 30;
+/// The largest snapshot accepted when decoding (1 GiB), and the bincode
+/// decode limit.
+pub const MAX_SNAPSHOT_BYTES: usize = 1 << 30;
 
 #[derive(Serialize, Deserialize)]
 struct Image {
@@ -71,18 +81,60 @@ impl LockTable {
                 body.len() - used
             )));
         }
-        for name in image.locks.keys() {
-            LockName::new(name.as_str()).map_err(|e| DecodeError::Malformed(e.to_string()))?;
-        }
-        for s in image.sessions.values() {
-            for name in s.held.keys().chain(s.waiting.values()) {
-                LockName::new(name.as_str()).map_err(|e| DecodeError::Malformed(e.to_string()))?;
-            }
-        }
+        check(&image).map_err(DecodeError::Malformed)?;
         Ok(Self {
             sessions: image.sessions,
             locks: image.locks,
             applied_index: image.applied_index,
         })
     }
+}
+
+/// Checks what the table's code guarantees and serde cannot: valid lock
+/// names, no empty lock entries, and a one-to-one match between each lock's
+/// holder and waiters and its sessions' `held` and `waiting`.
+fn check(image: &Image) -> Result<(), String> {
+    let mut holders = 0usize;
+    let mut tokens = BTreeSet::new();
+    let mut waiters = BTreeSet::new();
+    for (name, lock) in &image.locks {
+        LockName::new(name.as_str()).map_err(|e| e.to_string())?;
+        if lock.is_free() {
+            return Err(format!("lock {name} has an empty entry"));
+        }
+        if let Some(h) = lock.holder {
+            let held = image
+                .sessions
+                .get(&h.session)
+                .and_then(|s| s.held.get(name));
+            if held != Some(&h.token) || lock.handoff.is_some() {
+                return Err(format!("lock {name}'s holder disagrees with its session"));
+            }
+            if h.token.0 > image.applied_index || !tokens.insert(h.token) {
+                return Err(format!("lock {name} has an impossible token"));
+            }
+            holders += 1;
+        }
+        if lock
+            .handoff
+            .is_some_and(|h| h.freed_at > image.applied_index)
+        {
+            return Err(format!("lock {name} awaits a handoff from the future"));
+        }
+        for (session, request) in &lock.waiters {
+            let queued = image
+                .sessions
+                .get(session)
+                .and_then(|s| s.waiting.get(request));
+            if queued != Some(name) || !waiters.insert((*session, *request)) {
+                return Err(format!("lock {name}'s queue disagrees with its sessions"));
+            }
+        }
+    }
+    let held: usize = image.sessions.values().map(|s| s.held.len()).sum();
+    let waiting: usize = image.sessions.values().map(|s| s.waiting.len()).sum();
+    if held != holders || waiting != waiters.len() {
+        return Err("sessions name grants or waiters the locks do not have".into());
+    }
+    Ok(())
 }

@@ -93,6 +93,8 @@ impl Driver {
             return;
         }
         self.table = table;
+        metrics::counter!("peerlock_snapshots_installed_total").increment(1);
+        tracing::info!(node = %self.name, applied = self.table.applied_index(), "caught up from a snapshot");
         let now = Instant::now();
         if self.own.opened && !self.table.session_exists(self.own.id) {
             self.own_session_ended(now);

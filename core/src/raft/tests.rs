@@ -24,6 +24,10 @@ fn config() -> NodeConfig {
 }
 
 async fn cluster(n: usize) -> (MemNet, Vec<NodeId>, Vec<NodeHandle>) {
+    cluster_with(n, config()).await
+}
+
+async fn cluster_with(n: usize, cfg: NodeConfig) -> (MemNet, Vec<NodeId>, Vec<NodeHandle>) {
     let net = MemNet::new();
     let members: Vec<Member> = (0..n)
         .map(|i| {
@@ -40,7 +44,7 @@ async fn cluster(n: usize) -> (MemNet, Vec<NodeId>, Vec<NodeHandle>) {
     for m in &members {
         let (transport, incoming) = net.join(m.id);
         let params = StartParams {
-            config: config(),
+            config: cfg.clone(),
             me: m.id,
             members: members.clone(),
             transport: transport as Arc<dyn crate::transport::Transport>,
@@ -166,4 +170,62 @@ async fn shutdown_releases_locks_for_waiters() {
     let g2 = timeout(WAIT, waiter).await.unwrap().unwrap().unwrap();
     assert!(g2.token() > g.token());
     assert!(matches!(nodes[0].lock("s").await, Err(Error::Shutdown)));
+}
+
+/// A follower cut off while the log was compacted is caught up by snapshot.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lagging_follower_is_caught_up_by_snapshot_after_compaction() {
+    let cfg = NodeConfig {
+        session_ttl: Duration::from_secs(5),
+        compact_after: 40,
+        ..config()
+    };
+    let (net, ids, nodes) = cluster_with(3, cfg).await;
+    let leader = nodes[0].status().leader.unwrap();
+    let lagging = ids.iter().position(|id| *id != leader).unwrap();
+    let worker = (0..3).find(|i| *i != lagging).unwrap();
+    net.isolate(ids[lagging]);
+    let mut last = None;
+    for i in 0..150 {
+        let g = timeout(WAIT, nodes[worker].lock(&format!("k{}", i % 5))).await.unwrap().unwrap();
+        last = Some(g.token());
+        timeout(WAIT, g.unlock()).await.unwrap().unwrap();
+    }
+    let held = timeout(WAIT, nodes[worker].lock("kept")).await.unwrap().unwrap();
+    net.heal();
+    // The lagging node answers a linearizable read with the current holder.
+    let info = timeout(WAIT, async {
+        loop {
+            if let Ok(Some(info)) = nodes[lagging].holder("kept").await {
+                return info;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .unwrap();
+    assert_eq!(info.token, held.token());
+    assert!(held.token() > last.unwrap());
+    // And it takes part again: it can lock.
+    let g = timeout(WAIT, nodes[lagging].lock("after")).await.unwrap().unwrap();
+    assert!(g.token() > held.token());
+}
+
+/// DESIGN "The holder's view": a deposed leader, cut off with its minority,
+/// cannot extend anyone's lease, not even its own node's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn isolated_leader_cannot_extend_its_own_lease() {
+    let (net, ids, nodes) = cluster(3).await;
+    let leader = nodes[0].status().leader.unwrap();
+    let li = ids.iter().position(|id| *id == leader).unwrap();
+    let g = timeout(WAIT, nodes[li].lock("own")).await.unwrap().unwrap();
+    net.isolate(leader);
+    let t0 = tokio::time::Instant::now();
+    timeout(Duration::from_secs(3), g.lost()).await.expect("lost() within the TTL");
+    assert!(t0.elapsed() <= config().session_ttl, "lost after {:?}", t0.elapsed());
+    // The majority elects a new leader and hands the lock on after the TTL.
+    let other = (0..3).find(|i| *i != li).unwrap();
+    let g2 = timeout(WAIT, nodes[other].lock("own")).await.unwrap().unwrap();
+    assert!(g2.token() > g.token());
+    assert!(!g.is_held());
 }

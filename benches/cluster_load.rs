@@ -21,18 +21,33 @@ use peerlock::certs::ClusterCa;
 use peerlock::Node;
 
 fn env_u64(name: &str, default: u64) -> u64 {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 async fn cluster() -> Vec<Node> {
     let ca = ClusterCa::generate("bench").expect("CA");
-    let socks: Vec<UdpSocket> = (0..3).map(|_| UdpSocket::bind("127.0.0.1:0").expect("bind")).collect();
-    let addrs: Vec<_> = socks.iter().map(|s| s.local_addr().expect("addr")).collect();
+    let socks: Vec<UdpSocket> = (0..3)
+        .map(|_| UdpSocket::bind("127.0.0.1:0").expect("bind"))
+        .collect();
+    let addrs: Vec<_> = socks
+        .iter()
+        .map(|s| s.local_addr().expect("addr"))
+        .collect();
     let mut starts = Vec::new();
     for (i, s) in socks.into_iter().enumerate() {
-        let tls = ca.issue_node(&format!("bench-{i}"), &["127.0.0.1"]).expect("cert");
+        let tls = ca
+            .issue_node(&format!("bench-{i}"), &["127.0.0.1"])
+            .expect("cert");
         starts.push(tokio::spawn(
-            Node::builder().socket(s).peers(addrs.clone()).tls(tls).in_memory().start(),
+            Node::builder()
+                .socket(s)
+                .peers(addrs.clone())
+                .tls(tls)
+                .in_memory()
+                .start(),
         ));
     }
     let mut nodes = Vec::new();
@@ -40,7 +55,10 @@ async fn cluster() -> Vec<Node> {
         nodes.push(s.await.expect("join").expect("start"));
     }
     for n in &nodes {
-        tokio::time::timeout(Duration::from_secs(30), n.ready()).await.expect("ready").expect("ready");
+        tokio::time::timeout(Duration::from_secs(30), n.ready())
+            .await
+            .expect("ready")
+            .expect("ready");
     }
     nodes
 }
@@ -128,8 +146,16 @@ fn main() {
     // `cargo bench` passes `--bench`; `cargo test --benches` passes nothing
     // useful: run a token workload then, so the target stays checked.
     let quick = std::env::args().any(|a| a == "--test");
-    let secs = if quick { 1 } else { env_u64("PEERLOCK_BENCH_SECS", 10) };
-    let runs = if quick { 1 } else { env_u64("PEERLOCK_BENCH_RUNS", 3) as usize };
+    let secs = if quick {
+        1
+    } else {
+        env_u64("PEERLOCK_BENCH_SECS", 10)
+    };
+    let runs = if quick {
+        1
+    } else {
+        env_u64("PEERLOCK_BENCH_RUNS", 3) as usize
+    };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -59,8 +59,10 @@ fn parse_args() -> Result<Args, String> {
     let peers = take("peers")?.split(',').map(str::to_owned).collect();
     let (ca, cert, key) = (take("ca")?, take("cert")?, take("key")?);
     let ms = |v: Option<String>, default: u64| -> Result<Duration, String> {
-        v.map_or(Ok(default), |s| s.parse::<u64>().map_err(|e| format!("{e}")))
-            .map(Duration::from_millis)
+        v.map_or(Ok(default), |s| {
+            s.parse::<u64>().map_err(|e| format!("{e}"))
+        })
+        .map(Duration::from_millis)
     };
     let ttl = ms(map.remove("ttl-ms"), 10_000)?;
     let lock_delay = ms(map.remove("lock-delay-ms"), 0)?;
@@ -152,7 +154,10 @@ async fn run(args: Args) -> Result<(), peerlock::Error> {
                 },
                 None => format!("error this process holds no guard for {name:?}"),
             },
-            "held" => format!("held {name} {}", guards.get(name).is_some_and(|g| g.is_held())),
+            "held" => format!(
+                "held {name} {}",
+                guards.get(name).is_some_and(|g| g.is_held())
+            ),
             "holder" => match node.holder(name).await {
                 Ok(Some(i)) => format!("holder {name} {} {} {}", i.holder, i.token, i.waiters),
                 Ok(None) => format!("holder {name} none"),

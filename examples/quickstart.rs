@@ -92,7 +92,10 @@ async fn start_cluster() -> Result<Vec<Node>, peerlock::Error> {
     }
     let mut nodes = Vec::new();
     for s in starts {
-        nodes.push(s.await.map_err(|e| peerlock::Error::Config(e.to_string()))??);
+        nodes.push(
+            s.await
+                .map_err(|e| peerlock::Error::Config(e.to_string()))??,
+        );
     }
     for n in &nodes {
         tokio::time::timeout(Duration::from_secs(20), n.ready())
@@ -146,7 +149,9 @@ async fn run() -> Result<bool, peerlock::Error> {
                 let mut failures = 0u64;
                 let mut seed = (n * 31 + w * 7 + 1) as u64;
                 while !stop.load(Ordering::Relaxed) {
-                    seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                    seed = seed
+                        .wrapping_mul(6364136223846793005)
+                        .wrapping_add(1442695040888963407);
                     let from = (seed >> 33) as usize % ACCOUNTS;
                     let to = (from + 1 + (seed >> 40) as usize % (ACCOUNTS - 1)) % ACCOUNTS;
                     let amount = ((seed >> 20) % 50) as i64 + 1;
@@ -158,7 +163,8 @@ async fn run() -> Result<bool, peerlock::Error> {
                         .with_lock(&format!("account/{lo}"), async |g_lo| {
                             node.with_lock(&format!("account/{hi}"), async |g_hi| {
                                 let waited = asked.elapsed();
-                                let token = |a: usize| if a == lo { g_lo.token() } else { g_hi.token() };
+                                let token =
+                                    |a: usize| if a == lo { g_lo.token() } else { g_hi.token() };
                                 let mut l = ledger.lock();
                                 let (fb, tb) = (l.balance(from), l.balance(to));
                                 let ok_from = l.write_fenced(token(from), from, fb - amount);
@@ -186,15 +192,24 @@ async fn run() -> Result<bool, peerlock::Error> {
     let mut latencies = Vec::new();
     let (mut sections, mut failures) = (0u64, 0u64);
     for w in workers {
-        let (l, s, f) = w.await.map_err(|e| peerlock::Error::Config(e.to_string()))?;
+        let (l, s, f) = w
+            .await
+            .map_err(|e| peerlock::Error::Config(e.to_string()))?;
         latencies.extend(l);
         sections += s;
         failures += f;
     }
     latencies.sort();
     let secs = RUN_FOR.as_secs_f64();
-    println!("\n== {} workers on 3 nodes, {:.0} s ==", 3 * WORKERS_PER_NODE, secs);
-    println!("critical sections:   {sections} ({:.0}/s)", sections as f64 / secs);
+    println!(
+        "\n== {} workers on 3 nodes, {:.0} s ==",
+        3 * WORKERS_PER_NODE,
+        secs
+    );
+    println!(
+        "critical sections:   {sections} ({:.0}/s)",
+        sections as f64 / secs
+    );
     println!(
         "acquire latency:     p50 {:.2} ms, p99 {:.2} ms",
         percentile(&latencies, 0.50).as_secs_f64() * 1e3,
@@ -212,17 +227,32 @@ async fn run() -> Result<bool, peerlock::Error> {
         println!("audit: {name:<44} {}", if pass { "ok" } else { "FAILED" });
         *ok &= pass;
     };
-    check(&format!("balances add up ({total} = {})", 1_000 * ACCOUNTS as i64), total == 1_000 * ACCOUNTS as i64, &mut ok);
-    check(&format!("no stale write accepted ({stale} refused)"), stale == 0, &mut ok);
+    check(
+        &format!("balances add up ({total} = {})", 1_000 * ACCOUNTS as i64),
+        total == 1_000 * ACCOUNTS as i64,
+        &mut ok,
+    );
+    check(
+        &format!("no stale write accepted ({stale} refused)"),
+        stale == 0,
+        &mut ok,
+    );
     check("tokens strictly increasing per account", rising, &mut ok);
-    check(&format!("no failed critical section ({failures})"), failures == 0, &mut ok);
+    check(
+        &format!("no failed critical section ({failures})"),
+        failures == 0,
+        &mut ok,
+    );
     check("progress was made", sections > 0, &mut ok);
     drop(l);
 
     // Crash the node holding a lock; a waiter on another node gets it once
     // the holder's session expires (TTL) on the surviving majority.
     println!("\n== failover: crash the holder (no shutdown), TTL {TTL:?} ==");
-    let leader = nodes.iter().position(|n| n.status().is_leader()).unwrap_or(0);
+    let leader = nodes
+        .iter()
+        .position(|n| n.status().is_leader())
+        .unwrap_or(0);
     let waiter_ix = (leader + 1) % 3;
     let held = nodes[leader].lock("failover-demo").await?;
     let old_token = held.token();
@@ -244,9 +274,21 @@ async fn run() -> Result<bool, peerlock::Error> {
         took.as_secs_f64(),
         granted.token()
     );
-    check("new token above the crashed holder's", granted.token() > old_token, &mut ok);
-    check("the old guard knows it lost the lease", !held.is_held(), &mut ok);
-    check("hand-over within TTL + 3 s", took <= TTL + Duration::from_secs(3), &mut ok);
+    check(
+        "new token above the crashed holder's",
+        granted.token() > old_token,
+        &mut ok,
+    );
+    check(
+        "the old guard knows it lost the lease",
+        !held.is_held(),
+        &mut ok,
+    );
+    check(
+        "hand-over within TTL + 3 s",
+        took <= TTL + Duration::from_secs(3),
+        &mut ok,
+    );
     drop(granted);
     // Shut the survivors down together, so each still has a quorum to
     // close its session with.
@@ -258,8 +300,16 @@ async fn run() -> Result<bool, peerlock::Error> {
         }
     }
     for s in stops {
-        s.await.map_err(|e| peerlock::Error::Config(e.to_string()))??;
+        s.await
+            .map_err(|e| peerlock::Error::Config(e.to_string()))??;
     }
-    println!("\n{}", if ok { "all checks passed" } else { "some checks FAILED" });
+    println!(
+        "\n{}",
+        if ok {
+            "all checks passed"
+        } else {
+            "some checks FAILED"
+        }
+    );
     Ok(ok)
 }

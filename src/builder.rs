@@ -114,7 +114,9 @@ impl NodeBuilder {
 
     fn config(&self, peer_count: usize) -> NodeConfig {
         let defaults = NodeConfig::default();
-        let max_voters = self.max_voters.unwrap_or(if peer_count >= 5 { 5 } else { 3 });
+        let max_voters = self
+            .max_voters
+            .unwrap_or(if peer_count >= 5 { 5 } else { 3 });
         NodeConfig {
             session_ttl: self.session_ttl.unwrap_or(defaults.session_ttl),
             lock_delay: self.lock_delay.unwrap_or(defaults.lock_delay),
@@ -155,12 +157,16 @@ impl NodeBuilder {
         config.validate()?;
         let startup = self.startup_timeout.unwrap_or(Duration::from_secs(60));
         if startup.is_zero() {
-            return Err(Error::Config("startup_timeout must be more than zero".into()));
+            return Err(Error::Config(
+                "startup_timeout must be more than zero".into(),
+            ));
         }
 
         let (tx, rx) = mpsc::channel(1024);
         let transport = match (self.socket, self.listen) {
-            (Some(socket), _) => QuicTransport::bind_socket(socket, self.advertise, &tls, peers, tx)?,
+            (Some(socket), _) => {
+                QuicTransport::bind_socket(socket, self.advertise, &tls, peers, tx)?
+            }
             (None, Some(addr)) => QuicTransport::bind(addr, self.advertise, &tls, peers, tx)?,
             (None, None) => {
                 return Err(Error::Config(
@@ -213,7 +219,9 @@ async fn resolve_peers(peers: &[String]) -> Result<Vec<SocketAddr>, Error> {
             continue;
         }
         let mut found = tokio::net::lookup_host(p.as_str()).await.map_err(|e| {
-            Error::Config(format!("peer address {p:?} is not host:port or does not resolve: {e}"))
+            Error::Config(format!(
+                "peer address {p:?} is not host:port or does not resolve: {e}"
+            ))
         })?;
         let addr = found
             .next()

@@ -77,6 +77,10 @@ const _: fn(Node) = |node| {
     send(node.lock_timeout("x", std::time::Duration::from_secs(1)));
     send(node.holder("x"));
     send(node.with_lock("x", async |g: &LockGuard| g.token()));
-    send(node.with_lock_timeout("x", std::time::Duration::from_secs(1), async |g: &LockGuard| g.token()));
+    send(node.with_lock_timeout(
+        "x",
+        std::time::Duration::from_secs(1),
+        async |g: &LockGuard| g.token(),
+    ));
     send(node.shutdown());
 };

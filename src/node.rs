@@ -61,7 +61,12 @@ impl Node {
     }
 
     /// [`Node::with_lock`] with a bound on the wait for the lock.
-    pub async fn with_lock_timeout<T, F>(&self, name: &str, timeout: Duration, f: F) -> Result<T, Error>
+    pub async fn with_lock_timeout<T, F>(
+        &self,
+        name: &str,
+        timeout: Duration,
+        f: F,
+    ) -> Result<T, Error>
     where
         F: AsyncFnOnce(&LockGuard) -> T,
     {

@@ -26,11 +26,25 @@ async fn t05_wrong_configuration_is_refused_with_a_clear_message() {
     assert!(msg.contains("in_memory"), "{msg}");
     let msg = config_error(base().tls(tls()).data_dir("/tmp/x").start().await);
     assert!(msg.contains("durable"), "{msg}");
-    let msg = config_error(base().tls(tls()).data_dir("/tmp/x").in_memory().start().await);
+    let msg = config_error(
+        base()
+            .tls(tls())
+            .data_dir("/tmp/x")
+            .in_memory()
+            .start()
+            .await,
+    );
     assert!(msg.contains("choose one"), "{msg}");
     let msg = config_error(base().in_memory().start().await);
     assert!(msg.contains("tls"), "{msg}");
-    let msg = config_error(base().tls(tls()).in_memory().session_ttl(Duration::from_millis(1)).start().await);
+    let msg = config_error(
+        base()
+            .tls(tls())
+            .in_memory()
+            .session_ttl(Duration::from_millis(1))
+            .start()
+            .await,
+    );
     assert!(msg.contains("session_ttl"), "{msg}");
     let msg = config_error(base().tls(tls()).in_memory().max_voters(0).start().await);
     assert!(msg.contains("max_voters"), "{msg}");
@@ -44,17 +58,31 @@ async fn t05_wrong_configuration_is_refused_with_a_clear_message() {
             .await,
     );
     assert!(msg.contains("not an address"), "{msg}");
-    let msg = config_error(Node::builder().peers(["127.0.0.1:1"]).tls(tls()).in_memory().start().await);
+    let msg = config_error(
+        Node::builder()
+            .peers(["127.0.0.1:1"])
+            .tls(tls())
+            .in_memory()
+            .start()
+            .await,
+    );
     assert!(msg.contains("listen"), "{msg}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn t06_tls_files_that_do_not_exist_or_do_not_fit_are_refused() {
-    let r = peerlock::TlsConfig::from_pem_files("/nonexistent/ca.pem", "/nonexistent/n.pem", "/nonexistent/n.key");
+    let r = peerlock::TlsConfig::from_pem_files(
+        "/nonexistent/ca.pem",
+        "/nonexistent/n.pem",
+        "/nonexistent/n.key",
+    );
     assert!(matches!(r, Err(Error::Io(_))), "{r:?}");
     let ca = ClusterCa::generate("cfg").unwrap();
     let (cert, _) = ca.issue_node_pem("a", &["127.0.0.1"]).unwrap();
     let (_, key_b) = ca.issue_node_pem("b", &["127.0.0.1"]).unwrap();
     let r = peerlock::TlsConfig::from_pem(&ca.ca_pem(), &cert, &key_b);
-    assert!(matches!(r, Err(Error::Tls(_))), "a key that is not the certificate's: {r:?}");
+    assert!(
+        matches!(r, Err(Error::Tls(_))),
+        "a key that is not the certificate's: {r:?}"
+    );
 }

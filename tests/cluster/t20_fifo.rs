@@ -40,5 +40,8 @@ async fn t20_waiters_are_granted_in_fifo_order_across_nodes() {
     let order = order.lock().clone();
     let ids: Vec<usize> = order.iter().map(|(i, _)| *i).collect();
     assert_eq!(ids, vec![0, 1, 2, 3, 4, 5], "granted in queue order");
-    assert!(order.windows(2).all(|w| w[0].1 < w[1].1), "tokens rise: {order:?}");
+    assert!(
+        order.windows(2).all(|w| w[0].1 < w[1].1),
+        "tokens rise: {order:?}"
+    );
 }

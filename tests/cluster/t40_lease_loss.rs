@@ -19,7 +19,11 @@ async fn t40_holder_without_quorum_sees_lost_within_ttl() {
     within(g.lost()).await;
     let took = t0.elapsed();
     assert!(!g.is_held());
-    assert!(took <= opts.ttl, "lost() after {took:?}, TTL is {:?}", opts.ttl);
+    assert!(
+        took <= opts.ttl,
+        "lost() after {took:?}, TTL is {:?}",
+        opts.ttl
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

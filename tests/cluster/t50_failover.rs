@@ -47,7 +47,10 @@ async fn t50_leader_crash_during_contention_keeps_granting_with_rising_tokens() 
         if tokens.lock().len() >= before + 20 {
             break;
         }
-        assert!(t0.elapsed() < Duration::from_secs(20), "no grants after the leader crash");
+        assert!(
+            t0.elapsed() < Duration::from_secs(20),
+            "no grants after the leader crash"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
@@ -55,7 +58,10 @@ async fn t50_leader_crash_during_contention_keeps_granting_with_rising_tokens() 
         within(t).await.unwrap();
     }
     let tokens = tokens.lock();
-    assert!(tokens.windows(2).all(|w| w[0] < w[1]), "tokens strictly increase");
+    assert!(
+        tokens.windows(2).all(|w| w[0] < w[1]),
+        "tokens strictly increase"
+    );
     assert_eq!(fenced.lock().stale_rejected, 0);
 }
 
@@ -100,5 +106,8 @@ async fn t52_shutdown_hands_locks_and_leadership_over() {
     assert!(!g.is_held());
     let g2 = within(w).await.unwrap().unwrap();
     assert!(g2.token() > g.token());
-    assert!(matches!(c.nodes[leader].lock("x").await, Err(peerlock::Error::Shutdown)));
+    assert!(matches!(
+        c.nodes[leader].lock("x").await,
+        Err(peerlock::Error::Shutdown)
+    ));
 }

@@ -23,7 +23,10 @@ async fn t80_a_certificate_from_another_ca_is_refused() {
         .startup_timeout(Duration::from_secs(2))
         .start()
         .await;
-    assert!(result.is_err(), "a node with a foreign certificate must not join");
+    assert!(
+        result.is_err(),
+        "a node with a foreign certificate must not join"
+    );
     // The cluster is undisturbed.
     let g = within(c.nodes[1].lock("still-fine")).await.unwrap();
     assert!(g.is_held());

@@ -88,10 +88,7 @@ impl Cluster {
 
     /// The index of the current leader (as node 0.. sees it, waiting for one).
     pub async fn leader(&self) -> usize {
-        wait_until(|| {
-            self.nodes.iter().position(|n| n.status().is_leader())
-        })
-        .await
+        wait_until(|| self.nodes.iter().position(|n| n.status().is_leader())).await
     }
 }
 

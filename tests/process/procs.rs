@@ -72,7 +72,13 @@ pub async fn start(n: usize, ttl: Duration) -> (tempfile::TempDir, Vec<Proc>) {
     std::fs::write(dir.path().join("ca.pem"), ca.ca_pem()).expect("write ca");
     // Probe free ports: bind port 0 and release it.
     let ports: Vec<u16> = (0..n)
-        .map(|_| UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port())
+        .map(|_| {
+            UdpSocket::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port()
+        })
         .collect();
     let peers = ports
         .iter()
@@ -121,6 +127,10 @@ pub async fn start(n: usize, ttl: Duration) -> (tempfile::TempDir, Vec<Proc>) {
 /// Parses `granted NAME TOKEN`.
 pub fn granted_token(line: &str) -> u64 {
     let parts: Vec<&str> = line.split_whitespace().collect();
-    assert_eq!(parts.first(), Some(&"granted"), "expected a grant, got {line:?}");
+    assert_eq!(
+        parts.first(),
+        Some(&"granted"),
+        "expected a grant, got {line:?}"
+    );
     parts[2].parse().expect("token")
 }

@@ -187,11 +187,17 @@ async fn lagging_follower_is_caught_up_by_snapshot_after_compaction() {
     net.isolate(ids[lagging]);
     let mut last = None;
     for i in 0..150 {
-        let g = timeout(WAIT, nodes[worker].lock(&format!("k{}", i % 5))).await.unwrap().unwrap();
+        let g = timeout(WAIT, nodes[worker].lock(&format!("k{}", i % 5)))
+            .await
+            .unwrap()
+            .unwrap();
         last = Some(g.token());
         timeout(WAIT, g.unlock()).await.unwrap().unwrap();
     }
-    let held = timeout(WAIT, nodes[worker].lock("kept")).await.unwrap().unwrap();
+    let held = timeout(WAIT, nodes[worker].lock("kept"))
+        .await
+        .unwrap()
+        .unwrap();
     net.heal();
     // The lagging node answers a linearizable read with the current holder.
     let info = timeout(WAIT, async {
@@ -207,7 +213,10 @@ async fn lagging_follower_is_caught_up_by_snapshot_after_compaction() {
     assert_eq!(info.token, held.token());
     assert!(held.token() > last.unwrap());
     // And it takes part again: it can lock.
-    let g = timeout(WAIT, nodes[lagging].lock("after")).await.unwrap().unwrap();
+    let g = timeout(WAIT, nodes[lagging].lock("after"))
+        .await
+        .unwrap()
+        .unwrap();
     assert!(g.token() > held.token());
 }
 
@@ -221,11 +230,20 @@ async fn isolated_leader_cannot_extend_its_own_lease() {
     let g = timeout(WAIT, nodes[li].lock("own")).await.unwrap().unwrap();
     net.isolate(leader);
     let t0 = tokio::time::Instant::now();
-    timeout(Duration::from_secs(3), g.lost()).await.expect("lost() within the TTL");
-    assert!(t0.elapsed() <= config().session_ttl, "lost after {:?}", t0.elapsed());
+    timeout(Duration::from_secs(3), g.lost())
+        .await
+        .expect("lost() within the TTL");
+    assert!(
+        t0.elapsed() <= config().session_ttl,
+        "lost after {:?}",
+        t0.elapsed()
+    );
     // The majority elects a new leader and hands the lock on after the TTL.
     let other = (0..3).find(|i| *i != li).unwrap();
-    let g2 = timeout(WAIT, nodes[other].lock("own")).await.unwrap().unwrap();
+    let g2 = timeout(WAIT, nodes[other].lock("own"))
+        .await
+        .unwrap()
+        .unwrap();
     assert!(g2.token() > g.token());
     assert!(!g.is_held());
 }

@@ -128,6 +128,47 @@ async fn run(
     }
 }
 
+/// This process's CPU time (user + system), from /proc (Linux only).
+fn cpu_time() -> Option<Duration> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    let after = stat.rsplit_once(')')?.1;
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    // Linux reports in clock ticks of 1/100 s on every common configuration.
+    Some(Duration::from_millis(ticks * 10))
+}
+
+/// This process's resident set size in MiB, from /proc (Linux only).
+fn rss_mib() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024.0)
+}
+
+/// Idle cost: three nodes in this process doing nothing but ticks,
+/// heartbeats and keepalives.
+async fn idle(secs: u64) {
+    let nodes = cluster().await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let (Some(c0), t0) = (cpu_time(), Instant::now()) else {
+        println!("idle: /proc not available");
+        return;
+    };
+    tokio::time::sleep(Duration::from_secs(secs)).await;
+    let (Some(c1), wall) = (cpu_time(), t0.elapsed()) else {
+        return;
+    };
+    let per_node = (c1 - c0).as_secs_f64() / wall.as_secs_f64() / 3.0 * 100.0;
+    println!(
+        "idle: {per_node:.2} % of one core per node; process RSS with 3 nodes {:.1} MiB",
+        rss_mib().unwrap_or(0.0)
+    );
+    for n in &nodes {
+        let _ = n.shutdown().await;
+    }
+}
+
 fn summary(label: &str, runs: &[RunResult]) {
     let med = |f: &dyn Fn(&RunResult) -> f64| -> (f64, f64, f64) {
         let mut v: Vec<f64> = runs.iter().map(f).collect();
@@ -187,5 +228,6 @@ fn main() {
         for (label, rs) in &results {
             summary(label, rs);
         }
+        idle(secs).await;
     });
 }

@@ -216,13 +216,16 @@ async fn run() -> Result<bool, peerlock::Error> {
         percentile(&latencies, 0.99).as_secs_f64() * 1e3
     );
     let mut ok = true;
-    let l = ledger.lock();
-    let total: i64 = l.accounts.values().map(|a| a.balance).sum();
-    let stale: u64 = l.accounts.values().map(|a| a.stale_rejected).sum();
-    let rising = l
-        .accounts
-        .values()
-        .all(|a| a.accepted_tokens.windows(2).all(|w| w[0] < w[1]));
+    let (total, stale, rising) = {
+        let l = ledger.lock();
+        let total: i64 = l.accounts.values().map(|a| a.balance).sum();
+        let stale: u64 = l.accounts.values().map(|a| a.stale_rejected).sum();
+        let rising = l
+            .accounts
+            .values()
+            .all(|a| a.accepted_tokens.windows(2).all(|w| w[0] < w[1]));
+        (total, stale, rising)
+    };
     let check = |name: &str, pass: bool, ok: &mut bool| {
         println!("audit: {name:<44} {}", if pass { "ok" } else { "FAILED" });
         *ok &= pass;
@@ -244,7 +247,6 @@ async fn run() -> Result<bool, peerlock::Error> {
         &mut ok,
     );
     check("progress was made", sections > 0, &mut ok);
-    drop(l);
 
     // Crash the node holding a lock; a waiter on another node gets it once
     // the holder's session expires (TTL) on the surviving majority.

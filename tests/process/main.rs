@@ -2,7 +2,6 @@
 //! through its stdin line protocol. Real QUIC on 127.0.0.1, real signals.
 
 #[path = "../common/mod.rs"]
-#[allow(dead_code)]
 mod common;
 
 mod procs;

@@ -201,21 +201,3 @@ impl NodeHandle {
         }
     }
 }
-
-/// STYLE practice 11: handles, guards and the futures users await are Send.
-#[allow(dead_code)]
-const _: fn(NodeHandle) = |node| {
-    fn send_sync<T: Send + Sync + 'static>() {}
-    fn send<T: Send>(_: T) {}
-    send_sync::<NodeHandle>();
-    send_sync::<LockGuard>();
-    send_sync::<Error>();
-    send(node.lock("x"));
-    send(node.try_lock("x"));
-    send(node.holder("x"));
-    send(node.with_lock("x", async |g: &LockGuard| g.token()));
-    send(node.with_lock("x", async |g: &LockGuard| {
-        tokio::task::yield_now().await;
-        g.token()
-    }));
-};

@@ -24,6 +24,7 @@ pub mod config;
 pub mod error;
 pub mod lease;
 pub mod machine;
+pub mod metrics;
 pub mod raft;
 #[cfg(any(test, feature = "sim"))]
 pub mod sim;

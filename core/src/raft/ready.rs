@@ -93,7 +93,7 @@ impl Driver {
             return;
         }
         self.table = table;
-        metrics::counter!("peerlock_snapshots_installed_total").increment(1);
+        metrics::counter!(crate::metrics::SNAPSHOTS_INSTALLED).increment(1);
         tracing::info!(node = %self.name, applied = self.table.applied_index(), "caught up from a snapshot");
         let now = Instant::now();
         if self.own.opened && !self.table.session_exists(self.own.id) {
@@ -147,7 +147,7 @@ impl Driver {
                 }
             }
         }
-        metrics::gauge!("peerlock_applied_index").set(self.raw.raft.raft_log.committed as f64);
+        metrics::gauge!(crate::metrics::APPLIED_INDEX).set(self.raw.raft.raft_log.applied as f64);
     }
 
     fn after_conf_change(&mut self, result: raft::Result<raft::eraftpb::ConfState>) {
@@ -238,7 +238,7 @@ impl Driver {
             Waiter::Acquire { lock, reply, .. } => {
                 let answer = match outcome {
                     Outcome::Granted(token) => {
-                        metrics::counter!("peerlock_locks_granted_total").increment(1);
+                        metrics::counter!(crate::metrics::LOCKS_GRANTED).increment(1);
                         AcquireReply::Granted(LockGuard {
                             name: lock,
                             token,

@@ -146,7 +146,7 @@ impl Driver {
         let lock_delay = !self.cfg.lock_delay.is_zero();
         for session in expire {
             tracing::info!(node = %self.name, %session, "session silent for longer than its TTL; proposing expiry");
-            metrics::counter!("peerlock_sessions_expired_total").increment(1);
+            metrics::counter!(crate::metrics::SESSIONS_EXPIRED).increment(1);
             let cmd = Command::ExpireSession {
                 session,
                 lock_delay,

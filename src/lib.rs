@@ -59,6 +59,9 @@ pub use peerlock_core::client::{MemberStatus, NodeStatus, Role};
 pub use peerlock_core::{Error, FencingToken, LockGuard, LockInfo, NodeId, NodeName, SessionId};
 pub use peerlock_transport::TlsConfig;
 
+/// Metric names (through the `metrics` facade; install any exporter).
+pub use peerlock_core::metrics;
+
 /// Certificate tooling: a cluster CA that issues node certificates.
 pub mod certs {
     pub use peerlock_transport::ClusterCa;

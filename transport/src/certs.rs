@@ -10,7 +10,23 @@ use rcgen::{
 
 use crate::tls::TlsConfig;
 
-/// A cluster certificate authority.
+/// A cluster certificate authority: one per cluster, it signs every node's
+/// certificate, and every node trusts exactly it.
+///
+/// ```
+/// use peerlock_transport::{ClusterCa, TlsConfig};
+///
+/// let ca = ClusterCa::generate("orders")?;
+/// let tls: TlsConfig = ca.issue_node("node-a", &["127.0.0.1", "node-a.internal"])?;
+/// assert_eq!(tls.node_name(), "node-a");
+///
+/// // Store the CA, reload it later to add nodes.
+/// let again = ClusterCa::from_pem(&ca.ca_pem(), &ca.key_pem())?;
+/// let (cert_pem, key_pem) = again.issue_node_pem("node-b", &["10.0.0.2"])?;
+/// let tls_b = TlsConfig::from_pem(&ca.ca_pem(), &cert_pem, &key_pem)?;
+/// assert_eq!(tls_b.node_name(), "node-b");
+/// # Ok::<(), peerlock_core::Error>(())
+/// ```
 #[derive(Clone)]
 pub struct ClusterCa {
     ca_pem: String,
@@ -19,7 +35,9 @@ pub struct ClusterCa {
 
 impl std::fmt::Debug for ClusterCa {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ClusterCa").field("key", &"<hidden>").finish()
+        f.debug_struct("ClusterCa")
+            .field("key", &"<hidden>")
+            .finish()
     }
 }
 
@@ -44,6 +62,10 @@ fn check_node_name(name: &str) -> Result<(), Error> {
 
 impl ClusterCa {
     /// Generates a new CA named after the cluster.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Tls`] if key generation fails.
     pub fn generate(cluster_name: &str) -> Result<Self, Error> {
         let key = KeyPair::generate().map_err(cert_err)?;
         let mut params = CertificateParams::default();
@@ -60,6 +82,10 @@ impl ClusterCa {
     }
 
     /// Reloads a CA saved with [`ClusterCa::ca_pem`] and [`ClusterCa::key_pem`].
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Tls`] when either PEM text does not parse.
     pub fn from_pem(ca_pem: &str, key_pem: &str) -> Result<Self, Error> {
         let ca = Self {
             ca_pem: ca_pem.to_owned(),
@@ -70,9 +96,10 @@ impl ClusterCa {
     }
 
     fn issuer(&self) -> Result<Issuer<'static, KeyPair>, Error> {
-        let key = KeyPair::from_pem(&self.key_pem)
-            .map_err(|e| Error::Tls(format!("CA key: {e}")))?;
-        Issuer::from_ca_cert_pem(&self.ca_pem, key).map_err(|e| Error::Tls(format!("CA certificate: {e}")))
+        let key =
+            KeyPair::from_pem(&self.key_pem).map_err(|e| Error::Tls(format!("CA key: {e}")))?;
+        Issuer::from_ca_cert_pem(&self.ca_pem, key)
+            .map_err(|e| Error::Tls(format!("CA certificate: {e}")))
     }
 
     /// The CA certificate, PEM.
@@ -87,7 +114,18 @@ impl ClusterCa {
 
     /// Issues a certificate for `node_name` with the given SANs (IP
     /// addresses or DNS names) and returns it with its key, both PEM.
-    pub fn issue_node_pem(&self, node_name: &str, sans: &[&str]) -> Result<(String, String), Error> {
+    /// Each SAN that parses as an IP address is an IP SAN, any other a DNS
+    /// name. Peers dial by IP, so include the addresses they use.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`] for a node name that is not 1 to 64 characters of
+    /// `[A-Za-z0-9._-]` or an unusable SAN; [`Error::Tls`] if signing fails.
+    pub fn issue_node_pem(
+        &self,
+        node_name: &str,
+        sans: &[&str],
+    ) -> Result<(String, String), Error> {
         check_node_name(node_name)?;
         let key = KeyPair::generate().map_err(cert_err)?;
         let mut params = CertificateParams::default();
@@ -98,11 +136,11 @@ impl ClusterCa {
             .iter()
             .map(|s| match s.parse::<std::net::IpAddr>() {
                 Ok(ip) => Ok(SanType::IpAddress(ip)),
-                Err(_) => s
-                    .to_string()
-                    .try_into()
-                    .map(SanType::DnsName)
-                    .map_err(|e| Error::Config(format!("SAN {s:?} is neither an IP address nor a DNS name: {e}"))),
+                Err(_) => s.to_string().try_into().map(SanType::DnsName).map_err(|e| {
+                    Error::Config(format!(
+                        "SAN {s:?} is neither an IP address nor a DNS name: {e}"
+                    ))
+                }),
             })
             .collect::<Result<_, _>>()?;
         params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
@@ -115,6 +153,10 @@ impl ClusterCa {
     }
 
     /// Issues a certificate for `node_name` and returns it ready to use.
+    ///
+    /// # Errors
+    ///
+    /// As [`ClusterCa::issue_node_pem`].
     pub fn issue_node(&self, node_name: &str, sans: &[&str]) -> Result<TlsConfig, Error> {
         let (cert, key) = self.issue_node_pem(node_name, sans)?;
         TlsConfig::from_pem(&self.ca_pem, &cert, &key)
@@ -128,7 +170,9 @@ mod tests {
     #[test]
     fn issue_reload_and_name() {
         let ca = ClusterCa::generate("t").unwrap();
-        let tls = ca.issue_node("node-a", &["127.0.0.1", "node-a.internal"]).unwrap();
+        let tls = ca
+            .issue_node("node-a", &["127.0.0.1", "node-a.internal"])
+            .unwrap();
         assert_eq!(tls.node_name(), "node-a");
         let again = ClusterCa::from_pem(&ca.ca_pem(), &ca.key_pem()).unwrap();
         let (cert, key) = again.issue_node_pem("node-b", &["::1"]).unwrap();
@@ -143,9 +187,18 @@ mod tests {
         assert!(matches!(ca.issue_node("a b", &[]), Err(Error::Config(_))));
         let (cert, _) = ca.issue_node_pem("n1", &["127.0.0.1"]).unwrap();
         let (_, other_key) = ca.issue_node_pem("n2", &["127.0.0.1"]).unwrap();
-        assert!(matches!(TlsConfig::from_pem(&ca.ca_pem(), &cert, &other_key), Err(Error::Tls(_))));
-        assert!(matches!(TlsConfig::from_pem("junk", &cert, &other_key), Err(Error::Tls(_))));
-        assert!(matches!(TlsConfig::from_pem(&ca.ca_pem(), "", &other_key), Err(Error::Tls(_))));
+        assert!(matches!(
+            TlsConfig::from_pem(&ca.ca_pem(), &cert, &other_key),
+            Err(Error::Tls(_))
+        ));
+        assert!(matches!(
+            TlsConfig::from_pem("junk", &cert, &other_key),
+            Err(Error::Tls(_))
+        ));
+        assert!(matches!(
+            TlsConfig::from_pem(&ca.ca_pem(), "", &other_key),
+            Err(Error::Tls(_))
+        ));
         assert!(ClusterCa::from_pem("junk", "junk").is_err());
         assert!(matches!(
             TlsConfig::from_pem_files("/nonexistent/ca.pem", "/x", "/y"),

@@ -27,6 +27,9 @@ pub const HEADER: usize = 8;
 /// The largest payload accepted (Raft snapshots travel in frames).
 pub const MAX_FRAME: usize = 64 * 1024 * 1024;
 
+/// The bound on what bincode may allocate while decoding one payload.
+const DECODE_LIMIT: usize = 2 * MAX_FRAME;
+
 /// What one frame carries.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FrameBody {
@@ -70,6 +73,11 @@ impl FrameDecoder {
         Self::default()
     }
 
+    /// Bytes buffered but not yet decoded.
+    pub fn buffered(&self) -> usize {
+        self.buf.len()
+    }
+
     /// Appends bytes read from the stream.
     pub fn extend(&mut self, bytes: &[u8]) {
         self.buf.extend_from_slice(bytes);
@@ -99,15 +107,21 @@ impl FrameDecoder {
         }
         let len = u32::from_be_bytes(len_bytes) as usize;
         if len > MAX_FRAME {
-            return Err(CodecError::TooLarge { len, max: MAX_FRAME });
+            return Err(CodecError::TooLarge {
+                len,
+                max: MAX_FRAME,
+            });
         }
         if self.buf.len() < HEADER + len {
-            self.buf.reserve(HEADER + len - self.buf.len());
+            // Not reserving `len` up front: memory grows with the bytes that
+            // actually arrive, not with what a header announces.
             return Ok(None);
         }
         self.buf.advance(HEADER);
         let payload = self.buf.split_to(len);
-        let config = bincode::config::standard().with_limit::<MAX_FRAME>();
+        // Second guard: bincode refuses any collection whose claimed size
+        // exceeds the limit, so a small payload cannot claim a huge vector.
+        let config = bincode::config::standard().with_limit::<DECODE_LIMIT>();
         let (body, used): (FrameBody, usize) = bincode::serde::decode_from_slice(&payload, config)
             .map_err(|e| CodecError::Malformed(e.to_string()))?;
         if used != payload.len() {
@@ -187,6 +201,36 @@ mod tests {
         let mut d = FrameDecoder::new();
         d.extend(&frame);
         assert!(matches!(d.decode(), Err(CodecError::Malformed(_))));
+    }
+
+    #[test]
+    fn a_small_payload_cannot_claim_a_huge_vector() {
+        // from = 0, then a message vector claiming u64::MAX elements.
+        let mut payload = vec![0x00, 0xfd];
+        payload.extend_from_slice(&u64::MAX.to_le_bytes());
+        let mut frame = MAGIC.to_vec();
+        frame.push(VERSION);
+        frame.extend_from_slice(&(payload.len() as u32).to_be_bytes());
+        frame.extend_from_slice(&payload);
+        let mut d = FrameDecoder::new();
+        d.extend(&frame);
+        assert!(matches!(d.decode(), Err(CodecError::Malformed(_))));
+    }
+
+    #[test]
+    fn a_snapshot_sized_message_round_trips() {
+        let big = FrameBody {
+            from: NodeId(1),
+            msgs: vec![PeerMessage::Raft(vec![7; 5 * 1024 * 1024])],
+        };
+        let bytes = encode(&big).unwrap();
+        let mut d = FrameDecoder::new();
+        for chunk in bytes.chunks(64 * 1024) {
+            assert_eq!(d.decode().unwrap(), None);
+            d.extend(chunk);
+        }
+        assert_eq!(d.decode().unwrap(), Some(big));
+        assert_eq!(d.buffered(), 0);
     }
 
     proptest! {

@@ -1,13 +1,15 @@
-//! `QuicTransport`: a quinn endpoint per node, peer discovery, and the
-//! core's `Transport` trait.
+//! The QUIC endpoint: binding, accepting, dialing, and the table of peers.
 //!
-//! Start-up: bind, then [`QuicTransport::discover`] dials every configured
-//! address and learns each peer's identity from its certificate. After
-//! that, one writer task per peer keeps the pair's single connection and
-//! sends batched frames; every connection gets a reader task.
+//! One endpoint (one UDP socket) both accepts and dials. Each known peer has
+//! a slot: a bounded queue that [`Transport::send`] pushes to, a writer task
+//! that drains it (see `peer.rs`), and the pair's current connection.
+//!
+//! The rules (one connection per pair, unconfigured peers) are documented
+//! on [`QuicTransport`].
 
-use std::collections::HashMap;
-use std::net::{SocketAddr, UdpSocket};
+use std::collections::{HashMap, HashSet};
+use std::fmt;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,105 +17,152 @@ use parking_lot::Mutex;
 use peerlock_core::transport::{Incoming, PeerMessage, Transport};
 use peerlock_core::{Error, NodeId};
 use quinn::crypto::rustls::{QuicClientConfig, QuicServerConfig};
-use quinn::{Connection, Endpoint, VarInt};
+use quinn::{Connection, Endpoint, EndpointConfig, TokioRuntime, TransportConfig, VarInt};
 use tokio::sync::{mpsc, watch};
-use tokio::task::JoinSet;
-use tokio::time::Instant;
+use tracing::Instrument;
 
-use crate::error::TransportError;
-use crate::peer::{identity, read_connection, write_loop, CLOSE_DUPLICATE, CLOSE_SHUTDOWN};
+use crate::peer::{self, CLOSE_DUPLICATE, CLOSE_SHUTDOWN};
 use crate::tls::TlsConfig;
+use crate::TransportError;
 
-/// Messages queued per peer before new ones are dropped (Raft retries).
-const QUEUE: usize = 4096;
-/// How long one dial may take.
-const DIAL_TIMEOUT: Duration = Duration::from_secs(3);
+/// How often an idle connection is pinged, so NATs and the peer keep it.
+pub const KEEP_ALIVE: Duration = Duration::from_millis(500);
+/// How long a silent connection lives: a dead peer is noticed this fast.
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(3);
+/// The longest a handshake may take.
+pub(crate) const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
+/// First delay before re-dialing a peer; doubles up to [`BACKOFF_MAX`].
+pub(crate) const BACKOFF_MIN: Duration = Duration::from_millis(50);
+/// Longest delay between dials of one peer.
+pub(crate) const BACKOFF_MAX: Duration = Duration::from_secs(1);
+/// Batches queued per peer before [`Transport::send`] drops new ones.
+pub const QUEUE_DEPTH: usize = 1024;
 
-/// A peer found by discovery.
+/// A peer as [`QuicTransport::discover`] found it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PeerInfo {
-    /// Its id, from its certificate name.
+    /// The Raft id: [`NodeId::from_name`] of `name`.
     pub id: NodeId,
-    /// Its certificate name.
+    /// The common name of the peer's certificate.
     pub name: String,
-    /// Where it is reached.
+    /// The address the peer is reached at.
     pub addr: SocketAddr,
 }
 
-/// State shared by the transport's tasks.
+/// One peer's slot.
+struct PeerSlot {
+    info: PeerInfo,
+    /// Configured peers are never forgotten; accepted strangers may be.
+    configured: bool,
+    queue: mpsc::Sender<Vec<PeerMessage>>,
+    conn: watch::Sender<Option<Connection>>,
+}
+
+/// State shared by the transport handle and its tasks.
 pub(crate) struct Shared {
     pub(crate) me: NodeId,
-    pub(crate) endpoint: Endpoint,
+    pub(crate) name: String,
+    pub(crate) local_addr: SocketAddr,
+    pub(crate) advertise: Option<SocketAddr>,
+    pub(crate) configured: Vec<SocketAddr>,
+    endpoint: Endpoint,
     pub(crate) incoming: mpsc::Sender<Incoming>,
-    /// The current connection of each pair, by peer.
-    pairs: Mutex<HashMap<NodeId, Connection>>,
-    pairs_changed: watch::Sender<u64>,
-    closed: watch::Sender<bool>,
+    peers: Mutex<HashMap<NodeId, PeerSlot>>,
+    /// Keying material of accepted connections that presented our own
+    /// name: discovery matches its dials against it to recognise itself.
+    pub(crate) self_keys: Mutex<HashSet<[u8; 32]>>,
+    shutdown: watch::Sender<bool>,
+    /// Where discovery is; see [`Shared::discovery_settled`].
+    pub(crate) discovery: watch::Sender<Discovery>,
 }
 
-impl Shared {
-    /// Dials `addr`; if `expect` is given, the certificate must prove that id.
-    pub(crate) async fn dial(&self, addr: SocketAddr, expect: Option<NodeId>) -> Result<Connection, TransportError> {
-        let connecting = self.endpoint.connect(addr, &addr.ip().to_string())?;
-        let conn = match tokio::time::timeout(DIAL_TIMEOUT, connecting).await {
-            Ok(r) => r?,
-            Err(_) => return Err(TransportError::Connection(quinn::ConnectionError::TimedOut)),
-        };
-        if let Some(want) = expect {
-            let (id, _) = identity(&conn)?;
-            if id != want {
-                conn.close(VarInt::from_u32(CLOSE_DUPLICATE), b"unexpected identity");
-                return Err(TransportError::NoIdentity);
-            }
-        }
-        Ok(conn)
-    }
-
-    pub(crate) fn set_pair(&self, peer: NodeId, conn: Connection) {
-        self.pairs.lock().insert(peer, conn);
-        self.pairs_changed.send_modify(|n| *n += 1);
-    }
-
-    /// Waits for a live pair connection to `peer` (dialed by the peer).
-    /// `None` once the transport is closed.
-    pub(crate) async fn wait_pair(&self, peer: NodeId) -> Option<Connection> {
-        let mut changed = self.pairs_changed.subscribe();
-        let mut closed = self.closed.subscribe();
-        loop {
-            if *closed.borrow() {
-                return None;
-            }
-            if let Some(c) = self.pairs.lock().get(&peer) {
-                if c.close_reason().is_none() {
-                    return Some(c.clone());
-                }
-            }
-            tokio::select! {
-                r = changed.changed() => if r.is_err() { return None; },
-                r = closed.changed() => if r.is_err() { return None; },
-            }
-        }
-    }
+/// Where [`QuicTransport::discover`] is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Discovery {
+    /// Not started (yet).
+    Idle,
+    /// Probing the configured addresses.
+    Running,
+    /// Finished, successfully or not.
+    Done,
 }
 
-/// The QUIC transport of one node.
+/// How long a writer waits for discovery to start before dialing anyway.
+const DISCOVERY_GRACE: Duration = Duration::from_secs(1);
+
+/// The QUIC transport: implements [`Transport`] for the Raft driver.
+///
+/// Built with [`QuicTransport::bind`] as an `Arc`. [`QuicTransport::close`]
+/// (or dropping the last `Arc`) closes the endpoint and stops every task:
+/// after that nothing is sent or delivered.
+///
+/// # One connection per pair
+///
+/// The node with the lower [`NodeId`] owns the pair's connection: it dials,
+/// and re-dials with exponential backoff (50 ms doubling to 1 s) when the
+/// connection dies. The higher node never keeps a connection it dialed; it
+/// waits for the lower node's. A connection accepted from a lower peer
+/// replaces the pair's previous one (the lower node only dials again when it
+/// lost the old connection or restarted). The only transient extra
+/// connections are [`QuicTransport::discover`]'s probes from the higher
+/// side, closed as soon as the peer's certificate has been read.
+///
+/// # Peers that were not configured
+///
+/// A connection from a node that is not in the configured list is accepted
+/// (the cluster CA vouches for it, and a node joining later needs this): it
+/// gets a slot addressed at the connection's remote address. If this node
+/// owns the pair and cannot reach that address for a while, the slot is
+/// forgotten again.
+///
+/// # Self
+///
+/// [`QuicTransport::discover`] recognises this node among the configured
+/// addresses by its own name, and proves it by matching TLS keying material
+/// with the handshake its own endpoint accepted: a *different* process
+/// presenting the same certificate is a configuration error, not "self".
 pub struct QuicTransport {
     shared: Arc<Shared>,
-    name: String,
-    local_addr: SocketAddr,
-    advertise: SocketAddr,
-    configured: Vec<SocketAddr>,
-    peers: Mutex<HashMap<NodeId, mpsc::Sender<Vec<PeerMessage>>>>,
-    tasks: Mutex<Vec<tokio::task::AbortHandle>>,
 }
 
-fn io_err(what: String, e: std::io::Error) -> Error {
-    Error::Io(std::io::Error::new(e.kind(), format!("{what}: {e}")))
+impl fmt::Debug for QuicTransport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("QuicTransport")
+            .field("name", &self.shared.name)
+            .field("id", &self.shared.me)
+            .field("local_addr", &self.shared.local_addr)
+            .finish_non_exhaustive()
+    }
+}
+
+fn io_err(e: &std::io::Error, msg: String) -> Error {
+    Error::Io(std::io::Error::new(e.kind(), msg))
+}
+
+fn transport_config() -> Arc<TransportConfig> {
+    let mut t = TransportConfig::default();
+    t.keep_alive_interval(Some(KEEP_ALIVE));
+    // Milliseconds; 3 000 fits a VarInt, so this conversion is exact.
+    t.max_idle_timeout(Some(VarInt::from_u32(3_000).into()));
+    // One long-lived stream per direction; a few spares for reconnects.
+    t.max_concurrent_uni_streams(VarInt::from_u32(4));
+    t.max_concurrent_bidi_streams(VarInt::from_u32(0));
+    Arc::new(t)
 }
 
 impl QuicTransport {
-    /// Binds `listen` (port 0 lets the OS choose) and starts accepting.
-    /// Must be called inside a tokio runtime.
+    /// Binds `listen` (UDP; port 0 lets the OS choose) and starts accepting
+    /// peers. `advertise` is the address peers reach this node at, if it is
+    /// not the bound one; `peers` the configured cluster (it may include
+    /// this node). Delivered messages go to `incoming`.
+    ///
+    /// Must be called inside a Tokio runtime.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`] naming the address when it cannot be bound,
+    /// [`Error::Tls`] when the TLS material is unusable, [`Error::Config`]
+    /// outside a Tokio runtime.
     pub fn bind(
         listen: SocketAddr,
         advertise: Option<SocketAddr>,
@@ -121,248 +170,375 @@ impl QuicTransport {
         peers: Vec<SocketAddr>,
         incoming: mpsc::Sender<Incoming>,
     ) -> Result<Arc<Self>, Error> {
-        let socket = UdpSocket::bind(listen).map_err(|e| io_err(format!("cannot bind UDP {listen}"), e))?;
+        let socket = std::net::UdpSocket::bind(listen)
+            .map_err(|e| io_err(&e, format!("cannot bind UDP address {listen}: {e}")))?;
         Self::bind_socket(socket, advertise, tls, peers, incoming)
     }
 
-    /// Like [`QuicTransport::bind`], with a UDP socket bound by the caller.
+    /// Like [`QuicTransport::bind`] with a UDP socket bound already.
+    ///
+    /// # Errors
+    ///
+    /// As [`QuicTransport::bind`].
     pub fn bind_socket(
-        socket: UdpSocket,
+        socket: std::net::UdpSocket,
         advertise: Option<SocketAddr>,
         tls: &TlsConfig,
         peers: Vec<SocketAddr>,
         incoming: mpsc::Sender<Incoming>,
     ) -> Result<Arc<Self>, Error> {
+        if tokio::runtime::Handle::try_current().is_err() {
+            return Err(Error::Config(
+                "the QUIC transport must be started inside a Tokio runtime".into(),
+            ));
+        }
         let local_addr = socket
             .local_addr()
-            .map_err(|e| io_err("cannot read the socket's address".into(), e))?;
-        let mut transport = quinn::TransportConfig::default();
-        transport.keep_alive_interval(Some(Duration::from_millis(500)));
-        transport.max_idle_timeout(Some(
-            quinn::IdleTimeout::try_from(Duration::from_secs(3))
-                .map_err(|e| Error::Config(format!("idle timeout: {e}")))?,
-        ));
-        let transport = Arc::new(transport);
-        let server_crypto = QuicServerConfig::try_from(tls.server_config()?)
-            .map_err(|e| Error::Tls(format!("QUIC server: {e}")))?;
+            .map_err(|e| io_err(&e, format!("cannot read the bound UDP address: {e}")))?;
+        socket
+            .set_nonblocking(true)
+            .map_err(|e| io_err(&e, format!("cannot configure UDP socket {local_addr}: {e}")))?;
+        let server_tls = tls
+            .server_config()
+            .map_err(|e| Error::Tls(format!("server configuration: {e}")))?;
+        let client_tls = tls
+            .client_config()
+            .map_err(|e| Error::Tls(format!("client configuration: {e}")))?;
+        let server_crypto = QuicServerConfig::try_from(server_tls)
+            .map_err(|e| Error::Tls(format!("server configuration unusable for QUIC: {e}")))?;
+        let client_crypto = QuicClientConfig::try_from(client_tls)
+            .map_err(|e| Error::Tls(format!("client configuration unusable for QUIC: {e}")))?;
         let mut server = quinn::ServerConfig::with_crypto(Arc::new(server_crypto));
-        server.transport_config(transport.clone());
-        let client_crypto = QuicClientConfig::try_from(tls.client_config()?)
-            .map_err(|e| Error::Tls(format!("QUIC client: {e}")))?;
+        server.transport_config(transport_config());
         let mut client = quinn::ClientConfig::new(Arc::new(client_crypto));
-        client.transport_config(transport);
-        let runtime = quinn::default_runtime()
-            .ok_or_else(|| Error::Config("peerlock must run inside a tokio runtime".into()))?;
-        let mut endpoint = Endpoint::new(quinn::EndpointConfig::default(), Some(server), socket, runtime)
-            .map_err(|e| io_err(format!("cannot start QUIC on {local_addr}"), e))?;
+        client.transport_config(transport_config());
+        let mut endpoint = Endpoint::new(
+            EndpointConfig::default(),
+            Some(server),
+            socket,
+            Arc::new(TokioRuntime),
+        )
+        .map_err(|e| io_err(&e, format!("cannot start QUIC on {local_addr}: {e}")))?;
         endpoint.set_default_client_config(client);
-        let (pairs_changed, _) = watch::channel(0);
-        let (closed, _) = watch::channel(false);
+
+        let name = tls.node_name().to_owned();
+        let me = NodeId::from_name(&name);
+        let (shutdown, _) = watch::channel(false);
+        let (discovery, _) = watch::channel(Discovery::Idle);
+        let mut seen = HashSet::new();
+        let configured: Vec<SocketAddr> = peers.into_iter().filter(|a| seen.insert(*a)).collect();
         let shared = Arc::new(Shared {
-            me: NodeId::from_name(tls.node_name()),
+            me,
+            name,
+            local_addr,
+            advertise,
+            configured,
             endpoint,
             incoming,
-            pairs: Mutex::new(HashMap::new()),
-            pairs_changed,
-            closed,
-        });
-        let this = Arc::new(Self {
-            shared: shared.clone(),
-            name: tls.node_name().to_owned(),
-            local_addr,
-            advertise: advertise.unwrap_or(local_addr),
-            configured: peers,
             peers: Mutex::new(HashMap::new()),
-            tasks: Mutex::new(Vec::new()),
+            self_keys: Mutex::new(HashSet::new()),
+            shutdown,
+            discovery,
         });
-        let accept = tokio::spawn(accept_loop(shared));
-        this.tasks.lock().push(accept.abort_handle());
-        Ok(this)
+        let span = tracing::info_span!("peerlock_transport", node = %shared.name);
+        shared.spawn(accept_loop(Arc::clone(&shared)).instrument(span));
+        tracing::debug!(node = %shared.name, addr = %local_addr, "QUIC endpoint bound");
+        Ok(Arc::new(Self { shared }))
     }
 
-    /// The bound UDP address.
+    /// The bound UDP address (with the real port when 0 was asked for).
     pub fn local_addr(&self) -> SocketAddr {
-        self.local_addr
+        self.shared.local_addr
     }
 
-    /// This node's id (from its certificate name).
+    /// This node's Raft id, derived from its certificate's name.
     pub fn local_id(&self) -> NodeId {
         self.shared.me
     }
 
-    /// This node's certificate name.
+    /// This node's name: its certificate's common name.
     pub fn local_name(&self) -> &str {
-        &self.name
+        &self.shared.name
     }
 
-    /// Dials every configured peer until each answered or `deadline`
-    /// passed, and returns every member, this node included.
-    pub async fn discover(&self, deadline: Instant) -> Result<Vec<PeerInfo>, Error> {
-        let mut dials = JoinSet::new();
-        for addr in self.configured.clone() {
-            let shared = self.shared.clone();
-            dials.spawn(async move {
-                let mut backoff = Duration::from_millis(50);
-                loop {
-                    match shared.dial(addr, None).await {
-                        Ok(conn) => return (addr, Ok(conn)),
-                        Err(e) => {
-                            if Instant::now() + backoff >= deadline {
-                                return (addr, Err(e));
-                            }
-                            tracing::debug!(%addr, error = %e, "peer not reachable yet");
-                            tokio::time::sleep(backoff).await;
-                            backoff = (backoff * 2).min(Duration::from_millis(500));
-                        }
-                    }
-                }
-            });
-        }
-        let mut found: Vec<(PeerInfo, Connection)> = Vec::new();
-        let mut unreachable = Vec::new();
-        while let Some(joined) = dials.join_next().await {
-            let Ok((addr, result)) = joined else {
-                continue;
-            };
-            match result.and_then(|c| identity(&c).map(|(id, name)| (c, id, name))) {
-                Ok((conn, id, name)) => found.push((PeerInfo { id, name, addr }, conn)),
-                Err(e) => unreachable.push(format!("{addr} ({e})")),
-            }
-        }
-        if !unreachable.is_empty() {
-            for (_, c) in &found {
-                c.close(VarInt::from_u32(CLOSE_SHUTDOWN), b"start-up failed");
-            }
-            unreachable.sort();
-            return Err(Error::Config(format!(
-                "could not reach peers {} before the start-up deadline; check that they run, that the addresses are right, and that their certificates come from the same cluster CA",
-                unreachable.join(", ")
-            )));
-        }
-        let mut members: Vec<PeerInfo> = Vec::new();
-        let mut keep: HashMap<NodeId, Connection> = HashMap::new();
-        for (info, conn) in found {
-            if let Some(other) = members.iter().find(|m| m.id == info.id) {
-                if info.id != self.shared.me || other.addr != info.addr {
-                    return Err(Error::Config(format!(
-                        "peers {} and {} present the same certificate name {:?}; every node needs its own certificate",
-                        other.addr, info.addr, info.name
-                    )));
-                }
-            }
-            if info.id == self.shared.me {
-                conn.close(VarInt::from_u32(CLOSE_DUPLICATE), b"self");
-            } else if self.shared.me < info.id {
-                keep.insert(info.id, conn);
-            } else {
-                // The peer dials the pair's connection; this one only told us who it is.
-                conn.close(VarInt::from_u32(CLOSE_DUPLICATE), b"discovery only");
-            }
-            members.push(info);
-        }
-        if !members.iter().any(|m| m.id == self.shared.me) {
-            members.push(PeerInfo {
-                id: self.shared.me,
-                name: self.name.clone(),
-                addr: self.advertise,
-            });
-        }
-        let mut peers = self.peers.lock();
-        let mut tasks = self.tasks.lock();
-        for m in members.iter().filter(|m| m.id != self.shared.me) {
-            let (tx, rx) = mpsc::channel(QUEUE);
-            peers.insert(m.id, tx);
-            let initial = keep.remove(&m.id);
-            if let Some(c) = &initial {
-                self.shared.set_pair(m.id, c.clone());
-                let reader = tokio::spawn(read_connection(self.shared.clone(), c.clone(), m.id));
-                tasks.push(reader.abort_handle());
-            }
-            let writer = tokio::spawn(write_loop(self.shared.clone(), m.clone(), rx, initial));
-            tasks.push(writer.abort_handle());
-        }
-        Ok(members)
-    }
-
-    /// Stops everything: closes the endpoint and every task. After this,
-    /// nothing is sent or received.
-    pub fn close(&self) {
-        self.shared.closed.send_replace(true);
-        self.peers.lock().clear();
-        self.shared
-            .endpoint
-            .close(VarInt::from_u32(CLOSE_SHUTDOWN), b"shutdown");
-        for t in self.tasks.lock().drain(..) {
-            t.abort();
-        }
-    }
-
-    /// Opens a fresh stream to `to` and writes `bytes` as they are: for
-    /// tests of how peers treat malformed or spoofed frames.
-    #[doc(hidden)]
-    pub async fn send_raw_for_tests(&self, to: NodeId, bytes: &[u8]) -> Result<(), Error> {
-        let conn = self
+    /// The peers this transport currently knows (not including itself).
+    pub fn known_peers(&self) -> Vec<PeerInfo> {
+        let mut out: Vec<PeerInfo> = self
             .shared
-            .pairs
+            .peers
             .lock()
-            .get(&to)
-            .cloned()
-            .ok_or_else(|| Error::Config(format!("no connection to {to}")))?;
-        let mut s = conn
-            .open_uni()
-            .await
-            .map_err(|e| Error::Config(e.to_string()))?;
-        s.write_all(bytes).await.map_err(|e| Error::Config(e.to_string()))?;
-        let _ = s.finish();
-        Ok(())
+            .values()
+            .map(|s| s.info.clone())
+            .collect();
+        out.sort_by_key(|p| p.id);
+        out
+    }
+
+    /// Connects to every configured peer address (retrying with backoff
+    /// until `deadline`), learns each peer's identity from its certificate,
+    /// and returns them all, this node included.
+    ///
+    /// A configured address that presents this node's own name and is
+    /// proven to be this node (its handshake arrives at this endpoint)
+    /// counts as this node; if none does, this node is added with its
+    /// advertised (or bound) address.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`] when peers are still unreachable at `deadline`
+    /// (naming them), when two addresses present the same name, or when
+    /// another address presents this node's own name.
+    /// [`Error::Shutdown`] if the transport is closed meanwhile.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancelling drops the probes; peers found so far stay registered.
+    pub async fn discover(&self, deadline: tokio::time::Instant) -> Result<Vec<PeerInfo>, Error> {
+        crate::discover::discover(&self.shared, deadline).await
+    }
+
+    /// Closes the endpoint (peers see the connections close at once) and
+    /// stops every task. Idempotent.
+    pub fn close(&self) {
+        self.shared.close();
     }
 }
 
 impl Drop for QuicTransport {
     fn drop(&mut self) {
-        self.close();
+        self.shared.close();
     }
 }
 
 impl Transport for QuicTransport {
     fn send(&self, to: NodeId, msgs: Vec<PeerMessage>) {
+        self.shared.send(to, msgs);
+    }
+}
+
+impl Shared {
+    /// Spawns `fut` so that it stops when the transport closes.
+    pub(crate) fn spawn<F>(&self, fut: F)
+    where
+        F: std::future::Future<Output = ()> + Send + 'static,
+    {
+        let mut stop = self.shutdown.subscribe();
+        tokio::spawn(async move {
+            tokio::select! {
+                biased;
+                _ = stop.wait_for(|s| *s) => {}
+                () = fut => {}
+            }
+        });
+    }
+
+    /// Completes once the transport is closed.
+    pub(crate) async fn stopped(&self) {
+        let mut stop = self.shutdown.subscribe();
+        let _ = stop.wait_for(|s| *s).await;
+    }
+
+    /// Completes when no discovery is running (waiting a moment for one
+    /// that has not started yet). Discovery's probes are dials: a writer
+    /// that dialed at the same time would make a second connection for the
+    /// pair, and the two would replace each other, losing frames.
+    pub(crate) async fn discovery_settled(&self) {
+        let mut rx = self.discovery.subscribe();
+        let _ = tokio::time::timeout(DISCOVERY_GRACE, rx.wait_for(|d| *d != Discovery::Idle)).await;
+        let _ = rx.wait_for(|d| *d != Discovery::Running).await;
+    }
+
+    pub(crate) fn is_closed(&self) -> bool {
+        *self.shutdown.borrow()
+    }
+
+    fn close(&self) {
+        if self.shutdown.send_replace(true) {
+            return;
+        }
+        self.endpoint
+            .close(VarInt::from_u32(CLOSE_SHUTDOWN), b"shutdown");
+        // Dropping the slots drops the queues' senders: writers end.
+        self.peers.lock().clear();
+        tracing::debug!(node = %self.name, "transport closed");
+    }
+
+    fn send(&self, to: NodeId, msgs: Vec<PeerMessage>) {
+        if msgs.is_empty() || self.is_closed() {
+            return;
+        }
+        if to == self.me {
+            tracing::debug!("not sending to self");
+            return;
+        }
         let peers = self.peers.lock();
-        let Some(tx) = peers.get(&to) else {
-            tracing::debug!(peer = %to, "message for an unknown peer dropped");
+        let Some(slot) = peers.get(&to) else {
+            tracing::debug!(peer = %to, n = msgs.len(), "unknown peer; messages dropped");
             return;
         };
-        if tx.try_send(msgs).is_err() {
-            tracing::debug!(peer = %to, "peer queue full or closed; message dropped");
+        if let Err(e) = slot.queue.try_send(msgs) {
+            let n = match &e {
+                mpsc::error::TrySendError::Full(m) | mpsc::error::TrySendError::Closed(m) => {
+                    m.len()
+                }
+            };
+            tracing::debug!(peer = %to, n, "peer queue full; messages dropped");
+        }
+    }
+
+    /// Dials `addr` and returns the connection with the identity its
+    /// certificate proves.
+    pub(crate) async fn dial(
+        &self,
+        addr: SocketAddr,
+    ) -> Result<(Connection, PeerInfo), TransportError> {
+        // The peer's IP address is the TLS server name: certificates carry
+        // IP SANs and are checked by standard webpki rules.
+        let connecting = self.endpoint.connect(addr, &addr.ip().to_string())?;
+        let conn = tokio::time::timeout(HANDSHAKE_TIMEOUT, connecting)
+            .await
+            .map_err(|_| TransportError::HandshakeTimeout)??;
+        let (id, name) = match peer::identity(&conn) {
+            Ok(v) => v,
+            Err(e) => {
+                conn.close(VarInt::from_u32(peer::CLOSE_PROTOCOL), b"no identity");
+                return Err(e);
+            }
+        };
+        Ok((conn, PeerInfo { id, name, addr }))
+    }
+
+    /// Creates `info`'s slot and writer if it has none, and makes `conn`
+    /// (if any) the pair's connection, in one step so the writer never
+    /// starts without it. A configured address replaces one learned from
+    /// an accepted connection.
+    pub(crate) fn ensure_peer(
+        self: &Arc<Self>,
+        info: PeerInfo,
+        configured: bool,
+        conn: Option<Connection>,
+    ) {
+        if self.is_closed() || info.id == self.me {
+            return;
+        }
+        let mut peers = self.peers.lock();
+        if let Some(slot) = peers.get_mut(&info.id) {
+            if configured {
+                slot.info.addr = info.addr;
+                slot.info.name = info.name;
+                slot.configured = true;
+            }
+            if let Some(conn) = conn {
+                replace(&slot.conn, conn);
+            }
+            return;
+        }
+        let (queue, rx) = mpsc::channel(QUEUE_DEPTH);
+        let (conn, conn_rx) = watch::channel(conn);
+        let span = tracing::info_span!("peer", node = %self.name, peer = %info.name);
+        tracing::debug!(peer = %info.name, id = %info.id, addr = %info.addr, configured, "new peer");
+        self.spawn(peer::write_loop(Arc::clone(self), info.id, rx, conn_rx).instrument(span));
+        peers.insert(
+            info.id,
+            PeerSlot {
+                info,
+                configured,
+                queue,
+                conn,
+            },
+        );
+    }
+
+    /// Makes `conn` the pair's connection, closing the one it replaces.
+    pub(crate) fn install(&self, peer: NodeId, conn: Connection) {
+        if let Some(slot) = self.peers.lock().get(&peer) {
+            replace(&slot.conn, conn);
+        }
+    }
+
+    /// The address to dial `peer` at, and whether it was configured.
+    pub(crate) fn peer_addr(&self, peer: NodeId) -> Option<(SocketAddr, bool)> {
+        self.peers
+            .lock()
+            .get(&peer)
+            .map(|s| (s.info.addr, s.configured))
+    }
+
+    /// Forgets an unconfigured peer that stayed unreachable.
+    pub(crate) fn forget(&self, peer: NodeId) -> bool {
+        let mut peers = self.peers.lock();
+        if peers.get(&peer).is_some_and(|s| !s.configured) {
+            peers.remove(&peer);
+            return true;
+        }
+        false
+    }
+}
+
+async fn accept_loop(shared: Arc<Shared>) {
+    while let Some(incoming) = shared.endpoint.accept().await {
+        let s = Arc::clone(&shared);
+        shared.spawn(accept_one(s, incoming).instrument(tracing::Span::current()));
+    }
+}
+
+/// Sets the pair's connection, closing the one it replaces.
+fn replace(slot: &watch::Sender<Option<Connection>>, conn: Connection) {
+    let id = conn.stable_id();
+    if let Some(old) = slot.send_replace(Some(conn)) {
+        if old.stable_id() != id {
+            old.close(VarInt::from_u32(CLOSE_DUPLICATE), b"replaced");
         }
     }
 }
 
-/// Accepts connections; each one proves its identity with its certificate.
-async fn accept_loop(shared: Arc<Shared>) {
-    while let Some(incoming) = shared.endpoint.accept().await {
-        let shared = shared.clone();
-        tokio::spawn(async move {
-            let conn = match incoming.await {
-                Ok(c) => c,
-                Err(e) => {
-                    tracing::debug!(error = %e, "refused a connection (TLS handshake failed)");
-                    return;
-                }
-            };
-            let (peer, name) = match identity(&conn) {
-                Ok(x) => x,
-                Err(e) => {
-                    tracing::warn!(error = %e, "refused a connection without a usable identity");
-                    conn.close(VarInt::from_u32(crate::peer::CLOSE_PROTOCOL), b"no identity");
-                    return;
-                }
-            };
-            tracing::debug!(peer = %peer, %name, remote = %conn.remote_address(), "accepted a connection");
-            if peer < shared.me {
-                // The lower id dials the pair's connection: this is it.
-                shared.set_pair(peer, conn.clone());
-            }
-            read_connection(shared, conn, peer).await;
-        });
+/// Finishes one handshake, then reads the connection.
+async fn accept_one(shared: Arc<Shared>, incoming: quinn::Incoming) {
+    let remote = incoming.remote_address();
+    let conn = match tokio::time::timeout(HANDSHAKE_TIMEOUT, incoming).await {
+        Ok(Ok(conn)) => conn,
+        Ok(Err(e)) => {
+            // A certificate from another CA ends here.
+            tracing::warn!(%remote, error = %e, "TLS handshake refused; is the peer's certificate from this cluster's CA?");
+            return;
+        }
+        Err(_) => {
+            tracing::debug!(%remote, "handshake timed out");
+            return;
+        }
+    };
+    let (id, name) = match peer::identity(&conn) {
+        Ok(v) => v,
+        Err(e) => {
+            tracing::warn!(%remote, error = %e, "peer refused");
+            conn.close(VarInt::from_u32(peer::CLOSE_PROTOCOL), b"no identity");
+            return;
+        }
+    };
+    if id == shared.me {
+        // Our own discovery probe (or a node wrongly sharing our
+        // certificate, which its own discovery will refuse). Never read.
+        let Some(key) = crate::discover::keying_key(&conn) else {
+            return;
+        };
+        shared.self_keys.lock().insert(key);
+        conn.closed().await;
+        shared.self_keys.lock().remove(&key);
+        return;
     }
+    tracing::debug!(%remote, peer = %name, "accepted connection");
+    // The lower id owns the pair: its connection becomes the pair's.
+    let pair = (id < shared.me).then(|| conn.clone());
+    shared.ensure_peer(
+        PeerInfo {
+            id,
+            name: name.clone(),
+            addr: remote,
+        },
+        false,
+        pair,
+    );
+    peer::read_connection(shared, conn, id)
+        .instrument(tracing::info_span!("peer", peer = %name))
+        .await;
 }

@@ -24,7 +24,8 @@ pub enum CodecError {
     Malformed(String),
 }
 
-/// A connection-level failure.
+/// Why a connection to a peer failed or was closed. Internal: these are
+/// logged, and the public calls report [`peerlock_core::Error`].
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum TransportError {
@@ -32,7 +33,7 @@ pub enum TransportError {
     #[error(transparent)]
     Codec(#[from] CodecError),
     /// A frame claimed a sender other than the certificate's identity.
-    #[error("frame claims sender {claimed} but the certificate says {actual}")]
+    #[error("frame claims sender {claimed} but the certificate proves {actual}")]
     Spoofed {
         /// What the frame said.
         claimed: peerlock_core::NodeId,
@@ -40,18 +41,43 @@ pub enum TransportError {
         actual: peerlock_core::NodeId,
     },
     /// The peer's certificate carries no usable node name.
-    #[error("peer certificate has no usable common name")]
+    #[error("peer certificate has no common name (node name)")]
     NoIdentity,
-    /// QUIC connection failure.
+    /// The node at a peer's address is not the node expected there.
+    #[error("expected node {expected} at {addr} but found {found:?}")]
+    WrongPeer {
+        /// The address dialed.
+        addr: std::net::SocketAddr,
+        /// The node expected there.
+        expected: peerlock_core::NodeId,
+        /// The name in the certificate presented.
+        found: String,
+    },
+    /// The handshake did not finish in time.
+    #[error("handshake timed out")]
+    HandshakeTimeout,
+    /// The QUIC connection failed or was closed (this includes TLS
+    /// handshake failures, such as a certificate from another CA).
     #[error("connection: {0}")]
     Connection(#[from] quinn::ConnectionError),
-    /// Stream read failure.
+    /// Reading a stream failed.
     #[error("read: {0}")]
     Read(#[from] quinn::ReadError),
-    /// Stream write failure.
+    /// Writing a stream failed.
     #[error("write: {0}")]
     Write(#[from] quinn::WriteError),
-    /// Dial failure.
+    /// A dial could not even start (for example, an unusable address).
     #[error("connect: {0}")]
     Connect(#[from] quinn::ConnectError),
+}
+
+impl TransportError {
+    /// True when the peer broke the protocol (as opposed to the network
+    /// failing): the connection is closed and a warning logged.
+    pub fn is_protocol_violation(&self) -> bool {
+        matches!(
+            self,
+            Self::Codec(_) | Self::Spoofed { .. } | Self::NoIdentity
+        )
+    }
 }

@@ -1,43 +1,72 @@
-//! peerlock-transport: QUIC (quinn) with mutual TLS (rustls, ring), the
-//! frame codec, and the cluster CA (rcgen).
+//! peerlock-transport: the network under peerlock's Raft group. QUIC
+//! (quinn) with mutual TLS (rustls, ring), a small frame codec (bincode),
+//! and certificate tooling (rcgen).
 //!
-//! # Wire format
-//!
-//! One QUIC connection per pair of peers; each side sends on its own
-//! long-lived unidirectional stream. A stream carries frames:
-//!
-//! ```text
-//! | "PLK" | version (1) | length u32 BE | bincode 2 payload: { from: NodeId, msgs: Vec<PeerMessage> } |
-//! ```
-//!
-//! Raft messages travel inside as protobuf bytes. Frames are batched: every
-//! message queued for a peer since the last write goes out in one frame.
+//! It implements [`peerlock_core::transport::Transport`]: the driver calls
+//! `send(to, msgs)` and receives [`peerlock_core::transport::Incoming`]
+//! batches on a channel it handed to [`QuicTransport::bind`].
 //!
 //! # Identity
 //!
-//! A peer's identity is the common name of its certificate, which the
-//! cluster CA signed; its Raft id is `NodeId::from_name(name)`. A frame
-//! whose `from` is not that identity closes the connection and never
-//! reaches the driver. Connections from any certificate the CA signed are
-//! accepted; the driver drops messages from ids that are not members.
+//! A node's identity is the common name (CN) of its certificate, and its
+//! Raft id is [`peerlock_core::NodeId::from_name`] of that name. Every
+//! connection is mutually authenticated against the cluster CA, so the
+//! sender of a frame is *who the certificate proves*, never who the frame
+//! says: a frame whose `from` differs from the certificate's identity is
+//! dropped, logged with `warn`, and its connection closed. A node whose
+//! certificate the CA did not sign fails the handshake and never gets a
+//! frame through. When dialing, the peer's IP address is the TLS server
+//! name, so node certificates carry IP SANs ([`ClusterCa::issue_node`]).
+//!
+//! Why the CN and not the address: addresses change (restarts, NAT,
+//! advertise addresses), and an address proves nothing. The certificate is
+//! what the CA vouches for.
+//!
+//! # Wire format
+//!
+//! One QUIC connection per pair of peers (the lower id dials; see
+//! [`QuicTransport`]), one long-lived unidirectional stream per direction,
+//! carrying frames (see [`codec`]):
+//!
+//! ```text
+//! | "PLK" | version u8 = 1 | length u32 big-endian | payload (length bytes) |
+//! payload = bincode 2 (serde, standard config) of FrameBody { from: NodeId, msgs: Vec<PeerMessage> }
+//! ```
+//!
+//! ALPN is `peerlock/1`; a future incompatible format gets a new version
+//! byte and a new ALPN id, so old and new nodes refuse each other cleanly.
 //!
 //! # Limits
 //!
-//! A frame's payload is at most [`codec::MAX_FRAME`] bytes, checked before
-//! allocation. Malformed, oversized or unknown-version frames close that
-//! connection with a log line; the lower-id peer re-dials with backoff.
+//! - A frame's payload is at most [`codec::MAX_FRAME`] (64 MiB: Raft
+//!   snapshots travel in frames), checked from the header *before* memory
+//!   is reserved; bincode decodes with its own allocation limit as a
+//!   second guard. Bad magic, an unknown version, an oversized length or a
+//!   malformed payload closes that connection with a log line. None of it
+//!   panics or reaches the driver.
+//! - Each peer has a queue of [`QUEUE_DEPTH`] batches. `send` never blocks:
+//!   when the queue is full the messages are dropped (Raft retries). Queued
+//!   messages for a peer that stays unreachable are dropped too.
+//! - Delivery to the driver awaits channel capacity, so a slow driver slows
+//!   the peers (QUIC flow control) instead of buffering without bound.
+//! - Keep-alive every [`KEEP_ALIVE`], idle timeout [`IDLE_TIMEOUT`]: a dead
+//!   peer is noticed within seconds, and the lower id re-dials with
+//!   exponential backoff (50 ms doubling to 1 s).
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
 mod certs;
 pub mod codec;
+mod discover;
 mod endpoint;
-pub mod error;
+mod error;
 mod peer;
+#[doc(hidden)]
+pub mod testing;
 mod tls;
 
 pub use certs::ClusterCa;
-pub use endpoint::{PeerInfo, QuicTransport};
+pub use endpoint::{PeerInfo, QuicTransport, IDLE_TIMEOUT, KEEP_ALIVE, QUEUE_DEPTH};
 pub use error::{CodecError, TransportError};
-pub use tls::TlsConfig;
+pub use tls::{TlsConfig, ALPN};

@@ -1,30 +1,45 @@
-//! Per-connection and per-peer tasks: the reader that checks every frame
-//! against the certificate's identity, and the writer that keeps one
-//! connection per peer pair alive and sends batched frames on it.
+//! Per-peer tasks: the writer that keeps the pair's connection and sends
+//! batched frames on one long-lived stream, and the reader that checks
+//! every frame against the certificate's identity before delivering it.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use peerlock_core::transport::{Incoming, PeerMessage};
 use peerlock_core::NodeId;
-use quinn::{Connection, RecvStream, VarInt};
-use tokio::sync::mpsc;
+use quinn::{Connection, RecvStream, SendStream, VarInt};
+use tokio::sync::{mpsc, watch};
+use tracing::Instrument;
 
 use crate::codec::{self, FrameBody, FrameDecoder};
-use crate::endpoint::{PeerInfo, Shared};
+use crate::endpoint::{Shared, BACKOFF_MAX, BACKOFF_MIN};
 use crate::error::TransportError;
 use crate::tls::common_name;
 
+/// Close code: the transport is shutting down.
+pub(crate) const CLOSE_SHUTDOWN: u32 = 0;
 /// Close code: the peer broke the wire protocol.
 pub(crate) const CLOSE_PROTOCOL: u32 = 1;
 /// Close code: a frame claimed another sender.
 pub(crate) const CLOSE_SPOOFED: u32 = 2;
-/// Close code: this connection duplicates the pair's connection.
+/// Close code: a newer connection replaced this one.
 pub(crate) const CLOSE_DUPLICATE: u32 = 3;
-/// Close code: shutting down.
-pub(crate) const CLOSE_SHUTDOWN: u32 = 0;
+/// Close code: a discovery probe, done.
+pub(crate) const CLOSE_PROBE: u32 = 4;
 
-/// The identity a connection's certificate proves.
+/// Queued batches taken at once by the writer.
+const RECV_BATCHES: usize = 64;
+/// Messages are packed into frames of about this many bytes (one bigger
+/// message, such as a snapshot, gets a frame of its own).
+const FRAME_BUDGET: usize = 4 * 1024 * 1024;
+/// Messages queued for a peer without a connection this long are stale.
+const STALE_AFTER: Duration = Duration::from_secs(1);
+/// Failed dials after which an unconfigured peer is forgotten.
+const FORGET_AFTER: u32 = 10;
+/// The most bytes taken from a stream at once.
+const READ_CHUNK: usize = 256 * 1024;
+
+/// The identity a connection's certificate proves: name and Raft id.
 pub(crate) fn identity(conn: &Connection) -> Result<(NodeId, String), TransportError> {
     let any = conn.peer_identity().ok_or(TransportError::NoIdentity)?;
     let certs = any
@@ -35,137 +50,261 @@ pub(crate) fn identity(conn: &Connection) -> Result<(NodeId, String), TransportE
     Ok((NodeId::from_name(&name), name))
 }
 
-/// Reads every unidirectional stream the peer opens on `conn`.
+/// Reads every stream `peer` opens on `conn`, until the connection ends.
 pub(crate) async fn read_connection(shared: Arc<Shared>, conn: Connection, peer: NodeId) {
     loop {
         match conn.accept_uni().await {
             Ok(stream) => {
-                let (shared, conn) = (shared.clone(), conn.clone());
-                tokio::spawn(async move {
-                    if let Err(e) = read_stream(&shared, &conn, stream, peer).await {
-                        let code = match e {
-                            TransportError::Spoofed { .. } => CLOSE_SPOOFED,
-                            _ => CLOSE_PROTOCOL,
-                        };
-                        tracing::warn!(peer = %peer, error = %e, "bad input from peer; closing the connection");
-                        conn.close(VarInt::from_u32(code), e.to_string().as_bytes());
-                    }
-                });
+                let task = read_stream(Arc::clone(&shared), conn.clone(), stream, peer);
+                shared.spawn(task.instrument(tracing::Span::current()));
             }
             Err(e) => {
-                tracing::debug!(peer = %peer, error = %e, "connection ended");
+                tracing::debug!(error = %e, "connection ended");
                 return;
             }
         }
     }
 }
 
-/// Decodes frames from one stream until it ends. An error means the peer
-/// broke the protocol; the caller closes the connection.
-async fn read_stream(
+/// Reads one stream; on bad input closes the whole connection.
+async fn read_stream(shared: Arc<Shared>, conn: Connection, stream: RecvStream, peer: NodeId) {
+    match decode_stream(&shared, stream, peer).await {
+        Ok(()) => {}
+        Err(e) if e.is_protocol_violation() => {
+            let code = match e {
+                TransportError::Spoofed { .. } => CLOSE_SPOOFED,
+                _ => CLOSE_PROTOCOL,
+            };
+            tracing::warn!(error = %e, remote = %conn.remote_address(), "bad input from peer; closing its connection");
+            conn.close(VarInt::from_u32(code), b"protocol violation");
+        }
+        Err(e) => tracing::debug!(error = %e, "stream ended"),
+    }
+}
+
+/// Decodes frames from one stream and delivers them. An error means the
+/// stream (and, for protocol violations, the connection) is done.
+async fn decode_stream(
     shared: &Shared,
-    conn: &Connection,
     mut stream: RecvStream,
     peer: NodeId,
 ) -> Result<(), TransportError> {
     let mut decoder = FrameDecoder::new();
     loop {
-        let Some(chunk) = stream.read_chunk(256 * 1024, true).await? else {
+        let Some(chunk) = stream.read_chunk(READ_CHUNK, true).await? else {
+            if decoder.buffered() > 0 {
+                tracing::debug!(bytes = decoder.buffered(), "stream ended inside a frame");
+            }
             return Ok(());
         };
         decoder.extend(&chunk.bytes);
         while let Some(FrameBody { from, msgs }) = decoder.decode()? {
+            // The sender is who the certificate proves, never who the
+            // frame says.
             if from != peer {
                 return Err(TransportError::Spoofed {
                     claimed: from,
                     actual: peer,
                 });
             }
-            if shared.incoming.send(Incoming { from: peer, msgs }).await.is_err() {
-                // The node is gone; stop reading.
-                conn.close(VarInt::from_u32(CLOSE_SHUTDOWN), b"shutdown");
+            if msgs.is_empty() {
+                continue;
+            }
+            if shared
+                .incoming
+                .send(Incoming { from: peer, msgs })
+                .await
+                .is_err()
+            {
+                tracing::debug!("the driver is gone; not reading further");
                 return Ok(());
             }
         }
     }
 }
 
-/// Keeps the connection to one peer and sends its queued messages.
+/// The pair's connection, if it is open.
+fn live(conn_rx: &mut watch::Receiver<Option<Connection>>) -> Option<Connection> {
+    conn_rx
+        .borrow_and_update()
+        .as_ref()
+        .filter(|c| c.close_reason().is_none())
+        .cloned()
+}
+
+/// Drops what was queued while the peer was unreachable (Raft retries).
+fn drop_stale(queue: &mut mpsc::Receiver<Vec<PeerMessage>>) {
+    let mut n = 0;
+    while let Ok(b) = queue.try_recv() {
+        n += b.len();
+    }
+    if n > 0 {
+        tracing::debug!(n, "peer unreachable; queued messages dropped");
+    }
+}
+
+/// Keeps the connection to `peer` and sends what is queued for it.
 ///
-/// Exactly one connection per pair: the node with the lower id dials (and
-/// re-dials with backoff when the connection dies); the other waits for it.
-/// Both send on their own unidirectional stream over that connection.
+/// The lower id dials and re-dials (backoff [`BACKOFF_MIN`] doubling to
+/// [`BACKOFF_MAX`]); the higher waits for the lower's connection. Either
+/// way this side writes on its own unidirectional stream. Ends when the
+/// slot is removed (its queue closes) or the transport closes.
 pub(crate) async fn write_loop(
     shared: Arc<Shared>,
-    peer: PeerInfo,
+    peer: NodeId,
     mut queue: mpsc::Receiver<Vec<PeerMessage>>,
-    mut initial: Option<Connection>,
+    mut conn_rx: watch::Receiver<Option<Connection>>,
 ) {
-    let mut backoff = Duration::from_millis(50);
-    let mut batch: Vec<Vec<PeerMessage>> = Vec::with_capacity(64);
+    let mut backoff = BACKOFF_MIN;
+    let mut failures = 0u32;
+    let mut first_dial = true;
+    let mut redial_after: Option<Duration> = None;
+    let mut batch: Vec<Vec<PeerMessage>> = Vec::with_capacity(RECV_BATCHES);
     loop {
-        let conn = match initial.take() {
-            Some(c) if c.close_reason().is_none() => c,
-            _ if shared.me < peer.id => match shared.dial(peer.addr, Some(peer.id)).await {
-                Ok(c) => {
-                    shared.set_pair(peer.id, c.clone());
-                    tokio::spawn(read_connection(shared.clone(), c.clone(), peer.id));
-                    c
+        let conn = match live(&mut conn_rx) {
+            Some(c) => c,
+            None if shared.me < peer => {
+                if let Some(delay) = redial_after.take() {
+                    tokio::time::sleep(delay).await;
+                    if live(&mut conn_rx).is_some() {
+                        continue;
+                    }
                 }
-                Err(e) => {
-                    tracing::debug!(peer = %peer.id, addr = %peer.addr, error = %e, "dial failed; retrying");
-                    drain(&mut queue);
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(Duration::from_secs(1));
-                    continue;
-                }
-            },
-            _ => {
-                let Some(c) = shared.wait_pair(peer.id).await else {
+                let Some((_, configured)) = shared.peer_addr(peer) else {
                     return;
                 };
-                c
+                if !configured && std::mem::take(&mut first_dial) {
+                    // Met through its own probe: our discovery may be
+                    // dialing it right now; let that connection be the one.
+                    shared.discovery_settled().await;
+                    if live(&mut conn_rx).is_some() {
+                        continue;
+                    }
+                }
+                let Some((addr, configured)) = shared.peer_addr(peer) else {
+                    return;
+                };
+                match shared.dial(addr).await {
+                    Ok((c, info)) if info.id == peer => {
+                        tracing::debug!(%addr, "connected");
+                        failures = 0;
+                        shared.install(peer, c.clone());
+                        let reader = read_connection(Arc::clone(&shared), c, peer);
+                        shared.spawn(reader.instrument(tracing::Span::current()));
+                        continue;
+                    }
+                    Ok((c, info)) => {
+                        let e = TransportError::WrongPeer {
+                            addr,
+                            expected: peer,
+                            found: info.name,
+                        };
+                        tracing::warn!(error = %e, "not the expected node; retrying");
+                        c.close(VarInt::from_u32(CLOSE_PROBE), b"wrong node");
+                    }
+                    Err(e) => tracing::debug!(%addr, error = %e, "dial failed; retrying"),
+                }
+                failures = failures.saturating_add(1);
+                if !configured && failures >= FORGET_AFTER && shared.forget(peer) {
+                    tracing::debug!("unconfigured peer stayed unreachable; forgotten");
+                    return;
+                }
+                drop_stale(&mut queue);
+                redial_after = Some(backoff);
+                backoff = (backoff * 2).min(BACKOFF_MAX);
+                continue;
+            }
+            None => {
+                // The lower peer owns the pair: wait for its connection.
+                match tokio::time::timeout(STALE_AFTER, conn_rx.changed()).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(_)) => return,
+                    Err(_) => drop_stale(&mut queue),
+                }
+                continue;
             }
         };
         let mut stream = match conn.open_uni().await {
             Ok(s) => s,
             Err(e) => {
-                tracing::debug!(peer = %peer.id, error = %e, "could not open a stream");
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(Duration::from_secs(1));
+                tracing::debug!(error = %e, "could not open a stream");
+                redial_after = Some(backoff);
+                backoff = (backoff * 2).min(BACKOFF_MAX);
                 continue;
             }
         };
-        backoff = Duration::from_millis(50);
+        let opened = tokio::time::Instant::now();
         loop {
             tokio::select! {
-                n = queue.recv_many(&mut batch, 64) => {
+                biased;
+                _ = conn.closed() => break,
+                n = queue.recv_many(&mut batch, RECV_BATCHES) => {
                     if n == 0 {
+                        let _ = stream.finish();
                         return;
                     }
-                    let mut msgs: Vec<PeerMessage> = Vec::new();
-                    for b in batch.drain(..) {
-                        msgs.extend(b);
-                    }
-                    let frame = match codec::encode(&FrameBody { from: shared.me, msgs }) {
-                        Ok(f) => f,
-                        Err(e) => {
-                            tracing::error!(peer = %peer.id, error = %e, "frame not sent");
-                            continue;
-                        }
-                    };
-                    if let Err(e) = stream.write_all(&frame).await {
-                        tracing::debug!(peer = %peer.id, error = %e, "write failed; reconnecting");
+                    if let Err(e) = write_batch(shared.me, &mut stream, &mut batch).await {
+                        tracing::debug!(error = %e, "write failed; reconnecting");
                         break;
                     }
                 }
-                _ = conn.closed() => break,
             }
         }
+        if let Some(reason) = conn.close_reason() {
+            tracing::debug!(%reason, "connection lost");
+        }
+        // A connection that lived resets the backoff; one that dies at once
+        // keeps doubling it, so a flapping peer is not hammered.
+        if opened.elapsed() >= BACKOFF_MAX {
+            backoff = BACKOFF_MIN;
+        }
+        redial_after = Some(backoff);
+        backoff = (backoff * 2).min(BACKOFF_MAX);
     }
 }
 
-/// Drops whatever is queued while the peer is unreachable (Raft retries).
-fn drain(queue: &mut mpsc::Receiver<Vec<PeerMessage>>) {
-    while queue.try_recv().is_ok() {}
+/// A cheap size estimate, to pack messages into frames.
+fn estimate(m: &PeerMessage) -> usize {
+    match m {
+        PeerMessage::Raft(bytes) => bytes.len() + 16,
+        _ => 32,
+    }
+}
+
+/// Packs the batch into as few frames as fit the budget and writes them.
+async fn write_batch(
+    me: NodeId,
+    stream: &mut SendStream,
+    batch: &mut Vec<Vec<PeerMessage>>,
+) -> Result<(), TransportError> {
+    let mut msgs: Vec<PeerMessage> = Vec::new();
+    let mut size = 0;
+    for m in batch.drain(..).flatten() {
+        let s = estimate(&m);
+        if !msgs.is_empty() && size + s > FRAME_BUDGET {
+            write_frame(me, stream, std::mem::take(&mut msgs)).await?;
+            size = 0;
+        }
+        size += s;
+        msgs.push(m);
+    }
+    if !msgs.is_empty() {
+        write_frame(me, stream, msgs).await?;
+    }
+    Ok(())
+}
+
+async fn write_frame(
+    me: NodeId,
+    stream: &mut SendStream,
+    msgs: Vec<PeerMessage>,
+) -> Result<(), TransportError> {
+    let n = msgs.len();
+    match codec::encode(&FrameBody { from: me, msgs }) {
+        Ok(frame) => Ok(stream.write_all(&frame).await?),
+        Err(e) => {
+            tracing::error!(error = %e, n, "messages cannot be framed; dropped");
+            Ok(())
+        }
+    }
 }

@@ -13,14 +13,18 @@ use std::path::Path;
 use std::sync::Arc;
 
 use peerlock_core::Error;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, UnixTime};
 use rustls::server::WebPkiClientVerifier;
 use rustls::RootCertStore;
 
 /// ALPN protocol id of peerlock's wire format.
 pub const ALPN: &[u8] = b"peerlock/1";
 
-/// Mutual TLS material for one node.
+/// Mutual TLS material for one node: the cluster CA certificate, the node's
+/// certificate and its key. The certificate's common name is the node's
+/// name and identity; its IP SANs must include the address peers dial.
+///
+/// `Debug` never shows the key. Cloning copies the material (it is small).
 pub struct TlsConfig {
     ca: CertificateDer<'static>,
     chain: Vec<CertificateDer<'static>>,
@@ -52,12 +56,22 @@ fn tls_err(msg: impl Into<String>) -> Error {
     Error::Tls(msg.into())
 }
 
-fn parse_certs(pem: &str, what: &str) -> Result<Vec<CertificateDer<'static>>, Error> {
+/// What the three inputs are called in error messages: file names when
+/// they came from files, descriptions otherwise.
+struct Sources<'a> {
+    ca: &'a str,
+    cert: &'a str,
+    key: &'a str,
+}
+
+fn parse_certs(pem: &str, source: &str) -> Result<Vec<CertificateDer<'static>>, Error> {
     let certs: Vec<CertificateDer<'static>> = rustls_pemfile::certs(&mut pem.as_bytes())
         .collect::<Result<_, _>>()
-        .map_err(|e| tls_err(format!("{what}: not valid PEM: {e}")))?;
+        .map_err(|e| tls_err(format!("{source} is not valid PEM: {e}")))?;
     if certs.is_empty() {
-        return Err(tls_err(format!("{what}: no certificate found (expected a PEM \"CERTIFICATE\" block)")));
+        return Err(tls_err(format!(
+            "no certificate in {source} (expected a PEM \"BEGIN CERTIFICATE\" block)"
+        )));
     }
     Ok(certs)
 }
@@ -65,35 +79,48 @@ fn parse_certs(pem: &str, what: &str) -> Result<Vec<CertificateDer<'static>>, Er
 /// The common name of a DER certificate: a peer's identity.
 pub(crate) fn common_name(der: &[u8]) -> Option<String> {
     let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;
-    let cn = cert.subject().iter_common_name().next()?.as_str().ok()?.to_owned();
+    let cn = cert
+        .subject()
+        .iter_common_name()
+        .next()?
+        .as_str()
+        .ok()?
+        .to_owned();
     (!cn.is_empty()).then_some(cn)
+}
+
+fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
 }
 
 impl TlsConfig {
     /// Loads the cluster CA certificate, this node's certificate (chain) and
     /// its private key from PEM text.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Tls`] when a PEM block is missing or invalid, the node
+    /// certificate has no common name, the key does not match the
+    /// certificate, or the certificate is not signed by the CA.
     pub fn from_pem(ca: &str, cert: &str, key: &str) -> Result<Self, Error> {
-        let ca = parse_certs(ca, "CA certificate")?
-            .into_iter()
-            .next()
-            .ok_or_else(|| tls_err("CA certificate: none found"))?;
-        let chain = parse_certs(cert, "node certificate")?;
-        let key = rustls_pemfile::private_key(&mut key.as_bytes())
-            .map_err(|e| tls_err(format!("node key: not valid PEM: {e}")))?
-            .ok_or_else(|| tls_err("node key: no private key found (expected a PEM \"PRIVATE KEY\" block)"))?;
-        let leaf = chain.first().ok_or_else(|| tls_err("node certificate: empty chain"))?;
-        let name = common_name(leaf).ok_or_else(|| {
-            tls_err("node certificate has no common name; issue it with ClusterCa::issue_node(name, ..)")
-        })?;
-        let cfg = Self { ca, chain, key, name };
-        // Build both configurations once now, so a key that does not match
-        // its certificate, or a CA rustls refuses, fails here and not later.
-        cfg.server_config()?;
-        cfg.client_config()?;
-        Ok(cfg)
+        Self::load(
+            ca,
+            cert,
+            key,
+            &Sources {
+                ca: "the CA certificate",
+                cert: "the node certificate",
+                key: "the node key",
+            },
+        )
     }
 
-    /// Like [`TlsConfig::from_pem`], reading the three files.
+    /// Like [`TlsConfig::from_pem`], reading the three PEM files.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`] naming the file when one cannot be read, and the
+    /// errors of [`TlsConfig::from_pem`], naming the file at fault.
     pub fn from_pem_files(
         ca: impl AsRef<Path>,
         cert: impl AsRef<Path>,
@@ -108,10 +135,83 @@ impl TlsConfig {
             })
         };
         let (ca, cert, key) = (ca.as_ref(), cert.as_ref(), key.as_ref());
-        Self::from_pem(&read(ca)?, &read(cert)?, &read(key)?).map_err(|e| match e {
-            Error::Tls(m) => Error::Tls(format!("{m} (files: {}, {}, {})", ca.display(), cert.display(), key.display())),
-            other => other,
-        })
+        let (ca_name, cert_name, key_name) = (
+            ca.display().to_string(),
+            cert.display().to_string(),
+            key.display().to_string(),
+        );
+        Self::load(
+            &read(ca)?,
+            &read(cert)?,
+            &read(key)?,
+            &Sources {
+                ca: &ca_name,
+                cert: &cert_name,
+                key: &key_name,
+            },
+        )
+    }
+
+    fn load(ca: &str, cert: &str, key: &str, src: &Sources<'_>) -> Result<Self, Error> {
+        let ca_der = parse_certs(ca, src.ca)?
+            .into_iter()
+            .next()
+            .ok_or_else(|| tls_err(format!("no certificate in {}", src.ca)))?;
+        let chain = parse_certs(cert, src.cert)?;
+        let key_der = rustls_pemfile::private_key(&mut key.as_bytes())
+            .map_err(|e| tls_err(format!("{} is not valid PEM: {e}", src.key)))?
+            .ok_or_else(|| {
+                tls_err(format!(
+                    "no private key in {} (expected a PEM \"BEGIN PRIVATE KEY\" block)",
+                    src.key
+                ))
+            })?;
+        let leaf = chain
+            .first()
+            .cloned()
+            .ok_or_else(|| tls_err(format!("no certificate in {}", src.cert)))?;
+        let name = common_name(&leaf).ok_or_else(|| {
+            tls_err(format!(
+                "the certificate in {} has no common name (the node's name); issue it with ClusterCa::issue_node",
+                src.cert
+            ))
+        })?;
+        let cfg = Self {
+            ca: ca_der,
+            chain,
+            key: key_der,
+            name,
+        };
+        // Check now what peers will check in every handshake, so a
+        // mismatched file fails at start-up with a clear message.
+        let roots = cfg
+            .roots()
+            .map_err(|e| tls_err(format!("{} cannot be used as a CA: {e}", src.ca)))?;
+        let verifier = WebPkiClientVerifier::builder_with_provider(roots, provider())
+            .build()
+            .map_err(|e| tls_err(format!("{} cannot be used as a CA: {e}", src.ca)))?;
+        let intermediates = cfg.chain.get(1..).unwrap_or_default();
+        verifier
+            .verify_client_cert(&leaf, intermediates, UnixTime::now())
+            .map_err(|e| {
+                tls_err(format!(
+                    "the certificate in {} is not valid for the CA in {}: {e}; issue it with this cluster's CA",
+                    src.cert, src.ca
+                ))
+            })?;
+        cfg.server_config().map_err(|e| {
+            tls_err(format!(
+                "the key in {} does not match the certificate in {}: {e}",
+                src.key, src.cert
+            ))
+        })?;
+        cfg.client_config().map_err(|e| {
+            tls_err(format!(
+                "the key in {} does not match the certificate in {}: {e}",
+                src.key, src.cert
+            ))
+        })?;
+        Ok(cfg)
     }
 
     /// The node's name: its certificate's common name, and its identity.
@@ -119,42 +219,103 @@ impl TlsConfig {
         &self.name
     }
 
-    fn roots(&self) -> Result<Arc<RootCertStore>, Error> {
+    fn roots(&self) -> Result<Arc<RootCertStore>, rustls::Error> {
         let mut roots = RootCertStore::empty();
-        roots
-            .add(self.ca.clone())
-            .map_err(|e| tls_err(format!("CA certificate refused: {e}")))?;
+        roots.add(self.ca.clone())?;
         Ok(Arc::new(roots))
     }
 
-    fn provider() -> Arc<rustls::crypto::CryptoProvider> {
-        Arc::new(rustls::crypto::ring::default_provider())
-    }
-
     /// The server side: requires a client certificate signed by the CA.
-    pub(crate) fn server_config(&self) -> Result<rustls::ServerConfig, Error> {
-        let verifier = WebPkiClientVerifier::builder_with_provider(self.roots()?, Self::provider())
+    pub(crate) fn server_config(&self) -> Result<rustls::ServerConfig, rustls::Error> {
+        let verifier = WebPkiClientVerifier::builder_with_provider(self.roots()?, provider())
             .build()
-            .map_err(|e| tls_err(format!("client verifier: {e}")))?;
-        let mut cfg = rustls::ServerConfig::builder_with_provider(Self::provider())
-            .with_protocol_versions(&[&rustls::version::TLS13])
-            .map_err(|e| tls_err(e.to_string()))?
+            .map_err(|e| rustls::Error::General(e.to_string()))?;
+        let mut cfg = rustls::ServerConfig::builder_with_provider(provider())
+            .with_protocol_versions(&[&rustls::version::TLS13])?
             .with_client_cert_verifier(verifier)
-            .with_single_cert(self.chain.clone(), self.key.clone_key())
-            .map_err(|e| tls_err(format!("node certificate and key do not fit together: {e}")))?;
+            .with_single_cert(self.chain.clone(), self.key.clone_key())?;
         cfg.alpn_protocols = vec![ALPN.to_vec()];
         Ok(cfg)
     }
 
     /// The client side: trusts only the CA and presents this node's certificate.
-    pub(crate) fn client_config(&self) -> Result<rustls::ClientConfig, Error> {
-        let mut cfg = rustls::ClientConfig::builder_with_provider(Self::provider())
-            .with_protocol_versions(&[&rustls::version::TLS13])
-            .map_err(|e| tls_err(e.to_string()))?
+    pub(crate) fn client_config(&self) -> Result<rustls::ClientConfig, rustls::Error> {
+        let mut cfg = rustls::ClientConfig::builder_with_provider(provider())
+            .with_protocol_versions(&[&rustls::version::TLS13])?
             .with_root_certificates(self.roots()?)
-            .with_client_auth_cert(self.chain.clone(), self.key.clone_key())
-            .map_err(|e| tls_err(format!("node certificate and key do not fit together: {e}")))?;
+            .with_client_auth_cert(self.chain.clone(), self.key.clone_key())?;
         cfg.alpn_protocols = vec![ALPN.to_vec()];
         Ok(cfg)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ClusterCa;
+
+    fn tls_message(r: Result<TlsConfig, Error>) -> String {
+        match r {
+            Err(Error::Tls(m)) => m,
+            other => panic!("expected Error::Tls, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn errors_name_the_file_and_the_problem() {
+        let ca = ClusterCa::generate("t").unwrap();
+        let other = ClusterCa::generate("other").unwrap();
+        let (cert, key) = ca.issue_node_pem("node-a", &["127.0.0.1"]).unwrap();
+        let (_, wrong_key) = ca.issue_node_pem("node-b", &["127.0.0.1"]).unwrap();
+        let (foreign, foreign_key) = other.issue_node_pem("node-a", &["127.0.0.1"]).unwrap();
+
+        let dir = tempfile::tempdir().unwrap();
+        let write = |name: &str, text: &str| {
+            let p = dir.path().join(name);
+            std::fs::write(&p, text).unwrap();
+            p
+        };
+        let ca_pem = write("ca.pem", &ca.ca_pem());
+        let node_pem = write("node.pem", &cert);
+        let node_key = write("node.key", &key);
+        let empty = write("empty.pem", "");
+        let bad_key = write("bad.key", &wrong_key);
+        let foreign_pem = write("foreign.pem", &foreign);
+        let foreign_key = write("foreign.key", &foreign_key);
+
+        let ok = TlsConfig::from_pem_files(&ca_pem, &node_pem, &node_key).unwrap();
+        assert_eq!(ok.node_name(), "node-a");
+        assert!(!format!("{ok:?}").contains("PRIVATE"));
+
+        let m = tls_message(TlsConfig::from_pem_files(&ca_pem, &empty, &node_key));
+        assert!(
+            m.contains("no certificate in") && m.contains("empty.pem"),
+            "{m}"
+        );
+        let m = tls_message(TlsConfig::from_pem_files(&ca_pem, &node_pem, &empty));
+        assert!(
+            m.contains("no private key in") && m.contains("empty.pem"),
+            "{m}"
+        );
+        let m = tls_message(TlsConfig::from_pem_files(&empty, &node_pem, &node_key));
+        assert!(
+            m.contains("no certificate in") && m.contains("empty.pem"),
+            "{m}"
+        );
+        let m = tls_message(TlsConfig::from_pem_files(&ca_pem, &node_pem, &bad_key));
+        assert!(m.contains("does not match") && m.contains("bad.key"), "{m}");
+        let m = tls_message(TlsConfig::from_pem_files(
+            &ca_pem,
+            &foreign_pem,
+            &foreign_key,
+        ));
+        assert!(
+            m.contains("not valid for the CA") && m.contains("foreign.pem"),
+            "{m}"
+        );
+        match TlsConfig::from_pem_files(dir.path().join("missing.pem"), &node_pem, &node_key) {
+            Err(Error::Io(e)) => assert!(e.to_string().contains("missing.pem"), "{e}"),
+            other => panic!("expected Error::Io, got {other:?}"),
+        }
     }
 }

@@ -1,0 +1,53 @@
+//! Test helpers, hidden from the docs: they send bytes a well-behaved
+//! transport never sends, to prove the receiving side copes.
+
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use peerlock_core::Error;
+use quinn::crypto::rustls::QuicClientConfig;
+use quinn::{ConnectionError, Endpoint};
+
+use crate::tls::TlsConfig;
+
+/// Dials `to` presenting `tls`'s certificate, writes `bytes` on a new
+/// stream, and waits up to `wait` for the peer to close the connection.
+/// Returns the peer's application close code, if it closed it.
+///
+/// # Errors
+///
+/// [`Error::Io`] or [`Error::Tls`] when the connection cannot be made (for
+/// example, a certificate from another CA).
+pub async fn send_raw(
+    tls: &TlsConfig,
+    to: SocketAddr,
+    bytes: &[u8],
+    wait: Duration,
+) -> Result<Option<u64>, Error> {
+    let io = |e: &dyn std::fmt::Display| Error::Io(std::io::Error::other(e.to_string()));
+    let bind: SocketAddr = if to.is_ipv4() {
+        (Ipv4Addr::LOCALHOST, 0).into()
+    } else {
+        (Ipv6Addr::LOCALHOST, 0).into()
+    };
+    let client_tls = tls.client_config().map_err(|e| Error::Tls(e.to_string()))?;
+    let crypto = QuicClientConfig::try_from(client_tls).map_err(|e| Error::Tls(e.to_string()))?;
+    let mut endpoint = Endpoint::client(bind).map_err(|e| io(&e))?;
+    endpoint.set_default_client_config(quinn::ClientConfig::new(Arc::new(crypto)));
+    let conn = endpoint
+        .connect(to, &to.ip().to_string())
+        .map_err(|e| io(&e))?
+        .await
+        .map_err(|e| Error::Tls(format!("handshake with {to} failed: {e}")))?;
+    let mut stream = conn.open_uni().await.map_err(|e| io(&e))?;
+    stream.write_all(bytes).await.map_err(|e| io(&e))?;
+    let _ = stream.finish();
+    let code = match tokio::time::timeout(wait, conn.closed()).await {
+        Ok(ConnectionError::ApplicationClosed(c)) => Some(c.error_code.into_inner()),
+        Ok(_) | Err(_) => None,
+    };
+    conn.close(0u32.into(), b"done");
+    endpoint.close(0u32.into(), b"done");
+    Ok(code)
+}

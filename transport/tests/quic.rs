@@ -1,0 +1,457 @@
+//! The QUIC transport over real sockets on 127.0.0.1 (port 0). Every wait
+//! is bounded; the whole file runs in a few seconds.
+
+use std::net::{SocketAddr, UdpSocket};
+use std::sync::Arc;
+use std::time::Duration;
+
+use peerlock_core::transport::{Incoming, PeerMessage, Transport};
+use peerlock_core::{Error, NodeId, SessionId};
+use peerlock_transport::codec::{self, FrameBody, MAGIC, VERSION};
+use peerlock_transport::testing::send_raw;
+use peerlock_transport::{ClusterCa, QuicTransport, TlsConfig};
+use tokio::sync::mpsc;
+use tokio::time::{timeout, Instant};
+
+/// Long enough for anything on loopback; only reached when a test fails.
+const WAIT: Duration = Duration::from_secs(5);
+/// How long "nothing arrives" is watched.
+const QUIET: Duration = Duration::from_millis(400);
+/// Close codes the transport uses (see `peer.rs`).
+const CLOSE_PROTOCOL: u64 = 1;
+const CLOSE_SPOOFED: u64 = 2;
+const CLOSE_DUPLICATE: u64 = 3;
+
+struct Node {
+    t: Arc<QuicTransport>,
+    rx: mpsc::Receiver<Incoming>,
+}
+
+/// Logs to the test's output when `RUST_LOG` is set.
+fn logs() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
+}
+
+fn socket() -> UdpSocket {
+    logs();
+    UdpSocket::bind("127.0.0.1:0").unwrap()
+}
+
+fn tls(ca: &ClusterCa, name: &str) -> TlsConfig {
+    ca.issue_node(name, &["127.0.0.1"]).unwrap()
+}
+
+fn start(sock: UdpSocket, tls: &TlsConfig, peers: &[SocketAddr]) -> Node {
+    let (tx, rx) = mpsc::channel(256);
+    let t = QuicTransport::bind_socket(sock, None, tls, peers.to_vec(), tx).unwrap();
+    Node { t, rx }
+}
+
+/// Starts one transport per name, all configured with all addresses.
+fn cluster(ca: &ClusterCa, names: &[&str]) -> Vec<Node> {
+    let socks: Vec<UdpSocket> = names.iter().map(|_| socket()).collect();
+    let addrs: Vec<SocketAddr> = socks.iter().map(|s| s.local_addr().unwrap()).collect();
+    socks
+        .into_iter()
+        .zip(names)
+        .map(|(s, n)| start(s, &tls(ca, n), &addrs))
+        .collect()
+}
+
+async fn discover_all(nodes: &[Node]) {
+    let deadline = Instant::now() + WAIT;
+    let handles: Vec<_> = nodes
+        .iter()
+        .map(|n| {
+            let t = n.t.clone();
+            tokio::spawn(async move { t.discover(deadline).await })
+        })
+        .collect();
+    for h in handles {
+        assert_eq!(h.await.unwrap().unwrap().len(), nodes.len());
+    }
+}
+
+fn raft(n: u8) -> PeerMessage {
+    PeerMessage::Raft(vec![n; 3])
+}
+
+async fn recv(rx: &mut mpsc::Receiver<Incoming>) -> Incoming {
+    timeout(WAIT, rx.recv())
+        .await
+        .expect("a message in time")
+        .expect("channel open")
+}
+
+async fn quiet(rx: &mut mpsc::Receiver<Incoming>) {
+    if let Ok(Some(m)) = timeout(QUIET, rx.recv()).await {
+        panic!("nothing should arrive, got {m:?}");
+    }
+}
+
+/// Sends until one message gets through (a connection may be re-forming).
+async fn deliver(from: &Node, to: &mut Node) {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        from.t.send(to.t.local_id(), vec![raft(7)]);
+        if let Ok(Some(m)) = timeout(Duration::from_millis(100), to.rx.recv()).await {
+            assert_eq!(m.from, from.t.local_id());
+            while to.rx.try_recv().is_ok() {}
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no delivery {} -> {}",
+            from.t.local_name(),
+            to.t.local_name()
+        );
+    }
+}
+
+/// Two names ordered by Raft id: (lower, higher).
+fn ordered(a: &'static str, b: &'static str) -> (&'static str, &'static str) {
+    if NodeId::from_name(a) < NodeId::from_name(b) {
+        (a, b)
+    } else {
+        (b, a)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn t01_two_nodes_discover_each_other_and_exchange_both_ways() {
+    let ca = ClusterCa::generate("t01").unwrap();
+    let mut n = cluster(&ca, &["node-a", "node-b"]);
+    let deadline = Instant::now() + WAIT;
+    let (a, b) = (n[0].t.clone(), n[1].t.clone());
+    let (ra, rb) = tokio::join!(a.discover(deadline), b.discover(deadline));
+    let (ra, rb) = (ra.unwrap(), rb.unwrap());
+    for list in [&ra, &rb] {
+        assert_eq!(list.len(), 2);
+        assert!(list.iter().any(|p| p.name == "node-a"
+            && p.id == NodeId::from_name("node-a")
+            && p.addr == a.local_addr()));
+        assert!(list
+            .iter()
+            .any(|p| p.name == "node-b" && p.addr == b.local_addr()));
+    }
+    a.send(b.local_id(), vec![raft(1), raft(2)]);
+    let m = recv(&mut n[1].rx).await;
+    assert_eq!(m.from, a.local_id());
+    assert_eq!(m.msgs, vec![raft(1), raft(2)]);
+    let ka = PeerMessage::KeepAlive {
+        session: SessionId(9),
+        seq: 3,
+    };
+    b.send(a.local_id(), vec![ka.clone()]);
+    let m = recv(&mut n[0].rx).await;
+    assert_eq!((m.from, m.msgs), (b.local_id(), vec![ka]));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn t02_three_nodes_every_pair_exchanges_and_order_is_kept() {
+    let ca = ClusterCa::generate("t02").unwrap();
+    let mut n = cluster(&ca, &["n1", "n2", "n3"]);
+    discover_all(&n).await;
+    let ids: Vec<NodeId> = n.iter().map(|x| x.t.local_id()).collect();
+    for (i, x) in n.iter().enumerate() {
+        for (j, &to) in ids.iter().enumerate() {
+            if i != j {
+                for k in 0..50u8 {
+                    x.t.send(to, vec![raft(k)]);
+                }
+            }
+        }
+    }
+    for (j, node) in n.iter_mut().enumerate() {
+        let mut got: Vec<(NodeId, Vec<PeerMessage>)> = Vec::new();
+        while got.iter().map(|(_, m)| m.len()).sum::<usize>() < 100 {
+            let m = recv(&mut node.rx).await;
+            got.push((m.from, m.msgs));
+        }
+        for (i, &from) in ids.iter().enumerate() {
+            if i == j {
+                continue;
+            }
+            let seq: Vec<PeerMessage> = got
+                .iter()
+                .filter(|(f, _)| *f == from)
+                .flat_map(|(_, m)| m.clone())
+                .collect();
+            assert_eq!(
+                seq,
+                (0..50).map(raft).collect::<Vec<_>>(),
+                "from {i} to {j}"
+            );
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn t03_a_certificate_from_another_ca_is_refused() {
+    let ca = ClusterCa::generate("t03").unwrap();
+    let other = ClusterCa::generate("t03-other").unwrap();
+    let (sa, sm) = (socket(), socket());
+    let addrs = [sa.local_addr().unwrap(), sm.local_addr().unwrap()];
+    let mut a = start(sa, &tls(&ca, "node-a"), &addrs);
+    let mallory_tls = tls(&other, "node-m");
+    let m = start(sm, &mallory_tls, &addrs);
+    let deadline = Instant::now() + Duration::from_millis(1200);
+    let (ra, rm) = tokio::join!(a.t.discover(deadline), m.t.discover(deadline));
+    match ra {
+        Err(Error::Config(msg)) => assert!(msg.contains(&addrs[1].to_string()), "{msg}"),
+        other => panic!("expected a config error, got {other:?}"),
+    }
+    assert!(matches!(rm, Err(Error::Config(_))));
+    // Even a well-formed frame never gets past the handshake.
+    let frame = codec::encode(&FrameBody {
+        from: NodeId::from_name("node-m"),
+        msgs: vec![raft(1)],
+    })
+    .unwrap();
+    let sent = send_raw(&mallory_tls, addrs[0], &frame, QUIET).await;
+    assert!(matches!(sent, Err(Error::Tls(_))), "{sent:?}");
+    m.t.send(a.t.local_id(), vec![raft(1)]);
+    quiet(&mut a.rx).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn t04_a_frame_claiming_another_sender_is_dropped() {
+    let ca = ClusterCa::generate("t04").unwrap();
+    let mut n = cluster(&ca, &["node-a", "node-b"]);
+    discover_all(&n).await;
+    let a_addr = n[0].t.local_addr();
+    // A valid member of the cluster (same CA) claims to be node-b.
+    let frame = codec::encode(&FrameBody {
+        from: n[1].t.local_id(),
+        msgs: vec![raft(66)],
+    })
+    .unwrap();
+    let code = send_raw(&tls(&ca, "mallory"), a_addr, &frame, WAIT)
+        .await
+        .unwrap();
+    assert_eq!(code, Some(CLOSE_SPOOFED));
+    // node-b itself claiming to be node-c is refused alike.
+    let frame = codec::encode(&FrameBody {
+        from: NodeId::from_name("node-c"),
+        msgs: vec![raft(67)],
+    })
+    .unwrap();
+    let code = send_raw(&tls(&ca, "node-b"), a_addr, &frame, WAIT)
+        .await
+        .unwrap();
+    assert_eq!(code, Some(CLOSE_SPOOFED));
+    quiet(&mut n[0].rx).await;
+    let (a, b) = n.split_at_mut(1);
+    deliver(&b[0], &mut a[0]).await;
+    deliver(&a[0], &mut b[0]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn t05_bad_bytes_close_only_that_connection_and_the_pair_recovers() {
+    let ca = ClusterCa::generate("t05").unwrap();
+    // The raw client presents the *lower* node's certificate, so its
+    // connection replaces the pair's real one at the higher node; the pair
+    // must recover when the lower node re-dials.
+    let (low, high) = ordered("node-a", "node-b");
+    let mut n = cluster(&ca, &[high, low]);
+    discover_all(&n).await;
+    let high_addr = n[0].t.local_addr();
+    let low_tls = tls(&ca, low);
+    let mut huge = MAGIC.to_vec();
+    huge.push(VERSION);
+    huge.extend_from_slice(&u32::MAX.to_be_bytes());
+    let mut future_version = codec::encode(&FrameBody {
+        from: NodeId::from_name(low),
+        msgs: vec![raft(1)],
+    })
+    .unwrap();
+    future_version[3] = VERSION + 1;
+    let mut bad_payload = MAGIC.to_vec();
+    bad_payload.push(VERSION);
+    bad_payload.extend_from_slice(&5u32.to_be_bytes());
+    bad_payload.extend_from_slice(&[0xff; 5]);
+    let garbage = [
+        b"GET / HTTP/1.1\r\n\r\n".to_vec(),
+        huge,
+        future_version,
+        bad_payload,
+    ];
+    // Presenting the higher node's name to the lower node: such a
+    // connection is never the pair's, so the close is always ours.
+    let (high_tls, low_addr) = (tls(&ca, high), n[1].t.local_addr());
+    for g in &garbage {
+        let code = send_raw(&high_tls, low_addr, g, WAIT).await.unwrap();
+        assert_eq!(code, Some(CLOSE_PROTOCOL), "{g:?}");
+    }
+    // Presenting the lower node's name to the higher node: it becomes the
+    // pair's connection, and the real lower node re-dials, which may in
+    // turn replace it before the garbage is read.
+    for g in &garbage {
+        let code = send_raw(&low_tls, high_addr, g, WAIT).await.unwrap();
+        assert!(
+            matches!(code, Some(CLOSE_PROTOCOL | CLOSE_DUPLICATE)),
+            "{code:?} for {g:?}"
+        );
+    }
+    quiet(&mut n[1].rx).await;
+    quiet(&mut n[0].rx).await;
+    let (h, l) = n.split_at_mut(1);
+    deliver(&l[0], &mut h[0]).await;
+    deliver(&h[0], &mut l[0]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn t06_random_udp_datagrams_do_not_disturb_an_established_pair() {
+    let ca = ClusterCa::generate("t06").unwrap();
+    let mut n = cluster(&ca, &["node-a", "node-b"]);
+    discover_all(&n).await;
+    let junk = socket();
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    for i in 0..300usize {
+        let len = 1 + (i * 37) % 1400;
+        let mut d = Vec::with_capacity(len);
+        for _ in 0..len {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            d.push(x as u8);
+        }
+        if i % 3 == 0 {
+            d[0] = 0xc0; // looks like a QUIC long header
+        }
+        junk.send_to(&d, n[0].t.local_addr()).unwrap();
+        junk.send_to(&d, n[1].t.local_addr()).unwrap();
+    }
+    let (a, b) = n.split_at_mut(1);
+    deliver(&a[0], &mut b[0]).await;
+    deliver(&b[0], &mut a[0]).await;
+    quiet(&mut a[0].rx).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn t07_a_closed_node_gets_nothing_and_drop_stops_every_task() {
+    let ca = ClusterCa::generate("t07").unwrap();
+    let mut n = cluster(&ca, &["node-a", "node-b"]);
+    discover_all(&n).await;
+    let b = n.pop().unwrap();
+    let mut a = n.pop().unwrap();
+    a.t.close();
+    b.t.send(a.t.local_id(), vec![raft(1)]);
+    a.t.send(b.t.local_id(), vec![raft(2)]);
+    quiet(&mut a.rx).await;
+    // Dropping the last handle ends every task: they held the only other
+    // senders of the incoming channel, so it closes.
+    let Node { t, mut rx } = a;
+    drop(t);
+    let end = timeout(WAIT, async { while rx.recv().await.is_some() {} }).await;
+    assert!(end.is_ok(), "tasks still hold the transport after drop");
+    drop(b);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn t08_a_restarted_peer_on_the_same_address_is_reconnected() {
+    let ca = ClusterCa::generate("t08").unwrap();
+    // Restart the node that dials (lower id), then the one that waits.
+    let (low, high) = ordered("node-a", "node-b");
+    let mut n = cluster(&ca, &[low, high]);
+    discover_all(&n).await;
+    let addrs = [n[0].t.local_addr(), n[1].t.local_addr()];
+    for (victim, name) in [(0, low), (1, high)] {
+        let old = std::mem::replace(&mut n[victim], start(socket(), &tls(&ca, "spare"), &[]));
+        old.t.close();
+        drop(old);
+        // Rebind its port (the old socket goes once its tasks are gone).
+        let deadline = Instant::now() + WAIT;
+        let sock = loop {
+            match UdpSocket::bind(addrs[victim]) {
+                Ok(s) => break s,
+                Err(_) if Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(20)).await
+                }
+                Err(e) => panic!("port not released: {e}"),
+            }
+        };
+        n[victim] = start(sock, &tls(&ca, name), &addrs);
+        let found = n[victim].t.discover(Instant::now() + WAIT).await.unwrap();
+        assert_eq!(found.len(), 2);
+        let (x, y) = n.split_at_mut(1);
+        deliver(&x[0], &mut y[0]).await;
+        deliver(&y[0], &mut x[0]).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn t09_self_in_the_peer_list_counts_once_and_shared_names_are_refused() {
+    let ca = ClusterCa::generate("t09").unwrap();
+    // Listed by its own address: found as itself, with that address.
+    let s = socket();
+    let addr = s.local_addr().unwrap();
+    let a = start(s, &tls(&ca, "node-a"), &[addr]);
+    let found = a.t.discover(Instant::now() + WAIT).await.unwrap();
+    assert_eq!(found.len(), 1);
+    assert_eq!((found[0].id, found[0].addr), (a.t.local_id(), addr));
+    // Not listed at all: added with its bound address.
+    let a2 = start(socket(), &tls(&ca, "node-a2"), &[]);
+    let found = a2.t.discover(Instant::now() + WAIT).await.unwrap();
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].addr, a2.t.local_addr());
+
+    // Two addresses presenting node-b's certificate.
+    let (s0, s1, s2) = (socket(), socket(), socket());
+    let addrs = [
+        s0.local_addr().unwrap(),
+        s1.local_addr().unwrap(),
+        s2.local_addr().unwrap(),
+    ];
+    let x = start(s0, &tls(&ca, "node-x"), &addrs);
+    let b_tls = tls(&ca, "node-b");
+    let _b1 = start(s1, &b_tls, &[]);
+    let _b2 = start(s2, &b_tls, &[]);
+    match x.t.discover(Instant::now() + WAIT).await {
+        Err(Error::Config(msg)) => assert!(msg.contains("node-b"), "{msg}"),
+        other => panic!("expected a config error, got {other:?}"),
+    }
+    // Another address presenting this node's own name.
+    let (s0, s1) = (socket(), socket());
+    let addrs = [s0.local_addr().unwrap(), s1.local_addr().unwrap()];
+    let y_tls = tls(&ca, "node-y");
+    let y = start(s0, &y_tls, &addrs);
+    let _twin = start(s1, &y_tls, &[]);
+    match y.t.discover(Instant::now() + WAIT).await {
+        Err(Error::Config(msg)) => assert!(msg.contains(&addrs[1].to_string()), "{msg}"),
+        other => panic!("expected a config error, got {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn t10_unreachable_peers_and_bad_binds_are_clear_errors() {
+    let ca = ClusterCa::generate("t10").unwrap();
+    let silent = socket(); // bound, but nothing answers QUIC on it
+    let dead = silent.local_addr().unwrap();
+    let a = start(socket(), &tls(&ca, "node-a"), &[dead]);
+    match a
+        .t
+        .discover(Instant::now() + Duration::from_millis(600))
+        .await
+    {
+        Err(Error::Config(msg)) => {
+            assert!(
+                msg.contains(&dead.to_string()) && msg.contains("could not reach"),
+                "{msg}"
+            )
+        }
+        other => panic!("expected a config error, got {other:?}"),
+    }
+    let (tx, _rx) = mpsc::channel(1);
+    let taken = a.t.local_addr();
+    match QuicTransport::bind(taken, None, &tls(&ca, "node-b"), vec![], tx) {
+        Err(Error::Io(e)) => assert!(e.to_string().contains(&taken.to_string()), "{e}"),
+        other => panic!("expected an I/O error, got {other:?}"),
+    }
+    // Unknown destinations and empty batches are dropped quietly.
+    a.t.send(NodeId::from_name("nobody"), vec![raft(1)]);
+    a.t.send(a.t.local_id(), vec![raft(1)]);
+}

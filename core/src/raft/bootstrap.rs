@@ -32,7 +32,7 @@ use crate::client::status::{MemberStatus, NodeStatus, Role};
 use crate::config::NodeConfig;
 use crate::error::Error;
 use crate::machine::LockTable;
-use crate::storage::MemStore;
+use crate::storage::{LogStore, MemStore};
 use crate::transport::{Incoming, PeerMessage, Transport};
 use crate::types::{NodeId, NodeName};
 
@@ -65,9 +65,21 @@ pub struct StartParams {
     pub on_stop: Option<Box<dyn FnOnce() + Send>>,
 }
 
-/// Starts a node: returns once it may take part in Raft; call
-/// `NodeHandle::ready` to wait for a leader and an open session.
-pub async fn start(mut p: StartParams) -> Result<NodeHandle, Error> {
+/// Starts a node with its log in memory: returns once it may take part in
+/// Raft; call `NodeHandle::ready` to wait for a leader and an open session.
+pub async fn start(p: StartParams) -> Result<NodeHandle, Error> {
+    start_with(p, |cs| Ok(MemStore::new(cs))).await
+}
+
+/// Starts a node on the log store `make_store` opens. It is given the
+/// initial membership, which a store that already holds state ignores. A
+/// store that holds a snapshot restores the lock table from it, and Raft
+/// replays the committed entries after it.
+pub async fn start_with<S, F>(mut p: StartParams, make_store: F) -> Result<NodeHandle, Error>
+where
+    S: LogStore + Send + 'static,
+    F: FnOnce(ConfState) -> Result<S, Error>,
+{
     p.config.validate()?;
     let mut members = p.members.clone();
     members.sort_by_key(|m| m.id);
@@ -113,8 +125,24 @@ pub async fn start(mut p: StartParams) -> Result<NodeHandle, Error> {
         learners: learners.iter().map(|v| v.0).collect(),
         ..Default::default()
     };
+    let store = make_store(cs)?;
+    let (table, applied) = match raft::Storage::snapshot(&store, 0, me.id.0) {
+        Ok(snap) if !snap.is_empty() => {
+            let table = LockTable::restore(&snap.data).map_err(|e| {
+                Error::Config(format!(
+                    "the stored snapshot does not decode ({e}); the data directory is damaged"
+                ))
+            })?;
+            (table, snap.get_metadata().index)
+        }
+        _ => (LockTable::new(), 0),
+    };
+    let raft_cfg = raft::Config {
+        applied,
+        ..raft_cfg
+    };
     let logger = logger::logger(me.name.as_str());
-    let raw = RawNode::new(&raft_cfg, MemStore::new(cs), &logger)
+    let raw = RawNode::new(&raft_cfg, store, &logger)
         .map_err(|e| Error::Config(format!("raft could not start: {e}")))?;
 
     let now = Instant::now();
@@ -144,7 +172,7 @@ pub async fn start(mut p: StartParams) -> Result<NodeHandle, Error> {
             .filter(|id| *id != me.id)
             .collect::<BTreeSet<_>>(),
         raw,
-        table: LockTable::new(),
+        table,
         transport: p.transport.clone(),
         inbox,
         inbox_tx: inbox_tx.clone(),

@@ -9,6 +9,7 @@ use super::reads::Purpose;
 use super::Driver;
 use crate::error::Error;
 use crate::machine::{Command, RequestKey};
+use crate::storage::LogStore;
 use crate::types::{FencingToken, LockInfo, LockName, RequestId, SessionId};
 
 /// How long a `holder` read may take before it fails with `NoQuorum`.
@@ -44,7 +45,7 @@ pub(crate) enum Input {
     Kill,
 }
 
-impl Driver {
+impl<S: LogStore + Send + 'static> Driver<S> {
     pub(super) fn on_input(&mut self, input: Input, now: Instant) {
         match input {
             Input::Acquire {

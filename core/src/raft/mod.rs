@@ -40,11 +40,11 @@ use tokio::time::Instant;
 use crate::client::status::{NodeStatus, Role};
 use crate::config::NodeConfig;
 use crate::machine::LockTable;
-use crate::storage::MemStore;
+use crate::storage::LogStore;
 use crate::transport::{Incoming, PeerMessage, Transport};
 use crate::types::{NodeId, NodeName};
 
-pub use bootstrap::{start, Member, StartParams};
+pub use bootstrap::{start, start_with, Member, StartParams};
 pub(crate) use input::Input;
 pub(crate) use proposals::AcquireReply;
 
@@ -55,12 +55,12 @@ use reads::Reads;
 use shutdown::Shutdown;
 
 /// The driver's whole state. Owned by its task.
-pub(crate) struct Driver {
+pub(crate) struct Driver<S: LogStore + Send + 'static> {
     cfg: NodeConfig,
     me: NodeId,
     name: NodeName,
     peers: BTreeSet<NodeId>,
-    raw: RawNode<MemStore>,
+    raw: RawNode<S>,
     table: LockTable,
     transport: Arc<dyn Transport>,
     inbox: mpsc::UnboundedReceiver<Input>,
@@ -80,7 +80,7 @@ pub(crate) struct Driver {
     on_stop: Option<Box<dyn FnOnce() + Send>>,
 }
 
-impl Driver {
+impl<S: LogStore + Send + 'static> Driver<S> {
     /// Runs until shutdown, a kill, or a fatal error.
     pub(crate) async fn run(mut self) {
         let mut tick = tokio::time::interval(self.cfg.tick);

@@ -13,11 +13,11 @@ use super::reads::Purpose;
 use super::Driver;
 use crate::client::guard::LockGuard;
 use crate::machine::{Command, Effect, LockTable, Outcome};
-use crate::storage::LogStore as _;
+use crate::storage::LogStore;
 use crate::transport::PeerMessage;
 use crate::types::RequestId;
 
-impl Driver {
+impl<S: LogStore + Send + 'static> Driver<S> {
     pub(super) fn handle_ready(&mut self) {
         if !self.raw.has_ready() {
             return;

@@ -12,6 +12,7 @@ use super::proposals::Waiter;
 use super::Driver;
 use crate::error::Error;
 use crate::machine::Command;
+use crate::storage::LogStore;
 
 const CLOSE_FOR: Duration = Duration::from_secs(3);
 const HANDOFF_FOR: Duration = Duration::from_millis(1500);
@@ -33,7 +34,7 @@ pub(crate) struct Shutdown {
     replies: Vec<oneshot::Sender<()>>,
 }
 
-impl Driver {
+impl<S: LogStore + Send + 'static> Driver<S> {
     pub(super) fn begin_shutdown(&mut self, reply: Option<oneshot::Sender<()>>, now: Instant) {
         if let Some(s) = self.shutdown.as_mut() {
             s.replies.extend(reply);

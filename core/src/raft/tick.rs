@@ -3,7 +3,6 @@
 //! sessions and hand freed locks on.
 
 use raft::eraftpb::Snapshot;
-use raft::Storage as _;
 use tokio::time::Instant;
 
 use super::proposals::Waiter;
@@ -11,11 +10,11 @@ use super::reads::Purpose;
 use super::Driver;
 use crate::error::Error;
 use crate::machine::Command;
-use crate::storage::LogStore as _;
+use crate::storage::LogStore;
 use crate::transport::PeerMessage;
 use crate::types::{NodeId, SessionId};
 
-impl Driver {
+impl<S: LogStore + Send + 'static> Driver<S> {
     pub(super) fn on_tick(&mut self, now: Instant) {
         self.open_session_if_needed(now);
         if self.own.opened && now >= self.own.next_keepalive {

@@ -14,7 +14,7 @@ use std::error::Error;
 use std::path::Path;
 use std::process::ExitCode;
 
-use peerlock_transport::ClusterCa;
+use peerlock::certs::ClusterCa;
 
 const USAGE: &str = "usage: cargo run --example certs -- <out-dir> <node-name>...
 

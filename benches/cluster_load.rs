@@ -203,6 +203,12 @@ fn main() {
         .expect("runtime");
     rt.block_on(async {
         println!("peerlock cluster_load: 3 nodes on 127.0.0.1, in-memory log, {secs} s x {runs} runs per workload");
+        // Idle first, in a fresh process, so its memory figure is not the
+        // allocator's leftovers from the load runs.
+        idle(secs).await;
+        if std::env::var("PEERLOCK_BENCH_ONLY").is_ok_and(|v| v == "idle") {
+            return;
+        }
         let mut results: Vec<(&str, Vec<RunResult>)> = Vec::new();
         for r in 0..runs {
             let nodes = cluster().await;
@@ -228,6 +234,5 @@ fn main() {
         for (label, rs) in &results {
             summary(label, rs);
         }
-        idle(secs).await;
     });
 }

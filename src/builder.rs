@@ -100,7 +100,7 @@ impl NodeBuilder {
         self
     }
 
-    /// Raft's tick period (default 20 ms; the election timeout is 10 ticks).
+    /// Raft's tick period (default 50 ms; the election timeout is 10 ticks).
     pub fn raft_tick(mut self, tick: Duration) -> Self {
         self.tick = Some(tick);
         self

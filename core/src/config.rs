@@ -29,7 +29,7 @@ impl Default for NodeConfig {
             session_ttl: Duration::from_secs(10),
             lock_delay: Duration::ZERO,
             max_voters: 5,
-            tick: Duration::from_millis(20),
+            tick: Duration::from_millis(50),
             election_ticks: 10,
             heartbeat_ticks: 2,
             compact_after: 20_000,

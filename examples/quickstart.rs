@@ -109,8 +109,9 @@ async fn start_cluster() -> Result<Vec<Node>, peerlock::Error> {
 async fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("PEERLOCK_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,peerlock::raft=error")),
+            tracing_subscriber::EnvFilter::try_from_env("PEERLOCK_LOG").unwrap_or_else(|_| {
+                tracing_subscriber::EnvFilter::new("warn,peerlock::raft=error")
+            }),
         )
         .init();
     match run().await {

@@ -14,7 +14,13 @@ pub const APPLIED_INDEX: &str = "peerlock_applied_index";
 /// Registers help texts for every metric with the installed recorder.
 pub fn describe() {
     metrics::describe_counter!(LOCKS_GRANTED, "locks granted to this node's callers");
-    metrics::describe_counter!(SESSIONS_EXPIRED, "sessions expired by this node while it led");
+    metrics::describe_counter!(
+        SESSIONS_EXPIRED,
+        "sessions expired by this node while it led"
+    );
     metrics::describe_counter!(SNAPSHOTS_INSTALLED, "raft snapshots installed to catch up");
-    metrics::describe_gauge!(APPLIED_INDEX, "highest raft log index applied to the lock table");
+    metrics::describe_gauge!(
+        APPLIED_INDEX,
+        "highest raft log index applied to the lock table"
+    );
 }

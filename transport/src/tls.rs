@@ -219,6 +219,17 @@ impl TlsConfig {
         &self.name
     }
 
+    /// A fingerprint of the cluster CA certificate (64-bit FNV-1a of its
+    /// DER): what makes a data directory belong to one cluster.
+    pub fn ca_fingerprint(&self) -> u64 {
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        for b in self.ca.as_ref() {
+            h ^= u64::from(*b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+        h
+    }
+
     fn roots(&self) -> Result<Arc<RootCertStore>, rustls::Error> {
         let mut roots = RootCertStore::empty();
         roots.add(self.ca.clone())?;

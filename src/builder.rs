@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use peerlock_core::config::NodeConfig;
-use peerlock_core::raft::{Member, StartParams};
+use peerlock_core::raft::{Member, MemoryPeers, StartParams};
 use peerlock_core::{Error, NodeName};
 use peerlock_transport::{QuicTransport, TlsConfig};
 use tokio::sync::mpsc;
@@ -200,6 +200,8 @@ impl NodeBuilder {
             incoming: rx,
             join_timeout: deadline.saturating_duration_since(tokio::time::Instant::now()),
             on_stop: Some(Box::new(move || closer.close())),
+            incarnation: None,
+            peer_memory: Box::new(MemoryPeers::default()),
         };
         match peerlock_core::raft::start(params).await {
             Ok(handle) => Ok(Node { handle, local_addr }),

@@ -63,6 +63,38 @@ pub struct StartParams {
     pub join_timeout: Duration,
     /// Called once when the driver stops (e.g. to close the transport).
     pub on_stop: Option<Box<dyn FnOnce() + Send>>,
+    /// This run's incarnation; `None` draws a random one (in-memory nodes).
+    /// A durable node passes the one stored in its data directory, so that
+    /// peers recognise it after a restart.
+    pub incarnation: Option<u64>,
+    /// Where peers' incarnations are remembered. In memory by default; a
+    /// durable node keeps them on disk, so that a peer which lost its data
+    /// is still recognised after this node restarts.
+    pub peer_memory: Box<dyn PeerMemory>,
+}
+
+/// Remembers the incarnation each peer took part under.
+pub trait PeerMemory: Send {
+    /// Every incarnation remembered so far.
+    fn load(&self) -> HashMap<NodeId, u64>;
+    /// Records (durably, for a durable node) that `peer` took part as
+    /// `incarnation`, before the peer is told it was accepted.
+    fn remember(&mut self, peer: NodeId, incarnation: u64) -> Result<(), Error>;
+}
+
+/// Peer incarnations kept in memory only.
+#[derive(Debug, Default)]
+pub struct MemoryPeers(HashMap<NodeId, u64>);
+
+impl PeerMemory for MemoryPeers {
+    fn load(&self) -> HashMap<NodeId, u64> {
+        self.0.clone()
+    }
+
+    fn remember(&mut self, peer: NodeId, incarnation: u64) -> Result<(), Error> {
+        self.0.insert(peer, incarnation);
+        Ok(())
+    }
 }
 
 /// Starts a node with its log in memory: returns once it may take part in
@@ -102,7 +134,7 @@ where
         })
         .collect();
 
-    let incarnation = random_u64();
+    let incarnation = p.incarnation.unwrap_or_else(random_u64);
     let incarnations = hello_round(&mut p, &me, &voters, incarnation).await?;
 
     let cfg = p.config.clone();
@@ -180,6 +212,7 @@ where
         status_tx,
         ready_tx,
         incarnations,
+        peer_memory: p.peer_memory,
         pending: Proposals::default(),
         reads: Reads::new(me.id),
         leader: None::<LeaderDuty>,
@@ -211,7 +244,7 @@ async fn hello_round(
     if voters.contains(&me.id) {
         accepted.insert(me.id);
     }
-    let mut seen: HashMap<NodeId, u64> = HashMap::new();
+    let mut seen: HashMap<NodeId, u64> = p.peer_memory.load();
     let deadline = Instant::now() + p.join_timeout;
     let mut resend = tokio::time::interval(Duration::from_millis(200));
     while accepted.iter().filter(|id| voters.contains(id)).count() < needed {
@@ -231,7 +264,19 @@ async fn hello_round(
                 for msg in batch.msgs {
                     match msg {
                         PeerMessage::Hello { incarnation: theirs } => {
-                            let ok = *seen.entry(batch.from).or_insert(theirs) == theirs;
+                            let ok = match seen.get(&batch.from) {
+                                Some(known) => *known == theirs,
+                                None => match p.peer_memory.remember(batch.from, theirs) {
+                                    Ok(()) => {
+                                        seen.insert(batch.from, theirs);
+                                        true
+                                    }
+                                    Err(e) => {
+                                        tracing::error!(peer = %batch.from, error = %e, "could not record a peer's incarnation; not answering");
+                                        continue;
+                                    }
+                                },
+                            };
                             p.transport.send(batch.from, vec![PeerMessage::HelloAck { accepted: ok }]);
                         }
                         PeerMessage::HelloAck { accepted: true } => {

@@ -44,8 +44,9 @@ use crate::storage::LogStore;
 use crate::transport::{Incoming, PeerMessage, Transport};
 use crate::types::{NodeId, NodeName};
 
-pub use bootstrap::{start, start_with, Member, StartParams};
+pub use bootstrap::{start, start_with, Member, MemoryPeers, PeerMemory, StartParams};
 pub(crate) use input::Input;
+pub use own::random_u64;
 pub(crate) use proposals::AcquireReply;
 
 use leader::LeaderDuty;
@@ -69,6 +70,7 @@ pub(crate) struct Driver<S: LogStore + Send + 'static> {
     status_tx: watch::Sender<NodeStatus>,
     ready_tx: watch::Sender<bool>,
     incarnations: HashMap<NodeId, u64>,
+    peer_memory: Box<dyn bootstrap::PeerMemory>,
     own: OwnSession,
     pending: Proposals,
     reads: Reads,
@@ -170,6 +172,10 @@ impl<S: LogStore + Send + 'static> Driver<S> {
         let accepted = match self.incarnations.get(&from) {
             Some(known) => *known == incarnation,
             None => {
+                if let Err(e) = self.peer_memory.remember(from, incarnation) {
+                    tracing::error!(node = %self.name, peer = %from, error = %e, "could not record a peer's incarnation; not answering");
+                    return;
+                }
                 self.incarnations.insert(from, incarnation);
                 true
             }

@@ -14,7 +14,7 @@ use crate::types::{RequestId, SessionId};
 /// A random 64-bit number from the standard library's randomly keyed
 /// hasher (seeded from the OS), mixed with the time: session ids and
 /// incarnations only need to be unique, not secret.
-pub(crate) fn random_u64() -> u64 {
+pub fn random_u64() -> u64 {
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
     h.write_u128(
         std::time::SystemTime::now()

@@ -51,6 +51,8 @@ async fn cluster_with(n: usize, cfg: NodeConfig) -> (MemNet, Vec<NodeId>, Vec<No
             incoming,
             join_timeout: WAIT,
             on_stop: None,
+            incarnation: None,
+            peer_memory: Box::new(super::MemoryPeers::default()),
         };
         starts.push(tokio::spawn(start(params)));
     }

@@ -20,7 +20,8 @@
 //! | `quit`         | graceful shutdown, then `bye`                       |
 //!
 //! Errors are answered `error MESSAGE`. On start it prints `ready NAME`.
-//! Flags: `--ttl-ms N` (session TTL), `--lock-delay-ms N`.
+//! Flags: `--ttl-ms N` (session TTL), `--lock-delay-ms N`, `--data-dir DIR`
+//! (durable storage; without it the node keeps its log in memory).
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -38,9 +39,10 @@ struct Args {
     key: String,
     ttl: Duration,
     lock_delay: Duration,
+    data_dir: Option<String>,
 }
 
-const USAGE: &str = "usage: node --listen ADDR --peers ADDR,ADDR,.. --ca ca.pem --cert node.pem --key node.key [--ttl-ms N] [--lock-delay-ms N]";
+const USAGE: &str = "usage: node --listen ADDR --peers ADDR,ADDR,.. --ca ca.pem --cert node.pem --key node.key [--ttl-ms N] [--lock-delay-ms N] [--data-dir DIR]";
 
 fn parse_args() -> Result<Args, String> {
     let mut map: HashMap<String, String> = HashMap::new();
@@ -66,6 +68,7 @@ fn parse_args() -> Result<Args, String> {
     };
     let ttl = ms(map.remove("ttl-ms"), 10_000)?;
     let lock_delay = ms(map.remove("lock-delay-ms"), 0)?;
+    let data_dir = map.remove("data-dir");
     if let Some(k) = map.keys().next() {
         return Err(format!("unknown flag --{k}"));
     }
@@ -77,6 +80,7 @@ fn parse_args() -> Result<Args, String> {
         key,
         ttl,
         lock_delay,
+        data_dir,
     })
 }
 
@@ -112,11 +116,12 @@ async fn say(out: &mut tokio::io::Stdout, line: String) {
 
 async fn run(args: Args) -> Result<(), peerlock::Error> {
     let tls = TlsConfig::from_pem_files(&args.ca, &args.cert, &args.key)?;
-    let node = Node::builder()
-        .listen(args.listen)
-        .peers(args.peers)
-        .tls(tls)
-        .in_memory()
+    let builder = Node::builder().listen(args.listen).peers(args.peers).tls(tls);
+    let builder = match &args.data_dir {
+        Some(dir) => builder.data_dir(dir),
+        None => builder.in_memory(),
+    };
+    let node = builder
         .session_ttl(args.ttl)
         .lock_delay(args.lock_delay)
         .start()

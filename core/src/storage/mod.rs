@@ -5,6 +5,7 @@
 //! entries and persist the hard state before sending the messages that
 //! depend on them.
 
+pub mod disk;
 pub mod memory;
 
 #[cfg(any(test, feature = "sim"))]
@@ -12,6 +13,7 @@ pub mod conformance;
 
 use raft::eraftpb::{ConfState, Entry, HardState, Snapshot};
 
+pub use disk::{DiskStore, StorageError};
 pub use memory::MemStore;
 
 /// The write side of a Raft log store.
@@ -20,6 +22,16 @@ pub trait LogStore: raft::Storage {
     fn append(&mut self, entries: &[Entry]) -> raft::Result<()>;
     /// Records the hard state (term, vote, commit).
     fn set_hard_state(&mut self, hs: &HardState) -> raft::Result<()>;
+    /// Appends `entries` and records `hs` together; a durable store makes
+    /// both durable with one fsync (the driver calls this once per Ready,
+    /// so every proposal batched into that Ready shares it).
+    fn persist(&mut self, entries: &[Entry], hs: Option<&HardState>) -> raft::Result<()> {
+        self.append(entries)?;
+        match hs {
+            Some(hs) => self.set_hard_state(hs),
+            None => Ok(()),
+        }
+    }
     /// Records a new commit index only.
     fn set_commit(&mut self, commit: u64) -> raft::Result<()>;
     /// Records the membership.

@@ -1,0 +1,648 @@
+//! The durable log store: a write-ahead log of checksummed records in
+//! segment files, plus the latest snapshot, in one directory.
+//!
+//! - Every mutating call is durable (`fsync`) before it returns. The driver
+//!   calls [`LogStore::persist`] once per Raft Ready, which carries every
+//!   proposal batched since the last one: one fsync per batch (group commit).
+//! - The entries after the snapshot are also kept in memory; reads never
+//!   touch the disk. The log is compacted every ~20 000 entries, so this is
+//!   bounded.
+//! - Compaction writes the snapshot (atomically: temp file, fsync, rename,
+//!   fsync the directory), starts a new segment holding the hard state, the
+//!   membership and the entries after the snapshot, and only then deletes
+//!   the older segments. Disk use is therefore bounded by one snapshot, the
+//!   entries since it, and one segment's growth (rotation at 64 MiB).
+//! - Recovery replays the snapshot and the segments in order. A torn tail
+//!   of the last segment (see [`record::scan`]) is dropped, logged and cut
+//!   off; any other bad record refuses to open, naming file and offset.
+//! - After any write or fsync error the store is failed: every later call
+//!   returns an error, so the node stops rather than acknowledge anything.
+
+pub mod record;
+
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use protobuf::Message as _;
+use raft::eraftpb::{ConfState, Entry, HardState, Snapshot};
+use raft::{GetEntriesContext, RaftState};
+use serde::{Deserialize, Serialize};
+
+use super::LogStore;
+use record::End;
+
+/// Rotate to a new segment past this size.
+const SEGMENT_BYTES: u64 = 64 * 1024 * 1024;
+const SNAPSHOT_FILE: &str = "snapshot";
+const REC_VERSION: u8 = 1;
+
+/// Why the durable store failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StorageError {
+    /// A file could not be read, written or synced.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// A record before the tail is damaged: refusing to guess.
+    #[error("{} is corrupt at byte {offset}: {reason}; refusing to start (restore this node's data directory, or empty it and let the node rejoin)", path.display())]
+    Corrupt {
+        /// The file.
+        path: PathBuf,
+        /// Where the damage starts.
+        offset: u64,
+        /// What is wrong.
+        reason: String,
+    },
+    /// An earlier write or fsync failed; the store refuses everything since.
+    #[error("the log store failed earlier and accepts nothing more; restart the node")]
+    Failed,
+}
+
+#[derive(Serialize, Deserialize)]
+enum Rec {
+    Entries(Vec<Vec<u8>>),
+    Hard { term: u64, vote: u64, commit: u64 },
+    Conf(Vec<u8>),
+    Commit(u64),
+}
+
+fn encode(rec: &Rec, out: &mut Vec<u8>) {
+    let mut payload = vec![REC_VERSION];
+    if let Ok(b) = bincode::serde::encode_to_vec(rec, bincode::config::standard()) {
+        payload.extend_from_slice(&b);
+    }
+    record::frame(&payload, out);
+}
+
+fn to_raft(e: StorageError) -> raft::Error {
+    raft::Error::Store(raft::StorageError::Other(Box::new(e)))
+}
+
+fn store_err(e: raft::StorageError) -> raft::Error {
+    raft::Error::Store(e)
+}
+
+/// The durable Raft log store of one node.
+#[derive(Debug)]
+pub struct DiskStore {
+    dir: PathBuf,
+    hard_state: HardState,
+    conf_state: ConfState,
+    snapshot: Snapshot,
+    entries: Vec<Entry>,
+    segment: File,
+    segment_path: PathBuf,
+    segment_seq: u64,
+    segment_len: u64,
+    failed: bool,
+    /// Test hook: make the next fsync fail.
+    #[cfg(test)]
+    fail_next_sync: bool,
+}
+
+fn io_err(path: &Path, source: std::io::Error) -> StorageError {
+    StorageError::Io {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+fn segment_name(seq: u64) -> String {
+    format!("{seq:016}.wal")
+}
+
+fn sync_dir(dir: &Path) -> Result<(), StorageError> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| io_err(dir, e))
+}
+
+impl DiskStore {
+    /// Opens (creating if missing) the store in `dir`, recovering from a crash.
+    pub fn open(dir: &Path) -> Result<Self, StorageError> {
+        fs::create_dir_all(dir).map_err(|e| io_err(dir, e))?;
+        let mut snapshot = Snapshot::default();
+        let snap_path = dir.join(SNAPSHOT_FILE);
+        match fs::read(&snap_path) {
+            Ok(bytes) => {
+                let mut payload = None;
+                let end = record::scan(&bytes, |_, p| payload = Some(p));
+                let corrupt = |reason: String| StorageError::Corrupt {
+                    path: snap_path.clone(),
+                    offset: 0,
+                    reason,
+                };
+                if end != End::Clean {
+                    return Err(corrupt(format!("{end:?}")));
+                }
+                let p = payload.ok_or_else(|| corrupt("empty snapshot file".into()))?;
+                snapshot
+                    .merge_from_bytes(p)
+                    .map_err(|e| corrupt(e.to_string()))?;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io_err(&snap_path, e)),
+        }
+        let mut segs: Vec<(u64, PathBuf)> = fs::read_dir(dir)
+            .map_err(|e| io_err(dir, e))?
+            .filter_map(|e| e.ok())
+            .filter_map(|e| {
+                let name = e.file_name().into_string().ok()?;
+                let seq = name.strip_suffix(".wal")?.parse::<u64>().ok()?;
+                Some((seq, e.path()))
+            })
+            .collect();
+        segs.sort();
+        let mut st = Replay {
+            hard_state: HardState::default(),
+            conf_state: snapshot.get_metadata().get_conf_state().clone(),
+            snap_index: snapshot.get_metadata().index,
+            entries: Vec::new(),
+        };
+        st.hard_state.commit = snapshot.get_metadata().index;
+        st.hard_state.term = snapshot.get_metadata().term;
+        let last_seq = segs.last().map(|(s, _)| *s);
+        let mut last_len = 0u64;
+        for (seq, path) in &segs {
+            let bytes = fs::read(path).map_err(|e| io_err(path, e))?;
+            let mut bad = None;
+            let end = record::scan(&bytes, |off, p| {
+                if bad.is_none() {
+                    if let Err(reason) = st.apply(p) {
+                        bad = Some((off, reason));
+                    }
+                }
+            });
+            if let Some((off, reason)) = bad {
+                return Err(StorageError::Corrupt {
+                    path: path.clone(),
+                    offset: off as u64,
+                    reason,
+                });
+            }
+            let is_last = Some(*seq) == last_seq;
+            match end {
+                End::Clean => last_len = bytes.len() as u64,
+                End::Torn { offset } if is_last => {
+                    tracing::warn!(file = %path.display(), offset, dropped = bytes.len() - offset, "dropping a torn tail left by a crash");
+                    let f = OpenOptions::new()
+                        .write(true)
+                        .open(path)
+                        .map_err(|e| io_err(path, e))?;
+                    f.set_len(offset as u64).map_err(|e| io_err(path, e))?;
+                    f.sync_all().map_err(|e| io_err(path, e))?;
+                    last_len = offset as u64;
+                }
+                End::Torn { offset } | End::Corrupt { offset, .. } => {
+                    return Err(StorageError::Corrupt {
+                        path: path.clone(),
+                        offset: offset as u64,
+                        reason: match end {
+                            End::Corrupt { reason, .. } => reason,
+                            _ => "cut short before the last segment".into(),
+                        },
+                    });
+                }
+            }
+        }
+        // Records older than the snapshot may say less; the snapshot is committed.
+        st.hard_state.commit = st.hard_state.commit.max(st.snap_index);
+        st.hard_state.term = st.hard_state.term.max(snapshot.get_metadata().term);
+        let seq = last_seq.unwrap_or(1);
+        let segment_path = dir.join(segment_name(seq));
+        let segment = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&segment_path)
+            .map_err(|e| io_err(&segment_path, e))?;
+        if last_seq.is_none() {
+            sync_dir(dir)?;
+        }
+        Ok(Self {
+            dir: dir.to_owned(),
+            hard_state: st.hard_state,
+            conf_state: st.conf_state,
+            snapshot,
+            entries: st.entries,
+            segment,
+            segment_path,
+            segment_seq: seq,
+            segment_len: last_len,
+            failed: false,
+            #[cfg(test)]
+            fail_next_sync: false,
+        })
+    }
+
+    /// The hard state last persisted.
+    pub fn hard_state(&self) -> &HardState {
+        &self.hard_state
+    }
+
+    /// Bytes used on disk by the snapshot and the segments.
+    pub fn disk_usage(&self) -> u64 {
+        fs::read_dir(&self.dir)
+            .map(|d| {
+                d.filter_map(|e| e.ok())
+                    .filter_map(|e| e.metadata().ok())
+                    .map(|m| m.len())
+                    .sum()
+            })
+            .unwrap_or(0)
+    }
+
+    fn snap_index(&self) -> u64 {
+        self.snapshot.get_metadata().index
+    }
+
+    fn first(&self) -> u64 {
+        self.snap_index() + 1
+    }
+
+    fn last(&self) -> u64 {
+        self.entries.last().map_or(self.snap_index(), |e| e.index)
+    }
+
+    /// Appends framed records to the segment and fsyncs once.
+    fn write(&mut self, bytes: &[u8]) -> Result<(), StorageError> {
+        if self.failed {
+            return Err(StorageError::Failed);
+        }
+        let result = self
+            .segment
+            .write_all(bytes)
+            .and_then(|()| self.sync_segment());
+        if let Err(e) = result {
+            self.failed = true;
+            tracing::error!(file = %self.segment_path.display(), error = %e, "log write failed; the store refuses everything from now on");
+            return Err(io_err(&self.segment_path, e));
+        }
+        self.segment_len += bytes.len() as u64;
+        if self.segment_len > SEGMENT_BYTES {
+            self.rotate()?;
+        }
+        Ok(())
+    }
+
+    fn sync_segment(&mut self) -> std::io::Result<()> {
+        #[cfg(test)]
+        if std::mem::take(&mut self.fail_next_sync) {
+            return Err(std::io::Error::other("injected fsync failure"));
+        }
+        self.segment.sync_data()
+    }
+
+    /// Starts a new segment holding the whole current state after the
+    /// snapshot, then deletes the older segments.
+    fn rotate(&mut self) -> Result<(), StorageError> {
+        let mut buf = Vec::new();
+        let hs = &self.hard_state;
+        encode(
+            &Rec::Hard {
+                term: hs.term,
+                vote: hs.vote,
+                commit: hs.commit,
+            },
+            &mut buf,
+        );
+        if let Ok(cs) = self.conf_state.write_to_bytes() {
+            encode(&Rec::Conf(cs), &mut buf);
+        }
+        let entries: Vec<Vec<u8>> = self
+            .entries
+            .iter()
+            .filter_map(|e| e.write_to_bytes().ok())
+            .collect();
+        if !entries.is_empty() {
+            encode(&Rec::Entries(entries), &mut buf);
+        }
+        let seq = self.segment_seq + 1;
+        let path = self.dir.join(segment_name(seq));
+        let result = (|| {
+            let mut f = OpenOptions::new()
+                .create(true)
+                .truncate(true)
+                .write(true)
+                .open(&path)?;
+            f.write_all(&buf)?;
+            f.sync_all()?;
+            Ok::<File, std::io::Error>(f)
+        })();
+        let f = match result {
+            Ok(f) => f,
+            Err(e) => {
+                self.failed = true;
+                return Err(io_err(&path, e));
+            }
+        };
+        if let Err(e) = sync_dir(&self.dir) {
+            self.failed = true;
+            return Err(e);
+        }
+        let old = std::mem::replace(&mut self.segment_path, path);
+        self.segment = OpenOptions::new()
+            .append(true)
+            .open(&self.segment_path)
+            .unwrap_or(f);
+        self.segment_seq = seq;
+        self.segment_len = buf.len() as u64;
+        // Older segments are now redundant.
+        if let Ok(dir) = fs::read_dir(&self.dir) {
+            for e in dir.filter_map(|e| e.ok()) {
+                let p = e.path();
+                let older = p
+                    .file_name()
+                    .and_then(|n| n.to_str())
+                    .and_then(|n| n.strip_suffix(".wal"))
+                    .and_then(|n| n.parse::<u64>().ok())
+                    .is_some_and(|s| s < seq);
+                if older {
+                    let _ = fs::remove_file(&p);
+                }
+            }
+        }
+        let _ = old;
+        Ok(())
+    }
+
+    /// Writes the snapshot file atomically and durably.
+    fn write_snapshot(&mut self, snap: &Snapshot) -> Result<(), StorageError> {
+        if self.failed {
+            return Err(StorageError::Failed);
+        }
+        let tmp = self.dir.join("snapshot.tmp");
+        let dst = self.dir.join(SNAPSHOT_FILE);
+        let bytes = snap.write_to_bytes().map_err(|e| StorageError::Corrupt {
+            path: dst.clone(),
+            offset: 0,
+            reason: e.to_string(),
+        })?;
+        let mut framed = Vec::with_capacity(bytes.len() + record::HEADER);
+        record::frame(&bytes, &mut framed);
+        let result = (|| {
+            let mut f = File::create(&tmp)?;
+            f.write_all(&framed)?;
+            f.sync_all()?;
+            fs::rename(&tmp, &dst)
+        })();
+        if let Err(e) = result {
+            self.failed = true;
+            return Err(io_err(&dst, e));
+        }
+        if let Err(e) = sync_dir(&self.dir) {
+            self.failed = true;
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    #[cfg(test)]
+    pub(crate) fn fail_next_fsync(&mut self) {
+        self.fail_next_sync = true;
+    }
+
+    fn check(&self) -> raft::Result<()> {
+        if self.failed {
+            Err(to_raft(StorageError::Failed))
+        } else {
+            Ok(())
+        }
+    }
+}
+
+/// State rebuilt while replaying records.
+struct Replay {
+    hard_state: HardState,
+    conf_state: ConfState,
+    snap_index: u64,
+    entries: Vec<Entry>,
+}
+
+impl Replay {
+    fn apply(&mut self, payload: &[u8]) -> Result<(), String> {
+        let (v, body) = payload.split_first().ok_or("empty record")?;
+        if *v != REC_VERSION {
+            return Err(format!("unknown record version {v}"));
+        }
+        let (rec, _): (Rec, usize) = bincode::serde::decode_from_slice(
+            body,
+            bincode::config::standard().with_limit::<{ record::MAX_RECORD }>(),
+        )
+        .map_err(|e| e.to_string())?;
+        match rec {
+            Rec::Entries(list) => {
+                for bytes in list {
+                    let mut e = Entry::default();
+                    e.merge_from_bytes(&bytes).map_err(|e| e.to_string())?;
+                    if e.index <= self.snap_index {
+                        continue;
+                    }
+                    let first = self.snap_index + 1;
+                    let keep = usize::try_from(e.index - first).map_err(|e| e.to_string())?;
+                    if keep > self.entries.len() {
+                        return Err(format!("gap in the log before index {}", e.index));
+                    }
+                    self.entries.truncate(keep);
+                    self.entries.push(e);
+                }
+            }
+            Rec::Hard { term, vote, commit } => {
+                self.hard_state.term = term;
+                self.hard_state.vote = vote;
+                self.hard_state.commit = commit;
+            }
+            Rec::Conf(bytes) => {
+                let mut cs = ConfState::default();
+                cs.merge_from_bytes(&bytes).map_err(|e| e.to_string())?;
+                self.conf_state = cs;
+            }
+            Rec::Commit(c) => self.hard_state.commit = c,
+        }
+        Ok(())
+    }
+}
+
+impl raft::Storage for DiskStore {
+    fn initial_state(&self) -> raft::Result<RaftState> {
+        self.check()?;
+        Ok(RaftState::new(
+            self.hard_state.clone(),
+            self.conf_state.clone(),
+        ))
+    }
+
+    fn entries(
+        &self,
+        low: u64,
+        high: u64,
+        max_size: impl Into<Option<u64>>,
+        _context: GetEntriesContext,
+    ) -> raft::Result<Vec<Entry>> {
+        self.check()?;
+        if low < self.first() {
+            return Err(store_err(raft::StorageError::Compacted));
+        }
+        if high > self.last() + 1 || low > high {
+            return Err(store_err(raft::StorageError::Unavailable));
+        }
+        let lo = usize::try_from(low - self.first())
+            .map_err(|_| store_err(raft::StorageError::Unavailable))?;
+        let hi = usize::try_from(high - self.first())
+            .map_err(|_| store_err(raft::StorageError::Unavailable))?;
+        let mut out = self
+            .entries
+            .get(lo..hi)
+            .ok_or(store_err(raft::StorageError::Unavailable))?
+            .to_vec();
+        raft::util::limit_size(&mut out, max_size.into());
+        Ok(out)
+    }
+
+    fn term(&self, idx: u64) -> raft::Result<u64> {
+        self.check()?;
+        if idx == self.snap_index() {
+            return Ok(self.snapshot.get_metadata().term);
+        }
+        if idx < self.first() {
+            return Err(store_err(raft::StorageError::Compacted));
+        }
+        let pos = usize::try_from(idx - self.first())
+            .map_err(|_| store_err(raft::StorageError::Unavailable))?;
+        self.entries
+            .get(pos)
+            .map(|e| e.term)
+            .ok_or(store_err(raft::StorageError::Unavailable))
+    }
+
+    fn first_index(&self) -> raft::Result<u64> {
+        self.check()?;
+        Ok(self.first())
+    }
+
+    fn last_index(&self) -> raft::Result<u64> {
+        self.check()?;
+        Ok(self.last())
+    }
+
+    fn snapshot(&self, request_index: u64, _to: u64) -> raft::Result<Snapshot> {
+        self.check()?;
+        if self.snap_index() < request_index || self.snap_index() == 0 {
+            return Err(store_err(
+                raft::StorageError::SnapshotTemporarilyUnavailable,
+            ));
+        }
+        Ok(self.snapshot.clone())
+    }
+}
+
+impl LogStore for DiskStore {
+    fn append(&mut self, entries: &[Entry]) -> raft::Result<()> {
+        self.persist(entries, None)
+    }
+
+    fn set_hard_state(&mut self, hs: &HardState) -> raft::Result<()> {
+        self.persist(&[], Some(hs))
+    }
+
+    fn persist(&mut self, entries: &[Entry], hs: Option<&HardState>) -> raft::Result<()> {
+        self.check()?;
+        if let Some(first_new) = entries.first() {
+            if first_new.index < self.first() {
+                return Err(store_err(raft::StorageError::Compacted));
+            }
+            if first_new.index > self.last() + 1 {
+                return Err(store_err(raft::StorageError::Unavailable));
+            }
+        }
+        if entries.is_empty() && hs.is_none() {
+            return Ok(());
+        }
+        let mut buf = Vec::new();
+        if !entries.is_empty() {
+            let list = entries
+                .iter()
+                .filter_map(|e| e.write_to_bytes().ok())
+                .collect();
+            encode(&Rec::Entries(list), &mut buf);
+        }
+        if let Some(hs) = hs {
+            encode(
+                &Rec::Hard {
+                    term: hs.term,
+                    vote: hs.vote,
+                    commit: hs.commit,
+                },
+                &mut buf,
+            );
+        }
+        self.write(&buf).map_err(to_raft)?;
+        if let Some(first_new) = entries.first() {
+            let keep = usize::try_from(first_new.index - self.first()).unwrap_or(usize::MAX);
+            self.entries.truncate(keep);
+            self.entries.extend_from_slice(entries);
+        }
+        if let Some(hs) = hs {
+            self.hard_state = hs.clone();
+        }
+        Ok(())
+    }
+
+    fn set_commit(&mut self, commit: u64) -> raft::Result<()> {
+        self.check()?;
+        let mut buf = Vec::new();
+        encode(&Rec::Commit(commit), &mut buf);
+        self.write(&buf).map_err(to_raft)?;
+        self.hard_state.commit = commit;
+        Ok(())
+    }
+
+    fn set_conf_state(&mut self, cs: &ConfState) -> raft::Result<()> {
+        self.check()?;
+        let mut buf = Vec::new();
+        let bytes = cs.write_to_bytes().map_err(raft::Error::CodecError)?;
+        encode(&Rec::Conf(bytes), &mut buf);
+        self.write(&buf).map_err(to_raft)?;
+        self.conf_state = cs.clone();
+        Ok(())
+    }
+
+    fn apply_snapshot(&mut self, snapshot: Snapshot) -> raft::Result<()> {
+        self.check()?;
+        let meta = snapshot.get_metadata();
+        if meta.index < self.snap_index() {
+            return Err(store_err(raft::StorageError::SnapshotOutOfDate));
+        }
+        self.write_snapshot(&snapshot).map_err(to_raft)?;
+        self.hard_state.commit = self.hard_state.commit.max(meta.index);
+        self.hard_state.term = self.hard_state.term.max(meta.term);
+        self.conf_state = meta.get_conf_state().clone();
+        self.entries.clear();
+        self.snapshot = snapshot;
+        self.rotate().map_err(to_raft)
+    }
+
+    fn compact(&mut self, snapshot: Snapshot) -> raft::Result<()> {
+        self.check()?;
+        let index = snapshot.get_metadata().index;
+        if index <= self.snap_index() {
+            return Ok(());
+        }
+        if index > self.last() {
+            return Err(store_err(raft::StorageError::Unavailable));
+        }
+        self.write_snapshot(&snapshot).map_err(to_raft)?;
+        let drop = usize::try_from(index - self.snap_index()).unwrap_or(usize::MAX);
+        self.entries.drain(..drop.min(self.entries.len()));
+        self.snapshot = snapshot;
+        self.rotate().map_err(to_raft)
+    }
+}
+
+#[cfg(test)]
+mod tests;

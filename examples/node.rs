@@ -116,7 +116,10 @@ async fn say(out: &mut tokio::io::Stdout, line: String) {
 
 async fn run(args: Args) -> Result<(), peerlock::Error> {
     let tls = TlsConfig::from_pem_files(&args.ca, &args.cert, &args.key)?;
-    let builder = Node::builder().listen(args.listen).peers(args.peers).tls(tls);
+    let builder = Node::builder()
+        .listen(args.listen)
+        .peers(args.peers)
+        .tls(tls);
     let builder = match &args.data_dir {
         Some(dir) => builder.data_dir(dir),
         None => builder.in_memory(),

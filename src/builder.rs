@@ -9,6 +9,8 @@ use std::time::Duration;
 
 use peerlock_core::config::NodeConfig;
 use peerlock_core::raft::{Member, MemoryPeers, StartParams};
+
+use crate::data_dir;
 use peerlock_core::{Error, NodeName};
 use peerlock_transport::{QuicTransport, TlsConfig};
 use tokio::sync::mpsc;
@@ -128,25 +130,19 @@ impl NodeBuilder {
 
     /// Binds, finds the peers, and starts the node.
     pub async fn start(self) -> Result<Node, Error> {
-        match (&self.data_dir, self.in_memory) {
+        let data_dir = match (self.data_dir.clone(), self.in_memory) {
             (Some(_), true) => {
                 return Err(Error::Config(
                     "both data_dir(..) and in_memory() were given; choose one".into(),
                 ))
             }
-            (Some(dir), false) => {
-                return Err(Error::Config(format!(
-                    "data_dir({}) asks for durable storage, which this version does not have yet; use .in_memory() (see the README for what it loses on a full restart)",
-                    dir.display()
-                )))
-            }
             (None, false) => {
                 return Err(Error::Config(
-                    "no storage chosen: call .in_memory() (durable .data_dir(..) is not available yet)".into(),
+                    "no storage chosen: call .data_dir(path) for durable storage, or .in_memory() for tests and for state you accept to lose when every node restarts".into(),
                 ))
             }
-            (None, true) => {}
-        }
+            (dir, _) => dir,
+        };
         let tls = self.tls.clone().ok_or_else(|| {
             Error::Config(
                 "tls(..) is required: peerlock always uses mutual TLS; make certificates with peerlock::certs::ClusterCa".into(),
@@ -161,6 +157,18 @@ impl NodeBuilder {
                 "startup_timeout must be more than zero".into(),
             ));
         }
+
+        // A data directory is checked before anything binds: it must be this
+        // node's, of this cluster.
+        let durable = match &data_dir {
+            Some(dir) => {
+                let (identity, raft_dir) =
+                    data_dir::open(dir, tls.node_name(), tls.ca_fingerprint())?;
+                let peers = data_dir::FilePeers::open(dir)?;
+                Some((identity.incarnation, raft_dir, peers))
+            }
+            None => None,
+        };
 
         let (tx, rx) = mpsc::channel(1024);
         let transport = match (self.socket, self.listen) {
@@ -192,7 +200,7 @@ impl NodeBuilder {
             })
             .collect();
         let closer = Arc::clone(&transport);
-        let params = StartParams {
+        let mut params = StartParams {
             config,
             me: transport.local_id(),
             members,
@@ -203,7 +211,15 @@ impl NodeBuilder {
             incarnation: None,
             peer_memory: Box::new(MemoryPeers::default()),
         };
-        match peerlock_core::raft::start(params).await {
+        let started = match durable {
+            None => peerlock_core::raft::start(params).await,
+            Some((incarnation, raft_dir, peers)) => {
+                params.incarnation = Some(incarnation);
+                params.peer_memory = Box::new(peers);
+                peerlock_core::raft::start_on_disk(params, raft_dir).await
+            }
+        };
+        match started {
             Ok(handle) => Ok(Node { handle, local_addr }),
             Err(e) => {
                 transport.close();

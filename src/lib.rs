@@ -51,6 +51,7 @@
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
 mod builder;
+mod data_dir;
 mod node;
 
 pub use builder::NodeBuilder;

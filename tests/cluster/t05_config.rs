@@ -24,8 +24,6 @@ async fn t05_wrong_configuration_is_refused_with_a_clear_message() {
     };
     let msg = config_error(base().tls(tls()).start().await);
     assert!(msg.contains("in_memory"), "{msg}");
-    let msg = config_error(base().tls(tls()).data_dir("/tmp/x").start().await);
-    assert!(msg.contains("durable"), "{msg}");
     let msg = config_error(
         base()
             .tls(tls())

@@ -6,3 +6,4 @@ mod common;
 
 mod procs;
 mod t10_sigstop;
+mod t20_durable;

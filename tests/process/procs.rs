@@ -65,44 +65,72 @@ impl Proc {
     }
 }
 
-/// Starts `n` node processes with session TTL `ttl`, waits for each to print `ready`.
-pub async fn start(n: usize, ttl: Duration) -> (tempfile::TempDir, Vec<Proc>) {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let ca = ClusterCa::generate("proc").expect("CA");
-    std::fs::write(dir.path().join("ca.pem"), ca.ca_pem()).expect("write ca");
-    // Probe free ports: bind port 0 and release it.
-    let ports: Vec<u16> = (0..n)
-        .map(|_| {
-            UdpSocket::bind("127.0.0.1:0")
-                .unwrap()
-                .local_addr()
-                .unwrap()
-                .port()
-        })
-        .collect();
-    let peers = ports
-        .iter()
-        .map(|p| format!("127.0.0.1:{p}"))
-        .collect::<Vec<_>>()
-        .join(",");
-    let bin = node_bin();
-    let mut procs = Vec::new();
-    for (i, port) in ports.iter().enumerate() {
+/// Certificates, ports and (optionally) data directories for `n` node
+/// processes, so that each can be killed and started again as itself.
+pub struct Spec {
+    pub dir: tempfile::TempDir,
+    pub ports: Vec<u16>,
+    pub ttl: Duration,
+    pub durable: bool,
+}
+
+impl Spec {
+    pub fn new(n: usize, ttl: Duration, durable: bool) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let ca = ClusterCa::generate("proc").expect("CA");
+        std::fs::write(dir.path().join("ca.pem"), ca.ca_pem()).expect("write ca");
+        for i in 0..n {
+            let name = format!("proc-{i}");
+            let (cert, key) = ca.issue_node_pem(&name, &["127.0.0.1"]).expect("issue");
+            std::fs::write(dir.path().join(format!("{name}.pem")), cert).expect("write cert");
+            std::fs::write(dir.path().join(format!("{name}.key")), key).expect("write key");
+        }
+        // Probe free ports: bind port 0 and release it.
+        let ports = (0..n)
+            .map(|_| {
+                UdpSocket::bind("127.0.0.1:0")
+                    .unwrap()
+                    .local_addr()
+                    .unwrap()
+                    .port()
+            })
+            .collect();
+        Self {
+            dir,
+            ports,
+            ttl,
+            durable,
+        }
+    }
+
+    /// Spawns node `i` (does not wait for it to be ready).
+    pub fn spawn(&self, i: usize) -> Proc {
+        let peers = self
+            .ports
+            .iter()
+            .map(|p| format!("127.0.0.1:{p}"))
+            .collect::<Vec<_>>()
+            .join(",");
+        let d = self.dir.path();
         let name = format!("proc-{i}");
-        let (cert, key) = ca.issue_node_pem(&name, &["127.0.0.1"]).expect("issue");
-        let cert_path = dir.path().join(format!("{name}.pem"));
-        let key_path = dir.path().join(format!("{name}.key"));
-        std::fs::write(&cert_path, cert).expect("write cert");
-        std::fs::write(&key_path, key).expect("write key");
-        let mut child = Command::new(&bin)
-            .args(["--listen", &format!("127.0.0.1:{port}"), "--peers", &peers])
-            .arg("--ca")
-            .arg(dir.path().join("ca.pem"))
-            .arg("--cert")
-            .arg(&cert_path)
-            .arg("--key")
-            .arg(&key_path)
-            .args(["--ttl-ms", &ttl.as_millis().to_string()])
+        let mut cmd = Command::new(node_bin());
+        cmd.args([
+            "--listen",
+            &format!("127.0.0.1:{}", self.ports[i]),
+            "--peers",
+            &peers,
+        ])
+        .arg("--ca")
+        .arg(d.join("ca.pem"))
+        .arg("--cert")
+        .arg(d.join(format!("{name}.pem")))
+        .arg("--key")
+        .arg(d.join(format!("{name}.key")))
+        .args(["--ttl-ms", &self.ttl.as_millis().to_string()]);
+        if self.durable {
+            cmd.arg("--data-dir").arg(d.join(format!("{name}.data")));
+        }
+        let mut child = cmd
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -111,17 +139,29 @@ pub async fn start(n: usize, ttl: Duration) -> (tempfile::TempDir, Vec<Proc>) {
             .expect("spawn node");
         let stdin = child.stdin.take().expect("stdin");
         let stdout = child.stdout.take().expect("stdout");
-        procs.push(Proc {
+        Proc {
             child,
             stdin,
             lines: BufReader::new(stdout).lines(),
-        });
+        }
     }
-    for p in &mut procs {
-        let line = p.next_line().await;
-        assert!(line.starts_with("ready "), "unexpected first line {line:?}");
+
+    /// Spawns every node and waits until each prints `ready`.
+    pub async fn start_all(&self) -> Vec<Proc> {
+        let mut procs: Vec<Proc> = (0..self.ports.len()).map(|i| self.spawn(i)).collect();
+        for p in &mut procs {
+            let line = p.next_line().await;
+            assert!(line.starts_with("ready "), "unexpected first line {line:?}");
+        }
+        procs
     }
-    (dir, procs)
+}
+
+/// Starts `n` in-memory node processes with session TTL `ttl`.
+pub async fn start(n: usize, ttl: Duration) -> (Spec, Vec<Proc>) {
+    let spec = Spec::new(n, ttl, false);
+    let procs = spec.start_all().await;
+    (spec, procs)
 }
 
 /// Parses `granted NAME TOKEN`.

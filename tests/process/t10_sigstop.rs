@@ -9,7 +9,7 @@ use crate::procs::{granted_token, start};
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn t10_sigstopped_holder_resumes_with_is_held_false() {
     let ttl = Duration::from_millis(1500);
-    let (_dir, mut procs) = start(3, ttl).await;
+    let (_spec, mut procs) = start(3, ttl).await;
     let t0 = granted_token(&procs[0].ask("lock x").await);
     assert_eq!(procs[0].ask("held x").await, "held x true");
     let mut resource = Fenced::default();

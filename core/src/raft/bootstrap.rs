@@ -32,7 +32,7 @@ use crate::client::status::{MemberStatus, NodeStatus, Role};
 use crate::config::NodeConfig;
 use crate::error::Error;
 use crate::machine::LockTable;
-use crate::storage::{LogStore, MemStore};
+use crate::storage::{DiskStore, LogStore, MemStore};
 use crate::transport::{Incoming, PeerMessage, Transport};
 use crate::types::{NodeId, NodeName};
 
@@ -224,6 +224,30 @@ where
     let span = tracing::info_span!("peerlock", node = %me.name);
     let task = tokio::spawn(tracing::Instrument::instrument(driver.run(), span));
     Ok(NodeHandle::new(inbox_tx, status_rx, ready_rx, task))
+}
+
+/// Starts a node on the durable log store in `dir` (created if missing).
+/// A store with no state yet is given the initial membership durably
+/// before Raft starts; one with state brings its own.
+pub async fn start_on_disk(p: StartParams, dir: std::path::PathBuf) -> Result<NodeHandle, Error> {
+    start_with(p, move |cs| {
+        let storage_err = |e: &dyn std::fmt::Display| {
+            Error::Io(std::io::Error::other(format!(
+                "storage in {}: {e}",
+                dir.display()
+            )))
+        };
+        let mut store = DiskStore::open(&dir).map_err(|e| storage_err(&e))?;
+        let state = raft::Storage::initial_state(&store).map_err(|e| storage_err(&e))?;
+        let blank = raft::Storage::last_index(&store).map_err(|e| storage_err(&e))? == 0
+            && state.conf_state.voters.is_empty()
+            && state.hard_state.term == 0;
+        if blank {
+            store.set_conf_state(&cs).map_err(|e| storage_err(&e))?;
+        }
+        Ok(store)
+    })
+    .await
 }
 
 /// Says hello until a majority of voters accepted this incarnation.

@@ -44,7 +44,9 @@ use crate::storage::LogStore;
 use crate::transport::{Incoming, PeerMessage, Transport};
 use crate::types::{NodeId, NodeName};
 
-pub use bootstrap::{start, start_with, Member, MemoryPeers, PeerMemory, StartParams};
+pub use bootstrap::{
+    start, start_on_disk, start_with, Member, MemoryPeers, PeerMemory, StartParams,
+};
 pub(crate) use input::Input;
 pub use own::random_u64;
 pub(crate) use proposals::AcquireReply;

@@ -44,16 +44,11 @@ impl<S: LogStore + Send + 'static> Driver<S> {
             self.reads.confirmed(&rs.request_ctx, rs.index);
         }
 
-        // 4. Append new entries and persist the hard state.
-        if let Err(e) = self.raw.mut_store().append(ready.entries()) {
-            self.fatal("append to the raft log", &e);
+        // 4. Append new entries and persist the hard state: one write and
+        //    one fsync for the whole Ready (group commit).
+        if let Err(e) = self.raw.mut_store().persist(ready.entries(), ready.hs()) {
+            self.fatal("persist the raft log", &e);
             return;
-        }
-        if let Some(hs) = ready.hs() {
-            if let Err(e) = self.raw.mut_store().set_hard_state(hs) {
-                self.fatal("persist the raft hard state", &e);
-                return;
-            }
         }
 
         // 5. Only now send the messages that depend on what was persisted

@@ -27,7 +27,7 @@ fn env_u64(name: &str, default: u64) -> u64 {
         .unwrap_or(default)
 }
 
-async fn cluster() -> Vec<Node> {
+async fn cluster(data: Option<&std::path::Path>) -> Vec<Node> {
     let ca = ClusterCa::generate("bench").expect("CA");
     let socks: Vec<UdpSocket> = (0..3)
         .map(|_| UdpSocket::bind("127.0.0.1:0").expect("bind"))
@@ -41,14 +41,12 @@ async fn cluster() -> Vec<Node> {
         let tls = ca
             .issue_node(&format!("bench-{i}"), &["127.0.0.1"])
             .expect("cert");
-        starts.push(tokio::spawn(
-            Node::builder()
-                .socket(s)
-                .peers(addrs.clone())
-                .tls(tls)
-                .in_memory()
-                .start(),
-        ));
+        let b = Node::builder().socket(s).peers(addrs.clone()).tls(tls);
+        let b = match data {
+            Some(dir) => b.data_dir(dir.join(format!("node-{i}"))),
+            None => b.in_memory(),
+        };
+        starts.push(tokio::spawn(b.start()));
     }
     let mut nodes = Vec::new();
     for s in starts {
@@ -138,6 +136,32 @@ fn cpu_time() -> Option<Duration> {
     Some(Duration::from_millis(ticks * 10))
 }
 
+/// 4 KiB write + fdatasync latency on the disk under `dir` (p50, p99).
+fn fsync_latency(dir: &std::path::Path) -> (f64, f64) {
+    use std::io::Write;
+    let path = dir.join("fsync-probe");
+    let Ok(mut f) = std::fs::File::create(&path) else {
+        return (0.0, 0.0);
+    };
+    let block = [0u8; 4096];
+    let mut lat = Vec::new();
+    for _ in 0..200 {
+        let t = Instant::now();
+        if f.write_all(&block).and_then(|()| f.sync_data()).is_err() {
+            break;
+        }
+        lat.push(t.elapsed().as_secs_f64() * 1e3);
+    }
+    let _ = std::fs::remove_file(&path);
+    lat.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
+    let pct = |p: f64| {
+        lat.get(((lat.len().max(1) - 1) as f64 * p) as usize)
+            .copied()
+            .unwrap_or(0.0)
+    };
+    (pct(0.5), pct(0.99))
+}
+
 /// This process's resident set size in MiB, from /proc (Linux only).
 fn rss_mib() -> Option<f64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
@@ -149,7 +173,7 @@ fn rss_mib() -> Option<f64> {
 /// Idle cost: three nodes in this process doing nothing but ticks,
 /// heartbeats and keepalives.
 async fn idle(secs: u64) {
-    let nodes = cluster().await;
+    let nodes = cluster(None).await;
     tokio::time::sleep(Duration::from_secs(1)).await;
     let (Some(c0), t0) = (cpu_time(), Instant::now()) else {
         println!("idle: /proc not available");
@@ -202,37 +226,72 @@ fn main() {
         .build()
         .expect("runtime");
     rt.block_on(async {
-        println!("peerlock cluster_load: 3 nodes on 127.0.0.1, in-memory log, {secs} s x {runs} runs per workload");
+        println!(
+            "peerlock cluster_load: 3 nodes on 127.0.0.1, {secs} s x {runs} runs per workload"
+        );
         // Idle first, in a fresh process, so its memory figure is not the
         // allocator's leftovers from the load runs.
         idle(secs).await;
         if std::env::var("PEERLOCK_BENCH_ONLY").is_ok_and(|v| v == "idle") {
             return;
         }
-        let mut results: Vec<(&str, Vec<RunResult>)> = Vec::new();
-        for r in 0..runs {
-            let nodes = cluster().await;
-            let leader = nodes.iter().position(|n| n.status().is_leader()).unwrap_or(0);
-            let follower = (leader + 1) % 3;
-            let rows: [(&str, RunResult); 4] = [
-                ("U  1 client, leader", run(&nodes, 1, secs, |_| leader, |_| "u".into()).await),
-                ("U  1 client, follower", run(&nodes, 1, secs, |_| follower, |_| "uf".into()).await),
-                ("C  16 clients, one name", run(&nodes, 16, secs, |i| i % 3, |_| "c".into()).await),
-                ("M  64 clients, own names", run(&nodes, 64, secs, |i| i % 3, |i| format!("m/{i}")).await),
-            ];
-            for (i, (label, res)) in rows.into_iter().enumerate() {
-                if r == 0 {
-                    results.push((label, Vec::new()));
+        let base = tempfile::tempdir_in(
+            std::env::var("PEERLOCK_BENCH_DIR")
+                .unwrap_or_else(|_| std::env::temp_dir().display().to_string()),
+        )
+        .expect("bench data dir");
+        let (f50, f99) = fsync_latency(base.path());
+        println!("this disk: 4 KiB write + fdatasync p50 {f50:.3} ms, p99 {f99:.3} ms");
+        for durable in [false, true] {
+            let mut results: Vec<(&str, Vec<RunResult>)> = Vec::new();
+            for r in 0..runs {
+                let dir = base.path().join(format!("run-{r}"));
+                let nodes = cluster(durable.then_some(dir.as_path())).await;
+                let leader = nodes
+                    .iter()
+                    .position(|n| n.status().is_leader())
+                    .unwrap_or(0);
+                let follower = (leader + 1) % 3;
+                let rows: [(&str, RunResult); 4] = [
+                    (
+                        "U  1 client, leader",
+                        run(&nodes, 1, secs, |_| leader, |_| "u".into()).await,
+                    ),
+                    (
+                        "U  1 client, follower",
+                        run(&nodes, 1, secs, |_| follower, |_| "uf".into()).await,
+                    ),
+                    (
+                        "C  16 clients, one name",
+                        run(&nodes, 16, secs, |i| i % 3, |_| "c".into()).await,
+                    ),
+                    (
+                        "M  64 clients, own names",
+                        run(&nodes, 64, secs, |i| i % 3, |i| format!("m/{i}")).await,
+                    ),
+                ];
+                for (i, (label, res)) in rows.into_iter().enumerate() {
+                    if r == 0 {
+                        results.push((label, Vec::new()));
+                    }
+                    results[i].1.push(res);
                 }
-                results[i].1.push(res);
+                for n in &nodes {
+                    let _ = n.shutdown().await;
+                }
+                let _ = std::fs::remove_dir_all(&dir);
             }
-            for n in &nodes {
-                let _ = n.shutdown().await;
+            println!(
+                "\n{} log:",
+                if durable {
+                    "durable (data_dir, fsync per Raft Ready)"
+                } else {
+                    "in-memory"
+                }
+            );
+            for (label, rs) in &results {
+                summary(label, rs);
             }
-        }
-        println!();
-        for (label, rs) in &results {
-            summary(label, rs);
         }
     });
 }

@@ -308,7 +308,7 @@ async fn hello_round(
                         }
                         PeerMessage::HelloAck { accepted: false } => {
                             return Err(Error::Config(format!(
-                                "peer {} remembers an earlier run of node {:?}: this node restarted without its state while the cluster kept running, and must not rejoin under the same identity (it could vote twice). Start it with a new certificate name, or use durable storage",
+                                "peer {} remembers an earlier run of node {:?}: this node restarted without its state while the cluster kept running, and must not rejoin under the same identity (it could vote twice). Restore its data directory, or give it a new identity (a certificate with a new name) once membership changes are available",
                                 batch.from, me.name.as_str()
                             )));
                         }

@@ -1,7 +1,9 @@
 //! The durable log store: a write-ahead log of checksummed records in
 //! segment files, plus the latest snapshot, in one directory.
 //!
-//! - Every mutating call is durable (`fsync`) before it returns. The driver
+//! - Every mutating call is durable (`fsync`) before it returns, except a
+//!   change of the commit index alone: Raft can always learn that again
+//!   from the leader, so it rides along with the next fsync. The driver
 //!   calls [`LogStore::persist`] once per Raft Ready, which carries every
 //!   proposal batched since the last one: one fsync per batch (group commit).
 //! - The entries after the snapshot are also kept in memory; reads never
@@ -269,15 +271,16 @@ impl DiskStore {
         self.entries.last().map_or(self.snap_index(), |e| e.index)
     }
 
-    /// Appends framed records to the segment and fsyncs once.
-    fn write(&mut self, bytes: &[u8]) -> Result<(), StorageError> {
+    /// Appends framed records to the segment and fsyncs once (unless
+    /// `sync` is false: then they ride along with the next fsync).
+    fn write(&mut self, bytes: &[u8], sync: bool) -> Result<(), StorageError> {
         if self.failed {
             return Err(StorageError::Failed);
         }
-        let result = self
-            .segment
-            .write_all(bytes)
-            .and_then(|()| self.sync_segment());
+        let result =
+            self.segment
+                .write_all(bytes)
+                .and_then(|()| if sync { self.sync_segment() } else { Ok(()) });
         if let Err(e) = result {
             self.failed = true;
             tracing::error!(file = %self.segment_path.display(), error = %e, "log write failed; the store refuses everything from now on");
@@ -581,7 +584,12 @@ impl LogStore for DiskStore {
                 &mut buf,
             );
         }
-        self.write(&buf).map_err(to_raft)?;
+        // Raft needs entries, term and vote durable before it answers; the
+        // commit index alone it can always learn again from the leader, so
+        // a commit-only change is written without an fsync of its own.
+        let sync = !entries.is_empty()
+            || hs.is_some_and(|h| h.term != self.hard_state.term || h.vote != self.hard_state.vote);
+        self.write(&buf, sync).map_err(to_raft)?;
         if let Some(first_new) = entries.first() {
             let keep = usize::try_from(first_new.index - self.first()).unwrap_or(usize::MAX);
             self.entries.truncate(keep);
@@ -597,7 +605,8 @@ impl LogStore for DiskStore {
         self.check()?;
         let mut buf = Vec::new();
         encode(&Rec::Commit(commit), &mut buf);
-        self.write(&buf).map_err(to_raft)?;
+        // See `persist`: the commit index needs no fsync of its own.
+        self.write(&buf, false).map_err(to_raft)?;
         self.hard_state.commit = commit;
         Ok(())
     }
@@ -607,7 +616,7 @@ impl LogStore for DiskStore {
         let mut buf = Vec::new();
         let bytes = cs.write_to_bytes().map_err(raft::Error::CodecError)?;
         encode(&Rec::Conf(bytes), &mut buf);
-        self.write(&buf).map_err(to_raft)?;
+        self.write(&buf, true).map_err(to_raft)?;
         self.conf_state = cs.clone();
         Ok(())
     }

@@ -46,7 +46,15 @@ impl<S: LogStore + Send + 'static> Driver<S> {
 
         // 4. Append new entries and persist the hard state: one write and
         //    one fsync for the whole Ready (group commit).
-        if let Err(e) = self.raw.mut_store().persist(ready.entries(), ready.hs()) {
+        let store = self.raw.mut_store();
+        let persisted = if store.blocks() && multi_thread_runtime() {
+            // An fsync must not stall the worker the other nodes' tasks and
+            // the transport run on: let tokio move them elsewhere meanwhile.
+            tokio::task::block_in_place(|| store.persist(ready.entries(), ready.hs()))
+        } else {
+            store.persist(ready.entries(), ready.hs())
+        };
+        if let Err(e) = persisted {
             self.fatal("persist the raft log", &e);
             return;
         }
@@ -342,4 +350,10 @@ impl<S: LogStore + Send + 'static> Driver<S> {
             }
         }
     }
+}
+
+/// `block_in_place` is only allowed on the multi-threaded runtime.
+fn multi_thread_runtime() -> bool {
+    tokio::runtime::Handle::try_current()
+        .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread)
 }

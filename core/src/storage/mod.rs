@@ -32,6 +32,11 @@ pub trait LogStore: raft::Storage {
             None => Ok(()),
         }
     }
+    /// Whether writes block on the disk (fsync). The driver then moves
+    /// them off the async worker so other tasks keep running meanwhile.
+    fn blocks(&self) -> bool {
+        false
+    }
     /// Records a new commit index only.
     fn set_commit(&mut self, commit: u64) -> raft::Result<()>;
     /// Records the membership.

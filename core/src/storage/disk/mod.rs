@@ -545,6 +545,10 @@ impl raft::Storage for DiskStore {
 }
 
 impl LogStore for DiskStore {
+    fn blocks(&self) -> bool {
+        true
+    }
+
     fn append(&mut self, entries: &[Entry]) -> raft::Result<()> {
         self.persist(entries, None)
     }

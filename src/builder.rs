@@ -71,8 +71,9 @@ impl NodeBuilder {
         self
     }
 
-    /// Durable storage in `path`. Not built in this version: `start` returns
-    /// `Error::Config` rather than pretend to be durable.
+    /// Durable storage in `path` (created if missing): the Raft log,
+    /// snapshots and this node's identity. A directory is only ever used by
+    /// the node and the cluster that created it.
     pub fn data_dir(mut self, path: impl Into<PathBuf>) -> Self {
         self.data_dir = Some(path.into());
         self

@@ -43,9 +43,9 @@
 //!
 //! ## What peerlock is not
 //!
-//! Not a key-value store, not a queue, and not durable yet: this version
-//! keeps the Raft log in memory (`.in_memory()`), so lock state survives the
-//! loss of any minority of nodes but not a restart of every node.
+//! Not a key-value store and not a queue. With `.data_dir(path)` the lock
+//! table survives a restart of every node; with `.in_memory()` it survives
+//! the loss of any minority of nodes but not a restart of all of them.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]

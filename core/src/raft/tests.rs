@@ -249,3 +249,141 @@ async fn isolated_leader_cannot_extend_its_own_lease() {
     assert!(g2.token() > g.token());
     assert!(!g.is_held());
 }
+
+/// A log store that starts failing on demand, like a disk that broke.
+struct Flaky {
+    inner: crate::storage::MemStore,
+    fail: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Flaky {
+    fn broken(&self) -> raft::Result<()> {
+        if self.fail.load(std::sync::atomic::Ordering::SeqCst) {
+            Err(raft::Error::Io(std::io::Error::other(
+                "injected disk failure",
+            )))
+        } else {
+            Ok(())
+        }
+    }
+}
+
+impl raft::Storage for Flaky {
+    fn initial_state(&self) -> raft::Result<raft::RaftState> {
+        self.inner.initial_state()
+    }
+    fn entries(
+        &self,
+        low: u64,
+        high: u64,
+        max_size: impl Into<Option<u64>>,
+        context: raft::GetEntriesContext,
+    ) -> raft::Result<Vec<raft::eraftpb::Entry>> {
+        self.inner.entries(low, high, max_size, context)
+    }
+    fn term(&self, idx: u64) -> raft::Result<u64> {
+        self.inner.term(idx)
+    }
+    fn first_index(&self) -> raft::Result<u64> {
+        self.inner.first_index()
+    }
+    fn last_index(&self) -> raft::Result<u64> {
+        self.inner.last_index()
+    }
+    fn snapshot(&self, request_index: u64, to: u64) -> raft::Result<raft::eraftpb::Snapshot> {
+        self.inner.snapshot(request_index, to)
+    }
+}
+
+impl crate::storage::LogStore for Flaky {
+    fn append(&mut self, entries: &[raft::eraftpb::Entry]) -> raft::Result<()> {
+        self.broken()?;
+        self.inner.append(entries)
+    }
+    fn set_hard_state(&mut self, hs: &raft::eraftpb::HardState) -> raft::Result<()> {
+        self.broken()?;
+        self.inner.set_hard_state(hs)
+    }
+    fn set_commit(&mut self, commit: u64) -> raft::Result<()> {
+        self.broken()?;
+        self.inner.set_commit(commit)
+    }
+    fn set_conf_state(&mut self, cs: &raft::eraftpb::ConfState) -> raft::Result<()> {
+        self.broken()?;
+        self.inner.set_conf_state(cs)
+    }
+    fn apply_snapshot(&mut self, snapshot: raft::eraftpb::Snapshot) -> raft::Result<()> {
+        self.broken()?;
+        self.inner.apply_snapshot(snapshot)
+    }
+    fn compact(&mut self, snapshot: raft::eraftpb::Snapshot) -> raft::Result<()> {
+        self.broken()?;
+        self.inner.compact(snapshot)
+    }
+}
+
+/// Issue 4: a storage write that fails stops the node, and every later
+/// call returns an error, rather than acknowledging anything.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_storage_write_stops_the_node_and_every_later_call_errs() {
+    let net = MemNet::new();
+    let members: Vec<Member> = (0..3)
+        .map(|i| {
+            let name = format!("f{i}");
+            let id = NodeId::from_name(&name);
+            Member {
+                id,
+                name: NodeName(name),
+                addr: MemNet::addr(id),
+            }
+        })
+        .collect();
+    let fail = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut starts = Vec::new();
+    for (i, m) in members.iter().enumerate() {
+        let (transport, incoming) = net.join(m.id);
+        let params = StartParams {
+            config: config(),
+            me: m.id,
+            members: members.clone(),
+            transport: transport as Arc<dyn crate::transport::Transport>,
+            incoming,
+            join_timeout: WAIT,
+            on_stop: None,
+            incarnation: None,
+            peer_memory: Box::new(super::MemoryPeers::default()),
+        };
+        let fail = (i == 0).then(|| fail.clone());
+        starts.push(tokio::spawn(async move {
+            match fail {
+                Some(fail) => {
+                    super::start_with(params, move |cs| {
+                        Ok(Flaky {
+                            inner: crate::storage::MemStore::new(cs),
+                            fail,
+                        })
+                    })
+                    .await
+                }
+                None => start(params).await,
+            }
+        }));
+    }
+    let mut nodes = Vec::new();
+    for s in starts {
+        nodes.push(s.await.unwrap().unwrap());
+    }
+    for n in &nodes {
+        timeout(WAIT, n.ready()).await.unwrap().unwrap();
+    }
+    fail.store(true, std::sync::atomic::Ordering::SeqCst);
+    // The broken node's next write fails: it stops, and says so.
+    let r = timeout(WAIT, nodes[0].lock("x")).await.unwrap();
+    assert!(matches!(r, Err(Error::Shutdown | Error::NoQuorum)), "{r:?}");
+    assert!(matches!(nodes[0].lock("y").await, Err(Error::Shutdown)));
+    assert!(matches!(nodes[0].holder("y").await, Err(Error::Shutdown)));
+    assert_eq!(nodes[0].status().role, crate::client::Role::Stopped);
+    // The others go on.
+    let g = timeout(WAIT, nodes[1].lock("x")).await.unwrap().unwrap();
+    assert!(g.is_held());
+}

@@ -23,15 +23,10 @@ fn config() -> NodeConfig {
     }
 }
 
-async fn cluster(n: usize) -> (MemNet, Vec<NodeId>, Vec<NodeHandle>) {
-    cluster_with(n, config()).await
-}
-
-async fn cluster_with(n: usize, cfg: NodeConfig) -> (MemNet, Vec<NodeId>, Vec<NodeHandle>) {
-    let net = MemNet::new();
-    let members: Vec<Member> = (0..n)
+fn members(n: usize, prefix: &str) -> Vec<Member> {
+    (0..n)
         .map(|i| {
-            let name = format!("n{i}");
+            let name = format!("{prefix}{i}");
             let id = NodeId::from_name(&name);
             Member {
                 id,
@@ -39,7 +34,16 @@ async fn cluster_with(n: usize, cfg: NodeConfig) -> (MemNet, Vec<NodeId>, Vec<No
                 addr: MemNet::addr(id),
             }
         })
-        .collect();
+        .collect()
+}
+
+async fn cluster(n: usize) -> (MemNet, Vec<NodeId>, Vec<NodeHandle>) {
+    cluster_with(n, config()).await
+}
+
+async fn cluster_with(n: usize, cfg: NodeConfig) -> (MemNet, Vec<NodeId>, Vec<NodeHandle>) {
+    let net = MemNet::new();
+    let members = members(n, "n");
     let mut starts = Vec::new();
     for m in &members {
         let (transport, incoming) = net.join(m.id);
@@ -327,17 +331,7 @@ impl crate::storage::LogStore for Flaky {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_storage_write_stops_the_node_and_every_later_call_errs() {
     let net = MemNet::new();
-    let members: Vec<Member> = (0..3)
-        .map(|i| {
-            let name = format!("f{i}");
-            let id = NodeId::from_name(&name);
-            Member {
-                id,
-                name: NodeName(name),
-                addr: MemNet::addr(id),
-            }
-        })
-        .collect();
+    let members = members(3, "f");
     let fail = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let mut starts = Vec::new();
     for (i, m) in members.iter().enumerate() {

@@ -9,6 +9,7 @@
 use raft::eraftpb::{ConfState, Entry, HardState, Snapshot};
 use raft::{GetEntriesContext, RaftState, StorageError};
 
+use super::window::Window;
 use super::LogStore;
 
 /// Raft hard state, membership, log and last snapshot, in memory.
@@ -33,16 +34,15 @@ impl MemStore {
         }
     }
 
+    fn window(&self) -> Window<'_> {
+        Window {
+            snapshot: &self.snapshot,
+            entries: &self.entries,
+        }
+    }
+
     fn snap_index(&self) -> u64 {
         self.snapshot.get_metadata().index
-    }
-
-    fn first(&self) -> u64 {
-        self.snap_index() + 1
-    }
-
-    fn last(&self) -> u64 {
-        self.entries.last().map_or(self.snap_index(), |e| e.index)
     }
 
     /// The hard state last recorded.
@@ -80,74 +80,32 @@ impl raft::Storage for MemStore {
         max_size: impl Into<Option<u64>>,
         _context: GetEntriesContext,
     ) -> raft::Result<Vec<Entry>> {
-        if low < self.first() {
-            return Err(store_err(StorageError::Compacted));
-        }
-        if high > self.last() + 1 || low > high {
-            return Err(store_err(StorageError::Unavailable));
-        }
-        let offset = self.first();
-        let lo = usize::try_from(low - offset).map_err(|_| store_err(StorageError::Unavailable))?;
-        let hi =
-            usize::try_from(high - offset).map_err(|_| store_err(StorageError::Unavailable))?;
-        let mut out = self
-            .entries
-            .get(lo..hi)
-            .ok_or(store_err(StorageError::Unavailable))?
-            .to_vec();
-        raft::util::limit_size(&mut out, max_size.into());
-        Ok(out)
+        self.window().entries(low, high, max_size.into())
     }
 
     fn term(&self, idx: u64) -> raft::Result<u64> {
-        if idx == self.snap_index() {
-            return Ok(self.snapshot.get_metadata().term);
-        }
-        if idx < self.first() {
-            return Err(store_err(StorageError::Compacted));
-        }
-        if idx > self.last() {
-            return Err(store_err(StorageError::Unavailable));
-        }
-        let pos = usize::try_from(idx - self.first())
-            .map_err(|_| store_err(StorageError::Unavailable))?;
-        self.entries
-            .get(pos)
-            .map(|e| e.term)
-            .ok_or(store_err(StorageError::Unavailable))
+        self.window().term(idx)
     }
 
     fn first_index(&self) -> raft::Result<u64> {
-        Ok(self.first())
+        Ok(self.window().first())
     }
 
     fn last_index(&self) -> raft::Result<u64> {
-        Ok(self.last())
+        Ok(self.window().last())
     }
 
     fn snapshot(&self, request_index: u64, _to: u64) -> raft::Result<Snapshot> {
-        if self.snap_index() < request_index || self.snap_index() == 0 {
-            return Err(store_err(StorageError::SnapshotTemporarilyUnavailable));
-        }
-        Ok(self.snapshot.clone())
+        self.window().snapshot(request_index)
     }
 }
 
 impl LogStore for MemStore {
     fn append(&mut self, entries: &[Entry]) -> raft::Result<()> {
-        let Some(first_new) = entries.first() else {
-            return Ok(());
-        };
-        if first_new.index < self.first() {
-            return Err(store_err(StorageError::Compacted));
+        if let Some(keep) = self.window().keep_before(entries)? {
+            self.entries.truncate(keep);
+            self.entries.extend_from_slice(entries);
         }
-        if first_new.index > self.last() + 1 {
-            return Err(store_err(StorageError::Unavailable));
-        }
-        let keep = usize::try_from(first_new.index - self.first())
-            .map_err(|_| store_err(StorageError::Unavailable))?;
-        self.entries.truncate(keep);
-        self.entries.extend_from_slice(entries);
         Ok(())
     }
 
@@ -184,7 +142,7 @@ impl LogStore for MemStore {
         if index <= self.snap_index() {
             return Ok(());
         }
-        if index > self.last() {
+        if index > self.window().last() {
             return Err(store_err(StorageError::Unavailable));
         }
         let drop = usize::try_from(index - self.snap_index())

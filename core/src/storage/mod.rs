@@ -7,6 +7,7 @@
 
 pub mod disk;
 pub mod memory;
+mod window;
 
 #[cfg(any(test, feature = "sim"))]
 pub mod conformance;

@@ -31,6 +31,7 @@ use raft::eraftpb::{ConfState, Entry, HardState, Snapshot};
 use raft::{GetEntriesContext, RaftState};
 use serde::{Deserialize, Serialize};
 
+use super::window::Window;
 use super::LogStore;
 use record::End;
 
@@ -259,16 +260,15 @@ impl DiskStore {
             .unwrap_or(0)
     }
 
+    fn window(&self) -> Window<'_> {
+        Window {
+            snapshot: &self.snapshot,
+            entries: &self.entries,
+        }
+    }
+
     fn snap_index(&self) -> u64 {
         self.snapshot.get_metadata().index
-    }
-
-    fn first(&self) -> u64 {
-        self.snap_index() + 1
-    }
-
-    fn last(&self) -> u64 {
-        self.entries.last().map_or(self.snap_index(), |e| e.index)
     }
 
     /// Appends framed records to the segment and fsyncs once (unless
@@ -488,59 +488,27 @@ impl raft::Storage for DiskStore {
         _context: GetEntriesContext,
     ) -> raft::Result<Vec<Entry>> {
         self.check()?;
-        if low < self.first() {
-            return Err(store_err(raft::StorageError::Compacted));
-        }
-        if high > self.last() + 1 || low > high {
-            return Err(store_err(raft::StorageError::Unavailable));
-        }
-        let lo = usize::try_from(low - self.first())
-            .map_err(|_| store_err(raft::StorageError::Unavailable))?;
-        let hi = usize::try_from(high - self.first())
-            .map_err(|_| store_err(raft::StorageError::Unavailable))?;
-        let mut out = self
-            .entries
-            .get(lo..hi)
-            .ok_or(store_err(raft::StorageError::Unavailable))?
-            .to_vec();
-        raft::util::limit_size(&mut out, max_size.into());
-        Ok(out)
+        self.window().entries(low, high, max_size.into())
     }
 
     fn term(&self, idx: u64) -> raft::Result<u64> {
         self.check()?;
-        if idx == self.snap_index() {
-            return Ok(self.snapshot.get_metadata().term);
-        }
-        if idx < self.first() {
-            return Err(store_err(raft::StorageError::Compacted));
-        }
-        let pos = usize::try_from(idx - self.first())
-            .map_err(|_| store_err(raft::StorageError::Unavailable))?;
-        self.entries
-            .get(pos)
-            .map(|e| e.term)
-            .ok_or(store_err(raft::StorageError::Unavailable))
+        self.window().term(idx)
     }
 
     fn first_index(&self) -> raft::Result<u64> {
         self.check()?;
-        Ok(self.first())
+        Ok(self.window().first())
     }
 
     fn last_index(&self) -> raft::Result<u64> {
         self.check()?;
-        Ok(self.last())
+        Ok(self.window().last())
     }
 
     fn snapshot(&self, request_index: u64, _to: u64) -> raft::Result<Snapshot> {
         self.check()?;
-        if self.snap_index() < request_index || self.snap_index() == 0 {
-            return Err(store_err(
-                raft::StorageError::SnapshotTemporarilyUnavailable,
-            ));
-        }
-        Ok(self.snapshot.clone())
+        self.window().snapshot(request_index)
     }
 }
 
@@ -559,14 +527,7 @@ impl LogStore for DiskStore {
 
     fn persist(&mut self, entries: &[Entry], hs: Option<&HardState>) -> raft::Result<()> {
         self.check()?;
-        if let Some(first_new) = entries.first() {
-            if first_new.index < self.first() {
-                return Err(store_err(raft::StorageError::Compacted));
-            }
-            if first_new.index > self.last() + 1 {
-                return Err(store_err(raft::StorageError::Unavailable));
-            }
-        }
+        let keep = self.window().keep_before(entries)?;
         if entries.is_empty() && hs.is_none() {
             return Ok(());
         }
@@ -594,8 +555,7 @@ impl LogStore for DiskStore {
         let sync = !entries.is_empty()
             || hs.is_some_and(|h| h.term != self.hard_state.term || h.vote != self.hard_state.vote);
         self.write(&buf, sync).map_err(to_raft)?;
-        if let Some(first_new) = entries.first() {
-            let keep = usize::try_from(first_new.index - self.first()).unwrap_or(usize::MAX);
+        if let Some(keep) = keep {
             self.entries.truncate(keep);
             self.entries.extend_from_slice(entries);
         }
@@ -646,7 +606,7 @@ impl LogStore for DiskStore {
         if index <= self.snap_index() {
             return Ok(());
         }
-        if index > self.last() {
+        if index > self.window().last() {
             return Err(store_err(raft::StorageError::Unavailable));
         }
         self.write_snapshot(&snapshot).map_err(to_raft)?;

@@ -26,6 +26,8 @@ mod shutdown;
 mod tick;
 
 #[cfg(test)]
+mod nemesis_tests;
+#[cfg(test)]
 mod tests;
 
 use std::collections::{BTreeSet, HashMap};

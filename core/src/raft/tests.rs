@@ -13,7 +13,7 @@ use crate::error::Error;
 use crate::sim::MemNet;
 use crate::types::{NodeId, NodeName};
 
-const WAIT: Duration = Duration::from_secs(10);
+pub(super) const WAIT: Duration = Duration::from_secs(10);
 
 fn config() -> NodeConfig {
     NodeConfig {
@@ -35,6 +35,11 @@ fn members(n: usize, prefix: &str) -> Vec<Member> {
             }
         })
         .collect()
+}
+
+/// A cluster for the nemesis: short TTL, fast ticks.
+pub(super) async fn cluster_for_nemesis(n: usize) -> (MemNet, Vec<NodeId>, Vec<NodeHandle>) {
+    cluster(n).await
 }
 
 async fn cluster(n: usize) -> (MemNet, Vec<NodeId>, Vec<NodeHandle>) {

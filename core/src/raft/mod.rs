@@ -123,12 +123,35 @@ impl<S: LogStore + Send + 'static> Driver<S> {
             if self.stopped {
                 break;
             }
+            // Take in whatever else is already waiting, so one Ready (and,
+            // on disk, one fsync) covers as much as possible.
+            self.drain_waiting();
+            if self.stopped {
+                break;
+            }
             self.handle_ready();
             let now = Instant::now();
             self.after_ready(now);
             self.publish_status(now);
         }
         self.finish();
+    }
+
+    /// Handles inputs and messages that arrived meanwhile, without waiting.
+    fn drain_waiting(&mut self) {
+        let now = Instant::now();
+        for _ in 0..1024 {
+            match self.net.try_recv() {
+                Ok(batch) => self.on_incoming(batch, now),
+                Err(_) => break,
+            }
+        }
+        for _ in 0..1024 {
+            match self.inbox.try_recv() {
+                Ok(input) => self.on_input(input, now),
+                Err(_) => break,
+            }
+        }
     }
 
     /// Handles one batch of messages from an authenticated peer.

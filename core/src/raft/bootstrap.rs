@@ -173,9 +173,15 @@ where
         applied,
         ..raft_cfg
     };
+    let syncer = if store.blocks() {
+        Some(super::syncer::Syncer::spawn(me.name.as_str()).map_err(Error::Io)?)
+    } else {
+        None
+    };
     let logger = logger::logger(me.name.as_str());
     let raw = RawNode::new(&raft_cfg, store, &logger)
         .map_err(|e| Error::Config(format!("raft could not start: {e}")))?;
+    let written_vote = (raw.raft.term, raw.raft.vote);
 
     let now = Instant::now();
     let (inbox_tx, inbox) = mpsc::unbounded_channel();
@@ -220,6 +226,9 @@ where
         seen_leader: (0, 0),
         stopped: false,
         on_stop: p.on_stop.take(),
+        syncer,
+        unsynced_upto: None,
+        written_vote,
     };
     let span = tracing::info_span!("peerlock", node = %me.name);
     let task = tokio::spawn(tracing::Instrument::instrument(driver.run(), span));

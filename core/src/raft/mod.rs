@@ -23,6 +23,7 @@ mod proposals;
 mod reads;
 mod ready;
 mod shutdown;
+mod syncer;
 mod tick;
 
 #[cfg(test)]
@@ -84,6 +85,12 @@ pub(crate) struct Driver<S: LogStore + Send + 'static> {
     seen_leader: (u64, u64),
     stopped: bool,
     on_stop: Option<Box<dyn FnOnce() + Send>>,
+    /// The fsync thread, for a store whose writes block on the disk.
+    syncer: Option<syncer::Syncer>,
+    /// The newest Ready handed to the fsync thread and not yet reported durable.
+    unsynced_upto: Option<u64>,
+    /// The term and vote last written to the log store.
+    written_vote: (u64, u64),
 }
 
 impl<S: LogStore + Send + 'static> Driver<S> {
@@ -115,6 +122,7 @@ impl<S: LogStore + Send + 'static> Driver<S> {
                         self.on_incoming(batch, now);
                     }
                 }
+                Some(done) = synced(&mut self.syncer) => self.on_synced(done),
                 _ = tick.tick() => {
                     self.raw.tick();
                     self.on_tick(Instant::now());
@@ -135,6 +143,21 @@ impl<S: LogStore + Send + 'static> Driver<S> {
             self.publish_status(now);
         }
         self.finish();
+    }
+
+    /// The disk caught up with the Readies up to `done.number`: tell Raft,
+    /// and send the messages that waited for it.
+    fn on_synced(&mut self, done: syncer::Done) {
+        if let Some(e) = done.error {
+            tracing::error!(node = %self.name, error = %e, "fsync of the raft log failed; stopping the node");
+            self.stopped = true;
+            return;
+        }
+        self.raw.on_persist_ready(done.number);
+        if self.unsynced_upto.is_some_and(|n| n <= done.number) {
+            self.unsynced_upto = None;
+        }
+        self.send_raft(done.msgs);
     }
 
     /// Handles inputs and messages that arrived meanwhile, without waiting.
@@ -297,5 +320,13 @@ impl<S: LogStore + Send + 'static> Driver<S> {
             *r = ready;
             changed
         });
+    }
+}
+
+/// The next fsync completion, or never when there is no fsync thread.
+async fn synced(syncer: &mut Option<syncer::Syncer>) -> Option<syncer::Done> {
+    match syncer {
+        Some(s) => s.done.recv().await,
+        None => std::future::pending().await,
     }
 }

@@ -45,16 +45,22 @@ impl<S: LogStore + Send + 'static> Driver<S> {
         }
 
         // 4. Append new entries and persist the hard state: one write and
-        //    one fsync for the whole Ready (group commit).
-        let store = self.raw.mut_store();
-        let persisted = if store.blocks() && multi_thread_runtime() {
-            // An fsync must not stall the worker the other nodes' tasks and
-            // the transport run on: let tokio move them elsewhere meanwhile.
-            tokio::task::block_in_place(|| store.persist(ready.entries(), ready.hs()))
-        } else {
-            store.persist(ready.entries(), ready.hs())
-        };
-        if let Err(e) = persisted {
+        //    one fsync for the whole Ready (group commit). On a durable
+        //    store the fsync runs on the syncer thread (see `syncer.rs`),
+        //    and steps 5 and 6 happen when it reports back.
+        // A Ready that writes nothing, with nothing else waiting for the
+        // disk, needs no fsync: its messages (a follower's forwarded
+        // proposals, say) go out at once.
+        // (A change of the commit index alone needs no fsync either.)
+        let vote = (self.raw.raft.term, self.raw.raft.vote);
+        let writes =
+            !ready.entries().is_empty() || (ready.hs().is_some() && vote != self.written_vote);
+        self.written_vote = vote;
+        if self.syncer.is_some() && (writes || self.unsynced_upto.is_some()) {
+            self.submit_to_syncer(ready);
+            return;
+        }
+        if let Err(e) = self.raw.mut_store().persist(ready.entries(), ready.hs()) {
             self.fatal("persist the raft log", &e);
             return;
         }
@@ -75,6 +81,33 @@ impl<S: LogStore + Send + 'static> Driver<S> {
         self.send_raft(light.take_messages());
         self.apply_entries(light.take_committed_entries());
         self.raw.advance_apply();
+    }
+
+    /// The asynchronous end of step 4: write without waiting, hand the
+    /// Ready's number and its dependent messages to the fsync thread, and
+    /// record the Ready (raft-rs's `advance_append_async`).
+    fn submit_to_syncer(&mut self, mut ready: raft::Ready) {
+        if let Err(e) = self
+            .raw
+            .mut_store()
+            .write_unsynced(ready.entries(), ready.hs())
+        {
+            self.fatal("write the raft log", &e);
+            return;
+        }
+        self.unsynced_upto = Some(ready.number());
+        let job = super::syncer::Job {
+            number: ready.number(),
+            file: self.raw.store().sync_handle(),
+            msgs: ready.take_persisted_messages(),
+        };
+        self.raw.advance_append_async(ready);
+        self.raw.advance_apply();
+        let submitted = self.syncer.as_ref().is_some_and(|s| s.submit(job));
+        if !submitted {
+            tracing::error!(node = %self.name, "the fsync thread is gone; stopping the node");
+            self.stopped = true;
+        }
     }
 
     fn fatal(&mut self, what: &str, e: &raft::Error) {
@@ -350,10 +383,4 @@ impl<S: LogStore + Send + 'static> Driver<S> {
             }
         }
     }
-}
-
-/// `block_in_place` is only allowed on the multi-threaded runtime.
-fn multi_thread_runtime() -> bool {
-    tokio::runtime::Handle::try_current()
-        .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread)
 }

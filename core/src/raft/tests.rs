@@ -386,3 +386,60 @@ async fn a_failed_storage_write_stops_the_node_and_every_later_call_errs() {
     let g = timeout(WAIT, nodes[1].lock("x")).await.unwrap().unwrap();
     assert!(g.is_held());
 }
+
+/// The asynchronous fsync path (durable store): contention from every
+/// node keeps tokens rising and loses no update.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn durable_nodes_with_the_fsync_thread_serialise_contention() {
+    let net = MemNet::new();
+    let members = members(3, "d");
+    let dirs: Vec<tempfile::TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let mut starts = Vec::new();
+    for (m, dir) in members.iter().zip(&dirs) {
+        let (transport, incoming) = net.join(m.id);
+        let params = StartParams {
+            config: config(),
+            me: m.id,
+            members: members.clone(),
+            transport: transport as Arc<dyn crate::transport::Transport>,
+            incoming,
+            join_timeout: WAIT,
+            on_stop: None,
+            incarnation: None,
+            peer_memory: Box::new(super::MemoryPeers::default()),
+        };
+        starts.push(tokio::spawn(super::start_on_disk(
+            params,
+            dir.path().to_owned(),
+        )));
+    }
+    let mut nodes = Vec::new();
+    for s in starts {
+        nodes.push(s.await.unwrap().unwrap());
+    }
+    for n in &nodes {
+        timeout(WAIT, n.ready()).await.unwrap().unwrap();
+    }
+    let counter = Arc::new(parking_lot::Mutex::new((0u64, 0u64)));
+    let mut tasks = Vec::new();
+    for t in 0..6 {
+        let node = nodes[t % 3].clone();
+        let counter = counter.clone();
+        tasks.push(tokio::spawn(async move {
+            for _ in 0..15 {
+                let g = node.lock("c").await.unwrap();
+                {
+                    let mut c = counter.lock();
+                    assert!(g.token().get() > c.1, "token did not rise");
+                    c.1 = g.token().get();
+                    c.0 += 1;
+                }
+                g.unlock().await.unwrap();
+            }
+        }));
+    }
+    for t in tasks {
+        timeout(WAIT, t).await.unwrap().unwrap();
+    }
+    assert_eq!(counter.lock().0, 90);
+}

@@ -33,10 +33,22 @@ pub trait LogStore: raft::Storage {
             None => Ok(()),
         }
     }
-    /// Whether writes block on the disk (fsync). The driver then moves
-    /// them off the async worker so other tasks keep running meanwhile.
+    /// Whether writes block on the disk (fsync). The driver then writes
+    /// with [`LogStore::write_unsynced`] and fsyncs on a thread of its own
+    /// through [`LogStore::sync_handle`].
     fn blocks(&self) -> bool {
         false
+    }
+    /// Like [`LogStore::persist`] but without waiting for the disk: the
+    /// caller makes the write durable by syncing [`LogStore::sync_handle`]
+    /// before relying on it. Reads see the new entries at once.
+    fn write_unsynced(&mut self, entries: &[Entry], hs: Option<&HardState>) -> raft::Result<()> {
+        self.persist(entries, hs)
+    }
+    /// A handle on the file that [`LogStore::write_unsynced`] wrote to, for
+    /// an fsync elsewhere; `None` for a store with nothing to sync.
+    fn sync_handle(&self) -> Option<std::fs::File> {
+        None
     }
     /// Records a new commit index only.
     fn set_commit(&mut self, commit: u64) -> raft::Result<()>;

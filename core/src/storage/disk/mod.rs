@@ -405,6 +405,48 @@ impl DiskStore {
         Ok(())
     }
 
+    /// Writes entries and hard state as one batch of records, with an
+    /// fsync if `sync`.
+    fn write_batch(
+        &mut self,
+        entries: &[Entry],
+        hs: Option<&HardState>,
+        sync: bool,
+    ) -> raft::Result<()> {
+        self.check()?;
+        let keep = self.window().keep_before(entries)?;
+        if entries.is_empty() && hs.is_none() {
+            return Ok(());
+        }
+        let mut buf = Vec::new();
+        if !entries.is_empty() {
+            let list = entries
+                .iter()
+                .filter_map(|e| e.write_to_bytes().ok())
+                .collect();
+            encode(&Rec::Entries(list), &mut buf);
+        }
+        if let Some(hs) = hs {
+            encode(
+                &Rec::Hard {
+                    term: hs.term,
+                    vote: hs.vote,
+                    commit: hs.commit,
+                },
+                &mut buf,
+            );
+        }
+        self.write(&buf, sync).map_err(to_raft)?;
+        if let Some(keep) = keep {
+            self.entries.truncate(keep);
+            self.entries.extend_from_slice(entries);
+        }
+        if let Some(hs) = hs {
+            self.hard_state = hs.clone();
+        }
+        Ok(())
+    }
+
     #[cfg(test)]
     pub(crate) fn fail_next_fsync(&mut self) {
         self.fail_next_sync = true;
@@ -526,43 +568,20 @@ impl LogStore for DiskStore {
     }
 
     fn persist(&mut self, entries: &[Entry], hs: Option<&HardState>) -> raft::Result<()> {
-        self.check()?;
-        let keep = self.window().keep_before(entries)?;
-        if entries.is_empty() && hs.is_none() {
-            return Ok(());
-        }
-        let mut buf = Vec::new();
-        if !entries.is_empty() {
-            let list = entries
-                .iter()
-                .filter_map(|e| e.write_to_bytes().ok())
-                .collect();
-            encode(&Rec::Entries(list), &mut buf);
-        }
-        if let Some(hs) = hs {
-            encode(
-                &Rec::Hard {
-                    term: hs.term,
-                    vote: hs.vote,
-                    commit: hs.commit,
-                },
-                &mut buf,
-            );
-        }
         // Raft needs entries, term and vote durable before it answers; the
         // commit index alone it can always learn again from the leader, so
         // a commit-only change is written without an fsync of its own.
         let sync = !entries.is_empty()
             || hs.is_some_and(|h| h.term != self.hard_state.term || h.vote != self.hard_state.vote);
-        self.write(&buf, sync).map_err(to_raft)?;
-        if let Some(keep) = keep {
-            self.entries.truncate(keep);
-            self.entries.extend_from_slice(entries);
-        }
-        if let Some(hs) = hs {
-            self.hard_state = hs.clone();
-        }
-        Ok(())
+        self.write_batch(entries, hs, sync)
+    }
+
+    fn write_unsynced(&mut self, entries: &[Entry], hs: Option<&HardState>) -> raft::Result<()> {
+        self.write_batch(entries, hs, false)
+    }
+
+    fn sync_handle(&self) -> Option<File> {
+        self.segment.try_clone().ok()
     }
 
     fn set_commit(&mut self, commit: u64) -> raft::Result<()> {

@@ -4,8 +4,9 @@
 //! - Every mutating call is durable (`fsync`) before it returns, except a
 //!   change of the commit index alone: Raft can always learn that again
 //!   from the leader, so it rides along with the next fsync. The driver
-//!   calls [`LogStore::persist`] once per Raft Ready, which carries every
-//!   proposal batched since the last one: one fsync per batch (group commit).
+//!   writes each Raft Ready with [`LogStore::write_unsynced`] and its fsync
+//!   thread syncs [`LogStore::sync_handle`]: one fsync for every Ready queued
+//!   since the last (group commit).
 //! - The entries after the snapshot are also kept in memory; reads never
 //!   touch the disk. The log is compacted every ~20 000 entries, so this is
 //!   bounded.

@@ -23,6 +23,21 @@ fn config() -> NodeConfig {
     }
 }
 
+fn params(net: &MemNet, m: &Member, members: &[Member], cfg: NodeConfig) -> StartParams {
+    let (transport, incoming) = net.join(m.id);
+    StartParams {
+        config: cfg,
+        me: m.id,
+        members: members.to_vec(),
+        transport: transport as Arc<dyn crate::transport::Transport>,
+        incoming,
+        join_timeout: WAIT,
+        on_stop: None,
+        incarnation: None,
+        peer_memory: Box::new(super::MemoryPeers::default()),
+    }
+}
+
 fn members(n: usize, prefix: &str) -> Vec<Member> {
     (0..n)
         .map(|i| {
@@ -51,18 +66,7 @@ async fn cluster_with(n: usize, cfg: NodeConfig) -> (MemNet, Vec<NodeId>, Vec<No
     let members = members(n, "n");
     let mut starts = Vec::new();
     for m in &members {
-        let (transport, incoming) = net.join(m.id);
-        let params = StartParams {
-            config: cfg.clone(),
-            me: m.id,
-            members: members.clone(),
-            transport: transport as Arc<dyn crate::transport::Transport>,
-            incoming,
-            join_timeout: WAIT,
-            on_stop: None,
-            incarnation: None,
-            peer_memory: Box::new(super::MemoryPeers::default()),
-        };
+        let params = params(&net, m, &members, cfg.clone());
         starts.push(tokio::spawn(start(params)));
     }
     let mut nodes = Vec::new();
@@ -340,18 +344,7 @@ async fn a_failed_storage_write_stops_the_node_and_every_later_call_errs() {
     let fail = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let mut starts = Vec::new();
     for (i, m) in members.iter().enumerate() {
-        let (transport, incoming) = net.join(m.id);
-        let params = StartParams {
-            config: config(),
-            me: m.id,
-            members: members.clone(),
-            transport: transport as Arc<dyn crate::transport::Transport>,
-            incoming,
-            join_timeout: WAIT,
-            on_stop: None,
-            incarnation: None,
-            peer_memory: Box::new(super::MemoryPeers::default()),
-        };
+        let params = params(&net, m, &members, config());
         let fail = (i == 0).then(|| fail.clone());
         starts.push(tokio::spawn(async move {
             match fail {
@@ -396,18 +389,7 @@ async fn durable_nodes_with_the_fsync_thread_serialise_contention() {
     let dirs: Vec<tempfile::TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
     let mut starts = Vec::new();
     for (m, dir) in members.iter().zip(&dirs) {
-        let (transport, incoming) = net.join(m.id);
-        let params = StartParams {
-            config: config(),
-            me: m.id,
-            members: members.clone(),
-            transport: transport as Arc<dyn crate::transport::Transport>,
-            incoming,
-            join_timeout: WAIT,
-            on_stop: None,
-            incarnation: None,
-            peer_memory: Box::new(super::MemoryPeers::default()),
-        };
+        let params = params(&net, m, &members, config());
         starts.push(tokio::spawn(super::start_on_disk(
             params,
             dir.path().to_owned(),

@@ -84,6 +84,24 @@ fn encode(rec: &Rec, out: &mut Vec<u8>) {
     record::frame(&payload, out);
 }
 
+fn hard_rec(hs: &HardState) -> Rec {
+    Rec::Hard {
+        term: hs.term,
+        vote: hs.vote,
+        commit: hs.commit,
+    }
+}
+
+/// Entries as a record; an entry that does not encode is an error, never
+/// silently left out.
+fn entries_rec(entries: &[Entry]) -> Result<Rec, protobuf::ProtobufError> {
+    entries
+        .iter()
+        .map(|e| e.write_to_bytes())
+        .collect::<Result<Vec<_>, _>>()
+        .map(Rec::Entries)
+}
+
 fn to_raft(e: StorageError) -> raft::Error {
     raft::Error::Store(raft::StorageError::Other(Box::new(e)))
 }
@@ -190,25 +208,20 @@ impl DiskStore {
     /// snapshot, then deletes the older segments.
     fn rotate(&mut self) -> Result<(), StorageError> {
         let mut buf = Vec::new();
-        let hs = &self.hard_state;
-        encode(
-            &Rec::Hard {
-                term: hs.term,
-                vote: hs.vote,
-                commit: hs.commit,
-            },
-            &mut buf,
-        );
-        if let Ok(cs) = self.conf_state.write_to_bytes() {
-            encode(&Rec::Conf(cs), &mut buf);
-        }
-        let entries: Vec<Vec<u8>> = self
-            .entries
-            .iter()
-            .filter_map(|e| e.write_to_bytes().ok())
-            .collect();
-        if !entries.is_empty() {
-            encode(&Rec::Entries(entries), &mut buf);
+        encode(&hard_rec(&self.hard_state), &mut buf);
+        let encoded = self.conf_state.write_to_bytes().and_then(|cs| {
+            let entries = (!self.entries.is_empty())
+                .then(|| entries_rec(&self.entries))
+                .transpose()?;
+            Ok((cs, entries))
+        });
+        let (cs, entries) = encoded.map_err(|e| {
+            self.failed = true;
+            io_err(&self.segment_path, std::io::Error::other(e))
+        })?;
+        encode(&Rec::Conf(cs), &mut buf);
+        if let Some(rec) = entries {
+            encode(&rec, &mut buf);
         }
         let seq = self.segment_seq + 1;
         let path = self.dir.join(segment_name(seq));
@@ -305,21 +318,13 @@ impl DiskStore {
         }
         let mut buf = Vec::new();
         if !entries.is_empty() {
-            let list = entries
-                .iter()
-                .filter_map(|e| e.write_to_bytes().ok())
-                .collect();
-            encode(&Rec::Entries(list), &mut buf);
-        }
-        if let Some(hs) = hs {
             encode(
-                &Rec::Hard {
-                    term: hs.term,
-                    vote: hs.vote,
-                    commit: hs.commit,
-                },
+                &entries_rec(entries).map_err(raft::Error::CodecError)?,
                 &mut buf,
             );
+        }
+        if let Some(hs) = hs {
+            encode(&hard_rec(hs), &mut buf);
         }
         self.write(&buf, sync).map_err(to_raft)?;
         if let Some(keep) = keep {

@@ -6,6 +6,7 @@
 //! depend on them.
 
 pub mod disk;
+pub mod fs;
 pub mod memory;
 mod window;
 
@@ -50,7 +51,9 @@ pub trait LogStore: raft::Storage {
     fn sync_handle(&self) -> Option<std::fs::File> {
         None
     }
-    /// Records a new commit index only.
+    /// Records a new commit index only. A durable store may write it
+    /// without an fsync of its own: Raft can learn the commit index again
+    /// from the leader, so it rides along with the next fsync.
     fn set_commit(&mut self, commit: u64) -> raft::Result<()>;
     /// Records the membership.
     fn set_conf_state(&mut self, cs: &ConfState) -> raft::Result<()>;

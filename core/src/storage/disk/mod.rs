@@ -1,45 +1,92 @@
 //! The durable log store: a write-ahead log of checksummed records in
 //! segment files, plus the latest snapshot, in one directory.
 //!
-//! - Every mutating call is durable (`fsync`) before it returns, except a
-//!   change of the commit index alone: Raft can always learn that again
-//!   from the leader, so it rides along with the next fsync. The driver
-//!   writes each Raft Ready with [`LogStore::write_unsynced`] and its fsync
-//!   thread syncs [`LogStore::sync_handle`]: one fsync for every Ready queued
-//!   since the last (group commit).
-//! - The entries after the snapshot are also kept in memory; reads never
-//!   touch the disk. The log is compacted every ~20 000 entries, so this is
-//!   bounded.
-//! - Compaction writes the snapshot (atomically: temp file, fsync, rename,
-//!   fsync the directory), starts a new segment holding the hard state, the
-//!   membership and the entries after the snapshot, and only then deletes
-//!   the older segments. Disk use is therefore bounded by one snapshot, the
-//!   entries since it, and one segment's growth (rotation at 64 MiB).
-//! - Recovery replays the snapshot and the segments in order. A torn tail
-//!   of the last segment (see [`record::scan`]) is dropped, logged and cut
-//!   off; any other bad record refuses to open, naming file and offset.
-//! - After any write or fsync error the store is failed: every later call
-//!   returns an error, so the node stops rather than acknowledge anything.
+//! # Files
+//!
+//! - `{seq:016}.wal`: segments. Each is a run of records framed as
+//!   `len u32 LE | crc32(len) u32 LE | crc32(payload) u32 LE | payload`
+//!   (see [`record`]); a payload is a version byte and a bincode-encoded
+//!   [`record::Rec`]: a batch of entries (protobuf bytes; a batch whose
+//!   first index is at or below the last replaces the conflicting suffix,
+//!   as [`LogStore::append`] does), a hard state, a membership, a commit
+//!   index. Every segment opens with `Base` (the snapshot it starts from),
+//!   the hard state, the membership and every entry after the snapshot, so
+//!   the newest segment alone holds the whole state.
+//! - `snapshot`: the latest snapshot, protobuf bytes in one framed record.
+//! - `*.tmp`: a segment or snapshot being written; removed on open.
+//!
+//! # Durability
+//!
+//! - Every mutating call is durable (`fdatasync`) before it returns, with
+//!   one exception: a change of the commit index alone is written but not
+//!   synced (Raft can always learn it again from the leader), so it rides
+//!   along with the next fsync. [`LogStore::persist`] writes a Ready's
+//!   entries and hard state with one fsync. The driver instead writes each
+//!   Ready with [`LogStore::write_unsynced`] and its fsync thread syncs
+//!   [`LogStore::sync_handle`]: one fsync for every Ready queued since the
+//!   last (group commit).
+//! - After any write or fsync error the store is failed: every later call,
+//!   reads included, returns an error, so the node stops rather than
+//!   acknowledge anything.
+//!
+//! # Compaction and disk use
+//!
+//! The entries after the snapshot are also kept in memory and reads never
+//! touch the disk; the log is compacted every ~20 000 entries, so this is
+//! bounded. [`LogStore::compact`] and [`LogStore::apply_snapshot`] write
+//! the snapshot (temp file, fsync, rename, fsync the directory), then write
+//! the next segment the same way with the state after the snapshot, and
+//! only then delete the older segments. A segment also rotates once it
+//! passes 64 MiB. So, between calls, the directory holds one snapshot and
+//! one segment, and
+//!
+//! ```text
+//! disk use <= snapshot + state after the snapshot when the segment began
+//!             + 64 MiB + one record
+//! ```
+//!
+//! (during a rotation, briefly, the older segment too). With compaction
+//! every N entries, that is about one snapshot plus two times N entries.
+//!
+//! # Recovery
+//!
+//! [`DiskStore::open`] loads the snapshot, then replays from the newest
+//! segment whose `Base` is that snapshot (older ones are leftovers of a
+//! rotation and are removed). If a crash fell between writing a snapshot
+//! and its segment, no segment has that `Base`: every segment is replayed,
+//! entries up to the snapshot are skipped, the snapshot's membership wins
+//! over the older records', and entries after it with a lower term than
+//! the snapshot's (which no log containing the snapshot can hold) are
+//! dropped.
+//!
+//! In the **last** segment only, a torn tail is dropped, logged and cut
+//! off: a bad record (header cut short, length checksum failing, payload
+//! cut short, payload checksum failing) after which no valid record
+//! follows. A bad record with a valid record anywhere after it, or any bad
+//! record in an earlier segment, is corruption: the store refuses to open
+//! with [`StorageError::Corrupt`], naming the file and the byte offset.
+//! Recovery never panics and never drops a record that valid data follows.
 
 pub mod record;
 mod recover;
+mod segment;
 
-use std::fs::{self, File, OpenOptions};
-use std::io::Write;
+use std::fs::File;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use protobuf::Message as _;
 use raft::eraftpb::{ConfState, Entry, HardState, Snapshot};
 use raft::{GetEntriesContext, RaftState};
-use serde::{Deserialize, Serialize};
 
+use self::record::{EncodeError, Rec};
+use self::segment::Wal;
+use super::fs::RealFs;
 use super::window::Window;
 use super::LogStore;
 
-/// Rotate to a new segment past this size.
-const SEGMENT_BYTES: u64 = 64 * 1024 * 1024;
-const SNAPSHOT_FILE: &str = "snapshot";
-const REC_VERSION: u8 = 1;
+/// A batch of entries larger than this many bytes is split over records.
+const CHUNK_BYTES: usize = 8 * 1024 * 1024;
 
 /// Why the durable store failed.
 #[derive(Debug, thiserror::Error)]
@@ -48,7 +95,7 @@ pub enum StorageError {
     /// A file could not be read, written or synced.
     #[error("{}: {source}", path.display())]
     Io {
-        /// The file.
+        /// The file (or directory).
         path: PathBuf,
         /// The OS error.
         source: std::io::Error,
@@ -63,43 +110,12 @@ pub enum StorageError {
         /// What is wrong.
         reason: String,
     },
+    /// A record could not be encoded; nothing was written.
+    #[error(transparent)]
+    Encode(#[from] EncodeError),
     /// An earlier write or fsync failed; the store refuses everything since.
     #[error("the log store failed earlier and accepts nothing more; restart the node")]
     Failed,
-}
-
-#[derive(Serialize, Deserialize)]
-enum Rec {
-    Entries(Vec<Vec<u8>>),
-    Hard { term: u64, vote: u64, commit: u64 },
-    Conf(Vec<u8>),
-    Commit(u64),
-}
-
-fn encode(rec: &Rec, out: &mut Vec<u8>) {
-    let mut payload = vec![REC_VERSION];
-    if let Ok(b) = bincode::serde::encode_to_vec(rec, bincode::config::standard()) {
-        payload.extend_from_slice(&b);
-    }
-    record::frame(&payload, out);
-}
-
-fn hard_rec(hs: &HardState) -> Rec {
-    Rec::Hard {
-        term: hs.term,
-        vote: hs.vote,
-        commit: hs.commit,
-    }
-}
-
-/// Entries as a record; an entry that does not encode is an error, never
-/// silently left out.
-fn entries_rec(entries: &[Entry]) -> Result<Rec, protobuf::ProtobufError> {
-    entries
-        .iter()
-        .map(|e| e.write_to_bytes())
-        .collect::<Result<Vec<_>, _>>()
-        .map(Rec::Entries)
 }
 
 fn to_raft(e: StorageError) -> raft::Error {
@@ -110,57 +126,96 @@ fn store_err(e: raft::StorageError) -> raft::Error {
     raft::Error::Store(e)
 }
 
-/// The durable Raft log store of one node.
+fn hard_rec(hs: &HardState) -> Rec {
+    Rec::Hard {
+        term: hs.term,
+        vote: hs.vote,
+        commit: hs.commit,
+    }
+}
+
+/// Encodes entries as records of at most about [`CHUNK_BYTES`] each.
+fn encode_entries(entries: &[Entry], out: &mut Vec<u8>) -> raft::Result<()> {
+    let mut batch = Vec::new();
+    let mut size = 0;
+    for e in entries {
+        let bytes = e.write_to_bytes().map_err(raft::Error::CodecError)?;
+        size += bytes.len();
+        batch.push(bytes);
+        if size >= CHUNK_BYTES {
+            record::encode(&Rec::Entries(std::mem::take(&mut batch)), out)
+                .map_err(|e| to_raft(e.into()))?;
+            size = 0;
+        }
+    }
+    if !batch.is_empty() {
+        record::encode(&Rec::Entries(batch), out).map_err(|e| to_raft(e.into()))?;
+    }
+    Ok(())
+}
+
+/// The opening records of a segment: the whole state after `snapshot`.
+fn base_content(
+    snapshot: &Snapshot,
+    hs: &HardState,
+    cs: &ConfState,
+    entries: &[Entry],
+) -> raft::Result<Vec<u8>> {
+    let meta = snapshot.get_metadata();
+    let mut buf = Vec::new();
+    let base = Rec::Base {
+        index: meta.index,
+        term: meta.term,
+    };
+    let cs = cs.write_to_bytes().map_err(raft::Error::CodecError)?;
+    for rec in [base, hard_rec(hs), Rec::Conf(cs)] {
+        record::encode(&rec, &mut buf).map_err(|e| to_raft(e.into()))?;
+    }
+    encode_entries(entries, &mut buf)?;
+    Ok(buf)
+}
+
+/// The durable Raft log store of one node, in one directory.
+///
+/// Open it with [`DiskStore::open`]; it implements [`raft::Storage`] (reads,
+/// served from memory) and [`LogStore`] (writes, durable before they
+/// return). See the [module docs](self) for the format and the guarantees.
 #[derive(Debug)]
 pub struct DiskStore {
-    dir: PathBuf,
+    wal: Wal,
     hard_state: HardState,
     conf_state: ConfState,
     snapshot: Snapshot,
     entries: Vec<Entry>,
-    segment: File,
-    segment_path: PathBuf,
-    segment_seq: u64,
-    segment_len: u64,
-    failed: bool,
-    /// Test hook: make the next fsync fail.
-    #[cfg(test)]
-    fail_next_sync: bool,
-}
-
-fn io_err(path: &Path, source: std::io::Error) -> StorageError {
-    StorageError::Io {
-        path: path.to_owned(),
-        source,
-    }
-}
-
-fn segment_name(seq: u64) -> String {
-    format!("{seq:016}.wal")
-}
-
-fn sync_dir(dir: &Path) -> Result<(), StorageError> {
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(|e| io_err(dir, e))
 }
 
 impl DiskStore {
+    /// Opens (creating if missing) the store in `dir`, recovering from a
+    /// crash.
+    ///
+    /// # Errors
+    ///
+    /// [`StorageError::Io`] if a file cannot be read or written;
+    /// [`StorageError::Corrupt`] if a record other than a torn tail is
+    /// damaged.
+    pub fn open(dir: impl AsRef<Path>) -> Result<Self, StorageError> {
+        Self::open_with(dir, Arc::new(RealFs))
+    }
+
     /// The hard state last persisted.
     pub fn hard_state(&self) -> &HardState {
         &self.hard_state
     }
 
-    /// Bytes used on disk by the snapshot and the segments.
+    /// The stored snapshot (to restore the lock table at start), or `None`
+    /// if the log was never compacted nor given a snapshot.
+    pub fn snapshot_data(&self) -> Option<Snapshot> {
+        (self.snap_index() > 0).then(|| self.snapshot.clone())
+    }
+
+    /// Bytes used on disk by the snapshot file and the current segment.
     pub fn disk_usage(&self) -> u64 {
-        fs::read_dir(&self.dir)
-            .map(|d| {
-                d.filter_map(|e| e.ok())
-                    .filter_map(|e| e.metadata().ok())
-                    .map(|m| m.len())
-                    .sum()
-            })
-            .unwrap_or(0)
+        self.wal.disk_usage()
     }
 
     fn window(&self) -> Window<'_> {
@@ -174,131 +229,25 @@ impl DiskStore {
         self.snapshot.get_metadata().index
     }
 
-    /// Appends framed records to the segment and fsyncs once (unless
-    /// `sync` is false: then they ride along with the next fsync).
-    fn write(&mut self, bytes: &[u8], sync: bool) -> Result<(), StorageError> {
-        if self.failed {
-            return Err(StorageError::Failed);
-        }
-        let result =
-            self.segment
-                .write_all(bytes)
-                .and_then(|()| if sync { self.sync_segment() } else { Ok(()) });
-        if let Err(e) = result {
-            self.failed = true;
-            tracing::error!(file = %self.segment_path.display(), error = %e, "log write failed; the store refuses everything from now on");
-            return Err(io_err(&self.segment_path, e));
-        }
-        self.segment_len += bytes.len() as u64;
-        if self.segment_len > SEGMENT_BYTES {
+    fn check(&self) -> raft::Result<()> {
+        self.wal.check().map_err(to_raft)
+    }
+
+    /// Starts a new segment with the whole state after the snapshot, and
+    /// removes the older ones.
+    fn rotate(&mut self) -> raft::Result<()> {
+        let content = base_content(
+            &self.snapshot,
+            &self.hard_state,
+            &self.conf_state,
+            &self.entries,
+        )?;
+        self.wal.rotate(&content).map_err(to_raft)
+    }
+
+    fn rotate_if_full(&mut self) -> raft::Result<()> {
+        if self.wal.full() {
             self.rotate()?;
-        }
-        Ok(())
-    }
-
-    fn sync_segment(&mut self) -> std::io::Result<()> {
-        #[cfg(test)]
-        if std::mem::take(&mut self.fail_next_sync) {
-            return Err(std::io::Error::other("injected fsync failure"));
-        }
-        self.segment.sync_data()
-    }
-
-    /// Starts a new segment holding the whole current state after the
-    /// snapshot, then deletes the older segments.
-    fn rotate(&mut self) -> Result<(), StorageError> {
-        let mut buf = Vec::new();
-        encode(&hard_rec(&self.hard_state), &mut buf);
-        let encoded = self.conf_state.write_to_bytes().and_then(|cs| {
-            let entries = (!self.entries.is_empty())
-                .then(|| entries_rec(&self.entries))
-                .transpose()?;
-            Ok((cs, entries))
-        });
-        let (cs, entries) = encoded.map_err(|e| {
-            self.failed = true;
-            io_err(&self.segment_path, std::io::Error::other(e))
-        })?;
-        encode(&Rec::Conf(cs), &mut buf);
-        if let Some(rec) = entries {
-            encode(&rec, &mut buf);
-        }
-        let seq = self.segment_seq + 1;
-        let path = self.dir.join(segment_name(seq));
-        let result = (|| {
-            let mut f = OpenOptions::new()
-                .create(true)
-                .truncate(true)
-                .write(true)
-                .open(&path)?;
-            f.write_all(&buf)?;
-            f.sync_all()?;
-            Ok::<File, std::io::Error>(f)
-        })();
-        let f = match result {
-            Ok(f) => f,
-            Err(e) => {
-                self.failed = true;
-                return Err(io_err(&path, e));
-            }
-        };
-        if let Err(e) = sync_dir(&self.dir) {
-            self.failed = true;
-            return Err(e);
-        }
-        let old = std::mem::replace(&mut self.segment_path, path);
-        self.segment = OpenOptions::new()
-            .append(true)
-            .open(&self.segment_path)
-            .unwrap_or(f);
-        self.segment_seq = seq;
-        self.segment_len = buf.len() as u64;
-        // Older segments are now redundant.
-        if let Ok(dir) = fs::read_dir(&self.dir) {
-            for e in dir.filter_map(|e| e.ok()) {
-                let p = e.path();
-                let older = p
-                    .file_name()
-                    .and_then(|n| n.to_str())
-                    .and_then(|n| n.strip_suffix(".wal"))
-                    .and_then(|n| n.parse::<u64>().ok())
-                    .is_some_and(|s| s < seq);
-                if older {
-                    let _ = fs::remove_file(&p);
-                }
-            }
-        }
-        let _ = old;
-        Ok(())
-    }
-
-    /// Writes the snapshot file atomically and durably.
-    fn write_snapshot(&mut self, snap: &Snapshot) -> Result<(), StorageError> {
-        if self.failed {
-            return Err(StorageError::Failed);
-        }
-        let tmp = self.dir.join("snapshot.tmp");
-        let dst = self.dir.join(SNAPSHOT_FILE);
-        let bytes = snap.write_to_bytes().map_err(|e| StorageError::Corrupt {
-            path: dst.clone(),
-            offset: 0,
-            reason: e.to_string(),
-        })?;
-        let mut framed = Vec::with_capacity(bytes.len() + record::HEADER);
-        record::frame(&bytes, &mut framed);
-        let result = (|| {
-            let mut f = File::create(&tmp)?;
-            f.write_all(&framed)?;
-            f.sync_all()?;
-            fs::rename(&tmp, &dst)
-        })();
-        if let Err(e) = result {
-            self.failed = true;
-            return Err(io_err(&dst, e));
-        }
-        if let Err(e) = sync_dir(&self.dir) {
-            self.failed = true;
-            return Err(e);
         }
         Ok(())
     }
@@ -313,20 +262,16 @@ impl DiskStore {
     ) -> raft::Result<()> {
         self.check()?;
         let keep = self.window().keep_before(entries)?;
+        let hs = hs.filter(|hs| **hs != self.hard_state);
         if entries.is_empty() && hs.is_none() {
             return Ok(());
         }
         let mut buf = Vec::new();
-        if !entries.is_empty() {
-            encode(
-                &entries_rec(entries).map_err(raft::Error::CodecError)?,
-                &mut buf,
-            );
-        }
+        encode_entries(entries, &mut buf)?;
         if let Some(hs) = hs {
-            encode(&hard_rec(hs), &mut buf);
+            record::encode(&hard_rec(hs), &mut buf).map_err(|e| to_raft(e.into()))?;
         }
-        self.write(&buf, sync).map_err(to_raft)?;
+        self.wal.append(&buf, sync).map_err(to_raft)?;
         if let Some(keep) = keep {
             self.entries.truncate(keep);
             self.entries.extend_from_slice(entries);
@@ -334,20 +279,28 @@ impl DiskStore {
         if let Some(hs) = hs {
             self.hard_state = hs.clone();
         }
-        Ok(())
+        self.rotate_if_full()
     }
 
+    /// Writes `snapshot` to the snapshot file, durably.
+    fn write_snapshot(&mut self, snapshot: &Snapshot) -> raft::Result<()> {
+        let bytes = snapshot.write_to_bytes().map_err(raft::Error::CodecError)?;
+        let mut framed = Vec::new();
+        record::frame(&bytes, &mut framed)
+            .ok_or_else(|| to_raft(EncodeError::TooLarge(bytes.len()).into()))?;
+        self.wal.write_snapshot(&framed).map_err(to_raft)
+    }
+
+    /// The path of the segment being appended to.
     #[cfg(test)]
-    pub(crate) fn fail_next_fsync(&mut self) {
-        self.fail_next_sync = true;
+    pub(crate) fn segment_path(&self) -> &Path {
+        self.wal.path()
     }
 
-    fn check(&self) -> raft::Result<()> {
-        if self.failed {
-            Err(to_raft(StorageError::Failed))
-        } else {
-            Ok(())
-        }
+    /// Rotates segments past `bytes` instead of 64 MiB.
+    #[cfg(test)]
+    pub(crate) fn set_segment_limit(&mut self, bytes: u64) {
+        self.wal.set_limit(bytes);
     }
 }
 
@@ -405,10 +358,11 @@ impl LogStore for DiskStore {
         self.persist(&[], Some(hs))
     }
 
+    /// Writes the entries and the hard state, then fsyncs once; a change of
+    /// the commit index alone is written without an fsync (Raft needs
+    /// entries, term and vote durable before it answers; the commit index
+    /// it can always learn again from the leader).
     fn persist(&mut self, entries: &[Entry], hs: Option<&HardState>) -> raft::Result<()> {
-        // Raft needs entries, term and vote durable before it answers; the
-        // commit index alone it can always learn again from the leader, so
-        // a commit-only change is written without an fsync of its own.
         let sync = !entries.is_empty()
             || hs.is_some_and(|h| h.term != self.hard_state.term || h.vote != self.hard_state.vote);
         self.write_batch(entries, hs, sync)
@@ -419,27 +373,30 @@ impl LogStore for DiskStore {
     }
 
     fn sync_handle(&self) -> Option<File> {
-        self.segment.try_clone().ok()
+        self.wal.sync_handle()
     }
 
+    /// Written without an fsync of its own (see the module docs, "Durability").
     fn set_commit(&mut self, commit: u64) -> raft::Result<()> {
         self.check()?;
+        if commit == self.hard_state.commit {
+            return Ok(());
+        }
         let mut buf = Vec::new();
-        encode(&Rec::Commit(commit), &mut buf);
-        // See `persist`: the commit index needs no fsync of its own.
-        self.write(&buf, false).map_err(to_raft)?;
+        record::encode(&Rec::Commit(commit), &mut buf).map_err(|e| to_raft(e.into()))?;
+        self.wal.append(&buf, false).map_err(to_raft)?;
         self.hard_state.commit = commit;
-        Ok(())
+        self.rotate_if_full()
     }
 
     fn set_conf_state(&mut self, cs: &ConfState) -> raft::Result<()> {
         self.check()?;
         let mut buf = Vec::new();
         let bytes = cs.write_to_bytes().map_err(raft::Error::CodecError)?;
-        encode(&Rec::Conf(bytes), &mut buf);
-        self.write(&buf, true).map_err(to_raft)?;
+        record::encode(&Rec::Conf(bytes), &mut buf).map_err(|e| to_raft(e.into()))?;
+        self.wal.append(&buf, true).map_err(to_raft)?;
         self.conf_state = cs.clone();
-        Ok(())
+        self.rotate_if_full()
     }
 
     fn apply_snapshot(&mut self, snapshot: Snapshot) -> raft::Result<()> {
@@ -448,13 +405,13 @@ impl LogStore for DiskStore {
         if meta.index < self.snap_index() {
             return Err(store_err(raft::StorageError::SnapshotOutOfDate));
         }
-        self.write_snapshot(&snapshot).map_err(to_raft)?;
+        self.write_snapshot(&snapshot)?;
         self.hard_state.commit = self.hard_state.commit.max(meta.index);
         self.hard_state.term = self.hard_state.term.max(meta.term);
         self.conf_state = meta.get_conf_state().clone();
         self.entries.clear();
         self.snapshot = snapshot;
-        self.rotate().map_err(to_raft)
+        self.rotate()
     }
 
     fn compact(&mut self, snapshot: Snapshot) -> raft::Result<()> {
@@ -466,11 +423,12 @@ impl LogStore for DiskStore {
         if index > self.window().last() {
             return Err(store_err(raft::StorageError::Unavailable));
         }
-        self.write_snapshot(&snapshot).map_err(to_raft)?;
-        let drop = usize::try_from(index - self.snap_index()).unwrap_or(usize::MAX);
+        let drop = usize::try_from(index - self.snap_index())
+            .map_err(|_| store_err(raft::StorageError::Unavailable))?;
+        self.write_snapshot(&snapshot)?;
         self.entries.drain(..drop.min(self.entries.len()));
         self.snapshot = snapshot;
-        self.rotate().map_err(to_raft)
+        self.rotate()
     }
 }
 

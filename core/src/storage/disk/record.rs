@@ -8,22 +8,97 @@
 //! from a write that was cut short. [`scan`] walks a segment's bytes and
 //! classifies what ends it: a clean end, a torn tail (the last record cut
 //! short or garbled, which a crash can leave and recovery drops), or
-//! corruption (a bad record with data after it, which recovery refuses).
+//! corruption (a bad record with a valid record after it, which recovery
+//! refuses). The payload is a version byte and a bincode-encoded [`Rec`].
+
+use serde::{Deserialize, Serialize};
 
 /// Header size: length, length checksum, payload checksum.
 pub const HEADER: usize = 12;
 /// The largest record accepted (a snapshot can be large).
 pub const MAX_RECORD: usize = 1 << 30;
+/// The version byte that opens every payload.
+pub const VERSION: u8 = 1;
 
-/// Frames `payload` as one record.
-pub fn frame(payload: &[u8], out: &mut Vec<u8>) {
-    let len = u32::try_from(payload.len())
-        .unwrap_or(u32::MAX)
-        .to_le_bytes();
+/// Frames `payload` as one record; `None` (and nothing written) if it is
+/// larger than [`MAX_RECORD`], which recovery would refuse.
+pub fn frame(payload: &[u8], out: &mut Vec<u8>) -> Option<()> {
+    if payload.len() > MAX_RECORD {
+        return None;
+    }
+    let len = u32::try_from(payload.len()).ok()?.to_le_bytes();
+    out.reserve(HEADER + payload.len());
     out.extend_from_slice(&len);
     out.extend_from_slice(&crc32fast::hash(&len).to_le_bytes());
     out.extend_from_slice(&crc32fast::hash(payload).to_le_bytes());
     out.extend_from_slice(payload);
+    Some(())
+}
+
+/// What a log record says. Raft messages inside are protobuf bytes.
+/// New variants go at the end: bincode numbers them in order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Rec {
+    /// Entries to append; the first may replace a suffix of the log.
+    Entries(Vec<Vec<u8>>),
+    /// The hard state.
+    Hard {
+        /// Current term.
+        term: u64,
+        /// Vote in that term.
+        vote: u64,
+        /// Commit index.
+        commit: u64,
+    },
+    /// The membership (a `ConfState`).
+    Conf(Vec<u8>),
+    /// A new commit index alone.
+    Commit(u64),
+    /// Opens every segment: the snapshot the segment's state starts from.
+    Base {
+        /// Snapshot index.
+        index: u64,
+        /// Snapshot term.
+        term: u64,
+    },
+}
+
+/// Why a record could not be encoded.
+#[derive(Debug, thiserror::Error)]
+pub enum EncodeError {
+    /// bincode failed.
+    #[error("record encoding failed: {0}")]
+    Bincode(#[from] bincode::error::EncodeError),
+    /// Larger than [`MAX_RECORD`].
+    #[error("a log record of {0} bytes is larger than the {MAX_RECORD}-byte limit")]
+    TooLarge(usize),
+}
+
+/// Encodes and frames `rec`, appending to `out`.
+pub fn encode(rec: &Rec, out: &mut Vec<u8>) -> Result<(), EncodeError> {
+    let mut payload = vec![VERSION];
+    bincode::serde::encode_into_std_write(rec, &mut payload, bincode::config::standard())?;
+    frame(&payload, out).ok_or(EncodeError::TooLarge(payload.len()))
+}
+
+/// Decodes a payload that [`scan`] found valid.
+pub fn decode(payload: &[u8]) -> Result<Rec, String> {
+    let (v, body) = payload.split_first().ok_or("empty record")?;
+    if *v != VERSION {
+        return Err(format!("unknown record version {v}"));
+    }
+    let (rec, used): (Rec, usize) = bincode::serde::decode_from_slice(
+        body,
+        bincode::config::standard().with_limit::<{ MAX_RECORD }>(),
+    )
+    .map_err(|e| e.to_string())?;
+    if used != body.len() {
+        return Err(format!(
+            "{} stray bytes after the record",
+            body.len() - used
+        ));
+    }
+    Ok(rec)
 }
 
 /// How a scan of a segment ended.
@@ -37,7 +112,7 @@ pub enum End {
         /// Where the last good record ends.
         offset: usize,
     },
-    /// A bad record at `offset` with data after it.
+    /// A bad record at `offset` with a valid record after it.
     Corrupt {
         /// Where the bad record starts.
         offset: usize,
@@ -47,55 +122,86 @@ pub enum End {
 }
 
 fn u32_at(bytes: &[u8], at: usize) -> Option<u32> {
-    let b: [u8; 4] = bytes.get(at..at + 4)?.try_into().ok()?;
+    let b: [u8; 4] = bytes.get(at..at.checked_add(4)?)?.try_into().ok()?;
     Some(u32::from_le_bytes(b))
 }
 
-/// The length of a valid record starting at `at`, if there is one.
-fn valid_at(bytes: &[u8], at: usize) -> Option<usize> {
-    let len = u32_at(bytes, at)?;
-    if crc32fast::hash(&len.to_le_bytes()) != u32_at(bytes, at + 4)? {
-        return None;
-    }
-    let len = len as usize;
-    if len > MAX_RECORD {
-        return None;
-    }
-    let payload = bytes.get(at + HEADER..at + HEADER + len)?;
-    (crc32fast::hash(payload) == u32_at(bytes, at + 8)?).then_some(len)
+/// What lies at an offset.
+enum At {
+    /// A valid record with a payload of this length.
+    Valid(usize),
+    /// Fewer than [`HEADER`] bytes, or a length whose checksum fails (or
+    /// that is too large): where the record ends is unknown.
+    BadHeader,
+    /// A good header whose payload is cut short by the end of the bytes.
+    Short,
+    /// A good header and a whole payload that fails its checksum: the
+    /// record ends at this offset.
+    BadPayload(usize),
 }
 
-/// Walks `bytes`, calling `each(offset, payload)` for every valid record.
+fn check_at(bytes: &[u8], at: usize) -> At {
+    let (Some(len), Some(len_crc), Some(crc)) = (
+        u32_at(bytes, at),
+        u32_at(bytes, at + 4),
+        u32_at(bytes, at + 8),
+    ) else {
+        return At::BadHeader;
+    };
+    let n = len as usize;
+    if crc32fast::hash(&len.to_le_bytes()) != len_crc || n > MAX_RECORD {
+        return At::BadHeader;
+    }
+    let end = at + HEADER + n;
+    match bytes.get(at + HEADER..end) {
+        None => At::Short,
+        Some(p) if crc32fast::hash(p) == crc => At::Valid(n),
+        Some(_) => At::BadPayload(end),
+    }
+}
+
+/// Walks `bytes`, calling `each(offset, payload)` for every valid record,
+/// and says what ends them.
 ///
-/// The rule for what ends a segment: a bad record (cut short, or failing
-/// a checksum) followed by no valid record anywhere after it is a torn
-/// tail; a bad record with a valid record somewhere after it is
-/// corruption, since dropping it would drop acknowledged data.
+/// The rule: a bad record followed by no valid record is a torn tail
+/// (what a crash mid-write leaves, including zero-fill after it); a bad
+/// record with a valid record after it is corruption, since dropping it
+/// would drop data written after it. Where the bad record's header is
+/// intact, the search for a later record starts past its payload, so a
+/// flipped payload byte never makes bytes inside the payload count.
 pub fn scan<'a>(bytes: &'a [u8], mut each: impl FnMut(usize, &'a [u8])) -> End {
     let mut at = 0;
     while at < bytes.len() {
-        match valid_at(bytes, at) {
-            Some(len) => {
+        let from = match check_at(bytes, at) {
+            At::Valid(len) => {
                 if let Some(payload) = bytes.get(at + HEADER..at + HEADER + len) {
                     each(at, payload);
                 }
                 at += HEADER + len;
+                continue;
             }
-            None => {
-                let later = (at + 1..bytes.len()).find(|j| valid_at(bytes, *j).is_some());
-                return match later {
-                    None => End::Torn { offset: at },
-                    Some(next) => End::Corrupt {
-                        offset: at,
-                        reason: format!(
-                            "bad record, with a valid record after it at offset {next}"
-                        ),
-                    },
-                };
-            }
-        }
+            At::Short => return End::Torn { offset: at },
+            At::BadHeader => at + 1,
+            At::BadPayload(end) => end,
+        };
+        let later = (from..bytes.len()).find(|j| matches!(check_at(bytes, *j), At::Valid(_)));
+        return match later {
+            None => End::Torn { offset: at },
+            Some(next) => End::Corrupt {
+                offset: at,
+                reason: format!("bad record, with a valid record after it at offset {next}"),
+            },
+        };
     }
     End::Clean
+}
+
+/// The first record's payload, if the bytes open with a valid one.
+pub fn first(bytes: &[u8]) -> Option<&[u8]> {
+    match check_at(bytes, 0) {
+        At::Valid(len) => bytes.get(HEADER..HEADER + len),
+        _ => None,
+    }
 }
 
 #[cfg(test)]
@@ -104,10 +210,10 @@ mod tests {
 
     fn three() -> (Vec<u8>, usize) {
         let mut out = Vec::new();
-        frame(b"first", &mut out);
-        frame(b"second record", &mut out);
+        frame(b"first", &mut out).unwrap();
+        frame(b"second record", &mut out).unwrap();
         let last = out.len();
-        frame(b"third and last", &mut out);
+        frame(b"third and last", &mut out).unwrap();
         (out, last)
     }
 
@@ -167,5 +273,43 @@ mod tests {
         let end = bytes.len();
         bytes.extend_from_slice(&[0u8; 100]);
         assert_eq!(scan(&bytes, |_, _| {}), End::Torn { offset: end });
+    }
+
+    #[test]
+    fn a_frame_inside_the_last_payload_does_not_make_a_flip_corruption() {
+        let mut inner = Vec::new();
+        frame(b"looks like a record", &mut inner).unwrap();
+        let (mut bytes, _) = three();
+        let last = bytes.len();
+        frame(&inner, &mut bytes).unwrap();
+        // Flip a byte of the outer payload before the embedded frame.
+        let mut b = bytes.clone();
+        b[last + HEADER] ^= 1;
+        b.extend_from_slice(&[0u8; 7]);
+        assert_eq!(scan(&b, |_, _| {}), End::Torn { offset: last });
+    }
+
+    #[test]
+    fn records_round_trip_and_a_foreign_version_is_refused() {
+        let recs = [
+            Rec::Entries(vec![vec![1, 2, 3], vec![]]),
+            Rec::Hard {
+                term: 3,
+                vote: 2,
+                commit: 9,
+            },
+            Rec::Conf(vec![8, 1]),
+            Rec::Commit(12),
+            Rec::Base { index: 5, term: 2 },
+        ];
+        let mut out = Vec::new();
+        for r in &recs {
+            encode(r, &mut out).unwrap();
+        }
+        let mut got = Vec::new();
+        assert_eq!(scan(&out, |_, p| got.push(decode(p).unwrap())), End::Clean);
+        assert_eq!(got, recs);
+        assert!(decode(&[2, 0]).is_err());
+        assert!(decode(&[]).is_err());
     }
 }

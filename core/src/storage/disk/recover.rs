@@ -1,135 +1,194 @@
-//! Opening a store: replaying the snapshot and the segments, and deciding
-//! what ends each segment (see [`record::scan`](super::record::scan)): a
-//! torn tail in the last segment is cut off and logged; anything else bad
-//! refuses to open, naming the file and the byte offset.
+//! Opening a store: loading the snapshot, choosing the segments to replay,
+//! replaying them, and deciding what ends each (see
+//! [`record::scan`](super::record::scan)): a torn tail in the last segment
+//! is cut off and logged; anything else bad refuses to open, naming the
+//! file and the byte offset.
 
-use std::fs::{self, OpenOptions};
+use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use protobuf::Message as _;
 use raft::eraftpb::{ConfState, Entry, HardState, Snapshot};
 
-use super::record::{self, End};
-use super::{
-    io_err, segment_name, sync_dir, DiskStore, Rec, StorageError, REC_VERSION, SNAPSHOT_FILE,
+use super::record::{self, End, Rec};
+use super::segment::{
+    create_segment, io_err, segment_seq, Wal, WalStart, SNAPSHOT_FILE, TMP_SUFFIX,
 };
+use super::{base_content, DiskStore, StorageError};
+use crate::storage::fs::Fs;
+
+fn corrupt(path: &Path, offset: u64, reason: impl Into<String>) -> StorageError {
+    StorageError::Corrupt {
+        path: path.to_owned(),
+        offset,
+        reason: reason.into(),
+    }
+}
+
+/// One segment read from disk.
+struct Seg {
+    seq: u64,
+    path: PathBuf,
+    bytes: Vec<u8>,
+    /// The snapshot index its opening `Base` record names, if it has one.
+    base: Option<u64>,
+}
 
 impl DiskStore {
-    /// Opens (creating if missing) the store in `dir`, recovering from a crash.
-    pub fn open(dir: &Path) -> Result<Self, StorageError> {
-        fs::create_dir_all(dir).map_err(|e| io_err(dir, e))?;
-        let mut snapshot = Snapshot::default();
-        let snap_path = dir.join(SNAPSHOT_FILE);
-        match fs::read(&snap_path) {
-            Ok(bytes) => {
-                let mut payload = None;
-                let end = record::scan(&bytes, |_, p| payload = Some(p));
-                let corrupt = |reason: String| StorageError::Corrupt {
-                    path: snap_path.clone(),
-                    offset: 0,
-                    reason,
-                };
-                if end != End::Clean {
-                    return Err(corrupt(format!("{end:?}")));
+    /// Like [`DiskStore::open`], with every file operation going through
+    /// `fs` (so tests can inject faults).
+    ///
+    /// # Errors
+    ///
+    /// As [`DiskStore::open`].
+    pub fn open_with(dir: impl AsRef<Path>, fs: Arc<dyn Fs>) -> Result<Self, StorageError> {
+        let dir = dir.as_ref().to_owned();
+        fs.create_dir_all(&dir).map_err(|e| io_err(&dir, e))?;
+        let mut seqs = Vec::new();
+        for path in fs.list(&dir).map_err(|e| io_err(&dir, e))? {
+            let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+            if name.ends_with(TMP_SUFFIX) {
+                // A segment or snapshot whose writing a crash interrupted.
+                if let Err(e) = fs.remove(&path) {
+                    tracing::warn!(file = %path.display(), error = %e, "could not remove an unfinished file");
                 }
-                let p = payload.ok_or_else(|| corrupt("empty snapshot file".into()))?;
-                snapshot
-                    .merge_from_bytes(p)
-                    .map_err(|e| corrupt(e.to_string()))?;
+            } else if let Some(seq) = segment_seq(&path) {
+                seqs.push((seq, path));
             }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(io_err(&snap_path, e)),
         }
-        let mut segs: Vec<(u64, PathBuf)> = fs::read_dir(dir)
-            .map_err(|e| io_err(dir, e))?
-            .filter_map(|e| e.ok())
-            .filter_map(|e| {
-                let name = e.file_name().into_string().ok()?;
-                let seq = name.strip_suffix(".wal")?.parse::<u64>().ok()?;
-                Some((seq, e.path()))
-            })
-            .collect();
-        segs.sort();
-        let mut st = Replay {
-            hard_state: HardState::default(),
-            conf_state: snapshot.get_metadata().get_conf_state().clone(),
-            snap_index: snapshot.get_metadata().index,
-            entries: Vec::new(),
-        };
-        st.hard_state.commit = snapshot.get_metadata().index;
-        st.hard_state.term = snapshot.get_metadata().term;
-        let last_seq = segs.last().map(|(s, _)| *s);
-        let mut last_len = 0u64;
-        for (seq, path) in &segs {
-            let bytes = fs::read(path).map_err(|e| io_err(path, e))?;
-            let mut bad = None;
-            let end = record::scan(&bytes, |off, p| {
-                if bad.is_none() {
-                    if let Err(reason) = st.apply(p) {
-                        bad = Some((off, reason));
-                    }
-                }
-            });
-            if let Some((off, reason)) = bad {
-                return Err(StorageError::Corrupt {
-                    path: path.clone(),
-                    offset: off as u64,
-                    reason,
+        seqs.sort();
+        let (snapshot, snapshot_len) = load_snapshot(fs.as_ref(), &dir)?;
+        let snap_index = snapshot.get_metadata().index;
+
+        // Read segments newest first, back to the newest whose `Base` is the
+        // snapshot: it holds the whole state, and older ones are leftovers.
+        let mut segs = Vec::new();
+        let mut stale = Vec::new();
+        let mut found = false;
+        while let Some((seq, path)) = seqs.pop() {
+            if found {
+                stale.push(path);
+                continue;
+            }
+            let bytes = fs.read(&path).map_err(|e| io_err(&path, e))?;
+            let base = record::first(&bytes)
+                .and_then(|p| record::decode(p).ok())
+                .and_then(|r| match r {
+                    Rec::Base { index, .. } => Some(index),
+                    _ => None,
                 });
+            if let Some(b) = base.filter(|b| *b > snap_index) {
+                return Err(corrupt(
+                    &path,
+                    0,
+                    format!("the segment starts from a snapshot at index {b}, but the snapshot file holds index {snap_index}"),
+                ));
             }
-            let is_last = Some(*seq) == last_seq;
-            match end {
-                End::Clean => last_len = bytes.len() as u64,
-                End::Torn { offset } if is_last => {
-                    tracing::warn!(file = %path.display(), offset, dropped = bytes.len() - offset, "dropping a torn tail left by a crash");
-                    let f = OpenOptions::new()
-                        .write(true)
-                        .open(path)
-                        .map_err(|e| io_err(path, e))?;
-                    f.set_len(offset as u64).map_err(|e| io_err(path, e))?;
-                    f.sync_all().map_err(|e| io_err(path, e))?;
-                    last_len = offset as u64;
-                }
-                End::Torn { offset } | End::Corrupt { offset, .. } => {
-                    return Err(StorageError::Corrupt {
-                        path: path.clone(),
-                        offset: offset as u64,
-                        reason: match end {
-                            End::Corrupt { reason, .. } => reason,
-                            _ => "cut short before the last segment".into(),
-                        },
-                    });
-                }
+            found = base == Some(snap_index);
+            segs.push(Seg {
+                seq,
+                path,
+                bytes,
+                base,
+            });
+        }
+        segs.reverse();
+
+        let mut st = Replay::new(&snapshot);
+        let mut last_len = 0;
+        let count = segs.len();
+        for (i, seg) in segs.iter().enumerate() {
+            // A segment begun before the snapshot holds no newer membership.
+            st.stale_conf = seg.base.is_some_and(|b| b < snap_index);
+            last_len = st.replay(fs.as_ref(), seg, i + 1 == count)?;
+        }
+        let (hard_state, conf_state, entries) = st.finish(&snapshot);
+        let last = entries.last().map_or(snap_index, |e| e.index);
+        if hard_state.commit > last {
+            let path = segs.last().map_or_else(|| dir.clone(), |s| s.path.clone());
+            return Err(corrupt(
+                &path,
+                last_len,
+                format!(
+                    "the commit index {} is past the last entry {last}",
+                    hard_state.commit
+                ),
+            ));
+        }
+
+        // Go on appending to the last segment if it holds the whole state;
+        // otherwise (new directory, a crash mid-compaction, leftovers)
+        // start a fresh one that does, and drop the rest.
+        let fresh = segs.last().is_none_or(|s| s.base != Some(snap_index));
+        let (file, path, seq, len) = match segs.pop() {
+            Some(s) if !fresh => {
+                let file = fs.open_append(&s.path).map_err(|e| io_err(&s.path, e))?;
+                (file, s.path, s.seq, last_len)
             }
-        }
-        // Records older than the snapshot may say less; the snapshot is committed.
-        st.hard_state.commit = st.hard_state.commit.max(st.snap_index);
-        st.hard_state.term = st.hard_state.term.max(snapshot.get_metadata().term);
-        let seq = last_seq.unwrap_or(1);
-        let segment_path = dir.join(segment_name(seq));
-        let segment = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&segment_path)
-            .map_err(|e| io_err(&segment_path, e))?;
-        if last_seq.is_none() {
-            sync_dir(dir)?;
-        }
+            last => {
+                let seq = last.as_ref().map_or(1, |s| s.seq + 1);
+                stale.extend(last.map(|s| s.path));
+                stale.extend(segs.drain(..).map(|s| s.path));
+                let content = base_content(&snapshot, &hard_state, &conf_state, &entries)
+                    .map_err(|e| corrupt(&dir, 0, e.to_string()))?;
+                let (file, path) = create_segment(fs.as_ref(), &dir, seq, &content)?;
+                (file, path, seq, content.len() as u64)
+            }
+        };
+        let mut wal = Wal::new(WalStart {
+            fs,
+            dir,
+            file,
+            path,
+            seq,
+            len,
+            snapshot_len,
+        });
+        wal.add_old(stale);
+        wal.remove_old();
         Ok(Self {
-            dir: dir.to_owned(),
-            hard_state: st.hard_state,
-            conf_state: st.conf_state,
+            wal,
+            hard_state,
+            conf_state,
             snapshot,
-            entries: st.entries,
-            segment,
-            segment_path,
-            segment_seq: seq,
-            segment_len: last_len,
-            failed: false,
-            #[cfg(test)]
-            fail_next_sync: false,
+            entries,
         })
     }
+}
+
+/// The snapshot file's snapshot and size; an empty snapshot if none.
+fn load_snapshot(fs: &dyn Fs, dir: &Path) -> Result<(Snapshot, u64), StorageError> {
+    let path = dir.join(SNAPSHOT_FILE);
+    let bytes = match fs.read(&path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok((Snapshot::default(), 0)),
+        Err(e) => return Err(io_err(&path, e)),
+    };
+    // Written whole and renamed into place: any damage is corruption.
+    let mut payload = None;
+    let mut count = 0;
+    match record::scan(&bytes, |_, p| {
+        payload = Some(p);
+        count += 1;
+    }) {
+        End::Clean => {}
+        End::Torn { offset } | End::Corrupt { offset, .. } => {
+            return Err(corrupt(
+                &path,
+                offset as u64,
+                "the snapshot file is damaged",
+            ))
+        }
+    }
+    let (Some(p), 1) = (payload, count) else {
+        return Err(corrupt(&path, 0, "the snapshot file must hold one record"));
+    };
+    let mut snapshot = Snapshot::default();
+    snapshot
+        .merge_from_bytes(p)
+        .map_err(|e| corrupt(&path, record::HEADER as u64, e.to_string()))?;
+    Ok((snapshot, bytes.len() as u64))
 }
 
 /// State rebuilt while replaying records.
@@ -138,20 +197,59 @@ struct Replay {
     conf_state: ConfState,
     snap_index: u64,
     entries: Vec<Entry>,
+    /// Ignore membership records (they predate the snapshot's).
+    stale_conf: bool,
 }
 
 impl Replay {
-    fn apply(&mut self, payload: &[u8]) -> Result<(), String> {
-        let (v, body) = payload.split_first().ok_or("empty record")?;
-        if *v != REC_VERSION {
-            return Err(format!("unknown record version {v}"));
+    fn new(snapshot: &Snapshot) -> Self {
+        let meta = snapshot.get_metadata();
+        Self {
+            hard_state: HardState::default(),
+            conf_state: meta.get_conf_state().clone(),
+            snap_index: meta.index,
+            entries: Vec::new(),
+            stale_conf: false,
         }
-        let (rec, _): (Rec, usize) = bincode::serde::decode_from_slice(
-            body,
-            bincode::config::standard().with_limit::<{ record::MAX_RECORD }>(),
-        )
-        .map_err(|e| e.to_string())?;
-        match rec {
+    }
+
+    /// Replays one segment; returns its length after any torn tail is cut.
+    fn replay(&mut self, fs: &dyn Fs, seg: &Seg, is_last: bool) -> Result<u64, StorageError> {
+        let mut bad = None;
+        let end = record::scan(&seg.bytes, |off, p| {
+            if bad.is_none() {
+                if let Err(reason) = self.apply(p) {
+                    bad = Some((off, reason));
+                }
+            }
+        });
+        if let Some((off, reason)) = bad {
+            return Err(corrupt(&seg.path, off as u64, reason));
+        }
+        match end {
+            End::Clean => Ok(seg.bytes.len() as u64),
+            End::Torn { offset } if is_last => {
+                tracing::warn!(
+                    file = %seg.path.display(),
+                    offset,
+                    dropped = seg.bytes.len() - offset,
+                    "dropping a torn tail left by a crash"
+                );
+                fs.truncate(&seg.path, offset as u64)
+                    .map_err(|e| io_err(&seg.path, e))?;
+                Ok(offset as u64)
+            }
+            End::Torn { offset } => Err(corrupt(
+                &seg.path,
+                offset as u64,
+                "a bad record at the end of a segment that is not the last",
+            )),
+            End::Corrupt { offset, reason } => Err(corrupt(&seg.path, offset as u64, reason)),
+        }
+    }
+
+    fn apply(&mut self, payload: &[u8]) -> Result<(), String> {
+        match record::decode(payload)? {
             Rec::Entries(list) => {
                 for bytes in list {
                     let mut e = Entry::default();
@@ -159,8 +257,8 @@ impl Replay {
                     if e.index <= self.snap_index {
                         continue;
                     }
-                    let first = self.snap_index + 1;
-                    let keep = usize::try_from(e.index - first).map_err(|e| e.to_string())?;
+                    let keep = usize::try_from(e.index - self.snap_index - 1)
+                        .map_err(|e| e.to_string())?;
                     if keep > self.entries.len() {
                         return Err(format!("gap in the log before index {}", e.index));
                     }
@@ -176,10 +274,32 @@ impl Replay {
             Rec::Conf(bytes) => {
                 let mut cs = ConfState::default();
                 cs.merge_from_bytes(&bytes).map_err(|e| e.to_string())?;
-                self.conf_state = cs;
+                if !self.stale_conf {
+                    self.conf_state = cs;
+                }
             }
             Rec::Commit(c) => self.hard_state.commit = c,
+            Rec::Base { .. } => {}
         }
         Ok(())
+    }
+
+    /// The recovered hard state, membership and entries.
+    fn finish(mut self, snapshot: &Snapshot) -> (HardState, ConfState, Vec<Entry>) {
+        let meta = snapshot.get_metadata();
+        // Records older than the snapshot may say less; the snapshot is committed.
+        self.hard_state.commit = self.hard_state.commit.max(meta.index);
+        self.hard_state.term = self.hard_state.term.max(meta.term);
+        // After a crash between installing a snapshot and starting its
+        // segment, entries after it from the old log remain; those with a
+        // lower term than the snapshot's cannot follow it in any log.
+        if let Some(cut) = self.entries.iter().position(|e| e.term < meta.term) {
+            tracing::warn!(
+                from = self.entries.get(cut).map_or(0, |e| e.index),
+                "dropping entries older than the snapshot's term"
+            );
+            self.entries.truncate(cut);
+        }
+        (self.hard_state, self.conf_state, self.entries)
     }
 }

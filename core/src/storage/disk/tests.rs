@@ -1,11 +1,17 @@
-//! The durable store: conformance, reopen, crash points, injected fsync
-//! failure, bounded disk use.
+//! The durable store: conformance, reopen, crash points, injected faults,
+//! crashes in the middle of a compaction, bounded disk use.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use raft::eraftpb::{ConfState, Entry, HardState, Snapshot};
-use raft::Storage as _;
+use raft::{GetEntriesContext, Storage as _};
 
+use super::record::{self, End};
 use super::*;
 use crate::storage::conformance;
+use crate::storage::fs::FaultyFs;
 
 fn entry(index: u64, term: u64) -> Entry {
     Entry {
@@ -16,23 +22,61 @@ fn entry(index: u64, term: u64) -> Entry {
     }
 }
 
-fn snap(index: u64, term: u64) -> Snapshot {
+fn entries(range: std::ops::RangeInclusive<u64>, term: u64) -> Vec<Entry> {
+    range.map(|i| entry(i, term)).collect()
+}
+
+fn voters(ids: &[u64]) -> ConfState {
+    ConfState {
+        voters: ids.to_vec(),
+        ..Default::default()
+    }
+}
+
+fn snap(index: u64, term: u64, cs: &ConfState) -> Snapshot {
     let mut s = Snapshot {
         data: b"table".to_vec().into(),
         ..Default::default()
     };
     s.mut_metadata().index = index;
     s.mut_metadata().term = term;
+    s.mut_metadata().set_conf_state(cs.clone());
     s
 }
 
-fn segments(dir: &Path) -> Vec<PathBuf> {
+fn ctx() -> GetEntriesContext {
+    GetEntriesContext::empty(false)
+}
+
+fn all_entries(s: &DiskStore) -> Vec<Entry> {
+    let (first, last) = (s.first_index().unwrap(), s.last_index().unwrap());
+    s.entries(first, last + 1, None, ctx()).unwrap()
+}
+
+fn files(dir: &Path, ext: &str) -> Vec<PathBuf> {
     let mut v: Vec<PathBuf> = fs::read_dir(dir)
         .unwrap()
         .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|x| x == "wal"))
+        .filter(|p| p.to_str().unwrap().ends_with(ext))
         .collect();
     v.sort();
+    v
+}
+
+fn segments(dir: &Path) -> Vec<PathBuf> {
+    files(dir, ".wal")
+}
+
+fn faulty(dir: &Path) -> (DiskStore, Arc<FaultyFs>) {
+    let fs = Arc::new(FaultyFs::new());
+    let s = DiskStore::open_with(dir, fs.clone()).unwrap();
+    (s, fs)
+}
+
+/// Where each record of a segment file starts.
+fn record_starts(bytes: &[u8]) -> Vec<usize> {
+    let mut v = Vec::new();
+    assert_eq!(record::scan(bytes, |at, _| v.push(at)), End::Clean);
     v
 }
 
@@ -48,136 +92,321 @@ fn disk_store_passes_the_conformance_suite() {
 }
 
 #[test]
+fn disk_store_passes_the_reopen_suite() {
+    let d = tempfile::tempdir().unwrap();
+    conformance::run_reopen(|| DiskStore::open(d.path()).unwrap());
+    assert_eq!(segments(d.path()).len(), 1);
+}
+
+#[test]
 fn everything_survives_a_reopen() {
     let d = tempfile::tempdir().unwrap();
-    {
+    let hs = HardState {
+        term: 2,
+        vote: 3,
+        commit: 40,
+        ..Default::default()
+    };
+    let written = {
         let mut s = DiskStore::open(d.path()).unwrap();
-        let cs = ConfState {
-            voters: vec![1, 2, 3],
-            ..Default::default()
-        };
-        s.set_conf_state(&cs).unwrap();
-        let entries: Vec<Entry> = (1..=50).map(|i| entry(i, 2)).collect();
-        let hs = HardState {
-            term: 2,
-            vote: 3,
-            commit: 40,
-            ..Default::default()
-        };
-        s.persist(&entries, Some(&hs)).unwrap();
-        s.compact(snap(20, 2)).unwrap();
+        assert!(s.snapshot_data().is_none());
+        s.set_conf_state(&voters(&[1, 2, 3])).unwrap();
+        s.persist(&entries(1..=50, 2), Some(&hs)).unwrap();
+        s.compact(snap(20, 2, &voters(&[1, 2, 3]))).unwrap();
         s.persist(&[entry(51, 3), entry(52, 3)], None).unwrap();
         s.set_commit(52).unwrap();
-    }
+        all_entries(&s)
+    };
     let s = DiskStore::open(d.path()).unwrap();
     assert_eq!(s.first_index().unwrap(), 21);
     assert_eq!(s.last_index().unwrap(), 52);
     assert_eq!(s.term(20).unwrap(), 2);
     assert_eq!(s.term(52).unwrap(), 3);
+    assert_eq!(*s.hard_state(), HardState { commit: 52, ..hs });
     let rs = s.initial_state().unwrap();
-    assert_eq!(
-        (rs.hard_state.term, rs.hard_state.vote, rs.hard_state.commit),
-        (2, 3, 52)
-    );
+    assert_eq!(rs.hard_state, *s.hard_state());
     assert_eq!(rs.conf_state.voters, vec![1, 2, 3]);
-    assert_eq!(&s.snapshot(0, 1).unwrap().data[..], b"table");
+    let stored = s.snapshot_data().unwrap();
     assert_eq!(
-        s.entries(21, 53, None, GetEntriesContext::empty(false))
-            .unwrap()
-            .len(),
-        32
+        (stored.get_metadata().index, &stored.data[..]),
+        (20, &b"table"[..])
     );
+    assert_eq!(all_entries(&s), written);
 }
 
-/// Writes three batches and returns the segment path and where the last record starts.
-fn three_batches(dir: &Path) -> (PathBuf, u64) {
+/// Writes three batches; returns the segment and where the last record starts.
+fn three_batches(dir: &Path) -> (PathBuf, u64, Vec<Entry>) {
     let mut s = DiskStore::open(dir).unwrap();
     s.persist(&[entry(1, 1), entry(2, 1)], None).unwrap();
     s.persist(&[entry(3, 1)], None).unwrap();
-    let seg = segments(dir).pop().unwrap();
+    let kept = all_entries(&s);
+    let seg = s.segment_path().to_owned();
     let before = fs::metadata(&seg).unwrap().len();
     s.persist(&[entry(4, 1), entry(5, 1)], None).unwrap();
-    (seg, before)
+    (seg, before, kept)
 }
 
 #[test]
 fn a_cut_at_every_offset_of_the_last_record_loses_only_that_record() {
     let d = tempfile::tempdir().unwrap();
-    let (seg, last) = three_batches(d.path());
+    let (seg, last, kept) = three_batches(d.path());
     let full = fs::read(&seg).unwrap();
     for cut in last..full.len() as u64 {
         fs::write(&seg, &full[..cut as usize]).unwrap();
         let s = DiskStore::open(d.path()).unwrap_or_else(|e| panic!("cut at {cut}: {e}"));
-        assert_eq!(s.last_index().unwrap(), 3, "cut at {cut}");
+        assert_eq!(all_entries(&s), kept, "cut at {cut}");
         drop(s);
         assert_eq!(fs::metadata(&seg).unwrap().len(), last, "torn tail cut off");
     }
-    // And the store goes on appending after the cut.
+    // The whole file opens with every record, and the store goes on
+    // appending after a cut.
+    fs::write(&seg, &full).unwrap();
+    assert_eq!(DiskStore::open(d.path()).unwrap().last_index().unwrap(), 5);
     fs::write(&seg, &full[..last as usize]).unwrap();
     let mut s = DiskStore::open(d.path()).unwrap();
     s.persist(&[entry(4, 2)], None).unwrap();
     drop(s);
-    assert_eq!(DiskStore::open(d.path()).unwrap().last_index().unwrap(), 4);
+    assert_eq!(DiskStore::open(d.path()).unwrap().term(4).unwrap(), 2);
 }
 
 #[test]
 fn a_flipped_byte_in_the_last_record_drops_it_and_earlier_is_refused() {
     let d = tempfile::tempdir().unwrap();
-    let (seg, last) = three_batches(d.path());
+    let (seg, last, kept) = three_batches(d.path());
     let full = fs::read(&seg).unwrap();
     for i in last as usize..full.len() {
         let mut b = full.clone();
         b[i] ^= 0x10;
         fs::write(&seg, &b).unwrap();
         let s = DiskStore::open(d.path()).unwrap_or_else(|e| panic!("flip at {i}: {e}"));
-        assert_eq!(s.last_index().unwrap(), 3, "flip at {i}");
+        assert_eq!(all_entries(&s), kept, "flip at {i}");
     }
-    for i in [0usize, 5, 13, (last as usize) - 1] {
+    // Every byte of every earlier record: refused, naming the file and
+    // where the damaged record starts.
+    let starts = record_starts(&full);
+    for i in 0..last as usize {
         let mut b = full.clone();
         b[i] ^= 0x10;
         fs::write(&seg, &b).unwrap();
+        let start = starts.iter().rev().find(|s| **s <= i).copied().unwrap() as u64;
         match DiskStore::open(d.path()) {
-            Err(StorageError::Corrupt { path, .. }) => assert_eq!(path, seg),
+            Err(StorageError::Corrupt { path, offset, .. }) => {
+                assert_eq!((path, offset), (seg.clone(), start), "flip at {i}");
+            }
             other => panic!("flip at {i} must be refused, got {other:?}"),
         }
     }
 }
 
 #[test]
-fn an_fsync_failure_fails_the_store_for_good() {
+fn a_bad_tail_in_a_segment_before_the_last_is_refused() {
+    let d = tempfile::tempdir().unwrap();
+    let (seg, last, _) = three_batches(d.path());
+    let full = fs::read(&seg).unwrap();
+    // A newer segment (here an empty one) makes this one not the last.
+    fs::write(d.path().join("0000000000000099.wal"), b"").unwrap();
+    fs::write(&seg, &full[..full.len() - 1]).unwrap();
+    match DiskStore::open(d.path()) {
+        Err(StorageError::Corrupt { path, offset, .. }) => assert_eq!((path, offset), (seg, last)),
+        other => panic!("must be refused, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_segment_newer_than_the_snapshot_file_is_refused() {
     let d = tempfile::tempdir().unwrap();
     let mut s = DiskStore::open(d.path()).unwrap();
+    s.persist(&entries(1..=5, 1), None).unwrap();
+    s.compact(snap(3, 1, &voters(&[1]))).unwrap();
+    let seg = s.segment_path().to_owned();
+    drop(s);
+    fs::remove_file(d.path().join("snapshot")).unwrap();
+    match DiskStore::open(d.path()) {
+        Err(StorageError::Corrupt { path, .. }) => assert_eq!(path, seg),
+        other => panic!("must be refused, got {other:?}"),
+    }
+}
+
+#[test]
+fn an_fsync_failure_fails_the_store_for_good() {
+    let d = tempfile::tempdir().unwrap();
+    let (mut s, fs) = faulty(d.path());
     s.persist(&[entry(1, 1)], None).unwrap();
-    s.fail_next_fsync();
+    fs.fail_next_sync();
     assert!(s.persist(&[entry(2, 1)], None).is_err());
+    fs.heal();
     assert!(
         s.persist(&[entry(2, 1)], None).is_err(),
         "no retry after a failed fsync"
     );
     assert!(s.set_commit(1).is_err());
+    assert!(s.set_conf_state(&voters(&[1])).is_err());
+    assert!(s.compact(snap(1, 1, &voters(&[1]))).is_err());
     assert!(s.last_index().is_err());
+    assert!(s.term(1).is_err());
+    assert!(s.initial_state().is_err());
+    assert!(s.entries(1, 2, None, ctx()).is_err());
+    let Err(raft::Error::Store(raft::StorageError::Other(e))) = s.first_index() else {
+        panic!("a failed store says so");
+    };
+    assert!(matches!(
+        e.downcast_ref::<StorageError>(),
+        Some(StorageError::Failed)
+    ));
+    drop(s);
+    // What reached the file before the failed fsync may or may not be there.
+    let s = DiskStore::open(d.path()).unwrap();
+    assert!((1..=2).contains(&s.last_index().unwrap()));
+}
+
+#[test]
+fn a_torn_write_fails_the_store_and_recovery_drops_it() {
+    let d = tempfile::tempdir().unwrap();
+    let (mut s, fs) = faulty(d.path());
+    s.persist(&entries(1..=3, 1), None).unwrap();
+    fs.fail_after_writes(0);
+    assert!(s.persist(&entries(4..=6, 1), None).is_err());
+    fs.heal();
+    assert!(s.set_hard_state(&HardState::default()).is_err());
+    drop(s);
+    let s = DiskStore::open(d.path()).unwrap();
+    assert_eq!(s.last_index().unwrap(), 3);
+}
+
+#[test]
+fn a_crash_between_snapshot_and_segment_keeps_the_entries_after_a_compaction() {
+    let d = tempfile::tempdir().unwrap();
+    let cs = voters(&[1, 2]);
+    let (mut s, fs) = faulty(d.path());
+    s.set_conf_state(&cs).unwrap();
+    s.persist(&entries(1..=10, 2), None).unwrap();
+    let want = s.entries(7, 11, None, ctx()).unwrap();
+    // The snapshot is written; writing the next segment tears.
+    fs.fail_after_writes(1);
+    assert!(s.compact(snap(6, 2, &cs)).is_err());
+    assert!(s.last_index().is_err());
+    drop(s);
+    assert_eq!(files(d.path(), ".tmp").len(), 1, "the torn segment is left");
+    let s = DiskStore::open(d.path()).unwrap();
+    assert_eq!(s.first_index().unwrap(), 7);
+    assert_eq!(all_entries(&s), want);
+    assert_eq!(s.initial_state().unwrap().conf_state, cs);
+    assert_eq!(s.hard_state().commit, 6);
+    assert!(files(d.path(), ".tmp").is_empty());
+    assert_eq!(
+        segments(d.path()).len(),
+        1,
+        "a fresh segment replaces the old"
+    );
+}
+
+#[test]
+fn a_crash_between_snapshot_and_segment_on_install_keeps_the_snapshots_view() {
+    let d = tempfile::tempdir().unwrap();
+    let (mut s, fs) = faulty(d.path());
+    s.set_conf_state(&voters(&[1, 2])).unwrap();
+    s.persist(&entries(1..=10, 2), None).unwrap();
+    fs.fail_after_writes(1);
+    let newer = voters(&[1, 2, 3]);
+    assert!(s.apply_snapshot(snap(8, 3, &newer)).is_err());
+    drop(s);
+    let s = DiskStore::open(d.path()).unwrap();
+    assert_eq!(s.first_index().unwrap(), 9);
+    // Entries 9 and 10 (term 2) cannot follow a snapshot of term 3.
+    assert_eq!(s.last_index().unwrap(), 8);
+    assert_eq!(s.term(8).unwrap(), 3);
+    let rs = s.initial_state().unwrap();
+    assert_eq!(rs.conf_state, newer);
+    assert_eq!((rs.hard_state.term, rs.hard_state.commit), (3, 8));
+}
+
+#[test]
+fn a_failed_snapshot_rename_leaves_the_old_state() {
+    let d = tempfile::tempdir().unwrap();
+    let (mut s, fs) = faulty(d.path());
+    s.persist(&entries(1..=5, 1), None).unwrap();
+    fs.fail_next_rename();
+    assert!(s.compact(snap(3, 1, &voters(&[1]))).is_err());
+    assert!(s.append(&entries(6..=6, 1)).is_err());
+    drop(s);
+    let s = DiskStore::open(d.path()).unwrap();
+    assert_eq!((s.first_index().unwrap(), s.last_index().unwrap()), (1, 5));
+    assert!(s.snapshot_data().is_none());
+    assert!(files(d.path(), ".tmp").is_empty());
+}
+
+#[test]
+fn a_full_segment_rotates_and_the_old_one_goes() {
+    let d = tempfile::tempdir().unwrap();
+    let mut s = DiskStore::open(d.path()).unwrap();
+    s.set_segment_limit(4096);
+    let first = s.segment_path().to_owned();
+    for i in 1..=200 {
+        s.persist(&[entry(i, 1)], None).unwrap();
+    }
+    assert_ne!(s.segment_path(), first);
+    assert_eq!(segments(d.path()), vec![s.segment_path().to_owned()]);
+    let written = all_entries(&s);
+    drop(s);
+    assert_eq!(all_entries(&DiskStore::open(d.path()).unwrap()), written);
+}
+
+fn bytes_on_disk(dir: &Path) -> u64 {
+    fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().metadata().unwrap().len())
+        .sum()
 }
 
 #[test]
 fn compaction_keeps_disk_use_bounded() {
+    // Each entry (32 bytes of data) takes under 64 bytes on disk. Between
+    // compactions: 1 000 new entries on top of the 10 kept after the last
+    // one, the snapshot, and the records opening the segment.
+    const BOUND: u64 = (1_000 + 10) * 64 + 4096;
     let d = tempfile::tempdir().unwrap();
     let mut s = DiskStore::open(d.path()).unwrap();
     let mut index = 0;
     let mut peak = 0;
     for round in 0..10u64 {
-        let batch: Vec<Entry> = (0..1000)
-            .map(|_| {
-                index += 1;
-                entry(index, 1)
-            })
-            .collect();
-        for chunk in batch.chunks(100) {
-            s.persist(chunk, None).unwrap();
+        for _ in 0..10 {
+            let batch = entries(index + 1..=index + 100, 1);
+            index += 100;
+            s.persist(&batch, None).unwrap();
+            peak = peak.max(s.disk_usage());
+            assert_eq!(s.disk_usage(), bytes_on_disk(d.path()), "round {round}");
         }
-        s.compact(snap(index - 10, 1)).unwrap();
-        peak = peak.max(s.disk_usage());
-        assert!(segments(d.path()).len() <= 2, "round {round}");
+        s.compact(snap(index - 10, 1, &voters(&[1]))).unwrap();
+        assert_eq!(segments(d.path()).len(), 1, "round {round}");
+        assert_eq!(s.disk_usage(), bytes_on_disk(d.path()), "round {round}");
     }
-    // 1 000 entries of ~50 bytes between compactions, plus framing: well under 200 KiB.
-    assert!(peak < 200 * 1024, "peak disk use {peak} bytes");
+    assert!(peak < BOUND, "peak disk use {peak} bytes, bound {BOUND}");
+}
+
+#[test]
+fn a_segment_without_a_base_record_is_replayed_whole_and_rewritten() {
+    // As the first version of the format wrote them: no `Base` record.
+    let d = tempfile::tempdir().unwrap();
+    let mut bytes = Vec::new();
+    let cs = protobuf::Message::write_to_bytes(&voters(&[1, 2, 3])).unwrap();
+    record::encode(&record::Rec::Conf(cs), &mut bytes).unwrap();
+    super::encode_entries(&entries(1..=4, 2), &mut bytes).unwrap();
+    let hard = record::Rec::Hard {
+        term: 2,
+        vote: 1,
+        commit: 3,
+    };
+    record::encode(&hard, &mut bytes).unwrap();
+    let old = d.path().join("0000000000000001.wal");
+    fs::write(&old, &bytes).unwrap();
+    let s = DiskStore::open(d.path()).unwrap();
+    assert_eq!(all_entries(&s), entries(1..=4, 2));
+    let rs = s.initial_state().unwrap();
+    assert_eq!(rs.conf_state, voters(&[1, 2, 3]));
+    assert_eq!(
+        (rs.hard_state.term, rs.hard_state.vote, rs.hard_state.commit),
+        (2, 1, 3)
+    );
+    assert_eq!(segments(d.path()).len(), 1);
+    assert_ne!(s.segment_path(), old);
 }

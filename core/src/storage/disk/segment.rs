@@ -1,0 +1,233 @@
+//! The files of the durable store and the order in which they become
+//! durable: the segment being appended to, new segments (written whole
+//! under a temporary name, synced, then renamed into place, so a segment
+//! either exists complete or not at all), and the snapshot file (the same
+//! way). After any write or fsync error the [`Wal`] is failed for good.
+
+use std::fs::File;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use super::StorageError;
+use crate::storage::fs::Fs;
+
+/// Rotate to a new segment once the current one passes this size.
+pub(super) const SEGMENT_BYTES: u64 = 64 * 1024 * 1024;
+/// The snapshot file's name.
+pub(super) const SNAPSHOT_FILE: &str = "snapshot";
+const SNAPSHOT_TMP: &str = "snapshot.tmp";
+/// Files with this suffix are unfinished and removed on open.
+pub(super) const TMP_SUFFIX: &str = ".tmp";
+
+/// The name of segment `seq`.
+pub(super) fn segment_name(seq: u64) -> String {
+    format!("{seq:016}.wal")
+}
+
+/// The sequence number of a segment file, if `path` names one.
+pub(super) fn segment_seq(path: &Path) -> Option<u64> {
+    let name = path.file_name()?.to_str()?;
+    let digits = name.strip_suffix(".wal")?;
+    if digits.len() != 16 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok()
+}
+
+pub(super) fn io_err(path: &Path, source: io::Error) -> StorageError {
+    StorageError::Io {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+/// Writes `content` as segment `seq` of `dir`, atomically and durably:
+/// temporary file, write, fsync, rename, fsync the directory.
+pub(super) fn create_segment(
+    fs: &dyn Fs,
+    dir: &Path,
+    seq: u64,
+    content: &[u8],
+) -> Result<(File, PathBuf), StorageError> {
+    let path = dir.join(segment_name(seq));
+    let tmp = dir.join(format!("{}{TMP_SUFFIX}", segment_name(seq)));
+    let file = write_new(fs, &tmp, content)?;
+    fs.rename(&tmp, &path).map_err(|e| io_err(&path, e))?;
+    fs.sync_dir(dir).map_err(|e| io_err(dir, e))?;
+    Ok((file, path))
+}
+
+/// Writes `content` to a new file at `path` (replacing a leftover one)
+/// and fsyncs it.
+fn write_new(fs: &dyn Fs, path: &Path, content: &[u8]) -> Result<File, StorageError> {
+    match fs.remove(path) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(io_err(path, e)),
+        _ => {}
+    }
+    let mut file = fs.open_append(path).map_err(|e| io_err(path, e))?;
+    fs.write(&mut file, content)
+        .and_then(|()| fs.sync(&file))
+        .map_err(|e| io_err(path, e))?;
+    Ok(file)
+}
+
+/// The segment being appended to, and the other files' sizes.
+#[derive(Debug)]
+pub(super) struct Wal {
+    fs: Arc<dyn Fs>,
+    dir: PathBuf,
+    file: File,
+    path: PathBuf,
+    seq: u64,
+    len: u64,
+    /// Older segments whose removal failed, retried at each rotation.
+    old: Vec<PathBuf>,
+    snapshot_len: u64,
+    failed: bool,
+    /// Rotate past this many bytes ([`SEGMENT_BYTES`]; smaller in tests).
+    limit: u64,
+}
+
+/// Where a [`Wal`] starts.
+pub(super) struct WalStart {
+    pub(super) fs: Arc<dyn Fs>,
+    pub(super) dir: PathBuf,
+    pub(super) file: File,
+    pub(super) path: PathBuf,
+    pub(super) seq: u64,
+    pub(super) len: u64,
+    pub(super) snapshot_len: u64,
+}
+
+impl Wal {
+    pub(super) fn new(s: WalStart) -> Self {
+        Self {
+            fs: s.fs,
+            dir: s.dir,
+            file: s.file,
+            path: s.path,
+            seq: s.seq,
+            len: s.len,
+            old: Vec::new(),
+            snapshot_len: s.snapshot_len,
+            failed: false,
+            limit: SEGMENT_BYTES,
+        }
+    }
+
+    /// `Err(Failed)` once any write or fsync has failed.
+    pub(super) fn check(&self) -> Result<(), StorageError> {
+        if self.failed {
+            Err(StorageError::Failed)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Marks the store failed if `r` is an error.
+    fn guard<T>(&mut self, r: Result<T, StorageError>) -> Result<T, StorageError> {
+        if let Err(e) = &r {
+            self.failed = true;
+            tracing::error!(error = %e, "log store write failed; the store refuses everything from now on");
+        }
+        r
+    }
+
+    /// Appends framed records to the current segment, and fsyncs them if
+    /// `sync` (otherwise they ride along with the next fsync).
+    pub(super) fn append(&mut self, bytes: &[u8], sync: bool) -> Result<(), StorageError> {
+        self.check()?;
+        let r = self
+            .fs
+            .write(&mut self.file, bytes)
+            .and_then(|()| {
+                if sync {
+                    self.fs.sync(&self.file)
+                } else {
+                    Ok(())
+                }
+            })
+            .map_err(|e| io_err(&self.path, e));
+        self.guard(r)?;
+        self.len += bytes.len() as u64;
+        Ok(())
+    }
+
+    /// Whether the current segment has passed [`SEGMENT_BYTES`].
+    pub(super) fn full(&self) -> bool {
+        self.len > self.limit
+    }
+
+    /// Starts the next segment with `content` (the whole state after the
+    /// snapshot), durably, then removes every older segment.
+    pub(super) fn rotate(&mut self, content: &[u8]) -> Result<(), StorageError> {
+        self.check()?;
+        let seq = self.seq + 1;
+        let r = create_segment(self.fs.as_ref(), &self.dir, seq, content);
+        let (file, path) = self.guard(r)?;
+        let old = std::mem::replace(&mut self.path, path);
+        self.file = file;
+        self.seq = seq;
+        self.len = content.len() as u64;
+        self.old.push(old);
+        self.remove_old();
+        Ok(())
+    }
+
+    /// Removes older segments; one that will not go is retried later.
+    pub(super) fn remove_old(&mut self) {
+        let fs = Arc::clone(&self.fs);
+        self.old.retain(|p| match fs.remove(p) {
+            Ok(()) => false,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => false,
+            Err(e) => {
+                tracing::warn!(file = %p.display(), error = %e, "could not remove an old log segment; will retry");
+                true
+            }
+        });
+    }
+
+    /// Older segments to remove with the next [`Wal::remove_old`].
+    pub(super) fn add_old(&mut self, paths: impl IntoIterator<Item = PathBuf>) {
+        self.old.extend(paths);
+    }
+
+    /// Replaces the snapshot file with `framed`, atomically and durably.
+    pub(super) fn write_snapshot(&mut self, framed: &[u8]) -> Result<(), StorageError> {
+        self.check()?;
+        let fs = Arc::clone(&self.fs);
+        let tmp = self.dir.join(SNAPSHOT_TMP);
+        let dst = self.dir.join(SNAPSHOT_FILE);
+        let r = write_new(fs.as_ref(), &tmp, framed).and_then(|_| {
+            fs.rename(&tmp, &dst).map_err(|e| io_err(&dst, e))?;
+            fs.sync_dir(&self.dir).map_err(|e| io_err(&self.dir, e))
+        });
+        self.guard(r)?;
+        self.snapshot_len = framed.len() as u64;
+        Ok(())
+    }
+
+    /// A handle on the current segment, for an fsync on another thread.
+    pub(super) fn sync_handle(&self) -> Option<File> {
+        self.file.try_clone().ok()
+    }
+
+    /// Bytes in the snapshot file and the current segment (older segments
+    /// exist only for the length of a rotation, unless their removal failed).
+    pub(super) fn disk_usage(&self) -> u64 {
+        self.snapshot_len + self.len
+    }
+
+    /// The current segment's path.
+    #[cfg(test)]
+    pub(super) fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Rotates past `limit` bytes instead of [`SEGMENT_BYTES`].
+    #[cfg(test)]
+    pub(super) fn set_limit(&mut self, limit: u64) {
+        self.limit = limit;
+    }
+}

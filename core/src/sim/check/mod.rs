@@ -1,0 +1,124 @@
+//! The history checker: judges a [`History`] against the properties every
+//! safety test promises (S1 to S7, and convergence).
+//!
+//! Each property lives in its own file and only adds violations to the
+//! [`Report`]; none of them trusts another. A property that needs data the
+//! history does not have (the committed log, for real processes) checks
+//! nothing and says so in [`Report::skipped`].
+
+use std::fmt;
+
+use super::history::History;
+
+mod s1_tokens;
+mod s3_fencing;
+
+/// The properties (see the README's "Tested faults").
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Property {
+    /// Acknowledged grants of a lock carry increasing, unique tokens.
+    S1Tokens,
+    /// In the committed log, a grant follows the previous grant's release
+    /// or expiry (plus lock-delay).
+    S2LogOrder,
+    /// The fenced resource never accepted a write below a higher token.
+    S3Fencing,
+    /// No two holders had `is_held() == true` at the same true instant.
+    S4SingleHolder,
+    /// The operations on each lock are linearizable against a mutex.
+    S5Linearizable,
+    /// Nothing acknowledged was lost.
+    S6Durability,
+    /// Waiters are granted in commit order; an expired waiter never is.
+    S7Fifo,
+    /// Every live node ended in the same state.
+    Convergence,
+}
+
+/// One broken promise.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Violation {
+    /// Which property.
+    pub property: Property,
+    /// The lock involved, if one.
+    pub lock: Option<String>,
+    /// What was seen, with times and tokens.
+    pub detail: String,
+}
+
+impl fmt::Display for Violation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.lock {
+            Some(l) => write!(f, "{:?} on {l:?}: {}", self.property, self.detail),
+            None => write!(f, "{:?}: {}", self.property, self.detail),
+        }
+    }
+}
+
+/// Counts that show the faults reached the dangerous cases.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Operations invoked.
+    pub ops: u64,
+    /// Operations that failed or never completed (indeterminate).
+    pub indeterminate: u64,
+    /// Acknowledged grants.
+    pub grants: u64,
+    /// Writes the fenced resources accepted.
+    pub writes_accepted: u64,
+    /// Stale writes the fenced resources refused (a holder that had lost
+    /// its lock tried to write).
+    pub stale_writes_refused: u64,
+}
+
+/// The checker's verdict.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Report {
+    /// Every violation found (empty when all properties hold).
+    pub violations: Vec<Violation>,
+    /// Properties that could not be checked, and why.
+    pub skipped: Vec<(Property, String)>,
+    /// Counts.
+    pub stats: Stats,
+}
+
+impl Report {
+    /// Whether every checked property held.
+    pub fn is_ok(&self) -> bool {
+        self.violations.is_empty()
+    }
+
+    /// Whether some violation of `p` was found.
+    pub fn violates(&self, p: Property) -> bool {
+        self.violations.iter().any(|v| v.property == p)
+    }
+
+    pub(crate) fn add(&mut self, property: Property, lock: Option<&str>, detail: String) {
+        self.violations.push(Violation {
+            property,
+            lock: lock.map(str::to_owned),
+            detail,
+        });
+    }
+}
+
+impl fmt::Display for Report {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "{:?}", self.stats)?;
+        for v in self.violations.iter().take(20) {
+            writeln!(f, "  {v}")?;
+        }
+        if self.violations.len() > 20 {
+            writeln!(f, "  ... and {} more", self.violations.len() - 20)?;
+        }
+        Ok(())
+    }
+}
+
+/// Checks every property the history has the data for.
+pub fn check(history: &History) -> Report {
+    let mut report = Report::default();
+    s1_tokens::check(history, &mut report);
+    s3_fencing::check(history, &mut report);
+    report
+}

@@ -211,6 +211,7 @@ impl NodeBuilder {
             on_stop: Some(Box::new(move || closer.close())),
             incarnation: None,
             peer_memory: Box::new(MemoryPeers::default()),
+            hooks: peerlock_core::raft::Hooks::default(),
         };
         let started = match durable {
             None => peerlock_core::raft::start(params).await,

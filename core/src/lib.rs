@@ -20,6 +20,7 @@
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
 pub mod client;
+pub mod clock;
 pub mod config;
 pub mod error;
 pub mod lease;

@@ -9,6 +9,7 @@ use std::fmt;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
 
+use crate::clock::Clock;
 use crate::error::Error;
 use crate::raft::Input;
 use crate::types::{FencingToken, LockName, SessionId};
@@ -43,6 +44,8 @@ pub struct LockGuard {
     pub(crate) lease: watch::Receiver<LeaseView>,
     pub(crate) inbox: mpsc::UnboundedSender<Input>,
     pub(crate) released: bool,
+    /// The node's clock, which the lease's end is read on.
+    pub(crate) clock: Clock,
 }
 
 impl LockGuard {
@@ -64,7 +67,7 @@ impl LockGuard {
         if self.released || self.lease.has_changed().is_err() {
             return false;
         }
-        self.lease.borrow().holds(Instant::now())
+        self.lease.borrow().holds(self.clock.now())
     }
 
     /// Completes once the lease may be gone: its end passed without a newer
@@ -76,11 +79,12 @@ impl LockGuard {
             let Some(until) = view.valid_until else {
                 return;
             };
-            if view.ended || Instant::now() >= until {
+            if view.ended || self.clock.now() >= until {
                 return;
             }
             tokio::select! {
-                _ = tokio::time::sleep_until(until) => {}
+                biased;
+                _ = tokio::time::sleep_until(self.clock.true_instant(until)) => {}
                 changed = rx.changed() => {
                     if changed.is_err() {
                         return;

@@ -71,6 +71,8 @@ pub struct StartParams {
     /// durable node keeps them on disk, so that a peer which lost its data
     /// is still recognised after this node restarts.
     pub peer_memory: Box<dyn PeerMemory>,
+    /// The simulator's seams; `Hooks::default()` in production.
+    pub hooks: super::Hooks,
 }
 
 /// Remembers the incarnation each peer took part under.
@@ -149,6 +151,15 @@ where
         read_only_option: ReadOnlyOption::Safe,
         ..Default::default()
     };
+    let raft_cfg = match p.hooks.election_ticks {
+        // A range of one value: raft-rs's random draw cannot vary.
+        Some(k) => raft::Config {
+            min_election_tick: k,
+            max_election_tick: k + 1,
+            ..raft_cfg
+        },
+        None => raft_cfg,
+    };
     raft_cfg
         .validate()
         .map_err(|e| Error::Config(format!("raft configuration: {e}")))?;
@@ -173,17 +184,18 @@ where
         applied,
         ..raft_cfg
     };
-    let syncer = if store.blocks() {
-        Some(super::syncer::Syncer::spawn(me.name.as_str()).map_err(Error::Io)?)
-    } else {
-        None
+    let syncer = match (store.blocks(), p.hooks.fsync_in_task) {
+        (false, _) => None,
+        (true, None) => Some(super::syncer::Syncer::spawn(me.name.as_str()).map_err(Error::Io)?),
+        (true, Some(latency)) => Some(super::syncer::Syncer::spawn_task(latency)),
     };
     let logger = logger::logger(me.name.as_str());
     let raw = RawNode::new(&raft_cfg, store, &logger)
         .map_err(|e| Error::Config(format!("raft could not start: {e}")))?;
     let written_vote = (raw.raft.term, raw.raft.vote);
 
-    let now = Instant::now();
+    let clock = p.hooks.clock.clone();
+    let now = clock.now();
     let (inbox_tx, inbox) = mpsc::unbounded_channel();
     let initial = NodeStatus {
         id: me.id,
@@ -229,6 +241,8 @@ where
         syncer,
         unsynced_upto: None,
         written_vote,
+        hooks: p.hooks.clone(),
+        clock: clock.clone(),
     };
     let span = tracing::info_span!("peerlock", node = %me.name);
     let task = tokio::spawn(tracing::Instrument::instrument(driver.run(), span));
@@ -282,6 +296,7 @@ async fn hello_round(
     let mut resend = tokio::time::interval(Duration::from_millis(200));
     while accepted.iter().filter(|id| voters.contains(id)).count() < needed {
         tokio::select! {
+            biased;
             _ = resend.tick() => {
                 for id in others.iter().filter(|id| !accepted.contains(id)) {
                     p.transport.send(*id, vec![PeerMessage::Hello { incarnation }]);

@@ -15,6 +15,7 @@
 //! Ready, one append and one round of messages.
 
 mod bootstrap;
+mod hooks;
 mod input;
 mod leader;
 mod logger;
@@ -41,6 +42,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
 use crate::client::status::{NodeStatus, Role};
+use crate::clock::Clock;
 use crate::config::NodeConfig;
 use crate::machine::LockTable;
 use crate::storage::LogStore;
@@ -50,8 +52,11 @@ use crate::types::{NodeId, NodeName};
 pub use bootstrap::{
     start, start_on_disk, start_with, Member, MemoryPeers, PeerMemory, StartParams,
 };
+pub use hooks::{ApplyObserver, Hooks};
 pub(crate) use input::Input;
 pub use own::random_u64;
+#[cfg(any(test, feature = "sim"))]
+pub use own::seed_thread_random;
 pub(crate) use proposals::AcquireReply;
 
 use leader::LeaderDuty;
@@ -91,23 +96,29 @@ pub(crate) struct Driver<S: LogStore + Send + 'static> {
     unsynced_upto: Option<u64>,
     /// The term and vote last written to the log store.
     written_vote: (u64, u64),
+    /// The simulator's seams (inert in production).
+    hooks: Hooks,
+    /// This node's clock (`hooks.clock`).
+    clock: Clock,
 }
 
 impl<S: LogStore + Send + 'static> Driver<S> {
     /// Runs until shutdown, a kill, or a fatal error.
     pub(crate) async fn run(mut self) {
-        let mut tick = tokio::time::interval(self.cfg.tick);
+        let period = self.clock.true_duration(self.cfg.tick);
+        let mut tick = tokio::time::interval_at(Instant::now() + self.hooks.first_tick, period);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut inputs = Vec::with_capacity(256);
         let mut incoming = Vec::with_capacity(64);
         while !self.stopped {
+            self.hooks.wait_unpaused().await;
             tokio::select! {
                 biased;
                 n = self.inbox.recv_many(&mut inputs, 512) => {
                     if n == 0 {
                         break;
                     }
-                    let now = Instant::now();
+                    let now = self.clock.now();
                     for input in inputs.drain(..) {
                         self.on_input(input, now);
                     }
@@ -117,7 +128,7 @@ impl<S: LogStore + Send + 'static> Driver<S> {
                         tracing::warn!(node = %self.name, "transport closed; stopping");
                         break;
                     }
-                    let now = Instant::now();
+                    let now = self.clock.now();
                     for batch in incoming.drain(..) {
                         self.on_incoming(batch, now);
                     }
@@ -125,7 +136,7 @@ impl<S: LogStore + Send + 'static> Driver<S> {
                 Some(done) = synced(&mut self.syncer) => self.on_synced(done),
                 _ = tick.tick() => {
                     self.raw.tick();
-                    self.on_tick(Instant::now());
+                    self.on_tick(self.clock.now());
                 }
             }
             if self.stopped {
@@ -138,7 +149,7 @@ impl<S: LogStore + Send + 'static> Driver<S> {
                 break;
             }
             self.handle_ready();
-            let now = Instant::now();
+            let now = self.clock.now();
             self.after_ready(now);
             self.publish_status(now);
         }
@@ -162,7 +173,7 @@ impl<S: LogStore + Send + 'static> Driver<S> {
 
     /// Handles inputs and messages that arrived meanwhile, without waiting.
     fn drain_waiting(&mut self) {
-        let now = Instant::now();
+        let now = self.clock.now();
         for _ in 0..1024 {
             match self.net.try_recv() {
                 Ok(batch) => self.on_incoming(batch, now),

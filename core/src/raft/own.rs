@@ -14,7 +14,15 @@ use crate::types::{RequestId, SessionId};
 /// A random 64-bit number from the standard library's randomly keyed
 /// hasher (seeded from the OS), mixed with the time: session ids and
 /// incarnations only need to be unique, not secret.
+///
+/// Under the simulator (feature `sim`) a thread that seeded
+/// [`seed_thread_random`] gets numbers from that seed instead, so a run
+/// replays exactly.
 pub fn random_u64() -> u64 {
+    #[cfg(any(test, feature = "sim"))]
+    if let Some(v) = seeded::next() {
+        return v;
+    }
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
     h.write_u128(
         std::time::SystemTime::now()
@@ -23,6 +31,39 @@ pub fn random_u64() -> u64 {
     );
     h.write_u32(std::process::id());
     h.finish()
+}
+
+/// Makes [`random_u64`] on this thread return a sequence drawn from
+/// `seed` (`None` goes back to real randomness). The simulator runs each
+/// seed on one thread.
+#[cfg(any(test, feature = "sim"))]
+pub fn seed_thread_random(seed: Option<u64>) {
+    seeded::set(seed);
+}
+
+#[cfg(any(test, feature = "sim"))]
+mod seeded {
+    use std::cell::Cell;
+
+    thread_local! {
+        static STATE: Cell<Option<u64>> = const { Cell::new(None) };
+    }
+
+    pub(super) fn set(seed: Option<u64>) {
+        STATE.with(|s| s.set(seed));
+    }
+
+    /// splitmix64: one step of the thread's seeded sequence, if seeded.
+    pub(super) fn next() -> Option<u64> {
+        STATE.with(|s| {
+            let cur = s.get()?.wrapping_add(0x9E37_79B9_7F4A_7C15);
+            s.set(Some(cur));
+            let mut z = cur;
+            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+            Some(z ^ (z >> 31))
+        })
+    }
 }
 
 /// The state of this node's current session.

@@ -131,7 +131,7 @@ impl<S: LogStore + Send + 'static> Driver<S> {
         self.table = table;
         metrics::counter!(crate::metrics::SNAPSHOTS_INSTALLED).increment(1);
         tracing::info!(node = %self.name, applied = self.table.applied_index(), "caught up from a snapshot");
-        let now = Instant::now();
+        let now = self.clock.now();
         if self.own.opened && !self.table.session_exists(self.own.id) {
             self.own_session_ended(now);
             return;
@@ -148,21 +148,25 @@ impl<S: LogStore + Send + 'static> Driver<S> {
         if entries.is_empty() {
             return;
         }
-        let now = Instant::now();
+        let now = self.clock.now();
         for entry in entries {
             match entry.get_entry_type() {
                 EntryType::EntryNormal => {
                     if entry.data.is_empty() {
-                        continue; // a new leader's empty entry
+                        // A new leader's empty entry.
+                        self.observe(entry.index, None, &[]);
+                        continue;
                     }
                     match Command::decode(&entry.data) {
                         Ok(cmd) => {
                             let effects = self.table.apply(entry.index, &cmd);
+                            self.observe(entry.index, Some(&cmd), &effects);
                             for effect in effects {
                                 self.on_effect(effect, now);
                             }
                         }
                         Err(e) => {
+                            self.observe(entry.index, None, &[]);
                             tracing::warn!(node = %self.name, index = entry.index, error = %e, "skipping a log entry that does not decode");
                         }
                     }
@@ -184,6 +188,13 @@ impl<S: LogStore + Send + 'static> Driver<S> {
             }
         }
         metrics::gauge!(crate::metrics::APPLIED_INDEX).set(self.raw.raft.raft_log.applied as f64);
+    }
+
+    /// Tells the simulator's observer, if any, of an applied entry.
+    fn observe(&self, index: u64, cmd: Option<&Command>, effects: &[Effect]) {
+        if let Some(o) = &self.hooks.observer {
+            o(self.me, index, cmd, effects);
+        }
     }
 
     fn after_conf_change(&mut self, result: raft::Result<raft::eraftpb::ConfState>) {
@@ -282,6 +293,7 @@ impl<S: LogStore + Send + 'static> Driver<S> {
                             lease: self.own.lease_tx.subscribe(),
                             inbox: self.inbox_tx.clone(),
                             released: false,
+                            clock: self.clock.clone(),
                         })
                     }
                     Outcome::Busy => AcquireReply::Busy,
@@ -369,7 +381,7 @@ impl<S: LogStore + Send + 'static> Driver<S> {
                 let alive =
                     self.table.session_exists(session) && !duty.liveness.is_expiring(session);
                 if from == self.me {
-                    self.on_keepalive_ack(session, seq, alive, Instant::now());
+                    self.on_keepalive_ack(session, seq, alive, self.clock.now());
                 } else {
                     self.transport.send(
                         from,

@@ -166,7 +166,7 @@ impl<S: LogStore + Send + 'static> Driver<S> {
                 _ => {}
             }
         }
-        self.publish_status(Instant::now());
+        self.publish_status(self.clock.now());
         if let Some(on_stop) = self.on_stop.take() {
             on_stop();
         }

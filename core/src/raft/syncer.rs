@@ -11,17 +11,19 @@
 //! the driver keeps taking proposals and acknowledgements while the disk
 //! works.
 
-use std::fs::File;
 use std::sync::mpsc as std_mpsc;
+use std::time::Duration;
 
 use raft::eraftpb::Message;
 use tokio::sync::mpsc;
+
+use crate::storage::SyncHandle;
 
 /// One Ready waiting for the disk.
 pub(crate) struct Job {
     pub(crate) number: u64,
     /// The log file written (a handle on it); `None` if nothing was.
-    pub(crate) file: Option<File>,
+    pub(crate) file: Option<Box<dyn SyncHandle>>,
     pub(crate) msgs: Vec<Message>,
 }
 
@@ -32,10 +34,15 @@ pub(crate) struct Done {
     pub(crate) error: Option<std::io::Error>,
 }
 
-/// The driver's end of the fsync thread.
+/// The driver's end of the fsync thread (or task).
 pub(crate) struct Syncer {
-    jobs: std_mpsc::Sender<Job>,
+    jobs: Jobs,
     pub(crate) done: mpsc::UnboundedReceiver<Done>,
+}
+
+enum Jobs {
+    Thread(std_mpsc::Sender<Job>),
+    Task(mpsc::UnboundedSender<Job>),
 }
 
 impl Syncer {
@@ -46,12 +53,41 @@ impl Syncer {
         std::thread::Builder::new()
             .name(format!("peerlock-fsync-{node}"))
             .spawn(move || run(rx, tx))?;
-        Ok(Self { jobs, done })
+        Ok(Self {
+            jobs: Jobs::Thread(jobs),
+            done,
+        })
+    }
+
+    /// The simulator's fsync: a task on the runtime, each fsync taking
+    /// `latency` of the runtime's (simulated) time. Same batching.
+    pub(crate) fn spawn_task(latency: Duration) -> Self {
+        let (jobs, mut rx) = mpsc::unbounded_channel::<Job>();
+        let (tx, done) = mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            while let Some(first) = rx.recv().await {
+                tokio::time::sleep(latency).await;
+                let mut batch = vec![first];
+                while let Ok(more) = rx.try_recv() {
+                    batch.push(more);
+                }
+                if !finish(batch, &tx) {
+                    return;
+                }
+            }
+        });
+        Self {
+            jobs: Jobs::Task(jobs),
+            done,
+        }
     }
 
     /// Queues a Ready; false if the thread is gone.
     pub(crate) fn submit(&self, job: Job) -> bool {
-        self.jobs.send(job).is_ok()
+        match &self.jobs {
+            Jobs::Thread(j) => j.send(job).is_ok(),
+            Jobs::Task(j) => j.send(job).is_ok(),
+        }
     }
 }
 
@@ -61,25 +97,28 @@ fn run(rx: std_mpsc::Receiver<Job>, tx: mpsc::UnboundedSender<Done>) {
         while let Ok(more) = rx.try_recv() {
             batch.push(more);
         }
-        // Every job wrote to the same log file, or to one that a rotation
-        // replaced after syncing everything into it: syncing the newest
-        // handle covers them all.
-        let error = batch
-            .iter()
-            .rev()
-            .find_map(|j| j.file.as_ref())
-            .and_then(|f| f.sync_data().err());
-        let number = batch.last().map_or(0, |j| j.number);
-        let msgs = batch.into_iter().flat_map(|j| j.msgs).collect();
-        if tx
-            .send(Done {
-                number,
-                msgs,
-                error,
-            })
-            .is_err()
-        {
+        if !finish(batch, &tx) {
             return;
         }
     }
+}
+
+/// Syncs one batch and reports it; false once the driver is gone.
+fn finish(batch: Vec<Job>, tx: &mpsc::UnboundedSender<Done>) -> bool {
+    // Every job wrote to the same log file, or to one that a rotation
+    // replaced after syncing everything into it: syncing the newest handle
+    // covers them all.
+    let error = batch
+        .iter()
+        .rev()
+        .find_map(|j| j.file.as_ref())
+        .and_then(|f| f.sync().err());
+    let number = batch.last().map_or(0, |j| j.number);
+    let msgs = batch.into_iter().flat_map(|j| j.msgs).collect();
+    tx.send(Done {
+        number,
+        msgs,
+        error,
+    })
+    .is_ok()
 }

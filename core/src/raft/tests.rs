@@ -35,6 +35,7 @@ fn params(net: &MemNet, m: &Member, members: &[Member], cfg: NodeConfig) -> Star
         on_stop: None,
         incarnation: None,
         peer_memory: Box::new(super::MemoryPeers::default()),
+        hooks: super::Hooks::default(),
     }
 }
 

@@ -18,6 +18,19 @@ use raft::eraftpb::{ConfState, Entry, HardState, Snapshot};
 pub use disk::{DiskStore, StorageError};
 pub use memory::MemStore;
 
+/// A handle that makes the writes made before it durable when synced: the
+/// log file's (an `fdatasync`), or the simulator's disk.
+pub trait SyncHandle: Send {
+    /// Makes every write made before this call durable.
+    fn sync(&self) -> std::io::Result<()>;
+}
+
+impl SyncHandle for std::fs::File {
+    fn sync(&self) -> std::io::Result<()> {
+        self.sync_data()
+    }
+}
+
 /// The write side of a Raft log store.
 pub trait LogStore: raft::Storage {
     /// Appends `entries`, replacing any existing suffix they conflict with.
@@ -48,7 +61,7 @@ pub trait LogStore: raft::Storage {
     }
     /// A handle on the file that [`LogStore::write_unsynced`] wrote to, for
     /// an fsync elsewhere; `None` for a store with nothing to sync.
-    fn sync_handle(&self) -> Option<std::fs::File> {
+    fn sync_handle(&self) -> Option<Box<dyn SyncHandle>> {
         None
     }
     /// Records a new commit index only. A durable store may write it

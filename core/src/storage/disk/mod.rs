@@ -71,7 +71,6 @@ pub mod record;
 mod recover;
 mod segment;
 
-use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -372,8 +371,10 @@ impl LogStore for DiskStore {
         self.write_batch(entries, hs, false)
     }
 
-    fn sync_handle(&self) -> Option<File> {
-        self.wal.sync_handle()
+    fn sync_handle(&self) -> Option<Box<dyn super::SyncHandle>> {
+        self.wal
+            .sync_handle()
+            .map(|f| Box::new(f) as Box<dyn super::SyncHandle>)
     }
 
     /// Written without an fsync of its own (see the module docs, "Durability").

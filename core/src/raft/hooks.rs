@@ -1,0 +1,67 @@
+//! Seams the simulator uses to run the real driver deterministically and
+//! to watch it; all of them are inert by default (production).
+//!
+//! - `clock`: the node's clock (skewed in simulation, see [`Clock`]).
+//! - `election_ticks`: a fixed randomized election timeout. raft-rs draws
+//!   it from the thread's RNG, which no seed controls; the simulator fixes a
+//!   distinct value per node (drawn from its seed) so runs replay.
+//! - `first_tick`: delays the first tick, so nodes started together do not
+//!   tick in lockstep.
+//! - `pause`: a gate the driver waits at before each step: the simulator
+//!   closes it to freeze the node as SIGSTOP would.
+//! - `observer`: told of every entry the node applies, for the checker.
+//! - `fsync_in_task`: run a blocking store's fsyncs on a runtime task that
+//!   takes this long, instead of on a thread (threads are not replayable).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::watch;
+
+use crate::clock::Clock;
+use crate::machine::{Command, Effect};
+use crate::types::NodeId;
+
+/// Told of each entry a node applies: the node, the entry's index, its
+/// command (`None` if it carries none) and the effects applying it had.
+pub type ApplyObserver = Arc<dyn Fn(NodeId, u64, Option<&Command>, &[Effect]) + Send + Sync>;
+
+/// The simulator's seams into a node (all inert by default).
+#[derive(Clone, Default)]
+pub struct Hooks {
+    /// The node's clock.
+    pub clock: Clock,
+    /// A fixed election timeout in ticks, instead of raft-rs's random draw.
+    pub election_ticks: Option<usize>,
+    /// Delay before the first tick.
+    pub first_tick: Duration,
+    /// While this reads `true`, the node is frozen.
+    pub pause: Option<watch::Receiver<bool>>,
+    /// Told of every applied entry.
+    pub observer: Option<ApplyObserver>,
+    /// Fsync on a task taking this long, not on a thread.
+    pub fsync_in_task: Option<Duration>,
+}
+
+impl std::fmt::Debug for Hooks {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Hooks")
+            .field("clock", &self.clock)
+            .field("election_ticks", &self.election_ticks)
+            .field("first_tick", &self.first_tick)
+            .field("pause", &self.pause.is_some())
+            .field("observer", &self.observer.is_some())
+            .field("fsync_in_task", &self.fsync_in_task)
+            .finish()
+    }
+}
+
+impl Hooks {
+    /// Waits while the node is paused.
+    pub(crate) async fn wait_unpaused(&mut self) {
+        if let Some(p) = self.pause.as_mut() {
+            // An error means the simulator is gone: run on.
+            let _ = p.wait_for(|paused| !*paused).await;
+        }
+    }
+}

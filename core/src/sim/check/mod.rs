@@ -33,6 +33,9 @@ pub enum Property {
     S7Fifo,
     /// Every live node ended in the same state.
     Convergence,
+    /// After healing: a leader, a free lock acquirable, a dead session's
+    /// lock handed on within its bounds (judged by the simulator itself).
+    Liveness,
 }
 
 /// One broken promise.

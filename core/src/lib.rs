@@ -30,6 +30,7 @@ pub mod raft;
 #[cfg(any(test, feature = "sim"))]
 pub mod sim;
 pub mod storage;
+pub mod teeth;
 pub mod transport;
 pub mod types;
 

@@ -95,7 +95,14 @@ impl LockGuard {
     }
 
     /// Releases the lock and waits until the release is committed.
-    pub async fn unlock(mut self) -> Result<(), Error> {
+    pub async fn unlock(self) -> Result<(), Error> {
+        self.release().await.map(|_| ())
+    }
+
+    /// Like [`LockGuard::unlock`], and tells whether this release freed the
+    /// lock (false: the grant had already ended, e.g. its lease was lost).
+    /// The history checker needs the difference; the public API does not.
+    pub(crate) async fn release(mut self) -> Result<bool, Error> {
         self.released = true;
         let (tx, rx) = oneshot::channel();
         self.inbox

@@ -194,6 +194,32 @@ impl NodeHandle {
         self.join().await;
     }
 
+    /// Stops the node's task where it stands, mid-step if need be (the
+    /// simulator's crash: not even a kill message is processed).
+    #[cfg(any(test, feature = "sim"))]
+    pub(crate) fn abort(&self) {
+        if let Some(task) = self.inner.task.lock().take() {
+            task.abort();
+        }
+    }
+
+    /// Asks this node, if it leads, to hand leadership to `to`.
+    #[cfg(any(test, feature = "sim"))]
+    pub(crate) fn transfer_leader(&self, to: crate::types::NodeId) {
+        let _ = self.inner.inbox.send(Input::TransferLeader { to });
+    }
+
+    /// The applied index and state hash of the node's lock table.
+    #[cfg(any(test, feature = "sim"))]
+    pub(crate) async fn state_hash(&self) -> Result<(u64, u64), Error> {
+        let (tx, rx) = oneshot::channel();
+        self.inner
+            .inbox
+            .send(Input::StateHash { reply: tx })
+            .map_err(|_| Error::Shutdown)?;
+        rx.await.map_err(|_| Error::Shutdown)
+    }
+
     async fn join(&self) {
         let task = self.inner.task.lock().take();
         if let Some(task) = task {

@@ -57,6 +57,18 @@ impl std::fmt::Debug for Hooks {
 }
 
 impl Hooks {
+    /// Completes when the node is paused (never, without a pause gate).
+    pub(crate) async fn until_paused(&mut self) {
+        match self.pause.as_mut() {
+            Some(p) => {
+                if p.wait_for(|paused| *paused).await.is_err() {
+                    std::future::pending::<()>().await;
+                }
+            }
+            None => std::future::pending::<()>().await,
+        }
+    }
+
     /// Waits while the node is paused.
     pub(crate) async fn wait_unpaused(&mut self) {
         if let Some(p) = self.pause.as_mut() {

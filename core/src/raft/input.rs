@@ -32,7 +32,7 @@ pub(crate) enum Input {
         session: SessionId,
         lock: LockName,
         token: FencingToken,
-        reply: Option<oneshot::Sender<Result<(), Error>>>,
+        reply: Option<oneshot::Sender<Result<bool, Error>>>,
     },
     /// A linearizable read of `lock`'s holder.
     Holder {
@@ -43,6 +43,13 @@ pub(crate) enum Input {
     Shutdown { reply: Option<oneshot::Sender<()>> },
     /// Stop at once, as a crash would (for tests and examples).
     Kill,
+    /// Hand leadership to `to` if this node leads (the simulator's fault).
+    #[cfg(any(test, feature = "sim"))]
+    TransferLeader { to: crate::types::NodeId },
+    /// The applied index and the lock table's state hash (the simulator's
+    /// convergence check).
+    #[cfg(any(test, feature = "sim"))]
+    StateHash { reply: oneshot::Sender<(u64, u64)> },
 }
 
 impl<S: LogStore + Send + 'static> Driver<S> {
@@ -89,7 +96,7 @@ impl<S: LogStore + Send + 'static> Driver<S> {
                 if session != self.own.id || !self.own.opened {
                     // That session ended: its locks are gone already.
                     if let Some(r) = reply {
-                        let _ = r.send(Ok(()));
+                        let _ = r.send(Ok(false));
                     }
                     return;
                 }
@@ -114,6 +121,16 @@ impl<S: LogStore + Send + 'static> Driver<S> {
             Input::Kill => {
                 tracing::info!(node = %self.name, "killed");
                 self.stopped = true;
+            }
+            #[cfg(any(test, feature = "sim"))]
+            Input::TransferLeader { to } => {
+                if self.is_leader() && self.peers.contains(&to) {
+                    self.raw.transfer_leader(to.0);
+                }
+            }
+            #[cfg(any(test, feature = "sim"))]
+            Input::StateHash { reply } => {
+                let _ = reply.send((self.table.applied_index(), self.table.state_hash()));
             }
         }
     }

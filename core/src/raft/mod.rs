@@ -32,7 +32,7 @@ mod nemesis_tests;
 #[cfg(test)]
 mod tests;
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 use protobuf::Message as _;
@@ -114,6 +114,8 @@ impl<S: LogStore + Send + 'static> Driver<S> {
             self.hooks.wait_unpaused().await;
             tokio::select! {
                 biased;
+                // Frozen from the moment the gate closes (the simulator's pause).
+                _ = self.hooks.until_paused() => continue,
                 n = self.inbox.recv_many(&mut inputs, 512) => {
                     if n == 0 {
                         break;
@@ -253,7 +255,7 @@ impl<S: LogStore + Send + 'static> Driver<S> {
         if msgs.is_empty() {
             return;
         }
-        let mut by_peer: HashMap<u64, Vec<PeerMessage>> = HashMap::new();
+        let mut by_peer: BTreeMap<u64, Vec<PeerMessage>> = BTreeMap::new();
         for m in msgs {
             match m.write_to_bytes() {
                 Ok(bytes) => by_peer

@@ -37,7 +37,7 @@ pub(crate) enum Waiter {
         reply: oneshot::Sender<Result<AcquireReply, Error>>,
     },
     Release {
-        reply: Option<oneshot::Sender<Result<(), Error>>>,
+        reply: Option<oneshot::Sender<Result<bool, Error>>>,
     },
     /// A cancel of the abandoned acquire `target`: nobody waits.
     Cancel { target: RequestId },

@@ -5,7 +5,7 @@
 //! index. A context is `node id | counter` so that contexts from different
 //! nodes never collide at the leader (raft-rs de-duplicates by context).
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use tokio::sync::oneshot;
@@ -42,7 +42,7 @@ struct Issued {
 pub(crate) struct Reads {
     me: NodeId,
     counter: u64,
-    issued: HashMap<Vec<u8>, Issued>,
+    issued: BTreeMap<Vec<u8>, Issued>,
     confirmed: Vec<(u64, Purpose)>,
 }
 
@@ -51,7 +51,7 @@ impl Reads {
         Self {
             me,
             counter: 0,
-            issued: HashMap::new(),
+            issued: BTreeMap::new(),
             confirmed: Vec::new(),
         }
     }
@@ -115,10 +115,9 @@ impl Reads {
 
     /// Fails every waiting holder read with `err` (shutdown).
     pub(crate) fn fail_all(&mut self, err: fn() -> Error) {
-        let all = self
-            .issued
-            .drain()
-            .map(|(_, i)| i.purpose)
+        let all = std::mem::take(&mut self.issued)
+            .into_values()
+            .map(|i| i.purpose)
             .chain(self.confirmed.drain(..).map(|(_, p)| p));
         for p in all {
             if let Purpose::Holder { reply, .. } = p {

@@ -305,7 +305,7 @@ impl<S: LogStore + Send + 'static> Driver<S> {
             }
             Waiter::Release { reply } => {
                 if let Some(r) = reply {
-                    let _ = r.send(Ok(()));
+                    let _ = r.send(Ok(outcome == Outcome::Released));
                 }
             }
             Waiter::Cancel { target } => {
@@ -325,7 +325,7 @@ impl<S: LogStore + Send + 'static> Driver<S> {
                     let _ = reply.send(Ok(AcquireReply::SessionEnded));
                 }
                 Waiter::Release { reply: Some(r) } => {
-                    let _ = r.send(Ok(()));
+                    let _ = r.send(Ok(false));
                 }
                 _ => {}
             }

@@ -8,7 +8,18 @@
 //! faults").
 
 pub mod check;
+pub mod disk;
 pub mod history;
+mod liveness;
 mod memnet;
+pub mod nemesis;
+pub mod net;
+pub mod rng;
+pub mod run;
+mod workload;
+mod world;
 
 pub use memnet::{MemNet, MemTransport};
+pub use run::{run, SimConfig, SimOutcome, Skew};
+#[cfg(test)]
+mod tests;

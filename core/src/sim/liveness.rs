@@ -1,0 +1,165 @@
+//! What must happen once faults heal and a majority is connected:
+//!
+//! - a leader within two of the longest election timeouts;
+//! - a free lock acquirable;
+//! - a dead session's lock granted to the next waiter no earlier than
+//!   TTL + lock-delay after its last possible keepalive, and no later than
+//!   TTL + lock-delay + 1 s after the crash;
+//! - every live node converges to the same state hash.
+//!
+//! Times are true (simulated) time, stretched by the slowest clock, since a
+//! node measures its timeouts on its own clock.
+
+use std::time::Duration;
+
+use tokio::time::{timeout, Instant};
+
+use super::check::{Property, Report};
+use super::history::FinalState;
+use super::run::Skew;
+use super::world::World;
+use crate::config::NodeConfig;
+
+fn fail(report: &mut Report, msg: String) {
+    report.add(Property::Liveness, None, msg);
+}
+
+/// The liveness checks after healing (before the clients stop).
+pub(crate) async fn check(
+    world: &mut World,
+    cfg: &NodeConfig,
+    max_drift_ppm: u64,
+    skew: Skew,
+    report: &mut Report,
+) {
+    let up = world.up();
+    if up.len() <= world.nodes.len() / 2 {
+        fail(report, format!("only {} nodes run after healing", up.len()));
+        return;
+    }
+    let slowest = 1.0 - max_drift_ppm as f64 / 1e6;
+    let stretch = |d: Duration| d.div_f64(slowest.max(0.5));
+    // A leader within two of the longest election timeouts.
+    let longest = cfg.tick * (2 * cfg.election_ticks as u32);
+    let bound = stretch(longest * 2);
+    let healed = Instant::now();
+    let mut led = false;
+    while healed.elapsed() <= bound {
+        if world.leader().is_some() {
+            led = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    if !led {
+        fail(report, format!("no leader within {bound:?} of healing"));
+        return;
+    }
+    // A free lock is acquirable from every running node.
+    for i in world.up() {
+        let Some(h) = world.nodes.get(i).and_then(|n| n.handle.clone()) else {
+            continue;
+        };
+        let name = format!("free-{i}");
+        match timeout(stretch(cfg.session_ttl * 3), h.lock(&name)).await {
+            Ok(Ok(g)) => {
+                let _ = g.unlock().await;
+            }
+            Ok(Err(e)) => fail(report, format!("node {i} could not take a free lock: {e}")),
+            Err(_) => fail(
+                report,
+                format!("node {i} could not take a free lock in time"),
+            ),
+        }
+    }
+    handoff_after_crash(world, cfg, skew, report).await;
+}
+
+/// A holder crashes while another node waits: the waiter gets the lock
+/// within TTL + lock-delay (+1 s), and not before its session can expire.
+async fn handoff_after_crash(world: &mut World, cfg: &NodeConfig, skew: Skew, report: &mut Report) {
+    let up = world.up();
+    let leader = world.leader();
+    // Hold on a follower (a leader's crash adds an election).
+    let Some(&holder) = up.iter().find(|i| Some(**i) != leader) else {
+        return;
+    };
+    let Some(&waiter) = up.iter().find(|i| **i != holder) else {
+        return;
+    };
+    let (Some(hh), Some(wh)) = (
+        world.nodes.get(holder).and_then(|n| n.handle.clone()),
+        world.nodes.get(waiter).and_then(|n| n.handle.clone()),
+    ) else {
+        return;
+    };
+    let g = match timeout(cfg.session_ttl * 3, hh.lock("handoff")).await {
+        Ok(Ok(g)) => g,
+        _ => {
+            fail(report, "the handoff check could not take its lock".into());
+            return;
+        }
+    };
+    let waiting = tokio::spawn(async move { wh.lock("handoff").await });
+    // Let the waiter queue.
+    tokio::time::sleep(cfg.session_ttl / 4).await;
+    let crashed = Instant::now();
+    std::mem::forget(g); // the process dies holding it: no release is sent
+    world.crash(holder);
+    let upper = cfg.session_ttl + cfg.lock_delay + Duration::from_secs(1);
+    let lower = (cfg.session_ttl + cfg.lock_delay).saturating_sub(cfg.keepalive_interval());
+    let got = timeout(upper * 3, waiting).await;
+    let took = crashed.elapsed();
+    match got {
+        Ok(Ok(Ok(g2))) => {
+            drop(g2);
+            if skew == Skew::BeyondBound {
+                // Timing bounds assume clocks within the margin's bound.
+            } else if took < lower.mul_f64(0.95) || took > upper.mul_f64(1.05) {
+                fail(
+                    report,
+                    format!("a dead session's lock passed to the waiter after {took:?}; expected between {lower:?} and {upper:?}"),
+                );
+            }
+        }
+        other => fail(
+            report,
+            format!("the waiter never got the dead session's lock ({other:?})"),
+        ),
+    }
+    // The crashed node comes back (durable) for the convergence check.
+    let _ = world.restart(holder).await;
+}
+
+/// Waits until every running node applied the same index, and returns
+/// their states.
+pub(crate) async fn converge(world: &mut World, report: &mut Report) -> Vec<FinalState> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let mut finals = Vec::new();
+        for n in &world.nodes {
+            let Some(h) = &n.handle else { continue };
+            if let Ok(Ok((applied, hash))) = timeout(Duration::from_secs(1), h.state_hash()).await {
+                finals.push(FinalState {
+                    node: n.member.id,
+                    applied,
+                    hash,
+                });
+            }
+        }
+        let same = finals.windows(2).all(|w| match w {
+            [a, b] => a.applied == b.applied,
+            _ => true,
+        });
+        if same || Instant::now() >= deadline {
+            if !same {
+                fail(
+                    report,
+                    format!("nodes did not catch up within 10 s: {finals:?}"),
+                );
+            }
+            return finals;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

@@ -1,0 +1,280 @@
+//! One simulated run: build the cluster a seed describes, run clients and
+//! the nemesis for the run's simulated time, heal, check liveness, and
+//! hand the history to the checker.
+//!
+//! Everything runs on one thread, in a current-thread runtime whose clock
+//! is paused and jumps to the next timer whenever every task waits, so a
+//! minute of simulated time takes a fraction of a second, and the same seed
+//! gives the same run (compare [`SimOutcome::trace_hash`]).
+
+use std::fmt::Write as _;
+use std::hash::{Hash, Hasher};
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use super::check::{self, Property, Report};
+use super::history::{History, Params};
+use super::nemesis::{calm, FaultCounts};
+use super::rng::Rng;
+use super::world::World;
+use crate::config::NodeConfig;
+
+/// How far clocks may run from true time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Skew {
+    /// Every clock runs true.
+    None,
+    /// Rates within ±4 %: inside the lease margin's bound (TTL/10 covers a
+    /// ratio of about 11 % between two clocks), so S4 is promised.
+    WithinBound,
+    /// Rates within ±30 %: beyond the bound. S4 is not promised; S1 to S3
+    /// must still hold.
+    BeyondBound,
+}
+
+/// What one run simulates.
+#[derive(Clone, Debug)]
+pub struct SimConfig {
+    /// The seed every choice is drawn from.
+    pub seed: u64,
+    /// Voters (3 or 5).
+    pub voters: usize,
+    /// Durable storage (crashes keep what was fsynced) or in memory
+    /// (a crashed node is gone for good, and its restart refused).
+    pub durable: bool,
+    /// Clock skew.
+    pub skew: Skew,
+    /// Simulated time of faults and load (healing and checks come after).
+    pub duration: Duration,
+    /// The session TTL.
+    pub ttl: Duration,
+    /// The lock-delay after an expiry.
+    pub lock_delay: Duration,
+    /// Whether to inject faults at all.
+    pub faults: bool,
+}
+
+impl SimConfig {
+    /// The run seed `seed` describes: voters, storage, skew and lock-delay
+    /// are drawn from it too.
+    pub fn from_seed(seed: u64) -> Self {
+        let mut rng = Rng::new(seed ^ 0x5EED_0F_C0FF_EE);
+        let voters = if rng.chance(500) { 3 } else { 5 };
+        let durable = rng.chance(750);
+        let skew = match rng.below(10) {
+            0..=1 => Skew::None,
+            2..=7 => Skew::WithinBound,
+            _ => Skew::BeyondBound,
+        };
+        let lock_delay = if rng.chance(500) {
+            Duration::ZERO
+        } else {
+            Duration::from_millis(rng.between(100, 800))
+        };
+        Self {
+            seed,
+            voters,
+            durable,
+            skew,
+            duration: Duration::from_secs(60),
+            ttl: Duration::from_secs(2),
+            lock_delay,
+            faults: true,
+        }
+    }
+
+    /// The command that replays this seed.
+    pub fn replay_command(&self) -> String {
+        format!(
+            "PEERLOCK_SIM_SEED={} cargo test --release -p peerlock-core --features sim sim::tests::replay_one_seed -- --nocapture",
+            self.seed
+        )
+    }
+}
+
+/// What a run saw.
+#[derive(Debug)]
+pub struct SimOutcome {
+    /// The run's configuration.
+    pub config: SimConfig,
+    /// The checker's verdict, with liveness failures and log divergences
+    /// added as violations.
+    pub report: Report,
+    /// A hash of everything the run recorded: the same seed must give the
+    /// same hash.
+    pub trace_hash: u64,
+    /// Faults injected.
+    pub faults: FaultCounts,
+    /// Client operations invoked.
+    pub ops: u64,
+    /// Simulated time the run took, in all.
+    pub sim_time: Duration,
+    /// Messages delivered and dropped.
+    pub messages: (u64, u64),
+}
+
+impl SimOutcome {
+    /// A failure message naming the seed and the replay command.
+    pub fn failure(&self) -> Option<String> {
+        if self.report.is_ok() {
+            return None;
+        }
+        Some(format!(
+            "seed {} ({:?}) violated:\n{}replay: {}",
+            self.config.seed,
+            self.config,
+            self.report,
+            self.config.replay_command()
+        ))
+    }
+}
+
+/// Runs one seed to the end (on this thread).
+pub fn run(config: SimConfig) -> SimOutcome {
+    crate::raft::seed_thread_random(Some(config.seed.wrapping_mul(31).wrapping_add(7)));
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .start_paused(true)
+        .build();
+    let outcome = match rt {
+        Ok(rt) => rt.block_on(simulate(config.clone())),
+        Err(e) => {
+            let mut report = Report::default();
+            report.add(Property::Liveness, None, format!("no runtime: {e}"));
+            SimOutcome {
+                config,
+                report,
+                trace_hash: 0,
+                faults: FaultCounts::new(),
+                ops: 0,
+                sim_time: Duration::ZERO,
+                messages: (0, 0),
+            }
+        }
+    };
+    crate::raft::seed_thread_random(None);
+    outcome
+}
+
+fn node_config(c: &SimConfig) -> NodeConfig {
+    NodeConfig {
+        session_ttl: c.ttl,
+        lock_delay: c.lock_delay,
+        tick: Duration::from_millis(50),
+        compact_after: 300,
+        ..NodeConfig::default()
+    }
+}
+
+async fn simulate(c: SimConfig) -> SimOutcome {
+    let mut rng = Rng::new(c.seed);
+    let rates: Vec<f64> = (0..c.voters)
+        .map(|_| match c.skew {
+            Skew::None => 1.0,
+            Skew::WithinBound => rng.float(0.96, 1.04),
+            Skew::BeyondBound => rng.float(0.7, 1.3),
+        })
+        .collect();
+    let max_drift_ppm = rates
+        .iter()
+        .map(|r| ((r - 1.0).abs() * 1e6) as u64)
+        .max()
+        .unwrap_or(0);
+    let cfg = node_config(&c);
+    let mut world = World::new(rng.fork(), c.voters, cfg.clone(), c.durable, rates);
+    world.net.set_weather(calm());
+    let mut report = Report::default();
+    let mut faults = FaultCounts::new();
+    if let Err(e) = world.start_all().await {
+        report.add(
+            Property::Liveness,
+            None,
+            format!("the cluster did not start: {e}"),
+        );
+    }
+    let end = world.shared.start + c.duration;
+    // The nemesis, until the run's time is up.
+    tokio::time::sleep(Duration::from_millis(rng.between(500, 2_000))).await;
+    while c.faults && tokio::time::Instant::now() + Duration::from_secs(3) < end {
+        if let Err(e) = world.one_fault(&mut faults).await {
+            report.add(Property::S6Durability, None, e);
+        }
+        let gap = Duration::from_millis(rng.between(0, 1_500));
+        tokio::time::sleep(gap).await;
+    }
+    tokio::time::sleep_until(end).await;
+
+    // Heal everything, then the liveness promises.
+    world.net.heal();
+    world.net.set_weather(calm());
+    for i in 0..c.voters {
+        world.set_paused(i, false);
+    }
+    if let Err(e) = world.restart_all().await {
+        report.add(Property::Liveness, None, e);
+    }
+    super::liveness::check(&mut world, &cfg, max_drift_ppm, c.skew, &mut report).await;
+
+    // Stop the clients, let the dust settle, collect.
+    world.shared.stop.store(true, Ordering::Relaxed);
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let finals = super::liveness::converge(&mut world, &mut report).await;
+    for n in &mut world.nodes {
+        for t in n.clients.drain(..) {
+            t.abort();
+        }
+    }
+    let sim_time = world.shared.now();
+    let mut history = std::mem::take(&mut *world.shared.history.lock());
+    let log = std::mem::take(&mut *world.shared.log.lock());
+    history.log = log.entries.into_values().collect();
+    history.finals = finals;
+    history.params = Params {
+        ttl: c.ttl,
+        lock_delay: c.lock_delay,
+        max_clock_drift_ppm: max_drift_ppm,
+        expect_s4: c.skew != Skew::BeyondBound,
+    };
+    for d in log.divergences {
+        report.add(Property::S6Durability, None, format!("log divergence: {d}"));
+    }
+    let checked = check::check(&history);
+    report.violations.extend(checked.violations);
+    report.skipped.extend(checked.skipped);
+    report.stats = checked.stats;
+    let messages = world.net.counts();
+    for n in &world.nodes {
+        if let Some(h) = &n.handle {
+            h.abort();
+        }
+    }
+    SimOutcome {
+        trace_hash: trace_hash(&history),
+        ops: report.stats.ops,
+        config: c,
+        report,
+        faults,
+        sim_time,
+        messages,
+    }
+}
+
+/// A hash of the history and the log: equal runs give equal hashes.
+fn trace_hash(h: &History) -> u64 {
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    let mut line = String::new();
+    for e in &h.events {
+        line.clear();
+        let _ = write!(line, "{e:?}");
+        line.hash(&mut hasher);
+    }
+    for c in &h.log {
+        line.clear();
+        let _ = write!(line, "{c:?}");
+        line.hash(&mut hasher);
+    }
+    for f in &h.finals {
+        (f.applied, f.hash).hash(&mut hasher);
+    }
+    hasher.finish()
+}

@@ -1,0 +1,411 @@
+//! The simulated cluster: nodes running the real driver and state machine
+//! on a [`SimNet`] and [`SimDisk`]s, each with its own clock, pause gate
+//! and client tasks; and what crashing, pausing and restarting them means.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, AtomicU64};
+use std::sync::Arc;
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+use super::disk::SimDisk;
+use super::history::{Committed, History};
+use super::net::SimNet;
+use super::rng::Rng;
+use crate::client::{NodeHandle, Role};
+use crate::clock::Clock;
+use crate::config::NodeConfig;
+use crate::error::Error;
+use crate::machine::{Command, Effect};
+use crate::raft::{start, start_with, Hooks, Member, PeerMemory, StartParams};
+use crate::types::{NodeId, NodeName};
+
+/// Peer incarnations that survive the node's crashes (its data directory).
+#[derive(Clone, Default)]
+pub(crate) struct DurablePeers(Arc<Mutex<HashMap<NodeId, u64>>>);
+
+impl PeerMemory for DurablePeers {
+    fn load(&self) -> HashMap<NodeId, u64> {
+        self.0.lock().clone()
+    }
+
+    fn remember(&mut self, peer: NodeId, incarnation: u64) -> Result<(), Error> {
+        self.0.lock().insert(peer, incarnation);
+        Ok(())
+    }
+}
+
+/// The committed log as nodes apply it, and any disagreement between them.
+#[derive(Default)]
+pub(crate) struct LogRecorder {
+    pub(crate) entries: BTreeMap<u64, Committed>,
+    /// Two nodes applied different commands at one index.
+    pub(crate) divergences: Vec<String>,
+}
+
+/// What clients and the nemesis share.
+pub(crate) struct Shared {
+    pub(crate) start: Instant,
+    pub(crate) history: Mutex<History>,
+    pub(crate) log: Mutex<LogRecorder>,
+    /// Per lock, the highest token its fenced resource accepted.
+    pub(crate) resources: Mutex<BTreeMap<String, u64>>,
+    pub(crate) next_op: AtomicU64,
+    pub(crate) stop: AtomicBool,
+    /// Which node each client process holding a lock runs on.
+    pub(crate) holding: Mutex<BTreeMap<u32, usize>>,
+}
+
+impl Shared {
+    /// True time since the run began.
+    pub(crate) fn now(&self) -> Duration {
+        Instant::now() - self.start
+    }
+}
+
+/// One simulated node and everything of it that outlives a crash.
+pub(crate) struct SimNode {
+    pub(crate) member: Member,
+    pub(crate) handle: Option<NodeHandle>,
+    pub(crate) disk: SimDisk,
+    pub(crate) peers: DurablePeers,
+    /// The incarnation stored in its data directory (durable runs).
+    pub(crate) incarnation: u64,
+    /// Network incarnation: bumped by each (re)join.
+    pub(crate) net_incarnation: u64,
+    pub(crate) pause: watch::Sender<bool>,
+    pub(crate) rate: f64,
+    pub(crate) election_ticks: usize,
+    pub(crate) first_tick: Duration,
+    pub(crate) clients: Vec<JoinHandle<()>>,
+    /// An in-memory node that crashed: its identity may never vote again.
+    pub(crate) gone: bool,
+}
+
+/// The cluster.
+pub(crate) struct World {
+    pub(crate) rng: Rng,
+    pub(crate) net: SimNet,
+    pub(crate) members: Vec<Member>,
+    pub(crate) nodes: Vec<SimNode>,
+    pub(crate) config: NodeConfig,
+    pub(crate) durable: bool,
+    pub(crate) fsync_latency: Duration,
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) next_process: u32,
+    pub(crate) clients_per_node: usize,
+}
+
+impl World {
+    /// Builds `voters` nodes (not started) with clocks running at `rates`.
+    pub(crate) fn new(
+        mut rng: Rng,
+        voters: usize,
+        config: NodeConfig,
+        durable: bool,
+        rates: Vec<f64>,
+    ) -> Self {
+        let net = SimNet::new(rng.fork());
+        let members: Vec<Member> = (0..voters)
+            .map(|i| {
+                let name = format!("sim{i}");
+                let id = NodeId::from_name(&name);
+                Member {
+                    id,
+                    name: NodeName(name),
+                    addr: super::MemNet::addr(id),
+                }
+            })
+            .collect();
+        // Distinct election timeouts in [e, 2e): raft-rs's own draw is not
+        // seeded, and equal timeouts could split votes forever.
+        let e = config.election_ticks;
+        let mut ticks: Vec<usize> = (e..2 * e).collect();
+        let mut nodes = Vec::new();
+        for (i, m) in members.iter().enumerate() {
+            let pick = rng.below(ticks.len() as u64) as usize;
+            let election_ticks = if pick < ticks.len() {
+                ticks.swap_remove(pick)
+            } else {
+                e + i
+            };
+            let (pause, _) = watch::channel(false);
+            nodes.push(SimNode {
+                member: m.clone(),
+                handle: None,
+                disk: SimDisk::new(),
+                peers: DurablePeers::default(),
+                incarnation: rng.next_u64(),
+                net_incarnation: 0,
+                pause,
+                rate: rates.get(i).copied().unwrap_or(1.0),
+                election_ticks,
+                first_tick: Duration::from_micros(rng.below(config.tick.as_micros() as u64)),
+                clients: Vec::new(),
+                gone: false,
+            });
+        }
+        let fsync_latency = Duration::from_micros(rng.between(200, 3_000));
+        Self {
+            rng,
+            net,
+            members,
+            nodes,
+            config,
+            durable,
+            fsync_latency,
+            shared: Arc::new(Shared {
+                start: Instant::now(),
+                history: Mutex::new(History::default()),
+                log: Mutex::new(LogRecorder::default()),
+                resources: Mutex::new(BTreeMap::new()),
+                next_op: AtomicU64::new(1),
+                stop: AtomicBool::new(false),
+                holding: Mutex::new(BTreeMap::new()),
+            }),
+            next_process: 0,
+            clients_per_node: 2,
+        }
+    }
+
+    /// The start parameters and hooks of node `i`'s next run.
+    fn params(&mut self, i: usize) -> Option<(StartParams, SimDisk)> {
+        let shared = self.shared.clone();
+        let node = self.nodes.get_mut(i)?;
+        node.net_incarnation += 1;
+        let (transport, incoming) = self.net.join(node.member.id, node.net_incarnation);
+        let observer: crate::raft::ApplyObserver = Arc::new(
+            move |_node: NodeId, index: u64, cmd: Option<&Command>, effects: &[Effect]| {
+                record_apply(&shared, index, cmd, effects);
+            },
+        );
+        let hooks = Hooks {
+            clock: Clock::skewed(node.rate, Duration::from_secs(1 + i as u64)),
+            election_ticks: Some(node.election_ticks),
+            first_tick: node.first_tick,
+            pause: Some(node.pause.subscribe()),
+            observer: Some(observer),
+            fsync_in_task: self.durable.then_some(self.fsync_latency),
+        };
+        let params = StartParams {
+            config: self.config.clone(),
+            me: node.member.id,
+            members: self.members.clone(),
+            transport,
+            incoming,
+            join_timeout: Duration::from_secs(3),
+            on_stop: None,
+            incarnation: self.durable.then_some(node.incarnation),
+            peer_memory: if self.durable {
+                Box::new(node.peers.clone())
+            } else {
+                Box::new(crate::raft::MemoryPeers::default())
+            },
+            hooks,
+        };
+        Some((params, node.disk.clone()))
+    }
+
+    /// Starts node `i` (its hello round included).
+    pub(crate) fn spawn_start(
+        &mut self,
+        i: usize,
+    ) -> Option<JoinHandle<Result<NodeHandle, Error>>> {
+        let (params, disk) = self.params(i)?;
+        let durable = self.durable;
+        Some(tokio::spawn(async move {
+            if durable {
+                start_with(params, move |cs| Ok(disk.open(cs))).await
+            } else {
+                start(params).await
+            }
+        }))
+    }
+
+    /// Starts every node together and waits until all are ready.
+    pub(crate) async fn start_all(&mut self) -> Result<(), Error> {
+        let mut starts = Vec::new();
+        for i in 0..self.nodes.len() {
+            starts.push(self.spawn_start(i));
+        }
+        for (i, s) in starts.into_iter().enumerate() {
+            let Some(s) = s else { continue };
+            let handle = s
+                .await
+                .map_err(|e| Error::Config(format!("start task: {e}")))??;
+            if let Some(n) = self.nodes.get_mut(i) {
+                n.handle = Some(handle);
+            }
+        }
+        for n in &self.nodes {
+            if let Some(h) = &n.handle {
+                tokio::time::timeout(Duration::from_secs(10), h.ready())
+                    .await
+                    .map_err(|_| Error::NoQuorum)??;
+            }
+        }
+        for i in 0..self.nodes.len() {
+            self.spawn_clients(i);
+        }
+        Ok(())
+    }
+
+    /// Starts node `i`'s client tasks (a new process number each).
+    pub(crate) fn spawn_clients(&mut self, i: usize) {
+        let Some(handle) = self.nodes.get(i).and_then(|n| n.handle.clone()) else {
+            return;
+        };
+        for _ in 0..self.clients_per_node {
+            let process = self.next_process;
+            self.next_process += 1;
+            let client = super::workload::Client {
+                process,
+                node: i,
+                handle: handle.clone(),
+                pause: self.nodes.get(i).map(|n| n.pause.subscribe()),
+                shared: self.shared.clone(),
+                rng: self.rng.fork(),
+            };
+            let task = tokio::spawn(client.run());
+            if let Some(n) = self.nodes.get_mut(i) {
+                n.clients.push(task);
+            }
+        }
+    }
+
+    /// Whether node `i` runs.
+    pub(crate) fn is_up(&self, i: usize) -> bool {
+        self.nodes.get(i).is_some_and(|n| n.handle.is_some())
+    }
+
+    /// Kills node `i`'s process: its driver and clients stop mid-step,
+    /// what was in flight to it is lost, and its disk keeps only what was
+    /// durable (plus a random prefix of the rest).
+    pub(crate) fn crash(&mut self, i: usize) {
+        let Some(n) = self.nodes.get_mut(i) else {
+            return;
+        };
+        let Some(h) = n.handle.take() else {
+            return;
+        };
+        h.abort();
+        for c in n.clients.drain(..) {
+            c.abort();
+        }
+        self.shared.holding.lock().retain(|_, node| *node != i);
+        self.net.leave(n.member.id);
+        n.disk.crash(&mut self.rng);
+        n.disk.set_failing(false);
+        let _ = n.pause.send(false);
+        if !self.durable {
+            n.gone = true;
+        }
+    }
+
+    /// Restarts a crashed node. A durable node comes back as itself; an
+    /// in-memory one must be refused (it would vote again under the same
+    /// identity): an `Ok` for it is returned as an error message.
+    pub(crate) async fn restart(&mut self, i: usize) -> Result<bool, String> {
+        if self.is_up(i) {
+            return Ok(true);
+        }
+        let Some(task) = self.spawn_start(i) else {
+            return Ok(false);
+        };
+        let started = match task.await {
+            Ok(r) => r,
+            Err(e) => return Err(format!("start task failed: {e}")),
+        };
+        let blank = !self.durable;
+        match started {
+            Ok(h) if blank => {
+                h.abort();
+                Err(format!(
+                    "node {i} restarted blank (in memory) and was accepted under its old identity"
+                ))
+            }
+            Ok(h) => {
+                if let Some(n) = self.nodes.get_mut(i) {
+                    n.handle = Some(h);
+                }
+                self.spawn_clients(i);
+                Ok(true)
+            }
+            Err(Error::Config(_)) if blank => {
+                self.net
+                    .leave(self.nodes.get(i).map_or(NodeId(0), |n| n.member.id));
+                Ok(false)
+            }
+            Err(_) => {
+                // No majority answered the hello round in time: try later.
+                if let Some(n) = self.nodes.get(i) {
+                    self.net.leave(n.member.id);
+                }
+                Ok(false)
+            }
+        }
+    }
+
+    /// Freezes or thaws node `i` (SIGSTOP / SIGCONT).
+    pub(crate) fn set_paused(&self, i: usize, paused: bool) {
+        if let Some(n) = self.nodes.get(i) {
+            let _ = n.pause.send(paused);
+        }
+    }
+
+    /// The index of the node that leads in the highest term, if any.
+    pub(crate) fn leader(&self) -> Option<usize> {
+        self.nodes
+            .iter()
+            .enumerate()
+            .filter_map(|(i, n)| {
+                let s = n.handle.as_ref()?.status();
+                (s.role == Role::Leader && !*n.pause.borrow()).then_some((s.term, i))
+            })
+            .max()
+            .map(|(_, i)| i)
+    }
+
+    /// The node of some client that holds a lock now, if any.
+    pub(crate) fn holder_node(&mut self) -> Option<usize> {
+        let nodes: Vec<usize> = self.shared.holding.lock().values().copied().collect();
+        self.rng.pick(&nodes).copied()
+    }
+
+    /// Nodes that run (not crashed).
+    pub(crate) fn up(&self) -> Vec<usize> {
+        (0..self.nodes.len()).filter(|i| self.is_up(*i)).collect()
+    }
+}
+
+/// The observer: records each applied entry once, and any disagreement.
+fn record_apply(shared: &Shared, index: u64, cmd: Option<&Command>, effects: &[Effect]) {
+    let at = shared.now();
+    let mut log = shared.log.lock();
+    match log.entries.get(&index) {
+        Some(seen) => {
+            if seen.command.as_ref() != cmd || seen.effects != effects {
+                let msg = format!(
+                    "index {index}: applied as {:?} (effects {:?}) and later as {cmd:?} (effects {effects:?})",
+                    seen.command, seen.effects
+                );
+                log.divergences.push(msg);
+            }
+        }
+        None => {
+            log.entries.insert(
+                index,
+                Committed {
+                    index,
+                    at,
+                    command: cmd.cloned(),
+                    effects: effects.to_vec(),
+                },
+            );
+        }
+    }
+}

@@ -12,6 +12,7 @@
 //! | command        | answer                                              |
 //! |----------------|-----------------------------------------------------|
 //! | `lock NAME`    | `granted NAME TOKEN`                                |
+//! | `lock NAME MS` | the same, or `error ..` if not granted within MS ms (`lock_timeout`) |
 //! | `try NAME`     | `granted NAME TOKEN` or `busy NAME`                 |
 //! | `unlock NAME`  | `released NAME`                                     |
 //! | `held NAME`    | `held NAME true|false` (the guard's `is_held()`)    |
@@ -114,6 +115,19 @@ async fn say(out: &mut tokio::io::Stdout, line: String) {
     let _ = out.flush().await;
 }
 
+/// `lock NAME` waits as long as it takes; `lock NAME MS` at most MS ms.
+async fn lock(node: &Node, name: &str, ms: Option<&str>) -> Result<LockGuard, String> {
+    match ms {
+        None => node.lock(name).await.map_err(|e| e.to_string()),
+        Some(ms) => {
+            let ms: u64 = ms.parse().map_err(|e| format!("bad timeout {ms:?}: {e}"))?;
+            node.lock_timeout(name, Duration::from_millis(ms))
+                .await
+                .map_err(|e| e.to_string())
+        }
+    }
+}
+
 async fn run(args: Args) -> Result<(), peerlock::Error> {
     let tls = TlsConfig::from_pem_files(&args.ca, &args.cert, &args.key)?;
     let builder = Node::builder()
@@ -137,8 +151,9 @@ async fn run(args: Args) -> Result<(), peerlock::Error> {
     while let Ok(Some(line)) = lines.next_line().await {
         let mut words = line.split_whitespace();
         let (cmd, name) = (words.next().unwrap_or(""), words.next().unwrap_or(""));
+        let arg = words.next();
         let answer = match cmd {
-            "lock" => match node.lock(name).await {
+            "lock" => match lock(&node, name, arg).await {
                 Ok(g) => {
                     let a = format!("granted {name} {}", g.token());
                     guards.insert(name.to_owned(), g);

@@ -7,3 +7,5 @@ mod common;
 mod procs;
 mod t10_sigstop;
 mod t20_durable;
+mod t30_kill;
+mod workload;

@@ -56,6 +56,34 @@ impl Proc {
             .expect("node closed its output")
     }
 
+    /// Like [`Proc::ask`], but a node that died (its output closed) or did
+    /// not answer within `timeout` is an `Err`, not a panic.
+    pub async fn try_ask(&mut self, cmd: &str, timeout: Duration) -> Result<String, Gone> {
+        let sent = async {
+            self.stdin.write_all(format!("{cmd}\n").as_bytes()).await?;
+            self.stdin.flush().await
+        };
+        if sent.await.is_err() {
+            return Err(Gone::Closed);
+        }
+        self.try_next_line(timeout).await
+    }
+
+    /// The next line, or `Err` if the node died or stayed silent for `timeout`.
+    pub async fn try_next_line(&mut self, timeout: Duration) -> Result<String, Gone> {
+        match tokio::time::timeout(timeout, self.lines.next_line()).await {
+            Err(_) => Err(Gone::Silent),
+            Ok(Ok(Some(line))) => Ok(line),
+            Ok(_) => Err(Gone::Closed),
+        }
+    }
+
+    /// SIGKILLs the process and reaps it (bounded).
+    pub async fn kill9(&mut self) {
+        let _ = self.child.start_kill();
+        let _ = tokio::time::timeout(Duration::from_secs(10), self.child.wait()).await;
+    }
+
     pub fn signal(&self, sig: &str) {
         let status = std::process::Command::new("kill")
             .args([format!("-{sig}"), self.pid().to_string()])
@@ -65,6 +93,15 @@ impl Proc {
     }
 }
 
+/// Why [`Proc::try_ask`] got no answer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Gone {
+    /// The process's output closed (it died or was killed).
+    Closed,
+    /// No answer within the timeout.
+    Silent,
+}
+
 /// Certificates, ports and (optionally) data directories for `n` node
 /// processes, so that each can be killed and started again as itself.
 pub struct Spec {
@@ -72,19 +109,14 @@ pub struct Spec {
     pub ports: Vec<u16>,
     pub ttl: Duration,
     pub durable: bool,
+    /// Each node's IP address (its certificate's SAN).
+    pub hosts: Vec<String>,
+    /// A command each node runs under (e.g. `ip netns exec NS`); empty: none.
+    pub wrap: Vec<Vec<String>>,
 }
 
 impl Spec {
     pub fn new(n: usize, ttl: Duration, durable: bool) -> Self {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let ca = ClusterCa::generate("proc").expect("CA");
-        std::fs::write(dir.path().join("ca.pem"), ca.ca_pem()).expect("write ca");
-        for i in 0..n {
-            let name = format!("proc-{i}");
-            let (cert, key) = ca.issue_node_pem(&name, &["127.0.0.1"]).expect("issue");
-            std::fs::write(dir.path().join(format!("{name}.pem")), cert).expect("write cert");
-            std::fs::write(dir.path().join(format!("{name}.key")), key).expect("write key");
-        }
         // Probe free ports: bind port 0 and release it.
         let ports = (0..n)
             .map(|_| {
@@ -95,28 +127,54 @@ impl Spec {
                     .port()
             })
             .collect();
+        Self::with_hosts(vec!["127.0.0.1".to_owned(); n], ports, ttl, durable)
+    }
+
+    /// Nodes at the given addresses and ports (one each).
+    pub fn with_hosts(hosts: Vec<String>, ports: Vec<u16>, ttl: Duration, durable: bool) -> Self {
+        assert_eq!(hosts.len(), ports.len());
+        let dir = tempfile::tempdir().expect("temp dir");
+        let ca = ClusterCa::generate("proc").expect("CA");
+        std::fs::write(dir.path().join("ca.pem"), ca.ca_pem()).expect("write ca");
+        for (i, host) in hosts.iter().enumerate() {
+            let name = format!("proc-{i}");
+            let (cert, key) = ca.issue_node_pem(&name, &[host.as_str()]).expect("issue");
+            std::fs::write(dir.path().join(format!("{name}.pem")), cert).expect("write cert");
+            std::fs::write(dir.path().join(format!("{name}.key")), key).expect("write key");
+        }
+        let wrap = vec![Vec::new(); hosts.len()];
         Self {
             dir,
             ports,
             ttl,
             durable,
+            hosts,
+            wrap,
         }
     }
 
     /// Spawns node `i` (does not wait for it to be ready).
     pub fn spawn(&self, i: usize) -> Proc {
         let peers = self
-            .ports
+            .hosts
             .iter()
-            .map(|p| format!("127.0.0.1:{p}"))
+            .zip(&self.ports)
+            .map(|(h, p)| format!("{h}:{p}"))
             .collect::<Vec<_>>()
             .join(",");
         let d = self.dir.path();
         let name = format!("proc-{i}");
-        let mut cmd = Command::new(node_bin());
+        let mut cmd = match self.wrap[i].split_first() {
+            None => Command::new(node_bin()),
+            Some((program, args)) => {
+                let mut c = Command::new(program);
+                c.args(args).arg(node_bin());
+                c
+            }
+        };
         cmd.args([
             "--listen",
-            &format!("127.0.0.1:{}", self.ports[i]),
+            &format!("{}:{}", self.hosts[i], self.ports[i]),
             "--peers",
             &peers,
         ])

@@ -8,4 +8,5 @@ mod procs;
 mod t10_sigstop;
 mod t20_durable;
 mod t30_kill;
+mod t40_netns;
 mod workload;

@@ -241,6 +241,7 @@ where
         syncer,
         unsynced_upto: None,
         written_vote,
+        applied_entry: applied,
         hooks: p.hooks.clone(),
         clock: clock.clone(),
     };

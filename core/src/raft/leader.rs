@@ -29,6 +29,9 @@ pub(crate) struct LeaderDuty {
     pub(crate) liveness: Liveness,
     handoffs: BTreeMap<LockName, Handoff>,
     lock_delay: Duration,
+    /// Since when each peer has waited for a snapshot (see
+    /// `Driver::retry_lost_snapshots`).
+    pub(crate) snapshot_since: BTreeMap<u64, Instant>,
 }
 
 impl LeaderDuty {
@@ -45,6 +48,7 @@ impl LeaderDuty {
             liveness,
             handoffs: BTreeMap::new(),
             lock_delay,
+            snapshot_since: BTreeMap::new(),
         };
         for h in table.pending_handoffs() {
             duty.schedule(h.lock, h.freed_at, h.delayed, now);

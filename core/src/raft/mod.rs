@@ -96,6 +96,9 @@ pub(crate) struct Driver<S: LogStore + Send + 'static> {
     unsynced_upto: Option<u64>,
     /// The term and vote last written to the log store.
     written_vote: (u64, u64),
+    /// The index of the last entry applied to the table (or of the snapshot
+    /// it was restored from).
+    applied_entry: u64,
     /// The simulator's seams (inert in production).
     hooks: Hooks,
     /// This node's clock (`hooks.clock`).
@@ -167,6 +170,7 @@ impl<S: LogStore + Send + 'static> Driver<S> {
             return;
         }
         self.raw.on_persist_ready(done.number);
+        self.advance_applied();
         if self.unsynced_upto.is_some_and(|n| n <= done.number) {
             self.unsynced_upto = None;
         }

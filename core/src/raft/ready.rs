@@ -102,11 +102,24 @@ impl<S: LogStore + Send + 'static> Driver<S> {
             msgs: ready.take_persisted_messages(),
         };
         self.raw.advance_append_async(ready);
-        self.raw.advance_apply();
+        self.advance_applied();
         let submitted = self.syncer.as_ref().is_some_and(|s| s.submit(job));
         if !submitted {
             tracing::error!(node = %self.name, "the fsync thread is gone; stopping the node");
             self.stopped = true;
+        }
+    }
+
+    /// Tells raft-rs how far this node has applied, on the asynchronous
+    /// path. raft-rs requires applied ≤ persisted: a snapshot installed in
+    /// a Ready whose write is still on its way to the disk counts only once
+    /// the fsync reports back (found by the simulator: raft-rs panicked
+    /// when `advance_apply` named the snapshot's index too early).
+    pub(super) fn advance_applied(&mut self) {
+        let log = &self.raw.raft.raft_log;
+        let target = self.applied_entry.min(log.persisted).min(log.committed);
+        if target > log.applied {
+            self.raw.advance_apply_to(target);
         }
     }
 
@@ -116,6 +129,7 @@ impl<S: LogStore + Send + 'static> Driver<S> {
     }
 
     fn install_snapshot(&mut self, snap: Snapshot) {
+        let snap_index = snap.get_metadata().index;
         let table = match LockTable::restore(&snap.data) {
             Ok(t) => t,
             Err(e) => {
@@ -129,6 +143,7 @@ impl<S: LogStore + Send + 'static> Driver<S> {
             return;
         }
         self.table = table;
+        self.applied_entry = self.applied_entry.max(snap_index);
         metrics::counter!(crate::metrics::SNAPSHOTS_INSTALLED).increment(1);
         tracing::info!(node = %self.name, applied = self.table.applied_index(), "caught up from a snapshot");
         let now = self.clock.now();
@@ -150,6 +165,7 @@ impl<S: LogStore + Send + 'static> Driver<S> {
         }
         let now = self.clock.now();
         for entry in entries {
+            self.applied_entry = self.applied_entry.max(entry.index);
             match entry.get_entry_type() {
                 EntryType::EntryNormal => {
                     if entry.data.is_empty() {

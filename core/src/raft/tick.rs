@@ -136,7 +136,41 @@ impl<S: LogStore + Send + 'static> Driver<S> {
         }
     }
 
+    /// A snapshot message the network lost leaves raft-rs waiting for it
+    /// forever (the peer's progress stays paused until `report_snapshot`),
+    /// and the peer never catches up (found by the simulator). The
+    /// transport cannot tell us of a loss, so a peer still waiting after
+    /// two election timeouts is reported failed, and raft-rs sends again.
+    fn retry_lost_snapshots(&mut self, now: Instant) {
+        let waiting: Vec<u64> = self
+            .raw
+            .raft
+            .prs()
+            .iter()
+            .filter(|(_, pr)| pr.state == raft::ProgressState::Snapshot)
+            .map(|(id, _)| *id)
+            .collect();
+        let timeout = self.cfg.election_timeout() * 2;
+        let Some(duty) = self.leader.as_mut() else {
+            return;
+        };
+        duty.snapshot_since.retain(|id, _| waiting.contains(id));
+        let mut lost = Vec::new();
+        for id in waiting {
+            let since = *duty.snapshot_since.entry(id).or_insert(now);
+            if now.saturating_duration_since(since) >= timeout {
+                lost.push(id);
+            }
+        }
+        for id in lost {
+            duty.snapshot_since.remove(&id);
+            tracing::debug!(node = %self.name, peer = id, "no answer to a snapshot; sending it again");
+            self.raw.report_snapshot(id, raft::SnapshotStatus::Failure);
+        }
+    }
+
     fn leader_duties(&mut self, now: Instant) {
+        self.retry_lost_snapshots(now);
         let Some(duty) = self.leader.as_mut() else {
             return;
         };

@@ -62,3 +62,98 @@ fn replay_one_seed() {
         panic!("{f}");
     }
 }
+
+/// The CI run: 500 seeds (about half with 3 voters, half with 5), each a
+/// minute of simulated time under faults, every one checked.
+#[test]
+fn five_hundred_seeds_keep_every_promise() {
+    let n = env_u64("PEERLOCK_SIM_SEEDS").unwrap_or(500);
+    let first = env_u64("PEERLOCK_SIM_FIRST").unwrap_or(0);
+    let t0 = Instant::now();
+    let outcomes = run_many((first..first + n).collect(), SimConfig::from_seed);
+    eprintln!("{} in {:?}", summary(&outcomes), t0.elapsed());
+    for o in &outcomes {
+        assert!(
+            o.ops >= 200,
+            "seed {} ran only {} operations",
+            o.config.seed,
+            o.ops
+        );
+        assert!(o.sim_time >= Duration::from_secs(60));
+    }
+    let failures: Vec<String> = outcomes.iter().filter_map(SimOutcome::failure).collect();
+    for o in outcomes.iter().filter(|o| !o.report.is_ok()) {
+        let first = o
+            .report
+            .violations
+            .first()
+            .map(|v| v.to_string())
+            .unwrap_or_default();
+        eprintln!(
+            "FAILED seed {} ({} voters, durable {}, {:?}): {}",
+            o.config.seed,
+            o.config.voters,
+            o.config.durable,
+            o.config.skew,
+            first.chars().take(300).collect::<String>()
+        );
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {n} seeds failed; the first:\n{}",
+        failures.len(),
+        failures.first().map_or("", String::as_str)
+    );
+    let both = outcomes.iter().any(|o| o.config.voters == 3)
+        && outcomes.iter().any(|o| o.config.voters == 5);
+    assert!(both || n < 10, "the seeds cover 3 and 5 voters");
+}
+
+/// Nondeterminism caught the day it creeps in: a sample of seeds run twice
+/// gives the same trace.
+#[test]
+fn the_same_seed_gives_the_same_trace() {
+    let seeds: Vec<u64> = vec![7, 1_000_003, 42_424_242];
+    let a = run_many(seeds.clone(), SimConfig::from_seed);
+    let b = run_many(seeds, SimConfig::from_seed);
+    for (x, y) in a.iter().zip(&b) {
+        assert_eq!(
+            x.trace_hash, y.trace_hash,
+            "seed {} ran differently twice: nondeterminism in the simulator or the driver",
+            x.config.seed
+        );
+        assert!(x.ops > 0);
+    }
+}
+
+/// The soak: `PEERLOCK_SIM_SEEDS=100000 cargo test --release -p peerlock-core --features sim stress_ -- --ignored --nocapture`
+#[test]
+#[ignore = "long soak; run by hand (see the README's Tested faults)"]
+fn stress_many_seeds() {
+    let n = env_u64("PEERLOCK_SIM_SEEDS").unwrap_or(100_000);
+    let first = env_u64("PEERLOCK_SIM_FIRST").unwrap_or(1_000_000);
+    let t0 = Instant::now();
+    let mut failures = Vec::new();
+    let mut all = Vec::new();
+    for chunk in (first..first + n).collect::<Vec<_>>().chunks(1_000) {
+        let outcomes = run_many(chunk.to_vec(), SimConfig::from_seed);
+        failures.extend(outcomes.iter().filter_map(SimOutcome::failure));
+        all.extend(outcomes.into_iter().map(|mut o| {
+            o.report.violations.truncate(3);
+            o
+        }));
+        eprintln!(
+            "{} seeds done in {:?}, {} failed",
+            all.len(),
+            t0.elapsed(),
+            failures.len()
+        );
+    }
+    eprintln!("{} in {:?}", summary(&all), t0.elapsed());
+    assert!(
+        failures.is_empty(),
+        "{} seeds failed; the first:\n{}",
+        failures.len(),
+        failures[0]
+    );
+}

@@ -22,8 +22,6 @@ mod s6_durability;
 mod s7_fifo;
 
 #[cfg(test)]
-mod log_proptests;
-#[cfg(test)]
 mod log_tests;
 #[cfg(test)]
 mod tests;

@@ -22,6 +22,8 @@ mod s6_durability;
 mod s7_fifo;
 
 #[cfg(test)]
+mod log_proptests;
+#[cfg(test)]
 mod log_tests;
 #[cfg(test)]
 mod tests;

@@ -13,8 +13,8 @@ pub enum Bug {
     /// An expired session's waiters stay queued, and the grant does not
     /// check that the waiter's session still exists.
     GrantWithoutSessionCheck,
-    /// Votes and append acknowledgements go out, and the leader counts its
-    /// own entries, before the fsync that makes them durable.
+    /// Votes and append acknowledgements go out before the fsync that
+    /// makes them durable.
     AckBeforeFsync,
     /// The leader acknowledges a keepalive without first confirming with a
     /// quorum that it still leads.

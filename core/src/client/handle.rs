@@ -203,6 +203,16 @@ impl NodeHandle {
         }
     }
 
+    /// Whether the node's task has ended (stopped, failed, or panicked).
+    #[cfg(any(test, feature = "sim"))]
+    pub(crate) fn has_stopped(&self) -> bool {
+        self.inner
+            .task
+            .lock()
+            .as_ref()
+            .is_none_or(|t| t.is_finished())
+    }
+
     /// Asks this node, if it leads, to hand leadership to `to`.
     #[cfg(any(test, feature = "sim"))]
     pub(crate) fn transfer_leader(&self, to: crate::types::NodeId) {

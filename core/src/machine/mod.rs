@@ -323,8 +323,30 @@ impl LockTable {
         if lock.holder.is_some() || lock.handoff.is_some() {
             return;
         }
-        while let Some((session, request)) = lock.waiters.pop_front() {
+        loop {
+            let next = if crate::teeth::planted(crate::teeth::Bug::GrantOutOfFifoOrder) {
+                lock.waiters.pop_back()
+            } else {
+                lock.waiters.pop_front()
+            };
+            let Some((session, request)) = next else {
+                break;
+            };
             let Some(s) = self.sessions.get_mut(&session) else {
+                if crate::teeth::planted(crate::teeth::Bug::GrantWithoutSessionCheck) {
+                    let token = FencingToken(index);
+                    lock.holder = Some(Holder {
+                        session,
+                        request,
+                        token,
+                    });
+                    fx.push(Effect::Reply {
+                        session,
+                        request,
+                        outcome: Outcome::Granted(token),
+                    });
+                    return;
+                }
                 continue;
             };
             let token = FencingToken(index);
@@ -364,7 +386,9 @@ impl LockTable {
             return;
         };
         for (request, name) in &s.waiting {
-            self.drop_waiter(name, session, *request);
+            if !crate::teeth::planted(crate::teeth::Bug::GrantWithoutSessionCheck) {
+                self.drop_waiter(name, session, *request);
+            }
             fx.push(Effect::Reply {
                 session,
                 request: *request,

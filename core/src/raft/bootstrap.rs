@@ -242,6 +242,7 @@ where
         unsynced_upto: None,
         written_vote,
         applied_entry: applied,
+        started_at: applied,
         hooks: p.hooks.clone(),
         clock: clock.clone(),
     };

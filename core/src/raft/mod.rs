@@ -99,6 +99,8 @@ pub(crate) struct Driver<S: LogStore + Send + 'static> {
     /// The index of the last entry applied to the table (or of the snapshot
     /// it was restored from).
     applied_entry: u64,
+    /// The applied index this run started from.
+    started_at: u64,
     /// The simulator's seams (inert in production).
     hooks: Hooks,
     /// This node's clock (`hooks.clock`).

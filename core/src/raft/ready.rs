@@ -96,10 +96,16 @@ impl<S: LogStore + Send + 'static> Driver<S> {
             return;
         }
         self.unsynced_upto = Some(ready.number());
+        let mut msgs = ready.take_persisted_messages();
+        if crate::teeth::planted(crate::teeth::Bug::AckBeforeFsync) {
+            // The planted bug: votes and append acknowledgements go out
+            // before the fsync.
+            self.send_raft(std::mem::take(&mut msgs));
+        }
         let job = super::syncer::Job {
             number: ready.number(),
             file: self.raw.store().sync_handle(),
-            msgs: ready.take_persisted_messages(),
+            msgs,
         };
         self.raw.advance_append_async(ready);
         self.advance_applied();
@@ -302,6 +308,14 @@ impl<S: LogStore + Send + 'static> Driver<S> {
                 let answer = match outcome {
                     Outcome::Granted(token) => {
                         metrics::counter!(crate::metrics::LOCKS_GRANTED).increment(1);
+                        let token =
+                            if crate::teeth::planted(crate::teeth::Bug::TokenReuseAfterRestart) {
+                                crate::types::FencingToken(
+                                    token.0 - self.started_at.min(token.0 - 1),
+                                )
+                            } else {
+                                token
+                            };
                         AcquireReply::Granted(LockGuard {
                             name: lock,
                             token,

@@ -75,6 +75,21 @@ impl<S: LogStore + Send + 'static> Driver<S> {
     /// Stamps and sends a keepalive for this node's session to the leader.
     pub(super) fn send_keepalive(&mut self, now: Instant) {
         self.own.next_keepalive = now + self.cfg.keepalive_interval();
+        if crate::teeth::planted(crate::teeth::Bug::AckKeepaliveWithoutQuorum)
+            && (self.is_leader() || self.leader_id().is_none())
+        {
+            // The planted bug: a node that leads, or led and lost its
+            // quorum, renews its own lease with no quorum round.
+            let seq = self.own.lease.stamp(now);
+            if self.own.opened {
+                if let Some(until) = self.own.lease.acknowledged(seq) {
+                    self.own
+                        .lease_tx
+                        .send_modify(|v| v.valid_until = Some(until));
+                }
+            }
+            return;
+        }
         let Some(leader) = self.leader_id() else {
             // Try again soon: a leader is being elected.
             self.own.next_keepalive = now + self.cfg.election_timeout();

@@ -32,6 +32,14 @@ pub(crate) async fn check(
     skew: Skew,
     report: &mut Report,
 ) {
+    for (i, n) in world.nodes.iter().enumerate() {
+        if n.handle.as_ref().is_some_and(|h| h.has_stopped()) {
+            fail(
+                report,
+                format!("node {i} stopped on its own (a fatal error or a panic in its driver)"),
+            );
+        }
+    }
     let up = world.up();
     if up.len() <= world.nodes.len() / 2 {
         fail(report, format!("only {} nodes run after healing", up.len()));

@@ -23,3 +23,5 @@ pub use memnet::{MemNet, MemTransport};
 pub use run::{run, SimConfig, SimOutcome, Skew};
 #[cfg(test)]
 mod tests;
+#[cfg(all(test, feature = "teeth"))]
+mod teeth_tests;

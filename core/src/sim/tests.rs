@@ -45,6 +45,15 @@ fn summary(outcomes: &[SimOutcome]) -> String {
 #[test]
 fn replay_one_seed() {
     let seed = env_u64("PEERLOCK_SIM_SEED").unwrap_or(1);
+    // PEERLOCK_PLANT=<Bug name> replays a canary's run (feature `teeth`).
+    #[cfg(feature = "teeth")]
+    if let Ok(name) = std::env::var("PEERLOCK_PLANT") {
+        let bug = crate::teeth::Bug::ALL
+            .into_iter()
+            .find(|b| format!("{b:?}") == name)
+            .expect("PEERLOCK_PLANT names a Bug");
+        crate::teeth::plant(Some(bug));
+    }
     let t0 = Instant::now();
     let o = run(SimConfig::from_seed(seed));
     eprintln!(

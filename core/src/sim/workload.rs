@@ -127,7 +127,13 @@ impl Client {
     async fn hold(&mut self, lock: &str, g: LockGuard) {
         let token = g.token().get();
         self.shared.holding.lock().insert(self.process, self.node);
-        let rounds = self.rng.between(1, 8);
+        // Mostly short holds; some long ones, which faults are likelier to
+        // land in the middle of.
+        let rounds = if self.rng.chance(150) {
+            self.rng.between(20, 100)
+        } else {
+            self.rng.between(1, 8)
+        };
         for _ in 0..rounds {
             let held = g.is_held();
             self.record(lock, EventKind::Held { token, held });

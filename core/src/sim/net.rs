@@ -45,6 +45,8 @@ struct State {
     links: BTreeMap<(NodeId, NodeId), LinkFaults>,
     delivered: u64,
     dropped: u64,
+    /// Batches carrying a Raft snapshot still to be dropped.
+    drop_snapshots: u64,
 }
 
 /// The shared simulated network.
@@ -65,6 +67,7 @@ impl SimNet {
                 links: BTreeMap::new(),
                 delivered: 0,
                 dropped: 0,
+                drop_snapshots: 0,
             })),
         }
     }
@@ -117,6 +120,16 @@ impl SimNet {
         self.state.lock().links.insert((from, to), faults);
     }
 
+    /// Drops the next `n` batches that carry a Raft snapshot.
+    pub fn drop_snapshots(&self, n: u64) {
+        self.state.lock().drop_snapshots = n;
+    }
+
+    /// How many of the snapshots asked for are still to be dropped.
+    pub fn snapshots_to_drop(&self) -> u64 {
+        self.state.lock().drop_snapshots
+    }
+
     /// Messages delivered and dropped so far.
     pub fn counts(&self) -> (u64, u64) {
         let st = self.state.lock();
@@ -134,6 +147,11 @@ impl SimNet {
             return;
         };
         let (tx, incarnation) = (inbox.tx.clone(), inbox.incarnation);
+        if st.drop_snapshots > 0 && msgs.iter().any(is_snapshot) {
+            st.drop_snapshots -= 1;
+            st.dropped += 1;
+            return;
+        }
         let faults = st.links.get(&(from, to)).copied().unwrap_or(st.weather);
         if st.rng.chance(faults.loss_permille) {
             st.dropped += 1;
@@ -168,6 +186,16 @@ impl SimNet {
                 }
             });
         }
+    }
+}
+
+/// Whether `m` is a Raft message carrying a snapshot.
+fn is_snapshot(m: &PeerMessage) -> bool {
+    use protobuf::Message as _;
+    match m {
+        PeerMessage::Raft(bytes) => raft::eraftpb::Message::parse_from_bytes(bytes)
+            .is_ok_and(|m| m.get_msg_type() == raft::eraftpb::MessageType::MsgSnapshot),
+        _ => false,
     }
 }
 

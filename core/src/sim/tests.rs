@@ -166,3 +166,73 @@ fn stress_many_seeds() {
         failures[0]
     );
 }
+/// Regression: seed 94 made raft-rs panic ("applied(..) is out of range
+/// [prev_applied, min(committed, persisted)]") when the driver reported a
+/// snapshot applied before its Ready was durable (`Driver::advance_applied`).
+#[test]
+fn regression_seed_94_snapshot_applied_only_once_durable() {
+    let o = run(SimConfig::from_seed(94));
+    assert!(o.report.is_ok(), "{}", o.failure().unwrap_or_default());
+}
+
+/// Regression (first seen as seed 331 of an earlier workload): a follower
+/// stayed behind forever once the network lost the snapshot the leader
+/// sent it, since raft-rs waits for `report_snapshot` before sending
+/// another (`Driver::retry_lost_snapshots`).
+#[test]
+fn regression_a_lost_snapshot_is_sent_again() {
+    use super::nemesis::calm;
+    use super::rng::Rng;
+    use super::world::World;
+    use crate::config::NodeConfig;
+
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .start_paused(true)
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let cfg = NodeConfig {
+            session_ttl: Duration::from_secs(2),
+            tick: Duration::from_millis(50),
+            compact_after: 40,
+            ..NodeConfig::default()
+        };
+        let mut w = World::new(Rng::new(5), 3, cfg, false, vec![1.0; 3]);
+        w.clients_per_node = 0;
+        w.net.set_weather(calm());
+        w.start_all().await.unwrap();
+        let leader = w.leader().unwrap();
+        let lagging = (leader + 1) % 3;
+        let (lead, lag) = (
+            w.nodes[leader].handle.clone().unwrap(),
+            w.nodes[lagging].handle.clone().unwrap(),
+        );
+        let (l, f) = (w.nodes[leader].member.id, w.nodes[lagging].member.id);
+        w.net.cut(l, f);
+        w.net.cut(f, l);
+        for i in 0..120 {
+            let g = lead.lock(&format!("k{i}")).await.unwrap();
+            g.unlock().await.unwrap();
+        }
+        // The follower is now behind the leader's compacted log: it can
+        // only catch up by snapshot, and the first one is lost.
+        w.net.drop_snapshots(1);
+        w.net.heal();
+        let target = lead.state_hash().await.unwrap();
+        let caught_up = tokio::time::timeout(Duration::from_secs(20), async {
+            loop {
+                if lag.state_hash().await.unwrap().0 >= target.0 {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        })
+        .await;
+        assert_eq!(w.net.snapshots_to_drop(), 0, "a snapshot was sent and lost");
+        assert!(
+            caught_up.is_ok(),
+            "the follower never caught up after its snapshot was lost"
+        );
+    });
+}

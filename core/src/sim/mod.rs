@@ -23,5 +23,6 @@ pub use memnet::{MemNet, MemTransport};
 pub use run::{run, SimConfig, SimOutcome, Skew};
 #[cfg(test)]
 mod tests;
-#[cfg(all(test, feature = "teeth"))]
+#[cfg(test)]
+#[cfg(feature = "teeth")]
 mod teeth_tests;

@@ -59,7 +59,7 @@ impl SimConfig {
     /// The run seed `seed` describes: voters, storage, skew and lock-delay
     /// are drawn from it too.
     pub fn from_seed(seed: u64) -> Self {
-        let mut rng = Rng::new(seed ^ 0x5EED_0F_C0FF_EE);
+        let mut rng = Rng::new(seed ^ 0x5EED_0FC0_FFEE);
         let voters = if rng.chance(500) { 3 } else { 5 };
         let durable = rng.chance(750);
         let skew = match rng.below(10) {

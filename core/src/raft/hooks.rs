@@ -13,10 +13,11 @@
 //! - `fsync_in_task`: run a blocking store's fsyncs on a runtime task that
 //!   takes this long, instead of on a thread (threads are not replayable).
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::watch;
+use tokio::sync::Notify;
 
 use crate::clock::Clock;
 use crate::machine::{Command, Effect};
@@ -35,8 +36,8 @@ pub struct Hooks {
     pub election_ticks: Option<usize>,
     /// Delay before the first tick.
     pub first_tick: Duration,
-    /// While this reads `true`, the node is frozen.
-    pub pause: Option<watch::Receiver<bool>>,
+    /// While this is closed, the node is frozen.
+    pub pause: Option<PauseGate>,
     /// Told of every applied entry.
     pub observer: Option<ApplyObserver>,
     /// Fsync on a task taking this long, not on a thread.
@@ -58,22 +59,58 @@ impl std::fmt::Debug for Hooks {
 
 impl Hooks {
     /// Completes when the node is paused (never, without a pause gate).
-    pub(crate) async fn until_paused(&mut self) {
-        match self.pause.as_mut() {
-            Some(p) => {
-                if p.wait_for(|paused| *paused).await.is_err() {
-                    std::future::pending::<()>().await;
-                }
-            }
+    pub(crate) async fn until_paused(&self) {
+        match &self.pause {
+            Some(p) => p.wait_until(true).await,
             None => std::future::pending::<()>().await,
         }
     }
 
     /// Waits while the node is paused.
-    pub(crate) async fn wait_unpaused(&mut self) {
-        if let Some(p) = self.pause.as_mut() {
-            // An error means the simulator is gone: run on.
-            let _ = p.wait_for(|paused| !*paused).await;
+    pub(crate) async fn wait_unpaused(&self) {
+        if let Some(p) = &self.pause {
+            p.wait_until(false).await;
+        }
+    }
+}
+
+/// A gate that freezes a node (and its clients) while closed.
+///
+/// Not a `tokio::sync::watch`: watch spreads its waiters over shards picked
+/// by the runtime's unseeded RNG, so the order in which they wake varies
+/// from run to run, and the simulator would not replay (found by its
+/// same-seed trace check). `Notify` wakes waiters in the order they came.
+#[derive(Clone, Debug, Default)]
+pub struct PauseGate(Arc<Gate>);
+
+#[derive(Debug, Default)]
+struct Gate {
+    paused: AtomicBool,
+    changed: Notify,
+}
+
+impl PauseGate {
+    /// Closes (`true`) or opens the gate.
+    pub fn set(&self, paused: bool) {
+        self.0.paused.store(paused, Ordering::SeqCst);
+        self.0.changed.notify_waiters();
+    }
+
+    /// Whether the gate is closed.
+    pub fn is_paused(&self) -> bool {
+        self.0.paused.load(Ordering::SeqCst)
+    }
+
+    /// Waits until the gate is closed (`true`) or open.
+    pub async fn wait_until(&self, paused: bool) {
+        loop {
+            let changed = self.0.changed.notified();
+            tokio::pin!(changed);
+            changed.as_mut().enable();
+            if self.is_paused() == paused {
+                return;
+            }
+            changed.await;
         }
     }
 }

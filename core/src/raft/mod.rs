@@ -52,7 +52,7 @@ use crate::types::{NodeId, NodeName};
 pub use bootstrap::{
     start, start_on_disk, start_with, Member, MemoryPeers, PeerMemory, StartParams,
 };
-pub use hooks::{ApplyObserver, Hooks};
+pub use hooks::{ApplyObserver, Hooks, PauseGate};
 pub(crate) use input::Input;
 pub use own::random_u64;
 #[cfg(any(test, feature = "sim"))]

@@ -22,7 +22,7 @@ mod world;
 pub use memnet::{MemNet, MemTransport};
 pub use run::{run, SimConfig, SimOutcome, Skew};
 #[cfg(test)]
-mod tests;
-#[cfg(test)]
 #[cfg(feature = "teeth")]
 mod teeth_tests;
+#[cfg(test)]
+mod tests;

@@ -112,6 +112,8 @@ pub struct SimOutcome {
     pub sim_time: Duration,
     /// Messages delivered and dropped.
     pub messages: (u64, u64),
+    /// Blank restarts of crashed in-memory nodes that the peers refused.
+    pub blank_refused: u64,
 }
 
 impl SimOutcome {
@@ -150,6 +152,7 @@ pub fn run(config: SimConfig) -> SimOutcome {
                 ops: 0,
                 sim_time: Duration::ZERO,
                 messages: (0, 0),
+                blank_refused: 0,
             }
         }
     };
@@ -236,6 +239,16 @@ async fn simulate(c: SimConfig) -> SimOutcome {
         max_clock_drift_ppm: max_drift_ppm,
         expect_s4: c.skew != Skew::BeyondBound,
     };
+    if let Ok(path) = std::env::var("PEERLOCK_SIM_DUMP") {
+        let mut text = String::new();
+        for e in &history.events {
+            let _ = writeln!(text, "{e:?}");
+        }
+        for c in &history.log {
+            let _ = writeln!(text, "{c:?}");
+        }
+        let _ = std::fs::write(path, text);
+    }
     for d in log.divergences {
         report.add(Property::S6Durability, None, format!("log divergence: {d}"));
     }
@@ -257,6 +270,7 @@ async fn simulate(c: SimConfig) -> SimOutcome {
         faults,
         sim_time,
         messages,
+        blank_refused: world.blank_refused,
     }
 }
 

@@ -30,6 +30,8 @@ fn summary(outcomes: &[SimOutcome]) -> String {
         .map(|o| o.report.stats.stale_writes_refused)
         .sum();
     let grants: u64 = outcomes.iter().map(|o| o.report.stats.grants).sum();
+    let blank: u64 = outcomes.iter().map(|o| o.blank_refused).sum();
+    let sim: Duration = outcomes.iter().map(|o| o.sim_time).sum();
     let mut faults = std::collections::BTreeMap::new();
     for o in outcomes {
         for (k, v) in &o.faults {
@@ -37,8 +39,9 @@ fn summary(outcomes: &[SimOutcome]) -> String {
         }
     }
     format!(
-        "{} seeds, {ops} ops, {grants} grants, {refused} stale writes refused, faults {faults:?}",
-        outcomes.len()
+        "{} seeds, {:.1} h simulated, {ops} ops, {grants} grants, {refused} stale writes refused, {blank} blank restarts refused, faults {faults:?}",
+        outcomes.len(),
+        sim.as_secs_f64() / 3600.0
     )
 }
 

@@ -11,8 +11,6 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::watch;
-
 use super::history::{Call, EventKind, Outcome};
 use super::rng::Rng;
 use super::world::Shared;
@@ -25,7 +23,7 @@ pub(crate) struct Client {
     pub(crate) process: u32,
     pub(crate) node: usize,
     pub(crate) handle: NodeHandle,
-    pub(crate) pause: Option<watch::Receiver<bool>>,
+    pub(crate) pause: Option<crate::raft::PauseGate>,
     pub(crate) shared: Arc<Shared>,
     pub(crate) rng: Rng,
 }
@@ -51,8 +49,8 @@ impl Client {
 
     /// Waits while this client's node is paused.
     async fn gate(&mut self) {
-        if let Some(p) = self.pause.as_mut() {
-            let _ = p.wait_for(|paused| !*paused).await;
+        if let Some(p) = &self.pause {
+            p.wait_until(false).await;
         }
     }
 

@@ -8,7 +8,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use parking_lot::Mutex;
-use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
@@ -21,7 +20,7 @@ use crate::clock::Clock;
 use crate::config::NodeConfig;
 use crate::error::Error;
 use crate::machine::{Command, Effect};
-use crate::raft::{start, start_with, Hooks, Member, PeerMemory, StartParams};
+use crate::raft::{start, start_with, Hooks, Member, PauseGate, PeerMemory, StartParams};
 use crate::types::{NodeId, NodeName};
 
 /// Peer incarnations that survive the node's crashes (its data directory).
@@ -77,7 +76,7 @@ pub(crate) struct SimNode {
     pub(crate) incarnation: u64,
     /// Network incarnation: bumped by each (re)join.
     pub(crate) net_incarnation: u64,
-    pub(crate) pause: watch::Sender<bool>,
+    pub(crate) pause: PauseGate,
     pub(crate) rate: f64,
     pub(crate) election_ticks: usize,
     pub(crate) first_tick: Duration,
@@ -98,6 +97,8 @@ pub(crate) struct World {
     pub(crate) shared: Arc<Shared>,
     pub(crate) next_process: u32,
     pub(crate) clients_per_node: usize,
+    /// Blank (in-memory) restarts the peers refused, as they must.
+    pub(crate) blank_refused: u64,
 }
 
 impl World {
@@ -133,7 +134,7 @@ impl World {
             } else {
                 e + i
             };
-            let (pause, _) = watch::channel(false);
+            let pause = PauseGate::default();
             nodes.push(SimNode {
                 member: m.clone(),
                 handle: None,
@@ -169,6 +170,7 @@ impl World {
             }),
             next_process: 0,
             clients_per_node: 2,
+            blank_refused: 0,
         }
     }
 
@@ -187,7 +189,7 @@ impl World {
             clock: Clock::skewed(node.rate, Duration::from_secs(1 + i as u64)),
             election_ticks: Some(node.election_ticks),
             first_tick: node.first_tick,
-            pause: Some(node.pause.subscribe()),
+            pause: Some(node.pause.clone()),
             observer: Some(observer),
             fsync_in_task: self.durable.then_some(self.fsync_latency),
         };
@@ -266,7 +268,7 @@ impl World {
                 process,
                 node: i,
                 handle: handle.clone(),
-                pause: self.nodes.get(i).map(|n| n.pause.subscribe()),
+                pause: self.nodes.get(i).map(|n| n.pause.clone()),
                 shared: self.shared.clone(),
                 rng: self.rng.fork(),
             };
@@ -300,7 +302,7 @@ impl World {
         self.net.leave(n.member.id);
         n.disk.crash(&mut self.rng);
         n.disk.set_failing(false);
-        let _ = n.pause.send(false);
+        n.pause.set(false);
         if !self.durable {
             n.gone = true;
         }
@@ -336,6 +338,7 @@ impl World {
                 Ok(true)
             }
             Err(Error::Config(_)) if blank => {
+                self.blank_refused += 1;
                 self.net
                     .leave(self.nodes.get(i).map_or(NodeId(0), |n| n.member.id));
                 Ok(false)
@@ -353,7 +356,7 @@ impl World {
     /// Freezes or thaws node `i` (SIGSTOP / SIGCONT).
     pub(crate) fn set_paused(&self, i: usize, paused: bool) {
         if let Some(n) = self.nodes.get(i) {
-            let _ = n.pause.send(paused);
+            n.pause.set(paused);
         }
     }
 
@@ -364,7 +367,7 @@ impl World {
             .enumerate()
             .filter_map(|(i, n)| {
                 let s = n.handle.as_ref()?.status();
-                (s.role == Role::Leader && !*n.pause.borrow()).then_some((s.term, i))
+                (s.role == Role::Leader && !n.pause.is_paused()).then_some((s.term, i))
             })
             .max()
             .map(|(_, i)| i)

@@ -4,7 +4,8 @@
 //! - a free lock acquirable;
 //! - a dead session's lock granted to the next waiter no earlier than
 //!   TTL + lock-delay after its last possible keepalive, and no later than
-//!   TTL + lock-delay + 1 s after the crash;
+//!   TTL + lock-delay + 1 s after the crash (both stretched by the clocks'
+//!   drift);
 //! - every live node converges to the same state hash.
 //!
 //! Times are true (simulated) time, stretched by the slowest clock, since a
@@ -89,12 +90,18 @@ pub(crate) async fn check(
             ),
         }
     }
-    handoff_after_crash(world, cfg, skew, report).await;
+    handoff_after_crash(world, cfg, skew, max_drift_ppm, report).await;
 }
 
 /// A holder crashes while another node waits: the waiter gets the lock
 /// within TTL + lock-delay (+1 s), and not before its session can expire.
-async fn handoff_after_crash(world: &mut World, cfg: &NodeConfig, skew: Skew, report: &mut Report) {
+async fn handoff_after_crash(
+    world: &mut World,
+    cfg: &NodeConfig,
+    skew: Skew,
+    max_drift_ppm: u64,
+    report: &mut Report,
+) {
     let up = world.up();
     if up.len() - 1 <= world.nodes.len() / 2 {
         // In memory, crashed nodes are gone for good: one more crash
@@ -132,8 +139,16 @@ async fn handoff_after_crash(world: &mut World, cfg: &NodeConfig, skew: Skew, re
     let crashed = Instant::now();
     std::mem::forget(g); // the process dies holding it: no release is sent
     world.crash(holder);
-    let upper = cfg.session_ttl + cfg.lock_delay + Duration::from_secs(1);
-    let lower = (cfg.session_ttl + cfg.lock_delay).saturating_sub(cfg.keepalive_interval());
+    // The leader expires the session a TTL after it last heard from it (on
+    // its own clock, which may run fast), and the last keepalive left at
+    // most one keepalive interval before the crash (on the holder's clock,
+    // which may run slow); then lock-delay, on the leader's clock again.
+    let drift = max_drift_ppm as f64 / 1e6;
+    let lower = (cfg.session_ttl + cfg.lock_delay)
+        .div_f64(1.0 + drift)
+        .saturating_sub(cfg.keepalive_interval().div_f64(1.0 - drift))
+        .saturating_sub(Duration::from_millis(5));
+    let upper = (cfg.session_ttl + cfg.lock_delay + Duration::from_secs(1)).div_f64(1.0 - drift);
     let got = timeout(upper * 3, waiting).await;
     let took = crashed.elapsed();
     match got {
@@ -141,7 +156,7 @@ async fn handoff_after_crash(world: &mut World, cfg: &NodeConfig, skew: Skew, re
             drop(g2);
             if skew == Skew::BeyondBound {
                 // Timing bounds assume clocks within the margin's bound.
-            } else if took < lower.mul_f64(0.95) || took > upper.mul_f64(1.05) {
+            } else if took < lower || took > upper {
                 fail(
                     report,
                     format!("a dead session's lock passed to the waiter after {took:?}; expected between {lower:?} and {upper:?}"),

@@ -149,7 +149,10 @@ fn stress_many_seeds() {
     let mut all = Vec::new();
     for chunk in (first..first + n).collect::<Vec<_>>().chunks(1_000) {
         let outcomes = run_many(chunk.to_vec(), SimConfig::from_seed);
-        failures.extend(outcomes.iter().filter_map(SimOutcome::failure));
+        for f in outcomes.iter().filter_map(SimOutcome::failure) {
+            eprintln!("{f}");
+            failures.push(f);
+        }
         all.extend(outcomes.into_iter().map(|mut o| {
             o.report.violations.truncate(3);
             o

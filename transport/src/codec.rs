@@ -35,7 +35,7 @@ const DECODE_LIMIT: usize = 2 * MAX_FRAME;
 pub struct FrameBody {
     /// The sender as it claims to be; checked against its certificate.
     pub from: NodeId,
-    /// The messages, in order.
+    /// The messages, in order. None is a heartbeat: receivers skip it.
     pub msgs: Vec<PeerMessage>,
 }
 

@@ -18,7 +18,7 @@ use peerlock_core::transport::{Incoming, PeerMessage, Transport};
 use peerlock_core::{Error, NodeId};
 use quinn::crypto::rustls::{QuicClientConfig, QuicServerConfig};
 use quinn::{Connection, Endpoint, EndpointConfig, TokioRuntime, TransportConfig, VarInt};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, watch, Notify};
 use tracing::Instrument;
 
 use crate::peer::{self, CLOSE_DUPLICATE, CLOSE_SHUTDOWN};
@@ -56,6 +56,8 @@ struct PeerSlot {
     configured: bool,
     queue: mpsc::Sender<Vec<PeerMessage>>,
     conn: watch::Sender<Option<Connection>>,
+    /// Asks the writer to send a heartbeat on the pair's connection now.
+    poke: Arc<Notify>,
 }
 
 /// State shared by the transport handle and its tasks.
@@ -107,6 +109,15 @@ const DISCOVERY_GRACE: Duration = Duration::from_secs(1);
 /// connections are [`QuicTransport::discover`]'s probes from the higher
 /// side, closed as soon as the peer's certificate has been read.
 ///
+/// A peer that crashed and restarted on the same address is noticed at
+/// once, not after [`IDLE_TIMEOUT`]: the first packet of its old
+/// connection that reaches the new process is answered with a QUIC
+/// stateless reset (every process of a node derives the same reset key
+/// from its private key), which ends the old connection, and the lower
+/// node re-dials. Keep-alives carry such a packet within [`KEEP_ALIVE`];
+/// a discovery probe from the restarted higher node makes the lower one
+/// send at once.
+///
 /// # Peers that were not configured
 ///
 /// A connection from a node that is not in the configured list is accepted
@@ -137,6 +148,37 @@ impl fmt::Debug for QuicTransport {
 
 fn io_err(e: &std::io::Error, msg: String) -> Error {
     Error::Io(std::io::Error::new(e.kind(), msg))
+}
+
+/// Labels of the secrets derived from the node's key (see
+/// [`endpoint_config`]).
+const RESET_KEY_LABEL: &[u8] = b"peerlock/1 QUIC stateless reset key";
+const CID_KEY_LABEL: &[u8] = b"peerlock/1 QUIC connection ID key";
+
+/// quinn's endpoint configuration, with keys that outlive the process.
+///
+/// A node killed without closing its connections (a crash, `kill -9`)
+/// leaves its peers holding connections to a process that is gone. When it
+/// restarts on the same address, a peer's next packet on such a connection
+/// reaches the new process, which answers with a QUIC stateless reset
+/// (RFC 9000 §10.3), and the peer drops the connection at once instead of
+/// waiting out [`IDLE_TIMEOUT`]. For that the new process must (1) compute
+/// the same reset tokens the old one handed out, and (2) recognise the old
+/// connection IDs as its own (quinn drops packets whose IDs its generator
+/// does not validate). quinn's defaults draw both keys at random per
+/// process; here both are derived from the node's private key, so every
+/// incarnation of the node shares them and nobody else can forge them.
+fn endpoint_config(tls: &TlsConfig) -> EndpointConfig {
+    let reset: [u8; 32] = tls.derive_secret(RESET_KEY_LABEL);
+    let mut config = EndpointConfig::new(Arc::new(ring::hmac::Key::new(
+        ring::hmac::HMAC_SHA256,
+        &reset,
+    )));
+    let cid_key = u64::from_le_bytes(tls.derive_secret(CID_KEY_LABEL));
+    config.cid_generator(move || {
+        Box::new(quinn_proto::HashedConnectionIdGenerator::from_key(cid_key))
+    });
+    config
 }
 
 fn transport_config() -> Arc<TransportConfig> {
@@ -213,7 +255,7 @@ impl QuicTransport {
         let mut client = quinn::ClientConfig::new(Arc::new(client_crypto));
         client.transport_config(transport_config());
         let mut endpoint = Endpoint::new(
-            EndpointConfig::default(),
+            endpoint_config(tls),
             Some(server),
             socket,
             Arc::new(TokioRuntime),
@@ -435,9 +477,11 @@ impl Shared {
         }
         let (queue, rx) = mpsc::channel(QUEUE_DEPTH);
         let (conn, conn_rx) = watch::channel(conn);
+        let poke = Arc::new(Notify::new());
         let span = tracing::info_span!("peer", node = %self.name, peer = %info.name);
         tracing::debug!(peer = %info.name, id = %info.id, addr = %info.addr, configured, "new peer");
-        self.spawn(peer::write_loop(Arc::clone(self), info.id, rx, conn_rx).instrument(span));
+        let writer = peer::write_loop(Arc::clone(self), info.id, rx, conn_rx, Arc::clone(&poke));
+        self.spawn(writer.instrument(span));
         peers.insert(
             info.id,
             PeerSlot {
@@ -445,8 +489,20 @@ impl Shared {
                 configured,
                 queue,
                 conn,
+                poke,
             },
         );
+    }
+
+    /// Makes `peer`'s writer send a heartbeat on the pair's connection now
+    /// (if it has one). Called when `peer` may have restarted: if the
+    /// connection belongs to its previous process, the heartbeat draws a
+    /// stateless reset from the new one (see [`endpoint_config`]), and the
+    /// dead connection is dropped and re-dialed at once.
+    pub(crate) fn poke(&self, peer: NodeId) {
+        if let Some(slot) = self.peers.lock().get(&peer) {
+            slot.poke.notify_one();
+        }
     }
 
     /// Makes `conn` the pair's connection, closing the one it replaces.
@@ -529,6 +585,12 @@ async fn accept_one(shared: Arc<Shared>, incoming: quinn::Incoming) {
     tracing::debug!(%remote, peer = %name, "accepted connection");
     // The lower id owns the pair: its connection becomes the pair's.
     let pair = (id < shared.me).then(|| conn.clone());
+    if pair.is_none() {
+        // A higher node only connects to probe (its discovery runs once,
+        // as it starts): it may just have restarted, leaving the pair's
+        // connection to its dead process. Find out now, not at idle timeout.
+        shared.poke(id);
+    }
     shared.ensure_peer(
         PeerInfo {
             id,
@@ -542,3 +604,4 @@ async fn accept_one(shared: Arc<Shared>, incoming: quinn::Incoming) {
         .instrument(tracing::info_span!("peer", peer = %name))
         .await;
 }
+

@@ -51,7 +51,9 @@
 //!   the peers (QUIC flow control) instead of buffering without bound.
 //! - Keep-alive every [`KEEP_ALIVE`], idle timeout [`IDLE_TIMEOUT`]: a dead
 //!   peer is noticed within seconds, and the lower id re-dials with
-//!   exponential backoff (50 ms doubling to 1 s).
+//!   exponential backoff (50 ms doubling to 1 s). A peer that crashed and
+//!   restarted on the same address is noticed at once (a stateless reset
+//!   from the new process; see [`QuicTransport`]).
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]

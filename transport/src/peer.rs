@@ -8,7 +8,7 @@ use std::time::Duration;
 use peerlock_core::transport::{Incoming, PeerMessage};
 use peerlock_core::NodeId;
 use quinn::{Connection, RecvStream, SendStream, VarInt};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, watch, Notify};
 use tracing::Instrument;
 
 use crate::codec::{self, FrameBody, FrameDecoder};
@@ -149,11 +149,19 @@ fn drop_stale(queue: &mut mpsc::Receiver<Vec<PeerMessage>>) {
 /// [`BACKOFF_MAX`]); the higher waits for the lower's connection. Either
 /// way this side writes on its own unidirectional stream. Ends when the
 /// slot is removed (its queue closes) or the transport closes.
+///
+/// A `poke` writes a heartbeat: an empty frame, which readers skip. It is
+/// for a peer that may have restarted: a packet on the pair's connection
+/// that reaches a new process draws a stateless reset (see
+/// `endpoint_config`), and the dead connection ends at once. (Without a
+/// poke, quinn's keep-alive pings, sent [`crate::KEEP_ALIVE`] after the
+/// last packet even to a silent peer, do the same within that time.)
 pub(crate) async fn write_loop(
     shared: Arc<Shared>,
     peer: NodeId,
     mut queue: mpsc::Receiver<Vec<PeerMessage>>,
     mut conn_rx: watch::Receiver<Option<Connection>>,
+    poke: Arc<Notify>,
 ) {
     let mut backoff = BACKOFF_MIN;
     let mut failures = 0u32;
@@ -235,7 +243,7 @@ pub(crate) async fn write_loop(
         };
         let opened = tokio::time::Instant::now();
         loop {
-            tokio::select! {
+            let result = tokio::select! {
                 biased;
                 _ = conn.closed() => break,
                 n = queue.recv_many(&mut batch, RECV_BATCHES) => {
@@ -243,11 +251,13 @@ pub(crate) async fn write_loop(
                         let _ = stream.finish();
                         return;
                     }
-                    if let Err(e) = write_batch(shared.me, &mut stream, &mut batch).await {
-                        tracing::debug!(error = %e, "write failed; reconnecting");
-                        break;
-                    }
+                    write_batch(shared.me, &mut stream, &mut batch).await
                 }
+                () = poke.notified() => write_frame(shared.me, &mut stream, Vec::new()).await,
+            };
+            if let Err(e) = result {
+                tracing::debug!(error = %e, "write failed; reconnecting");
+                break;
             }
         }
         if let Some(reason) = conn.close_reason() {

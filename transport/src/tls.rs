@@ -219,6 +219,20 @@ impl TlsConfig {
         &self.name
     }
 
+    /// `N` (at most 32) secret bytes for `label`: HMAC-SHA256 keyed with
+    /// this node's private key. Every process of this node (with this key)
+    /// derives the same bytes; nobody without the key can. Different labels
+    /// give independent secrets, and none reveals the key.
+    pub(crate) fn derive_secret<const N: usize>(&self, label: &[u8]) -> [u8; N] {
+        let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, self.key.secret_der());
+        let tag = ring::hmac::sign(&key, label);
+        let mut out = [0u8; N];
+        for (o, t) in out.iter_mut().zip(tag.as_ref()) {
+            *o = *t;
+        }
+        out
+    }
+
     /// A fingerprint of the cluster CA certificate (64-bit FNV-1a of its
     /// DER): what makes a data directory belong to one cluster.
     pub fn ca_fingerprint(&self) -> u64 {
@@ -328,5 +342,23 @@ mod tests {
             Err(Error::Io(e)) => assert!(e.to_string().contains("missing.pem"), "{e}"),
             other => panic!("expected Error::Io, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn derived_secrets_follow_the_key_and_the_label() {
+        let ca = ClusterCa::generate("t").unwrap();
+        let (cert, key) = ca.issue_node_pem("node-a", &["127.0.0.1"]).unwrap();
+        let a = TlsConfig::from_pem(&ca.ca_pem(), &cert, &key).unwrap();
+        // A restarted process loads the same files: same secret.
+        let again = TlsConfig::from_pem(&ca.ca_pem(), &cert, &key).unwrap();
+        let s: [u8; 32] = a.derive_secret(b"one");
+        assert_eq!(s, again.derive_secret(b"one"));
+        assert_ne!(s, a.derive_secret(b"two"));
+        assert_ne!(s, [0; 32]);
+        // Same name, new key (re-issued): another secret.
+        let reissued = ca.issue_node("node-a", &["127.0.0.1"]).unwrap();
+        assert_ne!(s, reissued.derive_secret(b"one"));
+        let short: [u8; 8] = a.derive_secret(b"one");
+        assert_eq!(short[..], s[..8]);
     }
 }

@@ -455,3 +455,102 @@ async fn t10_unreachable_peers_and_bad_binds_are_clear_errors() {
     a.t.send(NodeId::from_name("nobody"), vec![raft(1)]);
     a.t.send(a.t.local_id(), vec![raft(1)]);
 }
+
+/// Restarting must take well under the dead connection's idle timeout.
+const AT_ONCE: Duration = Duration::from_secs(1);
+
+/// Connects a lower and a higher node, crashes the higher one (no close
+/// frame: its peer keeps a connection to a process that is gone), leaves it
+/// down for `down`, restarts it with the same identity on the same address
+/// (running discovery if `discover`), and checks both directions deliver
+/// within [`AT_ONCE`] of the restart.
+async fn crash_and_restart_the_higher_node(cluster: &str, down: Duration, discover: bool) {
+    assert!(AT_ONCE < peerlock_transport::IDLE_TIMEOUT);
+    let ca = ClusterCa::generate(cluster).unwrap();
+    let (low, high) = ordered("node-a", "node-b");
+    let (sl, sh) = (socket(), socket());
+    let addrs = [sl.local_addr().unwrap(), sh.local_addr().unwrap()];
+    let high_tls = tls(&ca, high);
+    let mut l = start(sl, &tls(&ca, low), &addrs);
+    // The doomed process gets a runtime of its own: dropping it drops
+    // every task without running it again, so nothing says goodbye.
+    let doomed = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let (tls_h, peers) = (high_tls.clone(), addrs.to_vec());
+    let mut h = doomed
+        .spawn(async move { start(sh, &tls_h, &peers) })
+        .await
+        .unwrap();
+    let deadline = Instant::now() + WAIT;
+    let th = h.t.clone();
+    let (rl, rh) = tokio::join!(
+        l.t.discover(deadline),
+        doomed.spawn(async move { th.discover(deadline).await })
+    );
+    assert_eq!(rl.unwrap().len(), 2);
+    assert_eq!(rh.unwrap().unwrap().len(), 2);
+    deliver(&l, &mut h).await;
+    deliver(&h, &mut l).await;
+
+    // kill -9: the runtime is gone (every task dropped, none polled again)
+    // before the handle is dropped, so no close frame can leave.
+    tokio::task::spawn_blocking(move || drop(doomed))
+        .await
+        .unwrap();
+    drop(h);
+    tokio::time::sleep(down).await;
+    let deadline = Instant::now() + WAIT;
+    let sock = loop {
+        match UdpSocket::bind(addrs[1]) {
+            Ok(s) => break s,
+            Err(_) if Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(20)).await
+            }
+            Err(e) => panic!("port not released: {e}"),
+        }
+    };
+    let restarted = Instant::now();
+    let mut h = start(sock, &high_tls, &addrs);
+    if discover {
+        let found = timeout(WAIT, h.t.discover(Instant::now() + WAIT))
+            .await
+            .expect("discovery in time")
+            .unwrap();
+        assert_eq!(found.len(), 2);
+    }
+    // Both ways, well within the idle timeout of the dead connection.
+    // (Without discovery the restarted node learns of the lower one from
+    // its connection, so the lower node must notice on its own.)
+    let within = |what: &str| {
+        let took = restarted.elapsed();
+        assert!(took < AT_ONCE, "{what} took {took:?} after the restart");
+    };
+    timeout(AT_ONCE, deliver(&h, &mut l))
+        .await
+        .unwrap_or_else(|_| panic!("restarted {high} -> {low}: nothing within {AT_ONCE:?}"));
+    within("restarted -> lower");
+    timeout(AT_ONCE, deliver(&l, &mut h))
+        .await
+        .unwrap_or_else(|_| panic!("{low} -> restarted {high}: nothing within {AT_ONCE:?}"));
+    within("lower -> restarted");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn t11_a_crashed_and_restarted_peer_is_reachable_at_once() {
+    // The higher id waits for the lower id's connection. When it crashes
+    // and restarts on the same address, the lower node must drop the dead
+    // process's connection and re-dial at once, not after the 3 s idle
+    // timeout. Restarting runs discovery, whose probe is the cue.
+    crash_and_restart_the_higher_node("t11", Duration::ZERO, true).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn t12_a_peer_restarted_later_without_discovery_is_noticed_at_once() {
+    // Down for half the idle timeout, and no discovery probe to cue the
+    // lower node: its keep-alives (every 500 ms, answered or not) reach
+    // the new process, which must reset the dead connection.
+    crash_and_restart_the_higher_node("t12", Duration::from_millis(1500), false).await;
+}

@@ -548,14 +548,31 @@ fn replace(slot: &watch::Sender<Option<Connection>>, conn: Connection) {
     }
 }
 
+/// True when a handshake failed in TLS itself (a certificate, ALPN, ...):
+/// QUIC carries TLS alerts as the "crypto error" codes 0x100..=0x1ff,
+/// whichever side refused.
+fn is_tls_refusal(e: &quinn::ConnectionError) -> bool {
+    let code = match e {
+        quinn::ConnectionError::TransportError(t) => t.code,
+        quinn::ConnectionError::ConnectionClosed(c) => c.error_code,
+        _ => return false,
+    };
+    (0x100..=0x1ff).contains(&u64::from(code))
+}
+
 /// Finishes one handshake, then reads the connection.
 async fn accept_one(shared: Arc<Shared>, incoming: quinn::Incoming) {
     let remote = incoming.remote_address();
     let conn = match tokio::time::timeout(HANDSHAKE_TIMEOUT, incoming).await {
         Ok(Ok(conn)) => conn,
-        Ok(Err(e)) => {
+        Ok(Err(e)) if is_tls_refusal(&e) => {
             // A certificate from another CA ends here.
             tracing::warn!(%remote, error = %e, "TLS handshake refused; is the peer's certificate from this cluster's CA?");
+            return;
+        }
+        Ok(Err(e)) => {
+            // Lost packets (a partition), a peer that went away, ...
+            tracing::debug!(%remote, error = %e, "handshake failed");
             return;
         }
         Err(_) => {
@@ -605,3 +622,28 @@ async fn accept_one(shared: Arc<Shared>, incoming: quinn::Incoming) {
         .await;
 }
 
+#[cfg(test)]
+mod tests {
+    use quinn::{ConnectionClose, ConnectionError, TransportErrorCode};
+
+    use super::is_tls_refusal;
+
+    #[test]
+    fn only_tls_failures_blame_the_certificate() {
+        // unknown_ca (48): this side refused the peer's certificate.
+        let ours = ConnectionError::TransportError(TransportErrorCode::crypto(48).into());
+        assert!(is_tls_refusal(&ours));
+        // bad_certificate (42): the peer refused ours.
+        let theirs = ConnectionError::ConnectionClosed(ConnectionClose {
+            error_code: TransportErrorCode::crypto(42),
+            frame_type: None,
+            reason: bytes::Bytes::new(),
+        });
+        assert!(is_tls_refusal(&theirs));
+        // A partition, a restarted peer, a broken peer: not TLS.
+        assert!(!is_tls_refusal(&ConnectionError::TimedOut));
+        assert!(!is_tls_refusal(&ConnectionError::Reset));
+        let broken = ConnectionError::TransportError(TransportErrorCode::PROTOCOL_VIOLATION.into());
+        assert!(!is_tls_refusal(&broken));
+    }
+}

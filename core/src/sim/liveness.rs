@@ -126,27 +126,49 @@ async fn handoff_after_crash(
     ) else {
         return;
     };
-    let g = match timeout(cfg.session_ttl * 3, hh.lock("handoff")).await {
-        Ok(Ok(g)) => g,
-        _ => {
-            fail(report, "the handoff check could not take its lock".into());
+    // The holder's session may still end on its own just after healing
+    // (a leader that had not heard from it for a TTL): then the waiter is
+    // granted before any crash, and the check starts again (three tries).
+    let mut attempt = 0;
+    let (g, waiting) = loop {
+        attempt += 1;
+        let name = format!("handoff-{attempt}");
+        let g = match timeout(cfg.session_ttl * 3, hh.lock(&name)).await {
+            Ok(Ok(g)) => g,
+            _ => {
+                fail(report, "the handoff check could not take its lock".into());
+                return;
+            }
+        };
+        let wh = wh.clone();
+        let waiting = tokio::spawn(async move { wh.lock(&name).await });
+        // Let the waiter queue.
+        tokio::time::sleep(cfg.session_ttl / 4).await;
+        if g.is_held() && !waiting.is_finished() {
+            break (g, waiting);
+        }
+        if attempt == 3 {
+            fail(
+                report,
+                "the handoff check's holder kept losing its lock before the crash".into(),
+            );
             return;
         }
+        waiting.abort();
+        drop(g);
     };
-    let waiting = tokio::spawn(async move { wh.lock("handoff").await });
-    // Let the waiter queue.
-    tokio::time::sleep(cfg.session_ttl / 4).await;
     let crashed = Instant::now();
     std::mem::forget(g); // the process dies holding it: no release is sent
     world.crash(holder);
     // The leader expires the session a TTL after it last heard from it (on
     // its own clock, which may run fast), and the last keepalive left at
-    // most one keepalive interval before the crash (on the holder's clock,
-    // which may run slow); then lock-delay, on the leader's clock again.
+    // most one keepalive interval (plus a tick: keepalives go out on ticks)
+    // before the crash, on the holder's clock, which may run slow; then
+    // lock-delay, on the leader's clock again.
     let drift = max_drift_ppm as f64 / 1e6;
     let lower = (cfg.session_ttl + cfg.lock_delay)
         .div_f64(1.0 + drift)
-        .saturating_sub(cfg.keepalive_interval().div_f64(1.0 - drift))
+        .saturating_sub((cfg.keepalive_interval() + cfg.tick).div_f64(1.0 - drift))
         .saturating_sub(Duration::from_millis(5));
     let upper = (cfg.session_ttl + cfg.lock_delay + Duration::from_secs(1)).div_f64(1.0 - drift);
     let got = timeout(upper * 3, waiting).await;

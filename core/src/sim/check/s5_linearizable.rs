@@ -40,8 +40,12 @@
 //!    checker only claims the lock was free between an acknowledged
 //!    release's completion and the next grant's earliest point, and only
 //!    when no acquire on the lock that may have been granted unseen (failed
-//!    or cut short) was invoked before the `Busy` completed. A `Busy`
-//!    entirely inside such a window is a violation.
+//!    or cut short) was invoked before the `Busy` completed, and no other
+//!    acquire was running during the `Busy` (an acquire whose grant went
+//!    to a session that expired before its node heard of it is retried
+//!    under the next session, so even an acquire that ends granted or
+//!    `Busy` may have held the lock unseen meanwhile). A `Busy` entirely
+//!    inside such a window is a violation.
 //!
 //! Indeterminate operations (`Failed`, or no `Complete`) constrain nothing:
 //! a token seen only in `Held`, `Write` or `Holder` events is fine. A
@@ -75,6 +79,11 @@ struct LockOps {
     reads: Vec<(Duration, Duration, Option<u64>)>,
     /// The first invocation of an acquire that may have been granted unseen.
     unsure_from: Option<Duration>,
+    /// Every acquire and try: invoked, completed (if it did). Any of them
+    /// may have been granted unseen while it ran, even one that ended with
+    /// a different grant or `Busy`: a grant whose session expired before
+    /// the node heard of it is retried under the node's next session.
+    acquiring: Vec<(Duration, Option<Duration>)>,
 }
 
 /// One acknowledged grant in token order.
@@ -110,6 +119,9 @@ pub(super) fn check(h: &History, r: &mut Report) {
         let l = locks.entry(op.lock).or_default();
         if op.maybe_granted() {
             l.unsure_from = Some(l.unsure_from.map_or(op.invoked, |u| u.min(op.invoked)));
+        }
+        if matches!(op.call, Call::Acquire | Call::TryAcquire) {
+            l.acquiring.push((op.invoked, op.done.map(|(d, _)| d)));
         }
         match (op.call, op.done) {
             (Call::Acquire | Call::TryAcquire, Some((done, Outcome::Granted { token }))) => {
@@ -328,6 +340,14 @@ fn busy(ctx: &Ctx<'_>, ops: &LockOps, chain: &[Link], r: &mut Report) {
     free.sort();
     for &(invoked, done) in &ops.busy {
         if ops.unsure_from.is_some_and(|u| u <= done) {
+            continue;
+        }
+        // Another acquire running during the window may hold the lock
+        // unseen (found by the soak: seed 1008812).
+        let overlapping = ops.acquiring.iter().any(|&(i, d)| {
+            (i, d) != (invoked, Some(done)) && i <= done && d.is_none_or(|d| d >= invoked)
+        });
+        if overlapping {
             continue;
         }
         let i = free.partition_point(|f| f.0 < invoked);

@@ -18,6 +18,10 @@ use super::segment::{
 use super::{base_content, DiskStore, StorageError};
 use crate::storage::fs::Fs;
 
+/// Why an index of `u64::MAX` is refused: the log's first and next
+/// indexes (`index + 1`) must exist, and no real log gets anywhere near.
+const MAX_INDEX: &str = "an index of u64::MAX, past the last one a log can address";
+
 fn corrupt(path: &Path, offset: u64, reason: impl Into<String>) -> StorageError {
     StorageError::Corrupt {
         path: path.to_owned(),
@@ -188,6 +192,9 @@ fn load_snapshot(fs: &dyn Fs, dir: &Path) -> Result<(Snapshot, u64), StorageErro
     snapshot
         .merge_from_bytes(p)
         .map_err(|e| corrupt(&path, record::HEADER as u64, e.to_string()))?;
+    if snapshot.get_metadata().index == u64::MAX {
+        return Err(corrupt(&path, record::HEADER as u64, MAX_INDEX));
+    }
     Ok((snapshot, bytes.len() as u64))
 }
 
@@ -254,6 +261,9 @@ impl Replay {
                 for bytes in list {
                     let mut e = Entry::default();
                     e.merge_from_bytes(&bytes).map_err(|e| e.to_string())?;
+                    if e.index == u64::MAX {
+                        return Err(MAX_INDEX.into());
+                    }
                     if e.index <= self.snap_index {
                         continue;
                     }

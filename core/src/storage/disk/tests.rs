@@ -410,3 +410,59 @@ fn a_segment_without_a_base_record_is_replayed_whole_and_rewritten() {
     assert_eq!(segments(d.path()).len(), 1);
     assert_ne!(s.segment_path(), old);
 }
+
+/// Writes a data directory by hand: a snapshot file framing `snapshot` and
+/// one segment of `recs`.
+fn hand_written(dir: &Path, snapshot: &Snapshot, recs: &[record::Rec]) {
+    let snap = protobuf::Message::write_to_bytes(snapshot).unwrap();
+    let mut framed = Vec::new();
+    record::frame(&snap, &mut framed).unwrap();
+    fs::write(dir.join("snapshot"), framed).unwrap();
+    let mut bytes = Vec::new();
+    for r in recs {
+        record::encode(r, &mut bytes).unwrap();
+    }
+    fs::write(dir.join("0000000000000001.wal"), bytes).unwrap();
+}
+
+/// Found by fuzzing (fuzz target `wal`): a snapshot file claiming index
+/// u64::MAX opened, and `first_index` (index + 1) then overflowed.
+#[test]
+fn a_snapshot_file_at_index_u64_max_is_refused_as_corrupt() {
+    let d = tempfile::tempdir().unwrap();
+    let s = snap(u64::MAX, 1, &voters(&[1]));
+    hand_written(d.path(), &s, &[]);
+    match DiskStore::open(d.path()) {
+        Err(StorageError::Corrupt { path, .. }) => assert!(path.ends_with("snapshot")),
+        other => panic!("expected Corrupt, got {other:?}"),
+    }
+}
+
+/// The same for an entry: after a snapshot at u64::MAX - 1, an entry at
+/// u64::MAX opened, and reading up to `last_index + 1` overflowed.
+#[test]
+fn an_entry_at_index_u64_max_is_refused_as_corrupt() {
+    let d = tempfile::tempdir().unwrap();
+    let s = snap(u64::MAX - 1, 1, &voters(&[1]));
+    let e = protobuf::Message::write_to_bytes(&entry(u64::MAX, 1)).unwrap();
+    let recs = [
+        record::Rec::Base {
+            index: u64::MAX - 1,
+            term: 1,
+        },
+        record::Rec::Entries(vec![e]),
+    ];
+    hand_written(d.path(), &s, &recs);
+    match DiskStore::open(d.path()) {
+        Err(StorageError::Corrupt { path, .. }) => {
+            assert!(path.ends_with("0000000000000001.wal"))
+        }
+        other => panic!("expected Corrupt, got {other:?}"),
+    }
+    // One below is still a valid log.
+    let d = tempfile::tempdir().unwrap();
+    hand_written(d.path(), &s, &recs[..1]);
+    let store = DiskStore::open(d.path()).unwrap();
+    assert_eq!(store.first_index().unwrap(), u64::MAX);
+    assert!(all_entries(&store).is_empty());
+}

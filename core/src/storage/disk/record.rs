@@ -81,22 +81,36 @@ pub fn encode(rec: &Rec, out: &mut Vec<u8>) -> Result<(), EncodeError> {
     frame(&payload, out).ok_or(EncodeError::TooLarge(payload.len()))
 }
 
+/// Why a payload is not a record.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DecodeError {
+    /// No bytes at all (not even the version byte).
+    #[error("empty record")]
+    Empty,
+    /// Written by a format version this node does not know.
+    #[error("unknown record version {0}")]
+    Version(u8),
+    /// The bytes after the version are not a bincode [`Rec`].
+    #[error("malformed record: {0}")]
+    Bincode(#[from] bincode::error::DecodeError),
+    /// A whole record, followed by this many bytes that belong to none.
+    #[error("{0} stray bytes after the record")]
+    Trailing(usize),
+}
+
 /// Decodes a payload that [`scan`] found valid.
-pub fn decode(payload: &[u8]) -> Result<Rec, String> {
-    let (v, body) = payload.split_first().ok_or("empty record")?;
+pub fn decode(payload: &[u8]) -> Result<Rec, DecodeError> {
+    let (v, body) = payload.split_first().ok_or(DecodeError::Empty)?;
     if *v != VERSION {
-        return Err(format!("unknown record version {v}"));
+        return Err(DecodeError::Version(*v));
     }
     let (rec, used): (Rec, usize) = bincode::serde::decode_from_slice(
         body,
         bincode::config::standard().with_limit::<{ MAX_RECORD }>(),
-    )
-    .map_err(|e| e.to_string())?;
+    )?;
     if used != body.len() {
-        return Err(format!(
-            "{} stray bytes after the record",
-            body.len() - used
-        ));
+        return Err(DecodeError::Trailing(body.len() - used));
     }
     Ok(rec)
 }
@@ -309,7 +323,21 @@ mod tests {
         let mut got = Vec::new();
         assert_eq!(scan(&out, |_, p| got.push(decode(p).unwrap())), End::Clean);
         assert_eq!(got, recs);
-        assert!(decode(&[2, 0]).is_err());
-        assert!(decode(&[]).is_err());
+        assert!(matches!(decode(&[2, 0]), Err(DecodeError::Version(2))));
+        assert!(matches!(decode(&[]), Err(DecodeError::Empty)));
+        let mut commit = vec![VERSION];
+        bincode::serde::encode_into_std_write(
+            Rec::Commit(3),
+            &mut commit,
+            bincode::config::standard(),
+        )
+        .unwrap();
+        assert_eq!(decode(&commit).unwrap(), Rec::Commit(3));
+        commit.push(0);
+        assert!(matches!(decode(&commit), Err(DecodeError::Trailing(1))));
+        assert!(matches!(
+            decode(&[VERSION, 200]),
+            Err(DecodeError::Bincode(_))
+        ));
     }
 }

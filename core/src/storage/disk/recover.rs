@@ -256,7 +256,7 @@ impl Replay {
     }
 
     fn apply(&mut self, payload: &[u8]) -> Result<(), String> {
-        match record::decode(payload)? {
+        match record::decode(payload).map_err(|e| e.to_string())? {
             Rec::Entries(list) => {
                 for bytes in list {
                     let mut e = Entry::default();

@@ -425,8 +425,9 @@ fn hand_written(dir: &Path, snapshot: &Snapshot, recs: &[record::Rec]) {
     fs::write(dir.join("0000000000000001.wal"), bytes).unwrap();
 }
 
-/// Found by fuzzing (fuzz target `wal`): a snapshot file claiming index
-/// u64::MAX opened, and `first_index` (index + 1) then overflowed.
+/// Found while writing the `wal` fuzz target (and reproduced through it):
+/// a snapshot file claiming index u64::MAX opened, and `first_index`
+/// (index + 1) then overflowed.
 #[test]
 fn a_snapshot_file_at_index_u64_max_is_refused_as_corrupt() {
     let d = tempfile::tempdir().unwrap();

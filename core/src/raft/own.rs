@@ -16,7 +16,7 @@ use crate::types::{RequestId, SessionId};
 /// incarnations only need to be unique, not secret.
 ///
 /// Under the simulator (feature `sim`) a thread that seeded
-/// [`seed_thread_random`] gets numbers from that seed instead, so a run
+/// `seed_thread_random` gets numbers from that seed instead, so a run
 /// replays exactly.
 pub fn random_u64() -> u64 {
     #[cfg(any(test, feature = "sim"))]

@@ -5,7 +5,7 @@
 //!
 //! - Decoding returns a body or a typed `CodecError`; never a panic.
 //! - A Raft message that parses serializes to bytes that parse to the same
-//!   message.
+//!   message (every known field equal).
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -35,6 +35,10 @@ fuzz_target!(|data: &[u8]| {
         };
         let again = m.write_to_bytes().expect("a parsed message serializes");
         let back = Message::parse_from_bytes(&again).expect("re-parses");
-        assert_eq!(back, m);
+        // Compared through the text form, which leaves out unknown fields:
+        // protobuf 2 may regroup those when it writes them back (the long
+        // run found a message equal in every known field but not by `==`),
+        // and the driver only reads known fields.
+        assert_eq!(format!("{back:?}"), format!("{m:?}"));
     }
 });

@@ -5,6 +5,7 @@
 //! and waits for the release to commit.
 
 use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
@@ -46,6 +47,10 @@ pub struct LockGuard {
     pub(crate) released: bool,
     /// The node's clock, which the lease's end is read on.
     pub(crate) clock: Clock,
+    /// Set once this guard has reported the lease gone (`is_held()` false
+    /// or `lost()` complete): a late acknowledgement that renews the
+    /// session's lease never makes this guard held again (issue 8, item 11).
+    pub(crate) gone: AtomicBool,
 }
 
 impl LockGuard {
@@ -64,15 +69,28 @@ impl LockGuard {
     /// This node's conservative view: true while the session's lease
     /// certainly holds. Once false it never turns true again for this guard.
     pub fn is_held(&self) -> bool {
-        if self.released || self.lease.has_changed().is_err() {
+        if self.released || self.gone.load(Ordering::Acquire) {
             return false;
         }
-        self.lease.borrow().holds(self.clock.now())
+        let held =
+            self.lease.has_changed().is_ok() && self.lease.borrow().holds(self.clock.now());
+        if !held {
+            self.gone.store(true, Ordering::Release);
+        }
+        held
     }
 
     /// Completes once the lease may be gone: its end passed without a newer
     /// acknowledgement, the session ended, or the node stopped.
     pub async fn lost(&self) {
+        self.wait_lost().await;
+        self.gone.store(true, Ordering::Release);
+    }
+
+    async fn wait_lost(&self) {
+        if self.gone.load(Ordering::Acquire) {
+            return;
+        }
         let mut rx = self.lease.clone();
         loop {
             let view = *rx.borrow_and_update();

@@ -158,3 +158,41 @@ impl fmt::Debug for LockGuard {
             .finish()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    /// Issue 8, item 11: once `is_held()` has said false it never says true
+    /// again, even when a late acknowledgement renews the session's lease.
+    #[tokio::test(start_paused = true)]
+    async fn is_held_never_turns_true_again_after_a_late_renewal() {
+        let now = Instant::now();
+        let (lease_tx, lease) = watch::channel(LeaseView {
+            valid_until: Some(now + Duration::from_secs(1)),
+            ended: false,
+        });
+        let (inbox, _rx) = mpsc::unbounded_channel();
+        let g = LockGuard {
+            name: LockName::new("x").unwrap(),
+            token: FencingToken(7),
+            session: SessionId(1),
+            lease,
+            inbox,
+            released: false,
+            clock: Clock::real(),
+            gone: AtomicBool::new(false),
+        };
+        assert!(g.is_held());
+        tokio::time::advance(Duration::from_secs(2)).await;
+        assert!(!g.is_held(), "the lease ran out");
+        lease_tx.send_modify(|v| v.valid_until = Some(Instant::now() + Duration::from_secs(5)));
+        assert!(!g.is_held(), "a renewal after the loss must not revive the guard");
+        // lost() completes at once, too.
+        tokio::time::timeout(Duration::from_millis(1), g.lost())
+            .await
+            .unwrap();
+    }
+}

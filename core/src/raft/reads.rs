@@ -147,3 +147,22 @@ impl Reads {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Issue 8, item 11: a restarted process must not reuse the read
+    /// contexts of its previous run (raft-rs de-duplicates by context).
+    #[test]
+    fn read_contexts_do_not_restart_with_the_process() {
+        let now = Instant::now();
+        let first = |_: ()| {
+            let mut r = Reads::new(NodeId(3));
+            r.issue(Purpose::KeepAlives(Vec::new()), now)
+        };
+        let a = first(());
+        let b = first(());
+        assert_ne!(a, b, "two runs of node 3 issued the same first context");
+    }
+}

@@ -12,8 +12,6 @@ use crate::machine::{Command, RequestKey};
 use crate::storage::LogStore;
 use crate::types::{FencingToken, LockInfo, LockName, RequestId, SessionId};
 
-/// How long a `holder` read may take before it fails with `NoQuorum`.
-const HOLDER_DEADLINE: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// One request to the driver.
 #[derive(Debug)]
@@ -132,7 +130,8 @@ impl<S: LogStore + Send + 'static> Driver<S> {
                 let purpose = Purpose::Holder {
                     lock,
                     reply,
-                    deadline: now + HOLDER_DEADLINE,
+                    // Answered within one TTL, or NoQuorum (issue 8, item 1).
+                    deadline: now + self.cfg.session_ttl,
                 };
                 let ctx = self.reads.issue(purpose, now);
                 self.raw.read_index(ctx);

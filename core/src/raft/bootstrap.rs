@@ -234,6 +234,7 @@ where
         pending: Proposals::default(),
         reads: Reads::new(me.id),
         keepalive_batch: Vec::new(),
+        keepalive_counts: (0, 0),
         leader: None::<LeaderDuty>,
         shutdown: None,
         seen_leader: (0, 0),

@@ -68,6 +68,10 @@ pub struct Inspection {
     pub pending: usize,
     /// Open sessions.
     pub sessions: usize,
+    /// Keepalives heard as leader.
+    pub keepalives_heard: u64,
+    /// Quorum rounds run for them.
+    pub keepalive_rounds: u64,
 }
 
 impl<S: LogStore + Send + 'static> Driver<S> {
@@ -153,6 +157,8 @@ impl<S: LogStore + Send + 'static> Driver<S> {
                     remembered_outcomes: self.table.remembered_outcomes(),
                     pending: self.pending.ids().len(),
                     sessions: self.table.sessions().len(),
+                    keepalives_heard: self.keepalive_counts.0,
+                    keepalive_rounds: self.keepalive_counts.1,
                 });
             }
             #[cfg(any(test, feature = "sim"))]

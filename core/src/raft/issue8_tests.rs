@@ -200,3 +200,42 @@ async fn issue_8_a_raft_message_for_another_node_is_dropped() {
         ids[0]
     );
 }
+
+/// Issue 8, item 10: keepalives share quorum rounds. Before the fix each
+/// keepalive started its own ReadIndex round (a heartbeat broadcast), so
+/// the leader's messages grew with sessions × nodes; now every keepalive
+/// that arrives before a round starts rides on it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue_8_keepalives_that_arrive_together_share_one_quorum_round() {
+    let (net, ids, nodes) = cluster_with(3, config()).await;
+    let leader = nodes[0].status().leader.unwrap();
+    let li = ids.iter().position(|id| *id == leader).unwrap();
+    let sender = (li + 1) % 3;
+    let session = nodes[sender].status().session.unwrap();
+    let before = nodes[li].inspect().await.unwrap();
+    for seq in 0..300u64 {
+        net.inject(
+            ids[sender],
+            leader,
+            vec![PeerMessage::KeepAlive {
+                session,
+                seq: u64::MAX - seq,
+            }],
+        );
+    }
+    let deadline = Instant::now() + WAIT;
+    let after = loop {
+        let now = nodes[li].inspect().await.unwrap();
+        if now.keepalives_heard >= before.keepalives_heard + 300 {
+            break now;
+        }
+        assert!(Instant::now() < deadline, "the leader never heard them");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    let heard = after.keepalives_heard - before.keepalives_heard;
+    let rounds = after.keepalive_rounds - before.keepalive_rounds;
+    assert!(
+        rounds * 10 <= heard,
+        "{heard} keepalives took {rounds} quorum rounds"
+    );
+}

@@ -90,6 +90,9 @@ pub(crate) struct Driver<S: LogStore + Send + 'static> {
     reads: Reads,
     /// Keepalives that wait for the leader's next batched quorum round.
     keepalive_batch: Vec<tick::KeepAliveReq>,
+    /// Keepalives this node heard as leader, and the quorum rounds it ran
+    /// for them (they share rounds; issue 8, item 10).
+    keepalive_counts: (u64, u64),
     leader: Option<LeaderDuty>,
     shutdown: Option<Shutdown>,
     /// The leader id and term seen after the last Ready, to notice changes.

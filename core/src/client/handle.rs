@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use parking_lot::Mutex;
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{mpsc, oneshot, watch, Semaphore};
 use tokio::task::JoinHandle;
 
 use super::guard::LockGuard;
@@ -25,8 +25,16 @@ use crate::error::Error;
 use crate::raft::{AcquireReply, Input};
 use crate::types::{LockInfo, LockName};
 
+/// How many `lock`/`try_lock`/`holder` calls of one node may wait for the
+/// driver at once; further callers wait for a place before they enter the
+/// inbox, so the inbox is bounded by this plus one release per held guard
+/// (issue 8, item 10).
+pub const MAX_CALLS_IN_FLIGHT: usize = 4096;
+
 struct Inner {
     inbox: mpsc::UnboundedSender<Input>,
+    /// Places for calls in flight (see [`MAX_CALLS_IN_FLIGHT`]).
+    calls: Semaphore,
     /// How long `ready` waits before it reports `NoQuorum` (issue 8, item 1).
     ready_bound: Duration,
     status: watch::Receiver<NodeStatus>,
@@ -76,6 +84,7 @@ impl NodeHandle {
         Self {
             inner: Arc::new(Inner {
                 inbox,
+                calls: Semaphore::new(MAX_CALLS_IN_FLIGHT),
                 ready_bound,
                 status,
                 ready,
@@ -151,6 +160,12 @@ impl NodeHandle {
     }
 
     async fn acquire(&self, lock: &LockName, wait: bool) -> Result<AcquireReply, Error> {
+        let _place = self
+            .inner
+            .calls
+            .acquire()
+            .await
+            .map_err(|_| Error::Shutdown)?;
         let ticket = self.inner.tickets.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = oneshot::channel();
         self.inner
@@ -175,6 +190,12 @@ impl NodeHandle {
     /// The current holder of `name`, read linearizably (a quorum round).
     pub async fn holder(&self, name: &str) -> Result<Option<LockInfo>, Error> {
         let lock = LockName::new(name)?;
+        let _place = self
+            .inner
+            .calls
+            .acquire()
+            .await
+            .map_err(|_| Error::Shutdown)?;
         let (tx, rx) = oneshot::channel();
         self.inner
             .inbox

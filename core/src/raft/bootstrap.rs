@@ -235,6 +235,7 @@ where
         reads: Reads::new(me.id),
         keepalive_batch: Vec::new(),
         keepalive_counts: (0, 0),
+        inbox_peak: 0,
         leader: None::<LeaderDuty>,
         shutdown: None,
         seen_leader: (0, 0),

@@ -72,6 +72,8 @@ pub struct Inspection {
     pub keepalives_heard: u64,
     /// Quorum rounds run for them.
     pub keepalive_rounds: u64,
+    /// The most inputs seen waiting in the inbox at once.
+    pub inbox_peak: usize,
 }
 
 impl<S: LogStore + Send + 'static> Driver<S> {
@@ -159,6 +161,7 @@ impl<S: LogStore + Send + 'static> Driver<S> {
                     sessions: self.table.sessions().len(),
                     keepalives_heard: self.keepalive_counts.0,
                     keepalive_rounds: self.keepalive_counts.1,
+                    inbox_peak: self.inbox_peak,
                 });
             }
             #[cfg(any(test, feature = "sim"))]

@@ -239,3 +239,28 @@ async fn issue_8_keepalives_that_arrive_together_share_one_quorum_round() {
         "{heard} keepalives took {rounds} quorum rounds"
     );
 }
+
+/// Issue 8, item 10: the client inbox is bounded. 12 000 `holder` calls
+/// at once used to enter the driver's unbounded inbox together; now at
+/// most `MAX_CALLS_IN_FLIGHT` wait there and the rest wait for a place.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue_8_a_burst_of_calls_does_not_grow_the_inbox_past_its_bound() {
+    use crate::client::handle::MAX_CALLS_IN_FLIGHT;
+    let (_net, _ids, nodes) = cluster_with(3, config()).await;
+    let n = nodes[1].clone();
+    let calls: Vec<_> = (0..12_000)
+        .map(|i| {
+            let n = n.clone();
+            tokio::spawn(async move { n.holder(&format!("burst/{}", i % 7)).await })
+        })
+        .collect();
+    for c in calls {
+        timeout(WAIT * 3, c).await.unwrap().unwrap().unwrap();
+    }
+    let seen = n.inspect().await.unwrap();
+    assert!(
+        seen.inbox_peak <= MAX_CALLS_IN_FLIGHT + 64,
+        "the inbox held {} inputs at once",
+        seen.inbox_peak
+    );
+}

@@ -25,16 +25,17 @@ use crate::error::Error;
 use crate::raft::{AcquireReply, Input};
 use crate::types::{LockInfo, LockName};
 
-/// How many `lock`/`try_lock`/`holder` calls of one node may wait for the
-/// driver at once; further callers wait for a place before they enter the
-/// inbox, so the inbox is bounded by this plus one release per held guard
-/// (issue 8, item 10).
+/// How many `lock`/`try_lock`/`holder` calls of one node may wait in the
+/// driver's inbox at once; further callers wait for a place before they
+/// enter it, and a place is given back as soon as the driver takes the
+/// call in (a parked waiter holds none). The inbox is so bounded by this
+/// plus one release per held guard (issue 8, item 10).
 pub const MAX_CALLS_IN_FLIGHT: usize = 4096;
 
 struct Inner {
     inbox: mpsc::UnboundedSender<Input>,
     /// Places for calls in flight (see [`MAX_CALLS_IN_FLIGHT`]).
-    calls: Semaphore,
+    calls: Arc<Semaphore>,
     /// How long `ready` waits before it reports `NoQuorum` (issue 8, item 1).
     ready_bound: Duration,
     status: watch::Receiver<NodeStatus>,
@@ -84,7 +85,7 @@ impl NodeHandle {
         Self {
             inner: Arc::new(Inner {
                 inbox,
-                calls: Semaphore::new(MAX_CALLS_IN_FLIGHT),
+                calls: Arc::new(Semaphore::new(MAX_CALLS_IN_FLIGHT)),
                 ready_bound,
                 status,
                 ready,
@@ -160,12 +161,7 @@ impl NodeHandle {
     }
 
     async fn acquire(&self, lock: &LockName, wait: bool) -> Result<AcquireReply, Error> {
-        let _place = self
-            .inner
-            .calls
-            .acquire()
-            .await
-            .map_err(|_| Error::Shutdown)?;
+        let place = self.place().await?;
         let ticket = self.inner.tickets.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = oneshot::channel();
         self.inner
@@ -175,6 +171,7 @@ impl NodeHandle {
                 lock: lock.clone(),
                 wait,
                 reply: tx,
+                place,
             })
             .map_err(|_| Error::Shutdown)?;
         let mut abandon = AbandonOnDrop {
@@ -190,16 +187,15 @@ impl NodeHandle {
     /// The current holder of `name`, read linearizably (a quorum round).
     pub async fn holder(&self, name: &str) -> Result<Option<LockInfo>, Error> {
         let lock = LockName::new(name)?;
-        let _place = self
-            .inner
-            .calls
-            .acquire()
-            .await
-            .map_err(|_| Error::Shutdown)?;
+        let place = self.place().await?;
         let (tx, rx) = oneshot::channel();
         self.inner
             .inbox
-            .send(Input::Holder { lock, reply: tx })
+            .send(Input::Holder {
+                lock,
+                reply: tx,
+                place,
+            })
             .map_err(|_| Error::Shutdown)?;
         rx.await.map_err(|_| Error::Shutdown)?
     }
@@ -293,6 +289,14 @@ impl NodeHandle {
             .send(Input::Inspect { reply: tx })
             .map_err(|_| Error::Shutdown)?;
         rx.await.map_err(|_| Error::Shutdown)
+    }
+
+    /// A place in the inbox (see [`MAX_CALLS_IN_FLIGHT`]).
+    async fn place(&self) -> Result<tokio::sync::OwnedSemaphorePermit, Error> {
+        Arc::clone(&self.inner.calls)
+            .acquire_owned()
+            .await
+            .map_err(|_| Error::Shutdown)
     }
 
     async fn join(&self) {

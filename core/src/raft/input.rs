@@ -22,6 +22,8 @@ pub(crate) enum Input {
         lock: LockName,
         wait: bool,
         reply: oneshot::Sender<Result<AcquireReply, Error>>,
+        /// The caller's place in the inbox, given back when taken in.
+        place: tokio::sync::OwnedSemaphorePermit,
     },
     /// The caller of acquire `ticket` gave up (timeout or dropped future).
     Abandon { ticket: u64 },
@@ -36,6 +38,8 @@ pub(crate) enum Input {
     Holder {
         lock: LockName,
         reply: oneshot::Sender<Result<Option<LockInfo>, Error>>,
+        /// The caller's place in the inbox, given back when taken in.
+        place: tokio::sync::OwnedSemaphorePermit,
     },
     /// Graceful shutdown: revoke guards, close the session, hand off
     /// leadership, stop. The reply says whether the session was closed.
@@ -84,7 +88,9 @@ impl<S: LogStore + Send + 'static> Driver<S> {
                 lock,
                 wait,
                 reply,
+                place,
             } => {
+                drop(place);
                 if self.shutdown.is_some() {
                     let _ = reply.send(Err(Error::Shutdown));
                     return;
@@ -132,7 +138,8 @@ impl<S: LogStore + Send + 'static> Driver<S> {
                 };
                 self.track(request, cmd, Waiter::Release { reply }, now);
             }
-            Input::Holder { lock, reply } => {
+            Input::Holder { lock, reply, place } => {
+                drop(place);
                 let purpose = Purpose::Holder {
                     lock,
                     reply,

@@ -46,10 +46,12 @@ impl NodeConfig {
     /// for a TTL under 4 s, which leaves a third of the lease spare after
     /// a leader change (see [`NodeConfig::min_ttl_for_failover`]).
     pub fn tick_for_ttl(ttl: Duration) -> Duration {
-        let derived = Duration::from_millis(
-            u64::try_from((ttl / 80).as_millis()).unwrap_or(u64::MAX),
-        );
-        Self::default().tick.min(derived).max(Duration::from_millis(1))
+        let derived =
+            Duration::from_millis(u64::try_from((ttl / 80).as_millis()).unwrap_or(u64::MAX));
+        Self::default()
+            .tick
+            .min(derived)
+            .max(Duration::from_millis(1))
     }
 
     /// The longest a leader change takes with this Raft timing, from the

@@ -62,24 +62,40 @@ async fn t90_issue_8_every_call_is_bounded_without_quorum() {
         let e = t0.elapsed();
         assert!(e <= bound, "{what} took {e:?}, bound {bound:?}");
     };
-    let r = timeout(bound, unlock).await.expect("unlock() is bounded").unwrap();
+    let r = timeout(bound, unlock)
+        .await
+        .expect("unlock() is bounded")
+        .unwrap();
     assert!(matches!(r, Ok(()) | Err(Error::NoQuorum)), "unlock: {r:?}");
     took("unlock");
-    let r = timeout(bound, in_section).await.expect("with_lock is bounded").unwrap();
+    let r = timeout(bound, in_section)
+        .await
+        .expect("with_lock is bounded")
+        .unwrap();
     assert!(
         matches!(r, Ok(7) | Err(Error::LockLost { .. })),
         "with_lock: {r:?}"
     );
     took("with_lock");
-    let r = timeout(bound, holder).await.expect("holder() is bounded").unwrap();
+    let r = timeout(bound, holder)
+        .await
+        .expect("holder() is bounded")
+        .unwrap();
     assert!(matches!(r, Err(Error::NoQuorum)), "holder: {r:?}");
     took("holder");
-    for (what, h) in [("lock", lock), ("try_lock", try_lock), ("lock_timeout(0)", zero)] {
+    for (what, h) in [
+        ("lock", lock),
+        ("try_lock", try_lock),
+        ("lock_timeout(0)", zero),
+    ] {
         let r = timeout(bound, h).await.expect(what).unwrap();
         assert!(matches!(r, Err(Error::NoQuorum)), "{what}: {r:?}");
         took(what);
     }
-    let r = timeout(bound, with_lock_new).await.expect("with_lock").unwrap();
+    let r = timeout(bound, with_lock_new)
+        .await
+        .expect("with_lock")
+        .unwrap();
     assert!(matches!(r, Err(Error::NoQuorum)), "with_lock: {r:?}");
     took("with_lock (acquire)");
     let r = timeout(bound, a.ready()).await.expect("ready() is bounded");

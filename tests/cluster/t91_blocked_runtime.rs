@@ -37,7 +37,10 @@ async fn t91_issue_8_work_after_the_lease_ended_is_lock_lost() {
             .unwrap();
         rt.block_on(async move {
             let a = a_builder.start().await.unwrap();
-            tokio::time::timeout(WAIT, a.ready()).await.unwrap().unwrap();
+            tokio::time::timeout(WAIT, a.ready())
+                .await
+                .unwrap()
+                .unwrap();
             let r = a
                 .with_lock("blk", async |g| {
                     let _ = holds_tx.send(());

@@ -18,7 +18,13 @@ use crate::common::{init_tracing, sockets, wait_until, within, WAIT};
 const TTL: Duration = Duration::from_secs(1);
 const TRIALS: usize = 20;
 
-fn builder(ca: &ClusterCa, i: usize, sock: UdpSocket, addrs: &[SocketAddr], dir: &Path) -> peerlock::NodeBuilder {
+fn builder(
+    ca: &ClusterCa,
+    i: usize,
+    sock: UdpSocket,
+    addrs: &[SocketAddr],
+    dir: &Path,
+) -> peerlock::NodeBuilder {
     Node::builder()
         .socket(sock)
         .peers(addrs.to_vec())
@@ -46,7 +52,9 @@ async fn t92_issue_8_the_smallest_ttl_keeps_locks_across_twenty_leader_kills() {
     let (socks, addrs) = sockets(3);
     let mut starts = Vec::new();
     for (i, sock) in socks.into_iter().enumerate() {
-        starts.push(tokio::spawn(builder(&ca, i, sock, &addrs, dirs[i].path()).start()));
+        starts.push(tokio::spawn(
+            builder(&ca, i, sock, &addrs, dirs[i].path()).start(),
+        ));
     }
     let mut nodes = Vec::new();
     for s in starts {

@@ -25,9 +25,11 @@ async fn t93_issue_8_a_zero_timeout_is_one_attempt_on_every_node() {
                 .unwrap_or_else(|e| panic!("free lock {name} on node {node}: {e}"));
             within(g.unlock()).await.unwrap();
         }
-        let out = within(n.with_lock_timeout(&format!("zero/{node}/w"), Duration::ZERO, async |g| {
-            g.token()
-        }))
+        let out = within(n.with_lock_timeout(
+            &format!("zero/{node}/w"),
+            Duration::ZERO,
+            async |g| g.token(),
+        ))
         .await;
         assert!(out.is_ok(), "{out:?}");
     }
@@ -37,7 +39,10 @@ async fn t93_issue_8_a_zero_timeout_is_one_attempt_on_every_node() {
         assert!(matches!(r, Err(Error::Timeout)), "{r:?}");
     }
     // Nothing was left queued by the zero timeouts.
-    let info = within(c.nodes[follower].holder("held")).await.unwrap().unwrap();
+    let info = within(c.nodes[follower].holder("held"))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(info.waiters, 0);
     // A timeout too large for the clock waits like lock().
     let waiter = {
@@ -70,8 +75,16 @@ async fn t94_issue_8_builder_durations_at_their_boundaries() {
         other => panic!("expected Error::Config, got {other:?}"),
     };
     for (what, b, needle) in [
-        ("ttl zero", base().session_ttl(Duration::ZERO), "session_ttl"),
-        ("ttl 300 ms", base().session_ttl(Duration::from_millis(300)), "session_ttl"),
+        (
+            "ttl zero",
+            base().session_ttl(Duration::ZERO),
+            "session_ttl",
+        ),
+        (
+            "ttl 300 ms",
+            base().session_ttl(Duration::from_millis(300)),
+            "session_ttl",
+        ),
         ("ttl huge", base().session_ttl(Duration::MAX), "session_ttl"),
         ("delay huge", base().lock_delay(Duration::MAX), "lock_delay"),
         ("tick zero", base().raft_tick(Duration::ZERO), "tick"),
@@ -83,7 +96,11 @@ async fn t94_issue_8_builder_durations_at_their_boundaries() {
                 .raft_tick(Duration::from_millis(50)),
             "minimum is",
         ),
-        ("startup zero", base().startup_timeout(Duration::ZERO), "startup_timeout"),
+        (
+            "startup zero",
+            base().startup_timeout(Duration::ZERO),
+            "startup_timeout",
+        ),
     ] {
         let m = config(b.start().await);
         assert!(m.contains(needle), "{what}: {m}");

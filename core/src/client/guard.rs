@@ -72,8 +72,7 @@ impl LockGuard {
         if self.released || self.gone.load(Ordering::Acquire) {
             return false;
         }
-        let held =
-            self.lease.has_changed().is_ok() && self.lease.borrow().holds(self.clock.now());
+        let held = self.lease.has_changed().is_ok() && self.lease.borrow().holds(self.clock.now());
         if !held {
             self.gone.store(true, Ordering::Release);
         }
@@ -189,7 +188,10 @@ mod tests {
         tokio::time::advance(Duration::from_secs(2)).await;
         assert!(!g.is_held(), "the lease ran out");
         lease_tx.send_modify(|v| v.valid_until = Some(Instant::now() + Duration::from_secs(5)));
-        assert!(!g.is_held(), "a renewal after the loss must not revive the guard");
+        assert!(
+            !g.is_held(),
+            "a renewal after the loss must not revive the guard"
+        );
         // lost() completes at once, too.
         tokio::time::timeout(Duration::from_millis(1), g.lost())
             .await

@@ -12,7 +12,6 @@ use crate::machine::{Command, RequestKey};
 use crate::storage::LogStore;
 use crate::types::{FencingToken, LockInfo, LockName, RequestId, SessionId};
 
-
 /// One request to the driver.
 #[derive(Debug)]
 pub(crate) enum Input {
@@ -57,9 +56,7 @@ pub(crate) enum Input {
     StateHash { reply: oneshot::Sender<(u64, u64)> },
     /// Counts of the node's bookkeeping (tests of what must stay bounded).
     #[cfg(any(test, feature = "sim"))]
-    Inspect {
-        reply: oneshot::Sender<Inspection>,
-    },
+    Inspect { reply: oneshot::Sender<Inspection> },
 }
 
 /// What a node keeps, counted (tests only).

@@ -82,7 +82,10 @@ async fn issue_8_shutdown_revokes_guards_before_another_node_is_granted() {
     let leader = nodes[0].status().leader.unwrap();
     let closing = (0..3).find(|i| ids[*i] != leader).unwrap();
     let waiter = (0..3).find(|i| *i != closing).unwrap();
-    let g = timeout(WAIT, nodes[closing].lock("x")).await.unwrap().unwrap();
+    let g = timeout(WAIT, nodes[closing].lock("x"))
+        .await
+        .unwrap()
+        .unwrap();
     let queued = {
         let n = nodes[waiter].clone();
         tokio::spawn(async move { n.lock("x").await })
@@ -122,7 +125,8 @@ async fn issue_8_shutdown_revokes_guards_before_another_node_is_granted() {
     granted.store(true, Ordering::SeqCst);
     let overlap = timeout(WAIT, watcher).await.unwrap().unwrap();
     assert_eq!(
-        overlap, 0,
+        overlap,
+        0,
         "the closing node's guard still read held after {:?} was granted",
         other.token()
     );
@@ -142,7 +146,10 @@ async fn issue_8_a_keepalive_for_another_nodes_session_is_ignored() {
     let li = ids.iter().position(|id| *id == leader).unwrap();
     let victim = (0..3).find(|i| *i != li).unwrap();
     let forger = (0..3).find(|i| *i != li && *i != victim).unwrap();
-    let g = timeout(WAIT, nodes[victim].lock("v")).await.unwrap().unwrap();
+    let g = timeout(WAIT, nodes[victim].lock("v"))
+        .await
+        .unwrap()
+        .unwrap();
     let session = nodes[victim].status().session.unwrap();
     let token = g.token();
     net.crash(ids[victim]);

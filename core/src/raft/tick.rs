@@ -153,7 +153,8 @@ impl<S: LogStore + Send + 'static> Driver<S> {
             return;
         }
         duty.liveness.heard(session, self.clock.now());
-        self.keepalive_batch.push(KeepAliveReq { from, session, seq });
+        self.keepalive_batch
+            .push(KeepAliveReq { from, session, seq });
         self.keepalive_counts.0 += 1;
     }
 

@@ -112,6 +112,15 @@ impl LockGuard {
     }
 
     /// Releases the lock and waits until the release is committed.
+    ///
+    /// Bounded (issue 8, item 1): when this node has no valid lease the
+    /// call returns `Ok` at once (the grant ends with the session, or with
+    /// the release, which the node keeps retrying); otherwise it fails with
+    /// `NoQuorum` if the release has not committed within one session TTL.
+    ///
+    /// # Errors
+    ///
+    /// `NoQuorum` as above; `Shutdown` when the node stopped.
     pub async fn unlock(self) -> Result<(), Error> {
         self.release().await.map(|_| ())
     }

@@ -31,11 +31,14 @@
 //!   a waiter is still removable if a client raised its floor too early.
 
 mod command;
+pub(crate) mod cost;
 mod effect;
 mod lock;
 mod session;
 mod snapshot;
 
+#[cfg(test)]
+mod cost_tests;
 #[cfg(test)]
 mod proptest_model;
 #[cfg(test)]

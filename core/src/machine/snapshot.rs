@@ -121,7 +121,7 @@ fn check(image: &Image) -> Result<(), String> {
         {
             return Err(format!("lock {name} awaits a handoff from the future"));
         }
-        for (session, request) in &lock.waiters {
+        for (session, request) in lock.waiters.iter() {
             let queued = image
                 .sessions
                 .get(session)

@@ -54,7 +54,7 @@ struct PeerSlot {
     info: PeerInfo,
     /// Configured peers are never forgotten; accepted strangers may be.
     configured: bool,
-    queue: mpsc::Sender<Vec<PeerMessage>>,
+    queue: crate::queue::Sender,
     conn: watch::Sender<Option<Connection>>,
     /// Asks the writer to send a heartbeat on the pair's connection now.
     poke: Arc<Notify>,
@@ -475,7 +475,7 @@ impl Shared {
             }
             return;
         }
-        let (queue, rx) = mpsc::channel(QUEUE_DEPTH);
+        let (queue, rx) = crate::queue::channel(QUEUE_DEPTH, crate::QUEUE_BYTES);
         let (conn, conn_rx) = watch::channel(conn);
         let poke = Arc::new(Notify::new());
         let span = tracing::info_span!("peer", node = %self.name, peer = %info.name);

@@ -44,8 +44,9 @@
 //!   second guard. Bad magic, an unknown version, an oversized length or a
 //!   malformed payload closes that connection with a log line. None of it
 //!   panics or reaches the driver.
-//! - Each peer has a queue of [`QUEUE_DEPTH`] batches. `send` never blocks:
-//!   when the queue is full the messages are dropped (Raft retries). Queued
+//! - Each peer has a queue of [`QUEUE_DEPTH`] batches and about
+//!   [`QUEUE_BYTES`] bytes. `send` never blocks: when the queue is full the
+//!   messages are dropped (Raft retries). Queued
 //!   messages for a peer that stays unreachable are dropped too.
 //! - Delivery to the driver awaits channel capacity, so a slow driver slows
 //!   the peers (QUIC flow control) instead of buffering without bound.
@@ -64,6 +65,7 @@ mod discover;
 mod endpoint;
 mod error;
 mod peer;
+mod queue;
 #[doc(hidden)]
 pub mod testing;
 mod tls;
@@ -71,4 +73,5 @@ mod tls;
 pub use certs::ClusterCa;
 pub use endpoint::{PeerInfo, QuicTransport, IDLE_TIMEOUT, KEEP_ALIVE, QUEUE_DEPTH};
 pub use error::{CodecError, TransportError};
+pub use queue::QUEUE_BYTES;
 pub use tls::{TlsConfig, ALPN};

@@ -8,7 +8,7 @@ use std::time::Duration;
 use peerlock_core::transport::{Incoming, PeerMessage};
 use peerlock_core::NodeId;
 use quinn::{Connection, RecvStream, SendStream, VarInt};
-use tokio::sync::{mpsc, watch, Notify};
+use tokio::sync::{watch, Notify};
 use tracing::Instrument;
 
 use crate::codec::{self, FrameBody, FrameDecoder};
@@ -133,7 +133,7 @@ fn live(conn_rx: &mut watch::Receiver<Option<Connection>>) -> Option<Connection>
 }
 
 /// Drops what was queued while the peer was unreachable (Raft retries).
-fn drop_stale(queue: &mut mpsc::Receiver<Vec<PeerMessage>>) {
+fn drop_stale(queue: &mut crate::queue::Receiver) {
     let mut n = 0;
     while let Ok(b) = queue.try_recv() {
         n += b.len();
@@ -159,7 +159,7 @@ fn drop_stale(queue: &mut mpsc::Receiver<Vec<PeerMessage>>) {
 pub(crate) async fn write_loop(
     shared: Arc<Shared>,
     peer: NodeId,
-    mut queue: mpsc::Receiver<Vec<PeerMessage>>,
+    mut queue: crate::queue::Receiver,
     mut conn_rx: watch::Receiver<Option<Connection>>,
     poke: Arc<Notify>,
 ) {

@@ -5,6 +5,16 @@
 //! `ExpireSession` proposal. A new leader starts every session's clock at its
 //! own election, so a change of leader never shortens a lease. Once expiry
 //! was proposed, the session is never acknowledged again by this leader.
+//!
+//! An expiry is proposed once per term. A proposal the leader's Raft
+//! accepted is in the leader's own log and commits in this term unless the
+//! term ends, and a new term starts a new `Liveness` (the leader's duties
+//! are tied to their term): re-proposing it every second while in flight
+//! only added entries (issue 8 item 10). A proposal Raft refused (a
+//! leadership transfer in progress) is handed back with
+//! [`Liveness::not_proposed`] and goes again next tick. [`Liveness::due`]
+//! returns at most a budget of sessions per call, so thousands of sessions
+//! falling silent together are proposed over several ticks.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -13,14 +23,22 @@ use tokio::time::Instant;
 
 use crate::types::SessionId;
 
-/// How long to wait before proposing the same expiry again.
-const REPROPOSE_AFTER: Duration = Duration::from_secs(1);
+/// Where a session stands with this leader.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Expiry {
+    /// Heard from within its TTL (or not yet judged).
+    Live,
+    /// Judged silent; its expiry waits for a proposal (budget or refusal).
+    Due,
+    /// Its expiry was proposed in this term.
+    Proposed,
+}
 
 #[derive(Debug, Clone, Copy)]
 struct Tracked {
     last_heard: Instant,
     ttl: Duration,
-    expiry_proposed: Option<Instant>,
+    expiry: Expiry,
 }
 
 /// Liveness of every open session, as this leader has seen it.
@@ -43,7 +61,7 @@ impl Liveness {
                     Tracked {
                         last_heard: now,
                         ttl,
-                        expiry_proposed: None,
+                        expiry: Expiry::Live,
                     },
                 )
             })
@@ -56,7 +74,7 @@ impl Liveness {
         self.sessions.entry(session).or_insert(Tracked {
             last_heard: now,
             ttl,
-            expiry_proposed: None,
+            expiry: Expiry::Live,
         });
     }
 
@@ -70,7 +88,7 @@ impl Liveness {
     /// already proposed.
     pub fn heard(&mut self, session: SessionId, now: Instant) -> bool {
         match self.sessions.get_mut(&session) {
-            Some(t) if t.expiry_proposed.is_none() => {
+            Some(t) if t.expiry == Expiry::Live => {
                 t.last_heard = t.last_heard.max(now);
                 true
             }
@@ -82,33 +100,48 @@ impl Liveness {
     pub fn is_expiring(&self, session: SessionId) -> bool {
         self.sessions
             .get(&session)
-            .is_some_and(|t| t.expiry_proposed.is_some())
+            .is_some_and(|t| t.expiry != Expiry::Live)
     }
 
     /// Sessions whose expiry should be proposed now (silent for longer than
-    /// their TTL, or proposed a while ago and still open); marks them.
-    pub fn due(&mut self, now: Instant) -> Vec<SessionId> {
+    /// their TTL, or due and not yet proposed), at most `budget` of them, in
+    /// session order; marks them proposed.
+    pub fn due(&mut self, now: Instant, budget: usize) -> Vec<SessionId> {
         let mut out = Vec::new();
         for (s, t) in &mut self.sessions {
-            let due = match t.expiry_proposed {
-                None => now.saturating_duration_since(t.last_heard) > t.ttl,
-                Some(at) => now.saturating_duration_since(at) >= REPROPOSE_AFTER,
-            };
-            if due {
-                t.expiry_proposed = Some(now);
+            if out.len() >= budget {
+                break;
+            }
+            if t.expiry == Expiry::Live && now.saturating_duration_since(t.last_heard) > t.ttl {
+                t.expiry = Expiry::Due;
+            }
+            if t.expiry == Expiry::Due {
+                t.expiry = Expiry::Proposed;
                 out.push(*s);
             }
         }
         out
     }
 
-    /// The earliest instant at which some session may become due.
+    /// Raft refused the expiry proposal of `session`: propose it again at
+    /// the next call of [`Liveness::due`]. The session stays unacknowledged.
+    pub fn not_proposed(&mut self, session: SessionId) {
+        if let Some(t) = self.sessions.get_mut(&session) {
+            if t.expiry == Expiry::Proposed {
+                t.expiry = Expiry::Due;
+            }
+        }
+    }
+
+    /// The earliest instant at which some session may become due (now, for
+    /// one already due); `None` when nothing can become due in this term.
     pub fn next_deadline(&self) -> Option<Instant> {
         self.sessions
             .values()
-            .map(|t| match t.expiry_proposed {
-                None => t.last_heard + t.ttl,
-                Some(at) => at + REPROPOSE_AFTER,
+            .filter_map(|t| match t.expiry {
+                Expiry::Live => Some(t.last_heard + t.ttl),
+                Expiry::Due => Some(t.last_heard),
+                Expiry::Proposed => None,
             })
             .min()
     }
@@ -119,6 +152,7 @@ mod tests {
     use super::*;
 
     const TTL: Duration = Duration::from_secs(5);
+    const ALL: usize = usize::MAX;
 
     /// DESIGN "Liveness is judged by the leader": silent for longer than the TTL -> expire.
     #[test]
@@ -127,26 +161,21 @@ mod tests {
         let s = SessionId(1);
         let mut l = Liveness::new_term(t0, [(s, TTL)]);
         assert!(
-            l.due(t0 + TTL).is_empty(),
+            l.due(t0 + TTL, ALL).is_empty(),
             "exactly TTL is not yet silent for longer"
         );
         assert!(l.heard(s, t0 + Duration::from_secs(2)));
-        assert!(l.due(t0 + TTL + Duration::from_millis(1)).is_empty());
+        assert!(l.due(t0 + TTL + Duration::from_millis(1), ALL).is_empty());
         let later = t0 + Duration::from_secs(2) + TTL + Duration::from_millis(1);
-        assert_eq!(l.due(later), vec![s]);
+        assert_eq!(l.due(later, ALL), vec![s]);
         assert!(l.is_expiring(s));
         assert!(
             !l.heard(s, later),
             "no acknowledgement once expiry was proposed"
         );
-        assert!(l.due(later).is_empty(), "not proposed twice at once");
-        assert_eq!(
-            l.due(later + REPROPOSE_AFTER),
-            vec![s],
-            "re-proposed if still open"
-        );
+        assert!(l.due(later, ALL).is_empty(), "not proposed twice at once");
         l.ended(s);
-        assert!(l.due(later + REPROPOSE_AFTER * 2).is_empty());
+        assert!(l.due(later + TTL, ALL).is_empty());
     }
 
     /// DESIGN: a new leader gives every session a fresh full TTL from its own election.
@@ -155,11 +184,45 @@ mod tests {
         let elected = Instant::now();
         let s = SessionId(7);
         let mut l = Liveness::new_term(elected, [(s, TTL)]);
-        assert!(l.due(elected + TTL).is_empty());
+        assert!(l.due(elected + TTL, ALL).is_empty());
         assert_eq!(l.next_deadline(), Some(elected + TTL));
         assert!(
             !l.heard(SessionId(8), elected),
             "unknown sessions are not acknowledged"
         );
+    }
+
+    /// Issue 8 item 10: an expiry Raft accepted is not proposed again
+    /// while this term lasts (it was re-proposed every second while in
+    /// flight), one Raft refused goes again at the next call, and a mass
+    /// expiry is spread over calls by the budget, every session once.
+    #[test]
+    fn issue_8_expiry_is_proposed_once_per_term_and_spread_by_the_budget() {
+        let t0 = Instant::now();
+        let n = 1_000u64;
+        let mut l = Liveness::new_term(t0, (1..=n).map(|s| (SessionId(s), TTL)));
+        let silent = t0 + TTL + Duration::from_millis(1);
+        let mut proposed = Vec::new();
+        let mut calls = 0;
+        loop {
+            let batch = l.due(silent, 64);
+            assert!(batch.len() <= 64, "{} proposals in one tick", batch.len());
+            if batch.is_empty() {
+                break;
+            }
+            calls += 1;
+            proposed.extend(batch);
+        }
+        assert_eq!(proposed, (1..=n).map(SessionId).collect::<Vec<_>>());
+        assert_eq!(calls, n.div_ceil(64));
+        for later in [1, 2, 10, 60] {
+            let at = silent + Duration::from_secs(later);
+            assert!(l.due(at, ALL).is_empty(), "re-proposed after {later} s");
+        }
+        assert_eq!(l.next_deadline(), None);
+        l.not_proposed(SessionId(7));
+        assert!(l.is_expiring(SessionId(7)), "still not acknowledged");
+        assert!(!l.heard(SessionId(7), silent));
+        assert_eq!(l.due(silent, ALL), vec![SessionId(7)]);
     }
 }

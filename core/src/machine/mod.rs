@@ -31,11 +31,15 @@
 //!   a waiter is still removable if a client raised its floor too early.
 
 mod command;
+pub(crate) mod cost;
 mod effect;
 mod lock;
+mod query;
 mod session;
 mod snapshot;
 
+#[cfg(test)]
+mod cost_tests;
 #[cfg(test)]
 mod proptest_model;
 #[cfg(test)]
@@ -47,7 +51,7 @@ mod snapshot_tests;
 #[cfg(test)]
 mod tests;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 pub use command::{Command, DecodeError, RequestKey, COMMAND_VERSION, MAX_COMMAND_BYTES};
 pub use effect::{Effect, Outcome};
@@ -56,7 +60,7 @@ pub use snapshot::{MAX_SNAPSHOT_BYTES, SNAPSHOT_VERSION};
 use lock::{Holder, Lock, PendingHandoffState};
 use session::Session;
 
-use crate::types::{FencingToken, LockInfo, LockName, NodeId, NodeName, RequestId, SessionId};
+use crate::types::{FencingToken, LockName, NodeId, NodeName, RequestId, SessionId};
 
 /// What the table knows of one open session.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -88,6 +92,10 @@ pub struct LockTable {
     sessions: BTreeMap<SessionId, Session>,
     locks: BTreeMap<LockName, Lock>,
     applied_index: u64,
+    /// The locks whose `handoff` is set: derived state (rebuilt on
+    /// restore, never encoded), so finding them costs O(pending), not a
+    /// scan of every lock.
+    awaiting: BTreeSet<LockName>,
 }
 
 impl LockTable {
@@ -157,6 +165,7 @@ impl LockTable {
                     if let Some(l) = self.locks.get_mut(lock) {
                         l.handoff = None;
                     }
+                    self.awaiting.remove(lock);
                     self.grant_next(index, lock, &mut fx);
                 }
             }
@@ -409,6 +418,7 @@ impl LockTable {
                     freed_at: index,
                     delayed,
                 });
+                self.awaiting.insert(name.clone());
                 fx.push(Effect::AwaitingHandoff {
                     lock: name.clone(),
                     freed_at: index,
@@ -419,117 +429,5 @@ impl LockTable {
             }
         }
         fx.push(Effect::SessionEnded { session, expired });
-    }
-
-    /// The current holder of `lock`.
-    pub fn holder(&self, lock: &LockName) -> Option<LockInfo> {
-        let l = self.locks.get(lock)?;
-        let h = l.holder?;
-        let s = self.sessions.get(&h.session)?;
-        Some(LockInfo {
-            token: h.token,
-            holder: s.name.clone(),
-            holder_id: s.node,
-            session: h.session,
-            waiters: l.waiters.len(),
-        })
-    }
-
-    /// Whether `session` is open.
-    pub fn session_exists(&self, session: SessionId) -> bool {
-        self.sessions.contains_key(&session)
-    }
-
-    /// Every open session, in session order.
-    pub fn sessions(&self) -> Vec<SessionInfo> {
-        self.sessions
-            .iter()
-            .map(|(id, s)| SessionInfo {
-                session: *id,
-                node: s.node,
-                name: s.name.clone(),
-                ttl_ms: s.ttl_ms,
-            })
-            .collect()
-    }
-
-    /// The locks awaiting a handoff, in lock-name order.
-    pub fn pending_handoffs(&self) -> Vec<PendingHandoff> {
-        self.locks
-            .iter()
-            .filter_map(|(name, l)| {
-                l.handoff.map(|h| PendingHandoff {
-                    lock: name.clone(),
-                    freed_at: h.freed_at,
-                    delayed: h.delayed,
-                })
-            })
-            .collect()
-    }
-
-    /// The recorded outcome of a request, if the table still remembers it.
-    pub fn outcome(&self, session: SessionId, request: RequestId) -> Option<Outcome> {
-        self.sessions.get(&session)?.results.get(&request).copied()
-    }
-
-    /// Where request `request` of `session` stands: its recorded outcome if
-    /// the table still remembers it, else `Queued` while it waits in a
-    /// queue, or `Granted` while it holds the lock it asked for. A parked
-    /// waiter's outcome is forgotten once the session's floor passes it,
-    /// so a node that catches up from a snapshot finds its grant here.
-    pub fn request_state(&self, session: SessionId, request: RequestId) -> Option<Outcome> {
-        let s = self.sessions.get(&session)?;
-        if let Some(outcome) = s.results.get(&request) {
-            return Some(*outcome);
-        }
-        if s.waiting.contains_key(&request) {
-            return Some(Outcome::Queued);
-        }
-        s.held.iter().find_map(|(name, token)| {
-            self.locks
-                .get(name)
-                .and_then(|l| l.holder)
-                .filter(|h| h.request == request)
-                .map(|_| Outcome::Granted(*token))
-        })
-    }
-
-    /// The node that opened `session`, if it is open.
-    pub fn session_node(&self, session: SessionId) -> Option<NodeId> {
-        self.sessions.get(&session).map(|s| s.node)
-    }
-
-    /// How many request outcomes the table remembers, over all sessions
-    /// (bounded by the requests in flight, not by the requests ever made).
-    pub fn remembered_outcomes(&self) -> usize {
-        self.sessions.values().map(|s| s.results.len()).sum()
-    }
-
-    /// The locks `session` holds, with their tokens, in lock-name order.
-    pub fn locks_of(&self, session: SessionId) -> Vec<(LockName, FencingToken)> {
-        self.sessions
-            .get(&session)
-            .map(|s| s.held.iter().map(|(n, t)| (n.clone(), *t)).collect())
-            .unwrap_or_default()
-    }
-
-    /// The index of the last entry applied.
-    pub fn applied_index(&self) -> u64 {
-        self.applied_index
-    }
-
-    /// How many locks the table remembers (held, awaited or awaiting handoff).
-    pub fn lock_count(&self) -> usize {
-        self.locks.len()
-    }
-
-    /// A hash of the whole state, equal on nodes that applied the same log.
-    pub fn state_hash(&self) -> u64 {
-        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-        for b in self.encode_snapshot() {
-            h ^= u64::from(b);
-            h = h.wrapping_mul(0x0100_0000_01b3);
-        }
-        h
     }
 }

@@ -9,6 +9,9 @@
 //! empty, and sessions and locks agree on every grant and every waiter (so
 //! `apply` never meets a table it could not have built).
 //!
+//! The set of locks awaiting a handoff is derived state: it is not in the
+//! image and is rebuilt here, so adding it changed nothing in the format.
+//!
 //! The decode limit bounds what garbage can make us allocate. bincode counts
 //! every integer at its full width against that limit (a one-byte varint
 //! counts 8), so a snapshot decodes as long as its body is below
@@ -82,10 +85,17 @@ impl LockTable {
             )));
         }
         check(&image).map_err(DecodeError::Malformed)?;
+        let awaiting = image
+            .locks
+            .iter()
+            .filter(|(_, l)| l.handoff.is_some())
+            .map(|(name, _)| name.clone())
+            .collect();
         Ok(Self {
             sessions: image.sessions,
             locks: image.locks,
             applied_index: image.applied_index,
+            awaiting,
         })
     }
 }
@@ -121,7 +131,7 @@ fn check(image: &Image) -> Result<(), String> {
         {
             return Err(format!("lock {name} awaits a handoff from the future"));
         }
-        for (session, request) in &lock.waiters {
+        for (session, request) in lock.waiters.iter() {
             let queued = image
                 .sessions
                 .get(session)

@@ -3,6 +3,20 @@
 //! Both are in memory and start afresh at each election: every session gets
 //! a full TTL from the new leader's election, and every lock awaiting a
 //! handoff gets its full lock-delay again (never less than it was owed).
+//!
+//! The duties belong to one term. A node that loses leadership and wins it
+//! back in a later term between two Readies would otherwise keep the old
+//! term's clocks and schedules (issue 8 item 11): [`LeaderDuty::refresh`]
+//! replaces them whenever the term differs.
+//!
+//! Each expiry and handoff is proposed once per term (issue 8 item 10): a
+//! proposal the leader's Raft accepted sits in the leader's own log and
+//! commits in this term unless the term ends, and then these duties are
+//! replaced and start again from the table. Only a proposal Raft refused
+//! (a leadership transfer in progress) is handed back and goes again at the
+//! next tick. At most [`MAX_DUTY_PROPOSALS_PER_TICK`] entries are proposed
+//! per tick, so thousands of sessions or locks falling due together do not
+//! land in one Ready.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -11,23 +25,22 @@ use tokio::time::Instant;
 
 use crate::lease::liveness::Liveness;
 use crate::machine::LockTable;
-use crate::types::LockName;
+use crate::types::{LockName, SessionId};
 
-/// How long before the same handoff is proposed again.
-const REPROPOSE_AFTER: Duration = Duration::from_secs(1);
-
-#[derive(Debug)]
-struct Handoff {
-    freed_at: u64,
-    due: Instant,
-    proposed: Option<Instant>,
-}
+/// The most expiries and handoffs one tick proposes. Either kind gets at
+/// least half when both are due; the rest waits for the next tick (at the
+/// default 100 ms tick, 10 000 silent sessions are proposed within 4 s).
+pub(crate) const MAX_DUTY_PROPOSALS_PER_TICK: usize = 256;
 
 /// The leader's duties for one term.
 #[derive(Debug)]
 pub(crate) struct LeaderDuty {
+    term: u64,
     pub(crate) liveness: Liveness,
-    handoffs: BTreeMap<LockName, Handoff>,
+    /// Handoffs not yet proposed, by when they are due (then arrival order),
+    /// with the freeing entry they answer.
+    handoffs: BTreeMap<(Instant, u64), (LockName, u64)>,
+    seq: u64,
     lock_delay: Duration,
     /// Since when each peer has waited for a snapshot (see
     /// `Driver::retry_lost_snapshots`).
@@ -35,8 +48,13 @@ pub(crate) struct LeaderDuty {
 }
 
 impl LeaderDuty {
-    /// Starts a term: fresh TTLs for all sessions, lock-delays restarted.
-    pub(crate) fn elected(now: Instant, table: &LockTable, lock_delay: Duration) -> Self {
+    /// Starts term `term`: fresh TTLs for all sessions, lock-delays restarted.
+    pub(crate) fn elected(
+        term: u64,
+        now: Instant,
+        table: &LockTable,
+        lock_delay: Duration,
+    ) -> Self {
         let liveness = Liveness::new_term(
             now,
             table
@@ -45,8 +63,10 @@ impl LeaderDuty {
                 .map(|s| (s.session, Duration::from_millis(s.ttl_ms))),
         );
         let mut duty = Self {
+            term,
             liveness,
             handoffs: BTreeMap::new(),
+            seq: 0,
             lock_delay,
             snapshot_since: BTreeMap::new(),
         };
@@ -56,41 +76,83 @@ impl LeaderDuty {
         duty
     }
 
+    /// Keeps `slot` in step with leadership after a Ready: duties for the
+    /// current term while leading (new ones when there were none, or when
+    /// they belong to another term), none otherwise. True when new duties
+    /// started.
+    pub(crate) fn refresh(
+        slot: &mut Option<Self>,
+        leading: bool,
+        term: u64,
+        now: Instant,
+        table: &LockTable,
+        lock_delay: Duration,
+    ) -> bool {
+        if !leading {
+            *slot = None;
+            return false;
+        }
+        if slot.as_ref().is_some_and(|d| d.term == term) {
+            return false;
+        }
+        *slot = Some(Self::elected(term, now, table, lock_delay));
+        true
+    }
+
     /// A lock was freed and waits for a handoff.
     pub(crate) fn schedule(&mut self, lock: LockName, freed_at: u64, delayed: bool, now: Instant) {
         let due = if delayed { now + self.lock_delay } else { now };
-        self.handoffs.insert(
-            lock,
-            Handoff {
-                freed_at,
-                due,
-                proposed: None,
-            },
-        );
+        self.seq += 1;
+        self.handoffs.insert((due, self.seq), (lock, freed_at));
     }
 
-    /// Handoffs to propose now. Entries the table no longer awaits are dropped.
-    pub(crate) fn due_handoffs(&mut self, now: Instant, table: &LockTable) -> Vec<(LockName, u64)> {
-        if self.handoffs.is_empty() {
-            return Vec::new();
-        }
-        let awaited: BTreeMap<LockName, u64> = table
-            .pending_handoffs()
-            .into_iter()
-            .map(|h| (h.lock, h.freed_at))
-            .collect();
-        self.handoffs
-            .retain(|lock, h| awaited.get(lock) == Some(&h.freed_at));
+    /// Raft refused the handoff proposal for `lock`: propose it again next tick.
+    pub(crate) fn handoff_not_proposed(&mut self, lock: LockName, freed_at: u64, now: Instant) {
+        self.schedule(lock, freed_at, false, now);
+    }
+
+    /// What to propose this tick, within [`MAX_DUTY_PROPOSALS_PER_TICK`]:
+    /// sessions to expire and handoffs `(lock, freed_at)`.
+    pub(crate) fn due(
+        &mut self,
+        now: Instant,
+        table: &LockTable,
+    ) -> (Vec<SessionId>, Vec<(LockName, u64)>) {
+        let budget = MAX_DUTY_PROPOSALS_PER_TICK;
+        let mut handoffs = self.due_handoffs(now, table, budget / 2);
+        let expire = self.liveness.due(now, budget - handoffs.len());
+        let left = budget - handoffs.len() - expire.len();
+        handoffs.extend(self.due_handoffs(now, table, left));
+        (expire, handoffs)
+    }
+
+    /// Up to `budget` handoffs due by `now` that the table still awaits,
+    /// taken out of the schedule. Costs O(taken × log locks): neither the
+    /// schedule's later entries nor the table's other locks are visited.
+    fn due_handoffs(
+        &mut self,
+        now: Instant,
+        table: &LockTable,
+        budget: usize,
+    ) -> Vec<(LockName, u64)> {
         let mut out = Vec::new();
-        for (lock, h) in &mut self.handoffs {
-            let ready = now >= h.due
-                && h.proposed
-                    .is_none_or(|at| now.saturating_duration_since(at) >= REPROPOSE_AFTER);
-            if ready {
-                h.proposed = Some(now);
-                out.push((lock.clone(), h.freed_at));
+        while out.len() < budget {
+            let Some(entry) = self.handoffs.first_entry() else {
+                break;
+            };
+            if entry.key().0 > now {
+                break;
+            }
+            let (lock, freed_at) = entry.remove();
+            // A stale entry (already handed on) is dropped here.
+            if table.handoff_of(&lock) == Some(freed_at) {
+                out.push((lock, freed_at));
             }
         }
         out
     }
 }
+
+#[cfg(test)]
+#[path = "leader_tests.rs"]
+mod tests;

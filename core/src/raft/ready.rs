@@ -260,14 +260,8 @@ impl<S: LogStore + Send + 'static> Driver<S> {
             }
             Effect::SessionOpened { session } => {
                 if let Some(duty) = self.leader.as_mut() {
-                    let ttl = self
-                        .table
-                        .sessions()
-                        .into_iter()
-                        .find(|s| s.session == session)
-                        .map_or(self.cfg.session_ttl, |s| {
-                            std::time::Duration::from_millis(s.ttl_ms)
-                        });
+                    let ttl = self.table.session_ttl(session);
+                    let ttl = ttl.unwrap_or(self.cfg.session_ttl);
                     duty.liveness.opened(session, ttl, now);
                 }
             }
@@ -384,12 +378,13 @@ impl<S: LogStore + Send + 'static> Driver<S> {
     /// After a Ready: notice leadership changes and answer reads whose index
     /// is now applied.
     pub(super) fn after_ready(&mut self, now: Instant) {
-        let leading = self.is_leader();
-        if leading && self.leader.is_none() {
-            tracing::info!(node = %self.name, term = self.raw.raft.term, "became leader");
-            self.leader = Some(LeaderDuty::elected(now, &self.table, self.cfg.lock_delay));
-        } else if !leading && self.leader.is_some() {
-            self.leader = None;
+        let (leading, term) = (self.is_leader(), self.raw.raft.term);
+        let (table, delay) = (&self.table, self.cfg.lock_delay);
+        if LeaderDuty::refresh(&mut self.leader, leading, term, now, table, delay) {
+            tracing::info!(node = %self.name, term, "became leader");
+        }
+        if !leading {
+            // Deposed: the senders renew with the new leader.
             self.keepalive_batch.clear();
         }
         let seen = (self.raw.raft.leader_id, self.raw.raft.term);

@@ -244,8 +244,8 @@ impl<S: LogStore + Send + 'static> Driver<S> {
         let Some(duty) = self.leader.as_mut() else {
             return;
         };
-        let expire = duty.liveness.due(now);
-        let handoffs = duty.due_handoffs(now, &self.table);
+        // Each is proposed once per term; one Raft refuses goes back.
+        let (expire, handoffs) = duty.due(now, &self.table);
         let lock_delay = !self.cfg.lock_delay.is_zero();
         for session in expire {
             tracing::info!(node = %self.name, %session, "session silent for longer than its TTL; proposing expiry");
@@ -254,11 +254,18 @@ impl<S: LogStore + Send + 'static> Driver<S> {
                 session,
                 lock_delay,
             };
-            let _ = self.raw.propose(Vec::new(), cmd.encode());
+            if self.raw.propose(Vec::new(), cmd.encode()).is_err() {
+                duty.liveness.not_proposed(session);
+            }
         }
         for (lock, freed_at) in handoffs {
-            let cmd = Command::Handoff { lock, freed_at };
-            let _ = self.raw.propose(Vec::new(), cmd.encode());
+            let cmd = Command::Handoff {
+                lock: lock.clone(),
+                freed_at,
+            };
+            if self.raw.propose(Vec::new(), cmd.encode()).is_err() {
+                duty.handoff_not_proposed(lock, freed_at, now);
+            }
         }
     }
 

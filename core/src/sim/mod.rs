@@ -12,6 +12,7 @@ pub mod disk;
 pub mod history;
 mod liveness;
 mod memnet;
+mod node_faults;
 pub mod nemesis;
 pub mod net;
 pub mod rng;
@@ -20,7 +21,7 @@ mod workload;
 mod world;
 
 pub use memnet::{MemNet, MemTransport};
-pub use run::{run, SimConfig, SimOutcome, Skew};
+pub use run::{run, SimConfig, SimOutcome, Skew, Workload};
 #[cfg(test)]
 #[cfg(feature = "teeth")]
 mod teeth_tests;

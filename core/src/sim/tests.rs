@@ -177,7 +177,7 @@ fn stress_many_seeds() {
 /// snapshot applied before its Ready was durable (`Driver::advance_applied`).
 #[test]
 fn regression_seed_94_snapshot_applied_only_once_durable() {
-    let o = run(SimConfig::from_seed(94));
+    let o = run(SimConfig::from_seed(94).classic());
     assert!(o.report.is_ok(), "{}", o.failure().unwrap_or_default());
 }
 
@@ -249,7 +249,9 @@ fn regression_a_lost_snapshot_is_sent_again() {
 /// a keepalive sent a tick late (1014593). They must pass.
 #[test]
 fn regression_soak_seeds_pass() {
-    let outs = run_many(vec![1_007_192, 1_008_812, 1_014_593], SimConfig::from_seed);
+    let outs = run_many(vec![1_007_192, 1_008_812, 1_014_593], |s| {
+        SimConfig::from_seed(s).classic()
+    });
     for o in outs {
         assert!(o.report.is_ok(), "{}", o.failure().unwrap_or_default());
     }

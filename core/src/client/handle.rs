@@ -27,6 +27,8 @@ use crate::types::{LockInfo, LockName};
 
 struct Inner {
     inbox: mpsc::UnboundedSender<Input>,
+    /// How long `ready` waits before it reports `NoQuorum` (issue 8, item 1).
+    ready_bound: Duration,
     status: watch::Receiver<NodeStatus>,
     ready: watch::Receiver<bool>,
     tickets: AtomicU64,
@@ -69,10 +71,12 @@ impl NodeHandle {
         status: watch::Receiver<NodeStatus>,
         ready: watch::Receiver<bool>,
         task: JoinHandle<()>,
+        ready_bound: Duration,
     ) -> Self {
         Self {
             inner: Arc::new(Inner {
                 inbox,
+                ready_bound,
                 status,
                 ready,
                 tickets: AtomicU64::new(1),
@@ -83,16 +87,26 @@ impl NodeHandle {
 
     /// Waits until a leader is known and this node's session is open with a
     /// valid lease.
+    ///
+    /// # Errors
+    ///
+    /// `NoQuorum` when the node is not ready within twice the session TTL
+    /// (it cannot reach a majority); `Shutdown` when the node stopped.
     pub async fn ready(&self) -> Result<(), Error> {
         let mut rx = self.inner.ready.clone();
-        loop {
-            if *rx.borrow_and_update() {
-                return Ok(());
+        let wait = async {
+            loop {
+                if *rx.borrow_and_update() {
+                    return Ok(());
+                }
+                if rx.changed().await.is_err() {
+                    return Err(Error::Shutdown);
+                }
             }
-            if rx.changed().await.is_err() {
-                return Err(Error::Shutdown);
-            }
-        }
+        };
+        tokio::time::timeout(self.inner.ready_bound, wait)
+            .await
+            .unwrap_or(Err(Error::NoQuorum))
     }
 
     /// Acquires `name`, waiting in its FIFO queue for as long as it takes.
@@ -109,7 +123,15 @@ impl NodeHandle {
 
     /// Like [`NodeHandle::lock`], but gives up after `timeout` with
     /// `Error::Timeout` (and leaves the queue).
+    ///
+    /// A zero `timeout` means one attempt that never queues, exactly like
+    /// [`NodeHandle::try_lock`] (on every node, and with nothing left behind
+    /// in the log but that one acquire); a `timeout` too large to add to
+    /// the clock waits for ever, like [`NodeHandle::lock`] (issue 8, item 6).
     pub async fn lock_timeout(&self, name: &str, timeout: Duration) -> Result<LockGuard, Error> {
+        if timeout.is_zero() {
+            return self.try_lock(name).await?.ok_or(Error::Timeout);
+        }
         match tokio::time::timeout(timeout, self.lock(name)).await {
             Ok(result) => result,
             Err(_) => Err(Error::Timeout),
@@ -171,19 +193,30 @@ impl NodeHandle {
         self.inner.status.clone()
     }
 
-    /// Releases this node's locks, hands leadership over, and stops.
+    /// Revokes this node's guards (their `lost()` completes), releases its
+    /// locks by closing its session, hands leadership over, and stops.
+    ///
+    /// Each phase is bounded, so this returns within about 6 s even without
+    /// a quorum (issue 8, item 1).
+    ///
+    /// # Errors
+    ///
+    /// `NoQuorum` when the session could not be closed in time: its locks
+    /// are then freed when the session expires, one TTL later. Calling it
+    /// again on a stopped node returns `Ok`.
     pub async fn shutdown(&self) -> Result<(), Error> {
         let (tx, rx) = oneshot::channel();
+        let mut result = Ok(());
         if self
             .inner
             .inbox
             .send(Input::Shutdown { reply: Some(tx) })
             .is_ok()
         {
-            let _ = rx.await;
+            result = rx.await.unwrap_or(Ok(()));
         }
         self.join().await;
-        Ok(())
+        result
     }
 
     /// Stops the node at once, as a crash would: nothing is released and no
@@ -226,6 +259,17 @@ impl NodeHandle {
         self.inner
             .inbox
             .send(Input::StateHash { reply: tx })
+            .map_err(|_| Error::Shutdown)?;
+        rx.await.map_err(|_| Error::Shutdown)
+    }
+
+    /// Counts of the node's bookkeeping (tests of what must stay bounded).
+    #[cfg(any(test, feature = "sim"))]
+    pub async fn inspect(&self) -> Result<crate::raft::Inspection, Error> {
+        let (tx, rx) = oneshot::channel();
+        self.inner
+            .inbox
+            .send(Input::Inspect { reply: tx })
             .map_err(|_| Error::Shutdown)?;
         rx.await.map_err(|_| Error::Shutdown)
     }

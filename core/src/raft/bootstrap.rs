@@ -233,6 +233,7 @@ where
         peer_memory: p.peer_memory,
         pending: Proposals::default(),
         reads: Reads::new(me.id),
+        keepalive_batch: Vec::new(),
         leader: None::<LeaderDuty>,
         shutdown: None,
         seen_leader: (0, 0),
@@ -246,9 +247,16 @@ where
         hooks: p.hooks.clone(),
         clock: clock.clone(),
     };
+    let ready_bound = driver.cfg.session_ttl * 2;
     let span = tracing::info_span!("peerlock", node = %me.name);
     let task = tokio::spawn(tracing::Instrument::instrument(driver.run(), span));
-    Ok(NodeHandle::new(inbox_tx, status_rx, ready_rx, task))
+    Ok(NodeHandle::new(
+        inbox_tx,
+        status_rx,
+        ready_rx,
+        task,
+        ready_bound,
+    ))
 }
 
 /// Starts a node on the durable log store in `dir` (created if missing).

@@ -39,8 +39,11 @@ pub(crate) enum Input {
         lock: LockName,
         reply: oneshot::Sender<Result<Option<LockInfo>, Error>>,
     },
-    /// Graceful shutdown: release, hand off leadership, stop.
-    Shutdown { reply: Option<oneshot::Sender<()>> },
+    /// Graceful shutdown: revoke guards, close the session, hand off
+    /// leadership, stop. The reply says whether the session was closed.
+    Shutdown {
+        reply: Option<oneshot::Sender<Result<(), Error>>>,
+    },
     /// Stop at once, as a crash would (for tests and examples).
     Kill,
     /// Hand leadership to `to` if this node leads (the simulator's fault).
@@ -50,6 +53,23 @@ pub(crate) enum Input {
     /// convergence check).
     #[cfg(any(test, feature = "sim"))]
     StateHash { reply: oneshot::Sender<(u64, u64)> },
+    /// Counts of the node's bookkeeping (tests of what must stay bounded).
+    #[cfg(any(test, feature = "sim"))]
+    Inspect {
+        reply: oneshot::Sender<Inspection>,
+    },
+}
+
+/// What a node keeps, counted (tests only).
+#[cfg(any(test, feature = "sim"))]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Inspection {
+    /// Request outcomes the replicated table remembers, over all sessions.
+    pub remembered_outcomes: usize,
+    /// This node's outstanding requests.
+    pub pending: usize,
+    /// Open sessions.
+    pub sessions: usize,
 }
 
 impl<S: LogStore + Send + 'static> Driver<S> {
@@ -127,6 +147,14 @@ impl<S: LogStore + Send + 'static> Driver<S> {
                 if self.is_leader() && self.peers.contains(&to) {
                     self.raw.transfer_leader(to.0);
                 }
+            }
+            #[cfg(any(test, feature = "sim"))]
+            Input::Inspect { reply } => {
+                let _ = reply.send(Inspection {
+                    remembered_outcomes: self.table.remembered_outcomes(),
+                    pending: self.pending.ids().len(),
+                    sessions: self.table.sessions().len(),
+                });
             }
             #[cfg(any(test, feature = "sim"))]
             Input::StateHash { reply } => {

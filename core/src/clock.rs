@@ -443,6 +443,7 @@ mod tests {
             inbox,
             released: false,
             clock,
+            gone: std::sync::atomic::AtomicBool::new(false),
         };
         let lost = g.lost();
         tokio::pin!(lost);

@@ -94,7 +94,7 @@ impl SimConfig {
         // Drawn after the older choices, so those stay what they were.
         let workload = match rng.below(20) {
             0..=2 => Workload::MassTimeouts,
-            3..=5 => Workload::LargeTable,
+            3..=4 => Workload::LargeTable,
             _ => Workload::Mixed,
         };
         Self {
@@ -225,9 +225,9 @@ async fn simulate(c: SimConfig) -> SimOutcome {
     world.workload = c.workload;
     world.extended_faults = c.extended_faults;
     if c.workload == Workload::LargeTable {
-        // A few thousand held locks in all (kept small enough that a seed
+        // Two thousand held locks in all (kept small enough that a seed
         // stays fast: each is a proposal, and in every snapshot).
-        world.bulk_per_node = (2_500 / c.voters).max(1);
+        world.bulk_per_node = (2_000 / c.voters).max(1);
     }
     world.net.set_weather(calm());
     let mut report = Report::default();

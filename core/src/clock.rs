@@ -318,7 +318,10 @@ impl Clock {
                     .mul_f64(s.rate);
                 // What boot time will read then.
                 let boot = local + stopped - self.suspended();
-                s.origin + boot.saturating_duration_since(s.local_origin).div_f64(s.rate)
+                s.origin
+                    + boot
+                        .saturating_duration_since(s.local_origin)
+                        .div_f64(s.rate)
             }
         }
     }
@@ -470,7 +473,10 @@ mod tests {
         tokio::time::advance(Duration::from_secs(1)).await;
         assert_eq!(c.now() - t0, Duration::from_secs(10), "boot time ran on");
         let deadline = c.now() + Duration::from_secs(2);
-        assert_eq!(c.true_instant(deadline) - Instant::now(), Duration::from_secs(1));
+        assert_eq!(
+            c.true_instant(deadline) - Instant::now(),
+            Duration::from_secs(1)
+        );
         // A restart on the same machine starts from its own origin.
         let again = Clock::simulated(1.0, Duration::ZERO, switch);
         assert_eq!(again.now(), Instant::now());

@@ -87,7 +87,7 @@ impl LockGuard {
     /// Completes once the lease may be gone: its end passed without a newer
     /// acknowledgement, the session ended, or the node stopped.
     ///
-    /// Within [`LOST_RECHECK`] of a host's resume from suspend: timers run
+    /// Within 200 ms of a host's resume from suspend: timers run
     /// on the monotonic clock, which stood still while the host slept, so
     /// the lease's end is looked at again at that period rather than
     /// trusted to one timer.

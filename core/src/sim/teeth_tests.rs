@@ -21,10 +21,8 @@ fn config_for(bug: Bug, seed: u64) -> SimConfig {
         }
         Bug::AckBeforeFsync | Bug::TokenReuseAfterRestart => c.durable = true,
         // Caught by S4, which is only promised within the clock bound.
-        Bug::LeaseClockStopsInSuspend => {
-            if c.skew == Skew::BeyondBound {
-                c.skew = Skew::WithinBound;
-            }
+        Bug::LeaseClockStopsInSuspend if c.skew == Skew::BeyondBound => {
+            c.skew = Skew::WithinBound;
         }
         _ => {}
     }

@@ -123,9 +123,13 @@ fn five_hundred_seeds_keep_every_promise() {
     assert!(both || n < 10, "the seeds cover 3 and 5 voters");
     use super::nemesis::FaultKind;
     use super::run::Workload;
-    let every_mode = [Workload::Mixed, Workload::MassTimeouts, Workload::LargeTable]
-        .iter()
-        .all(|w| outcomes.iter().any(|o| o.config.workload == *w))
+    let every_mode = [
+        Workload::Mixed,
+        Workload::MassTimeouts,
+        Workload::LargeTable,
+    ]
+    .iter()
+    .all(|w| outcomes.iter().any(|o| o.config.workload == *w))
         && [
             FaultKind::Suspend,
             FaultKind::Shutdown,

@@ -191,7 +191,12 @@ impl NodeBuilder {
             }
         };
         let local_addr = transport.local_addr();
-        let deadline = tokio::time::Instant::now() + startup;
+        // A startup_timeout too large to add to the clock waits for ever
+        // (30 years), rather than overflowing (issue 8, item 6).
+        let now = tokio::time::Instant::now();
+        let deadline = now
+            .checked_add(startup)
+            .unwrap_or_else(|| now + Duration::from_secs(30 * 365 * 86_400));
         let infos = match transport.discover(deadline).await {
             Ok(infos) => infos,
             Err(e) => {

@@ -42,14 +42,16 @@ impl NodeConfig {
     /// a leader change at the fastest derived tick (issue 8, item 3).
     pub const MIN_TTL: Duration = Duration::from_secs(1);
 
-    /// The Raft tick used when none is set: the default 50 ms, or less for
-    /// a TTL too short to survive a leader change at 50 ms (a tick of at
-    /// most `ttl / 62`; see [`NodeConfig::min_ttl_for_failover`]).
+    /// The Raft tick used when none is set: the default 50 ms, or `ttl / 80`
+    /// for a TTL under 4 s, which leaves a third of the lease spare after
+    /// a leader change (see [`NodeConfig::min_ttl_for_failover`]).
     pub fn tick_for_ttl(ttl: Duration) -> Duration {
-        let derived = Duration::from_millis(
-            u64::try_from((ttl / 62).as_millis()).unwrap_or(u64::MAX),
-        );
-        Self::default().tick.min(derived).max(Duration::from_millis(1))
+        let derived =
+            Duration::from_millis(u64::try_from((ttl / 80).as_millis()).unwrap_or(u64::MAX));
+        Self::default()
+            .tick
+            .min(derived)
+            .max(Duration::from_millis(1))
     }
 
     /// The longest a leader change takes with this Raft timing, from the
@@ -64,12 +66,12 @@ impl NodeConfig {
 
     /// The shortest TTL whose lease survives one leader change. When the
     /// leader crashes, the holder's lease has at least
-    /// `ttl - margin - keepalive_interval = ttl × (1 - 1/10 - 1/3)` left
+    /// `ttl - margin - keepalive_interval = ttl × (1 - 1/10 - 1/4)` left
     /// (its last acknowledged keepalive was sent at most one interval
     /// earlier); that must cover [`NodeConfig::failover_bound`] plus one
     /// keepalive resend.
     pub fn min_ttl_for_failover(&self) -> Duration {
-        ((self.failover_bound() + self.keepalive_resend()) * 30) / 17
+        ((self.failover_bound() + self.keepalive_resend()) * 20) / 13
     }
 
     /// How long an unacknowledged keepalive waits before another is sent
@@ -135,9 +137,11 @@ impl NodeConfig {
         self.session_ttl / 10
     }
 
-    /// How often a node sends its session a keepalive.
+    /// How often a node sends its session a keepalive: a quarter of the
+    /// TTL, so three quarters of the lease (less the margin) are left when
+    /// the leader crashes just before a renewal (issue 8, item 3).
     pub fn keepalive_interval(&self) -> Duration {
-        self.session_ttl / 3
+        self.session_ttl / 4
     }
 
     /// The election timeout as a duration (the lower bound of raft-rs's

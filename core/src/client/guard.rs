@@ -76,8 +76,7 @@ impl LockGuard {
         if self.released || self.gone.load(Ordering::Acquire) {
             return false;
         }
-        let held =
-            self.lease.has_changed().is_ok() && self.lease.borrow().holds(self.clock.now());
+        let held = self.lease.has_changed().is_ok() && self.lease.borrow().holds(self.clock.now());
         if !held {
             self.gone.store(true, Ordering::Release);
         }
@@ -126,6 +125,15 @@ impl LockGuard {
     }
 
     /// Releases the lock and waits until the release is committed.
+    ///
+    /// Bounded (issue 8, item 1): when this node has no valid lease the
+    /// call returns `Ok` at once (the grant ends with the session, or with
+    /// the release, which the node keeps retrying); otherwise it fails with
+    /// `NoQuorum` if the release has not committed within one session TTL.
+    ///
+    /// # Errors
+    ///
+    /// `NoQuorum` as above; `Shutdown` when the node stopped.
     pub async fn unlock(self) -> Result<(), Error> {
         self.release().await.map(|_| ())
     }
@@ -202,7 +210,10 @@ mod tests {
         tokio::time::advance(Duration::from_secs(2)).await;
         assert!(!g.is_held(), "the lease ran out");
         lease_tx.send_modify(|v| v.valid_until = Some(Instant::now() + Duration::from_secs(5)));
-        assert!(!g.is_held(), "a renewal after the loss must not revive the guard");
+        assert!(
+            !g.is_held(),
+            "a renewal after the loss must not revive the guard"
+        );
         // lost() completes at once, too.
         tokio::time::timeout(Duration::from_millis(1), g.lost())
             .await

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use parking_lot::Mutex;
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{mpsc, oneshot, watch, Semaphore};
 use tokio::task::JoinHandle;
 
 use super::guard::LockGuard;
@@ -25,8 +25,17 @@ use crate::error::Error;
 use crate::raft::{AcquireReply, Input};
 use crate::types::{LockInfo, LockName};
 
+/// How many `lock`/`try_lock`/`holder` calls of one node may wait in the
+/// driver's inbox at once; further callers wait for a place before they
+/// enter it, and a place is given back as soon as the driver takes the
+/// call in (a parked waiter holds none). The inbox is so bounded by this
+/// plus one release per held guard (issue 8, item 10).
+pub const MAX_CALLS_IN_FLIGHT: usize = 4096;
+
 struct Inner {
     inbox: mpsc::UnboundedSender<Input>,
+    /// Places for calls in flight (see [`MAX_CALLS_IN_FLIGHT`]).
+    calls: Arc<Semaphore>,
     /// How long `ready` waits before it reports `NoQuorum` (issue 8, item 1).
     ready_bound: Duration,
     status: watch::Receiver<NodeStatus>,
@@ -76,6 +85,7 @@ impl NodeHandle {
         Self {
             inner: Arc::new(Inner {
                 inbox,
+                calls: Arc::new(Semaphore::new(MAX_CALLS_IN_FLIGHT)),
                 ready_bound,
                 status,
                 ready,
@@ -151,6 +161,7 @@ impl NodeHandle {
     }
 
     async fn acquire(&self, lock: &LockName, wait: bool) -> Result<AcquireReply, Error> {
+        let place = self.place().await?;
         let ticket = self.inner.tickets.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = oneshot::channel();
         self.inner
@@ -160,6 +171,7 @@ impl NodeHandle {
                 lock: lock.clone(),
                 wait,
                 reply: tx,
+                place,
             })
             .map_err(|_| Error::Shutdown)?;
         let mut abandon = AbandonOnDrop {
@@ -175,10 +187,15 @@ impl NodeHandle {
     /// The current holder of `name`, read linearizably (a quorum round).
     pub async fn holder(&self, name: &str) -> Result<Option<LockInfo>, Error> {
         let lock = LockName::new(name)?;
+        let place = self.place().await?;
         let (tx, rx) = oneshot::channel();
         self.inner
             .inbox
-            .send(Input::Holder { lock, reply: tx })
+            .send(Input::Holder {
+                lock,
+                reply: tx,
+                place,
+            })
             .map_err(|_| Error::Shutdown)?;
         rx.await.map_err(|_| Error::Shutdown)?
     }
@@ -272,6 +289,14 @@ impl NodeHandle {
             .send(Input::Inspect { reply: tx })
             .map_err(|_| Error::Shutdown)?;
         rx.await.map_err(|_| Error::Shutdown)
+    }
+
+    /// A place in the inbox (see [`MAX_CALLS_IN_FLIGHT`]).
+    async fn place(&self) -> Result<tokio::sync::OwnedSemaphorePermit, Error> {
+        Arc::clone(&self.inner.calls)
+            .acquire_owned()
+            .await
+            .map_err(|_| Error::Shutdown)
     }
 
     async fn join(&self) {

@@ -234,6 +234,8 @@ where
         pending: Proposals::default(),
         reads: Reads::new(me.id),
         keepalive_batch: Vec::new(),
+        keepalive_counts: (0, 0),
+        inbox_peak: 0,
         leader: None::<LeaderDuty>,
         shutdown: None,
         seen_leader: (0, 0),
@@ -302,7 +304,10 @@ async fn hello_round(
         accepted.insert(me.id);
     }
     let mut seen: HashMap<NodeId, u64> = p.peer_memory.load();
-    let deadline = Instant::now() + p.join_timeout;
+    let now = Instant::now();
+    let deadline = now
+        .checked_add(p.join_timeout)
+        .unwrap_or_else(|| now + Duration::from_secs(30 * 365 * 86_400));
     let mut resend = tokio::time::interval(Duration::from_millis(200));
     while accepted.iter().filter(|id| voters.contains(id)).count() < needed {
         tokio::select! {

@@ -82,7 +82,10 @@ async fn issue_8_shutdown_revokes_guards_before_another_node_is_granted() {
     let leader = nodes[0].status().leader.unwrap();
     let closing = (0..3).find(|i| ids[*i] != leader).unwrap();
     let waiter = (0..3).find(|i| *i != closing).unwrap();
-    let g = timeout(WAIT, nodes[closing].lock("x")).await.unwrap().unwrap();
+    let g = timeout(WAIT, nodes[closing].lock("x"))
+        .await
+        .unwrap()
+        .unwrap();
     let queued = {
         let n = nodes[waiter].clone();
         tokio::spawn(async move { n.lock("x").await })
@@ -122,7 +125,8 @@ async fn issue_8_shutdown_revokes_guards_before_another_node_is_granted() {
     granted.store(true, Ordering::SeqCst);
     let overlap = timeout(WAIT, watcher).await.unwrap().unwrap();
     assert_eq!(
-        overlap, 0,
+        overlap,
+        0,
         "the closing node's guard still read held after {:?} was granted",
         other.token()
     );
@@ -142,7 +146,10 @@ async fn issue_8_a_keepalive_for_another_nodes_session_is_ignored() {
     let li = ids.iter().position(|id| *id == leader).unwrap();
     let victim = (0..3).find(|i| *i != li).unwrap();
     let forger = (0..3).find(|i| *i != li && *i != victim).unwrap();
-    let g = timeout(WAIT, nodes[victim].lock("v")).await.unwrap().unwrap();
+    let g = timeout(WAIT, nodes[victim].lock("v"))
+        .await
+        .unwrap()
+        .unwrap();
     let session = nodes[victim].status().session.unwrap();
     let token = g.token();
     net.crash(ids[victim]);
@@ -198,5 +205,75 @@ async fn issue_8_a_raft_message_for_another_node_is_dropped() {
         "a message for node {} changed node {}'s term",
         ids[2],
         ids[0]
+    );
+}
+
+/// Issue 8, item 10: keepalives share quorum rounds. Before the fix each
+/// keepalive started its own ReadIndex round (a heartbeat broadcast), so
+/// the leader's messages grew with sessions × nodes; now every keepalive
+/// that arrives before a round starts rides on it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue_8_keepalives_that_arrive_together_share_one_quorum_round() {
+    let (net, ids, nodes) = cluster_with(3, config()).await;
+    let leader = nodes[0].status().leader.unwrap();
+    let li = ids.iter().position(|id| *id == leader).unwrap();
+    let sender = (li + 1) % 3;
+    let session = nodes[sender].status().session.unwrap();
+    let before = nodes[li].inspect().await.unwrap();
+    for seq in 0..300u64 {
+        net.inject(
+            ids[sender],
+            leader,
+            vec![PeerMessage::KeepAlive {
+                session,
+                seq: u64::MAX - seq,
+            }],
+        );
+    }
+    let deadline = Instant::now() + WAIT;
+    let after = loop {
+        let now = nodes[li].inspect().await.unwrap();
+        if now.keepalives_heard >= before.keepalives_heard + 300 {
+            break now;
+        }
+        assert!(Instant::now() < deadline, "the leader never heard them");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    let heard = after.keepalives_heard - before.keepalives_heard;
+    let rounds = after.keepalive_rounds - before.keepalive_rounds;
+    assert!(
+        rounds * 10 <= heard,
+        "{heard} keepalives took {rounds} quorum rounds"
+    );
+}
+
+/// Issue 8, item 10: the client inbox is bounded. 12 000 `holder` calls
+/// at once used to enter the driver's unbounded inbox together; now at
+/// most `MAX_CALLS_IN_FLIGHT` wait there and the rest wait for a place.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue_8_a_burst_of_calls_does_not_grow_the_inbox_past_its_bound() {
+    use crate::client::handle::MAX_CALLS_IN_FLIGHT;
+    let (_net, _ids, nodes) = cluster_with(3, config()).await;
+    let n = nodes[1].clone();
+    let calls: Vec<_> = (0..12_000)
+        .map(|i| {
+            let n = n.clone();
+            tokio::spawn(async move { n.holder(&format!("burst/{}", i % 7)).await })
+        })
+        .collect();
+    for c in calls {
+        // Under a loaded machine a read may miss its one-TTL deadline; what
+        // is judged here is the inbox, not the reads' speed.
+        let r = timeout(WAIT * 3, c).await.unwrap().unwrap();
+        assert!(
+            matches!(r, Ok(_) | Err(crate::error::Error::NoQuorum)),
+            "{r:?}"
+        );
+    }
+    let seen = n.inspect().await.unwrap();
+    assert!(
+        seen.inbox_peak <= MAX_CALLS_IN_FLIGHT + 64,
+        "the inbox held {} inputs at once",
+        seen.inbox_peak
     );
 }

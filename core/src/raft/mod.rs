@@ -90,6 +90,11 @@ pub(crate) struct Driver<S: LogStore + Send + 'static> {
     reads: Reads,
     /// Keepalives that wait for the leader's next batched quorum round.
     keepalive_batch: Vec<tick::KeepAliveReq>,
+    /// Keepalives this node heard as leader, and the quorum rounds it ran
+    /// for them (they share rounds; issue 8, item 10).
+    keepalive_counts: (u64, u64),
+    /// The most inputs seen waiting in the inbox at once.
+    inbox_peak: usize,
     leader: Option<LeaderDuty>,
     shutdown: Option<Shutdown>,
     /// The leader id and term seen after the last Ready, to notice changes.
@@ -131,6 +136,7 @@ impl<S: LogStore + Send + 'static> Driver<S> {
                     if n == 0 {
                         break;
                     }
+                    self.inbox_peak = self.inbox_peak.max(n + self.inbox.len());
                     let now = self.clock.now();
                     for input in inputs.drain(..) {
                         self.on_input(input, now);

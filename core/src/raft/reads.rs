@@ -100,9 +100,10 @@ impl Reads {
             .iter()
             .any(|(_, p)| matches!(p, Purpose::Holder { deadline, .. } if now >= *deadline))
         {
-            let (late, keep): (Vec<_>, Vec<_>) = std::mem::take(&mut self.confirmed)
-                .into_iter()
-                .partition(|(_, p)| matches!(p, Purpose::Holder { deadline, .. } if now >= *deadline));
+            let (late, keep): (Vec<_>, Vec<_>) =
+                std::mem::take(&mut self.confirmed).into_iter().partition(
+                    |(_, p)| matches!(p, Purpose::Holder { deadline, .. } if now >= *deadline),
+                );
             self.confirmed = keep;
             for (_, p) in late {
                 if let Purpose::Holder { reply, .. } = p {

@@ -427,11 +427,14 @@ impl<S: LogStore + Send + 'static> Driver<S> {
                     if k.from == self.me {
                         local.push((k.session, k.seq, alive));
                     } else {
-                        by_peer.entry(k.from).or_default().push(PeerMessage::KeepAliveAck {
-                            session: k.session,
-                            seq: k.seq,
-                            alive,
-                        });
+                        by_peer
+                            .entry(k.from)
+                            .or_default()
+                            .push(PeerMessage::KeepAliveAck {
+                                session: k.session,
+                                seq: k.seq,
+                                alive,
+                            });
                     }
                 }
                 for (to, msgs) in by_peer {

@@ -62,7 +62,10 @@ async fn cluster(n: usize) -> (MemNet, Vec<NodeId>, Vec<NodeHandle>) {
     cluster_with(n, config()).await
 }
 
-pub(super) async fn cluster_with(n: usize, cfg: NodeConfig) -> (MemNet, Vec<NodeId>, Vec<NodeHandle>) {
+pub(super) async fn cluster_with(
+    n: usize,
+    cfg: NodeConfig,
+) -> (MemNet, Vec<NodeId>, Vec<NodeHandle>) {
     let net = MemNet::new();
     let members = members(n, "n");
     let mut starts = Vec::new();

@@ -153,7 +153,9 @@ impl<S: LogStore + Send + 'static> Driver<S> {
             return;
         }
         duty.liveness.heard(session, self.clock.now());
-        self.keepalive_batch.push(KeepAliveReq { from, session, seq });
+        self.keepalive_batch
+            .push(KeepAliveReq { from, session, seq });
+        self.keepalive_counts.0 += 1;
     }
 
     /// Starts one ReadIndex round for every keepalive queued, if this node
@@ -173,6 +175,7 @@ impl<S: LogStore + Send + 'static> Driver<S> {
         let batch = std::mem::take(&mut self.keepalive_batch);
         let ctx = self.reads.issue(Purpose::KeepAlives(batch), now);
         self.raw.read_index(ctx);
+        self.keepalive_counts.1 += 1;
         true
     }
 

@@ -147,7 +147,20 @@ fn five_hundred_seeds_keep_every_promise() {
 /// gives the same trace.
 #[test]
 fn the_same_seed_gives_the_same_trace() {
-    let seeds: Vec<u64> = vec![7, 1_000_003, 42_424_242];
+    use super::run::Workload;
+    // And a seed of each workload that spawns tasks in bulk.
+    let first = |w: Workload| {
+        (0..1_000u64)
+            .find(|s| SimConfig::from_seed(*s).workload == w)
+            .expect("the seeds draw every workload")
+    };
+    let seeds: Vec<u64> = vec![
+        7,
+        1_000_003,
+        42_424_242,
+        first(Workload::MassTimeouts),
+        first(Workload::LargeTable),
+    ];
     let a = run_many(seeds.clone(), SimConfig::from_seed);
     let b = run_many(seeds, SimConfig::from_seed);
     for (x, y) in a.iter().zip(&b) {

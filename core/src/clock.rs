@@ -1,25 +1,210 @@
-//! The node's monotonic clock.
+//! The node's clock: monotonic, and counting the time the host was
+//! suspended.
 //!
 //! Every time judgement the driver and the guards make (lease ends, TTLs,
 //! ticks, lock-delay) reads this clock instead of the runtime's directly, so
-//! the simulator can give each node a clock that runs fast or slow against
-//! true time. In production it is the runtime's clock, unchanged: `now()`
-//! is `tokio::time::Instant::now()`.
+//! that (1) the simulator can give each node a clock that runs fast or slow
+//! against true time, and (2) a suspended host does not keep its leases.
+//!
+//! # Suspend
+//!
+//! The runtime's clock (`tokio::time::Instant`, `CLOCK_MONOTONIC` on Linux)
+//! stands still while the host is suspended (laptop lid, VM paused by its
+//! hypervisor, `systemctl suspend`). The other nodes' clocks run on: they
+//! expire this node's session and grant its locks elsewhere, while a lease
+//! judged on the monotonic clock would still read as held after resume for
+//! the rest of its old length. So [`Clock::now`] is the runtime's clock
+//! plus the time the host spent suspended since the process started: on
+//! Linux (and Android) `CLOCK_BOOTTIME − CLOCK_MONOTONIC`, read through
+//! `rustix`. Reading the difference (rather than mapping `CLOCK_BOOTTIME`
+//! onto an origin instant directly) keeps the runtime's paused test clock
+//! working: the difference only grows while the host sleeps. The two reads
+//! are not atomic; differences under [`NOISE`] are read as none.
+//!
+//! Elsewhere, the monotonic clock is used as is: on macOS and the BSDs a
+//! lease held across a suspend may read as held after resume until the
+//! holder's next keepalive round fails, so there do not rely on `is_held()`
+//! alone across a sleep; fence writes with the token.
+//!
+//! Timers (`tokio::time::sleep`) still run on the monotonic clock, so a
+//! deadline read on this clock may fire late by the suspended time: waiters
+//! that must notice a lease's end (`LockGuard::lost`) wake at a bounded
+//! period to look again.
+//!
+//! # Skew (simulator)
 //!
 //! A skewed clock is `local = local_origin + (true - origin) × rate`: the
 //! rate is fixed for the life of the clock (a node that restarts may get a
 //! new one). A forward jump of a monotonic clock is indistinguishable from
-//! a pause of the process, which the simulator injects as such.
+//! a pause of the process, which the simulator injects as such. The
+//! simulator's suspend ([`SuspendSwitch`]) stops the node's monotonic time
+//! while its boot time runs on.
 
-use std::sync::Arc;
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
+use parking_lot::Mutex;
 use tokio::time::Instant;
+
+use crate::teeth::{planted, Bug};
+
+/// Differences between boot time and monotonic time smaller than this are
+/// read as noise (the two clocks are read one after the other), not as a
+/// suspend.
+pub const NOISE: Duration = Duration::from_millis(1);
+
+/// A reading of both system clocks, as durations since an arbitrary epoch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Readings {
+    /// Time that stops while the host is suspended (`CLOCK_MONOTONIC`).
+    pub monotonic: Duration,
+    /// Time that counts the suspended time too (`CLOCK_BOOTTIME`).
+    pub boot: Duration,
+}
+
+/// Where the suspended time comes from: the OS, or a test.
+pub trait BootClock: Send + Sync + fmt::Debug {
+    /// Both clocks now, or `None` if this platform has no boot-time clock.
+    fn read(&self) -> Option<Readings>;
+}
+
+/// The host's clocks.
+#[derive(Debug)]
+struct OsClocks;
+
+impl BootClock for OsClocks {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    fn read(&self) -> Option<Readings> {
+        use rustix::time::{clock_gettime, ClockId};
+        fn dur(t: rustix::time::Timespec) -> Duration {
+            Duration::new(
+                u64::try_from(t.tv_sec).unwrap_or(0),
+                u32::try_from(t.tv_nsec).unwrap_or(0),
+            )
+        }
+        // Monotonic, boot, monotonic: the tightest of a few tries brackets
+        // the boot reading, so the difference is off by at most the gap.
+        let mut best: Option<(Duration, Readings)> = None;
+        for _ in 0..3 {
+            let a = dur(clock_gettime(ClockId::Monotonic));
+            let boot = dur(clock_gettime(ClockId::Boottime));
+            let b = dur(clock_gettime(ClockId::Monotonic));
+            let gap = b.saturating_sub(a);
+            let r = Readings {
+                monotonic: a + gap / 2,
+                boot,
+            };
+            if best.is_none_or(|(g, _)| gap < g) {
+                best = Some((gap, r));
+            }
+            if gap < NOISE / 20 {
+                break;
+            }
+        }
+        best.map(|(_, r)| r)
+    }
+
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    fn read(&self) -> Option<Readings> {
+        None
+    }
+}
+
+/// Suspended time since a first reading of a [`BootClock`].
+#[derive(Debug)]
+struct Suspension {
+    source: Box<dyn BootClock>,
+    origin: Option<Readings>,
+    /// The most suspended time seen, in nanoseconds (never goes back).
+    seen: AtomicU64,
+}
+
+impl Suspension {
+    fn new(source: Box<dyn BootClock>) -> Self {
+        let origin = source.read();
+        Self {
+            source,
+            origin,
+            seen: AtomicU64::new(0),
+        }
+    }
+
+    /// Time the host spent suspended since the origin reading.
+    fn suspended(&self) -> Duration {
+        let (Some(o), Some(now)) = (self.origin, self.source.read()) else {
+            return Duration::ZERO;
+        };
+        let boot = now.boot.saturating_sub(o.boot);
+        let mono = now.monotonic.saturating_sub(o.monotonic);
+        let d = boot.saturating_sub(mono);
+        if d < NOISE {
+            return Duration::from_nanos(self.seen.load(Ordering::Relaxed));
+        }
+        let nanos = u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
+        let prev = self.seen.fetch_max(nanos, Ordering::Relaxed);
+        Duration::from_nanos(prev.max(nanos))
+    }
+}
+
+/// The host's suspension, shared by every real clock of the process.
+fn os_suspension() -> &'static Suspension {
+    static S: OnceLock<Suspension> = OnceLock::new();
+    S.get_or_init(|| Suspension::new(Box::new(OsClocks)))
+}
+
+/// The simulator's suspend switch for one node: while on, the node's
+/// monotonic time stands still and its boot time runs on. It outlives the
+/// node's restarts (it is the machine, not the process).
+#[derive(Clone, Debug, Default)]
+pub struct SuspendSwitch(Arc<Mutex<SwitchState>>);
+
+#[derive(Debug, Default)]
+struct SwitchState {
+    /// True time spent suspended, over past suspends.
+    total: Duration,
+    /// The true instant the current suspend began.
+    since: Option<Instant>,
+}
+
+impl SuspendSwitch {
+    /// Suspends (`true`) or resumes the machine.
+    pub fn set(&self, suspended: bool) {
+        let mut s = self.0.lock();
+        let now = Instant::now();
+        match (suspended, s.since) {
+            (true, None) => s.since = Some(now),
+            (false, Some(since)) => {
+                s.total += now - since;
+                s.since = None;
+            }
+            _ => {}
+        }
+    }
+
+    /// True time spent suspended so far, the current suspend included.
+    fn stopped(&self) -> Duration {
+        let s = self.0.lock();
+        s.total + s.since.map_or(Duration::ZERO, |t| Instant::now() - t)
+    }
+}
 
 /// A node's clock. Cheap to clone.
 #[derive(Clone, Debug, Default)]
 pub struct Clock {
-    skew: Option<Arc<Skew>>,
+    kind: Kind,
+}
+
+#[derive(Clone, Debug, Default)]
+enum Kind {
+    /// The runtime's clock plus the host's suspended time.
+    #[default]
+    Real,
+    /// The runtime's clock plus the suspended time of an injected source.
+    Injected(Arc<Suspension>),
+    /// The simulator's clock.
+    Sim(Arc<Skew>),
 }
 
 #[derive(Debug)]
@@ -27,54 +212,114 @@ struct Skew {
     origin: Instant,
     local_origin: Instant,
     rate: f64,
+    switch: SuspendSwitch,
+    /// The switch's stopped time when this clock began.
+    stopped_at_origin: Duration,
 }
 
 impl Clock {
-    /// The runtime's clock.
+    /// The runtime's clock, counting the host's suspended time.
     pub fn real() -> Self {
         Self::default()
+    }
+
+    /// The runtime's clock counting the suspended time `source` reports
+    /// (tests inject a source whose boot and monotonic times diverge).
+    pub fn with_boot_clock(source: Box<dyn BootClock>) -> Self {
+        Self {
+            kind: Kind::Injected(Arc::new(Suspension::new(source))),
+        }
     }
 
     /// A clock that runs at `rate` times true time (1.01 is 1 % fast) and
     /// reads `offset` ahead of true time now.
     pub fn skewed(rate: f64, offset: Duration) -> Self {
+        Self::simulated(rate, offset, SuspendSwitch::default())
+    }
+
+    /// Like [`Clock::skewed`], on a machine that `switch` suspends.
+    pub fn simulated(rate: f64, offset: Duration, switch: SuspendSwitch) -> Self {
         let origin = Instant::now();
         let rate = if rate.is_finite() && rate > 0.0 {
             rate
         } else {
             1.0
         };
+        let stopped_at_origin = switch.stopped();
         Self {
-            skew: Some(Arc::new(Skew {
+            kind: Kind::Sim(Arc::new(Skew {
                 origin,
                 local_origin: origin + offset,
                 rate,
+                switch,
+                stopped_at_origin,
             })),
         }
     }
 
     /// The rate against true time (1.0 for the real clock).
     pub fn rate(&self) -> f64 {
-        self.skew.as_ref().map_or(1.0, |s| s.rate)
+        match &self.kind {
+            Kind::Sim(s) => s.rate,
+            _ => 1.0,
+        }
+    }
+
+    /// How far this clock reads ahead of the runtime's (real clocks: the
+    /// suspended time), or for the simulator, how far its monotonic time
+    /// reads behind its boot time. Zero with the planted bug
+    /// [`Bug::LeaseClockStopsInSuspend`], which judges on monotonic time.
+    fn suspended(&self) -> Duration {
+        if planted(Bug::LeaseClockStopsInSuspend) {
+            return Duration::ZERO;
+        }
+        match &self.kind {
+            Kind::Real => os_suspension().suspended(),
+            Kind::Injected(s) => s.suspended(),
+            Kind::Sim(s) => s
+                .switch
+                .stopped()
+                .saturating_sub(s.stopped_at_origin)
+                .mul_f64(s.rate),
+        }
     }
 
     /// This node's reading of now.
     pub fn now(&self) -> Instant {
         let now = Instant::now();
-        match &self.skew {
-            None => now,
-            Some(s) => s.local_origin + (now - s.origin).mul_f64(s.rate),
+        match &self.kind {
+            Kind::Real | Kind::Injected(_) => now + self.suspended(),
+            Kind::Sim(s) => {
+                // Boot time, less the stopped time unless it is counted.
+                let boot = s.local_origin + (now - s.origin).mul_f64(s.rate);
+                let stopped = s
+                    .switch
+                    .stopped()
+                    .saturating_sub(s.stopped_at_origin)
+                    .mul_f64(s.rate);
+                boot - stopped + self.suspended()
+            }
         }
     }
 
-    /// The true instant at which this clock will read `local` (for
-    /// sleeping until a local deadline).
+    /// The true (runtime) instant at which this clock will read `local`,
+    /// if the host is not suspended meanwhile (for sleeping until a local
+    /// deadline).
     pub fn true_instant(&self, local: Instant) -> Instant {
-        match &self.skew {
-            None => local,
-            Some(s) => {
+        match &self.kind {
+            Kind::Real | Kind::Injected(_) => local
+                .checked_sub(self.suspended())
+                .unwrap_or_else(Instant::now),
+            Kind::Sim(s) => {
+                let stopped = s
+                    .switch
+                    .stopped()
+                    .saturating_sub(s.stopped_at_origin)
+                    .mul_f64(s.rate);
+                // What boot time will read then.
+                let boot = local + stopped - self.suspended();
                 s.origin
-                    + local
+                    + boot
                         .saturating_duration_since(s.local_origin)
                         .div_f64(s.rate)
             }
@@ -90,6 +335,36 @@ impl Clock {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::lease::holder::HolderLease;
+
+    /// A boot-time clock a test moves by hand.
+    #[derive(Debug, Clone)]
+    struct FakeBoot(Arc<Mutex<Readings>>);
+
+    impl FakeBoot {
+        fn new() -> Self {
+            Self(Arc::new(Mutex::new(Readings {
+                monotonic: Duration::from_secs(100),
+                boot: Duration::from_secs(100),
+            })))
+        }
+        /// Both clocks run (the host is awake).
+        fn run(&self, d: Duration) {
+            let mut r = self.0.lock();
+            r.monotonic += d;
+            r.boot += d;
+        }
+        /// Only boot time runs (the host sleeps).
+        fn sleep(&self, d: Duration) {
+            self.0.lock().boot += d;
+        }
+    }
+
+    impl BootClock for FakeBoot {
+        fn read(&self) -> Option<Readings> {
+            Some(*self.0.lock())
+        }
+    }
 
     #[tokio::test(start_paused = true)]
     async fn a_fast_clock_reads_ahead_and_maps_back() {
@@ -107,10 +382,103 @@ mod tests {
         );
     }
 
+    /// Without a suspend, the real clock is the runtime clock (the OS's
+    /// boot and monotonic times run together; their read gap is noise).
     #[tokio::test(start_paused = true)]
     async fn the_real_clock_is_the_runtime_clock() {
         let c = Clock::real();
         assert_eq!(c.now(), Instant::now());
         assert_eq!(c.rate(), 1.0);
+        tokio::time::advance(Duration::from_secs(5)).await;
+        assert_eq!(c.now(), Instant::now());
+        assert_eq!(c.true_instant(c.now()), Instant::now());
+    }
+
+    /// Issue 8 item 8: a lease acknowledged before the host slept ends by
+    /// boot time. The monotonic (runtime) clock has moved 1 s, boot time
+    /// 31 s: the 9 s lease is over, and a deadline read on this clock maps
+    /// back to a runtime instant already past.
+    #[tokio::test(start_paused = true)]
+    async fn a_lease_ends_by_boot_time_across_a_suspend() {
+        let boot = FakeBoot::new();
+        let c = Clock::with_boot_clock(Box::new(boot.clone()));
+        let mut lease = HolderLease::new(Duration::from_secs(10), Duration::from_secs(1));
+        let seq = lease.stamp(c.now());
+        let until = lease.acknowledged(seq).expect("first ack moves the lease");
+        tokio::time::advance(Duration::from_secs(1)).await;
+        boot.run(Duration::from_secs(1));
+        assert!(lease.is_valid(c.now()), "awake for 1 s of a 9 s lease");
+        boot.sleep(Duration::from_secs(30));
+        assert!(
+            !lease.is_valid(c.now()),
+            "the host slept 30 s: boot time says the lease is over"
+        );
+        assert!(
+            lease.is_valid(Instant::now()),
+            "the monotonic clock alone still says held (the old bug)"
+        );
+        assert!(c.true_instant(until) <= Instant::now());
+        // Never goes back, and read noise is not a suspend.
+        let after = c.now();
+        boot.0.lock().monotonic += Duration::from_micros(300);
+        assert!(c.now() >= after);
+    }
+
+    /// A guard's `lost()` waiting across a suspend completes within
+    /// `LOST_RECHECK` of the resume, though its timer (monotonic) was set
+    /// for the lease's end on the clock before the host slept.
+    #[tokio::test(start_paused = true)]
+    async fn lost_completes_promptly_after_a_resume() {
+        use crate::client::guard::{LeaseView, LockGuard, LOST_RECHECK};
+        use crate::types::{FencingToken, LockName, SessionId};
+        let boot = FakeBoot::new();
+        let clock = Clock::with_boot_clock(Box::new(boot.clone()));
+        let (_tx, lease) = tokio::sync::watch::channel(LeaseView {
+            valid_until: Some(clock.now() + Duration::from_secs(60)),
+            ended: false,
+        });
+        let (inbox, _rx) = tokio::sync::mpsc::unbounded_channel();
+        let g = LockGuard {
+            name: LockName::new("x").expect("a valid name"),
+            token: FencingToken(1),
+            session: SessionId(1),
+            lease,
+            inbox,
+            released: false,
+            clock,
+            gone: std::sync::atomic::AtomicBool::new(false),
+        };
+        let lost = g.lost();
+        tokio::pin!(lost);
+        let early = tokio::time::timeout(Duration::from_secs(1), lost.as_mut()).await;
+        assert!(early.is_err(), "the lease holds for a minute");
+        assert!(g.is_held());
+        boot.sleep(Duration::from_secs(120));
+        assert!(!g.is_held());
+        tokio::time::timeout(LOST_RECHECK + Duration::from_millis(1), lost)
+            .await
+            .expect("lost() completes within LOST_RECHECK of the resume");
+    }
+
+    /// The simulator's suspend: monotonic time stands still, boot time runs,
+    /// and the clock reads boot time (monotonic with the planted bug).
+    #[tokio::test(start_paused = true)]
+    async fn a_simulated_suspend_stops_only_monotonic_time() {
+        let switch = SuspendSwitch::default();
+        let c = Clock::simulated(2.0, Duration::from_secs(3), switch.clone());
+        let t0 = c.now();
+        switch.set(true);
+        tokio::time::advance(Duration::from_secs(4)).await;
+        switch.set(false);
+        tokio::time::advance(Duration::from_secs(1)).await;
+        assert_eq!(c.now() - t0, Duration::from_secs(10), "boot time ran on");
+        let deadline = c.now() + Duration::from_secs(2);
+        assert_eq!(
+            c.true_instant(deadline) - Instant::now(),
+            Duration::from_secs(1)
+        );
+        // A restart on the same machine starts from its own origin.
+        let again = Clock::simulated(1.0, Duration::ZERO, switch);
+        assert_eq!(again.now(), Instant::now());
     }
 }

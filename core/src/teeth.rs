@@ -27,17 +27,21 @@ pub enum Bug {
     /// The holder trusts its lease for the full TTL: no margin for clock
     /// drift.
     ZeroLeaseMargin,
+    /// The node judges time (its lease first of all) on a clock that stops
+    /// while the host is suspended: the monotonic clock (issue 8 item 8).
+    LeaseClockStopsInSuspend,
 }
 
 impl Bug {
     /// Every bug.
-    pub const ALL: [Bug; 6] = [
+    pub const ALL: [Bug; 7] = [
         Bug::GrantWithoutSessionCheck,
         Bug::AckBeforeFsync,
         Bug::AckKeepaliveWithoutQuorum,
         Bug::TokenReuseAfterRestart,
         Bug::GrantOutOfFifoOrder,
         Bug::ZeroLeaseMargin,
+        Bug::LeaseClockStopsInSuspend,
     ];
 }
 

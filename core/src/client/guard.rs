@@ -15,6 +15,10 @@ use crate::error::Error;
 use crate::raft::Input;
 use crate::types::{FencingToken, LockName, SessionId};
 
+/// How often [`LockGuard::lost`] looks at the lease's end again while it
+/// waits (a suspend stops the timers but not the lease's clock).
+pub(crate) const LOST_RECHECK: std::time::Duration = std::time::Duration::from_millis(200);
+
 /// The lease of one session as its node sees it; shared with guards.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub(crate) struct LeaseView {
@@ -81,6 +85,11 @@ impl LockGuard {
 
     /// Completes once the lease may be gone: its end passed without a newer
     /// acknowledgement, the session ended, or the node stopped.
+    ///
+    /// Within 200 ms of a host's resume from suspend: timers run
+    /// on the monotonic clock, which stood still while the host slept, so
+    /// the lease's end is looked at again at that period rather than
+    /// trusted to one timer.
     pub async fn lost(&self) {
         self.wait_lost().await;
         self.gone.store(true, Ordering::Release);
@@ -99,9 +108,13 @@ impl LockGuard {
             if view.ended || self.clock.now() >= until {
                 return;
             }
+            let wake = self
+                .clock
+                .true_instant(until)
+                .min(Instant::now() + LOST_RECHECK);
             tokio::select! {
                 biased;
-                _ = tokio::time::sleep_until(self.clock.true_instant(until)) => {}
+                _ = tokio::time::sleep_until(wake) => {}
                 changed = rx.changed() => {
                     if changed.is_err() {
                         return;

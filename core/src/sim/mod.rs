@@ -14,13 +14,14 @@ mod liveness;
 mod memnet;
 pub mod nemesis;
 pub mod net;
+mod node_faults;
 pub mod rng;
 pub mod run;
 mod workload;
 mod world;
 
 pub use memnet::{MemNet, MemTransport};
-pub use run::{run, SimConfig, SimOutcome, Skew};
+pub use run::{run, SimConfig, SimOutcome, Skew, Workload};
 #[cfg(test)]
 #[cfg(feature = "teeth")]
 mod teeth_tests;

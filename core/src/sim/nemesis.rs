@@ -34,6 +34,14 @@ pub enum FaultKind {
     LeaderTransfer,
     /// A node's disk fails; it stops, and restarts on a working disk.
     StorageFailure,
+    /// The machine is suspended for 0.5 to 3 TTLs: process frozen and
+    /// monotonic clock stopped, boot time running on (issue 8 item 8).
+    Suspend,
+    /// Graceful shutdown under load; durable nodes restart from disk later.
+    Shutdown,
+    /// Graceful shutdown while every link into the node is cut (it can
+    /// propose its close but hears nothing back; issue 8 item 7).
+    ShutdownInboundCut,
 }
 
 /// How many of each fault a run injected.
@@ -119,6 +127,14 @@ impl World {
                 FaultKind::StorageFailure,
             ]);
         }
+        if self.extended_faults {
+            kinds.extend([
+                FaultKind::Suspend,
+                FaultKind::Suspend,
+                FaultKind::Shutdown,
+                FaultKind::ShutdownInboundCut,
+            ]);
+        }
         let kind = self.rng.pick(&kinds).copied().unwrap_or(FaultKind::Isolate);
         let hold = Duration::from_millis(self.rng.between(300, 4_000));
         *counts.entry(kind).or_insert(0) += 1;
@@ -144,6 +160,34 @@ impl World {
                 }
                 tokio::time::sleep(Duration::from_millis(self.rng.between(50, 1_500))).await;
                 violation = self.restart_all().await;
+            }
+            FaultKind::Suspend => {
+                let i = self.target();
+                let d = ttl.mul_f64(self.rng.float(0.5, 3.0));
+                self.set_suspended(i, true);
+                tokio::time::sleep(d).await;
+                self.set_suspended(i, false);
+            }
+            FaultKind::Shutdown | FaultKind::ShutdownInboundCut => {
+                let i = self.target();
+                let gone = self.nodes.iter().filter(|x| x.gone).count();
+                // In memory a stopped node is gone for good: keep a
+                // majority alive (as for crashes).
+                if !self.is_up(i) || (!self.durable && gone + 1 > (n - 1) / 2) {
+                    tokio::time::sleep(hold).await;
+                    return Ok(());
+                }
+                if kind == FaultKind::ShutdownInboundCut {
+                    for j in (0..n).filter(|j| *j != i) {
+                        self.net.cut(self.id(j), self.id(i));
+                    }
+                }
+                self.shut_down(i).await;
+                self.net.heal();
+                tokio::time::sleep(hold).await;
+                if self.durable {
+                    violation = self.restart(i).await.map(|_| ());
+                }
             }
             FaultKind::Pause => {
                 let i = self.target();

@@ -33,6 +33,20 @@ pub enum Skew {
     BeyondBound,
 }
 
+/// What the clients do, besides contending for a few locks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Workload {
+    /// Clients contend for a few locks (acquire, try, holder reads).
+    Mixed,
+    /// As `Mixed`, and now and then a burst of many waiters queues on one
+    /// lock with one short timeout, so they all time out together.
+    MassTimeouts,
+    /// As `Mixed`, and every node also holds a few hundred locks of its
+    /// own for the whole run, so the table (and every snapshot) is large,
+    /// and a crash or suspend expires hundreds of grants at once.
+    LargeTable,
+}
+
 /// What one run simulates.
 #[derive(Clone, Debug)]
 pub struct SimConfig {
@@ -53,6 +67,11 @@ pub struct SimConfig {
     pub lock_delay: Duration,
     /// Whether to inject faults at all.
     pub faults: bool,
+    /// What the clients do.
+    pub workload: Workload,
+    /// Whether the nemesis may also suspend machines and shut nodes down
+    /// gracefully (off only to replay seeds recorded before these faults).
+    pub extended_faults: bool,
 }
 
 impl SimConfig {
@@ -72,6 +91,12 @@ impl SimConfig {
         } else {
             Duration::from_millis(rng.between(100, 800))
         };
+        // Drawn after the older choices, so those stay what they were.
+        let workload = match rng.below(20) {
+            0..=2 => Workload::MassTimeouts,
+            3..=4 => Workload::LargeTable,
+            _ => Workload::Mixed,
+        };
         Self {
             seed,
             voters,
@@ -81,7 +106,18 @@ impl SimConfig {
             ttl: Duration::from_secs(2),
             lock_delay,
             faults: true,
+            workload,
+            extended_faults: true,
         }
+    }
+
+    /// The run this seed described before the large-table and
+    /// mass-timeout workloads and the suspend and shutdown faults were
+    /// added (for regression seeds found then).
+    pub fn classic(mut self) -> Self {
+        self.workload = Workload::Mixed;
+        self.extended_faults = false;
+        self
     }
 
     /// The command that replays this seed.
@@ -186,6 +222,13 @@ async fn simulate(c: SimConfig) -> SimOutcome {
         .unwrap_or(0);
     let cfg = node_config(&c);
     let mut world = World::new(rng.fork(), c.voters, cfg.clone(), c.durable, rates);
+    world.workload = c.workload;
+    world.extended_faults = c.extended_faults;
+    if c.workload == Workload::LargeTable {
+        // Two thousand held locks in all (kept small enough that a seed
+        // stays fast: each is a proposal, and in every snapshot).
+        world.bulk_per_node = (2_000 / c.voters).max(1);
+    }
     world.net.set_weather(calm());
     let mut report = Report::default();
     let mut faults = FaultCounts::new();
@@ -212,6 +255,7 @@ async fn simulate(c: SimConfig) -> SimOutcome {
     world.net.heal();
     world.net.set_weather(calm());
     for i in 0..c.voters {
+        world.set_suspended(i, false);
         world.set_paused(i, false);
     }
     if let Err(e) = world.restart_all().await {

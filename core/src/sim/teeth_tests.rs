@@ -10,7 +10,8 @@ use crate::teeth::{plant, Bug};
 
 /// The runs a bug is hunted in: the seed's own configuration, except that
 /// the lease-margin bug is only a bug under clock skew (within the bound
-/// the margin exists for), and durable-only faults need durable runs.
+/// the margin exists for), durable-only faults need durable runs, and the
+/// suspend bug is judged by S4 (so within the clock bound).
 fn config_for(bug: Bug, seed: u64) -> SimConfig {
     let mut c = SimConfig::from_seed(seed);
     match bug {
@@ -19,6 +20,10 @@ fn config_for(bug: Bug, seed: u64) -> SimConfig {
             c.lock_delay = Duration::ZERO;
         }
         Bug::AckBeforeFsync | Bug::TokenReuseAfterRestart => c.durable = true,
+        // Caught by S4, which is only promised within the clock bound.
+        Bug::LeaseClockStopsInSuspend if c.skew == Skew::BeyondBound => {
+            c.skew = Skew::WithinBound;
+        }
         _ => {}
     }
     c
@@ -57,7 +62,12 @@ fn hunt(bug: Bug) -> Option<(u64, Vec<Property>)> {
 #[test]
 fn every_planted_bug_is_caught_within_a_thousand_seeds() {
     let mut missed = Vec::new();
+    // PEERLOCK_PLANT=<Bug name> hunts that one bug only.
+    let only = std::env::var("PEERLOCK_PLANT").ok();
     for bug in Bug::ALL {
+        if only.as_ref().is_some_and(|o| *o != format!("{bug:?}")) {
+            continue;
+        }
         let t0 = Instant::now();
         match hunt(bug) {
             Some((seed, props)) => eprintln!(

@@ -76,7 +76,9 @@ fn replay_one_seed() {
 }
 
 /// The CI run: 500 seeds (about half with 3 voters, half with 5), each a
-/// minute of simulated time under faults, every one checked.
+/// minute of simulated time under faults, every one checked. The seed also
+/// picks the workload (mostly mixed; 15 % mass timeouts, 10 % a large
+/// table), and the faults include suspends and graceful shutdowns.
 #[test]
 fn five_hundred_seeds_keep_every_promise() {
     let n = env_u64("PEERLOCK_SIM_SEEDS").unwrap_or(500);
@@ -119,13 +121,46 @@ fn five_hundred_seeds_keep_every_promise() {
     let both = outcomes.iter().any(|o| o.config.voters == 3)
         && outcomes.iter().any(|o| o.config.voters == 5);
     assert!(both || n < 10, "the seeds cover 3 and 5 voters");
+    use super::nemesis::FaultKind;
+    use super::run::Workload;
+    let every_mode = [
+        Workload::Mixed,
+        Workload::MassTimeouts,
+        Workload::LargeTable,
+    ]
+    .iter()
+    .all(|w| outcomes.iter().any(|o| o.config.workload == *w))
+        && [
+            FaultKind::Suspend,
+            FaultKind::Shutdown,
+            FaultKind::ShutdownInboundCut,
+        ]
+        .iter()
+        .all(|k| outcomes.iter().any(|o| o.faults.contains_key(k)));
+    assert!(
+        every_mode || n < 100,
+        "the seeds cover every workload, suspends and graceful shutdowns"
+    );
 }
 
 /// Nondeterminism caught the day it creeps in: a sample of seeds run twice
 /// gives the same trace.
 #[test]
 fn the_same_seed_gives_the_same_trace() {
-    let seeds: Vec<u64> = vec![7, 1_000_003, 42_424_242];
+    use super::run::Workload;
+    // And a seed of each workload that spawns tasks in bulk.
+    let first = |w: Workload| {
+        (0..1_000u64)
+            .find(|s| SimConfig::from_seed(*s).workload == w)
+            .expect("the seeds draw every workload")
+    };
+    let seeds: Vec<u64> = vec![
+        7,
+        1_000_003,
+        42_424_242,
+        first(Workload::MassTimeouts),
+        first(Workload::LargeTable),
+    ];
     let a = run_many(seeds.clone(), SimConfig::from_seed);
     let b = run_many(seeds, SimConfig::from_seed);
     for (x, y) in a.iter().zip(&b) {
@@ -177,7 +212,7 @@ fn stress_many_seeds() {
 /// snapshot applied before its Ready was durable (`Driver::advance_applied`).
 #[test]
 fn regression_seed_94_snapshot_applied_only_once_durable() {
-    let o = run(SimConfig::from_seed(94));
+    let o = run(SimConfig::from_seed(94).classic());
     assert!(o.report.is_ok(), "{}", o.failure().unwrap_or_default());
 }
 
@@ -249,8 +284,30 @@ fn regression_a_lost_snapshot_is_sent_again() {
 /// a keepalive sent a tick late (1014593). They must pass.
 #[test]
 fn regression_soak_seeds_pass() {
-    let outs = run_many(vec![1_007_192, 1_008_812, 1_014_593], SimConfig::from_seed);
+    let outs = run_many(vec![1_007_192, 1_008_812, 1_014_593], |s| {
+        SimConfig::from_seed(s).classic()
+    });
     for o in outs {
+        assert!(o.report.is_ok(), "{}", o.failure().unwrap_or_default());
+    }
+}
+
+/// Issue 8 item 7: graceful shutdown while the links into the closing node
+/// are cut (`FaultKind::ShutdownInboundCut`). With the driver of 5f959e9
+/// these seeds broke S4: the close committed and the lock was granted on
+/// another node while the closing node, hearing nothing back, still had a
+/// guard reading `is_held() == true`. Shutdown now revokes this node's
+/// guards before it proposes the close.
+#[test]
+fn issue_8_shutdown_under_an_inbound_cut_keeps_one_holder() {
+    use super::nemesis::FaultKind;
+    let outs = run_many(vec![4, 5, 6, 12], SimConfig::from_seed);
+    for o in outs {
+        assert!(
+            o.faults.contains_key(&FaultKind::ShutdownInboundCut),
+            "seed {} no longer shuts a node down under a cut: pick new seeds",
+            o.config.seed
+        );
         assert!(o.report.is_ok(), "{}", o.failure().unwrap_or_default());
     }
 }

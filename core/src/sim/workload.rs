@@ -6,6 +6,12 @@
 //! or `holder`. Holding a lock, it probes `is_held()` and writes to the
 //! lock's fenced resource, with a chance of being paused between the probe
 //! and the write: exactly the window fencing exists for.
+//!
+//! In mass-timeout runs a client now and then starts a burst: many waiters
+//! (one-operation clients, each its own process) queue on one lock with the
+//! same short timeout, so they time out together. In large-table runs a
+//! [`Bulk`] holder on each node takes a few hundred locks of its own and
+//! holds them until its process ends.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -13,6 +19,7 @@ use std::time::Duration;
 
 use super::history::{Call, EventKind, Outcome};
 use super::rng::Rng;
+use super::run::Workload;
 use super::world::Shared;
 use crate::client::{LockGuard, NodeHandle};
 
@@ -26,6 +33,7 @@ pub(crate) struct Client {
     pub(crate) pause: Option<crate::raft::PauseGate>,
     pub(crate) shared: Arc<Shared>,
     pub(crate) rng: Rng,
+    pub(crate) workload: Workload,
 }
 
 impl Client {
@@ -64,26 +72,14 @@ impl Client {
         while !self.shared.stop.load(Ordering::Relaxed) {
             self.gate().await;
             let lock = *self.rng.pick(&LOCKS).unwrap_or(&"a");
+            if self.workload == Workload::MassTimeouts && self.rng.chance(8) {
+                self.burst(lock).await;
+                continue;
+            }
             let dice = self.rng.below(100);
             if dice < 55 {
                 let wait = Duration::from_millis(self.rng.between(200, 3_000));
-                let op = self.invoke(lock, Call::Acquire);
-                let got = self.handle.lock_timeout(lock, wait).await;
-                self.gate().await;
-                match got {
-                    Ok(g) => {
-                        let token = g.token().get();
-                        self.complete(lock, op, Outcome::Granted { token });
-                        self.hold(lock, g).await;
-                    }
-                    Err(e) => self.complete(
-                        lock,
-                        op,
-                        Outcome::Failed {
-                            error: e.to_string(),
-                        },
-                    ),
-                }
+                self.acquire(lock, wait).await;
             } else if dice < 80 {
                 let op = self.invoke(lock, Call::TryAcquire);
                 let got = self.handle.try_lock(lock).await;
@@ -119,6 +115,50 @@ impl Client {
             }
             self.sleep_ms(0, 30).await;
         }
+    }
+
+    /// One `lock_timeout`, recorded; holds the lock if granted.
+    async fn acquire(&mut self, lock: &str, wait: Duration) {
+        let op = self.invoke(lock, Call::Acquire);
+        let got = self.handle.lock_timeout(lock, wait).await;
+        self.gate().await;
+        match got {
+            Ok(g) => {
+                let token = g.token().get();
+                self.complete(lock, op, Outcome::Granted { token });
+                self.hold(lock, g).await;
+            }
+            Err(e) => self.complete(
+                lock,
+                op,
+                Outcome::Failed {
+                    error: e.to_string(),
+                },
+            ),
+        }
+    }
+
+    /// Many waiters on `lock` with one short timeout, each a process of
+    /// its own, all queued at once so their timeouts expire together (the
+    /// queue's removal of many waiters in one tick, on every node). Ends
+    /// when all have ended; a crash of this process ends them with it.
+    async fn burst(&mut self, lock: &'static str) {
+        let n = self.rng.between(20, 80);
+        let wait = Duration::from_millis(self.rng.between(50, 400));
+        let mut set = tokio::task::JoinSet::new();
+        for _ in 0..n {
+            let mut one = Client {
+                process: self.shared.extra_process(),
+                node: self.node,
+                handle: self.handle.clone(),
+                pause: self.pause.clone(),
+                shared: self.shared.clone(),
+                rng: self.rng.fork(),
+                workload: Workload::Mixed,
+            };
+            set.spawn(async move { one.acquire(lock, wait).await });
+        }
+        while set.join_next().await.is_some() {}
     }
 
     /// Holds `g` for a while: probe, write, and release (or drop it).
@@ -176,5 +216,71 @@ impl Client {
             }
         };
         self.record(lock, EventKind::Write { token, accepted });
+    }
+}
+
+/// A large-table run's holder of many locks on one node: takes `count`
+/// locks of its own (each acquire recorded as a process of its own) and
+/// holds them until its process ends, so the table and every snapshot
+/// carry them, and a crash, suspend or shutdown of the node ends them all
+/// at once.
+pub(crate) struct Bulk {
+    pub(crate) node: usize,
+    pub(crate) handle: NodeHandle,
+    pub(crate) pause: Option<crate::raft::PauseGate>,
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) count: usize,
+}
+
+impl Bulk {
+    pub(crate) async fn run(self) {
+        if let Some(p) = &self.pause {
+            p.wait_until(false).await;
+        }
+        let mut set = tokio::task::JoinSet::new();
+        for k in 0..self.count {
+            let name = format!("bulk/{}/{k}", self.node);
+            let process = self.shared.extra_process();
+            let handle = self.handle.clone();
+            let shared = self.shared.clone();
+            set.spawn(async move {
+                let record = |kind: EventKind| {
+                    let at = shared.now();
+                    shared.history.lock().push(at, process, &name, kind);
+                };
+                let op = shared.next_op.fetch_add(1, Ordering::Relaxed);
+                record(EventKind::Invoke {
+                    op,
+                    call: Call::TryAcquire,
+                });
+                let got = handle.try_lock(&name).await;
+                let (outcome, guard) = match got {
+                    Ok(Some(g)) => (
+                        Outcome::Granted {
+                            token: g.token().get(),
+                        },
+                        Some(g),
+                    ),
+                    Ok(None) => (Outcome::Busy, None),
+                    Err(e) => (
+                        Outcome::Failed {
+                            error: e.to_string(),
+                        },
+                        None,
+                    ),
+                };
+                record(EventKind::Complete { op, outcome });
+                guard
+            });
+        }
+        let mut held = Vec::with_capacity(self.count);
+        while let Some(r) = set.join_next().await {
+            if let Ok(Some(g)) = r {
+                held.push(g);
+            }
+        }
+        // Held until this process ends (a crash or the run's end).
+        std::future::pending::<()>().await;
+        drop(held);
     }
 }

@@ -3,7 +3,7 @@
 //! and client tasks; and what crashing, pausing and restarting them means.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::{AtomicBool, AtomicU64};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,8 +15,9 @@ use super::disk::SimDisk;
 use super::history::{Committed, History};
 use super::net::SimNet;
 use super::rng::Rng;
+use super::run::Workload;
 use crate::client::{NodeHandle, Role};
-use crate::clock::Clock;
+use crate::clock::{Clock, SuspendSwitch};
 use crate::config::NodeConfig;
 use crate::error::Error;
 use crate::machine::{Command, Effect};
@@ -57,6 +58,16 @@ pub(crate) struct Shared {
     pub(crate) stop: AtomicBool,
     /// Which node each client process holding a lock runs on.
     pub(crate) holding: Mutex<BTreeMap<u32, usize>>,
+    /// Process numbers for the one-operation clients of bursts and bulk
+    /// holds (above every ordinary client's).
+    pub(crate) next_extra_process: AtomicU32,
+}
+
+impl Shared {
+    /// A fresh process number for a one-operation client.
+    pub(crate) fn extra_process(&self) -> u32 {
+        self.next_extra_process.fetch_add(1, Ordering::Relaxed)
+    }
 }
 
 impl Shared {
@@ -77,6 +88,9 @@ pub(crate) struct SimNode {
     /// Network incarnation: bumped by each (re)join.
     pub(crate) net_incarnation: u64,
     pub(crate) pause: PauseGate,
+    /// Suspends the machine: its monotonic clock stands still (with the
+    /// pause gate closed, its driver and clients are frozen too).
+    pub(crate) suspend: SuspendSwitch,
     pub(crate) rate: f64,
     pub(crate) election_ticks: usize,
     pub(crate) first_tick: Duration,
@@ -99,6 +113,13 @@ pub(crate) struct World {
     pub(crate) clients_per_node: usize,
     /// Blank (in-memory) restarts the peers refused, as they must.
     pub(crate) blank_refused: u64,
+    /// What the clients do.
+    pub(crate) workload: Workload,
+    /// Locks each node's bulk holder takes (large-table runs).
+    pub(crate) bulk_per_node: usize,
+    /// Whether the nemesis may also suspend machines and shut nodes down
+    /// (off only to replay seeds recorded before those faults existed).
+    pub(crate) extended_faults: bool,
 }
 
 impl World {
@@ -143,6 +164,7 @@ impl World {
                 incarnation: rng.next_u64(),
                 net_incarnation: 0,
                 pause,
+                suspend: SuspendSwitch::default(),
                 rate: rates.get(i).copied().unwrap_or(1.0),
                 election_ticks,
                 first_tick: Duration::from_micros(rng.below(config.tick.as_micros() as u64)),
@@ -167,10 +189,14 @@ impl World {
                 next_op: AtomicU64::new(1),
                 stop: AtomicBool::new(false),
                 holding: Mutex::new(BTreeMap::new()),
+                next_extra_process: AtomicU32::new(1_000_000),
             }),
             next_process: 0,
             clients_per_node: 2,
             blank_refused: 0,
+            workload: Workload::Mixed,
+            bulk_per_node: 0,
+            extended_faults: false,
         }
     }
 
@@ -186,7 +212,11 @@ impl World {
             },
         );
         let hooks = Hooks {
-            clock: Clock::skewed(node.rate, Duration::from_secs(1 + i as u64)),
+            clock: Clock::simulated(
+                node.rate,
+                Duration::from_secs(1 + i as u64),
+                node.suspend.clone(),
+            ),
             election_ticks: Some(node.election_ticks),
             first_tick: node.first_tick,
             pause: Some(node.pause.clone()),
@@ -271,8 +301,22 @@ impl World {
                 pause: self.nodes.get(i).map(|n| n.pause.clone()),
                 shared: self.shared.clone(),
                 rng: self.rng.fork(),
+                workload: self.workload,
             };
             let task = tokio::spawn(client.run());
+            if let Some(n) = self.nodes.get_mut(i) {
+                n.clients.push(task);
+            }
+        }
+        if self.workload == Workload::LargeTable && self.bulk_per_node > 0 {
+            let bulk = super::workload::Bulk {
+                node: i,
+                handle,
+                pause: self.nodes.get(i).map(|n| n.pause.clone()),
+                shared: self.shared.clone(),
+                count: self.bulk_per_node,
+            };
+            let task = tokio::spawn(bulk.run());
             if let Some(n) = self.nodes.get_mut(i) {
                 n.clients.push(task);
             }

@@ -100,7 +100,12 @@ pub enum StorageError {
         source: std::io::Error,
     },
     /// A record before the tail is damaged: refusing to guess.
-    #[error("{} is corrupt at byte {offset}: {reason}; refusing to start (restore this node's data directory, or empty it and let the node rejoin)", path.display())]
+    ///
+    /// The message never advises restoring the directory from a copy (an
+    /// older log under a trusted identity rolls back what the node
+    /// acknowledged; peers refuse it) nor emptying it (a node without its
+    /// state could vote twice; peers refuse it).
+    #[error("{} is corrupt at byte {offset}: {reason}; refusing to start. Keep the directory as it is for diagnosis, and do not restore it from a copy or empty it: peers refuse both (an older log would roll back what this node acknowledged, an empty one could vote twice). The cluster goes on without this node while a majority of voters is up; a node that lost its state cannot rejoin until membership changes are available (README, Known limits)", path.display())]
     Corrupt {
         /// The file.
         path: PathBuf,

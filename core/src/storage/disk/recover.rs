@@ -16,7 +16,7 @@ use super::segment::{
     create_segment, io_err, segment_seq, Wal, WalStart, SNAPSHOT_FILE, TMP_SUFFIX,
 };
 use super::{base_content, DiskStore, StorageError};
-use crate::storage::fs::Fs;
+use crate::storage::fs::{create_dir_durably, Fs};
 
 /// Why an index of `u64::MAX` is refused: the log's first and next
 /// indexes (`index + 1`) must exist, and no real log gets anywhere near.
@@ -48,7 +48,9 @@ impl DiskStore {
     /// As [`DiskStore::open`].
     pub fn open_with(dir: impl AsRef<Path>, fs: Arc<dyn Fs>) -> Result<Self, StorageError> {
         let dir = dir.as_ref().to_owned();
-        fs.create_dir_all(&dir).map_err(|e| io_err(&dir, e))?;
+        // Durably: a segment fsynced inside a directory whose own entry a
+        // power cut could lose would be lost with it.
+        create_dir_durably(fs.as_ref(), &dir).map_err(|e| io_err(&dir, e))?;
         let mut seqs = Vec::new();
         for path in fs.list(&dir).map_err(|e| io_err(&dir, e))? {
             let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");

@@ -33,10 +33,12 @@
 //!
 //! The entries after the snapshot are also kept in memory and reads never
 //! touch the disk; the log is compacted every ~20 000 entries, so this is
-//! bounded. [`LogStore::compact`] and [`LogStore::apply_snapshot`] write
-//! the snapshot (temp file, fsync, rename, fsync the directory), then write
-//! the next segment the same way with the state after the snapshot, and
-//! only then delete the older segments. A segment also rotates once it
+//! bounded. [`LogStore::compact`] and [`LogStore::apply_snapshot`] first
+//! write the next segment (temp file, fsync, rename, fsync the directory)
+//! opening with the new snapshot's `Base` and the state after it, then the
+//! snapshot file the same way, and only then delete the older segments: a
+//! crash at any step leaves the old state or the new one, never a mix (see
+//! "Recovery"). A segment also rotates once it
 //! passes 64 MiB. So, between calls, the directory holds one snapshot and
 //! one segment, and
 //!
@@ -52,12 +54,19 @@
 //!
 //! [`DiskStore::open`] loads the snapshot, then replays from the newest
 //! segment whose `Base` is that snapshot (older ones are leftovers of a
-//! rotation and are removed). If a crash fell between writing a snapshot
-//! and its segment, no segment has that `Base`: every segment is replayed,
+//! rotation and are removed). A segment whose `Base` is newer than the
+//! snapshot file belongs to an install that a crash cut short before its
+//! snapshot file was in place: it is removed and the older segment, with
+//! the old snapshot, gives the old state. (If no older segment holds the
+//! snapshot's state, the store refuses to open: something is missing.)
+//!
+//! Directories written before that order (snapshot file first) can hold a
+//! newer snapshot than any segment's `Base`: every segment is replayed,
 //! entries up to the snapshot are skipped, the snapshot's membership wins
-//! over the older records', and entries after it with a lower term than
-//! the snapshot's (which no log containing the snapshot can hold) are
-//! dropped.
+//! over the older records', and the entries after it are kept only if the
+//! replayed log holds the snapshot's own entry (same index and term): by
+//! Raft's log matching they then continue it (a compaction); otherwise
+//! they belong to a log the snapshot replaced (an install) and are dropped.
 //!
 //! In the **last** segment only, a torn tail is dropped, logged and cut
 //! off: a bad record (header cut short, length checksum failing, payload
@@ -286,13 +295,23 @@ impl DiskStore {
         self.rotate_if_full()
     }
 
-    /// Writes `snapshot` to the snapshot file, durably.
-    fn write_snapshot(&mut self, snapshot: &Snapshot) -> raft::Result<()> {
-        let bytes = snapshot.write_to_bytes().map_err(raft::Error::CodecError)?;
+    /// Makes `self.snapshot` and the state after it durable, atomically
+    /// (see [`segment::Wal::install`]).
+    fn install(&mut self) -> raft::Result<()> {
+        let content = base_content(
+            &self.snapshot,
+            &self.hard_state,
+            &self.conf_state,
+            &self.entries,
+        )?;
+        let bytes = self
+            .snapshot
+            .write_to_bytes()
+            .map_err(raft::Error::CodecError)?;
         let mut framed = Vec::new();
         record::frame(&bytes, &mut framed)
             .ok_or_else(|| to_raft(EncodeError::TooLarge(bytes.len()).into()))?;
-        self.wal.write_snapshot(&framed).map_err(to_raft)
+        self.wal.install(&content, &framed).map_err(to_raft)
     }
 
     /// The path of the segment being appended to.
@@ -411,13 +430,12 @@ impl LogStore for DiskStore {
         if meta.index < self.snap_index() {
             return Err(store_err(raft::StorageError::SnapshotOutOfDate));
         }
-        self.write_snapshot(&snapshot)?;
         self.hard_state.commit = self.hard_state.commit.max(meta.index);
         self.hard_state.term = self.hard_state.term.max(meta.term);
         self.conf_state = meta.get_conf_state().clone();
         self.entries.clear();
         self.snapshot = snapshot;
-        self.rotate()
+        self.install()
     }
 
     fn compact(&mut self, snapshot: Snapshot) -> raft::Result<()> {
@@ -431,12 +449,13 @@ impl LogStore for DiskStore {
         }
         let drop = usize::try_from(index - self.snap_index())
             .map_err(|_| store_err(raft::StorageError::Unavailable))?;
-        self.write_snapshot(&snapshot)?;
         self.entries.drain(..drop.min(self.entries.len()));
         self.snapshot = snapshot;
-        self.rotate()
+        self.install()
     }
 }
 
+#[cfg(test)]
+mod crash_tests;
 #[cfg(test)]
 mod tests;

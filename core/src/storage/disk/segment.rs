@@ -162,16 +162,41 @@ impl Wal {
     /// Starts the next segment with `content` (the whole state after the
     /// snapshot), durably, then removes every older segment.
     pub(super) fn rotate(&mut self, content: &[u8]) -> Result<(), StorageError> {
+        self.start_segment(content)?;
+        self.remove_old();
+        Ok(())
+    }
+
+    /// Installs a new snapshot, atomically across a crash at any step: the
+    /// next segment, opening with `Base` = the new snapshot and `content`,
+    /// is made durable first; then the snapshot file is replaced (`framed`,
+    /// temporary file, fsync, rename, fsync the directory); only then are
+    /// the older segments removed. Until the rename is durable, recovery
+    /// finds the old snapshot, skips the new segment (its `Base` is newer
+    /// than the snapshot file) and replays the old one: the old state. From
+    /// then on it finds the new snapshot and the new segment: the new state.
+    pub(super) fn install(&mut self, content: &[u8], framed: &[u8]) -> Result<(), StorageError> {
+        self.start_segment(content)?;
+        self.write_snapshot(framed)?;
+        self.remove_old();
+        Ok(())
+    }
+
+    /// Writes the next segment durably and appends to it from now on; the
+    /// current one goes to the list of old segments (not yet removed).
+    fn start_segment(&mut self, content: &[u8]) -> Result<(), StorageError> {
         self.check()?;
         let seq = self.seq + 1;
         let r = create_segment(self.fs.as_ref(), &self.dir, seq, content);
         let (file, path) = self.guard(r)?;
+        // A leftover of that name (an unfinished install whose removal
+        // failed) was just replaced: it must not be removed as old.
+        self.old.retain(|p| *p != path);
         let old = std::mem::replace(&mut self.path, path);
         self.file = file;
         self.seq = seq;
         self.len = content.len() as u64;
         self.old.push(old);
-        self.remove_old();
         Ok(())
     }
 
@@ -194,7 +219,7 @@ impl Wal {
     }
 
     /// Replaces the snapshot file with `framed`, atomically and durably.
-    pub(super) fn write_snapshot(&mut self, framed: &[u8]) -> Result<(), StorageError> {
+    fn write_snapshot(&mut self, framed: &[u8]) -> Result<(), StorageError> {
         self.check()?;
         let fs = Arc::clone(&self.fs);
         let tmp = self.dir.join(SNAPSHOT_TMP);

@@ -300,8 +300,10 @@ mod tests {
         assert!(
             matches!(open(dir.path(), "node-b", 7), Err(Error::Config(m)) if m.contains("belongs to node"))
         );
+        // Issue 8 item 9 (and 12): this advised "use an empty directory",
+        // which peers refuse for a node that ran in the cluster before.
         assert!(
-            matches!(open(dir.path(), "node-a", 8), Err(Error::Config(m)) if m.contains("another cluster"))
+            matches!(open(dir.path(), "node-a", 8), Err(Error::Config(m)) if m.contains("another cluster") && !m.contains("use an empty directory") && m.contains("the data directory it has in this cluster"))
         );
         std::fs::write(dir.path().join(IDENTITY), "junk").unwrap();
         assert!(matches!(

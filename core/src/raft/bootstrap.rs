@@ -345,3 +345,57 @@ fn refused(peer: NodeId, me: &Member, boot: u64, seen_boot: u64) -> Error {
         ))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::StorageError;
+
+    /// Advice that rolls a log back under a trusted identity (restoring a
+    /// directory from a copy) or makes a node vote twice (emptying it), in
+    /// any error a user reads when a node cannot start.
+    fn unsafe_advice(msg: &str) -> bool {
+        let m = msg.to_lowercase();
+        [
+            "restore its data directory",
+            "restore this node's data directory",
+            "empty it and",
+            "use an empty directory",
+        ]
+        .iter()
+        .any(|bad| m.contains(bad))
+    }
+
+    /// Issue 8 item 9: the errors of a refused start and of a corrupt log
+    /// advised restoring the data directory (from a copy, which peers must
+    /// now refuse: it rolls back what the node acknowledged) or emptying it
+    /// (refused too: it could vote twice). Every such message now says not
+    /// to, and what works: the newest directory, or leaving the node out.
+    #[test]
+    fn issue_8_no_error_advises_restoring_a_copy_or_emptying_a_directory() {
+        let me = Member {
+            id: NodeId(2),
+            name: NodeName("node-2".into()),
+            addr: ([127, 0, 0, 1], 1).into(),
+        };
+        let corrupt = StorageError::Corrupt {
+            path: "raft/0000000000000001.wal".into(),
+            offset: 12,
+            reason: "bad record".into(),
+        };
+        let msgs = [
+            refused(NodeId(1), &me, 3, 0).to_string(),
+            refused(NodeId(1), &me, 3, 4).to_string(),
+            corrupt.to_string(),
+        ];
+        for m in &msgs {
+            assert!(!unsafe_advice(m), "{m}");
+            assert!(
+                m.contains("Leave this node out") || m.contains("cluster goes on"),
+                "{m}"
+            );
+        }
+        assert!(msgs[1].contains("older copy"), "{}", msgs[1]);
+        assert!(msgs[0].contains("without its state"), "{}", msgs[0]);
+    }
+}

@@ -4,9 +4,8 @@
 //! and the `sim` feature) and check that the store stops rather than
 //! acknowledge anything.
 //!
-//! The one exception is [`LogStore::sync_handle`](super::LogStore::sync_handle):
-//! the driver's fsync thread syncs a clone of the segment's [`File`]
-//! directly, and reports its own errors.
+//! That includes the fsyncs of the driver's fsync thread, through
+//! [`LogStore::sync_handle`](super::LogStore::sync_handle).
 
 use std::fmt::Debug;
 use std::fs::{File, OpenOptions};

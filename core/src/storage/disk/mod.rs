@@ -71,10 +71,38 @@
 //! In the **last** segment only, a torn tail is dropped, logged and cut
 //! off: a bad record (header cut short, length checksum failing, payload
 //! cut short, payload checksum failing) after which no valid record
-//! follows. A bad record with a valid record anywhere after it, or any bad
-//! record in an earlier segment, is corruption: the store refuses to open
-//! with [`StorageError::Corrupt`], naming the file and the byte offset.
-//! Recovery never panics and never drops a record that valid data follows.
+//! follows, or a hole past the last fsync (below). Any other bad record,
+//! and any bad record in an earlier segment, is corruption: the store
+//! refuses to open with [`StorageError::Corrupt`], naming the file and the
+//! byte offset. Recovery never panics, and never drops a record that was
+//! fsynced, as far as the segment can tell (below).
+//!
+//! # Holes in the tail
+//!
+//! Writes not yet fsynced can reach the disk in any order, so a power cut
+//! can leave a hole (zeroes, stale bytes) with valid records after it.
+//! Whatever was written after the last completed fsync was never
+//! acknowledged (the driver sends nothing that depends on a write before
+//! its fsync returns), so losing it all is safe; losing anything fsynced
+//! is not. So the segment records how far it is known fsynced: a segment
+//! ends its opening records with `Synced(n)` (it is fsynced before it is
+//! renamed into place), and after every fsync that completes (the store's
+//! own, or the driver's through [`LogStore::sync_handle`]) the next batch
+//! written opens with `Synced(offset the fsync covered)`. At recovery, the
+//! highest `Synced` found in any valid record of the last segment, before
+//! or after the hole, is `S`:
+//!
+//! - a hole starting at or after `S` is a torn tail: it and every record
+//!   after it are dropped (they all lie past the last fsync known);
+//! - a hole before `S` is corruption (bytes known fsynced are damaged);
+//! - a segment with no `Synced` (written before these records) treats
+//!   every hole with valid records after it as corruption, as before.
+//!
+//! The limit: the fsync that completed last is only recorded by the next
+//! batch, so if the bytes it covered (after the previous `S`) are later
+//! damaged by the medium (not by a power cut, which cannot touch fsynced
+//! bytes), and no batch was written after it, that damage is taken for a
+//! torn tail.
 
 pub mod record;
 mod recover;
@@ -185,6 +213,9 @@ fn base_content(
         record::encode(&rec, &mut buf).map_err(|e| to_raft(e.into()))?;
     }
     encode_entries(entries, &mut buf)?;
+    // The segment is fsynced before it is renamed into place.
+    let synced = Rec::Synced(buf.len() as u64);
+    record::encode(&synced, &mut buf).map_err(|e| to_raft(e.into()))?;
     Ok(buf)
 }
 
@@ -398,7 +429,7 @@ impl LogStore for DiskStore {
     fn sync_handle(&self) -> Option<Box<dyn super::SyncHandle>> {
         self.wal
             .sync_handle()
-            .map(|f| Box::new(f) as Box<dyn super::SyncHandle>)
+            .map(|h| Box::new(h) as Box<dyn super::SyncHandle>)
     }
 
     /// Written without an fsync of its own (see the module docs, "Durability").
@@ -457,5 +488,7 @@ impl LogStore for DiskStore {
 
 #[cfg(test)]
 mod crash_tests;
+#[cfg(test)]
+mod hole_tests;
 #[cfg(test)]
 mod tests;

@@ -145,6 +145,10 @@ impl DiskStore {
         let (file, path, seq, len) = match segs.pop() {
             Some(s) if !fresh => {
                 let file = fs.open_append(&s.path).map_err(|e| io_err(&s.path, e))?;
+                // What was read may have come from the page cache of a
+                // process that crashed before its fsync: make it durable
+                // before Raft acts on it (acknowledges those entries).
+                fs.sync(&file).map_err(|e| io_err(&s.path, e))?;
                 (file, s.path, s.seq, last_len)
             }
             last => {
@@ -272,6 +276,25 @@ impl Replay {
                 offset as u64,
                 "a bad record at the end of a segment that is not the last",
             )),
+            End::Corrupt { offset, reason } if is_last => {
+                // A hole followed by valid records: torn only if it lies past
+                // every byte known fsynced (see "Holes in the tail").
+                match record::synced_upto(&seg.bytes) {
+                    Some(synced) if offset as u64 >= synced => {
+                        tracing::warn!(
+                            file = %seg.path.display(),
+                            offset,
+                            synced,
+                            dropped = seg.bytes.len() - offset,
+                            "dropping a tail with a hole, all past the last fsync (writes reordered by a power cut; none was acknowledged)"
+                        );
+                        fs.truncate(&seg.path, offset as u64)
+                            .map_err(|e| io_err(&seg.path, e))?;
+                        Ok(offset as u64)
+                    }
+                    _ => Err(corrupt(&seg.path, offset as u64, reason)),
+                }
+            }
             End::Corrupt { offset, reason } => Err(corrupt(&seg.path, offset as u64, reason)),
         }
     }
@@ -313,7 +336,7 @@ impl Replay {
                 }
             }
             Rec::Commit(c) => self.hard_state.commit = c,
-            Rec::Base { .. } => {}
+            Rec::Base { .. } | Rec::Synced(_) => {}
         }
         Ok(())
     }

@@ -7,10 +7,50 @@
 use std::fs::File;
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
+use super::record::{self, Rec};
 use super::StorageError;
 use crate::storage::fs::Fs;
+use crate::storage::SyncHandle;
+
+/// How far the segments are known fsynced: `(segment seq, offset)`.
+#[derive(Debug, Default)]
+pub(super) struct Synced(Mutex<(u64, u64)>);
+
+impl Synced {
+    fn get(&self) -> (u64, u64) {
+        // Plain data: a panic elsewhere cannot leave it half-written.
+        *self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Records that segment `seq` is fsynced up to `len` (never backwards).
+    fn advance(&self, seq: u64, len: u64) {
+        let mut g = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if (seq, len) > *g {
+            *g = (seq, len);
+        }
+    }
+}
+
+/// A handle on the current segment for the driver's fsync thread: it
+/// fsyncs through the [`Fs`] seam and then records how far the segment is
+/// known fsynced (so the next batch can say so: `Rec::Synced`).
+pub(super) struct SegmentSync {
+    fs: Arc<dyn Fs>,
+    file: File,
+    seq: u64,
+    len: u64,
+    synced: Arc<Synced>,
+}
+
+impl SyncHandle for SegmentSync {
+    fn sync(&self) -> io::Result<()> {
+        self.fs.sync(&self.file)?;
+        self.synced.advance(self.seq, self.len);
+        Ok(())
+    }
+}
 
 /// Rotate to a new segment once the current one passes this size.
 pub(super) const SEGMENT_BYTES: u64 = 64 * 1024 * 1024;
@@ -87,6 +127,10 @@ pub(super) struct Wal {
     failed: bool,
     /// Rotate past this many bytes ([`SEGMENT_BYTES`]; smaller in tests).
     limit: u64,
+    /// How far the segments are known fsynced.
+    synced: Arc<Synced>,
+    /// The offset the last `Synced` record of this segment states.
+    marked: u64,
 }
 
 /// Where a [`Wal`] starts.
@@ -113,6 +157,8 @@ impl Wal {
             snapshot_len: s.snapshot_len,
             failed: false,
             limit: SEGMENT_BYTES,
+            synced: Arc::new(Synced(Mutex::new((s.seq, s.len)))),
+            marked: s.len,
         }
     }
 
@@ -135,12 +181,25 @@ impl Wal {
     }
 
     /// Appends framed records to the current segment, and fsyncs them if
-    /// `sync` (otherwise they ride along with the next fsync).
+    /// `sync` (otherwise they ride along with the next fsync). If an fsync
+    /// completed since the last batch, the batch opens with a `Synced`
+    /// record saying how far (see "Holes in the tail" in the `disk` docs).
     pub(super) fn append(&mut self, bytes: &[u8], sync: bool) -> Result<(), StorageError> {
         self.check()?;
+        let mut marked = None;
+        let mut with_mark;
+        let mut out = bytes;
+        let (seq, upto) = self.synced.get();
+        if seq == self.seq && upto > self.marked {
+            with_mark = Vec::with_capacity(bytes.len() + 32);
+            record::encode(&Rec::Synced(upto), &mut with_mark)?;
+            with_mark.extend_from_slice(bytes);
+            out = &with_mark;
+            marked = Some(upto);
+        }
         let r = self
             .fs
-            .write(&mut self.file, bytes)
+            .write(&mut self.file, out)
             .and_then(|()| {
                 if sync {
                     self.fs.sync(&self.file)
@@ -150,7 +209,13 @@ impl Wal {
             })
             .map_err(|e| io_err(&self.path, e));
         self.guard(r)?;
-        self.len += bytes.len() as u64;
+        self.len += out.len() as u64;
+        if let Some(m) = marked {
+            self.marked = m;
+        }
+        if sync {
+            self.synced.advance(self.seq, self.len);
+        }
         Ok(())
     }
 
@@ -196,6 +261,8 @@ impl Wal {
         self.file = file;
         self.seq = seq;
         self.len = content.len() as u64;
+        self.marked = self.len;
+        self.synced.advance(seq, self.len);
         self.old.push(old);
         Ok(())
     }
@@ -234,8 +301,14 @@ impl Wal {
     }
 
     /// A handle on the current segment, for an fsync on another thread.
-    pub(super) fn sync_handle(&self) -> Option<File> {
-        self.file.try_clone().ok()
+    pub(super) fn sync_handle(&self) -> Option<SegmentSync> {
+        Some(SegmentSync {
+            fs: Arc::clone(&self.fs),
+            file: self.file.try_clone().ok()?,
+            seq: self.seq,
+            len: self.len,
+            synced: Arc::clone(&self.synced),
+        })
     }
 
     /// Bytes in the snapshot file and the current segment (older segments

@@ -139,15 +139,40 @@ impl FaultyFs {
     /// Cuts the power: loses every write and directory change that no fsync
     /// covered (see the module docs), then heals.
     pub fn power_cut(&self) {
+        self.cut(None);
+    }
+
+    /// A power cut after which the disk wrote back the unsynced bytes of
+    /// each file out of order: those in `hole` (offsets counted from the
+    /// file's last fsync) never reached it and read as zeroes, the ones
+    /// after did. Directory changes are lost as in [`FaultyFs::power_cut`].
+    pub fn power_cut_with_hole(&self, hole: std::ops::Range<u64>) {
+        self.cut(Some(hole));
+    }
+
+    fn cut(&self, hole: Option<std::ops::Range<u64>>) {
+        use std::io::{Seek as _, SeekFrom, Write as _};
         let mut j = self.lock();
         for (ino, len) in std::mem::take(&mut j.synced_len) {
             let Some(path) = j.paths.get(&ino) else {
                 continue;
             };
             let same = std::fs::metadata(path).is_ok_and(|m| m.ino() == ino);
-            if same {
-                if let Ok(f) = std::fs::OpenOptions::new().write(true).open(path) {
+            let Ok(mut f) = std::fs::OpenOptions::new().write(true).open(path) else {
+                continue;
+            };
+            match (&hole, same) {
+                (_, false) => {}
+                (None, true) => {
                     let _ = f.set_len(len);
+                }
+                (Some(h), true) => {
+                    let end = f.metadata().map_or(0, |m| m.len());
+                    let (from, to) = ((len + h.start).min(end), (len + h.end).min(end));
+                    let zeroes = vec![0u8; usize::try_from(to - from).unwrap_or(0)];
+                    let _ = f
+                        .seek(SeekFrom::Start(from))
+                        .and_then(|_| f.write_all(&zeroes));
                 }
             }
         }

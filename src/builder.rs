@@ -173,7 +173,7 @@ impl NodeBuilder {
                 let (identity, raft_dir) =
                     data_dir::open(dir, tls.node_name(), tls.ca_fingerprint())?;
                 let peers = data_dir::FilePeers::open(dir)?;
-                Some((identity.incarnation, raft_dir, peers))
+                Some((identity.this_run(), raft_dir, peers))
             }
             None => None,
         };
@@ -227,8 +227,8 @@ impl NodeBuilder {
         };
         let started = match durable {
             None => peerlock_core::raft::start(params).await,
-            Some((incarnation, raft_dir, peers)) => {
-                params.incarnation = Some(incarnation);
+            Some((this_run, raft_dir, peers)) => {
+                params.incarnation = Some(this_run);
                 params.peer_memory = Box::new(peers);
                 peerlock_core::raft::start_on_disk(params, raft_dir).await
             }

@@ -37,18 +37,28 @@ pub enum PeerMessage {
         /// False when the session no longer exists (it expired).
         alive: bool,
     },
-    /// Sent by a starting node to every peer before it takes part in Raft,
-    /// with a number it drew at random when it started.
+    /// Sent by a starting node to every peer before it takes part in Raft:
+    /// which start of which data directory it is (see
+    /// [`PeerRun`](crate::raft::PeerRun)).
     Hello {
-        /// This run's random incarnation number.
+        /// The data directory's random incarnation number (an in-memory
+        /// node draws one at each start).
         incarnation: u64,
+        /// The directory's boot count, bumped at each start.
+        boot: u64,
+        /// Random, drawn at each start.
+        run: u64,
     },
     /// The answer to a [`PeerMessage::Hello`]: `accepted` is false when the
-    /// peer remembers a different incarnation under the same identity, that
-    /// is, when the sender restarted without its state.
+    /// peer remembers a different incarnation under the same identity (the
+    /// sender restarted without its state), or a later start of the same
+    /// directory (the sender started from an older copy of it).
     HelloAck {
         /// Whether the sender may take part under its identity.
         accepted: bool,
+        /// On a refusal for an older copy: the later boot the peer saw;
+        /// otherwise 0.
+        seen_boot: u64,
     },
 }
 

@@ -173,8 +173,15 @@ fn frames() -> Vec<FrameBody> {
         FrameBody {
             from: NodeId(2),
             msgs: vec![
-                PeerMessage::Hello { incarnation: 77 },
-                PeerMessage::HelloAck { accepted: true },
+                PeerMessage::Hello {
+                    incarnation: 77,
+                    boot: 3,
+                    run: 9,
+                },
+                PeerMessage::HelloAck {
+                    accepted: true,
+                    seen_boot: 0,
+                },
                 PeerMessage::KeepAlive {
                     session: SessionId(2),
                     seq: 9,

@@ -36,6 +36,11 @@ use crate::storage::{DiskStore, LogStore, MemStore};
 use crate::transport::{Incoming, PeerMessage, Transport};
 use crate::types::{NodeId, NodeName};
 
+mod hello;
+
+pub(crate) use hello::answer as answer_hello;
+pub use hello::{MemoryPeers, PeerMemory, PeerRun};
+
 /// One member of the initial cluster.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Member {
@@ -63,40 +68,19 @@ pub struct StartParams {
     pub join_timeout: Duration,
     /// Called once when the driver stops (e.g. to close the transport).
     pub on_stop: Option<Box<dyn FnOnce() + Send>>,
-    /// This run's incarnation; `None` draws a random one (in-memory nodes).
-    /// A durable node passes the one stored in its data directory, so that
-    /// peers recognise it after a restart.
-    pub incarnation: Option<u64>,
-    /// Where peers' incarnations are remembered. In memory by default; a
-    /// durable node keeps them on disk, so that a peer which lost its data
-    /// is still recognised after this node restarts.
+    /// Which start of which data directory this is; `None` draws a random
+    /// incarnation (in-memory nodes). A durable node passes the incarnation
+    /// stored in its data directory with the boot count bumped and fsynced
+    /// for this start, and a random run, so that peers recognise it after a
+    /// restart and refuse an older copy of its directory (see [`PeerRun`]).
+    pub incarnation: Option<PeerRun>,
+    /// Where peers' starts are remembered. In memory by default; a durable
+    /// node keeps them on disk, so that a peer which lost its data, or came
+    /// back from an older copy of it, is still recognised after this node
+    /// restarts.
     pub peer_memory: Box<dyn PeerMemory>,
     /// The simulator's seams; `Hooks::default()` in production.
     pub hooks: super::Hooks,
-}
-
-/// Remembers the incarnation each peer took part under.
-pub trait PeerMemory: Send {
-    /// Every incarnation remembered so far.
-    fn load(&self) -> HashMap<NodeId, u64>;
-    /// Records (durably, for a durable node) that `peer` took part as
-    /// `incarnation`, before the peer is told it was accepted.
-    fn remember(&mut self, peer: NodeId, incarnation: u64) -> Result<(), Error>;
-}
-
-/// Peer incarnations kept in memory only.
-#[derive(Debug, Default)]
-pub struct MemoryPeers(HashMap<NodeId, u64>);
-
-impl PeerMemory for MemoryPeers {
-    fn load(&self) -> HashMap<NodeId, u64> {
-        self.0.clone()
-    }
-
-    fn remember(&mut self, peer: NodeId, incarnation: u64) -> Result<(), Error> {
-        self.0.insert(peer, incarnation);
-        Ok(())
-    }
 }
 
 /// Starts a node with its log in memory: returns once it may take part in
@@ -136,8 +120,15 @@ where
         })
         .collect();
 
-    let incarnation = p.incarnation.unwrap_or_else(random_u64);
-    let incarnations = hello_round(&mut p, &me, &voters, incarnation).await?;
+    let this_run = p.incarnation.unwrap_or_else(|| {
+        let incarnation = random_u64();
+        PeerRun {
+            incarnation,
+            boot: 1,
+            run: incarnation,
+        }
+    });
+    let incarnations = hello_round(&mut p, &me, &voters, this_run).await?;
 
     let cfg = p.config.clone();
     let raft_cfg = raft::Config {
@@ -285,13 +276,13 @@ pub async fn start_on_disk(p: StartParams, dir: std::path::PathBuf) -> Result<No
     .await
 }
 
-/// Says hello until a majority of voters accepted this incarnation.
+/// Says hello until a majority of voters accepted this start.
 async fn hello_round(
     p: &mut StartParams,
     me: &Member,
     voters: &[NodeId],
-    incarnation: u64,
-) -> Result<HashMap<NodeId, u64>, Error> {
+    this_run: PeerRun,
+) -> Result<HashMap<NodeId, PeerRun>, Error> {
     let needed = voters.len() / 2 + 1;
     let others: Vec<NodeId> = p
         .members
@@ -303,7 +294,7 @@ async fn hello_round(
     if voters.contains(&me.id) {
         accepted.insert(me.id);
     }
-    let mut seen: HashMap<NodeId, u64> = p.peer_memory.load();
+    let mut seen: HashMap<NodeId, PeerRun> = p.peer_memory.load();
     let now = Instant::now();
     let deadline = now
         .checked_add(p.join_timeout)
@@ -314,7 +305,7 @@ async fn hello_round(
             biased;
             _ = resend.tick() => {
                 for id in others.iter().filter(|id| !accepted.contains(id)) {
-                    p.transport.send(*id, vec![PeerMessage::Hello { incarnation }]);
+                    p.transport.send(*id, vec![this_run.hello()]);
                 }
             }
             batch = p.incoming.recv() => {
@@ -326,30 +317,17 @@ async fn hello_round(
                 }
                 for msg in batch.msgs {
                     match msg {
-                        PeerMessage::Hello { incarnation: theirs } => {
-                            let ok = match seen.get(&batch.from) {
-                                Some(known) => *known == theirs,
-                                None => match p.peer_memory.remember(batch.from, theirs) {
-                                    Ok(()) => {
-                                        seen.insert(batch.from, theirs);
-                                        true
-                                    }
-                                    Err(e) => {
-                                        tracing::error!(peer = %batch.from, error = %e, "could not record a peer's incarnation; not answering");
-                                        continue;
-                                    }
-                                },
-                            };
-                            p.transport.send(batch.from, vec![PeerMessage::HelloAck { accepted: ok }]);
+                        PeerMessage::Hello { incarnation, boot, run } => {
+                            let theirs = PeerRun { incarnation, boot, run };
+                            if let Some(ack) = answer_hello(p.peer_memory.as_mut(), &mut seen, batch.from, theirs) {
+                                p.transport.send(batch.from, vec![ack]);
+                            }
                         }
-                        PeerMessage::HelloAck { accepted: true } => {
+                        PeerMessage::HelloAck { accepted: true, .. } => {
                             accepted.insert(batch.from);
                         }
-                        PeerMessage::HelloAck { accepted: false } => {
-                            return Err(Error::Config(format!(
-                                "peer {} remembers an earlier run of node {:?}: this node restarted without its state while the cluster kept running, and must not rejoin under the same identity (it could vote twice). Restore its data directory, or give it a new identity (a certificate with a new name) once membership changes are available",
-                                batch.from, me.name.as_str()
-                            )));
+                        PeerMessage::HelloAck { accepted: false, seen_boot } => {
+                            return Err(refused(batch.from, me, this_run.boot, seen_boot));
                         }
                         // Raft traffic before we take part is dropped; Raft retries.
                         _ => {}
@@ -362,4 +340,75 @@ async fn hello_round(
         }
     }
     Ok(seen)
+}
+
+/// The error of a start a peer refused; `seen_boot` is 0 when the peer
+/// remembers another incarnation, else the later boot it saw.
+fn refused(peer: NodeId, me: &Member, boot: u64, seen_boot: u64) -> Error {
+    const OUT: &str = "Do not copy another directory in, nor empty this one: either is refused too, or worse. Leave this node out (the cluster goes on while a majority of voters is up); a node that lost its state cannot rejoin under its identity until membership changes are available (README, Known limits)";
+    if seen_boot > 0 {
+        Error::Config(format!(
+            "peer {peer} has seen start {seen_boot} of node {:?}'s data directory, but this is start {boot}: the directory is an older copy of itself (restored from a backup, a disk image or a VM snapshot) and its log misses what the node acknowledged since; taking part would roll that back. Start the node on its newest directory if it still exists. {OUT}",
+            me.name.as_str()
+        ))
+    } else {
+        Error::Config(format!(
+            "peer {peer} remembers an earlier run of node {:?}: this node restarted without its state while the cluster kept running, and must not rejoin under the same identity (it could vote twice). Start it on the data directory it had, if it still exists. {OUT}",
+            me.name.as_str()
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::StorageError;
+
+    /// Advice that rolls a log back under a trusted identity (restoring a
+    /// directory from a copy) or makes a node vote twice (emptying it), in
+    /// any error a user reads when a node cannot start.
+    fn unsafe_advice(msg: &str) -> bool {
+        let m = msg.to_lowercase();
+        [
+            "restore its data directory",
+            "restore this node's data directory",
+            "empty it and",
+            "use an empty directory",
+        ]
+        .iter()
+        .any(|bad| m.contains(bad))
+    }
+
+    /// Issue 8 item 9: the errors of a refused start and of a corrupt log
+    /// advised restoring the data directory (from a copy, which peers must
+    /// now refuse: it rolls back what the node acknowledged) or emptying it
+    /// (refused too: it could vote twice). Every such message now says not
+    /// to, and what works: the newest directory, or leaving the node out.
+    #[test]
+    fn issue_8_no_error_advises_restoring_a_copy_or_emptying_a_directory() {
+        let me = Member {
+            id: NodeId(2),
+            name: NodeName("node-2".into()),
+            addr: ([127, 0, 0, 1], 1).into(),
+        };
+        let corrupt = StorageError::Corrupt {
+            path: "raft/0000000000000001.wal".into(),
+            offset: 12,
+            reason: "bad record".into(),
+        };
+        let msgs = [
+            refused(NodeId(1), &me, 3, 0).to_string(),
+            refused(NodeId(1), &me, 3, 4).to_string(),
+            corrupt.to_string(),
+        ];
+        for m in &msgs {
+            assert!(!unsafe_advice(m), "{m}");
+            assert!(
+                m.contains("Leave this node out") || m.contains("cluster goes on"),
+                "{m}"
+            );
+        }
+        assert!(msgs[1].contains("older copy"), "{}", msgs[1]);
+        assert!(msgs[0].contains("without its state"), "{}", msgs[0]);
+    }
 }

@@ -52,7 +52,7 @@ use crate::transport::{Incoming, PeerMessage, Transport};
 use crate::types::{NodeId, NodeName};
 
 pub use bootstrap::{
-    start, start_on_disk, start_with, Member, MemoryPeers, PeerMemory, StartParams,
+    start, start_on_disk, start_with, Member, MemoryPeers, PeerMemory, PeerRun, StartParams,
 };
 pub use hooks::{ApplyObserver, Hooks, PauseGate};
 pub(crate) use input::Input;
@@ -83,7 +83,7 @@ pub(crate) struct Driver<S: LogStore + Send + 'static> {
     net: mpsc::Receiver<Incoming>,
     status_tx: watch::Sender<NodeStatus>,
     ready_tx: watch::Sender<bool>,
-    incarnations: HashMap<NodeId, u64>,
+    incarnations: HashMap<NodeId, bootstrap::PeerRun>,
     peer_memory: Box<dyn bootstrap::PeerMemory>,
     own: OwnSession,
     pending: Proposals,
@@ -234,7 +234,18 @@ impl<S: LogStore + Send + 'static> Driver<S> {
                     seq,
                     alive,
                 } => self.on_keepalive_ack(session, seq, alive, now),
-                PeerMessage::Hello { incarnation } => self.on_hello(from, incarnation),
+                PeerMessage::Hello {
+                    incarnation,
+                    boot,
+                    run,
+                } => self.on_hello(
+                    from,
+                    bootstrap::PeerRun {
+                        incarnation,
+                        boot,
+                        run,
+                    },
+                ),
                 PeerMessage::HelloAck { .. } => {}
             }
         }
@@ -260,24 +271,18 @@ impl<S: LogStore + Send + 'static> Driver<S> {
     }
 
     /// Answers a starting peer's hello: refuse an identity that comes back
-    /// with a different incarnation (it restarted without its state).
-    fn on_hello(&mut self, from: NodeId, incarnation: u64) {
-        let accepted = match self.incarnations.get(&from) {
-            Some(known) => *known == incarnation,
-            None => {
-                if let Err(e) = self.peer_memory.remember(from, incarnation) {
-                    tracing::error!(node = %self.name, peer = %from, error = %e, "could not record a peer's incarnation; not answering");
-                    return;
-                }
-                self.incarnations.insert(from, incarnation);
-                true
-            }
-        };
-        if !accepted {
-            tracing::warn!(node = %self.name, peer = %from, "peer restarted without its state; refused (it must not vote again under its old identity)");
+    /// with a different incarnation (it restarted without its state) or
+    /// from an older copy of its directory (see `bootstrap::hello`).
+    fn on_hello(&mut self, from: NodeId, hello: bootstrap::PeerRun) {
+        let ack = bootstrap::answer_hello(
+            self.peer_memory.as_mut(),
+            &mut self.incarnations,
+            from,
+            hello,
+        );
+        if let Some(ack) = ack {
+            self.transport.send(from, vec![ack]);
         }
-        self.transport
-            .send(from, vec![PeerMessage::HelloAck { accepted }]);
     }
 
     /// Sends raft messages, grouped by destination.

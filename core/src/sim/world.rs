@@ -21,20 +21,20 @@ use crate::clock::{Clock, SuspendSwitch};
 use crate::config::NodeConfig;
 use crate::error::Error;
 use crate::machine::{Command, Effect};
-use crate::raft::{start, start_with, Hooks, Member, PauseGate, PeerMemory, StartParams};
+use crate::raft::{start, start_with, Hooks, Member, PauseGate, PeerMemory, PeerRun, StartParams};
 use crate::types::{NodeId, NodeName};
 
 /// Peer incarnations that survive the node's crashes (its data directory).
 #[derive(Clone, Default)]
-pub(crate) struct DurablePeers(Arc<Mutex<HashMap<NodeId, u64>>>);
+pub(crate) struct DurablePeers(Arc<Mutex<HashMap<NodeId, PeerRun>>>);
 
 impl PeerMemory for DurablePeers {
-    fn load(&self) -> HashMap<NodeId, u64> {
+    fn load(&self) -> HashMap<NodeId, PeerRun> {
         self.0.lock().clone()
     }
 
-    fn remember(&mut self, peer: NodeId, incarnation: u64) -> Result<(), Error> {
-        self.0.lock().insert(peer, incarnation);
+    fn remember(&mut self, peer: NodeId, run: PeerRun) -> Result<(), Error> {
+        self.0.lock().insert(peer, run);
         Ok(())
     }
 }
@@ -231,7 +231,12 @@ impl World {
             incoming,
             join_timeout: Duration::from_secs(3),
             on_stop: None,
-            incarnation: self.durable.then_some(node.incarnation),
+            // Each start of a durable node is its directory's next boot.
+            incarnation: self.durable.then_some(PeerRun {
+                incarnation: node.incarnation,
+                boot: node.net_incarnation,
+                run: node.net_incarnation,
+            }),
             peer_memory: if self.durable {
                 Box::new(node.peers.clone())
             } else {

@@ -33,10 +33,12 @@
 //!
 //! The entries after the snapshot are also kept in memory and reads never
 //! touch the disk; the log is compacted every ~20 000 entries, so this is
-//! bounded. [`LogStore::compact`] and [`LogStore::apply_snapshot`] write
-//! the snapshot (temp file, fsync, rename, fsync the directory), then write
-//! the next segment the same way with the state after the snapshot, and
-//! only then delete the older segments. A segment also rotates once it
+//! bounded. [`LogStore::compact`] and [`LogStore::apply_snapshot`] first
+//! write the next segment (temp file, fsync, rename, fsync the directory)
+//! opening with the new snapshot's `Base` and the state after it, then the
+//! snapshot file the same way, and only then delete the older segments: a
+//! crash at any step leaves the old state or the new one, never a mix (see
+//! "Recovery"). A segment also rotates once it
 //! passes 64 MiB. So, between calls, the directory holds one snapshot and
 //! one segment, and
 //!
@@ -52,20 +54,55 @@
 //!
 //! [`DiskStore::open`] loads the snapshot, then replays from the newest
 //! segment whose `Base` is that snapshot (older ones are leftovers of a
-//! rotation and are removed). If a crash fell between writing a snapshot
-//! and its segment, no segment has that `Base`: every segment is replayed,
+//! rotation and are removed). A segment whose `Base` is newer than the
+//! snapshot file belongs to an install that a crash cut short before its
+//! snapshot file was in place: it is removed and the older segment, with
+//! the old snapshot, gives the old state. (If no older segment holds the
+//! snapshot's state, the store refuses to open: something is missing.)
+//!
+//! Directories written before that order (snapshot file first) can hold a
+//! newer snapshot than any segment's `Base`: every segment is replayed,
 //! entries up to the snapshot are skipped, the snapshot's membership wins
-//! over the older records', and entries after it with a lower term than
-//! the snapshot's (which no log containing the snapshot can hold) are
-//! dropped.
+//! over the older records', and the entries after it are kept only if the
+//! replayed log holds the snapshot's own entry (same index and term): by
+//! Raft's log matching they then continue it (a compaction); otherwise
+//! they belong to a log the snapshot replaced (an install) and are dropped.
 //!
 //! In the **last** segment only, a torn tail is dropped, logged and cut
 //! off: a bad record (header cut short, length checksum failing, payload
 //! cut short, payload checksum failing) after which no valid record
-//! follows. A bad record with a valid record anywhere after it, or any bad
-//! record in an earlier segment, is corruption: the store refuses to open
-//! with [`StorageError::Corrupt`], naming the file and the byte offset.
-//! Recovery never panics and never drops a record that valid data follows.
+//! follows, or a hole past the last fsync (below). Any other bad record,
+//! and any bad record in an earlier segment, is corruption: the store
+//! refuses to open with [`StorageError::Corrupt`], naming the file and the
+//! byte offset. Recovery never panics, and never drops a record that was
+//! fsynced, as far as the segment can tell (below).
+//!
+//! # Holes in the tail
+//!
+//! Writes not yet fsynced can reach the disk in any order, so a power cut
+//! can leave a hole (zeroes, stale bytes) with valid records after it.
+//! Whatever was written after the last completed fsync was never
+//! acknowledged (the driver sends nothing that depends on a write before
+//! its fsync returns), so losing it all is safe; losing anything fsynced
+//! is not. So the segment records how far it is known fsynced: a segment
+//! ends its opening records with `Synced(n)` (it is fsynced before it is
+//! renamed into place), and after every fsync that completes (the store's
+//! own, or the driver's through [`LogStore::sync_handle`]) the next batch
+//! written opens with `Synced(offset the fsync covered)`. At recovery, the
+//! highest `Synced` found in any valid record of the last segment, before
+//! or after the hole, is `S`:
+//!
+//! - a hole starting at or after `S` is a torn tail: it and every record
+//!   after it are dropped (they all lie past the last fsync known);
+//! - a hole before `S` is corruption (bytes known fsynced are damaged);
+//! - a segment with no `Synced` (written before these records) treats
+//!   every hole with valid records after it as corruption, as before.
+//!
+//! The limit: the fsync that completed last is only recorded by the next
+//! batch, so if the bytes it covered (after the previous `S`) are later
+//! damaged by the medium (not by a power cut, which cannot touch fsynced
+//! bytes), and no batch was written after it, that damage is taken for a
+//! torn tail.
 
 pub mod record;
 mod recover;
@@ -100,7 +137,12 @@ pub enum StorageError {
         source: std::io::Error,
     },
     /// A record before the tail is damaged: refusing to guess.
-    #[error("{} is corrupt at byte {offset}: {reason}; refusing to start (restore this node's data directory, or empty it and let the node rejoin)", path.display())]
+    ///
+    /// The message never advises restoring the directory from a copy (an
+    /// older log under a trusted identity rolls back what the node
+    /// acknowledged; peers refuse it) nor emptying it (a node without its
+    /// state could vote twice; peers refuse it).
+    #[error("{} is corrupt at byte {offset}: {reason}; refusing to start. Keep the directory as it is for diagnosis, and do not restore it from a copy or empty it: peers refuse both (an older log would roll back what this node acknowledged, an empty one could vote twice). The cluster goes on without this node while a majority of voters is up; a node that lost its state cannot rejoin until membership changes are available (README, Known limits)", path.display())]
     Corrupt {
         /// The file.
         path: PathBuf,
@@ -171,6 +213,9 @@ fn base_content(
         record::encode(&rec, &mut buf).map_err(|e| to_raft(e.into()))?;
     }
     encode_entries(entries, &mut buf)?;
+    // The segment is fsynced before it is renamed into place.
+    let synced = Rec::Synced(buf.len() as u64);
+    record::encode(&synced, &mut buf).map_err(|e| to_raft(e.into()))?;
     Ok(buf)
 }
 
@@ -281,13 +326,23 @@ impl DiskStore {
         self.rotate_if_full()
     }
 
-    /// Writes `snapshot` to the snapshot file, durably.
-    fn write_snapshot(&mut self, snapshot: &Snapshot) -> raft::Result<()> {
-        let bytes = snapshot.write_to_bytes().map_err(raft::Error::CodecError)?;
+    /// Makes `self.snapshot` and the state after it durable, atomically
+    /// (see [`segment::Wal::install`]).
+    fn install(&mut self) -> raft::Result<()> {
+        let content = base_content(
+            &self.snapshot,
+            &self.hard_state,
+            &self.conf_state,
+            &self.entries,
+        )?;
+        let bytes = self
+            .snapshot
+            .write_to_bytes()
+            .map_err(raft::Error::CodecError)?;
         let mut framed = Vec::new();
         record::frame(&bytes, &mut framed)
             .ok_or_else(|| to_raft(EncodeError::TooLarge(bytes.len()).into()))?;
-        self.wal.write_snapshot(&framed).map_err(to_raft)
+        self.wal.install(&content, &framed).map_err(to_raft)
     }
 
     /// The path of the segment being appended to.
@@ -374,7 +429,7 @@ impl LogStore for DiskStore {
     fn sync_handle(&self) -> Option<Box<dyn super::SyncHandle>> {
         self.wal
             .sync_handle()
-            .map(|f| Box::new(f) as Box<dyn super::SyncHandle>)
+            .map(|h| Box::new(h) as Box<dyn super::SyncHandle>)
     }
 
     /// Written without an fsync of its own (see the module docs, "Durability").
@@ -406,13 +461,12 @@ impl LogStore for DiskStore {
         if meta.index < self.snap_index() {
             return Err(store_err(raft::StorageError::SnapshotOutOfDate));
         }
-        self.write_snapshot(&snapshot)?;
         self.hard_state.commit = self.hard_state.commit.max(meta.index);
         self.hard_state.term = self.hard_state.term.max(meta.term);
         self.conf_state = meta.get_conf_state().clone();
         self.entries.clear();
         self.snapshot = snapshot;
-        self.rotate()
+        self.install()
     }
 
     fn compact(&mut self, snapshot: Snapshot) -> raft::Result<()> {
@@ -426,12 +480,15 @@ impl LogStore for DiskStore {
         }
         let drop = usize::try_from(index - self.snap_index())
             .map_err(|_| store_err(raft::StorageError::Unavailable))?;
-        self.write_snapshot(&snapshot)?;
         self.entries.drain(..drop.min(self.entries.len()));
         self.snapshot = snapshot;
-        self.rotate()
+        self.install()
     }
 }
 
+#[cfg(test)]
+mod crash_tests;
+#[cfg(test)]
+mod hole_tests;
 #[cfg(test)]
 mod tests;

@@ -61,6 +61,9 @@ pub enum Rec {
         /// Snapshot term.
         term: u64,
     },
+    /// Every byte of this segment before this offset was fsynced when the
+    /// record was written (see "Holes in the tail" in the `disk` docs).
+    Synced(u64),
 }
 
 /// Why a record could not be encoded.
@@ -208,6 +211,44 @@ pub fn scan<'a>(bytes: &'a [u8], mut each: impl FnMut(usize, &'a [u8])) -> End {
         };
     }
     End::Clean
+}
+
+/// Calls `each(offset, payload)` for every valid record, including those
+/// after a bad one (the walk picks up again at the next valid record), as
+/// far as the bytes go.
+pub fn walk_all<'a>(bytes: &'a [u8], mut each: impl FnMut(usize, &'a [u8])) {
+    let mut at = 0;
+    while at < bytes.len() {
+        let from = match check_at(bytes, at) {
+            At::Valid(len) => {
+                if let Some(payload) = bytes.get(at + HEADER..at + HEADER + len) {
+                    each(at, payload);
+                }
+                at += HEADER + len;
+                continue;
+            }
+            At::Short => return,
+            At::BadHeader => at + 1,
+            At::BadPayload(end) => end,
+        };
+        match (from..bytes.len()).find(|j| matches!(check_at(bytes, *j), At::Valid(_))) {
+            Some(next) => at = next,
+            None => return,
+        }
+    }
+}
+
+/// The highest [`Rec::Synced`] offset any valid record of `bytes` states,
+/// bad records skipped; `None` if no record states one (a segment written
+/// before these records existed).
+pub fn synced_upto(bytes: &[u8]) -> Option<u64> {
+    let mut best = None;
+    walk_all(bytes, |_, p| {
+        if let Ok(Rec::Synced(n)) = decode(p) {
+            best = best.max(Some(n));
+        }
+    });
+    best
 }
 
 /// The first record's payload, if the bytes open with a valid one.

@@ -16,7 +16,7 @@ use super::segment::{
     create_segment, io_err, segment_seq, Wal, WalStart, SNAPSHOT_FILE, TMP_SUFFIX,
 };
 use super::{base_content, DiskStore, StorageError};
-use crate::storage::fs::Fs;
+use crate::storage::fs::{create_dir_durably, Fs};
 
 /// Why an index of `u64::MAX` is refused: the log's first and next
 /// indexes (`index + 1`) must exist, and no real log gets anywhere near.
@@ -48,7 +48,9 @@ impl DiskStore {
     /// As [`DiskStore::open`].
     pub fn open_with(dir: impl AsRef<Path>, fs: Arc<dyn Fs>) -> Result<Self, StorageError> {
         let dir = dir.as_ref().to_owned();
-        fs.create_dir_all(&dir).map_err(|e| io_err(&dir, e))?;
+        // Durably: a segment fsynced inside a directory whose own entry a
+        // power cut could lose would be lost with it.
+        create_dir_durably(fs.as_ref(), &dir).map_err(|e| io_err(&dir, e))?;
         let mut seqs = Vec::new();
         for path in fs.list(&dir).map_err(|e| io_err(&dir, e))? {
             let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
@@ -62,6 +64,9 @@ impl DiskStore {
             }
         }
         seqs.sort();
+        // New segments take numbers past every existing one, even those
+        // about to be removed.
+        let next_seq = seqs.last().map_or(1, |(seq, _)| seq + 1);
         let (snapshot, snapshot_len) = load_snapshot(fs.as_ref(), &dir)?;
         let snap_index = snapshot.get_metadata().index;
 
@@ -69,6 +74,7 @@ impl DiskStore {
         // snapshot: it holds the whole state, and older ones are leftovers.
         let mut segs = Vec::new();
         let mut stale = Vec::new();
+        let mut unfinished: Option<PathBuf> = None;
         let mut found = false;
         while let Some((seq, path)) = seqs.pop() {
             if found {
@@ -82,12 +88,13 @@ impl DiskStore {
                     Rec::Base { index, .. } => Some(index),
                     _ => None,
                 });
-            if let Some(b) = base.filter(|b| *b > snap_index) {
-                return Err(corrupt(
-                    &path,
-                    0,
-                    format!("the segment starts from a snapshot at index {b}, but the snapshot file holds index {snap_index}"),
-                ));
+            if base.is_some_and(|b| b > snap_index) {
+                // An install cut short before its snapshot file was in place
+                // (the segment is written first): the old state is older.
+                tracing::warn!(file = %path.display(), "removing the segment of an unfinished snapshot install");
+                unfinished.get_or_insert_with(|| path.clone());
+                stale.push(path);
+                continue;
             }
             found = base == Some(snap_index);
             segs.push(Seg {
@@ -96,6 +103,13 @@ impl DiskStore {
                 bytes,
                 base,
             });
+        }
+        if let (Some(path), false) = (&unfinished, found) {
+            return Err(corrupt(
+                path,
+                0,
+                format!("the segment starts from a newer snapshot than the snapshot file's (index {snap_index}), and no older segment holds that snapshot's state"),
+            ));
         }
         segs.reverse();
 
@@ -107,7 +121,10 @@ impl DiskStore {
             st.stale_conf = seg.base.is_some_and(|b| b < snap_index);
             last_len = st.replay(fs.as_ref(), seg, i + 1 == count)?;
         }
-        let (hard_state, conf_state, entries) = st.finish(&snapshot);
+        // No segment holds the snapshot's state: a directory written before
+        // segments were made first (see the module docs of `disk`).
+        let legacy = !found && snap_index > 0;
+        let (hard_state, conf_state, entries) = st.finish(&snapshot, legacy);
         let last = entries.last().map_or(snap_index, |e| e.index);
         if hard_state.commit > last {
             let path = segs.last().map_or_else(|| dir.clone(), |s| s.path.clone());
@@ -128,10 +145,14 @@ impl DiskStore {
         let (file, path, seq, len) = match segs.pop() {
             Some(s) if !fresh => {
                 let file = fs.open_append(&s.path).map_err(|e| io_err(&s.path, e))?;
+                // What was read may have come from the page cache of a
+                // process that crashed before its fsync: make it durable
+                // before Raft acts on it (acknowledges those entries).
+                fs.sync(&file).map_err(|e| io_err(&s.path, e))?;
                 (file, s.path, s.seq, last_len)
             }
             last => {
-                let seq = last.as_ref().map_or(1, |s| s.seq + 1);
+                let seq = last.as_ref().map_or(1, |s| s.seq + 1).max(next_seq);
                 stale.extend(last.map(|s| s.path));
                 stale.extend(segs.drain(..).map(|s| s.path));
                 let content = base_content(&snapshot, &hard_state, &conf_state, &entries)
@@ -206,6 +227,9 @@ struct Replay {
     entries: Vec<Entry>,
     /// Ignore membership records (they predate the snapshot's).
     stale_conf: bool,
+    /// The term of the entry at the snapshot's index, if the replayed log
+    /// holds one.
+    at_snap: Option<u64>,
 }
 
 impl Replay {
@@ -217,6 +241,7 @@ impl Replay {
             snap_index: meta.index,
             entries: Vec::new(),
             stale_conf: false,
+            at_snap: None,
         }
     }
 
@@ -251,6 +276,25 @@ impl Replay {
                 offset as u64,
                 "a bad record at the end of a segment that is not the last",
             )),
+            End::Corrupt { offset, reason } if is_last => {
+                // A hole followed by valid records: torn only if it lies past
+                // every byte known fsynced (see "Holes in the tail").
+                match record::synced_upto(&seg.bytes) {
+                    Some(synced) if offset as u64 >= synced => {
+                        tracing::warn!(
+                            file = %seg.path.display(),
+                            offset,
+                            synced,
+                            dropped = seg.bytes.len() - offset,
+                            "dropping a tail with a hole, all past the last fsync (writes reordered by a power cut; none was acknowledged)"
+                        );
+                        fs.truncate(&seg.path, offset as u64)
+                            .map_err(|e| io_err(&seg.path, e))?;
+                        Ok(offset as u64)
+                    }
+                    _ => Err(corrupt(&seg.path, offset as u64, reason)),
+                }
+            }
             End::Corrupt { offset, reason } => Err(corrupt(&seg.path, offset as u64, reason)),
         }
     }
@@ -265,6 +309,9 @@ impl Replay {
                         return Err(MAX_INDEX.into());
                     }
                     if e.index <= self.snap_index {
+                        // It replaces the log from its index on.
+                        self.entries.clear();
+                        self.at_snap = (e.index == self.snap_index).then_some(e.term);
                         continue;
                     }
                     let keep = usize::try_from(e.index - self.snap_index - 1)
@@ -289,26 +336,28 @@ impl Replay {
                 }
             }
             Rec::Commit(c) => self.hard_state.commit = c,
-            Rec::Base { .. } => {}
+            Rec::Base { .. } | Rec::Synced(_) => {}
         }
         Ok(())
     }
 
-    /// The recovered hard state, membership and entries.
-    fn finish(mut self, snapshot: &Snapshot) -> (HardState, ConfState, Vec<Entry>) {
+    /// The recovered hard state, membership and entries. `legacy`: no
+    /// segment began from the snapshot (see the module docs of `disk`).
+    fn finish(mut self, snapshot: &Snapshot, legacy: bool) -> (HardState, ConfState, Vec<Entry>) {
         let meta = snapshot.get_metadata();
         // Records older than the snapshot may say less; the snapshot is committed.
         self.hard_state.commit = self.hard_state.commit.max(meta.index);
         self.hard_state.term = self.hard_state.term.max(meta.term);
-        // After a crash between installing a snapshot and starting its
-        // segment, entries after it from the old log remain; those with a
-        // lower term than the snapshot's cannot follow it in any log.
-        if let Some(cut) = self.entries.iter().position(|e| e.term < meta.term) {
+        // Entries after the snapshot continue it only if the log holds the
+        // snapshot's own entry (log matching); else the snapshot replaced
+        // that log (an install) and they must go.
+        if legacy && self.at_snap != Some(meta.term) && !self.entries.is_empty() {
             tracing::warn!(
-                from = self.entries.get(cut).map_or(0, |e| e.index),
-                "dropping entries older than the snapshot's term"
+                from = meta.index + 1,
+                count = self.entries.len(),
+                "dropping entries of a log that the snapshot replaced"
             );
-            self.entries.truncate(cut);
+            self.entries.clear();
         }
         (self.hard_state, self.conf_state, self.entries)
     }

@@ -7,10 +7,50 @@
 use std::fs::File;
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
+use super::record::{self, Rec};
 use super::StorageError;
 use crate::storage::fs::Fs;
+use crate::storage::SyncHandle;
+
+/// How far the segments are known fsynced: `(segment seq, offset)`.
+#[derive(Debug, Default)]
+pub(super) struct Synced(Mutex<(u64, u64)>);
+
+impl Synced {
+    fn get(&self) -> (u64, u64) {
+        // Plain data: a panic elsewhere cannot leave it half-written.
+        *self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Records that segment `seq` is fsynced up to `len` (never backwards).
+    fn advance(&self, seq: u64, len: u64) {
+        let mut g = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if (seq, len) > *g {
+            *g = (seq, len);
+        }
+    }
+}
+
+/// A handle on the current segment for the driver's fsync thread: it
+/// fsyncs through the [`Fs`] seam and then records how far the segment is
+/// known fsynced (so the next batch can say so: `Rec::Synced`).
+pub(super) struct SegmentSync {
+    fs: Arc<dyn Fs>,
+    file: File,
+    seq: u64,
+    len: u64,
+    synced: Arc<Synced>,
+}
+
+impl SyncHandle for SegmentSync {
+    fn sync(&self) -> io::Result<()> {
+        self.fs.sync(&self.file)?;
+        self.synced.advance(self.seq, self.len);
+        Ok(())
+    }
+}
 
 /// Rotate to a new segment once the current one passes this size.
 pub(super) const SEGMENT_BYTES: u64 = 64 * 1024 * 1024;
@@ -87,6 +127,10 @@ pub(super) struct Wal {
     failed: bool,
     /// Rotate past this many bytes ([`SEGMENT_BYTES`]; smaller in tests).
     limit: u64,
+    /// How far the segments are known fsynced.
+    synced: Arc<Synced>,
+    /// The offset the last `Synced` record of this segment states.
+    marked: u64,
 }
 
 /// Where a [`Wal`] starts.
@@ -113,6 +157,8 @@ impl Wal {
             snapshot_len: s.snapshot_len,
             failed: false,
             limit: SEGMENT_BYTES,
+            synced: Arc::new(Synced(Mutex::new((s.seq, s.len)))),
+            marked: s.len,
         }
     }
 
@@ -135,12 +181,25 @@ impl Wal {
     }
 
     /// Appends framed records to the current segment, and fsyncs them if
-    /// `sync` (otherwise they ride along with the next fsync).
+    /// `sync` (otherwise they ride along with the next fsync). If an fsync
+    /// completed since the last batch, the batch opens with a `Synced`
+    /// record saying how far (see "Holes in the tail" in the `disk` docs).
     pub(super) fn append(&mut self, bytes: &[u8], sync: bool) -> Result<(), StorageError> {
         self.check()?;
+        let mut marked = None;
+        let mut with_mark;
+        let mut out = bytes;
+        let (seq, upto) = self.synced.get();
+        if seq == self.seq && upto > self.marked {
+            with_mark = Vec::with_capacity(bytes.len() + 32);
+            record::encode(&Rec::Synced(upto), &mut with_mark)?;
+            with_mark.extend_from_slice(bytes);
+            out = &with_mark;
+            marked = Some(upto);
+        }
         let r = self
             .fs
-            .write(&mut self.file, bytes)
+            .write(&mut self.file, out)
             .and_then(|()| {
                 if sync {
                     self.fs.sync(&self.file)
@@ -150,7 +209,13 @@ impl Wal {
             })
             .map_err(|e| io_err(&self.path, e));
         self.guard(r)?;
-        self.len += bytes.len() as u64;
+        self.len += out.len() as u64;
+        if let Some(m) = marked {
+            self.marked = m;
+        }
+        if sync {
+            self.synced.advance(self.seq, self.len);
+        }
         Ok(())
     }
 
@@ -162,16 +227,43 @@ impl Wal {
     /// Starts the next segment with `content` (the whole state after the
     /// snapshot), durably, then removes every older segment.
     pub(super) fn rotate(&mut self, content: &[u8]) -> Result<(), StorageError> {
+        self.start_segment(content)?;
+        self.remove_old();
+        Ok(())
+    }
+
+    /// Installs a new snapshot, atomically across a crash at any step: the
+    /// next segment, opening with `Base` = the new snapshot and `content`,
+    /// is made durable first; then the snapshot file is replaced (`framed`,
+    /// temporary file, fsync, rename, fsync the directory); only then are
+    /// the older segments removed. Until the rename is durable, recovery
+    /// finds the old snapshot, skips the new segment (its `Base` is newer
+    /// than the snapshot file) and replays the old one: the old state. From
+    /// then on it finds the new snapshot and the new segment: the new state.
+    pub(super) fn install(&mut self, content: &[u8], framed: &[u8]) -> Result<(), StorageError> {
+        self.start_segment(content)?;
+        self.write_snapshot(framed)?;
+        self.remove_old();
+        Ok(())
+    }
+
+    /// Writes the next segment durably and appends to it from now on; the
+    /// current one goes to the list of old segments (not yet removed).
+    fn start_segment(&mut self, content: &[u8]) -> Result<(), StorageError> {
         self.check()?;
         let seq = self.seq + 1;
         let r = create_segment(self.fs.as_ref(), &self.dir, seq, content);
         let (file, path) = self.guard(r)?;
+        // A leftover of that name (an unfinished install whose removal
+        // failed) was just replaced: it must not be removed as old.
+        self.old.retain(|p| *p != path);
         let old = std::mem::replace(&mut self.path, path);
         self.file = file;
         self.seq = seq;
         self.len = content.len() as u64;
+        self.marked = self.len;
+        self.synced.advance(seq, self.len);
         self.old.push(old);
-        self.remove_old();
         Ok(())
     }
 
@@ -194,7 +286,7 @@ impl Wal {
     }
 
     /// Replaces the snapshot file with `framed`, atomically and durably.
-    pub(super) fn write_snapshot(&mut self, framed: &[u8]) -> Result<(), StorageError> {
+    fn write_snapshot(&mut self, framed: &[u8]) -> Result<(), StorageError> {
         self.check()?;
         let fs = Arc::clone(&self.fs);
         let tmp = self.dir.join(SNAPSHOT_TMP);
@@ -209,8 +301,14 @@ impl Wal {
     }
 
     /// A handle on the current segment, for an fsync on another thread.
-    pub(super) fn sync_handle(&self) -> Option<File> {
-        self.file.try_clone().ok()
+    pub(super) fn sync_handle(&self) -> Option<SegmentSync> {
+        Some(SegmentSync {
+            fs: Arc::clone(&self.fs),
+            file: self.file.try_clone().ok()?,
+            seq: self.seq,
+            len: self.len,
+            synced: Arc::clone(&self.synced),
+        })
     }
 
     /// Bytes in the snapshot file and the current segment (older segments

@@ -85,7 +85,8 @@ impl NodeBuilder {
         self
     }
 
-    /// How long a session lives without an acknowledged keepalive (default 10 s).
+    /// How long a session lives without an acknowledged keepalive (default
+    /// 10 s, at least 1 s: shorter leases cannot outlive a leader change).
     pub fn session_ttl(mut self, ttl: Duration) -> Self {
         self.session_ttl = Some(ttl);
         self
@@ -103,7 +104,10 @@ impl NodeBuilder {
         self
     }
 
-    /// Raft's tick period (default 50 ms; the election timeout is 10 ticks).
+    /// Raft's tick period (default 50 ms, or `ttl / 62` when the session
+    /// TTL is under about 3.1 s; the election timeout is 10 ticks). A tick
+    /// too coarse for the TTL to survive a leader change is refused by
+    /// `start` with the minimum TTL in the message.
     pub fn raft_tick(mut self, tick: Duration) -> Self {
         self.tick = Some(tick);
         self
@@ -120,11 +124,14 @@ impl NodeBuilder {
         let max_voters = self
             .max_voters
             .unwrap_or(if peer_count >= 5 { 5 } else { 3 });
+        let session_ttl = self.session_ttl.unwrap_or(defaults.session_ttl);
         NodeConfig {
-            session_ttl: self.session_ttl.unwrap_or(defaults.session_ttl),
+            session_ttl,
             lock_delay: self.lock_delay.unwrap_or(defaults.lock_delay),
             max_voters,
-            tick: self.tick.unwrap_or(defaults.tick),
+            tick: self
+                .tick
+                .unwrap_or_else(|| NodeConfig::tick_for_ttl(session_ttl)),
             ..defaults
         }
     }
@@ -184,7 +191,12 @@ impl NodeBuilder {
             }
         };
         let local_addr = transport.local_addr();
-        let deadline = tokio::time::Instant::now() + startup;
+        // A startup_timeout too large to add to the clock waits for ever
+        // (30 years), rather than overflowing (issue 8, item 6).
+        let now = tokio::time::Instant::now();
+        let deadline = now
+            .checked_add(startup)
+            .unwrap_or_else(|| now + Duration::from_secs(30 * 365 * 86_400));
         let infos = match transport.discover(deadline).await {
             Ok(infos) => infos,
             Err(e) => {

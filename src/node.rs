@@ -28,6 +28,11 @@ impl Node {
     }
 
     /// Waits until a leader is known and this node's session is open.
+    ///
+    /// # Errors
+    ///
+    /// `NoQuorum` when the node is not ready within twice the session TTL
+    /// (it cannot reach a majority); `Shutdown` once the node stopped.
     pub async fn ready(&self) -> Result<(), Error> {
         self.handle.ready().await
     }
@@ -41,6 +46,11 @@ impl Node {
     }
 
     /// Acquires `name`, or fails with `Error::Timeout` after `timeout`.
+    ///
+    /// `Duration::ZERO` is one attempt that never queues (like
+    /// [`Node::try_lock`], but `Err(Timeout)` when the lock is held); a
+    /// timeout too large for the clock waits like [`Node::lock`]. Without a
+    /// quorum the call fails with `NoQuorum` after about one TTL.
     pub async fn lock_timeout(&self, name: &str, timeout: Duration) -> Result<LockGuard, Error> {
         self.handle.lock_timeout(name, timeout).await
     }
@@ -51,8 +61,16 @@ impl Node {
     }
 
     /// Runs `f` holding `name` and releases it afterwards, whatever happens.
-    /// If the lease may be lost while `f` runs, `f` is dropped and the call
-    /// returns `Error::LockLost`.
+    ///
+    /// # Errors
+    ///
+    /// `LockLost` if the lease may have ended before `f`'s result was
+    /// taken: `f` is dropped when the lease is lost while it waits, and a
+    /// result that `f` returns after the lease ended (it blocked its
+    /// runtime, say) is discarded, as is one whose release finds the grant
+    /// already gone. Work that `f` spawned keeps running with the old token;
+    /// the fencing token is what stops its writes. Acquire errors as for
+    /// [`Node::lock`].
     pub async fn with_lock<T, F>(&self, name: &str, f: F) -> Result<T, Error>
     where
         F: AsyncFnOnce(&LockGuard) -> T,
@@ -73,7 +91,8 @@ impl Node {
         self.handle.with_lock_timeout(name, timeout, f).await
     }
 
-    /// The current holder of `name`, read linearizably.
+    /// The current holder of `name`, read linearizably (a quorum round).
+    /// Fails with `NoQuorum` when no quorum answers within one session TTL.
     pub async fn holder(&self, name: &str) -> Result<Option<LockInfo>, Error> {
         self.handle.holder(name).await
     }
@@ -93,7 +112,14 @@ impl Node {
         self.local_addr
     }
 
-    /// Releases this node's locks, hands leadership over, and stops.
+    /// Revokes this node's guards (their `lost()` completes first), releases
+    /// its locks by closing its session, hands leadership over, and stops.
+    /// Bounded: about 6 s at most, even without a quorum.
+    ///
+    /// # Errors
+    ///
+    /// `NoQuorum` when the session could not be closed: its locks are then
+    /// freed one TTL later, when the session expires.
     pub async fn shutdown(&self) -> Result<(), Error> {
         self.handle.shutdown().await
     }

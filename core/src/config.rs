@@ -38,14 +38,54 @@ impl Default for NodeConfig {
 }
 
 impl NodeConfig {
-    /// The shortest session TTL accepted.
-    pub const MIN_TTL: Duration = Duration::from_millis(300);
+    /// The shortest session TTL accepted: the shortest whose lease survives
+    /// a leader change at the fastest derived tick (issue 8, item 3).
+    pub const MIN_TTL: Duration = Duration::from_secs(1);
+
+    /// The Raft tick used when none is set: the default 50 ms, or `ttl / 80`
+    /// for a TTL under 4 s, which leaves a third of the lease spare after
+    /// a leader change (see [`NodeConfig::min_ttl_for_failover`]).
+    pub fn tick_for_ttl(ttl: Duration) -> Duration {
+        let derived =
+            Duration::from_millis(u64::try_from((ttl / 80).as_millis()).unwrap_or(u64::MAX));
+        Self::default()
+            .tick
+            .min(derived)
+            .max(Duration::from_millis(1))
+    }
+
+    /// The longest a leader change takes with this Raft timing, from the
+    /// leader's crash to the new leader's first commit and quorum round:
+    /// a follower starts an election within twice the election timeout of
+    /// the last heartbeat (raft-rs randomises it in `[et, 2 et)`), and the
+    /// pre-vote, vote, first commit and ReadIndex rounds get one more
+    /// election timeout.
+    pub fn failover_bound(&self) -> Duration {
+        self.election_timeout() * 3
+    }
+
+    /// The shortest TTL whose lease survives one leader change. When the
+    /// leader crashes, the holder's lease has at least
+    /// `ttl - margin - keepalive_interval = ttl × (1 - 1/10 - 1/4)` left
+    /// (its last acknowledged keepalive was sent at most one interval
+    /// earlier); that must cover [`NodeConfig::failover_bound`] plus one
+    /// keepalive resend.
+    pub fn min_ttl_for_failover(&self) -> Duration {
+        ((self.failover_bound() + self.keepalive_resend()) * 20) / 13
+    }
+
+    /// How long an unacknowledged keepalive waits before another is sent
+    /// (a lost keepalive, or one a new leader dropped): half an election
+    /// timeout.
+    pub fn keepalive_resend(&self) -> Duration {
+        (self.election_timeout() / 2).max(self.tick)
+    }
 
     /// Checks the options, naming the one that is wrong.
     pub fn validate(&self) -> Result<(), Error> {
         if self.session_ttl < Self::MIN_TTL {
             return Err(Error::Config(format!(
-                "session_ttl is {:?}; it must be at least {:?} so keepalives (every ttl/3) can arrive in time",
+                "session_ttl is {:?}; it must be at least {:?}, so a lease outlives a leader change",
                 self.session_ttl,
                 Self::MIN_TTL
             )));
@@ -69,13 +109,21 @@ impl NodeConfig {
             )));
         }
         if self.tick.is_zero()
+            || self.tick > Duration::from_secs(1)
             || self.election_ticks <= self.heartbeat_ticks
             || self.heartbeat_ticks == 0
         {
-            return Err(Error::Config(
-                "raft timing: tick must be non-zero and election_ticks > heartbeat_ticks > 0"
-                    .into(),
-            ));
+            return Err(Error::Config(format!(
+                "raft timing: tick is {:?}; it must be more than zero and at most 1 s, with election_ticks > heartbeat_ticks > 0",
+                self.tick
+            )));
+        }
+        let min = self.min_ttl_for_failover();
+        if self.session_ttl < min {
+            return Err(Error::Config(format!(
+                "session_ttl is {:?}, too short to keep locks across a leader change with raft_tick {:?}: the minimum is {:?}; raise session_ttl, or lower raft_tick (or leave it unset: it is then derived from the TTL)",
+                self.session_ttl, self.tick, min
+            )));
         }
         Ok(())
     }
@@ -89,9 +137,11 @@ impl NodeConfig {
         self.session_ttl / 10
     }
 
-    /// How often a node sends its session a keepalive.
+    /// How often a node sends its session a keepalive: a quarter of the
+    /// TTL, so three quarters of the lease (less the margin) are left when
+    /// the leader crashes just before a renewal (issue 8, item 3).
     pub fn keepalive_interval(&self) -> Duration {
-        self.session_ttl / 3
+        self.session_ttl / 4
     }
 
     /// The election timeout as a duration (the lower bound of raft-rs's
@@ -118,5 +168,38 @@ mod tests {
             ..NodeConfig::default()
         };
         assert!(matches!(c.validate(), Err(Error::Config(m)) if m.contains("max_voters")));
+    }
+
+    /// Issue 8, item 3: a TTL that cannot survive a leader change with the
+    /// tick in use is refused, naming the minimum; a derived tick makes
+    /// every accepted TTL survive one.
+    #[test]
+    fn a_ttl_shorter_than_a_failover_is_refused_and_the_derived_tick_fits_every_ttl() {
+        let c = NodeConfig {
+            session_ttl: Duration::from_secs(1),
+            ..NodeConfig::default()
+        };
+        let err = c.validate().unwrap_err().to_string();
+        assert!(err.contains("minimum is"), "{err}");
+        for ms in [1_000u64, 1_500, 2_000, 3_000, 10_000, 3_600_000] {
+            let ttl = Duration::from_millis(ms);
+            let c = NodeConfig {
+                session_ttl: ttl,
+                tick: NodeConfig::tick_for_ttl(ttl),
+                ..NodeConfig::default()
+            };
+            assert!(c.validate().is_ok(), "ttl {ttl:?} tick {:?}", c.tick);
+            assert!(c.min_ttl_for_failover() <= ttl);
+        }
+        assert_eq!(
+            NodeConfig::tick_for_ttl(Duration::from_secs(10)),
+            Duration::from_millis(50)
+        );
+        let c = NodeConfig {
+            session_ttl: Duration::from_millis(300),
+            tick: NodeConfig::tick_for_ttl(Duration::from_millis(300)),
+            ..NodeConfig::default()
+        };
+        assert!(c.validate().is_err(), "below MIN_TTL");
     }
 }

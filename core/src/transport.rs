@@ -19,7 +19,7 @@ use crate::types::{NodeId, SessionId};
 pub enum PeerMessage {
     /// A raft-rs `eraftpb::Message`, protobuf-encoded.
     Raft(Vec<u8>),
-    /// A session keepalive, sent to the leader every `ttl / 3`. `seq` lets
+    /// A session keepalive, sent to the leader every `ttl / 4`. `seq` lets
     /// the sender find the local send time it stamped on it.
     KeepAlive {
         /// The session kept alive.

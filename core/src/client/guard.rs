@@ -5,6 +5,7 @@
 //! and waits for the release to commit.
 
 use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
@@ -46,6 +47,10 @@ pub struct LockGuard {
     pub(crate) released: bool,
     /// The node's clock, which the lease's end is read on.
     pub(crate) clock: Clock,
+    /// Set once this guard has reported the lease gone (`is_held()` false
+    /// or `lost()` complete): a late acknowledgement that renews the
+    /// session's lease never makes this guard held again (issue 8, item 11).
+    pub(crate) gone: AtomicBool,
 }
 
 impl LockGuard {
@@ -64,15 +69,27 @@ impl LockGuard {
     /// This node's conservative view: true while the session's lease
     /// certainly holds. Once false it never turns true again for this guard.
     pub fn is_held(&self) -> bool {
-        if self.released || self.lease.has_changed().is_err() {
+        if self.released || self.gone.load(Ordering::Acquire) {
             return false;
         }
-        self.lease.borrow().holds(self.clock.now())
+        let held = self.lease.has_changed().is_ok() && self.lease.borrow().holds(self.clock.now());
+        if !held {
+            self.gone.store(true, Ordering::Release);
+        }
+        held
     }
 
     /// Completes once the lease may be gone: its end passed without a newer
     /// acknowledgement, the session ended, or the node stopped.
     pub async fn lost(&self) {
+        self.wait_lost().await;
+        self.gone.store(true, Ordering::Release);
+    }
+
+    async fn wait_lost(&self) {
+        if self.gone.load(Ordering::Acquire) {
+            return;
+        }
         let mut rx = self.lease.clone();
         loop {
             let view = *rx.borrow_and_update();
@@ -95,6 +112,15 @@ impl LockGuard {
     }
 
     /// Releases the lock and waits until the release is committed.
+    ///
+    /// Bounded (issue 8, item 1): when this node has no valid lease the
+    /// call returns `Ok` at once (the grant ends with the session, or with
+    /// the release, which the node keeps retrying); otherwise it fails with
+    /// `NoQuorum` if the release has not committed within one session TTL.
+    ///
+    /// # Errors
+    ///
+    /// `NoQuorum` as above; `Shutdown` when the node stopped.
     pub async fn unlock(self) -> Result<(), Error> {
         self.release().await.map(|_| ())
     }
@@ -138,5 +164,46 @@ impl fmt::Debug for LockGuard {
             .field("token", &self.token)
             .field("session", &self.session)
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    /// Issue 8, item 11: once `is_held()` has said false it never says true
+    /// again, even when a late acknowledgement renews the session's lease.
+    #[tokio::test(start_paused = true)]
+    async fn is_held_never_turns_true_again_after_a_late_renewal() {
+        let now = Instant::now();
+        let (lease_tx, lease) = watch::channel(LeaseView {
+            valid_until: Some(now + Duration::from_secs(1)),
+            ended: false,
+        });
+        let (inbox, _rx) = mpsc::unbounded_channel();
+        let g = LockGuard {
+            name: LockName::new("x").unwrap(),
+            token: FencingToken(7),
+            session: SessionId(1),
+            lease,
+            inbox,
+            released: false,
+            clock: Clock::real(),
+            gone: AtomicBool::new(false),
+        };
+        assert!(g.is_held());
+        tokio::time::advance(Duration::from_secs(2)).await;
+        assert!(!g.is_held(), "the lease ran out");
+        lease_tx.send_modify(|v| v.valid_until = Some(Instant::now() + Duration::from_secs(5)));
+        assert!(
+            !g.is_held(),
+            "a renewal after the loss must not revive the guard"
+        );
+        // lost() completes at once, too.
+        tokio::time::timeout(Duration::from_millis(1), g.lost())
+            .await
+            .unwrap();
     }
 }

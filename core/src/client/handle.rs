@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use parking_lot::Mutex;
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{mpsc, oneshot, watch, Semaphore};
 use tokio::task::JoinHandle;
 
 use super::guard::LockGuard;
@@ -25,8 +25,19 @@ use crate::error::Error;
 use crate::raft::{AcquireReply, Input};
 use crate::types::{LockInfo, LockName};
 
+/// How many `lock`/`try_lock`/`holder` calls of one node may wait in the
+/// driver's inbox at once; further callers wait for a place before they
+/// enter it, and a place is given back as soon as the driver takes the
+/// call in (a parked waiter holds none). The inbox is so bounded by this
+/// plus one release per held guard (issue 8, item 10).
+pub const MAX_CALLS_IN_FLIGHT: usize = 4096;
+
 struct Inner {
     inbox: mpsc::UnboundedSender<Input>,
+    /// Places for calls in flight (see [`MAX_CALLS_IN_FLIGHT`]).
+    calls: Arc<Semaphore>,
+    /// How long `ready` waits before it reports `NoQuorum` (issue 8, item 1).
+    ready_bound: Duration,
     status: watch::Receiver<NodeStatus>,
     ready: watch::Receiver<bool>,
     tickets: AtomicU64,
@@ -69,10 +80,13 @@ impl NodeHandle {
         status: watch::Receiver<NodeStatus>,
         ready: watch::Receiver<bool>,
         task: JoinHandle<()>,
+        ready_bound: Duration,
     ) -> Self {
         Self {
             inner: Arc::new(Inner {
                 inbox,
+                calls: Arc::new(Semaphore::new(MAX_CALLS_IN_FLIGHT)),
+                ready_bound,
                 status,
                 ready,
                 tickets: AtomicU64::new(1),
@@ -83,16 +97,26 @@ impl NodeHandle {
 
     /// Waits until a leader is known and this node's session is open with a
     /// valid lease.
+    ///
+    /// # Errors
+    ///
+    /// `NoQuorum` when the node is not ready within twice the session TTL
+    /// (it cannot reach a majority); `Shutdown` when the node stopped.
     pub async fn ready(&self) -> Result<(), Error> {
         let mut rx = self.inner.ready.clone();
-        loop {
-            if *rx.borrow_and_update() {
-                return Ok(());
+        let wait = async {
+            loop {
+                if *rx.borrow_and_update() {
+                    return Ok(());
+                }
+                if rx.changed().await.is_err() {
+                    return Err(Error::Shutdown);
+                }
             }
-            if rx.changed().await.is_err() {
-                return Err(Error::Shutdown);
-            }
-        }
+        };
+        tokio::time::timeout(self.inner.ready_bound, wait)
+            .await
+            .unwrap_or(Err(Error::NoQuorum))
     }
 
     /// Acquires `name`, waiting in its FIFO queue for as long as it takes.
@@ -109,7 +133,15 @@ impl NodeHandle {
 
     /// Like [`NodeHandle::lock`], but gives up after `timeout` with
     /// `Error::Timeout` (and leaves the queue).
+    ///
+    /// A zero `timeout` means one attempt that never queues, exactly like
+    /// [`NodeHandle::try_lock`] (on every node, and with nothing left behind
+    /// in the log but that one acquire); a `timeout` too large to add to
+    /// the clock waits for ever, like [`NodeHandle::lock`] (issue 8, item 6).
     pub async fn lock_timeout(&self, name: &str, timeout: Duration) -> Result<LockGuard, Error> {
+        if timeout.is_zero() {
+            return self.try_lock(name).await?.ok_or(Error::Timeout);
+        }
         match tokio::time::timeout(timeout, self.lock(name)).await {
             Ok(result) => result,
             Err(_) => Err(Error::Timeout),
@@ -129,6 +161,7 @@ impl NodeHandle {
     }
 
     async fn acquire(&self, lock: &LockName, wait: bool) -> Result<AcquireReply, Error> {
+        let place = self.place().await?;
         let ticket = self.inner.tickets.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = oneshot::channel();
         self.inner
@@ -138,6 +171,7 @@ impl NodeHandle {
                 lock: lock.clone(),
                 wait,
                 reply: tx,
+                place,
             })
             .map_err(|_| Error::Shutdown)?;
         let mut abandon = AbandonOnDrop {
@@ -153,10 +187,15 @@ impl NodeHandle {
     /// The current holder of `name`, read linearizably (a quorum round).
     pub async fn holder(&self, name: &str) -> Result<Option<LockInfo>, Error> {
         let lock = LockName::new(name)?;
+        let place = self.place().await?;
         let (tx, rx) = oneshot::channel();
         self.inner
             .inbox
-            .send(Input::Holder { lock, reply: tx })
+            .send(Input::Holder {
+                lock,
+                reply: tx,
+                place,
+            })
             .map_err(|_| Error::Shutdown)?;
         rx.await.map_err(|_| Error::Shutdown)?
     }
@@ -171,19 +210,30 @@ impl NodeHandle {
         self.inner.status.clone()
     }
 
-    /// Releases this node's locks, hands leadership over, and stops.
+    /// Revokes this node's guards (their `lost()` completes), releases its
+    /// locks by closing its session, hands leadership over, and stops.
+    ///
+    /// Each phase is bounded, so this returns within about 6 s even without
+    /// a quorum (issue 8, item 1).
+    ///
+    /// # Errors
+    ///
+    /// `NoQuorum` when the session could not be closed in time: its locks
+    /// are then freed when the session expires, one TTL later. Calling it
+    /// again on a stopped node returns `Ok`.
     pub async fn shutdown(&self) -> Result<(), Error> {
         let (tx, rx) = oneshot::channel();
+        let mut result = Ok(());
         if self
             .inner
             .inbox
             .send(Input::Shutdown { reply: Some(tx) })
             .is_ok()
         {
-            let _ = rx.await;
+            result = rx.await.unwrap_or(Ok(()));
         }
         self.join().await;
-        Ok(())
+        result
     }
 
     /// Stops the node at once, as a crash would: nothing is released and no
@@ -228,6 +278,25 @@ impl NodeHandle {
             .send(Input::StateHash { reply: tx })
             .map_err(|_| Error::Shutdown)?;
         rx.await.map_err(|_| Error::Shutdown)
+    }
+
+    /// Counts of the node's bookkeeping (tests of what must stay bounded).
+    #[cfg(any(test, feature = "sim"))]
+    pub async fn inspect(&self) -> Result<crate::raft::Inspection, Error> {
+        let (tx, rx) = oneshot::channel();
+        self.inner
+            .inbox
+            .send(Input::Inspect { reply: tx })
+            .map_err(|_| Error::Shutdown)?;
+        rx.await.map_err(|_| Error::Shutdown)
+    }
+
+    /// A place in the inbox (see [`MAX_CALLS_IN_FLIGHT`]).
+    async fn place(&self) -> Result<tokio::sync::OwnedSemaphorePermit, Error> {
+        Arc::clone(&self.inner.calls)
+            .acquire_owned()
+            .await
+            .map_err(|_| Error::Shutdown)
     }
 
     async fn join(&self) {

@@ -38,6 +38,13 @@ impl NodeHandle {
     }
 }
 
+/// Runs `f` raced against the loss of the lease, then releases.
+///
+/// The closure's result counts only if the lease still held when it was
+/// taken (issue 8, item 2): a closure can block its runtime (a CPU-bound or
+/// blocking section) past the lease's end and still return, and then the
+/// work may have overlapped another holder. A release that finds the grant
+/// already gone (its session ended) is not success either.
 async fn run_locked<T, F>(guard: LockGuard, f: F) -> Result<T, Error>
 where
     F: AsyncFnOnce(&LockGuard) -> T,
@@ -47,23 +54,28 @@ where
         tokio::select! {
             biased;
             _ = guard.lost() => None,
-            out = work => Some(out),
+            // Judged at the instant the result is taken, on the node's clock.
+            out = work => guard.is_held().then_some(out),
         }
     };
-    match out {
-        Some(out) => {
-            if let Err(e) = guard.unlock().await {
-                tracing::debug!(error = %e, "release after with_lock failed; the lock is freed when the session ends");
-            }
+    let lost = Error::LockLost {
+        name: guard.name().to_owned(),
+        token: guard.token(),
+    };
+    let Some(out) = out else {
+        drop(guard);
+        return Err(lost);
+    };
+    match guard.release().await {
+        Ok(true) => Ok(out),
+        // The grant was already gone when the release was applied: its
+        // session ended, so another node may have held the lock meanwhile.
+        Ok(false) => Err(lost),
+        Err(e) => {
+            // The work finished under a valid lease; the lock is freed when
+            // the session ends (or by the release, retried in the background).
+            tracing::debug!(error = %e, "release after with_lock failed; the lock is freed when the session ends");
             Ok(out)
-        }
-        None => {
-            let err = Error::LockLost {
-                name: guard.name().to_owned(),
-                token: guard.token(),
-            };
-            drop(guard);
-            Err(err)
         }
     }
 }

@@ -66,6 +66,11 @@ impl HolderLease {
         }
     }
 
+    /// When the newest keepalive still unacknowledged was stamped.
+    pub fn newest_unacknowledged(&self) -> Option<Instant> {
+        self.stamps.back().map(|(_, t)| *t)
+    }
+
     /// When the lease ends, if it was ever acknowledged.
     pub fn valid_until(&self) -> Option<Instant> {
         self.valid_until

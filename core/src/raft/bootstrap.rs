@@ -233,6 +233,9 @@ where
         peer_memory: p.peer_memory,
         pending: Proposals::default(),
         reads: Reads::new(me.id),
+        keepalive_batch: Vec::new(),
+        keepalive_counts: (0, 0),
+        inbox_peak: 0,
         leader: None::<LeaderDuty>,
         shutdown: None,
         seen_leader: (0, 0),
@@ -246,9 +249,16 @@ where
         hooks: p.hooks.clone(),
         clock: clock.clone(),
     };
+    let ready_bound = driver.cfg.session_ttl * 2;
     let span = tracing::info_span!("peerlock", node = %me.name);
     let task = tokio::spawn(tracing::Instrument::instrument(driver.run(), span));
-    Ok(NodeHandle::new(inbox_tx, status_rx, ready_rx, task))
+    Ok(NodeHandle::new(
+        inbox_tx,
+        status_rx,
+        ready_rx,
+        task,
+        ready_bound,
+    ))
 }
 
 /// Starts a node on the durable log store in `dir` (created if missing).
@@ -294,7 +304,10 @@ async fn hello_round(
         accepted.insert(me.id);
     }
     let mut seen: HashMap<NodeId, u64> = p.peer_memory.load();
-    let deadline = Instant::now() + p.join_timeout;
+    let now = Instant::now();
+    let deadline = now
+        .checked_add(p.join_timeout)
+        .unwrap_or_else(|| now + Duration::from_secs(30 * 365 * 86_400));
     let mut resend = tokio::time::interval(Duration::from_millis(200));
     while accepted.iter().filter(|id| voters.contains(id)).count() < needed {
         tokio::select! {

@@ -12,9 +12,6 @@ use crate::machine::{Command, RequestKey};
 use crate::storage::LogStore;
 use crate::types::{FencingToken, LockInfo, LockName, RequestId, SessionId};
 
-/// How long a `holder` read may take before it fails with `NoQuorum`.
-const HOLDER_DEADLINE: std::time::Duration = std::time::Duration::from_secs(5);
-
 /// One request to the driver.
 #[derive(Debug)]
 pub(crate) enum Input {
@@ -24,6 +21,8 @@ pub(crate) enum Input {
         lock: LockName,
         wait: bool,
         reply: oneshot::Sender<Result<AcquireReply, Error>>,
+        /// The caller's place in the inbox, given back when taken in.
+        place: tokio::sync::OwnedSemaphorePermit,
     },
     /// The caller of acquire `ticket` gave up (timeout or dropped future).
     Abandon { ticket: u64 },
@@ -38,9 +37,14 @@ pub(crate) enum Input {
     Holder {
         lock: LockName,
         reply: oneshot::Sender<Result<Option<LockInfo>, Error>>,
+        /// The caller's place in the inbox, given back when taken in.
+        place: tokio::sync::OwnedSemaphorePermit,
     },
-    /// Graceful shutdown: release, hand off leadership, stop.
-    Shutdown { reply: Option<oneshot::Sender<()>> },
+    /// Graceful shutdown: revoke guards, close the session, hand off
+    /// leadership, stop. The reply says whether the session was closed.
+    Shutdown {
+        reply: Option<oneshot::Sender<Result<(), Error>>>,
+    },
     /// Stop at once, as a crash would (for tests and examples).
     Kill,
     /// Hand leadership to `to` if this node leads (the simulator's fault).
@@ -50,6 +54,27 @@ pub(crate) enum Input {
     /// convergence check).
     #[cfg(any(test, feature = "sim"))]
     StateHash { reply: oneshot::Sender<(u64, u64)> },
+    /// Counts of the node's bookkeeping (tests of what must stay bounded).
+    #[cfg(any(test, feature = "sim"))]
+    Inspect { reply: oneshot::Sender<Inspection> },
+}
+
+/// What a node keeps, counted (tests only).
+#[cfg(any(test, feature = "sim"))]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Inspection {
+    /// Request outcomes the replicated table remembers, over all sessions.
+    pub remembered_outcomes: usize,
+    /// This node's outstanding requests.
+    pub pending: usize,
+    /// Open sessions.
+    pub sessions: usize,
+    /// Keepalives heard as leader.
+    pub keepalives_heard: u64,
+    /// Quorum rounds run for them.
+    pub keepalive_rounds: u64,
+    /// The most inputs seen waiting in the inbox at once.
+    pub inbox_peak: usize,
 }
 
 impl<S: LogStore + Send + 'static> Driver<S> {
@@ -60,7 +85,9 @@ impl<S: LogStore + Send + 'static> Driver<S> {
                 lock,
                 wait,
                 reply,
+                place,
             } => {
+                drop(place);
                 if self.shutdown.is_some() {
                     let _ = reply.send(Err(Error::Shutdown));
                     return;
@@ -108,11 +135,13 @@ impl<S: LogStore + Send + 'static> Driver<S> {
                 };
                 self.track(request, cmd, Waiter::Release { reply }, now);
             }
-            Input::Holder { lock, reply } => {
+            Input::Holder { lock, reply, place } => {
+                drop(place);
                 let purpose = Purpose::Holder {
                     lock,
                     reply,
-                    deadline: now + HOLDER_DEADLINE,
+                    // Answered within one TTL, or NoQuorum (issue 8, item 1).
+                    deadline: now + self.cfg.session_ttl,
                 };
                 let ctx = self.reads.issue(purpose, now);
                 self.raw.read_index(ctx);
@@ -127,6 +156,17 @@ impl<S: LogStore + Send + 'static> Driver<S> {
                 if self.is_leader() && self.peers.contains(&to) {
                     self.raw.transfer_leader(to.0);
                 }
+            }
+            #[cfg(any(test, feature = "sim"))]
+            Input::Inspect { reply } => {
+                let _ = reply.send(Inspection {
+                    remembered_outcomes: self.table.remembered_outcomes(),
+                    pending: self.pending.ids().len(),
+                    sessions: self.table.sessions().len(),
+                    keepalives_heard: self.keepalive_counts.0,
+                    keepalive_rounds: self.keepalive_counts.1,
+                    inbox_peak: self.inbox_peak,
+                });
             }
             #[cfg(any(test, feature = "sim"))]
             Input::StateHash { reply } => {

@@ -28,6 +28,8 @@ mod syncer;
 mod tick;
 
 #[cfg(test)]
+mod issue8_tests;
+#[cfg(test)]
 mod nemesis_tests;
 #[cfg(test)]
 mod tests;
@@ -54,6 +56,8 @@ pub use bootstrap::{
 };
 pub use hooks::{ApplyObserver, Hooks, PauseGate};
 pub(crate) use input::Input;
+#[cfg(any(test, feature = "sim"))]
+pub use input::Inspection;
 pub use own::random_u64;
 #[cfg(any(test, feature = "sim"))]
 pub use own::seed_thread_random;
@@ -84,6 +88,13 @@ pub(crate) struct Driver<S: LogStore + Send + 'static> {
     own: OwnSession,
     pending: Proposals,
     reads: Reads,
+    /// Keepalives that wait for the leader's next batched quorum round.
+    keepalive_batch: Vec<tick::KeepAliveReq>,
+    /// Keepalives this node heard as leader, and the quorum rounds it ran
+    /// for them (they share rounds; issue 8, item 10).
+    keepalive_counts: (u64, u64),
+    /// The most inputs seen waiting in the inbox at once.
+    inbox_peak: usize,
     leader: Option<LeaderDuty>,
     shutdown: Option<Shutdown>,
     /// The leader id and term seen after the last Ready, to notice changes.
@@ -125,6 +136,7 @@ impl<S: LogStore + Send + 'static> Driver<S> {
                     if n == 0 {
                         break;
                     }
+                    self.inbox_peak = self.inbox_peak.max(n + self.inbox.len());
                     let now = self.clock.now();
                     for input in inputs.drain(..) {
                         self.on_input(input, now);
@@ -155,9 +167,17 @@ impl<S: LogStore + Send + 'static> Driver<S> {
             if self.stopped {
                 break;
             }
+            let now = self.clock.now();
+            self.flush_keepalives(now);
             self.handle_ready();
             let now = self.clock.now();
             self.after_ready(now);
+            // A leader that just committed in its term serves the
+            // keepalives it held back, in this same pass.
+            if self.flush_keepalives(now) {
+                self.handle_ready();
+                self.after_ready(self.clock.now());
+            }
             self.publish_status(now);
         }
         self.finish();
@@ -224,6 +244,10 @@ impl<S: LogStore + Send + 'static> Driver<S> {
         let mut msg = Message::default();
         if let Err(e) = msg.merge_from_bytes(bytes) {
             tracing::warn!(node = %self.name, peer = %from, error = %e, "undecodable raft message; dropped");
+            return;
+        }
+        if msg.to != self.me.0 {
+            tracing::warn!(node = %self.name, peer = %from, to = msg.to, "raft message for another node; dropped");
             return;
         }
         if msg.from != from.0 {

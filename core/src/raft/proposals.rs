@@ -92,10 +92,34 @@ impl Proposals {
         self.map.remove(&request)
     }
 
-    /// The lowest unanswered request id, or `next` when none is outstanding:
-    /// every request below it has been answered.
+    /// The acknowledgement floor: the lowest request that may still be
+    /// proposed (again), or `next` when there is none. The table forgets
+    /// the outcomes below it.
+    ///
+    /// A request the table has queued (a parked waiter) is never proposed
+    /// again: its state lives in the lock's queue and the session's
+    /// `waiting`, and its grant or end arrives as an effect. So it does not
+    /// hold the floor down; if it did, one waiter parked for hours would
+    /// make the table keep every later outcome of its session (issue 8,
+    /// item 4). A duplicate of it that commits late is below the floor and
+    /// ignored.
     pub(crate) fn floor(&self, next: RequestId) -> RequestId {
-        self.map.keys().next().copied().unwrap_or(next)
+        self.map
+            .iter()
+            .find(|(_, p)| !p.queued)
+            .map_or(next, |(r, _)| *r)
+    }
+
+    /// Requests of `unlock` callers (with a reply waiting) older than `age`.
+    pub(crate) fn releases_older_than(&self, now: Instant, age: Duration) -> Vec<RequestId> {
+        self.map
+            .iter()
+            .filter(|(_, p)| {
+                matches!(p.waiter, Waiter::Release { reply: Some(_) })
+                    && now.saturating_duration_since(p.created) >= age
+            })
+            .map(|(r, _)| *r)
+            .collect()
     }
 
     /// Requests to (re)propose now: never proposed, proposed in an older
@@ -145,6 +169,11 @@ impl Proposals {
             })
             .map(|(r, _)| *r)
             .collect()
+    }
+
+    /// Whether `request` is outstanding and queued by the table.
+    pub(crate) fn is_queued(&self, request: RequestId) -> bool {
+        self.map.get(&request).is_some_and(|p| p.queued)
     }
 
     pub(crate) fn ids(&self) -> Vec<RequestId> {

@@ -11,18 +11,16 @@ use std::time::Duration;
 use tokio::sync::oneshot;
 use tokio::time::Instant;
 
+use super::tick::KeepAliveReq;
 use crate::error::Error;
-use crate::types::{LockInfo, LockName, NodeId, SessionId};
+use crate::types::{LockInfo, LockName, NodeId};
 
 /// What a read round is for.
 #[derive(Debug)]
 pub(crate) enum Purpose {
-    /// The leader acknowledges keepalive `seq` of `session`, sent by `from`.
-    KeepAlive {
-        from: NodeId,
-        session: SessionId,
-        seq: u64,
-    },
+    /// The leader acknowledges every keepalive that arrived before the
+    /// round began (one round for all of them).
+    KeepAlives(Vec<KeepAliveReq>),
     /// A caller waits for `holder(lock)`.
     Holder {
         lock: LockName,
@@ -47,10 +45,15 @@ pub(crate) struct Reads {
 }
 
 impl Reads {
+    /// Read rounds for node `me`. The counter starts at a random point, so
+    /// a restarted process never reuses a context of its previous run:
+    /// raft-rs de-duplicates rounds by context, and a new request that
+    /// matched an old round still pending at the leader would be answered
+    /// by that round, begun before the request arrived (issue 8, item 11).
     pub(crate) fn new(me: NodeId) -> Self {
         Self {
             me,
-            counter: 0,
+            counter: super::own::random_u64() >> 1,
             issued: BTreeMap::new(),
             confirmed: Vec::new(),
         }
@@ -58,7 +61,7 @@ impl Reads {
 
     /// Registers a read and returns the context to pass to `read_index`.
     pub(crate) fn issue(&mut self, purpose: Purpose, now: Instant) -> Vec<u8> {
-        self.counter += 1;
+        self.counter = self.counter.wrapping_add(1);
         let mut ctx = Vec::with_capacity(16);
         ctx.extend_from_slice(&self.me.0.to_be_bytes());
         ctx.extend_from_slice(&self.counter.to_be_bytes());
@@ -87,8 +90,27 @@ impl Reads {
 
     /// Reads unanswered for `retry_after`: keepalive rounds are dropped (the
     /// node sends another), holder reads are returned to issue again, or
-    /// failed with `NoQuorum` past their deadline.
+    /// failed with `NoQuorum` past their deadline. A holder read confirmed
+    /// but still waiting for this node's apply to reach its index also
+    /// fails at its deadline (a node that cannot catch up answers; issue 8,
+    /// item 1).
     pub(crate) fn expire(&mut self, now: Instant, retry_after: Duration) -> Vec<Purpose> {
+        if self
+            .confirmed
+            .iter()
+            .any(|(_, p)| matches!(p, Purpose::Holder { deadline, .. } if now >= *deadline))
+        {
+            let (late, keep): (Vec<_>, Vec<_>) =
+                std::mem::take(&mut self.confirmed).into_iter().partition(
+                    |(_, p)| matches!(p, Purpose::Holder { deadline, .. } if now >= *deadline),
+                );
+            self.confirmed = keep;
+            for (_, p) in late {
+                if let Purpose::Holder { reply, .. } = p {
+                    let _ = reply.send(Err(Error::NoQuorum));
+                }
+            }
+        }
         let stale: Vec<Vec<u8>> = self
             .issued
             .iter()
@@ -101,7 +123,7 @@ impl Reads {
                 continue;
             };
             match i.purpose {
-                Purpose::KeepAlive { .. } => {}
+                Purpose::KeepAlives(_) => {}
                 Purpose::Holder {
                     reply, deadline, ..
                 } if now >= deadline => {
@@ -124,5 +146,24 @@ impl Reads {
                 let _ = reply.send(Err(err()));
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Issue 8, item 11: a restarted process must not reuse the read
+    /// contexts of its previous run (raft-rs de-duplicates by context).
+    #[test]
+    fn read_contexts_do_not_restart_with_the_process() {
+        let now = Instant::now();
+        let first = |_: ()| {
+            let mut r = Reads::new(NodeId(3));
+            r.issue(Purpose::KeepAlives(Vec::new()), now)
+        };
+        let a = first(());
+        let b = first(());
+        assert_ne!(a, b, "two runs of node 3 issued the same first context");
     }
 }

@@ -157,10 +157,18 @@ impl<S: LogStore + Send + 'static> Driver<S> {
             self.own_session_ended(now);
             return;
         }
-        // Answer requests whose outcome the snapshot already holds.
+        // Answer requests whose outcome the snapshot already holds. A
+        // parked waiter's outcome may be forgotten (the floor passed it):
+        // its grant is found by its request, and a waiter that is neither
+        // queued nor granted any more is told its place is gone, so the
+        // caller queues again.
         for request in self.pending.ids() {
-            if let Some(outcome) = self.table.outcome(self.own.id, request) {
-                self.on_reply(request, outcome);
+            match self.table.request_state(self.own.id, request) {
+                Some(outcome) => self.on_reply(request, outcome),
+                None if self.pending.is_queued(request) => {
+                    self.on_reply(request, Outcome::NoSession)
+                }
+                None => {}
             }
         }
     }
@@ -318,6 +326,7 @@ impl<S: LogStore + Send + 'static> Driver<S> {
                             inbox: self.inbox_tx.clone(),
                             released: false,
                             clock: self.clock.clone(),
+                            gone: Default::default(),
                         })
                     }
                     Outcome::Busy => AcquireReply::Busy,
@@ -374,6 +383,9 @@ impl<S: LogStore + Send + 'static> Driver<S> {
         if LeaderDuty::refresh(&mut self.leader, leading, term, now, table, delay) {
             tracing::info!(node = %self.name, term, "became leader");
         }
+        if !leading {
+            self.keepalive_batch.clear();
+        }
         let seen = (self.raw.raft.leader_id, self.raw.raft.term);
         if seen != self.seen_leader {
             self.seen_leader = seen;
@@ -394,25 +406,36 @@ impl<S: LogStore + Send + 'static> Driver<S> {
             Purpose::Holder { lock, reply, .. } => {
                 let _ = reply.send(Ok(self.table.holder(&lock)));
             }
-            Purpose::KeepAlive { from, session, seq } => {
+            Purpose::KeepAlives(batch) => {
                 // Only a leader that still leads answers; a deposed one stays
                 // silent and the node renews with the new leader.
                 let Some(duty) = self.leader.as_ref() else {
                     return;
                 };
-                let alive =
-                    self.table.session_exists(session) && !duty.liveness.is_expiring(session);
-                if from == self.me {
+                let mut local = Vec::new();
+                let mut by_peer: std::collections::BTreeMap<_, Vec<PeerMessage>> =
+                    Default::default();
+                for k in batch {
+                    let alive = self.table.session_exists(k.session)
+                        && !duty.liveness.is_expiring(k.session);
+                    if k.from == self.me {
+                        local.push((k.session, k.seq, alive));
+                    } else {
+                        by_peer
+                            .entry(k.from)
+                            .or_default()
+                            .push(PeerMessage::KeepAliveAck {
+                                session: k.session,
+                                seq: k.seq,
+                                alive,
+                            });
+                    }
+                }
+                for (to, msgs) in by_peer {
+                    self.transport.send(to, msgs);
+                }
+                for (session, seq, alive) in local {
                     self.on_keepalive_ack(session, seq, alive, self.clock.now());
-                } else {
-                    self.transport.send(
-                        from,
-                        vec![PeerMessage::KeepAliveAck {
-                            session,
-                            seq,
-                            alive,
-                        }],
-                    );
                 }
             }
         }

@@ -1,7 +1,13 @@
-//! Graceful shutdown: close the session (which frees this node's locks for
-//! their next waiters), let a leader propose those handoffs, hand
-//! leadership to the most up-to-date voter, then stop. Each phase is
-//! bounded in time, so a node without quorum still stops.
+//! Graceful shutdown: revoke this node's guards, close the session (which
+//! frees this node's locks for their next waiters), let a leader propose
+//! those handoffs, hand leadership to the most up-to-date voter, then stop.
+//! Each phase is bounded in time, so a node without quorum still stops.
+//!
+//! The guards are revoked (their `lost()` completes, `is_held()` turns
+//! false) *before* the close is proposed, and the session is no longer
+//! renewed from then on: once the close commits another node may be
+//! granted the lock, and by then no guard here may still report it held
+//! (issue 8, item 7).
 
 use std::time::Duration;
 
@@ -31,11 +37,17 @@ pub(crate) struct Shutdown {
     phase: Phase,
     since: Instant,
     last_proposal: Option<Instant>,
-    replies: Vec<oneshot::Sender<()>>,
+    replies: Vec<oneshot::Sender<Result<(), Error>>>,
+    /// Whether the session is known closed (or expired, or never opened).
+    closed: bool,
 }
 
 impl<S: LogStore + Send + 'static> Driver<S> {
-    pub(super) fn begin_shutdown(&mut self, reply: Option<oneshot::Sender<()>>, now: Instant) {
+    pub(super) fn begin_shutdown(
+        &mut self,
+        reply: Option<oneshot::Sender<Result<(), Error>>>,
+        now: Instant,
+    ) {
         if let Some(s) = self.shutdown.as_mut() {
             s.replies.extend(reply);
             return;
@@ -55,11 +67,15 @@ impl<S: LogStore + Send + 'static> Driver<S> {
                 }
             }
         }
+        // Revoke every guard first: after the close commits, another node
+        // may be granted these locks at once.
+        self.own.end();
         self.shutdown = Some(Shutdown {
             phase: Phase::Closing,
             since: now,
             last_proposal: None,
             replies: reply.into_iter().collect(),
+            closed: false,
         });
         self.shutdown_progress(now);
     }
@@ -73,6 +89,11 @@ impl<S: LogStore + Send + 'static> Driver<S> {
         match phase {
             Phase::Closing => {
                 let open = self.own.opened && self.table.session_exists(self.own.id);
+                if !open {
+                    if let Some(s) = self.shutdown.as_mut() {
+                        s.closed = true;
+                    }
+                }
                 if !open || elapsed >= CLOSE_FOR {
                     if open {
                         tracing::warn!(node = %self.name, "could not close the session in time; it will expire");
@@ -161,7 +182,7 @@ impl<S: LogStore + Send + 'static> Driver<S> {
                     let _ = reply.send(Err(Error::Shutdown));
                 }
                 super::Input::Shutdown { reply: Some(r) } => {
-                    let _ = r.send(());
+                    let _ = r.send(Ok(()));
                 }
                 _ => {}
             }
@@ -172,7 +193,11 @@ impl<S: LogStore + Send + 'static> Driver<S> {
         }
         if let Some(s) = self.shutdown.take() {
             for r in s.replies {
-                let _ = r.send(());
+                let _ = r.send(if s.closed {
+                    Ok(())
+                } else {
+                    Err(Error::NoQuorum)
+                });
             }
         }
         tracing::info!(node = %self.name, "stopped");

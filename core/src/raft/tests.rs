@@ -15,9 +15,9 @@ use crate::types::{NodeId, NodeName};
 
 pub(super) const WAIT: Duration = Duration::from_secs(10);
 
-fn config() -> NodeConfig {
+pub(super) fn config() -> NodeConfig {
     NodeConfig {
-        session_ttl: Duration::from_millis(900),
+        session_ttl: Duration::from_millis(1000),
         tick: Duration::from_millis(10),
         ..NodeConfig::default()
     }
@@ -62,7 +62,10 @@ async fn cluster(n: usize) -> (MemNet, Vec<NodeId>, Vec<NodeHandle>) {
     cluster_with(n, config()).await
 }
 
-async fn cluster_with(n: usize, cfg: NodeConfig) -> (MemNet, Vec<NodeId>, Vec<NodeHandle>) {
+pub(super) async fn cluster_with(
+    n: usize,
+    cfg: NodeConfig,
+) -> (MemNet, Vec<NodeId>, Vec<NodeHandle>) {
     let net = MemNet::new();
     let members = members(n, "n");
     let mut starts = Vec::new();

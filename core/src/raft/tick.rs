@@ -14,10 +14,18 @@ use crate::storage::LogStore;
 use crate::transport::PeerMessage;
 use crate::types::{NodeId, SessionId};
 
+/// One keepalive waiting for the leader's batched quorum round.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct KeepAliveReq {
+    pub(crate) from: NodeId,
+    pub(crate) session: SessionId,
+    pub(crate) seq: u64,
+}
+
 impl<S: LogStore + Send + 'static> Driver<S> {
     pub(super) fn on_tick(&mut self, now: Instant) {
         self.open_session_if_needed(now);
-        if self.own.opened && now >= self.own.next_keepalive {
+        if self.own.opened && (now >= self.own.next_keepalive || self.keepalive_unanswered(now)) {
             self.send_keepalive(now);
         }
         if self.own.lease_valid(now) {
@@ -28,7 +36,7 @@ impl<S: LogStore + Send + 'static> Driver<S> {
         self.propose_due(now);
         self.leader_duties(now);
         self.retry_reads(now);
-        self.fail_acquires_without_quorum(now);
+        self.answer_without_quorum(now);
         self.maybe_compact();
         self.shutdown_progress(now);
     }
@@ -72,8 +80,22 @@ impl<S: LogStore + Send + 'static> Driver<S> {
         }
     }
 
+    /// Whether the newest keepalive has gone unanswered for long enough to
+    /// send another (issue 8, item 3): a keepalive lost with a leader, or
+    /// dropped by a new leader, is not left to wait a third of the TTL.
+    fn keepalive_unanswered(&self, now: Instant) -> bool {
+        self.own
+            .lease
+            .newest_unacknowledged()
+            .is_some_and(|at| now.saturating_duration_since(at) >= self.cfg.keepalive_resend())
+    }
+
     /// Stamps and sends a keepalive for this node's session to the leader.
+    /// A node that is shutting down no longer renews (issue 8, item 7).
     pub(super) fn send_keepalive(&mut self, now: Instant) {
+        if self.shutdown.is_some() {
+            return;
+        }
         self.own.next_keepalive = now + self.cfg.keepalive_interval();
         if crate::teeth::planted(crate::teeth::Bug::AckKeepaliveWithoutQuorum)
             && (self.is_leader() || self.leader_id().is_none())
@@ -105,23 +127,56 @@ impl<S: LogStore + Send + 'static> Driver<S> {
         }
     }
 
-    /// Leader side: note the keepalive's arrival now, then acknowledge it
-    /// only after a quorum round begun now confirms this node still leads.
+    /// Leader side: note the keepalive's arrival, then queue it for the
+    /// next batched quorum round. It is acknowledged only after a round
+    /// begun after it arrived confirms this node still leads.
+    ///
+    /// - The arrival is read from the clock here, not from a time taken
+    ///   before the message was received (issue 8, item 3): the leader must
+    ///   never date a keepalive earlier than it arrived.
+    /// - Only the node that opened a session may renew it (issue 8, item 11).
+    /// - All keepalives queued meanwhile share one ReadIndex round, and the
+    ///   round waits until this leader has committed in its term (raft-rs
+    ///   drops a ReadIndex before that; issue 8, items 3 and 10).
     pub(super) fn on_keepalive(
         &mut self,
         from: NodeId,
         session: SessionId,
         seq: u64,
-        now: Instant,
+        _now: Instant,
     ) {
         let Some(duty) = self.leader.as_mut() else {
             return;
         };
-        duty.liveness.heard(session, now);
-        let ctx = self
-            .reads
-            .issue(Purpose::KeepAlive { from, session, seq }, now);
+        if self.table.session_node(session).is_some_and(|n| n != from) {
+            tracing::warn!(node = %self.name, peer = %from, %session, "keepalive for another node's session; dropped");
+            return;
+        }
+        duty.liveness.heard(session, self.clock.now());
+        self.keepalive_batch
+            .push(KeepAliveReq { from, session, seq });
+        self.keepalive_counts.0 += 1;
+    }
+
+    /// Starts one ReadIndex round for every keepalive queued, if this node
+    /// leads and has committed in its term. Returns whether it did.
+    pub(super) fn flush_keepalives(&mut self, now: Instant) -> bool {
+        if self.keepalive_batch.is_empty() {
+            return false;
+        }
+        if !self.is_leader() {
+            // Deposed: the senders renew with the new leader.
+            self.keepalive_batch.clear();
+            return false;
+        }
+        if !self.raw.raft.commit_to_current_term() {
+            return false;
+        }
+        let batch = std::mem::take(&mut self.keepalive_batch);
+        let ctx = self.reads.issue(Purpose::KeepAlives(batch), now);
         self.raw.read_index(ctx);
+        self.keepalive_counts.1 += 1;
+        true
     }
 
     /// Holder side: the leader acknowledged keepalive `seq`.
@@ -222,9 +277,36 @@ impl<S: LogStore + Send + 'static> Driver<S> {
         }
     }
 
-    /// Without a lease for longer than the TTL this node cannot reach a
-    /// quorum: acquires fail with `NoQuorum` rather than hang.
-    fn fail_acquires_without_quorum(&mut self, now: Instant) {
+    /// Every caller gets an answer within about one TTL when the cluster
+    /// cannot answer (issue 8, item 1).
+    ///
+    /// - An `unlock` whose release has not committed is answered as soon
+    ///   as this node has no valid lease (`Ok(false)`: the grant is no
+    ///   longer this caller's, and it ends with the session or with the
+    ///   release, which stays queued and is retried), and otherwise after
+    ///   one TTL with `NoQuorum`.
+    /// - Without a lease for longer than the TTL this node cannot reach a
+    ///   quorum: acquires fail with `NoQuorum` rather than hang.
+    fn answer_without_quorum(&mut self, now: Instant) {
+        let lease_gone = !self.own.lease_valid(now);
+        let age = if lease_gone {
+            std::time::Duration::ZERO
+        } else {
+            self.cfg.session_ttl
+        };
+        for request in self.pending.releases_older_than(now, age) {
+            if let Some(p) = self.pending.get_mut(request) {
+                if let Waiter::Release { reply } = &mut p.waiter {
+                    if let Some(r) = reply.take() {
+                        let _ = r.send(if lease_gone {
+                            Ok(false)
+                        } else {
+                            Err(Error::NoQuorum)
+                        });
+                    }
+                }
+            }
+        }
         let Some(since) = self.own.no_lease_since else {
             return;
         };

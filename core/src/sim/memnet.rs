@@ -61,6 +61,19 @@ impl MemNet {
         }
     }
 
+    /// Cuts the one direction `from` -> `to`.
+    pub fn cut(&self, from: NodeId, to: NodeId) {
+        self.state.lock().cut.insert((from, to));
+    }
+
+    /// Delivers `msgs` to `to` as if `from` had sent them (a test forging
+    /// what an authenticated but misbehaving peer could send).
+    pub fn inject(&self, from: NodeId, to: NodeId, msgs: Vec<PeerMessage>) {
+        if let Some(tx) = self.state.lock().inboxes.get(&to) {
+            let _ = tx.try_send(Incoming { from, msgs });
+        }
+    }
+
     /// Restores every link.
     pub fn heal(&self) {
         self.state.lock().cut.clear();

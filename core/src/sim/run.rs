@@ -164,7 +164,7 @@ fn node_config(c: &SimConfig) -> NodeConfig {
     NodeConfig {
         session_ttl: c.ttl,
         lock_delay: c.lock_delay,
-        tick: Duration::from_millis(50),
+        tick: NodeConfig::tick_for_ttl(c.ttl),
         compact_after: 300,
         ..NodeConfig::default()
     }

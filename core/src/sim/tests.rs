@@ -200,7 +200,7 @@ fn regression_a_lost_snapshot_is_sent_again() {
     rt.block_on(async {
         let cfg = NodeConfig {
             session_ttl: Duration::from_secs(2),
-            tick: Duration::from_millis(50),
+            tick: NodeConfig::tick_for_ttl(Duration::from_secs(2)),
             compact_after: 40,
             ..NodeConfig::default()
         };

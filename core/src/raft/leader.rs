@@ -99,6 +99,12 @@ impl LeaderDuty {
         true
     }
 
+    /// Whether these duties belong to `term` (a tick that comes before the
+    /// next Ready's `refresh` must not act on another term's duties).
+    pub(crate) fn is_for(&self, term: u64) -> bool {
+        self.term == term
+    }
+
     /// A lock was freed and waits for a handoff.
     pub(crate) fn schedule(&mut self, lock: LockName, freed_at: u64, delayed: bool, now: Instant) {
         let due = if delayed { now + self.lock_delay } else { now };

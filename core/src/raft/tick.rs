@@ -241,7 +241,8 @@ impl<S: LogStore + Send + 'static> Driver<S> {
 
     fn leader_duties(&mut self, now: Instant) {
         self.retry_lost_snapshots(now);
-        let Some(duty) = self.leader.as_mut() else {
+        let term = self.raw.raft.term;
+        let Some(duty) = self.leader.as_mut().filter(|d| d.is_for(term)) else {
             return;
         };
         // Each is proposed once per term; one Raft refuses goes back.

@@ -37,6 +37,8 @@ pub(crate) const BACKOFF_MIN: Duration = Duration::from_millis(50);
 pub(crate) const BACKOFF_MAX: Duration = Duration::from_secs(1);
 /// Batches queued per peer before [`Transport::send`] drops new ones.
 pub const QUEUE_DEPTH: usize = 1024;
+/// Large messages (snapshots) queued per peer before new ones are dropped.
+pub const BULK_QUEUE_DEPTH: usize = 2;
 
 /// A peer as [`QuicTransport::discover`] found it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -55,6 +57,8 @@ struct PeerSlot {
     /// Configured peers are never forgotten; accepted strangers may be.
     configured: bool,
     queue: mpsc::Sender<Vec<PeerMessage>>,
+    /// Large messages, sent on bulk streams (see `bulk.rs`).
+    bulk: mpsc::Sender<PeerMessage>,
     conn: watch::Sender<Option<Connection>>,
     /// Asks the writer to send a heartbeat on the pair's connection now.
     poke: Arc<Notify>,
@@ -186,8 +190,9 @@ fn transport_config() -> Arc<TransportConfig> {
     t.keep_alive_interval(Some(KEEP_ALIVE));
     // Milliseconds; 3 000 fits a VarInt, so this conversion is exact.
     t.max_idle_timeout(Some(VarInt::from_u32(3_000).into()));
-    // One long-lived stream per direction; a few spares for reconnects.
-    t.max_concurrent_uni_streams(VarInt::from_u32(4));
+    // One long-lived stream per direction, one bulk stream at a time, and
+    // a few spares for reconnects.
+    t.max_concurrent_uni_streams(VarInt::from_u32(8));
     t.max_concurrent_bidi_streams(VarInt::from_u32(0));
     Arc::new(t)
 }
@@ -418,6 +423,16 @@ impl Shared {
             tracing::debug!(peer = %to, n = msgs.len(), "unknown peer; messages dropped");
             return;
         };
+        let (bulk, msgs): (Vec<PeerMessage>, Vec<PeerMessage>) =
+            msgs.into_iter().partition(crate::bulk::is_bulk);
+        for m in bulk {
+            if slot.bulk.try_send(m).is_err() {
+                tracing::debug!(peer = %to, "bulk queue full; large message dropped");
+            }
+        }
+        if msgs.is_empty() {
+            return;
+        }
         if let Err(e) = slot.queue.try_send(msgs) {
             let n = match &e {
                 mpsc::error::TrySendError::Full(m) | mpsc::error::TrySendError::Closed(m) => {
@@ -480,6 +495,9 @@ impl Shared {
         let poke = Arc::new(Notify::new());
         let span = tracing::info_span!("peer", node = %self.name, peer = %info.name);
         tracing::debug!(peer = %info.name, id = %info.id, addr = %info.addr, configured, "new peer");
+        let (bulk, bulk_rx) = mpsc::channel(BULK_QUEUE_DEPTH);
+        let sender = peer::bulk_loop(Arc::clone(self), bulk_rx, conn_rx.clone());
+        self.spawn(sender.instrument(span.clone()));
         let writer = peer::write_loop(Arc::clone(self), info.id, rx, conn_rx, Arc::clone(&poke));
         self.spawn(writer.instrument(span));
         peers.insert(
@@ -488,6 +506,7 @@ impl Shared {
                 info,
                 configured,
                 queue,
+                bulk,
                 conn,
                 poke,
             },
@@ -502,6 +521,41 @@ impl Shared {
     pub(crate) fn poke(&self, peer: NodeId) {
         if let Some(slot) = self.peers.lock().get(&peer) {
             slot.poke.notify_one();
+        }
+    }
+
+    /// Closes the pair's connection to `peer` when `probe`, a newer
+    /// authenticated connection from `peer`, proves it belongs to an older
+    /// process: it comes from another address (one endpoint has one
+    /// socket) or presents another certificate (a re-issued key). Such a
+    /// process is gone or going, and no stateless reset would tell us:
+    /// nothing answers at the old address, and a new key derives other
+    /// reset and connection-ID keys. The writer re-dials at once, at the
+    /// probe's address.
+    pub(crate) fn retire_stale(&self, peer: NodeId, probe: &Connection) {
+        let mut peers = self.peers.lock();
+        let Some(slot) = peers.get_mut(&peer) else {
+            return;
+        };
+        let stale = {
+            let current = slot.conn.borrow();
+            match current.as_ref() {
+                Some(old) if old.stable_id() != probe.stable_id() => {
+                    old.remote_address() != probe.remote_address()
+                        || peer_cert(old) != peer_cert(probe)
+                }
+                _ => false,
+            }
+        };
+        if slot.info.addr != probe.remote_address() && (stale || slot.conn.borrow().is_none()) {
+            tracing::info!(peer = %slot.info.name, old = %slot.info.addr, new = %probe.remote_address(), "peer moved; dialing its new address");
+            slot.info.addr = probe.remote_address();
+        }
+        if stale {
+            if let Some(old) = slot.conn.send_replace(None) {
+                tracing::info!(peer = %slot.info.name, "peer restarted; dropping the connection to its previous process");
+                old.close(VarInt::from_u32(CLOSE_DUPLICATE), b"stale");
+            }
         }
     }
 
@@ -546,6 +600,15 @@ fn replace(slot: &watch::Sender<Option<Connection>>, conn: Connection) {
             old.close(VarInt::from_u32(CLOSE_DUPLICATE), b"replaced");
         }
     }
+}
+
+/// The leaf certificate a connection's peer presented.
+fn peer_cert(conn: &Connection) -> Option<Vec<u8>> {
+    let any = conn.peer_identity()?;
+    let certs = any
+        .downcast::<Vec<rustls::pki_types::CertificateDer<'static>>>()
+        .ok()?;
+    certs.first().map(|c| c.as_ref().to_vec())
 }
 
 /// True when a handshake failed in TLS itself (a certificate, ALPN, ...):
@@ -605,7 +668,11 @@ async fn accept_one(shared: Arc<Shared>, incoming: quinn::Incoming) {
     if pair.is_none() {
         // A higher node only connects to probe (its discovery runs once,
         // as it starts): it may just have restarted, leaving the pair's
-        // connection to its dead process. Find out now, not at idle timeout.
+        // connection to its dead process. If the probe proves a new
+        // process (another address or another certificate), that
+        // connection is dropped now; if not, a poke finds out (a stateless
+        // reset from a new process on the same address and key).
+        shared.retire_stale(id, &conn);
         shared.poke(id);
     }
     shared.ensure_peer(

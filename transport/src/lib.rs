@@ -58,6 +58,7 @@
 #![warn(missing_docs)]
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
+pub mod bulk;
 mod certs;
 pub mod codec;
 mod discover;
@@ -68,7 +69,10 @@ mod peer;
 pub mod testing;
 mod tls;
 
+pub use bulk::{BULK_THRESHOLD, MAX_BULK};
 pub use certs::ClusterCa;
-pub use endpoint::{PeerInfo, QuicTransport, IDLE_TIMEOUT, KEEP_ALIVE, QUEUE_DEPTH};
+pub use endpoint::{
+    PeerInfo, QuicTransport, BULK_QUEUE_DEPTH, IDLE_TIMEOUT, KEEP_ALIVE, QUEUE_DEPTH,
+};
 pub use error::{CodecError, TransportError};
-pub use tls::{TlsConfig, ALPN};
+pub use tls::{TlsConfig, ALPN, ALPN_V2};

@@ -12,3 +12,4 @@ mod t40_lease_loss;
 mod t50_failover;
 mod t60_restart;
 mod t80_bad_input;
+mod t95_issue_8_large_table;

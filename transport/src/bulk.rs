@@ -18,8 +18,9 @@
 //! driver as one ordinary [`PeerMessage::Raft`]. `total` is checked against
 //! [`MAX_BULK`] before anything is reserved, memory then grows with the
 //! bytes that arrive, and each connection reassembles at most one bulk
-//! message at a time (a second stream opened meanwhile is stopped), so a
-//! peer can make this node hold at most [`MAX_BULK`] per connection.
+//! message at a time (a second stream waits, unread, so QUIC flow control
+//! holds its sender back), so a peer can make this node hold at most
+//! [`MAX_BULK`] per connection.
 //!
 //! Only connections that negotiated ALPN [`crate::ALPN_V2`] carry bulk
 //! streams; to an older peer a large message goes as one ordinary frame
@@ -29,7 +30,7 @@ use bytes::Bytes;
 use peerlock_core::machine::MAX_SNAPSHOT_BYTES;
 use peerlock_core::transport::PeerMessage;
 use peerlock_core::NodeId;
-use quinn::{Connection, RecvStream, VarInt};
+use quinn::{Connection, RecvStream};
 
 use crate::codec::{self, FrameBody};
 use crate::error::{CodecError, TransportError};
@@ -40,8 +41,10 @@ pub const BULK_MAGIC: [u8; 3] = *b"PLB";
 pub const BULK_VERSION: u8 = 1;
 /// Bulk header size: magic, version, sender, total length.
 pub const BULK_HEADER: usize = 20;
-/// Raft messages at least this large travel on a bulk stream.
-pub const BULK_THRESHOLD: usize = 256 * 1024;
+/// Raft messages at least this large travel on a bulk stream. Above the
+/// driver's largest log append (raft-rs `max_size_per_msg`, 1 MiB), so in
+/// practice only snapshots do: appends stay in order on the frame stream.
+pub const BULK_THRESHOLD: usize = 2 * 1024 * 1024;
 /// The largest message a bulk stream may carry: the largest snapshot the
 /// lock table decodes ([`MAX_SNAPSHOT_BYTES`]) plus room for raft-rs's
 /// envelope around it.
@@ -50,8 +53,6 @@ pub const MAX_BULK: usize = MAX_SNAPSHOT_BYTES + (1 << 20);
 /// Stream priority of bulk streams (the frame stream has 0): quinn sends
 /// the frame stream's data first.
 pub(crate) const BULK_PRIORITY: i32 = -1;
-/// Stop code: another bulk message from this peer is being received.
-pub(crate) const STOP_BUSY: u32 = 1;
 
 /// Whether a message takes a bulk stream rather than the frame stream.
 pub(crate) fn is_bulk(m: &PeerMessage) -> bool {
@@ -198,11 +199,6 @@ pub(crate) async fn receive(
             Ok(None)
         }
     }
-}
-
-/// Stops a stream that is not read (another bulk message is in flight).
-pub(crate) fn refuse(mut stream: RecvStream) {
-    let _ = stream.stop(VarInt::from_u32(STOP_BUSY));
 }
 
 #[cfg(test)]

@@ -93,6 +93,10 @@ pub(crate) enum Discovery {
     Done,
 }
 
+/// The least time a connection suspected stale is given to acknowledge a
+/// heartbeat (see [`Shared::retire_stale`]).
+const STALE_CHECK_MIN: Duration = Duration::from_millis(100);
+
 /// How long a writer waits for discovery to start before dialing anyway.
 const DISCOVERY_GRACE: Duration = Duration::from_secs(1);
 
@@ -120,7 +124,12 @@ const DISCOVERY_GRACE: Duration = Duration::from_secs(1);
 /// from its private key), which ends the old connection, and the lower
 /// node re-dials. Keep-alives carry such a packet within [`KEEP_ALIVE`];
 /// a discovery probe from the restarted higher node makes the lower one
-/// send at once.
+/// send at once. A peer back on another address, or with a re-issued
+/// certificate and key, cannot be reset that way (nothing answers at the
+/// old address; a new key derives other reset keys): its discovery probe,
+/// which comes from another address or presents another certificate than
+/// the pair's connection, proves the connection stale, and it is closed at
+/// once and re-dialed at the probe's address.
 ///
 /// # Peers that were not configured
 ///
@@ -525,38 +534,68 @@ impl Shared {
     }
 
     /// Closes the pair's connection to `peer` when `probe`, a newer
-    /// authenticated connection from `peer`, proves it belongs to an older
-    /// process: it comes from another address (one endpoint has one
-    /// socket) or presents another certificate (a re-issued key). Such a
-    /// process is gone or going, and no stateless reset would tell us:
-    /// nothing answers at the old address, and a new key derives other
-    /// reset and connection-ID keys. The writer re-dials at once, at the
+    /// authenticated connection from `peer`, shows it belongs to an older
+    /// process that is gone. The probe comes from another address (one
+    /// endpoint has one socket) or presents another certificate (a
+    /// re-issued key): no stateless reset would tell us then, as nothing
+    /// answers at the old address and a new key derives other reset and
+    /// connection-ID keys. But another live process holding the same
+    /// certificate could probe too, so the old connection is tested first:
+    /// a heartbeat on it, and it is retired only if nothing acknowledges it
+    /// within a few round trips. The writer then re-dials at once, at the
     /// probe's address.
-    pub(crate) fn retire_stale(&self, peer: NodeId, probe: &Connection) {
-        let mut peers = self.peers.lock();
-        let Some(slot) = peers.get_mut(&peer) else {
-            return;
-        };
-        let stale = {
-            let current = slot.conn.borrow();
-            match current.as_ref() {
-                Some(old) if old.stable_id() != probe.stable_id() => {
-                    old.remote_address() != probe.remote_address()
-                        || peer_cert(old) != peer_cert(probe)
+    pub(crate) fn retire_stale(self: &Arc<Self>, peer: NodeId, probe: &Connection) {
+        let (old, poke) = {
+            let mut peers = self.peers.lock();
+            let Some(slot) = peers.get_mut(&peer) else {
+                return;
+            };
+            let moved = slot.info.addr != probe.remote_address();
+            let current = slot.conn.borrow().clone();
+            match current {
+                Some(old)
+                    if old.close_reason().is_none()
+                        && (old.remote_address() != probe.remote_address()
+                            || peer_cert(&old) != peer_cert(probe)) =>
+                {
+                    (old, Arc::clone(&slot.poke))
                 }
-                _ => false,
+                Some(old) if old.close_reason().is_none() => return,
+                _ => {
+                    // No connection to test: the probe's address is the
+                    // best there is.
+                    if moved {
+                        tracing::info!(peer = %slot.info.name, new = %probe.remote_address(), "peer seen at a new address");
+                        slot.info.addr = probe.remote_address();
+                        slot.poke.notify_one();
+                    }
+                    return;
+                }
             }
         };
-        if slot.info.addr != probe.remote_address() && (stale || slot.conn.borrow().is_none()) {
-            tracing::info!(peer = %slot.info.name, old = %slot.info.addr, new = %probe.remote_address(), "peer moved; dialing its new address");
-            slot.info.addr = probe.remote_address();
-        }
-        if stale {
-            if let Some(old) = slot.conn.send_replace(None) {
-                tracing::info!(peer = %slot.info.name, "peer restarted; dropping the connection to its previous process");
-                old.close(VarInt::from_u32(CLOSE_DUPLICATE), b"stale");
+        let shared = Arc::clone(self);
+        let new_addr = probe.remote_address();
+        self.spawn(async move {
+            let acks = old.stats().frame_rx.acks;
+            poke.notify_one();
+            tokio::time::sleep((old.rtt() * 4).max(STALE_CHECK_MIN)).await;
+            if old.stats().frame_rx.acks != acks || old.close_reason().is_some() {
+                return;
             }
-        }
+            let mut peers = shared.peers.lock();
+            let Some(slot) = peers.get_mut(&peer) else {
+                return;
+            };
+            let current = slot.conn.borrow().as_ref().map(Connection::stable_id);
+            if current != Some(old.stable_id()) {
+                return;
+            }
+            tracing::info!(peer = %slot.info.name, old = %old.remote_address(), new = %new_addr, "peer restarted; dropping the connection to its previous process");
+            slot.info.addr = new_addr;
+            slot.conn.send_replace(None);
+            old.close(VarInt::from_u32(CLOSE_DUPLICATE), b"stale");
+            slot.poke.notify_one();
+        });
     }
 
     /// Makes `conn` the pair's connection, closing the one it replaces.

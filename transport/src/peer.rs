@@ -2,14 +2,13 @@
 //! batched frames on one long-lived stream, and the reader that checks
 //! every frame against the certificate's identity before delivering it.
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use peerlock_core::transport::{Incoming, PeerMessage};
 use peerlock_core::NodeId;
 use quinn::{Connection, RecvStream, SendStream, VarInt};
-use tokio::sync::{mpsc, watch, Notify};
+use tokio::sync::{mpsc, watch, Notify, Semaphore};
 use tracing::Instrument;
 
 use crate::bulk;
@@ -55,7 +54,7 @@ pub(crate) fn identity(conn: &Connection) -> Result<(NodeId, String), TransportE
 /// Reads every stream `peer` opens on `conn`, until the connection ends.
 pub(crate) async fn read_connection(shared: Arc<Shared>, conn: Connection, peer: NodeId) {
     // One bulk message in reassembly per connection (see `bulk.rs`).
-    let bulk_busy = Arc::new(AtomicBool::new(false));
+    let bulk_busy = Arc::new(Semaphore::new(1));
     loop {
         match conn.accept_uni().await {
             Ok(stream) => {
@@ -82,7 +81,7 @@ async fn read_stream(
     conn: Connection,
     stream: RecvStream,
     peer: NodeId,
-    bulk_busy: Arc<AtomicBool>,
+    bulk_busy: Arc<Semaphore>,
 ) {
     match dispatch_stream(&shared, stream, peer, &bulk_busy).await {
         Ok(()) => {}
@@ -104,7 +103,7 @@ async fn dispatch_stream(
     shared: &Shared,
     mut stream: RecvStream,
     peer: NodeId,
-    bulk_busy: &AtomicBool,
+    bulk_busy: &Semaphore,
 ) -> Result<(), TransportError> {
     let mut head: Vec<u8> = Vec::new();
     loop {
@@ -131,16 +130,14 @@ async fn receive_bulk(
     stream: RecvStream,
     head: &[u8],
     peer: NodeId,
-    bulk_busy: &AtomicBool,
+    bulk_busy: &Semaphore,
 ) -> Result<(), TransportError> {
-    if bulk_busy.swap(true, Ordering::AcqRel) {
-        tracing::debug!("a second bulk stream while one is received; stopped");
-        bulk::refuse(stream);
+    // Not read until the one before is delivered: flow control holds the
+    // sender back meanwhile.
+    let Ok(_permit) = bulk_busy.acquire().await else {
         return Ok(());
-    }
-    let got = bulk::receive(stream, head, peer).await;
-    bulk_busy.store(false, Ordering::Release);
-    if let Some(msg) = got? {
+    };
+    if let Some(msg) = bulk::receive(stream, head, peer).await? {
         let incoming = Incoming {
             from: peer,
             msgs: vec![msg],

@@ -75,6 +75,7 @@
 #![warn(missing_docs)]
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
+mod accept;
 pub mod bulk;
 mod certs;
 pub mod codec;

@@ -42,4 +42,12 @@ pub enum Error {
     /// An operating-system error (binding a socket, reading a file).
     #[error("I/O error: {0}")]
     Io(#[from] std::io::Error),
+    /// The lock table holds its maximum of locks and waiters
+    /// ([`crate::machine::MAX_LOCK_ENTRIES`]); this acquire was refused and
+    /// nothing is held or queued on your behalf.
+    #[error("the lock table is full ({limit} locks held or waited for across the cluster): release locks or stop waiting on some before acquiring more")]
+    TableFull {
+        /// The limit: held locks plus queued waiters.
+        limit: usize,
+    },
 }

@@ -16,7 +16,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use peerlock_core::sim::history::{History, Outcome};
-use peerlock_transport::IDLE_TIMEOUT;
 use tokio::task::JoinHandle;
 
 use crate::procs::{Gone, Proc, Spec};
@@ -177,22 +176,15 @@ async fn leader_kill_trials(
         .collect();
     let mut histories = Vec::new();
     let mut times = Vec::new();
-    let mut last_kill: Option<Instant> = None;
     for trial in 0..TRIALS {
-        // One fault at a time: a restarted node is cut off from its
-        // lower-id peers until their connection to its previous
-        // incarnation idles out (IDLE_TIMEOUT after the kill; they own the
-        // pair's connection and do not notice the restart). A leader kill
-        // inside that window is a second fault on a 3-node cluster and
-        // takes up to ~4 s. Wait it out (measured: see the report).
-        if let Some(k) = last_kill {
-            tokio::time::sleep_until((k + IDLE_TIMEOUT + Duration::from_millis(500)).into()).await;
-        }
+        // No spacing between faults: a restarted node is reachable from
+        // every peer at once (its new incarnation retires the pairs' old
+        // connections; see the transport's t11, t12, t17 and t18), so the
+        // next leader kill may come right after the restart.
         let leader = find_leader(&mut clients).await;
         let survivor = (leader + 1 + trial % (n - 1)) % n;
         let killed_at = Instant::now();
         clients[leader].proc.child.start_kill().expect("kill -9");
-        last_kill = Some(killed_at);
         let deadline = killed_at + Duration::from_secs(15);
         let token = loop {
             match clients[survivor].acquire(LOCK, Acquire::Try).await {

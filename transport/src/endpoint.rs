@@ -37,6 +37,8 @@ pub(crate) const BACKOFF_MIN: Duration = Duration::from_millis(50);
 pub(crate) const BACKOFF_MAX: Duration = Duration::from_secs(1);
 /// Batches queued per peer before [`Transport::send`] drops new ones.
 pub const QUEUE_DEPTH: usize = 1024;
+/// Large messages (snapshots) queued per peer before new ones are dropped.
+pub const BULK_QUEUE_DEPTH: usize = 2;
 
 /// A peer as [`QuicTransport::discover`] found it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -55,6 +57,8 @@ struct PeerSlot {
     /// Configured peers are never forgotten; accepted strangers may be.
     configured: bool,
     queue: crate::queue::Sender,
+    /// Large messages, sent on bulk streams (see `bulk.rs`).
+    bulk: mpsc::Sender<PeerMessage>,
     conn: watch::Sender<Option<Connection>>,
     /// Asks the writer to send a heartbeat on the pair's connection now.
     poke: Arc<Notify>,
@@ -67,7 +71,7 @@ pub(crate) struct Shared {
     pub(crate) local_addr: SocketAddr,
     pub(crate) advertise: Option<SocketAddr>,
     pub(crate) configured: Vec<SocketAddr>,
-    endpoint: Endpoint,
+    pub(crate) endpoint: Endpoint,
     pub(crate) incoming: mpsc::Sender<Incoming>,
     peers: Mutex<HashMap<NodeId, PeerSlot>>,
     /// Keying material of accepted connections that presented our own
@@ -88,6 +92,10 @@ pub(crate) enum Discovery {
     /// Finished, successfully or not.
     Done,
 }
+
+/// The least time a connection suspected stale is given to acknowledge a
+/// heartbeat (see [`Shared::retire_stale`]).
+const STALE_CHECK_MIN: Duration = Duration::from_millis(100);
 
 /// How long a writer waits for discovery to start before dialing anyway.
 const DISCOVERY_GRACE: Duration = Duration::from_secs(1);
@@ -116,7 +124,12 @@ const DISCOVERY_GRACE: Duration = Duration::from_secs(1);
 /// from its private key), which ends the old connection, and the lower
 /// node re-dials. Keep-alives carry such a packet within [`KEEP_ALIVE`];
 /// a discovery probe from the restarted higher node makes the lower one
-/// send at once.
+/// send at once. A peer back on another address, or with a re-issued
+/// certificate and key, cannot be reset that way (nothing answers at the
+/// old address; a new key derives other reset keys): its discovery probe,
+/// which comes from another address or presents another certificate than
+/// the pair's connection, proves the connection stale, and it is closed at
+/// once and re-dialed at the probe's address.
 ///
 /// # Peers that were not configured
 ///
@@ -186,8 +199,9 @@ fn transport_config() -> Arc<TransportConfig> {
     t.keep_alive_interval(Some(KEEP_ALIVE));
     // Milliseconds; 3 000 fits a VarInt, so this conversion is exact.
     t.max_idle_timeout(Some(VarInt::from_u32(3_000).into()));
-    // One long-lived stream per direction; a few spares for reconnects.
-    t.max_concurrent_uni_streams(VarInt::from_u32(4));
+    // One long-lived stream per direction, one bulk stream at a time, and
+    // a few spares for reconnects.
+    t.max_concurrent_uni_streams(VarInt::from_u32(8));
     t.max_concurrent_bidi_streams(VarInt::from_u32(0));
     Arc::new(t)
 }
@@ -283,7 +297,7 @@ impl QuicTransport {
             discovery,
         });
         let span = tracing::info_span!("peerlock_transport", node = %shared.name);
-        shared.spawn(accept_loop(Arc::clone(&shared)).instrument(span));
+        shared.spawn(crate::accept::accept_loop(Arc::clone(&shared)).instrument(span));
         tracing::debug!(node = %shared.name, addr = %local_addr, "QUIC endpoint bound");
         Ok(Arc::new(Self { shared }))
     }
@@ -418,6 +432,16 @@ impl Shared {
             tracing::debug!(peer = %to, n = msgs.len(), "unknown peer; messages dropped");
             return;
         };
+        let (bulk, msgs): (Vec<PeerMessage>, Vec<PeerMessage>) =
+            msgs.into_iter().partition(crate::bulk::is_bulk);
+        for m in bulk {
+            if slot.bulk.try_send(m).is_err() {
+                tracing::debug!(peer = %to, "bulk queue full; large message dropped");
+            }
+        }
+        if msgs.is_empty() {
+            return;
+        }
         if let Err(e) = slot.queue.try_send(msgs) {
             let n = match &e {
                 mpsc::error::TrySendError::Full(m) | mpsc::error::TrySendError::Closed(m) => {
@@ -480,6 +504,9 @@ impl Shared {
         let poke = Arc::new(Notify::new());
         let span = tracing::info_span!("peer", node = %self.name, peer = %info.name);
         tracing::debug!(peer = %info.name, id = %info.id, addr = %info.addr, configured, "new peer");
+        let (bulk, bulk_rx) = mpsc::channel(BULK_QUEUE_DEPTH);
+        let sender = peer::bulk_loop(Arc::clone(self), bulk_rx, conn_rx.clone());
+        self.spawn(sender.instrument(span.clone()));
         let writer = peer::write_loop(Arc::clone(self), info.id, rx, conn_rx, Arc::clone(&poke));
         self.spawn(writer.instrument(span));
         peers.insert(
@@ -488,6 +515,7 @@ impl Shared {
                 info,
                 configured,
                 queue,
+                bulk,
                 conn,
                 poke,
             },
@@ -503,6 +531,71 @@ impl Shared {
         if let Some(slot) = self.peers.lock().get(&peer) {
             slot.poke.notify_one();
         }
+    }
+
+    /// Closes the pair's connection to `peer` when `probe`, a newer
+    /// authenticated connection from `peer`, shows it belongs to an older
+    /// process that is gone. The probe comes from another address (one
+    /// endpoint has one socket) or presents another certificate (a
+    /// re-issued key): no stateless reset would tell us then, as nothing
+    /// answers at the old address and a new key derives other reset and
+    /// connection-ID keys. But another live process holding the same
+    /// certificate could probe too, so the old connection is tested first:
+    /// a heartbeat on it, and it is retired only if nothing acknowledges it
+    /// within a few round trips. The writer then re-dials at once, at the
+    /// probe's address.
+    pub(crate) fn retire_stale(self: &Arc<Self>, peer: NodeId, probe: &Connection) {
+        let (old, poke) = {
+            let mut peers = self.peers.lock();
+            let Some(slot) = peers.get_mut(&peer) else {
+                return;
+            };
+            let moved = slot.info.addr != probe.remote_address();
+            let current = slot.conn.borrow().clone();
+            match current {
+                Some(old)
+                    if old.close_reason().is_none()
+                        && (old.remote_address() != probe.remote_address()
+                            || peer_cert(&old) != peer_cert(probe)) =>
+                {
+                    (old, Arc::clone(&slot.poke))
+                }
+                Some(old) if old.close_reason().is_none() => return,
+                _ => {
+                    // No connection to test: the probe's address is the
+                    // best there is.
+                    if moved {
+                        tracing::info!(peer = %slot.info.name, new = %probe.remote_address(), "peer seen at a new address");
+                        slot.info.addr = probe.remote_address();
+                        slot.poke.notify_one();
+                    }
+                    return;
+                }
+            }
+        };
+        let shared = Arc::clone(self);
+        let new_addr = probe.remote_address();
+        self.spawn(async move {
+            let acks = old.stats().frame_rx.acks;
+            poke.notify_one();
+            tokio::time::sleep((old.rtt() * 4).max(STALE_CHECK_MIN)).await;
+            if old.stats().frame_rx.acks != acks || old.close_reason().is_some() {
+                return;
+            }
+            let mut peers = shared.peers.lock();
+            let Some(slot) = peers.get_mut(&peer) else {
+                return;
+            };
+            let current = slot.conn.borrow().as_ref().map(Connection::stable_id);
+            if current != Some(old.stable_id()) {
+                return;
+            }
+            tracing::info!(peer = %slot.info.name, old = %old.remote_address(), new = %new_addr, "peer restarted; dropping the connection to its previous process");
+            slot.info.addr = new_addr;
+            slot.conn.send_replace(None);
+            old.close(VarInt::from_u32(CLOSE_DUPLICATE), b"stale");
+            slot.poke.notify_one();
+        });
     }
 
     /// Makes `conn` the pair's connection, closing the one it replaces.
@@ -531,13 +624,6 @@ impl Shared {
     }
 }
 
-async fn accept_loop(shared: Arc<Shared>) {
-    while let Some(incoming) = shared.endpoint.accept().await {
-        let s = Arc::clone(&shared);
-        shared.spawn(accept_one(s, incoming).instrument(tracing::Span::current()));
-    }
-}
-
 /// Sets the pair's connection, closing the one it replaces.
 fn replace(slot: &watch::Sender<Option<Connection>>, conn: Connection) {
     let id = conn.stable_id();
@@ -548,102 +634,11 @@ fn replace(slot: &watch::Sender<Option<Connection>>, conn: Connection) {
     }
 }
 
-/// True when a handshake failed in TLS itself (a certificate, ALPN, ...):
-/// QUIC carries TLS alerts as the "crypto error" codes 0x100..=0x1ff,
-/// whichever side refused.
-fn is_tls_refusal(e: &quinn::ConnectionError) -> bool {
-    let code = match e {
-        quinn::ConnectionError::TransportError(t) => t.code,
-        quinn::ConnectionError::ConnectionClosed(c) => c.error_code,
-        _ => return false,
-    };
-    (0x100..=0x1ff).contains(&u64::from(code))
-}
-
-/// Finishes one handshake, then reads the connection.
-async fn accept_one(shared: Arc<Shared>, incoming: quinn::Incoming) {
-    let remote = incoming.remote_address();
-    let conn = match tokio::time::timeout(HANDSHAKE_TIMEOUT, incoming).await {
-        Ok(Ok(conn)) => conn,
-        Ok(Err(e)) if is_tls_refusal(&e) => {
-            // A certificate from another CA ends here.
-            tracing::warn!(%remote, error = %e, "TLS handshake refused; is the peer's certificate from this cluster's CA?");
-            return;
-        }
-        Ok(Err(e)) => {
-            // Lost packets (a partition), a peer that went away, ...
-            tracing::debug!(%remote, error = %e, "handshake failed");
-            return;
-        }
-        Err(_) => {
-            tracing::debug!(%remote, "handshake timed out");
-            return;
-        }
-    };
-    let (id, name) = match peer::identity(&conn) {
-        Ok(v) => v,
-        Err(e) => {
-            tracing::warn!(%remote, error = %e, "peer refused");
-            conn.close(VarInt::from_u32(peer::CLOSE_PROTOCOL), b"no identity");
-            return;
-        }
-    };
-    if id == shared.me {
-        // Our own discovery probe (or a node wrongly sharing our
-        // certificate, which its own discovery will refuse). Never read.
-        let Some(key) = crate::discover::keying_key(&conn) else {
-            return;
-        };
-        shared.self_keys.lock().insert(key);
-        conn.closed().await;
-        shared.self_keys.lock().remove(&key);
-        return;
-    }
-    tracing::debug!(%remote, peer = %name, "accepted connection");
-    // The lower id owns the pair: its connection becomes the pair's.
-    let pair = (id < shared.me).then(|| conn.clone());
-    if pair.is_none() {
-        // A higher node only connects to probe (its discovery runs once,
-        // as it starts): it may just have restarted, leaving the pair's
-        // connection to its dead process. Find out now, not at idle timeout.
-        shared.poke(id);
-    }
-    shared.ensure_peer(
-        PeerInfo {
-            id,
-            name: name.clone(),
-            addr: remote,
-        },
-        false,
-        pair,
-    );
-    peer::read_connection(shared, conn, id)
-        .instrument(tracing::info_span!("peer", peer = %name))
-        .await;
-}
-
-#[cfg(test)]
-mod tests {
-    use quinn::{ConnectionClose, ConnectionError, TransportErrorCode};
-
-    use super::is_tls_refusal;
-
-    #[test]
-    fn only_tls_failures_blame_the_certificate() {
-        // unknown_ca (48): this side refused the peer's certificate.
-        let ours = ConnectionError::TransportError(TransportErrorCode::crypto(48).into());
-        assert!(is_tls_refusal(&ours));
-        // bad_certificate (42): the peer refused ours.
-        let theirs = ConnectionError::ConnectionClosed(ConnectionClose {
-            error_code: TransportErrorCode::crypto(42),
-            frame_type: None,
-            reason: bytes::Bytes::new(),
-        });
-        assert!(is_tls_refusal(&theirs));
-        // A partition, a restarted peer, a broken peer: not TLS.
-        assert!(!is_tls_refusal(&ConnectionError::TimedOut));
-        assert!(!is_tls_refusal(&ConnectionError::Reset));
-        let broken = ConnectionError::TransportError(TransportErrorCode::PROTOCOL_VIOLATION.into());
-        assert!(!is_tls_refusal(&broken));
-    }
+/// The leaf certificate a connection's peer presented.
+fn peer_cert(conn: &Connection) -> Option<Vec<u8>> {
+    let any = conn.peer_identity()?;
+    let certs = any
+        .downcast::<Vec<rustls::pki_types::CertificateDer<'static>>>()
+        .ok()?;
+    certs.first().map(|c| c.as_ref().to_vec())
 }

@@ -33,14 +33,29 @@
 //! payload = bincode 2 (serde, standard config) of FrameBody { from: NodeId, msgs: Vec<PeerMessage> }
 //! ```
 //!
-//! ALPN is `peerlock/1`; a future incompatible format gets a new version
-//! byte and a new ALPN id, so old and new nodes refuse each other cleanly.
+//! Raft messages of [`BULK_THRESHOLD`] bytes or more (snapshots) do not go
+//! on that stream: each gets a unidirectional stream of its own, sent at a
+//! lower priority, so heartbeats, votes and keepalive replies never wait
+//! behind one (see [`bulk`]):
+//!
+//! ```text
+//! | "PLB" | version u8 = 1 | from u64 BE | total u64 BE | message (total bytes) | end of stream |
+//! ```
+//!
+//! ALPN is `peerlock/2` (frames and bulk streams), falling back to
+//! `peerlock/1` (frames only) with an older node, to which a large message
+//! goes as one frame on a stream of its own. A future incompatible format
+//! gets a new version byte and a new ALPN id, so old and new nodes refuse
+//! each other cleanly.
 //!
 //! # Limits
 //!
-//! - A frame's payload is at most [`codec::MAX_FRAME`] (64 MiB: Raft
-//!   snapshots travel in frames), checked from the header *before* memory
-//!   is reserved; bincode decodes with its own allocation limit as a
+//! - A frame's payload is at most [`codec::MAX_FRAME`] (64 MiB), and a
+//!   bulk stream's message at most [`MAX_BULK`] (the largest snapshot the
+//!   lock table decodes, 1 GiB, plus 1 MiB); both are checked from the
+//!   header *before* memory is reserved, and a connection reassembles one
+//!   bulk message at a time (a bulk stream cut short is dropped whole: Raft
+//!   sends the snapshot again); bincode decodes with its own allocation limit as a
 //!   second guard. Bad magic, an unknown version, an oversized length or a
 //!   malformed payload closes that connection with a log line. None of it
 //!   panics or reaches the driver.
@@ -54,11 +69,15 @@
 //!   peer is noticed within seconds, and the lower id re-dials with
 //!   exponential backoff (50 ms doubling to 1 s). A peer that crashed and
 //!   restarted on the same address is noticed at once (a stateless reset
-//!   from the new process; see [`QuicTransport`]).
+//!   from the new process; see [`QuicTransport`]), and so is one restarted
+//!   on another address or with a re-issued key (its discovery probe
+//!   retires the pair's old connection).
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
+mod accept;
+pub mod bulk;
 mod certs;
 pub mod codec;
 mod discover;
@@ -70,8 +89,11 @@ mod queue;
 pub mod testing;
 mod tls;
 
+pub use bulk::{BULK_THRESHOLD, MAX_BULK};
 pub use certs::ClusterCa;
-pub use endpoint::{PeerInfo, QuicTransport, IDLE_TIMEOUT, KEEP_ALIVE, QUEUE_DEPTH};
+pub use endpoint::{
+    PeerInfo, QuicTransport, BULK_QUEUE_DEPTH, IDLE_TIMEOUT, KEEP_ALIVE, QUEUE_DEPTH,
+};
 pub use error::{CodecError, TransportError};
 pub use queue::QUEUE_BYTES;
-pub use tls::{TlsConfig, ALPN};
+pub use tls::{TlsConfig, ALPN, ALPN_V2};

@@ -8,9 +8,10 @@ use std::time::Duration;
 use peerlock_core::transport::{Incoming, PeerMessage};
 use peerlock_core::NodeId;
 use quinn::{Connection, RecvStream, SendStream, VarInt};
-use tokio::sync::{watch, Notify};
+use tokio::sync::{mpsc, watch, Notify, Semaphore};
 use tracing::Instrument;
 
+use crate::bulk;
 use crate::codec::{self, FrameBody, FrameDecoder};
 use crate::endpoint::{Shared, BACKOFF_MAX, BACKOFF_MIN};
 use crate::error::TransportError;
@@ -52,10 +53,18 @@ pub(crate) fn identity(conn: &Connection) -> Result<(NodeId, String), TransportE
 
 /// Reads every stream `peer` opens on `conn`, until the connection ends.
 pub(crate) async fn read_connection(shared: Arc<Shared>, conn: Connection, peer: NodeId) {
+    // One bulk message in reassembly per connection (see `bulk.rs`).
+    let bulk_busy = Arc::new(Semaphore::new(1));
     loop {
         match conn.accept_uni().await {
             Ok(stream) => {
-                let task = read_stream(Arc::clone(&shared), conn.clone(), stream, peer);
+                let task = read_stream(
+                    Arc::clone(&shared),
+                    conn.clone(),
+                    stream,
+                    peer,
+                    Arc::clone(&bulk_busy),
+                );
                 shared.spawn(task.instrument(tracing::Span::current()));
             }
             Err(e) => {
@@ -67,8 +76,14 @@ pub(crate) async fn read_connection(shared: Arc<Shared>, conn: Connection, peer:
 }
 
 /// Reads one stream; on bad input closes the whole connection.
-async fn read_stream(shared: Arc<Shared>, conn: Connection, stream: RecvStream, peer: NodeId) {
-    match decode_stream(&shared, stream, peer).await {
+async fn read_stream(
+    shared: Arc<Shared>,
+    conn: Connection,
+    stream: RecvStream,
+    peer: NodeId,
+    bulk_busy: Arc<Semaphore>,
+) {
+    match dispatch_stream(&shared, stream, peer, &bulk_busy).await {
         Ok(()) => {}
         Err(e) if e.is_protocol_violation() => {
             let code = match e {
@@ -82,22 +97,81 @@ async fn read_stream(shared: Arc<Shared>, conn: Connection, stream: RecvStream, 
     }
 }
 
-/// Decodes frames from one stream and delivers them. An error means the
-/// stream (and, for protocol violations, the connection) is done.
-async fn decode_stream(
+/// Reads a stream's first bytes to tell a bulk stream from a frame stream,
+/// then reads it as what it is.
+async fn dispatch_stream(
     shared: &Shared,
     mut stream: RecvStream,
     peer: NodeId,
+    bulk_busy: &Semaphore,
+) -> Result<(), TransportError> {
+    let mut head: Vec<u8> = Vec::new();
+    loop {
+        let is_bulk = head.get(..3) == Some(&bulk::BULK_MAGIC[..]);
+        if is_bulk && head.len() >= bulk::BULK_HEADER {
+            return receive_bulk(shared, stream, &head, peer, bulk_busy).await;
+        }
+        if head.len() >= 3 && !is_bulk {
+            return decode_stream(shared, stream, head, peer).await;
+        }
+        let want = bulk::BULK_HEADER - head.len();
+        match stream.read_chunk(want, true).await? {
+            Some(chunk) => head.extend_from_slice(&chunk.bytes),
+            // Shorter than any header: nothing to deliver.
+            None => return Ok(()),
+        }
+    }
+}
+
+/// Reassembles one bulk message (one at a time per connection) and
+/// delivers it.
+async fn receive_bulk(
+    shared: &Shared,
+    stream: RecvStream,
+    head: &[u8],
+    peer: NodeId,
+    bulk_busy: &Semaphore,
+) -> Result<(), TransportError> {
+    // Not read until the one before is delivered: flow control holds the
+    // sender back meanwhile.
+    let Ok(_permit) = bulk_busy.acquire().await else {
+        return Ok(());
+    };
+    if let Some(msg) = bulk::receive(stream, head, peer).await? {
+        let incoming = Incoming {
+            from: peer,
+            msgs: vec![msg],
+        };
+        if shared.incoming.send(incoming).await.is_err() {
+            tracing::debug!("the driver is gone; bulk message dropped");
+        }
+    }
+    Ok(())
+}
+
+/// Decodes frames from one stream (whose first bytes, `head`, were read
+/// already) and delivers them. An error means the stream (and, for
+/// protocol violations, the connection) is done.
+async fn decode_stream(
+    shared: &Shared,
+    mut stream: RecvStream,
+    head: Vec<u8>,
+    peer: NodeId,
 ) -> Result<(), TransportError> {
     let mut decoder = FrameDecoder::new();
+    let mut pending = Some(head);
     loop {
-        let Some(chunk) = stream.read_chunk(READ_CHUNK, true).await? else {
-            if decoder.buffered() > 0 {
-                tracing::debug!(bytes = decoder.buffered(), "stream ended inside a frame");
-            }
-            return Ok(());
-        };
-        decoder.extend(&chunk.bytes);
+        if let Some(bytes) = pending.take() {
+            decoder.extend(&bytes);
+        } else {
+            let Some(chunk) = stream.read_chunk(READ_CHUNK, true).await? else {
+                if decoder.buffered() > 0 {
+                    tracing::debug!(bytes = decoder.buffered(), "stream ended inside a frame");
+                }
+                return Ok(());
+            };
+            decoder.extend(&chunk.bytes);
+        }
         while let Some(FrameBody { from, msgs }) = decoder.decode()? {
             // The sender is who the certificate proves, never who the
             // frame says.
@@ -119,6 +193,40 @@ async fn decode_stream(
                 tracing::debug!("the driver is gone; not reading further");
                 return Ok(());
             }
+        }
+    }
+}
+
+/// Sends the large messages queued for `peer`, each on a bulk stream of
+/// the pair's connection, one after another. A message waits at most
+/// [`STALE_AFTER`] for a connection (the writer dials), then is dropped:
+/// Raft sends it again.
+pub(crate) async fn bulk_loop(
+    shared: Arc<Shared>,
+    mut queue: mpsc::Receiver<PeerMessage>,
+    mut conn_rx: watch::Receiver<Option<Connection>>,
+) {
+    while let Some(msg) = queue.recv().await {
+        let conn = match live(&mut conn_rx) {
+            Some(c) => c,
+            None => {
+                let open =
+                    |c: &Option<Connection>| c.as_ref().is_some_and(|c| c.close_reason().is_none());
+                match tokio::time::timeout(STALE_AFTER, conn_rx.wait_for(open)).await {
+                    Ok(Ok(c)) => match c.as_ref() {
+                        Some(c) => c.clone(),
+                        None => continue,
+                    },
+                    Ok(Err(_)) => return,
+                    Err(_) => {
+                        tracing::debug!("peer unreachable; bulk message dropped");
+                        continue;
+                    }
+                }
+            }
+        };
+        if let Err(e) = bulk::send(shared.me, &conn, msg).await {
+            tracing::debug!(error = %e, "bulk send failed; message dropped (Raft resends)");
         }
     }
 }
@@ -173,7 +281,11 @@ pub(crate) async fn write_loop(
             Some(c) => c,
             None if shared.me < peer => {
                 if let Some(delay) = redial_after.take() {
-                    tokio::time::sleep(delay).await;
+                    // A poke (the peer just showed up) cuts the wait short.
+                    tokio::select! {
+                        () = tokio::time::sleep(delay) => {}
+                        () = poke.notified() => {}
+                    }
                     if live(&mut conn_rx).is_some() {
                         continue;
                     }

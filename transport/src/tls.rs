@@ -17,8 +17,17 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer, UnixTime};
 use rustls::server::WebPkiClientVerifier;
 use rustls::RootCertStore;
 
-/// ALPN protocol id of peerlock's wire format.
+/// ALPN protocol id of peerlock's wire format, version 1: frames only.
 pub const ALPN: &[u8] = b"peerlock/1";
+/// ALPN protocol id of version 2: version 1 plus bulk streams (one large
+/// Raft message per stream; see the crate docs). Both sides offer both ids,
+/// 2 first, so a node of this version and an older one agree on 1.
+pub const ALPN_V2: &[u8] = b"peerlock/2";
+
+/// The ids offered, most preferred first.
+fn alpn_ids() -> Vec<Vec<u8>> {
+    vec![ALPN_V2.to_vec(), ALPN.to_vec()]
+}
 
 /// Mutual TLS material for one node: the cluster CA certificate, the node's
 /// certificate and its key. The certificate's common name is the node's
@@ -259,7 +268,7 @@ impl TlsConfig {
             .with_protocol_versions(&[&rustls::version::TLS13])?
             .with_client_cert_verifier(verifier)
             .with_single_cert(self.chain.clone(), self.key.clone_key())?;
-        cfg.alpn_protocols = vec![ALPN.to_vec()];
+        cfg.alpn_protocols = alpn_ids();
         Ok(cfg)
     }
 
@@ -269,7 +278,7 @@ impl TlsConfig {
             .with_protocol_versions(&[&rustls::version::TLS13])?
             .with_root_certificates(self.roots()?)
             .with_client_auth_cert(self.chain.clone(), self.key.clone_key())?;
-        cfg.alpn_protocols = vec![ALPN.to_vec()];
+        cfg.alpn_protocols = alpn_ids();
         Ok(cfg)
     }
 }

@@ -22,6 +22,9 @@ pub enum Outcome {
     Cancelled,
     /// The session does not exist (it expired or was closed).
     NoSession,
+    /// The acquire would have passed [`super::MAX_LOCK_ENTRIES`]: nothing
+    /// changed. (Last, so older encodings keep their variant numbers.)
+    TableFull,
 }
 
 /// One thing the driver must act on after an apply.

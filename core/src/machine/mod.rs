@@ -41,6 +41,8 @@ mod snapshot;
 #[cfg(test)]
 mod cost_tests;
 #[cfg(test)]
+mod limit_tests;
+#[cfg(test)]
 mod proptest_model;
 #[cfg(test)]
 mod proptests;
@@ -61,6 +63,15 @@ use lock::{Holder, Lock, PendingHandoffState};
 use session::Session;
 
 use crate::types::{FencingToken, LockName, NodeId, NodeName, RequestId, SessionId};
+
+/// The most lock entries the table holds at once: each held lock and each
+/// queued waiter counts one. An acquire that would pass it (a grant or a
+/// queued wait; a `try_lock` that finds the lock held changes nothing)
+/// gets [`Outcome::TableFull`] instead, decided in the log like every
+/// outcome, so every node agrees. Why a limit: the whole table travels as
+/// one snapshot to a follower that fell behind, and at this count, even
+/// with 256-byte names, that snapshot stays below [`MAX_SNAPSHOT_BYTES`].
+pub const MAX_LOCK_ENTRIES: usize = 1_000_000;
 
 /// What the table knows of one open session.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -173,6 +184,16 @@ impl LockTable {
         fx
     }
 
+    /// Held locks plus queued waiters, counted through the sessions (few)
+    /// rather than the locks (many): each grant and each waiter is recorded
+    /// in its session.
+    pub fn lock_entries(&self) -> usize {
+        self.sessions
+            .values()
+            .map(|s| s.held.len() + s.waiting.len())
+            .sum()
+    }
+
     /// The common front of a request: false when it must not execute
     /// (unknown session, stale duplicate, or a retry answered from the
     /// recorded outcome).
@@ -214,6 +235,10 @@ impl LockTable {
     }
 
     fn acquire(&mut self, index: u64, key: &RequestKey, name: &LockName, wait: bool) -> Outcome {
+        let adds = wait || self.locks.get(name).is_none_or(Lock::is_free);
+        if adds && self.lock_entries() >= MAX_LOCK_ENTRIES {
+            return Outcome::TableFull;
+        }
         let lock = self.locks.entry(name.clone()).or_default();
         if lock.is_free() {
             let token = FencingToken(index);

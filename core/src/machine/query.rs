@@ -141,37 +141,4 @@ impl LockTable {
         }
         h
     }
-
-    /// Where request `request` of `session` stands: its recorded outcome if
-    /// the table still remembers it, else `Queued` while it waits in a
-    /// queue, or `Granted` while it holds the lock it asked for. A parked
-    /// waiter's outcome is forgotten once the session's floor passes it,
-    /// so a node that catches up from a snapshot finds its grant here.
-    pub fn request_state(&self, session: SessionId, request: RequestId) -> Option<Outcome> {
-        let s = self.sessions.get(&session)?;
-        if let Some(outcome) = s.results.get(&request) {
-            return Some(*outcome);
-        }
-        if s.waiting.contains_key(&request) {
-            return Some(Outcome::Queued);
-        }
-        s.held.iter().find_map(|(name, token)| {
-            self.locks
-                .get(name)
-                .and_then(|l| l.holder)
-                .filter(|h| h.request == request)
-                .map(|_| Outcome::Granted(*token))
-        })
-    }
-
-    /// The node that opened `session`, if it is open.
-    pub fn session_node(&self, session: SessionId) -> Option<NodeId> {
-        self.sessions.get(&session).map(|s| s.node)
-    }
-
-    /// How many request outcomes the table remembers, over all sessions
-    /// (bounded by the requests in flight, not by the requests ever made).
-    pub fn remembered_outcomes(&self) -> usize {
-        self.sessions.values().map(|s| s.results.len()).sum()
-    }
 }

@@ -237,6 +237,7 @@ where
         written_vote,
         applied_entry: applied,
         started_at: applied,
+        compact_next: None,
         hooks: p.hooks.clone(),
         clock: clock.clone(),
     };

@@ -28,6 +28,8 @@ mod syncer;
 mod tick;
 
 #[cfg(test)]
+mod compact_tests;
+#[cfg(test)]
 mod issue8_tests;
 #[cfg(test)]
 mod nemesis_tests;
@@ -112,6 +114,9 @@ pub(crate) struct Driver<S: LogStore + Send + 'static> {
     applied_entry: u64,
     /// The applied index this run started from.
     started_at: u64,
+    /// A snapshot taken for the next compaction, applied once the log's
+    /// tail behind it is long enough (see `tick.rs` `maybe_compact`).
+    compact_next: Option<raft::eraftpb::Snapshot>,
     /// The simulator's seams (inert in production).
     hooks: Hooks,
     /// This node's clock (`hooks.clock`).

@@ -12,6 +12,7 @@ use super::proposals::{AcquireReply, Waiter};
 use super::reads::Purpose;
 use super::Driver;
 use crate::client::guard::LockGuard;
+use crate::error::Error;
 use crate::machine::{Command, Effect, LockTable, Outcome};
 use crate::storage::LogStore;
 use crate::transport::PeerMessage;
@@ -307,6 +308,11 @@ impl<S: LogStore + Send + 'static> Driver<S> {
         };
         match p.waiter {
             Waiter::Acquire { lock, reply, .. } => {
+                if outcome == Outcome::TableFull {
+                    let limit = crate::machine::MAX_LOCK_ENTRIES;
+                    let _ = reply.send(Err(Error::TableFull { limit }));
+                    return;
+                }
                 let answer = match outcome {
                     Outcome::Granted(token) => {
                         metrics::counter!(crate::metrics::LOCKS_GRANTED).increment(1);

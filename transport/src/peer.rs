@@ -304,7 +304,17 @@ pub(crate) async fn write_loop(
                 let Some((addr, configured)) = shared.peer_addr(peer) else {
                     return;
                 };
-                match shared.dial(addr).await {
+                // A dial to an address whose process is down waits out the
+                // handshake timeout; a poke (the peer's new process just
+                // probed us) abandons it and dials again at once.
+                let dialed = tokio::select! {
+                    r = shared.dial(addr) => Some(r),
+                    () = poke.notified() => None,
+                };
+                let Some(dialed) = dialed else {
+                    continue;
+                };
+                match dialed {
                     Ok((c, info)) if info.id == peer => {
                         tracing::debug!(%addr, "connected");
                         failures = 0;

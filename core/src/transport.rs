@@ -59,6 +59,10 @@ pub enum PeerMessage {
         /// On a refusal for an older copy: the later boot the peer saw;
         /// otherwise 0.
         seen_boot: u64,
+        /// The `run` of the hello answered: an answer meant for an earlier
+        /// start of the same node (still in flight when it stopped) is
+        /// ignored by the next one.
+        run: u64,
     },
 }
 

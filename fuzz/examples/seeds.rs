@@ -181,6 +181,7 @@ fn frames() -> Vec<FrameBody> {
                 PeerMessage::HelloAck {
                     accepted: true,
                     seen_boot: 0,
+                    run: 9,
                 },
                 PeerMessage::KeepAlive {
                     session: SessionId(2),

@@ -277,7 +277,11 @@ pub async fn start_on_disk(p: StartParams, dir: std::path::PathBuf) -> Result<No
     .await
 }
 
-/// Says hello until a majority of voters accepted this start.
+/// How long a restart waits for the peers beyond the majority.
+const RESTART_GRACE: Duration = Duration::from_secs(1);
+
+/// Says hello until a majority of voters accepted this start (and, for a
+/// restart, every peer answered or [`RESTART_GRACE`] passed).
 async fn hello_round(
     p: &mut StartParams,
     me: &Member,
@@ -301,7 +305,19 @@ async fn hello_round(
         .checked_add(p.join_timeout)
         .unwrap_or_else(|| now + Duration::from_secs(30 * 365 * 86_400));
     let mut resend = tokio::time::interval(Duration::from_millis(200));
-    while accepted.iter().filter(|id| voters.contains(id)).count() < needed {
+    // A restart (boot > 1) also waits, a little, for the peers beyond the
+    // majority: one of them may be the only peer that saw a later start of
+    // this directory, and refuse it as an older copy.
+    let mut grace: Option<Instant> = None;
+    loop {
+        if accepted.iter().filter(|id| voters.contains(id)).count() >= needed {
+            let all = others.iter().all(|id| accepted.contains(id));
+            let until = *grace.get_or_insert_with(|| Instant::now() + RESTART_GRACE);
+            if all || this_run.boot <= 1 || Instant::now() >= until {
+                break;
+            }
+        }
+        let wake = grace.map_or(deadline, |g| g.min(deadline));
         tokio::select! {
             biased;
             _ = resend.tick() => {
@@ -324,10 +340,12 @@ async fn hello_round(
                                 p.transport.send(batch.from, vec![ack]);
                             }
                         }
+                        // An answer to an earlier start of this node, delivered late.
+                        PeerMessage::HelloAck { run, .. } if run != this_run.run => {}
                         PeerMessage::HelloAck { accepted: true, .. } => {
                             accepted.insert(batch.from);
                         }
-                        PeerMessage::HelloAck { accepted: false, seen_boot } => {
+                        PeerMessage::HelloAck { accepted: false, seen_boot, .. } => {
                             return Err(refused(batch.from, me, this_run.boot, seen_boot));
                         }
                         // Raft traffic before we take part is dropped; Raft retries.
@@ -335,8 +353,12 @@ async fn hello_round(
                     }
                 }
             }
-            _ = tokio::time::sleep_until(deadline) => {
-                return Err(Error::NoQuorum);
+            _ = tokio::time::sleep_until(wake) => {
+                if grace.is_none() {
+                    return Err(Error::NoQuorum);
+                }
+                // Past the grace (or the deadline) with a majority: go on.
+                grace = Some(Instant::now());
             }
         }
     }

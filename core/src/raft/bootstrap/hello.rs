@@ -152,6 +152,7 @@ pub(crate) fn answer(
     Some(PeerMessage::HelloAck {
         accepted,
         seen_boot,
+        run: hello.run,
     })
 }
 
@@ -195,7 +196,8 @@ mod tests {
             first,
             Some(PeerMessage::HelloAck {
                 accepted: true,
-                seen_boot: 0
+                seen_boot: 0,
+                run: 1
             })
         );
         assert_eq!(mem.load().get(&a), Some(&run(7, 5, 1)));
@@ -204,7 +206,8 @@ mod tests {
             copy,
             Some(PeerMessage::HelloAck {
                 accepted: false,
-                seen_boot: 5
+                seen_boot: 5,
+                run: 2
             })
         );
         assert_eq!(mem.load().get(&a), Some(&run(7, 5, 1)), "not remembered");

@@ -227,6 +227,7 @@ where
         keepalive_batch: Vec::new(),
         keepalive_counts: (0, 0),
         inbox_peak: 0,
+        decoder: Default::default(),
         leader: None::<LeaderDuty>,
         shutdown: None,
         seen_leader: (0, 0),

@@ -47,6 +47,12 @@ pub(crate) enum Input {
     },
     /// Stop at once, as a crash would (for tests and examples).
     Kill,
+    /// A large snapshot's table, decoded on a blocking thread (see
+    /// `snapshot_decode.rs`); `None` when it did not decode.
+    SnapshotDecoded {
+        msg: Box<raft::eraftpb::Message>,
+        table: Option<Box<crate::machine::LockTable>>,
+    },
     /// Hand leadership to `to` if this node leads (the simulator's fault).
     #[cfg(any(test, feature = "sim"))]
     TransferLeader { to: crate::types::NodeId },
@@ -75,6 +81,8 @@ pub struct Inspection {
     pub keepalive_rounds: u64,
     /// The most inputs seen waiting in the inbox at once.
     pub inbox_peak: usize,
+    /// Received snapshots whose table was decoded off the driver's task.
+    pub snapshots_decoded_off_driver: u64,
 }
 
 impl<S: LogStore + Send + 'static> Driver<S> {
@@ -147,6 +155,9 @@ impl<S: LogStore + Send + 'static> Driver<S> {
                 self.raw.read_index(ctx);
             }
             Input::Shutdown { reply } => self.begin_shutdown(reply, now),
+            Input::SnapshotDecoded { msg, table } => {
+                self.on_snapshot_decoded(*msg, table.map(|t| *t));
+            }
             Input::Kill => {
                 tracing::info!(node = %self.name, "killed");
                 self.stopped = true;
@@ -166,6 +177,7 @@ impl<S: LogStore + Send + 'static> Driver<S> {
                     keepalives_heard: self.keepalive_counts.0,
                     keepalive_rounds: self.keepalive_counts.1,
                     inbox_peak: self.inbox_peak,
+                    snapshots_decoded_off_driver: self.decoder.off_driver,
                 });
             }
             #[cfg(any(test, feature = "sim"))]

@@ -277,3 +277,61 @@ async fn issue_8_a_burst_of_calls_does_not_grow_the_inbox_past_its_bound() {
         seen.inbox_peak
     );
 }
+
+/// Issue 8, item 5: a follower catches up through a snapshot whose table is
+/// decoded off its driver's task (at a million locks decoding takes about
+/// a second, which on the driver would stall heartbeats and every caller).
+/// A follower is cut off while the table grows past
+/// `DECODE_OFF_DRIVER_BYTES` and the log is compacted; after the heal it
+/// must converge, with the table decoded on a blocking thread.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue_8_a_large_snapshot_is_decoded_off_the_driver() {
+    let cfg = NodeConfig {
+        compact_after: 200,
+        ..config()
+    };
+    let (net, ids, nodes) = cluster_with(3, cfg).await;
+    let leader = nodes[0].status().leader.unwrap();
+    let li = ids.iter().position(|id| *id == leader).unwrap();
+    let lagging = (li + 1) % 3;
+    net.isolate(ids[lagging]);
+    let pad = "p".repeat(240);
+    let mut tasks = Vec::new();
+    for t in 0..8 {
+        let n = nodes[li].clone();
+        let pad = pad.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut held = Vec::new();
+            for i in 0..400 {
+                let g = n
+                    .try_lock(&format!("{pad}/{t}/{i}"))
+                    .await
+                    .unwrap()
+                    .unwrap();
+                held.push(g);
+            }
+            held
+        }));
+    }
+    let mut guards = Vec::new();
+    for t in tasks {
+        guards.extend(timeout(WAIT * 3, t).await.unwrap().unwrap());
+    }
+    net.heal();
+    let deadline = Instant::now() + WAIT * 2;
+    loop {
+        let want = nodes[li].state_hash().await.unwrap();
+        let got = nodes[lagging].state_hash().await.unwrap();
+        if got.1 == want.1 && got.0 >= want.0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the follower never caught up");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let seen = nodes[lagging].inspect().await.unwrap();
+    assert!(
+        seen.snapshots_decoded_off_driver >= 1,
+        "the follower decoded its snapshot on the driver"
+    );
+    drop(guards);
+}

@@ -24,6 +24,7 @@ mod proposals;
 mod reads;
 mod ready;
 mod shutdown;
+mod snapshot_decode;
 mod syncer;
 mod tick;
 
@@ -97,6 +98,8 @@ pub(crate) struct Driver<S: LogStore + Send + 'static> {
     keepalive_counts: (u64, u64),
     /// The most inputs seen waiting in the inbox at once.
     inbox_peak: usize,
+    /// Large received snapshots decoded off this task.
+    decoder: snapshot_decode::SnapshotDecoder,
     leader: Option<LeaderDuty>,
     shutdown: Option<Shutdown>,
     /// The leader id and term seen after the last Ready, to notice changes.
@@ -270,6 +273,9 @@ impl<S: LogStore + Send + 'static> Driver<S> {
             tracing::warn!(node = %self.name, peer = %from, claimed = msg.from, "raft message claims another sender; dropped");
             return;
         }
+        let Some(msg) = self.hold_large_snapshot(msg) else {
+            return;
+        };
         if let Err(e) = self.raw.step(msg) {
             tracing::debug!(node = %self.name, peer = %from, error = %e, "raft refused a message");
         }

@@ -137,7 +137,12 @@ impl<S: LogStore + Send + 'static> Driver<S> {
 
     fn install_snapshot(&mut self, snap: Snapshot) {
         let snap_index = snap.get_metadata().index;
-        let table = match LockTable::restore(&snap.data) {
+        let snap_term = snap.get_metadata().term;
+        let decoded = match self.take_decoded(snap_index, snap_term) {
+            Some(t) => Ok(t),
+            None => LockTable::restore(&snap.data),
+        };
+        let table = match decoded {
             Ok(t) => t,
             Err(e) => {
                 tracing::error!(node = %self.name, error = %e, "received a snapshot that does not decode; stopping");

@@ -100,30 +100,3 @@ fn issue_8_a_snapshot_at_the_limit_fits_what_a_follower_accepts() {
         "{per_entry} bytes per entry: {at_limit} bytes at the limit"
     );
 }
-
-/// Encode and restore times of large tables (a long run: prints figures).
-/// `cargo test -p peerlock-core --lib -- --ignored stress_snapshot_codec --nocapture`
-#[test]
-#[ignore = "long run: prints figures"]
-fn stress_snapshot_codec_times() {
-    for (count, len) in [(1_000_000usize, 8usize), (150_000, 250)] {
-        let mut t = table();
-        let mut i = 10;
-        for n in 0..count {
-            i += 1;
-            let lock = format!("{n:0>len$}");
-            acquire(&mut t, i, A, n as u64 + 1, &lock, false);
-        }
-        let at = std::time::Instant::now();
-        let bytes = t.encode_snapshot();
-        let encode = at.elapsed();
-        let at = std::time::Instant::now();
-        let r = LockTable::restore(&bytes).unwrap();
-        let restore = at.elapsed();
-        assert_eq!(r.lock_entries(), count);
-        println!(
-            "{count} locks, {len}-byte names: snapshot {} MiB, encode {encode:?}, restore {restore:?}",
-            bytes.len() >> 20
-        );
-    }
-}

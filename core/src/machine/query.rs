@@ -3,8 +3,6 @@
 //! driver calls some of them per entry or per tick, and a scan there grows
 //! with the table, not with the work: issue 8 item 10).
 
-use std::time::Duration;
-
 use super::{LockTable, Outcome, PendingHandoff, SessionInfo};
 use crate::types::{FencingToken, LockInfo, LockName, NodeId, RequestId, SessionId};
 
@@ -44,13 +42,13 @@ impl LockTable {
             .collect()
     }
 
-    /// The TTL of `session`, if it is open: one lookup (the driver asks on
-    /// every session open; cloning every session there made opening n
-    /// sessions cost O(n²)).
-    pub fn session_ttl(&self, session: SessionId) -> Option<Duration> {
+    /// The TTL of `session` in milliseconds, if it is open: one lookup
+    /// (the driver asks on every session open; cloning every session there
+    /// made opening n sessions cost O(n²)). Milliseconds, not a
+    /// `Duration`: the table stays free of time types.
+    pub fn session_ttl_ms(&self, session: SessionId) -> Option<u64> {
         super::cost::step(1);
-        let s = self.sessions.get(&session)?;
-        Some(Duration::from_millis(s.ttl_ms))
+        self.sessions.get(&session).map(|s| s.ttl_ms)
     }
 
     /// The locks awaiting a handoff, in lock-name order. Costs O(pending),

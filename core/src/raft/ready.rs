@@ -266,8 +266,8 @@ impl<S: LogStore + Send + 'static> Driver<S> {
             }
             Effect::SessionOpened { session } => {
                 if let Some(duty) = self.leader.as_mut() {
-                    let ttl = self.table.session_ttl(session);
-                    let ttl = ttl.unwrap_or(self.cfg.session_ttl);
+                    let ttl = self.table.session_ttl_ms(session);
+                    let ttl = ttl.map_or(self.cfg.session_ttl, std::time::Duration::from_millis);
                     duty.liveness.opened(session, ttl, now);
                 }
             }

@@ -135,7 +135,14 @@ impl LockGuard {
     ///
     /// `NoQuorum` as above; `Shutdown` when the node stopped.
     pub async fn unlock(self) -> Result<(), Error> {
-        self.release().await.map(|_| ())
+        let (lease, clock) = (self.lease.clone(), self.clock.clone());
+        match self.release().await {
+            Ok(_) => Ok(()),
+            // Not committed, but the lease is gone: the grant is no longer
+            // this caller's, and the node keeps retrying the release.
+            Err(Error::NoQuorum) if !lease.borrow().holds(clock.now()) => Ok(()),
+            Err(e) => Err(e),
+        }
     }
 
     /// Like [`LockGuard::unlock`], and tells whether this release freed the

@@ -72,8 +72,10 @@ where
         // session ended, so another node may have held the lock meanwhile.
         Ok(false) => Err(lost),
         Err(e) => {
-            // The work finished under a valid lease; the lock is freed when
-            // the session ends (or by the release, retried in the background).
+            // The work finished under a valid lease (checked above) and the
+            // release has not committed (no quorum, or the node stopped):
+            // the lock is freed by the release, retried in the background,
+            // or when the session ends.
             tracing::debug!(error = %e, "release after with_lock failed; the lock is freed when the session ends");
             Ok(out)
         }

@@ -54,7 +54,9 @@ impl<S: LogStore + Send + 'static> Driver<S> {
         }
         tracing::info!(node = %self.name, "shutting down");
         // Acquires still waiting end now; the session close drops their
-        // places in the queues.
+        // places in the queues. One never proposed is forgotten; one that
+        // was is no longer proposed again (it could otherwise be granted,
+        // with no guard, after the lease gate no longer applies to it).
         for request in self.pending.ids() {
             let Some(p) = self.pending.get_mut(request) else {
                 continue;
@@ -64,6 +66,11 @@ impl<S: LogStore + Send + 'static> Driver<S> {
                     std::mem::replace(&mut p.waiter, Waiter::Abandoned)
                 {
                     let _ = reply.send(Err(Error::Shutdown));
+                }
+                if p.ever_proposed {
+                    p.queued = true;
+                } else {
+                    self.pending.remove(request);
                 }
             }
         }

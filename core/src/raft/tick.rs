@@ -281,10 +281,11 @@ impl<S: LogStore + Send + 'static> Driver<S> {
     /// cannot answer (issue 8, item 1).
     ///
     /// - An `unlock` whose release has not committed is answered as soon
-    ///   as this node has no valid lease (`Ok(false)`: the grant is no
-    ///   longer this caller's, and it ends with the session or with the
-    ///   release, which stays queued and is retried), and otherwise after
-    ///   one TTL with `NoQuorum`.
+    ///   as this node has no valid lease (the grant is no longer this
+    ///   caller's, and it ends with the session or with the release, which
+    ///   stays queued and is retried), and otherwise after one TTL; either
+    ///   way with `NoQuorum`, which `LockGuard::unlock` reports as `Ok`
+    ///   when the lease is gone.
     /// - Without a lease for longer than the TTL this node cannot reach a
     ///   quorum: acquires fail with `NoQuorum` rather than hang.
     fn answer_without_quorum(&mut self, now: Instant) {
@@ -298,11 +299,11 @@ impl<S: LogStore + Send + 'static> Driver<S> {
             if let Some(p) = self.pending.get_mut(request) {
                 if let Waiter::Release { reply } = &mut p.waiter {
                     if let Some(r) = reply.take() {
-                        let _ = r.send(if lease_gone {
-                            Ok(false)
-                        } else {
-                            Err(Error::NoQuorum)
-                        });
+                        // Not applied yet: the caller hears NoQuorum, and
+                        // `unlock` turns that into Ok when the lease is
+                        // gone. Never Ok(false), which means the release
+                        // was applied and found the grant gone.
+                        let _ = r.send(Err(Error::NoQuorum));
                     }
                 }
             }

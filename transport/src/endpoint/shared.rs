@@ -1,0 +1,277 @@
+//! The shared state's operations: peer slots, connection replacement and
+//! retirement of stale connections, sending, and forgetting peers. Split
+//! from `endpoint.rs` (which holds the types, configuration and the
+//! transport handle) to keep each file to one job.
+
+use super::*;
+
+impl Shared {
+    /// Spawns `fut` so that it stops when the transport closes.
+    pub(crate) fn spawn<F>(&self, fut: F)
+    where
+        F: std::future::Future<Output = ()> + Send + 'static,
+    {
+        let mut stop = self.shutdown.subscribe();
+        tokio::spawn(async move {
+            tokio::select! {
+                biased;
+                _ = stop.wait_for(|s| *s) => {}
+                () = fut => {}
+            }
+        });
+    }
+
+    /// Completes once the transport is closed.
+    pub(crate) async fn stopped(&self) {
+        let mut stop = self.shutdown.subscribe();
+        let _ = stop.wait_for(|s| *s).await;
+    }
+
+    /// Completes when no discovery is running (waiting a moment for one
+    /// that has not started yet). Discovery's probes are dials: a writer
+    /// that dialed at the same time would make a second connection for the
+    /// pair, and the two would replace each other, losing frames.
+    pub(crate) async fn discovery_settled(&self) {
+        let mut rx = self.discovery.subscribe();
+        let _ = tokio::time::timeout(DISCOVERY_GRACE, rx.wait_for(|d| *d != Discovery::Idle)).await;
+        let _ = rx.wait_for(|d| *d != Discovery::Running).await;
+    }
+
+    pub(crate) fn is_closed(&self) -> bool {
+        *self.shutdown.borrow()
+    }
+
+    pub(super) fn close(&self) {
+        if self.shutdown.send_replace(true) {
+            return;
+        }
+        self.endpoint
+            .close(VarInt::from_u32(CLOSE_SHUTDOWN), b"shutdown");
+        // Dropping the slots drops the queues' senders: writers end.
+        self.peers.lock().clear();
+        tracing::debug!(node = %self.name, "transport closed");
+    }
+
+    pub(super) fn send(&self, to: NodeId, msgs: Vec<PeerMessage>) {
+        if msgs.is_empty() || self.is_closed() {
+            return;
+        }
+        if to == self.me {
+            tracing::debug!("not sending to self");
+            return;
+        }
+        let peers = self.peers.lock();
+        let Some(slot) = peers.get(&to) else {
+            tracing::debug!(peer = %to, n = msgs.len(), "unknown peer; messages dropped");
+            return;
+        };
+        let (bulk, msgs): (Vec<PeerMessage>, Vec<PeerMessage>) =
+            msgs.into_iter().partition(crate::bulk::is_bulk);
+        for m in bulk {
+            if slot.bulk.try_send(m).is_err() {
+                tracing::debug!(peer = %to, "bulk queue full; large message dropped");
+            }
+        }
+        if msgs.is_empty() {
+            return;
+        }
+        if let Err(e) = slot.queue.try_send(msgs) {
+            let n = match &e {
+                mpsc::error::TrySendError::Full(m) | mpsc::error::TrySendError::Closed(m) => {
+                    m.len()
+                }
+            };
+            tracing::debug!(peer = %to, n, "peer queue full; messages dropped");
+        }
+    }
+
+    /// Dials `addr` and returns the connection with the identity its
+    /// certificate proves.
+    pub(crate) async fn dial(
+        &self,
+        addr: SocketAddr,
+    ) -> Result<(Connection, PeerInfo), TransportError> {
+        // The peer's IP address is the TLS server name: certificates carry
+        // IP SANs and are checked by standard webpki rules.
+        let connecting = self.endpoint.connect(addr, &addr.ip().to_string())?;
+        let conn = tokio::time::timeout(HANDSHAKE_TIMEOUT, connecting)
+            .await
+            .map_err(|_| TransportError::HandshakeTimeout)??;
+        let (id, name) = match peer::identity(&conn) {
+            Ok(v) => v,
+            Err(e) => {
+                conn.close(VarInt::from_u32(peer::CLOSE_PROTOCOL), b"no identity");
+                return Err(e);
+            }
+        };
+        Ok((conn, PeerInfo { id, name, addr }))
+    }
+
+    /// Creates `info`'s slot and writer if it has none, and makes `conn`
+    /// (if any) the pair's connection, in one step so the writer never
+    /// starts without it. A configured address replaces one learned from
+    /// an accepted connection.
+    pub(crate) fn ensure_peer(
+        self: &Arc<Self>,
+        info: PeerInfo,
+        configured: bool,
+        conn: Option<Connection>,
+    ) {
+        if self.is_closed() || info.id == self.me {
+            return;
+        }
+        let mut peers = self.peers.lock();
+        if let Some(slot) = peers.get_mut(&info.id) {
+            if configured {
+                slot.info.addr = info.addr;
+                slot.info.name = info.name;
+                slot.configured = true;
+            }
+            if let Some(conn) = conn {
+                replace(&slot.conn, conn);
+            }
+            return;
+        }
+        let (queue, rx) = crate::queue::channel(QUEUE_DEPTH, crate::QUEUE_BYTES);
+        let (conn, conn_rx) = watch::channel(conn);
+        let poke = Arc::new(Notify::new());
+        let span = tracing::info_span!("peer", node = %self.name, peer = %info.name);
+        tracing::debug!(peer = %info.name, id = %info.id, addr = %info.addr, configured, "new peer");
+        let (bulk, bulk_rx) = mpsc::channel(BULK_QUEUE_DEPTH);
+        let sender = peer::bulk_loop(Arc::clone(self), bulk_rx, conn_rx.clone());
+        self.spawn(sender.instrument(span.clone()));
+        let writer = peer::write_loop(Arc::clone(self), info.id, rx, conn_rx, Arc::clone(&poke));
+        self.spawn(writer.instrument(span));
+        peers.insert(
+            info.id,
+            PeerSlot {
+                info,
+                configured,
+                queue,
+                bulk,
+                conn,
+                poke,
+            },
+        );
+    }
+
+    /// Makes `peer`'s writer send a heartbeat on the pair's connection now
+    /// (if it has one). Called when `peer` may have restarted: if the
+    /// connection belongs to its previous process, the heartbeat draws a
+    /// stateless reset from the new one (see [`endpoint_config`]), and the
+    /// dead connection is dropped and re-dialed at once.
+    pub(crate) fn poke(&self, peer: NodeId) {
+        if let Some(slot) = self.peers.lock().get(&peer) {
+            slot.poke.notify_one();
+        }
+    }
+
+    /// Closes the pair's connection to `peer` when `probe`, a newer
+    /// authenticated connection from `peer`, shows it belongs to an older
+    /// process that is gone. The probe comes from another address (one
+    /// endpoint has one socket) or presents another certificate (a
+    /// re-issued key): no stateless reset would tell us then, as nothing
+    /// answers at the old address and a new key derives other reset and
+    /// connection-ID keys. But another live process holding the same
+    /// certificate could probe too, so the old connection is tested first:
+    /// a heartbeat on it, and it is retired only if nothing acknowledges it
+    /// within a few round trips. The writer then re-dials at once, at the
+    /// probe's address.
+    pub(crate) fn retire_stale(self: &Arc<Self>, peer: NodeId, probe: &Connection) {
+        let (old, poke) = {
+            let mut peers = self.peers.lock();
+            let Some(slot) = peers.get_mut(&peer) else {
+                return;
+            };
+            let moved = slot.info.addr != probe.remote_address();
+            let current = slot.conn.borrow().clone();
+            match current {
+                Some(old)
+                    if old.close_reason().is_none()
+                        && (old.remote_address() != probe.remote_address()
+                            || peer_cert(&old) != peer_cert(probe)) =>
+                {
+                    (old, Arc::clone(&slot.poke))
+                }
+                Some(old) if old.close_reason().is_none() => return,
+                _ => {
+                    // No connection to test: the probe's address is the
+                    // best there is.
+                    if moved {
+                        tracing::info!(peer = %slot.info.name, new = %probe.remote_address(), "peer seen at a new address");
+                        slot.info.addr = probe.remote_address();
+                        slot.poke.notify_one();
+                    }
+                    return;
+                }
+            }
+        };
+        let shared = Arc::clone(self);
+        let new_addr = probe.remote_address();
+        self.spawn(async move {
+            let acks = old.stats().frame_rx.acks;
+            poke.notify_one();
+            tokio::time::sleep((old.rtt() * 4).max(STALE_CHECK_MIN)).await;
+            if old.stats().frame_rx.acks != acks || old.close_reason().is_some() {
+                return;
+            }
+            let mut peers = shared.peers.lock();
+            let Some(slot) = peers.get_mut(&peer) else {
+                return;
+            };
+            let current = slot.conn.borrow().as_ref().map(Connection::stable_id);
+            if current != Some(old.stable_id()) {
+                return;
+            }
+            tracing::info!(peer = %slot.info.name, old = %old.remote_address(), new = %new_addr, "peer restarted; dropping the connection to its previous process");
+            slot.info.addr = new_addr;
+            slot.conn.send_replace(None);
+            old.close(VarInt::from_u32(CLOSE_DUPLICATE), b"stale");
+            slot.poke.notify_one();
+        });
+    }
+
+    /// Makes `conn` the pair's connection, closing the one it replaces.
+    pub(crate) fn install(&self, peer: NodeId, conn: Connection) {
+        if let Some(slot) = self.peers.lock().get(&peer) {
+            replace(&slot.conn, conn);
+        }
+    }
+
+    /// The address to dial `peer` at, and whether it was configured.
+    pub(crate) fn peer_addr(&self, peer: NodeId) -> Option<(SocketAddr, bool)> {
+        self.peers
+            .lock()
+            .get(&peer)
+            .map(|s| (s.info.addr, s.configured))
+    }
+
+    /// Forgets an unconfigured peer that stayed unreachable.
+    pub(crate) fn forget(&self, peer: NodeId) -> bool {
+        let mut peers = self.peers.lock();
+        if peers.get(&peer).is_some_and(|s| !s.configured) {
+            peers.remove(&peer);
+            return true;
+        }
+        false
+    }
+}
+
+/// Sets the pair's connection, closing the one it replaces.
+fn replace(slot: &watch::Sender<Option<Connection>>, conn: Connection) {
+    let id = conn.stable_id();
+    if let Some(old) = slot.send_replace(Some(conn)) {
+        if old.stable_id() != id {
+            old.close(VarInt::from_u32(CLOSE_DUPLICATE), b"replaced");
+        }
+    }
+}
+
+/// The leaf certificate a connection's peer presented.
+fn peer_cert(conn: &Connection) -> Option<Vec<u8>> {
+    let any = conn.peer_identity()?;
+    let certs = any
+        .downcast::<Vec<rustls::pki_types::CertificateDer<'static>>>()
+        .ok()?;
+    certs.first().map(|c| c.as_ref().to_vec())
+}

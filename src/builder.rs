@@ -12,7 +12,7 @@ use peerlock_core::raft::{Member, MemoryPeers, StartParams};
 
 use crate::data_dir;
 use peerlock_core::{Error, NodeName};
-use peerlock_transport::{QuicTransport, TlsConfig};
+use peerlock_transport::{PeerInfo, QuicTransport, TlsConfig};
 use tokio::sync::mpsc;
 
 use crate::node::Node;
@@ -156,6 +156,14 @@ impl NodeBuilder {
                 "tls(..) is required: peerlock always uses mutual TLS; make certificates with peerlock::certs::ClusterCa".into(),
             )
         })?;
+        if self.peers.is_empty() {
+            // Issue 9: an unset variable or a bad template gave every
+            // instance an empty list, and each founded a one-node cluster of
+            // its own that granted every lock.
+            return Err(Error::Config(
+                "no peers given: peers(..) is empty. An empty list is refused so that instances misconfigured alike (an unset variable, a bad template) cannot each found a cluster of their own and all grant the same lock. List the cluster's addresses; for a one-node cluster, give this node's own address as its only peer".into(),
+            ));
+        }
         let peers = resolve_peers(&self.peers).await?;
         let config = self.config(peers.len().max(1));
         config.validate()?;
@@ -173,10 +181,12 @@ impl NodeBuilder {
                 let (identity, raft_dir) =
                     data_dir::open(dir, tls.node_name(), tls.ca_fingerprint())?;
                 let peers = data_dir::FilePeers::open(dir)?;
-                Some((identity.this_run(), raft_dir, peers))
+                let recorded = data_dir::load_members(dir)?;
+                Some((identity.this_run(), raft_dir, peers, recorded))
             }
             None => None,
         };
+        let recorded = durable.as_ref().and_then(|d| d.3.clone());
 
         let (tx, rx) = mpsc::channel(1024);
         let transport = match (self.socket, self.listen) {
@@ -197,21 +207,55 @@ impl NodeBuilder {
         let deadline = now
             .checked_add(startup)
             .unwrap_or_else(|| now + Duration::from_secs(30 * 365 * 86_400));
-        let infos = match transport.discover(deadline).await {
-            Ok(infos) => infos,
-            Err(e) => {
-                transport.close();
-                return Err(e);
+        let members = match recorded {
+            // A restart: start from the members recorded at the first
+            // start, and look for the peers' current addresses meanwhile.
+            // Only a majority of voters need answer the hello round
+            // (issue 9: one peer dead for good stopped every restart).
+            Some(members) => {
+                transport.add_peers(
+                    members
+                        .iter()
+                        .map(|m| PeerInfo {
+                            id: m.id,
+                            name: m.name.0.clone(),
+                            addr: m.addr,
+                        })
+                        .collect(),
+                );
+                let t = Arc::clone(&transport);
+                tokio::spawn(async move {
+                    if let Err(e) = t.discover_reachable(deadline).await {
+                        tracing::error!(error = %e, "discovery at restart");
+                    }
+                });
+                members
+            }
+            None => {
+                let infos = match transport.discover(deadline).await {
+                    Ok(infos) => infos,
+                    Err(e) => {
+                        transport.close();
+                        return Err(e);
+                    }
+                };
+                let members: Vec<Member> = infos
+                    .into_iter()
+                    .map(|p| Member {
+                        id: p.id,
+                        name: NodeName(p.name),
+                        addr: p.addr,
+                    })
+                    .collect();
+                if let Some(dir) = &data_dir {
+                    if let Err(e) = data_dir::save_members(dir, &members) {
+                        transport.close();
+                        return Err(e);
+                    }
+                }
+                members
             }
         };
-        let members = infos
-            .into_iter()
-            .map(|p| Member {
-                id: p.id,
-                name: NodeName(p.name),
-                addr: p.addr,
-            })
-            .collect();
         let closer = Arc::clone(&transport);
         let mut params = StartParams {
             config,
@@ -227,7 +271,7 @@ impl NodeBuilder {
         };
         let started = match durable {
             None => peerlock_core::raft::start(params).await,
-            Some((this_run, raft_dir, peers)) => {
+            Some((this_run, raft_dir, peers, _)) => {
                 params.incarnation = Some(this_run);
                 params.peer_memory = Box::new(peers);
                 peerlock_core::raft::start_on_disk(params, raft_dir).await

@@ -13,6 +13,9 @@
 //!   *without* its state (a new incarnation) or from an older copy of it
 //!   (a boot not above the one seen) is refused rather than allowed to vote
 //!   twice or roll back under its old identity.
+//! - `members`: the initial cluster as this node found it at its first
+//!   start (id, address, name). A restart starts from it, so it needs only
+//!   a majority of voters to answer, not every configured peer (issue 9).
 //! - `raft/`: the Raft log, hard state and snapshots (`DiskStore`).
 //!
 //! # Order at first start
@@ -32,12 +35,14 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use peerlock_core::raft::{PeerMemory, PeerRun};
+use peerlock_core::raft::{Member, PeerMemory, PeerRun};
 use peerlock_core::storage::fs::{create_dir_durably, Fs, RealFs};
-use peerlock_core::{Error, NodeId};
+use peerlock_core::{Error, NodeId, NodeName};
 
 const IDENTITY: &str = "identity";
 const PEERS: &str = "peers";
+const MEMBERS: &str = "members";
+const MEMBERS_FORMAT: &str = "peerlock-members 1";
 const RAFT: &str = "raft";
 const FORMAT: &str = "peerlock-data-dir 1";
 
@@ -283,6 +288,51 @@ impl PeerMemory for FilePeers {
     }
 }
 
+/// Records the initial cluster in `dir/members`, atomically and durably,
+/// before Raft starts on it.
+pub(crate) fn save_members(dir: &Path, members: &[Member]) -> Result<(), Error> {
+    let mut text = format!("{MEMBERS_FORMAT}\n");
+    for m in members {
+        text.push_str(&format!("{:016x} {} {}\n", m.id.0, m.addr, m.name));
+    }
+    write_atomic(&RealFs, dir, MEMBERS, &text)
+}
+
+/// The initial cluster recorded by [`save_members`]; `None` in a directory
+/// that has none (a first start, or one made before the file existed).
+pub(crate) fn load_members(dir: &Path) -> Result<Option<Vec<Member>>, Error> {
+    let path = dir.join(MEMBERS);
+    let Some(text) = read_text(&RealFs, &path)? else {
+        return Ok(None);
+    };
+    let damaged = |line: &str| {
+        Error::Config(format!(
+            "{} is damaged (line {line:?}); the data directory is damaged or not peerlock's",
+            path.display()
+        ))
+    };
+    let mut lines = text.lines();
+    if lines.next() != Some(MEMBERS_FORMAT) {
+        return Err(damaged(text.lines().next().unwrap_or("")));
+    }
+    let mut out = Vec::new();
+    for line in lines.filter(|l| !l.is_empty()) {
+        let mut words = line.splitn(3, ' ');
+        let id = words.next().and_then(|w| u64::from_str_radix(w, 16).ok());
+        let addr = words.next().and_then(|w| w.parse().ok());
+        let name = words.next().filter(|n| !n.is_empty());
+        match (id, addr, name) {
+            (Some(id), Some(addr), Some(name)) => out.push(Member {
+                id: NodeId(id),
+                name: NodeName(name.to_owned()),
+                addr,
+            }),
+            _ => return Err(damaged(line)),
+        }
+    }
+    Ok(Some(out))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -402,5 +452,31 @@ mod tests {
             assert!(again.boot > last, "round {round}: the bump was durable");
             last = again.boot;
         }
+    }
+
+    #[test]
+    fn members_survive_a_reopen_and_damage_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(load_members(dir.path()).unwrap(), None);
+        let members = vec![
+            Member {
+                id: NodeId(7),
+                name: NodeName("node with spaces".into()),
+                addr: "127.0.0.1:7100".parse().unwrap(),
+            },
+            Member {
+                id: NodeId(u64::MAX),
+                name: NodeName("b".into()),
+                addr: "[::1]:7101".parse().unwrap(),
+            },
+        ];
+        save_members(dir.path(), &members).unwrap();
+        assert_eq!(load_members(dir.path()).unwrap(), Some(members));
+        std::fs::write(
+            dir.path().join(MEMBERS),
+            "peerlock-members 1\nzz 1.2.3.4:5 a\n",
+        )
+        .unwrap();
+        assert!(matches!(load_members(dir.path()), Err(Error::Config(_))));
     }
 }

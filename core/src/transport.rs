@@ -63,6 +63,12 @@ pub enum PeerMessage {
         /// start of the same node (still in flight when it stopped) is
         /// ignored by the next one.
         run: u64,
+        /// The initial cluster the answering node was started with, one
+        /// `"name (voter)"` or `"name (learner)"` per member, sorted. A
+        /// starting node whose own list differs stops with an error naming
+        /// both (issue 9: nodes given different lists could disagree on the
+        /// voters, which makes two leaders in one term possible).
+        founding: Vec<String>,
     },
 }
 

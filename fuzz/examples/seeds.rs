@@ -182,6 +182,7 @@ fn frames() -> Vec<FrameBody> {
                     accepted: true,
                     seen_boot: 0,
                     run: 9,
+                    founding: vec!["node-1 (voter)".into()],
                 },
                 PeerMessage::KeepAlive {
                     session: SessionId(2),

@@ -144,3 +144,49 @@ async fn t61_issue_8_a_restored_older_copy_of_a_data_directory_is_refused() {
     // The two others still serve.
     assert!(within(nodes[0].lock("after-restore")).await.is_ok());
 }
+
+/// Issue 9: every start re-ran discovery and needed *every* configured
+/// peer to answer, so one machine dead for good plus one routine restart
+/// left no quorum. A durable restart now starts from the members its
+/// directory recorded and needs only a majority of voters (itself
+/// included) to say hello: node 2 is killed for good, node 0 restarts, and
+/// the two serve locks.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn t62_issue_9_a_durable_restart_needs_only_a_majority_not_every_peer() {
+    crate::common::init_tracing();
+    let ca = peerlock::certs::ClusterCa::generate("test").unwrap();
+    let (socks, addrs) = crate::common::sockets(3);
+    let base = tempfile::tempdir().unwrap();
+    let dirs: Vec<_> = (0..3).map(|i| base.path().join(format!("n{i}"))).collect();
+    let mut starts = Vec::new();
+    for (i, sock) in socks.into_iter().enumerate() {
+        let (ca, addrs, dir) = (ca.clone(), addrs.clone(), dirs[i].clone());
+        starts.push(tokio::spawn(async move {
+            start_durable(&ca, &addrs, i, sock, &dir).await
+        }));
+    }
+    let mut nodes = Vec::new();
+    for s in starts {
+        nodes.push(s.await.unwrap().expect("node starts"));
+    }
+    for n in &nodes {
+        within(n.ready()).await.expect("ready");
+    }
+    let g = within(nodes[0].lock("before")).await.unwrap();
+    within(g.unlock()).await.unwrap();
+
+    // Node 2's machine is gone for good; node 0 restarts routinely.
+    let dead = nodes.pop().unwrap();
+    dead.kill().await;
+    let n0 = nodes.remove(0);
+    n0.kill().await;
+    let again = start_durable(&ca, &addrs, 0, rebind(addrs[0]).await, &dirs[0])
+        .await
+        .expect("a restart with a majority of voters up is accepted");
+    within(again.ready()).await.expect("ready");
+    let g = within(again.lock("after")).await.unwrap();
+    assert!(g.is_held());
+    within(g.unlock()).await.unwrap();
+    let g = within(nodes[0].lock("after")).await.unwrap();
+    within(g.unlock()).await.unwrap();
+}

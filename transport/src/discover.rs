@@ -22,6 +22,7 @@ const SELF_LABEL: &[u8] = b"EXPORTER-peerlock-self-check";
 pub(crate) async fn discover(
     shared: &Arc<Shared>,
     deadline: tokio::time::Instant,
+    require_all: bool,
 ) -> Result<Vec<PeerInfo>, Error> {
     // Writers of peers that connected first hold their dials until this
     // is done (see `Shared::discovery_settled`); the guard also covers
@@ -64,7 +65,7 @@ pub(crate) async fn discover(
             results.push(Probe::Unreachable(addr, Some("probe task failed".into())));
         }
     }
-    shared.register_discovered(results)
+    shared.register_discovered(results, require_all)
 }
 
 /// What probing one configured address found.
@@ -142,7 +143,11 @@ impl Shared {
     }
 
     /// Turns probe results into the peer table, or the configuration error.
-    fn register_discovered(self: &Arc<Self>, probes: Vec<Probe>) -> Result<Vec<PeerInfo>, Error> {
+    fn register_discovered(
+        self: &Arc<Self>,
+        probes: Vec<Probe>,
+        require_all: bool,
+    ) -> Result<Vec<PeerInfo>, Error> {
         let mut unreachable = Vec::new();
         let mut found: Vec<(PeerInfo, Connection)> = Vec::new();
         let mut self_addr = None;
@@ -161,7 +166,12 @@ impl Shared {
                 Probe::Unreachable(addr, err) => unreachable.push((addr, err)),
             }
         }
-        if !unreachable.is_empty() {
+        if !unreachable.is_empty() && !require_all {
+            // A restart started from the members it recorded; the peers
+            // still missing are dialed by their slots as usual.
+            let list: Vec<String> = unreachable.iter().map(|(a, _)| a.to_string()).collect();
+            tracing::info!(unreachable = %list.join(", "), "configured peers not reachable at start-up; going on with the recorded members");
+        } else if !unreachable.is_empty() {
             unreachable.sort_by_key(|(a, _)| *a);
             let list: Vec<String> = unreachable
                 .iter()

@@ -350,7 +350,33 @@ impl QuicTransport {
     ///
     /// Cancelling drops the probes; peers found so far stay registered.
     pub async fn discover(&self, deadline: tokio::time::Instant) -> Result<Vec<PeerInfo>, Error> {
-        crate::discover::discover(&self.shared, deadline).await
+        crate::discover::discover(&self.shared, deadline, true).await
+    }
+
+    /// Like [`QuicTransport::discover`], for a node that already knows its
+    /// members ([`QuicTransport::add_peers`]): peers that answer by
+    /// `deadline` are registered (at the address they answered at, which
+    /// may be new), and those that do not are left to their slots' dials
+    /// instead of failing the start (issue 9: one peer dead for good must
+    /// not stop a restart).
+    ///
+    /// # Errors
+    ///
+    /// As [`QuicTransport::discover`], except for unreachable peers.
+    pub async fn discover_reachable(
+        &self,
+        deadline: tokio::time::Instant,
+    ) -> Result<Vec<PeerInfo>, Error> {
+        crate::discover::discover(&self.shared, deadline, false).await
+    }
+
+    /// Registers peers this node knows already (a restart's recorded
+    /// members), as configured peers: they are dialed and never forgotten.
+    /// This node itself is skipped.
+    pub fn add_peers(&self, peers: Vec<PeerInfo>) {
+        for info in peers {
+            self.shared.ensure_peer(info, true, None);
+        }
     }
 
     /// Closes the endpoint (peers see the connections close at once) and

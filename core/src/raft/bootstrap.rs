@@ -128,7 +128,8 @@ where
             run: incarnation,
         }
     });
-    let incarnations = hello_round(&mut p, &me, &voters, this_run).await?;
+    let founding = founding_list(&member_status);
+    let incarnations = hello_round(&mut p, &me, &voters, this_run, &founding).await?;
 
     let cfg = p.config.clone();
     let raft_cfg = raft::Config {
@@ -221,6 +222,7 @@ where
         status_tx,
         ready_tx,
         incarnations,
+        founding,
         peer_memory: p.peer_memory,
         pending: Proposals::default(),
         reads: Reads::new(me.id),
@@ -278,16 +280,23 @@ pub async fn start_on_disk(p: StartParams, dir: std::path::PathBuf) -> Result<No
     .await
 }
 
+/// How long a founder that found its initial cluster differs from a
+/// peer's keeps answering hellos before it stops with the error.
+const FOUNDING_LINGER: Duration = Duration::from_secs(1);
+
 /// How long a restart waits for the peers beyond the majority.
 const RESTART_GRACE: Duration = Duration::from_secs(1);
 
-/// Says hello until a majority of voters accepted this start (and, for a
-/// restart, every peer answered or [`RESTART_GRACE`] passed).
+/// Says hello until every peer accepted a first start (founders compare
+/// their initial clusters in the answers), or until a majority of voters
+/// accepted a restart (and every peer answered or [`RESTART_GRACE`]
+/// passed).
 async fn hello_round(
     p: &mut StartParams,
     me: &Member,
     voters: &[NodeId],
     this_run: PeerRun,
+    founding: &[String],
 ) -> Result<HashMap<NodeId, PeerRun>, Error> {
     let needed = voters.len() / 2 + 1;
     let others: Vec<NodeId> = p
@@ -310,15 +319,36 @@ async fn hello_round(
     // majority: one of them may be the only peer that saw a later start of
     // this directory, and refuse it as an older copy.
     let mut grace: Option<Instant> = None;
+    // A founder whose list differs from a peer's keeps answering hellos for
+    // a moment before it stops, so every other founder hears its list too
+    // (and stops on the same error rather than waiting for an answer).
+    let mut differs: Option<(Error, Instant)> = None;
     loop {
-        if accepted.iter().filter(|id| voters.contains(id)).count() >= needed {
-            let all = others.iter().all(|id| accepted.contains(id));
+        if let Some((_, until)) = &differs {
+            if Instant::now() >= *until {
+                if let Some((e, _)) = differs.take() {
+                    return Err(e);
+                }
+            }
+        }
+        let all = differs.is_none() && others.iter().all(|id| accepted.contains(id));
+        // A first start founds the cluster with every listed peer: each
+        // must answer once, so every founder has compared its list with
+        // every other's (issue 9) before any of them takes part.
+        if this_run.boot <= 1 && all {
+            break;
+        }
+        if this_run.boot > 1
+            && differs.is_none()
+            && accepted.iter().filter(|id| voters.contains(id)).count() >= needed
+        {
             let until = *grace.get_or_insert_with(|| Instant::now() + RESTART_GRACE);
-            if all || this_run.boot <= 1 || Instant::now() >= until {
+            if all || Instant::now() >= until {
                 break;
             }
         }
         let wake = grace.map_or(deadline, |g| g.min(deadline));
+        let wake = differs.as_ref().map_or(wake, |(_, until)| wake.min(*until));
         tokio::select! {
             biased;
             _ = resend.tick() => {
@@ -337,12 +367,20 @@ async fn hello_round(
                     match msg {
                         PeerMessage::Hello { incarnation, boot, run } => {
                             let theirs = PeerRun { incarnation, boot, run };
-                            if let Some(ack) = answer_hello(p.peer_memory.as_mut(), &mut seen, batch.from, theirs) {
+                            if let Some(ack) = answer_hello(p.peer_memory.as_mut(), &mut seen, batch.from, theirs, founding) {
                                 p.transport.send(batch.from, vec![ack]);
                             }
                         }
                         // An answer to an earlier start of this node, delivered late.
                         PeerMessage::HelloAck { run, .. } if run != this_run.run => {}
+                        PeerMessage::HelloAck { founding: theirs, .. }
+                            if !theirs.is_empty() && theirs != founding =>
+                        {
+                            if differs.is_none() {
+                                let e = founding_differs(batch.from, founding, &theirs);
+                                differs = Some((e, Instant::now() + FOUNDING_LINGER));
+                            }
+                        }
                         PeerMessage::HelloAck { accepted: true, .. } => {
                             accepted.insert(batch.from);
                         }
@@ -355,6 +393,9 @@ async fn hello_round(
                 }
             }
             _ = tokio::time::sleep_until(wake) => {
+                if differs.is_some() {
+                    continue;
+                }
                 if grace.is_none() {
                     return Err(Error::NoQuorum);
                 }
@@ -364,6 +405,29 @@ async fn hello_round(
         }
     }
     Ok(seen)
+}
+
+/// The initial cluster as a node says it in its hello answers: one
+/// `"name (voter)"` or `"name (learner)"` per member, sorted.
+fn founding_list(members: &[MemberStatus]) -> Vec<String> {
+    let mut out: Vec<String> = members
+        .iter()
+        .map(|m| {
+            let role = if m.voter { "voter" } else { "learner" };
+            format!("{} ({role})", m.name)
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+/// The error of a start whose initial cluster differs from a peer's.
+fn founding_differs(peer: NodeId, ours: &[String], theirs: &[String]) -> Error {
+    Error::Config(format!(
+        "this node was started with the cluster [{}] but peer {peer} with [{}]: nodes given different peer lists (or different max_voters) could disagree on who votes, and elect two leaders in one term. Give every node the same peers(..) list and max_voters",
+        ours.join(", "),
+        theirs.join(", ")
+    ))
 }
 
 /// The error of a start a peer refused; `seen_boot` is 0 when the peer

@@ -87,6 +87,9 @@ pub(crate) struct Driver<S: LogStore + Send + 'static> {
     status_tx: watch::Sender<NodeStatus>,
     ready_tx: watch::Sender<bool>,
     incarnations: HashMap<NodeId, bootstrap::PeerRun>,
+    /// The initial cluster this node was started with, as its hello
+    /// answers say it (see `PeerMessage::HelloAck::founding`).
+    founding: Vec<String>,
     peer_memory: Box<dyn bootstrap::PeerMemory>,
     own: OwnSession,
     pending: Proposals,
@@ -290,6 +293,7 @@ impl<S: LogStore + Send + 'static> Driver<S> {
             &mut self.incarnations,
             from,
             hello,
+            &self.founding,
         );
         if let Some(ack) = ack {
             self.transport.send(from, vec![ack]);

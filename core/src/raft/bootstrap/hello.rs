@@ -125,6 +125,7 @@ pub(crate) fn answer(
     seen: &mut HashMap<NodeId, PeerRun>,
     from: NodeId,
     hello: PeerRun,
+    founding: &[String],
 ) -> Option<PeerMessage> {
     let known = seen.get(&from).copied();
     let verdict = judge(known.as_ref(), &hello);
@@ -153,6 +154,7 @@ pub(crate) fn answer(
         accepted,
         seen_boot,
         run: hello.run,
+        founding: founding.to_vec(),
     })
 }
 
@@ -191,23 +193,25 @@ mod tests {
         let mut mem = MemoryPeers::default();
         let mut seen = HashMap::new();
         let a = NodeId(1);
-        let first = answer(&mut mem, &mut seen, a, run(7, 5, 1));
+        let first = answer(&mut mem, &mut seen, a, run(7, 5, 1), &[]);
         assert_eq!(
             first,
             Some(PeerMessage::HelloAck {
                 accepted: true,
                 seen_boot: 0,
-                run: 1
+                run: 1,
+                founding: vec![],
             })
         );
         assert_eq!(mem.load().get(&a), Some(&run(7, 5, 1)));
-        let copy = answer(&mut mem, &mut seen, a, run(7, 4, 2));
+        let copy = answer(&mut mem, &mut seen, a, run(7, 4, 2), &[]);
         assert_eq!(
             copy,
             Some(PeerMessage::HelloAck {
                 accepted: false,
                 seen_boot: 5,
-                run: 2
+                run: 2,
+                founding: vec![],
             })
         );
         assert_eq!(mem.load().get(&a), Some(&run(7, 5, 1)), "not remembered");

@@ -376,10 +376,10 @@ async fn hello_round(
                         PeerMessage::HelloAck { founding: theirs, .. }
                             if !theirs.is_empty() && theirs != founding =>
                         {
-                            if differs.is_none() {
+                            differs.get_or_insert_with(|| {
                                 let e = founding_differs(batch.from, founding, &theirs);
-                                differs = Some((e, Instant::now() + FOUNDING_LINGER));
-                            }
+                                (e, Instant::now() + FOUNDING_LINGER)
+                            });
                         }
                         PeerMessage::HelloAck { accepted: true, .. } => {
                             accepted.insert(batch.from);

@@ -136,13 +136,13 @@ pub fn validate_member(name: &NodeName, zone: Option<&str>) -> Result<(), JoinRe
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MemberTable {
     /// The cluster's id, chosen at founding; 0 while there is none.
-    cluster_id: u128,
+    pub(super) cluster_id: u128,
     /// Set with the cluster id at founding, kept for the driver.
-    token_base: u64,
+    pub(super) token_base: u64,
     /// The next id a `Join` allocates: above every id ever allocated.
-    next_id: u64,
+    pub(super) next_id: u64,
     /// The members not removed, by id.
-    members: BTreeMap<NodeId, MemberRecord>,
+    pub(super) members: BTreeMap<NodeId, MemberRecord>,
 }
 
 impl Default for MemberTable {

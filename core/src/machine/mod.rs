@@ -18,6 +18,10 @@
 //! - a lock freed by session expiry or close is granted only by a later
 //!   `Handoff` entry, which the leader proposes after the lock-delay.
 //!
+//! Beside the locks the table carries the member table (`members.rs`):
+//! Raft ids allocated by `Join` entries, never reused, and following every
+//! applied configuration through [`LockTable::apply_conf`].
+//!
 //! Choices where the rules leave room:
 //!
 //! - A request's `floor` is clamped to the request itself: a floor above it

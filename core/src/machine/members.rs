@@ -305,15 +305,14 @@ impl MemberTable {
                     }
                 }
             }
+            // First wins: a cluster is founded once (a later `Found`, or
+            // one naming cluster 0, falls through to the no-op below).
             Command::Found {
                 cluster_id,
                 token_base,
-            } => {
-                // First wins: a cluster is founded once.
-                if self.cluster_id == 0 && *cluster_id != 0 {
-                    self.cluster_id = *cluster_id;
-                    self.token_base = *token_base;
-                }
+            } if self.cluster_id == 0 && *cluster_id != 0 => {
+                self.cluster_id = *cluster_id;
+                self.token_base = *token_base;
             }
             _ => {}
         }

@@ -42,7 +42,7 @@ impl fmt::Display for NodeId {
 /// length first: a 30-byte snapshot could claim a string of up to the decode
 /// limit (1 GiB) and have it allocated (found by the `snapshot` fuzz target).
 /// The bytes on the wire are the same either way.
-fn string_as_read<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+pub(crate) fn string_as_read<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
     struct Read;
     impl serde::de::Visitor<'_> for Read {
         type Value = String;
@@ -57,6 +57,27 @@ fn string_as_read<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::E
         }
     }
     d.deserialize_str(Read)
+}
+
+/// [`string_as_read`] for an optional string (a member's zone): the same
+/// guard against a claimed length the bytes do not hold.
+pub(crate) fn opt_string_as_read<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<String>, D::Error> {
+    struct Read;
+    impl<'de> serde::de::Visitor<'de> for Read {
+        type Value = Option<String>;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("an optional string")
+        }
+        fn visit_none<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_some<D2: serde::Deserializer<'de>>(self, d: D2) -> Result<Self::Value, D2::Error> {
+            string_as_read(d).map(Some)
+        }
+    }
+    d.deserialize_option(Read)
 }
 
 /// A node's human name: the common name of its certificate.

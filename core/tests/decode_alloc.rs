@@ -126,3 +126,44 @@ fn names_still_round_trip() {
     assert_eq!(back.state_hash(), t.state_hash());
     assert_eq!(back.sessions()[0].name.as_str(), "node-a");
 }
+
+/// Replaces the first `len | bytes` run of `needle` in `bytes` with a
+/// length claim of `claim` followed by the same bytes.
+fn claim_longer(bytes: &[u8], needle: &[u8], claim: u32) -> Vec<u8> {
+    let mut run = vec![needle.len() as u8];
+    run.extend_from_slice(needle);
+    let at = bytes
+        .windows(run.len())
+        .position(|w| w == run.as_slice())
+        .expect("the needle is in the encoding");
+    let mut out = bytes[..at].to_vec();
+    out.extend(len_u32(claim));
+    out.extend_from_slice(&bytes[at + 1..]);
+    out
+}
+
+fn join_with_zone(zone: &str) -> Command {
+    Command::Join {
+        token: 1,
+        name: peerlock_core::NodeName("node-a".into()),
+        addr: "10.0.0.1:7100".parse().unwrap(),
+        zone: Some(zone.into()),
+        durable: true,
+    }
+}
+
+/// A member's zone (an optional string in snapshots and `Join` entries)
+/// claiming more than the bytes hold allocates nothing large either.
+#[test]
+fn a_member_zone_claiming_a_huge_length_allocates_nothing_large() {
+    let mut t = LockTable::new();
+    t.apply(1, &join_with_zone("zzzz"));
+    let snap = claim_longer(&t.encode_snapshot(), b"zzzz", 640 << 20);
+    let (res, largest) = largest_allocation(|| LockTable::restore(&snap));
+    assert!(matches!(res, Err(DecodeError::Malformed(_))), "{res:?}");
+    assert!(largest <= 1 << 20, "allocated {largest} bytes");
+    let entry = claim_longer(&join_with_zone("zzzz").encode(), b"zzzz", 60_000);
+    let (res, largest) = largest_allocation(|| Command::decode(&entry));
+    assert!(matches!(res, Err(DecodeError::Malformed(_))), "{res:?}");
+    assert!(largest < 4096, "allocated {largest} bytes");
+}

@@ -5,6 +5,8 @@
 //! decode is skipped by every node alike (it can only come from a newer or
 //! broken peer), so the lock tables stay identical.
 
+use std::net::SocketAddr;
+
 use serde::{Deserialize, Serialize};
 
 use crate::types::{FencingToken, LockName, NodeId, NodeName, RequestId, SessionId};
@@ -101,6 +103,48 @@ pub enum Command {
         /// The index of the entry that freed it.
         freed_at: u64,
     },
+    // Membership. These come after the lock commands: bincode writes the
+    // variant's number, and entries already on disk must keep decoding.
+    /// A node asks to become a member: allocates it the next Raft id
+    /// (answered by `Effect::MemberJoined`), or refuses it
+    /// (`Effect::MemberJoinRefused`). Idempotent on `token`: a retry while
+    /// its member is still in the table gets the same id.
+    Join {
+        /// Chosen at random by the joiner, once per incarnation.
+        token: u64,
+        /// Its name (certificate CN or configured name), 1 to 256 bytes.
+        name: NodeName,
+        /// Where it listens.
+        addr: SocketAddr,
+        /// Its failure zone, at most 64 bytes.
+        #[serde(deserialize_with = "crate::types::opt_string_as_read")]
+        zone: Option<String>,
+        /// Whether it keeps its Raft state on disk.
+        durable: bool,
+    },
+    /// A member's new address (proposed by the member itself on start, or
+    /// on its behalf when its authenticated connection comes from a new
+    /// address). An unknown id changes nothing.
+    SetAddr {
+        /// The member.
+        id: NodeId,
+        /// Its address now.
+        addr: SocketAddr,
+    },
+    /// A member asks to leave (graceful shutdown); the leader then replaces
+    /// or demotes it. An unknown id changes nothing.
+    Leave {
+        /// The member.
+        id: NodeId,
+    },
+    /// Records the cluster's identity. The first one wins (a cluster is
+    /// founded once); a later one, or a cluster id of 0, changes nothing.
+    Found {
+        /// The cluster's random id (0 means none).
+        cluster_id: u128,
+        /// Kept beside the cluster id.
+        token_base: u64,
+    },
 }
 
 /// Why an entry's bytes are not a command.
@@ -157,12 +201,17 @@ impl Command {
         Ok(cmd)
     }
 
-    /// Re-checks invariants serde cannot (lock names decoded from bytes).
+    /// Re-checks invariants serde cannot (lock names, member names and
+    /// zones decoded from bytes).
     fn check(&self) -> Result<(), DecodeError> {
         let lock = match self {
             Self::Acquire { lock, .. }
             | Self::Release { lock, .. }
             | Self::Handoff { lock, .. } => lock,
+            Self::Join { name, zone, .. } => {
+                return super::members::validate_member(name, zone.as_deref())
+                    .map_err(|e| DecodeError::Malformed(e.to_string()));
+            }
             _ => return Ok(()),
         };
         LockName::new(lock.as_str())

@@ -1,6 +1,9 @@
 //! What applying an entry tells the driver.
 
-use crate::types::{FencingToken, LockName, RequestId, SessionId};
+use std::net::SocketAddr;
+
+use super::members::JoinRefusal;
+use crate::types::{FencingToken, LockName, NodeId, RequestId, SessionId};
 
 /// The outcome of one request, as the table records it for retries.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -61,5 +64,32 @@ pub enum Effect {
         session: SessionId,
         /// True for expiry, false for a graceful close.
         expired: bool,
+    },
+    /// A `Join` was given its id (also when a retry of the same token
+    /// found its member already in the table).
+    MemberJoined {
+        /// The join's token.
+        token: u64,
+        /// The member's Raft id.
+        id: NodeId,
+    },
+    /// A `Join` was refused; nothing changed.
+    MemberJoinRefused {
+        /// The join's token.
+        token: u64,
+        /// Why.
+        reason: JoinRefusal,
+    },
+    /// A member asked to leave (reported once).
+    MemberLeaving {
+        /// The member.
+        id: NodeId,
+    },
+    /// A member's recorded address changed.
+    MemberAddrChanged {
+        /// The member.
+        id: NodeId,
+        /// Its new address.
+        addr: SocketAddr,
     },
 }

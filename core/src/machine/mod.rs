@@ -18,6 +18,10 @@
 //! - a lock freed by session expiry or close is granted only by a later
 //!   `Handoff` entry, which the leader proposes after the lock-delay.
 //!
+//! Beside the locks the table carries the member table (`members.rs`):
+//! Raft ids allocated by `Join` entries, never reused, and following every
+//! applied configuration through [`LockTable::apply_conf`].
+//!
 //! Choices where the rules leave room:
 //!
 //! - A request's `floor` is clamped to the request itself: a floor above it
@@ -34,6 +38,7 @@ mod command;
 pub(crate) mod cost;
 mod effect;
 mod lock;
+mod members;
 mod query;
 mod session;
 mod snapshot;
@@ -42,6 +47,10 @@ mod snapshot;
 mod cost_tests;
 #[cfg(test)]
 mod limit_tests;
+#[cfg(test)]
+mod members_proptests;
+#[cfg(test)]
+mod members_tests;
 #[cfg(test)]
 mod proptest_model;
 #[cfg(test)]
@@ -57,6 +66,10 @@ use std::collections::{BTreeMap, BTreeSet};
 
 pub use command::{Command, DecodeError, RequestKey, COMMAND_VERSION, MAX_COMMAND_BYTES};
 pub use effect::{Effect, Outcome};
+pub use members::{
+    validate_member, FoundingError, JoinRefusal, MemberRecord, MemberTable, MAX_MEMBERS,
+    MAX_MEMBER_NAME, MAX_ZONE,
+};
 pub use snapshot::{MAX_SNAPSHOT_BYTES, SNAPSHOT_VERSION};
 
 use lock::{Holder, Lock, PendingHandoffState};
@@ -107,6 +120,8 @@ pub struct LockTable {
     /// restore, never encoded), so finding them costs O(pending), not a
     /// scan of every lock.
     awaiting: BTreeSet<LockName>,
+    /// Who is a member, beside the locks (see `members.rs`).
+    members: MemberTable,
 }
 
 impl LockTable {
@@ -180,6 +195,10 @@ impl LockTable {
                     self.grant_next(index, lock, &mut fx);
                 }
             }
+            Command::Join { .. }
+            | Command::SetAddr { .. }
+            | Command::Leave { .. }
+            | Command::Found { .. } => self.members.apply(index, cmd, &mut fx),
         }
         fx
     }

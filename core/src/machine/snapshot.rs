@@ -9,6 +9,12 @@
 //! empty, and sessions and locks agree on every grant and every waiter (so
 //! `apply` never meets a table it could not have built).
 //!
+//! Version 2 adds the member table after the version 1 fields. Version 1
+//! images (written before membership was replicated, found in existing
+//! data directories) still restore, with an empty member table. Restore
+//! checks the member table too: ids below `next_id`, valid names and
+//! zones, keys matching ids.
+//!
 //! The set of locks awaiting a handoff is derived state: it is not in the
 //! image and is rebuilt here, so adding it changed nothing in the format.
 //!
@@ -20,15 +26,20 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use super::lock::Lock;
+use super::members::MemberTable;
 use super::session::Session;
 use super::{DecodeError, LockTable};
 use crate::types::{LockName, SessionId};
 
 /// The snapshot encoding version.
-pub const SNAPSHOT_VERSION: u8 = 1;
+pub const SNAPSHOT_VERSION: u8 = 2;
+
+/// The version before the member table: still restored.
+const SNAPSHOT_VERSION_1: u8 = 1;
 
 /// The largest snapshot accepted when decoding (1 GiB), and the bincode
 /// decode limit.
@@ -39,6 +50,15 @@ struct Image {
     sessions: BTreeMap<SessionId, Session>,
     locks: BTreeMap<LockName, Lock>,
     applied_index: u64,
+    members: MemberTable,
+}
+
+/// A version 1 image: the same without the member table.
+#[derive(Deserialize)]
+struct ImageV1 {
+    sessions: BTreeMap<SessionId, Session>,
+    locks: BTreeMap<LockName, Lock>,
+    applied_index: u64,
 }
 
 #[derive(Serialize)]
@@ -46,6 +66,7 @@ struct ImageRef<'a> {
     sessions: &'a BTreeMap<SessionId, Session>,
     locks: &'a BTreeMap<LockName, Lock>,
     applied_index: u64,
+    members: &'a MemberTable,
 }
 
 impl LockTable {
@@ -55,6 +76,7 @@ impl LockTable {
             sessions: &self.sessions,
             locks: &self.locks,
             applied_index: self.applied_index,
+            members: &self.members,
         };
         let mut out = vec![SNAPSHOT_VERSION];
         match bincode::serde::encode_to_vec(&image, bincode::config::standard()) {
@@ -69,22 +91,28 @@ impl LockTable {
     /// Rebuilds a table from [`LockTable::encode_snapshot`]'s bytes.
     pub fn restore(bytes: &[u8]) -> Result<Self, DecodeError> {
         let (version, body) = bytes.split_first().ok_or(DecodeError::Empty)?;
-        if *version != SNAPSHOT_VERSION {
+        if *version != SNAPSHOT_VERSION && *version != SNAPSHOT_VERSION_1 {
             return Err(DecodeError::Version(*version));
         }
         if bytes.len() > MAX_SNAPSHOT_BYTES {
             return Err(DecodeError::TooLarge(bytes.len()));
         }
-        let config = bincode::config::standard().with_limit::<MAX_SNAPSHOT_BYTES>();
-        let (image, used): (Image, usize) = bincode::serde::decode_from_slice(body, config)
-            .map_err(|e| DecodeError::Malformed(e.to_string()))?;
-        if used != body.len() {
-            return Err(DecodeError::Malformed(format!(
-                "{} trailing bytes",
-                body.len() - used
-            )));
-        }
+        let image = if *version == SNAPSHOT_VERSION_1 {
+            let v1: ImageV1 = decode_body(body)?;
+            Image {
+                sessions: v1.sessions,
+                locks: v1.locks,
+                applied_index: v1.applied_index,
+                members: MemberTable::default(),
+            }
+        } else {
+            decode_body(body)?
+        };
         check(&image).map_err(DecodeError::Malformed)?;
+        image
+            .members
+            .check(image.applied_index)
+            .map_err(DecodeError::Malformed)?;
         let awaiting = image
             .locks
             .iter()
@@ -96,8 +124,23 @@ impl LockTable {
             locks: image.locks,
             applied_index: image.applied_index,
             awaiting,
+            members: image.members,
         })
     }
+}
+
+/// Decodes a whole snapshot body (no trailing bytes) within the limit.
+fn decode_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, DecodeError> {
+    let config = bincode::config::standard().with_limit::<MAX_SNAPSHOT_BYTES>();
+    let (image, used): (T, usize) = bincode::serde::decode_from_slice(body, config)
+        .map_err(|e| DecodeError::Malformed(e.to_string()))?;
+    if used != body.len() {
+        return Err(DecodeError::Malformed(format!(
+            "{} trailing bytes",
+            body.len() - used
+        )));
+    }
+    Ok(image)
 }
 
 /// Checks what the table's code guarantees and serde cannot: valid lock

@@ -211,14 +211,14 @@ impl<S: LogStore + Send + 'static> Driver<S> {
                     let mut cc = ConfChange::default();
                     if cc.merge_from_bytes(&entry.data).is_ok() {
                         let result = self.raw.apply_conf_change(&cc);
-                        self.after_conf_change(result);
+                        self.after_conf_change(entry.index, result);
                     }
                 }
                 EntryType::EntryConfChangeV2 => {
                     let mut cc = ConfChangeV2::default();
                     if cc.merge_from_bytes(&entry.data).is_ok() {
                         let result = self.raw.apply_conf_change(&cc);
-                        self.after_conf_change(result);
+                        self.after_conf_change(entry.index, result);
                     }
                 }
             }
@@ -233,11 +233,31 @@ impl<S: LogStore + Send + 'static> Driver<S> {
         }
     }
 
-    fn after_conf_change(&mut self, result: raft::Result<raft::eraftpb::ConfState>) {
+    fn after_conf_change(&mut self, index: u64, result: raft::Result<raft::eraftpb::ConfState>) {
         match result {
             Ok(cs) => {
                 if let Err(e) = self.raw.mut_store().set_conf_state(&cs) {
                     self.fatal("persist the membership", &e);
+                }
+                // The member table follows the configuration: every id in
+                // it (either half of a joint config, learners_next too)
+                // counts as added, and an added member absent from all of
+                // them was removed.
+                let voters: Vec<u64> = cs
+                    .voters
+                    .iter()
+                    .chain(&cs.voters_outgoing)
+                    .copied()
+                    .collect();
+                let learners: Vec<u64> = cs
+                    .learners
+                    .iter()
+                    .chain(&cs.learners_next)
+                    .copied()
+                    .collect();
+                let removed = self.table.apply_conf(index, &voters, &learners);
+                if !removed.is_empty() {
+                    tracing::debug!(node = %self.name, ?removed, "members removed from the configuration");
                 }
             }
             Err(e) => tracing::warn!(node = %self.name, error = %e, "membership change refused"),
@@ -290,6 +310,13 @@ impl<S: LogStore + Send + 'static> Driver<S> {
                 if let Some(duty) = self.leader.as_mut() {
                     duty.schedule(lock, freed_at, delayed, now);
                 }
+            }
+            // Answered to joiners by the membership wiring.
+            effect @ (Effect::MemberJoined { .. }
+            | Effect::MemberJoinRefused { .. }
+            | Effect::MemberLeaving { .. }
+            | Effect::MemberAddrChanged { .. }) => {
+                tracing::debug!(node = %self.name, ?effect, "membership effect");
             }
         }
     }

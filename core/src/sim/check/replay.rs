@@ -259,7 +259,12 @@ impl<'a> Replay<'a> {
                     }
                     s.opened.push(*session);
                 }
-                Effect::AwaitingHandoff { .. } => {}
+                // Membership effects say nothing about locks.
+                Effect::AwaitingHandoff { .. }
+                | Effect::MemberJoined { .. }
+                | Effect::MemberJoinRefused { .. }
+                | Effect::MemberLeaving { .. }
+                | Effect::MemberAddrChanged { .. } => {}
             }
         }
         for g in &s.grants {

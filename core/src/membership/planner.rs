@@ -147,16 +147,22 @@ fn plan_voters(j: &Judge<'_, '_>) -> Result<Option<Change>, SkipReason> {
                 // shrinking and growing again.
                 return Err(SkipReason::Stabilizing);
             }
-            // Only the floor asks for more: keep dead voters (never leavers).
-            let refill: Vec<NodeId> = out
-                .iter()
-                .copied()
-                .filter(|v| !j.leaving(*v))
-                .take(need - promote.len())
-                .collect();
+            // Only the floor asks for more: keep dead voters (never leavers),
+            // but never so many that the live voters lose their majority. That
+            // happens only when leavers go too: keeping the dead would strand
+            // the group once the leavers stop, and a voluntary leave may go
+            // below `min_voters`.
+            let refill = out.iter().copied().filter(|v| !j.leaving(*v));
             for v in refill {
-                demote.remove(&v);
+                if new.len() >= size {
+                    break;
+                }
                 new.insert(v);
+                if j.healthy_count(&new) < majority(new.len()) {
+                    new.remove(&v);
+                    break;
+                }
+                demote.remove(&v);
             }
         }
     }

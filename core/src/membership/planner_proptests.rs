@@ -15,7 +15,7 @@ use crate::types::{NodeId, NodeName};
 /// One node of a generated state.
 #[derive(Clone, Debug)]
 struct NodeGen {
-    /// 0 voter, 1 learner, 2 joined but not in the configuration.
+    /// 0 and 3 voter, 1 learner, 2 joined but not in the configuration.
     role: u8,
     /// In the outgoing half, if the state is joint.
     outgoing: bool,
@@ -213,7 +213,7 @@ fn arb_healthy_world() -> impl Strategy<Value = World> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 2_000, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 10_000, ..ProptestConfig::default() })]
 
     /// Every plan passes the pre-checks, and raft-rs accepts its change.
     #[test]
@@ -275,5 +275,98 @@ proptest! {
         prop_assert_eq!(w.conf.voters.len(), want, "voters {:?}", w.conf.voters);
         prop_assert!(voter_changes <= 1, "{} voter changes", voter_changes);
         prop_assert_eq!(w.conf.voters.len() + w.conf.learners.len(), w.members.len());
+    }
+}
+
+/// A healthy world in which some members are dead (silent for good) or
+/// leaving (live until removed). The leader is alive.
+fn arb_faulty_world() -> impl Strategy<Value = World> {
+    (arb_healthy_world(), prop::collection::vec(0u8..6, 9)).prop_map(|(mut w, faults)| {
+        for (m, f) in w.members.iter_mut().zip(faults) {
+            if m.id == w.leader {
+                continue;
+            }
+            match f {
+                0 => {
+                    w.health.insert(m.id, super::testkit::silent_since(0));
+                }
+                1 => m.leaving = true,
+                _ => {}
+            }
+        }
+        w
+    })
+}
+
+/// Moves time on by more than `dead_after` and `stabilization`, as the
+/// driver's ticks would; after a transfer the new leader's health history
+/// starts at its election.
+fn tick(w: &mut World, transferred: bool) {
+    if transferred {
+        for h in w.health.values_mut() {
+            if h.live {
+                h.healthy_since_ms = Some(w.now_ms);
+            } else {
+                h.silent_since_ms = Some(w.now_ms);
+            }
+        }
+    }
+    w.now_ms += 25_000;
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 10_000, ..ProptestConfig::default() })]
+
+    /// With dead and leaving members and time passing, the planner settles
+    /// (no oscillation) with every step passing the checks, never joint at
+    /// the end, leavers and dead learners gone; when it ends idle every
+    /// voter is live and the count is the target.
+    #[test]
+    fn faults_settle_without_oscillation(w in arb_faulty_world()) {
+        let mut w = w;
+        let dead = |w: &World, n: NodeId| w.health.get(&n).is_some_and(|h| !h.live);
+        let live_voters = w.conf.voters.iter().filter(|v| !dead(&w, **v)).count();
+        let had_majority = live_voters > w.conf.voters.len() / 2;
+        let mut quiet = 0;
+        let mut last = Plan::Idle;
+        for _ in 0..40 {
+            let p = w.plan();
+            if let Err(e) = check(&w, &p) {
+                return Err(TestCaseError::fail(format!("{e}: {p:?} in {w:?}")));
+            }
+            let transferred = matches!(p, Plan::Change(Change::TransferLeader { .. }));
+            if let Plan::Change(c) = &p {
+                w.apply(c);
+                quiet = 0;
+            } else {
+                quiet += 1;
+            }
+            last = p;
+            if quiet == 2 {
+                break;
+            }
+            tick(&mut w, transferred);
+        }
+        prop_assert_eq!(quiet, 2, "still changing after 40 steps: {:?}", w.conf);
+        prop_assert!(!w.conf.is_joint());
+        let leaving = |w: &World, n: NodeId| w.members.iter().any(|m| m.id == n && m.leaving);
+        for l in &w.conf.learners {
+            prop_assert!(!leaving(&w, *l) && !dead(&w, *l), "learner {:?} left in {:?}", l, last);
+        }
+        match last {
+            Plan::Idle => {
+                for v in &w.conf.voters {
+                    prop_assert!(!dead(&w, *v) && !leaving(&w, *v), "voter {:?} stays", v);
+                }
+                let members = w.conf.voters.len() + w.conf.learners.len();
+                prop_assert_eq!(w.conf.voters.len(), target_voters(members, w.cfg.max_voters));
+            }
+            Plan::Skip(super::SkipReason::MinVoters) => {}
+            Plan::Skip(super::SkipReason::NoTransferTarget) => {
+                prop_assert_eq!(w.conf.voters.len(), 1);
+            }
+            Plan::Skip(super::SkipReason::NoLiveMajority) => prop_assert!(!had_majority),
+            other => return Err(TestCaseError::fail(format!("ended on {other:?}"))),
+        }
     }
 }

@@ -228,6 +228,20 @@ fn rule6_a_voluntary_leave_may_go_below_min_voters() {
 }
 
 #[test]
+fn rule6_the_floor_never_keeps_dead_voters_the_live_ones_cannot_outvote() {
+    // Two leavers and two dead of five (found by the fault proptest):
+    // keeping the dead for min_voters would make {3, 4, 5} with one live
+    // voter, and the group would be lost once the leavers stop. Leave with
+    // one voter instead; the voluntary leave may go below min_voters.
+    let mut w = World::new(&[5, 1, 2, 3, 4], &[]);
+    w.member(1).leaving = true;
+    w.member(2).leaving = true;
+    w.silence(3, 60_000);
+    w.silence(4, 60_000);
+    assert_eq!(planned(&w), joint(&[], &[1, 2, 3, 4]));
+}
+
+#[test]
 fn rule7_demoted_and_dead_learners_are_removed() {
     let mut w = World::new(&[1, 2, 3], &[4, 5, 6]);
     w.member(4).leaving = true;
@@ -276,6 +290,18 @@ fn five_instances_no_spare_shrink_to_three_after_dead_after() {
     assert_eq!(planned(&w), Plan::Idle);
     w.now_ms += 10_000;
     assert_eq!(planned(&w), joint(&[], &[4, 5]));
+}
+
+#[test]
+fn leavers_wait_when_the_staying_voters_lack_a_live_majority() {
+    // Two leavers and two voters silent (not yet dead): the old config has
+    // a live majority, the new one {1, 4, 5} would not.
+    let mut w = World::new(&[1, 2, 3, 4, 5], &[]);
+    w.member(2).leaving = true;
+    w.member(3).leaving = true;
+    w.silence(4, 5_000);
+    w.silence(5, 5_000);
+    assert_eq!(planned(&w), Plan::Skip(SkipReason::NoLiveMajority));
 }
 
 #[test]

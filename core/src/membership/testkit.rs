@@ -335,7 +335,11 @@ pub(super) fn check(w: &World, p: &Plan) -> Result<(), String> {
             )?;
             let staying = w.conf.voters.iter().filter(|n| !leaving(**n)).count();
             let floor = odd_floor(w.cfg.min_voters.min(w.cfg.max_voters).min(staying));
-            ensure(new.len() >= floor, "shrunk below min_voters involuntarily")?;
+            let voluntary = demote.iter().any(|n| leaving(*n));
+            ensure(
+                voluntary || new.len() >= floor,
+                "shrunk below min_voters involuntarily",
+            )?;
             // Every demotion is of a leaving, superseded or dead voter, or of
             // one over the target (the new set still has the target).
             let eligible = w

@@ -2,19 +2,32 @@
 //! superseded. Each is a plain function of the [`PlanInput`], so a rule reads
 //! as the sentence it implements.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use super::{MemberView, PeerHealth, PlanInput};
-use crate::types::NodeId;
+use crate::types::{NodeId, NodeName};
 
-/// The judgements over one planner input.
+/// The judgements over one planner input, with the member table indexed by
+/// id and by name (up to a thousand members, planned twice a second).
 pub(super) struct Judge<'a, 'i> {
     pub(super) input: &'i PlanInput<'a>,
+    rows: BTreeMap<NodeId, &'a MemberView>,
+    by_name: BTreeMap<&'a NodeName, Vec<&'a MemberView>>,
 }
 
 impl<'a, 'i> Judge<'a, 'i> {
     pub(super) fn new(input: &'i PlanInput<'a>) -> Self {
-        Self { input }
+        let mut rows = BTreeMap::new();
+        let mut by_name: BTreeMap<&'a NodeName, Vec<&'a MemberView>> = BTreeMap::new();
+        for m in input.members {
+            rows.entry(m.id).or_insert(m);
+            by_name.entry(&m.name).or_default().push(m);
+        }
+        Self {
+            input,
+            rows,
+            by_name,
+        }
     }
 
     fn health(&self, id: NodeId) -> PeerHealth {
@@ -23,7 +36,7 @@ impl<'a, 'i> Judge<'a, 'i> {
 
     /// The member table's row for `id`, if it has one.
     pub(super) fn member(&self, id: NodeId) -> Option<&'a MemberView> {
-        self.input.members.iter().find(|m| m.id == id)
+        self.rows.get(&id).copied()
     }
 
     /// It answers this leader (the leader always does).
@@ -98,10 +111,9 @@ impl<'a, 'i> Judge<'a, 'i> {
         let me = self
             .member(id)
             .filter(|_| self.input.cfg.same_name_supersedes);
-        self.input.members.iter().filter(move |m| {
-            me.is_some_and(|me| {
-                m.id != me.id && m.name == me.name && (m.joined_at, m.id) > (me.joined_at, me.id)
-            })
+        let same = me.and_then(|me| self.by_name.get(&me.name));
+        same.into_iter().flatten().copied().filter(move |m| {
+            me.is_some_and(|me| m.id != me.id && (m.joined_at, m.id) > (me.joined_at, me.id))
         })
     }
 

@@ -32,21 +32,28 @@
 //!    change** that promotes learners (`AddNode`) and demotes the voters
 //!    (`AddLearnerNode`, TiKV's pattern: the old voter keeps receiving the log
 //!    until the joint configuration is left, so a live one sees its own
-//!    removal). Consul's autopilot removes a dead server at once when a
-//!    replacement exists (hashicorp/consul PRs #4017, #4528).
+//!    removal). Consul's autopilot (`cleanup_dead_servers`) likewise removes
+//!    a dead server as soon as a replacement has joined. A voter counts as
+//!    dead only after `dead_after_ms` of silence, so a restart shorter than
+//!    that changes nothing (consul#8118: churn during rolling restarts loses
+//!    consensus).
 //! 5. **Voters grow to the target in one step** (3 → 5, never resting at 4).
 //! 6. **Voters shrink to the target in one step**, but never below
 //!    `min_voters` for silence (Consul's `min_quorum`; hashicorp/consul#5922
 //!    and #15940 show what shrinking too far does). A voluntary leave may go
-//!    lower: the leaver takes part in the change.
+//!    lower: the leaver takes part in the change. The floor keeps dead
+//!    voters only while the live voters still outvote them: with leavers
+//!    going at the same time, dead voters kept for the floor would leave a
+//!    configuration no live majority can ever change once the leavers stop.
 //! 7. **Demoted voters and dead learners are removed** with a plain
 //!    `RemoveNode`: removing a learner has no quorum effect
 //!    (hashicorp/consul PR #4528).
 //!
 //! # Checks before any change that touches voters
 //!
-//! The leader has committed an entry of its term and nothing is pending (raft-rs
-//! allows one pending change, tikv/raft-rs#373); the configuration is not joint;
+//! The leader has committed an entry of its term and nothing is pending (a
+//! second raft-rs change does not commit before the first is applied,
+//! tikv/raft-rs#373); the configuration is not joint;
 //! the leader is not demoted; **the live, caught-up voters are a majority of
 //! both the old and the new voter set** (TiKV's `check_conf_change` in
 //! `components/raftstore/src/store/peer.rs`, etcd's `strict-reconfig-check`:
@@ -66,12 +73,19 @@
 //! eligible members. Two voters tolerate no failure and cannot shrink safely
 //! (tikv/tikv#10595), so two instances run one voter and one learner.
 //!
+//! A promotion that lacks a stable learner waits (`SkipReason::Stabilizing`)
+//! rather than resting at an even count or shrinking now and growing again
+//! seconds later. A change that must wait never holds back rule 7: removing a
+//! learner has no quorum effect.
+//!
 //! # Raft-rs details the driver must honour
 //!
 //! A learner added after the last compaction rejects a snapshot whose
 //! configuration lacks it (tikv/raft-rs#472): refresh the stored snapshot
-//! after every change that adds a member. See [`Change::to_conf_change`] for
-//! the exact `ConfChangeV2` of each change.
+//! after every change that adds a member. A removed leader keeps leading
+//! (tikv/raft-rs#373): the planner answers `SkipReason::LeaderNotVoter` and
+//! the driver should step down. See [`Change::to_conf_change`] for the exact
+//! `ConfChangeV2` of each change.
 
 mod change;
 mod health;

@@ -129,6 +129,28 @@ fn rule3_a_lone_leaving_leader_first_grows_an_heir() {
     let mut w = World::new(&[1], &[2]);
     w.member(1).leaving = true;
     assert_eq!(planned(&w), joint(&[2], &[]));
+    // Then: leave the joint config, hand over, the heir demotes and
+    // removes the leaver.
+    let steps = [
+        Change::Joint {
+            promote: ids(&[2]),
+            demote: vec![],
+        },
+        Change::LeaveJoint,
+        Change::TransferLeader { to: id(2) },
+        Change::Joint {
+            promote: vec![],
+            demote: ids(&[1]),
+        },
+        Change::LeaveJoint,
+        Change::Remove(ids(&[1])),
+    ];
+    for step in steps {
+        assert_eq!(planned(&w), Plan::Change(step.clone()));
+        w.apply(&step);
+    }
+    assert_eq!(planned(&w), Plan::Idle);
+    assert_eq!(w.conf.voters, set(&[2]));
     let mut w = World::new(&[1], &[]);
     w.member(1).leaving = true;
     assert_eq!(planned(&w), Plan::Skip(SkipReason::NoTransferTarget));

@@ -160,12 +160,14 @@ impl World {
 }
 
 pub(super) fn to_conf_state(c: &ConfView) -> ConfState {
-    let mut cs = ConfState::default();
-    cs.voters = c.voters.iter().map(|n| n.0).collect();
-    cs.voters_outgoing = c.voters_outgoing.iter().map(|n| n.0).collect();
-    cs.learners = c.learners.iter().map(|n| n.0).collect();
-    cs.learners_next = c.learners_next.iter().map(|n| n.0).collect();
-    cs
+    let ids = |s: &BTreeSet<NodeId>| s.iter().map(|n| n.0).collect();
+    ConfState {
+        voters: ids(&c.voters),
+        voters_outgoing: ids(&c.voters_outgoing),
+        learners: ids(&c.learners),
+        learners_next: ids(&c.learners_next),
+        ..ConfState::default()
+    }
 }
 
 pub(super) fn from_conf_state(cs: &ConfState) -> ConfView {

@@ -18,7 +18,9 @@
 //!    the joint entry leaves the group joint for ever (etcd-io/etcd#12136;
 //!    the same TODO sits in raft-rs 0.7's `raft.rs`). raft-rs turns a refused
 //!    change into an empty entry, so the driver treats every proposal as a
-//!    wish until the applied configuration shows it.
+//!    wish until the applied configuration shows it. One exception: a
+//!    leader elected from the outgoing half (the joint configuration demotes
+//!    it) hands leadership to an incoming voter first (rule 3).
 //! 2. **Joined members are added as learners** first: a learner has no
 //!    quorum effect, so a member that never comes up cannot stall commits (the
 //!    etcd learner design; a voter that never acks freezes the group).

@@ -31,9 +31,19 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
     if input.conf_pending {
         return Plan::Skip(SkipReason::Pending);
     }
-    // Rule 1: leave a joint configuration, whatever else holds.
+    // Rule 1: leave a joint configuration, whatever else holds, unless this
+    // leader is itself being demoted: a leader elected from the outgoing half
+    // would lead as a learner once the joint configuration is left, and
+    // raft-rs does not step it down (tikv/raft-rs#373). Hand over first.
     if input.conf.is_joint() {
-        return Plan::Change(Change::LeaveJoint);
+        if input.conf.voters.contains(&input.leader) {
+            return Plan::Change(Change::LeaveJoint);
+        }
+        let j = Judge::new(input);
+        return match transfer_target(&j, &BTreeSet::new()) {
+            Some(to) => Plan::Change(Change::TransferLeader { to }),
+            None => Plan::Skip(SkipReason::NoTransferTarget),
+        };
     }
     if !input.committed_in_term {
         return Plan::Skip(SkipReason::NotCommittedInTerm);
@@ -189,14 +199,7 @@ fn plan_voters(j: &Judge<'_, '_>) -> Result<Option<Change>, SkipReason> {
 /// can take over.
 fn leader_leaves(j: &Judge<'_, '_>, out: &BTreeSet<NodeId>) -> Result<Option<Change>, SkipReason> {
     let input = j.input;
-    let to = input
-        .conf
-        .voters
-        .iter()
-        .copied()
-        .filter(|v| *v != input.leader && !out.contains(v) && j.healthy(*v))
-        .min_by_key(|v| (Reverse(j.matched(*v)), j.healthy_since(*v), *v));
-    if let Some(to) = to {
+    if let Some(to) = transfer_target(j, out) {
         return Ok(Some(Change::TransferLeader { to }));
     }
     let candidates: Vec<NodeId> = input
@@ -219,6 +222,18 @@ fn leader_leaves(j: &Judge<'_, '_>, out: &BTreeSet<NodeId>) -> Result<Option<Cha
         promote: vec![heir],
         demote: Vec::new(),
     }))
+}
+
+/// The healthy voter (of the incoming half) not in `out` that is most caught
+/// up, then longest healthy, then lowest id; never the leader.
+fn transfer_target(j: &Judge<'_, '_>, out: &BTreeSet<NodeId>) -> Option<NodeId> {
+    j.input
+        .conf
+        .voters
+        .iter()
+        .copied()
+        .filter(|v| *v != j.input.leader && !out.contains(v) && j.healthy(*v) && !j.leaving(*v))
+        .min_by_key(|v| (Reverse(j.matched(*v)), j.healthy_since(*v), *v))
 }
 
 /// The zone of `id`, if it has a member row and a zone.

@@ -147,7 +147,9 @@ fn arb_world() -> impl Strategy<Value = World> {
                 if joint && conf.voters_outgoing.is_empty() {
                     conf.voters_outgoing = conf.voters.clone();
                 }
-                let voters: Vec<NodeId> = conf.voters.iter().copied().collect();
+                // While joint, a voter of either half can lead.
+                let voters: Vec<NodeId> =
+                    conf.voters.union(&conf.voters_outgoing).copied().collect();
                 let leader = voters[leader_at % voters.len()];
                 World {
                     leader,
@@ -225,8 +227,15 @@ proptest! {
         }
         if w.conf_pending {
             prop_assert_eq!(&p, &Plan::Skip(super::SkipReason::Pending));
-        } else if w.conf.is_joint() {
+        } else if w.conf.is_joint() && w.conf.voters.contains(&w.leader) {
             prop_assert_eq!(&p, &Plan::Change(Change::LeaveJoint));
+        } else if w.conf.is_joint() {
+            let hands_over = matches!(
+                p,
+                Plan::Change(Change::TransferLeader { .. })
+                    | Plan::Skip(super::SkipReason::NoTransferTarget)
+            );
+            prop_assert!(hands_over, "a demoted leader left the joint config");
         }
         if let Plan::Change(c) = &p {
             match c {

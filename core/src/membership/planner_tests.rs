@@ -65,6 +65,23 @@ fn rule1_joint_config_is_left_even_before_committing_in_term() {
 }
 
 #[test]
+fn rule1_a_leader_the_joint_config_demotes_hands_over_before_leaving_it() {
+    // Elected from the outgoing half: leaving the joint config would make
+    // it a learner that still leads (tikv/raft-rs#373).
+    let mut w = World::new(&[3, 1, 2, 4], &[]);
+    w.conf.voters = set(&[1, 2, 4]);
+    w.conf.voters_outgoing = set(&[1, 2, 3]);
+    w.conf.learners_next = set(&[3]);
+    w.health.insert(id(2), healthy_since(0, 101));
+    assert_eq!(
+        planned(&w),
+        Plan::Change(Change::TransferLeader { to: id(2) })
+    );
+    w.apply(&Change::TransferLeader { to: id(2) });
+    assert_eq!(planned(&w), Plan::Change(Change::LeaveJoint));
+}
+
+#[test]
 fn nothing_before_the_leader_committed_in_its_term() {
     let mut w = World::new(&[1, 2, 3], &[]);
     w.add_member(4, "n4");

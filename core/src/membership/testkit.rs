@@ -259,7 +259,22 @@ pub(super) fn check(w: &World, p: &Plan) -> Result<(), String> {
 
     ensure(!w.conf_pending, "proposed while a change is pending")?;
     if *change == Change::LeaveJoint {
-        return ensure(w.conf.is_joint(), "leave-joint outside a joint config");
+        ensure(w.conf.is_joint(), "leave-joint outside a joint config")?;
+        return ensure(
+            w.conf.voters.contains(&w.leader),
+            "leave-joint by a leader the new config demotes",
+        );
+    }
+    if let (true, Change::TransferLeader { to }) = (w.conf.is_joint(), change) {
+        ensure(!w.conf.voters.contains(&w.leader), "transfer while joint")?;
+        ensure(
+            w.conf.voters.contains(to),
+            "transfer to a voter being demoted",
+        )?;
+        return ensure(
+            healthy(*to) && !leaving(*to),
+            "transfer to an unhealthy voter",
+        );
     }
     ensure(
         !w.conf.is_joint(),

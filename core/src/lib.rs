@@ -10,6 +10,7 @@
 //! ```
 //!
 //! - [`machine`]: the lock state machine, pure and deterministic.
+//! - [`membership`]: the reconciler's pure planner (who votes, who leaves).
 //! - [`lease`]: the holder's and the leader's time judgements, pure in `now`.
 //! - [`raft`]: the driver around raft-rs's `RawNode`.
 //! - [`storage`]: raft log stores.
@@ -25,6 +26,7 @@ pub mod config;
 pub mod error;
 pub mod lease;
 pub mod machine;
+pub mod membership;
 pub mod metrics;
 pub mod raft;
 #[cfg(any(test, feature = "sim"))]

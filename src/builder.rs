@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use peerlock_core::config::NodeConfig;
+use peerlock_core::config::{MembershipConfig, NodeConfig};
 use peerlock_core::raft::{Member, MemoryPeers, StartParams};
 
 use crate::data_dir;
@@ -32,6 +32,7 @@ pub struct NodeBuilder {
     max_voters: Option<usize>,
     tick: Option<Duration>,
     startup_timeout: Option<Duration>,
+    membership: Option<MembershipConfig>,
 }
 
 impl NodeBuilder {
@@ -113,6 +114,17 @@ impl NodeBuilder {
         self
     }
 
+    /// How the leader keeps the voters: how long a silent voter is waited
+    /// for before a learner replaces it (`dead_after`, default 20 s, at
+    /// least the session TTL), how long a learner must be live and caught
+    /// up before it is promoted (`stabilization`, default 5 s), and the
+    /// fewest voters silence may leave (`min_voters`, default 3). See the
+    /// README's "Membership" section.
+    pub fn membership(mut self, membership: MembershipConfig) -> Self {
+        self.membership = Some(membership);
+        self
+    }
+
     /// How long `start` waits for the peers to be reachable (default 60 s).
     pub fn startup_timeout(mut self, timeout: Duration) -> Self {
         self.startup_timeout = Some(timeout);
@@ -128,6 +140,12 @@ impl NodeBuilder {
         NodeConfig {
             session_ttl,
             lock_delay: self.lock_delay.unwrap_or(defaults.lock_delay),
+            // Unset: 20 s, or twice a longer TTL (a voter is never
+            // replaced while its session may still be alive).
+            membership: self.membership.clone().unwrap_or_else(|| MembershipConfig {
+                dead_after: session_ttl.saturating_mul(2).max(Duration::from_secs(20)),
+                ..MembershipConfig::default()
+            }),
             max_voters,
             tick: self
                 .tick

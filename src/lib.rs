@@ -56,8 +56,10 @@ mod node;
 
 pub use builder::NodeBuilder;
 pub use node::Node;
-pub use peerlock_core::client::{MemberStatus, NodeStatus, Role};
-pub use peerlock_core::{Error, FencingToken, LockGuard, LockInfo, NodeId, NodeName, SessionId};
+pub use peerlock_core::client::{MemberInfo, MemberRole, MemberStatus, NodeStatus, Role};
+pub use peerlock_core::{
+    Error, FencingToken, LockGuard, LockInfo, MembershipConfig, NodeId, NodeName, SessionId,
+};
 pub use peerlock_transport::TlsConfig;
 
 /// Metric names (through the `metrics` facade; install any exporter).

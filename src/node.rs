@@ -4,7 +4,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use peerlock_core::client::NodeStatus;
+use peerlock_core::client::{MemberInfo, NodeStatus};
 use peerlock_core::{Error, LockGuard, LockInfo, NodeHandle};
 
 use crate::builder::NodeBuilder;
@@ -95,6 +95,14 @@ impl Node {
     /// Fails with `NoQuorum` when no quorum answers within one session TTL.
     pub async fn holder(&self, name: &str) -> Result<Option<LockInfo>, Error> {
         self.handle.holder(name).await
+    }
+
+    /// The members, read linearizably (a quorum round): id, name, address,
+    /// voter or learner, and whether the leader hears from it (issue 9).
+    /// Fails with `NoQuorum` when no quorum or leader answers within one
+    /// session TTL.
+    pub async fn members(&self) -> Result<Vec<MemberInfo>, Error> {
+        self.handle.members().await
     }
 
     /// This node's local view: id, role, leader, term, indexes, members.

@@ -21,6 +21,41 @@ pub struct NodeConfig {
     pub heartbeat_ticks: usize,
     /// Applied entries kept in the log before it is compacted behind a snapshot.
     pub compact_after: u64,
+    /// How the leader keeps the voters (issue 9).
+    pub membership: MembershipConfig,
+}
+
+/// How the leader reconciles the voters with the live members (issue 9).
+///
+/// The leader keeps the largest odd number of voters not above
+/// `max_voters` and the live, caught-up members; a voter silent for
+/// `dead_after` is replaced by a learner that has been live and caught up
+/// for `stabilization`, in one joint configuration change (Raft
+/// dissertation §4.3), and only while the live voters are a majority of
+/// both the old and the new voter sets.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MembershipConfig {
+    /// Silence after which a voter is replaced (default 20 s). At least the
+    /// session TTL, so a member's session has normally expired before it
+    /// stops voting (Hazelcast CP's rule for its missing-member removal).
+    pub dead_after: Duration,
+    /// How long a learner must have been live and caught up, without a
+    /// break, before it is promoted (default 5 s; Consul autopilot's
+    /// server stabilization time).
+    pub stabilization: Duration,
+    /// The fewest voters silence alone may leave (default 3; Consul
+    /// autopilot's `min_quorum`).
+    pub min_voters: usize,
+}
+
+impl Default for MembershipConfig {
+    fn default() -> Self {
+        Self {
+            dead_after: Duration::from_secs(20),
+            stabilization: Duration::from_secs(5),
+            min_voters: 3,
+        }
+    }
 }
 
 impl Default for NodeConfig {
@@ -33,6 +68,7 @@ impl Default for NodeConfig {
             election_ticks: 10,
             heartbeat_ticks: 2,
             compact_after: 20_000,
+            membership: MembershipConfig::default(),
         }
     }
 }
@@ -118,6 +154,25 @@ impl NodeConfig {
                 self.tick
             )));
         }
+        let m = &self.membership;
+        if m.dead_after < self.session_ttl || m.dead_after > Duration::from_secs(7 * 86_400) {
+            return Err(Error::Config(format!(
+                "membership dead_after is {:?}; it must be at least the session_ttl ({:?}), so a member's session has expired before it stops voting, and at most 7 days",
+                m.dead_after, self.session_ttl
+            )));
+        }
+        if m.stabilization > Duration::from_secs(3600) {
+            return Err(Error::Config(format!(
+                "membership stabilization is {:?}; at most one hour is accepted",
+                m.stabilization
+            )));
+        }
+        if !(1..=7).contains(&m.min_voters) {
+            return Err(Error::Config(format!(
+                "membership min_voters is {}; use 3 (1 to 7 accepted)",
+                m.min_voters
+            )));
+        }
         let min = self.min_ttl_for_failover();
         if self.session_ttl < min {
             return Err(Error::Config(format!(
@@ -149,6 +204,18 @@ impl NodeConfig {
     pub fn election_timeout(&self) -> Duration {
         self.tick * self.election_ticks as u32
     }
+
+    /// The planner's knobs, from these options.
+    pub fn plan_config(&self) -> crate::membership::PlanConfig {
+        let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+        crate::membership::PlanConfig {
+            max_voters: self.max_voters,
+            min_voters: self.membership.min_voters,
+            dead_after_ms: ms(self.membership.dead_after),
+            stabilization_ms: ms(self.membership.stabilization),
+            ..Default::default()
+        }
+    }
 }
 
 #[cfg(test)]
@@ -168,6 +235,11 @@ mod tests {
             ..NodeConfig::default()
         };
         assert!(matches!(c.validate(), Err(Error::Config(m)) if m.contains("max_voters")));
+        let c = NodeConfig {
+            session_ttl: Duration::from_secs(30),
+            ..NodeConfig::default()
+        };
+        assert!(matches!(c.validate(), Err(Error::Config(m)) if m.contains("dead_after")));
     }
 
     /// Issue 8, item 3: a TTL that cannot survive a leader change with the
@@ -186,6 +258,10 @@ mod tests {
             let c = NodeConfig {
                 session_ttl: ttl,
                 tick: NodeConfig::tick_for_ttl(ttl),
+                membership: MembershipConfig {
+                    dead_after: ttl.max(Duration::from_secs(20)),
+                    ..MembershipConfig::default()
+                },
                 ..NodeConfig::default()
             };
             assert!(c.validate().is_ok(), "ttl {ttl:?} tick {:?}", c.tick);

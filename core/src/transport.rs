@@ -70,6 +70,20 @@ pub enum PeerMessage {
         /// voters, which makes two leaders in one term possible).
         founding: Vec<String>,
     },
+    /// Asks the leader which members it judges live (for `members()` on a
+    /// follower; issue 9). Answered by [`PeerMessage::LiveTell`].
+    LiveAsk {
+        /// Matches the answer to the question.
+        seq: u64,
+    },
+    /// The leader's answer to [`PeerMessage::LiveAsk`]: the Raft ids of the
+    /// members that answered it within two election timeouts.
+    LiveTell {
+        /// The question's `seq`.
+        seq: u64,
+        /// The live members' ids.
+        live: Vec<u64>,
+    },
 }
 
 /// Messages that arrived from one authenticated peer.

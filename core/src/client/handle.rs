@@ -200,6 +200,24 @@ impl NodeHandle {
         rx.await.map_err(|_| Error::Shutdown)?
     }
 
+    /// The members, linearizable: confirmed by a quorum round, read from
+    /// the applied member table and configuration, with each member's
+    /// liveness as the leader judges it (issue 9).
+    ///
+    /// # Errors
+    ///
+    /// `NoQuorum` when no quorum round or leader answer came within one
+    /// session TTL; `Shutdown` when the node stopped.
+    pub async fn members(&self) -> Result<Vec<crate::client::MemberInfo>, Error> {
+        let place = self.place().await?;
+        let (tx, rx) = oneshot::channel();
+        self.inner
+            .inbox
+            .send(Input::Members { reply: tx, place })
+            .map_err(|_| Error::Shutdown)?;
+        rx.await.map_err(|_| Error::Shutdown)?
+    }
+
     /// This node's local view of itself and the cluster.
     pub fn status(&self) -> NodeStatus {
         self.inner.status.borrow().clone()

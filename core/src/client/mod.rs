@@ -7,4 +7,4 @@ mod with_lock;
 
 pub use guard::LockGuard;
 pub use handle::NodeHandle;
-pub use status::{MemberStatus, NodeStatus, Role};
+pub use status::{MemberInfo, MemberRole, MemberStatus, NodeStatus, Role};

@@ -22,6 +22,18 @@ pub enum Role {
     Stopped,
 }
 
+/// A member's part in Raft.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum MemberRole {
+    /// It votes in elections and counts toward commits.
+    Voter,
+    /// It receives and applies the log, and holds sessions and locks like
+    /// a voter, but does not vote; the leader promotes it when a voter is
+    /// missing (issue 9).
+    Learner,
+}
+
 /// One member of the cluster as this node sees it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct MemberStatus {
@@ -31,8 +43,31 @@ pub struct MemberStatus {
     pub name: NodeName,
     /// Its address.
     pub addr: SocketAddr,
-    /// Whether it votes (else it is a learner).
+    /// Whether it votes (else it is a learner); `role` says the same.
     pub voter: bool,
+    /// Voter or learner, in the configuration this node applied last.
+    pub role: MemberRole,
+}
+
+/// One member, as [`members()`](crate::NodeHandle::members) reports it:
+/// linearizable (confirmed by a quorum round, then read from the applied
+/// member table and configuration).
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct MemberInfo {
+    /// Its Raft id.
+    pub id: NodeId,
+    /// Its name (its certificate's common name).
+    pub name: NodeName,
+    /// The address it is reached at.
+    pub addr: SocketAddr,
+    /// Voter or learner.
+    pub role: MemberRole,
+    /// Whether the leader heard from it within two election timeouts
+    /// (the leader's judgment, which its membership decisions use).
+    pub live: bool,
+    /// Whether it keeps its Raft state on disk.
+    pub durable: bool,
 }
 
 /// This node's local view. Cheap to take; not linearizable.

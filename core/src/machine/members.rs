@@ -167,6 +167,22 @@ impl MemberTable {
         token_base: u64,
         initial: Vec<(NodeName, SocketAddr, bool)>,
     ) -> Result<Self, FoundingError> {
+        let numbered = initial
+            .into_iter()
+            .zip(1u64..)
+            .map(|((name, addr, durable), id)| (NodeId(id), name, addr, durable))
+            .collect();
+        Self::founded_with_ids(cluster_id, token_base, numbered)
+    }
+
+    /// Like [`MemberTable::founded`] with the ids given (a cluster founded
+    /// before ids were allocated, whose ids come from its certificate
+    /// names); `next_id` is one above the highest.
+    pub fn founded_with_ids(
+        cluster_id: u128,
+        token_base: u64,
+        initial: Vec<(NodeId, NodeName, SocketAddr, bool)>,
+    ) -> Result<Self, FoundingError> {
         if initial.len() > MAX_MEMBERS {
             return Err(FoundingError::TooMany {
                 count: initial.len(),
@@ -178,12 +194,17 @@ impl MemberTable {
             token_base,
             ..Self::default()
         };
-        for (name, addr, durable) in initial {
+        for (id, name, addr, durable) in initial {
             if let Err(reason) = validate_member(&name, None) {
                 return Err(FoundingError::Invalid { name, reason });
             }
-            let id = NodeId(t.next_id);
-            t.next_id += 1; // at most MAX_MEMBERS + 1: cannot overflow
+            if id.0 == 0 || t.members.contains_key(&id) {
+                return Err(FoundingError::Invalid {
+                    name,
+                    reason: JoinRefusal::IdsExhausted,
+                });
+            }
+            t.next_id = t.next_id.max(id.0.saturating_add(1));
             t.members.insert(
                 id,
                 MemberRecord {

@@ -28,10 +28,10 @@ use super::proposals::Proposals;
 use super::reads::Reads;
 use super::Driver;
 use crate::client::handle::NodeHandle;
-use crate::client::status::{MemberStatus, NodeStatus, Role};
+use crate::client::status::{MemberRole, MemberStatus, NodeStatus, Role};
 use crate::config::NodeConfig;
 use crate::error::Error;
-use crate::machine::LockTable;
+use crate::machine::{LockTable, MemberTable};
 use crate::storage::{DiskStore, LogStore, MemStore};
 use crate::transport::{Incoming, PeerMessage, Transport};
 use crate::types::{NodeId, NodeName};
@@ -117,6 +117,11 @@ where
             name: m.name.clone(),
             addr: m.addr,
             voter: voters.contains(&m.id),
+            role: if voters.contains(&m.id) {
+                MemberRole::Voter
+            } else {
+                MemberRole::Learner
+            },
         })
         .collect();
 
@@ -170,7 +175,19 @@ where
             })?;
             (table, snap.get_metadata().index)
         }
-        _ => (LockTable::new(), 0),
+        // No snapshot yet: the table starts from the founding members
+        // (every founder builds the same one from the list the founders
+        // compared in the hello round). A store whose writes block on the
+        // disk keeps its Raft state: its node is durable.
+        _ => {
+            let founders = members
+                .iter()
+                .map(|m| (m.id, m.name.clone(), m.addr, store.blocks()))
+                .collect();
+            let table = MemberTable::founded_with_ids(0, 0, founders)
+                .map_err(|e| Error::Config(format!("the initial cluster: {e}")))?;
+            (LockTable::with_members(table), 0)
+        }
     };
     let raft_cfg = raft::Config {
         applied,
@@ -241,6 +258,7 @@ where
         applied_entry: applied,
         started_at: applied,
         compact_next: None,
+        live_asks: Default::default(),
         hooks: p.hooks.clone(),
         clock: clock.clone(),
     };

@@ -40,6 +40,12 @@ pub(crate) enum Input {
         /// The caller's place in the inbox, given back when taken in.
         place: tokio::sync::OwnedSemaphorePermit,
     },
+    /// A linearizable read of the members (issue 9).
+    Members {
+        reply: oneshot::Sender<Result<Vec<crate::client::MemberInfo>, Error>>,
+        /// The caller's place in the inbox, given back when taken in.
+        place: tokio::sync::OwnedSemaphorePermit,
+    },
     /// Graceful shutdown: revoke guards, close the session, hand off
     /// leadership, stop. The reply says whether the session was closed.
     Shutdown {
@@ -149,6 +155,15 @@ impl<S: LogStore + Send + 'static> Driver<S> {
                     lock,
                     reply,
                     // Answered within one TTL, or NoQuorum (issue 8, item 1).
+                    deadline: now + self.cfg.session_ttl,
+                };
+                let ctx = self.reads.issue(purpose, now);
+                self.raw.read_index(ctx);
+            }
+            Input::Members { reply, place } => {
+                drop(place);
+                let purpose = Purpose::Members {
+                    reply,
                     deadline: now + self.cfg.session_ttl,
                 };
                 let ctx = self.reads.issue(purpose, now);

@@ -45,6 +45,8 @@ pub(crate) struct LeaderDuty {
     /// Since when each peer has waited for a snapshot (see
     /// `Driver::retry_lost_snapshots`).
     pub(crate) snapshot_since: BTreeMap<u64, Instant>,
+    /// What this leader saw of its peers, for the membership planner.
+    pub(crate) watch: super::reconcile::Watch,
 }
 
 impl LeaderDuty {
@@ -69,6 +71,7 @@ impl LeaderDuty {
             seq: 0,
             lock_delay,
             snapshot_since: BTreeMap::new(),
+            watch: super::reconcile::Watch::new(now),
         };
         for h in table.pending_handoffs() {
             duty.schedule(h.lock, h.freed_at, h.delayed, now);

@@ -19,10 +19,12 @@ mod hooks;
 mod input;
 mod leader;
 mod logger;
+mod members_query;
 mod own;
 mod proposals;
 mod reads;
 mod ready;
+mod reconcile;
 mod shutdown;
 mod snapshot_decode;
 mod syncer;
@@ -123,6 +125,8 @@ pub(crate) struct Driver<S: LogStore + Send + 'static> {
     /// A snapshot taken for the next compaction, applied once the log's
     /// tail behind it is long enough (see `tick.rs` `maybe_compact`).
     compact_next: Option<raft::eraftpb::Snapshot>,
+    /// `members()` calls waiting for the leader's liveness answer.
+    live_asks: members_query::LiveAsks,
     /// The simulator's seams (inert in production).
     hooks: Hooks,
     /// This node's clock (`hooks.clock`).
@@ -258,6 +262,8 @@ impl<S: LogStore + Send + 'static> Driver<S> {
                     },
                 ),
                 PeerMessage::HelloAck { .. } => {}
+                PeerMessage::LiveAsk { seq } => self.on_live_ask(from, seq, now),
+                PeerMessage::LiveTell { seq, live } => self.on_live_tell(seq, live),
             }
         }
     }
@@ -275,6 +281,16 @@ impl<S: LogStore + Send + 'static> Driver<S> {
         if msg.from != from.0 {
             tracing::warn!(node = %self.name, peer = %from, claimed = msg.from, "raft message claims another sender; dropped");
             return;
+        }
+        if matches!(
+            msg.get_msg_type(),
+            raft::eraftpb::MessageType::MsgAppendResponse
+                | raft::eraftpb::MessageType::MsgHeartbeatResponse
+        ) && msg.term == self.raw.raft.term
+        {
+            if let Some(duty) = self.leader.as_mut() {
+                duty.watch.heard(from, self.clock.now());
+            }
         }
         let Some(msg) = self.hold_large_snapshot(msg) else {
             return;

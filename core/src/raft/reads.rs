@@ -12,6 +12,7 @@ use tokio::sync::oneshot;
 use tokio::time::Instant;
 
 use super::tick::KeepAliveReq;
+use crate::client::MemberInfo;
 use crate::error::Error;
 use crate::types::{LockInfo, LockName, NodeId};
 
@@ -27,6 +28,34 @@ pub(crate) enum Purpose {
         reply: oneshot::Sender<Result<Option<LockInfo>, Error>>,
         deadline: Instant,
     },
+    /// A caller waits for `members()` (issue 9).
+    Members {
+        reply: oneshot::Sender<Result<Vec<MemberInfo>, Error>>,
+        deadline: Instant,
+    },
+}
+
+impl Purpose {
+    /// A caller's read's deadline; keepalive rounds have none.
+    fn deadline(&self) -> Option<Instant> {
+        match self {
+            Self::KeepAlives(_) => None,
+            Self::Holder { deadline, .. } | Self::Members { deadline, .. } => Some(*deadline),
+        }
+    }
+
+    /// Answers a caller's read with `err`.
+    fn fail(self, err: Error) {
+        match self {
+            Self::KeepAlives(_) => {}
+            Self::Holder { reply, .. } => {
+                let _ = reply.send(Err(err));
+            }
+            Self::Members { reply, .. } => {
+                let _ = reply.send(Err(err));
+            }
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -95,20 +124,14 @@ impl Reads {
     /// fails at its deadline (a node that cannot catch up answers; issue 8,
     /// item 1).
     pub(crate) fn expire(&mut self, now: Instant, retry_after: Duration) -> Vec<Purpose> {
-        if self
-            .confirmed
-            .iter()
-            .any(|(_, p)| matches!(p, Purpose::Holder { deadline, .. } if now >= *deadline))
-        {
-            let (late, keep): (Vec<_>, Vec<_>) =
-                std::mem::take(&mut self.confirmed).into_iter().partition(
-                    |(_, p)| matches!(p, Purpose::Holder { deadline, .. } if now >= *deadline),
-                );
+        let late = |p: &Purpose| p.deadline().is_some_and(|d| now >= d);
+        if self.confirmed.iter().any(|(_, p)| late(p)) {
+            let (gone, keep): (Vec<_>, Vec<_>) = std::mem::take(&mut self.confirmed)
+                .into_iter()
+                .partition(|(_, p)| late(p));
             self.confirmed = keep;
-            for (_, p) in late {
-                if let Purpose::Holder { reply, .. } = p {
-                    let _ = reply.send(Err(Error::NoQuorum));
-                }
+            for (_, p) in gone {
+                p.fail(Error::NoQuorum);
             }
         }
         let stale: Vec<Vec<u8>> = self
@@ -124,12 +147,8 @@ impl Reads {
             };
             match i.purpose {
                 Purpose::KeepAlives(_) => {}
-                Purpose::Holder {
-                    reply, deadline, ..
-                } if now >= deadline => {
-                    let _ = reply.send(Err(Error::NoQuorum));
-                }
-                p @ Purpose::Holder { .. } => retry.push(p),
+                p if late(&p) => p.fail(Error::NoQuorum),
+                p => retry.push(p),
             }
         }
         retry
@@ -142,9 +161,7 @@ impl Reads {
             .map(|i| i.purpose)
             .chain(self.confirmed.drain(..).map(|(_, p)| p));
         for p in all {
-            if let Purpose::Holder { reply, .. } = p {
-                let _ = reply.send(Err(err()));
-            }
+            p.fail(err());
         }
     }
 }

@@ -155,6 +155,7 @@ impl<S: LogStore + Send + 'static> Driver<S> {
             return;
         }
         self.table = table;
+        self.refresh_member_status();
         self.applied_entry = self.applied_entry.max(snap_index);
         metrics::counter!(crate::metrics::SNAPSHOTS_INSTALLED).increment(1);
         tracing::info!(node = %self.name, applied = self.table.applied_index(), "caught up from a snapshot");
@@ -256,6 +257,7 @@ impl<S: LogStore + Send + 'static> Driver<S> {
                     .copied()
                     .collect();
                 let removed = self.table.apply_conf(index, &voters, &learners);
+                self.refresh_member_status();
                 if !removed.is_empty() {
                     tracing::debug!(node = %self.name, ?removed, "members removed from the configuration");
                 }
@@ -445,6 +447,7 @@ impl<S: LogStore + Send + 'static> Driver<S> {
             Purpose::Holder { lock, reply, .. } => {
                 let _ = reply.send(Ok(self.table.holder(&lock)));
             }
+            Purpose::Members { reply, deadline } => self.answer_members(reply, deadline),
             Purpose::KeepAlives(batch) => {
                 // Only a leader that still leads answers; a deposed one stays
                 // silent and the node renews with the new leader.

@@ -176,6 +176,7 @@ impl<S: LogStore + Send + 'static> Driver<S> {
             }
         }
         self.reads.fail_all(|| Error::Shutdown);
+        self.fail_live_asks(|| Error::Shutdown);
         self.inbox.close();
         while let Ok(input) = self.inbox.try_recv() {
             match input {
@@ -186,6 +187,9 @@ impl<S: LogStore + Send + 'static> Driver<S> {
                     let _ = r.send(Err(Error::Shutdown));
                 }
                 super::Input::Holder { reply, .. } => {
+                    let _ = reply.send(Err(Error::Shutdown));
+                }
+                super::Input::Members { reply, .. } => {
                     let _ = reply.send(Err(Error::Shutdown));
                 }
                 super::Input::Shutdown { reply: Some(r) } => {

@@ -36,6 +36,7 @@ impl<S: LogStore + Send + 'static> Driver<S> {
         self.propose_due(now);
         self.leader_duties(now);
         self.retry_reads(now);
+        self.expire_live_asks(now);
         self.answer_without_quorum(now);
         self.maybe_compact();
         self.shutdown_progress(now);
@@ -241,6 +242,7 @@ impl<S: LogStore + Send + 'static> Driver<S> {
 
     fn leader_duties(&mut self, now: Instant) {
         self.retry_lost_snapshots(now);
+        self.reconcile(now);
         let term = self.raw.raft.term;
         let Some(duty) = self.leader.as_mut().filter(|d| d.is_for(term)) else {
             return;

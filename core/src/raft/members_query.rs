@@ -1,0 +1,158 @@
+//! `members()`: the member list, linearizable, with liveness as the leader
+//! judges it (issue 9).
+//!
+//! The list comes from this node's applied member table and configuration,
+//! after a ReadIndex round confirmed it is current (like `holder()`). Only
+//! the leader watches its peers' answers, so a follower asks the leader for
+//! the live set ([`PeerMessage::LiveAsk`]) and answers its caller when the
+//! leader replies, or with `NoQuorum` at the read's deadline.
+
+use std::collections::BTreeMap;
+
+use tokio::sync::oneshot;
+use tokio::time::Instant;
+
+use super::Driver;
+use crate::client::{MemberInfo, MemberRole, MemberStatus};
+use crate::error::Error;
+use crate::storage::LogStore;
+use crate::transport::PeerMessage;
+use crate::types::NodeId;
+
+type Reply = oneshot::Sender<Result<Vec<MemberInfo>, Error>>;
+
+/// `members()` calls waiting for the leader's live set, by question.
+#[derive(Debug, Default)]
+pub(crate) struct LiveAsks {
+    next: u64,
+    waiting: BTreeMap<u64, (Vec<MemberInfo>, Reply, Instant)>,
+}
+
+impl<S: LogStore + Send + 'static> Driver<S> {
+    /// The members as this node applied them, not yet marked live.
+    fn member_list(&self) -> Vec<MemberInfo> {
+        let cs = self.raw.raft.prs().conf().to_conf_state();
+        let voter = |id: u64| cs.voters.contains(&id) || cs.voters_outgoing.contains(&id);
+        let in_conf =
+            |id: u64| voter(id) || cs.learners.contains(&id) || cs.learners_next.contains(&id);
+        self.table
+            .members()
+            .iter()
+            .filter(|m| in_conf(m.id.0))
+            .map(|m| MemberInfo {
+                id: m.id,
+                name: m.name.clone(),
+                addr: m.addr,
+                role: if voter(m.id.0) {
+                    MemberRole::Voter
+                } else {
+                    MemberRole::Learner
+                },
+                live: false,
+                durable: m.durable,
+            })
+            .collect()
+    }
+
+    /// Publishes the applied members in `status().members`, voters first.
+    pub(super) fn refresh_member_status(&mut self) {
+        let mut members: Vec<MemberStatus> = self
+            .member_list()
+            .into_iter()
+            .map(|m| MemberStatus {
+                id: m.id,
+                name: m.name,
+                addr: m.addr,
+                voter: m.role == MemberRole::Voter,
+                role: m.role,
+            })
+            .collect();
+        members.sort_by_key(|m| (!m.voter, m.id));
+        self.status_tx.send_if_modified(|s| {
+            let changed = s.members != members;
+            s.members = members;
+            changed
+        });
+    }
+
+    /// The ids this node, as leader, heard from within two election
+    /// timeouts, itself included; `None` when it does not lead.
+    fn live_set(&self, now: Instant) -> Option<Vec<NodeId>> {
+        let term = self.raw.raft.term;
+        let duty = self.leader.as_ref().filter(|d| d.is_for(term))?;
+        let window = self.cfg.election_timeout() * 2;
+        let mut live = duty.watch.live(now, window);
+        live.push(self.me);
+        Some(live)
+    }
+
+    /// A `members()` read was confirmed and applied here: answer it, or
+    /// ask the leader which members are live.
+    pub(super) fn answer_members(&mut self, reply: Reply, deadline: Instant) {
+        let mut list = self.member_list();
+        let now = self.clock.now();
+        if let Some(live) = self.live_set(now) {
+            mark_live(&mut list, &live);
+            let _ = reply.send(Ok(list));
+            return;
+        }
+        let Some(leader) = self.leader_id() else {
+            let _ = reply.send(Err(Error::NoQuorum));
+            return;
+        };
+        let asks = &mut self.live_asks;
+        asks.next += 1;
+        let seq = asks.next;
+        asks.waiting.insert(seq, (list, reply, deadline));
+        self.transport
+            .send(leader, vec![PeerMessage::LiveAsk { seq }]);
+    }
+
+    /// The leader answers a follower's question; anyone else stays silent
+    /// (the follower's call fails at its deadline).
+    pub(super) fn on_live_ask(&mut self, from: NodeId, seq: u64, now: Instant) {
+        if let Some(live) = self.live_set(now) {
+            let live = live.into_iter().map(|id| id.0).collect();
+            self.transport
+                .send(from, vec![PeerMessage::LiveTell { seq, live }]);
+        }
+    }
+
+    /// The leader answered: complete the waiting call.
+    pub(super) fn on_live_tell(&mut self, seq: u64, live: Vec<u64>) {
+        if let Some((mut list, reply, _)) = self.live_asks.waiting.remove(&seq) {
+            let live: Vec<NodeId> = live.into_iter().map(NodeId).collect();
+            mark_live(&mut list, &live);
+            let _ = reply.send(Ok(list));
+        }
+    }
+
+    /// Fails the calls whose leader did not answer by their deadline.
+    pub(super) fn expire_live_asks(&mut self, now: Instant) {
+        let late: Vec<u64> = self
+            .live_asks
+            .waiting
+            .iter()
+            .filter(|(_, (_, _, deadline))| now >= *deadline)
+            .map(|(seq, _)| *seq)
+            .collect();
+        for seq in late {
+            if let Some((_, reply, _)) = self.live_asks.waiting.remove(&seq) {
+                let _ = reply.send(Err(Error::NoQuorum));
+            }
+        }
+    }
+
+    /// Fails every waiting call (shutdown).
+    pub(super) fn fail_live_asks(&mut self, err: fn() -> Error) {
+        for (_, (_, reply, _)) in std::mem::take(&mut self.live_asks.waiting) {
+            let _ = reply.send(Err(err()));
+        }
+    }
+}
+
+fn mark_live(list: &mut [MemberInfo], live: &[NodeId]) {
+    for m in list {
+        m.live = live.contains(&m.id);
+    }
+}

@@ -1,0 +1,131 @@
+//! Issue 9: the leader keeps the voters in line with the live members.
+
+use std::time::Duration;
+
+use peerlock::{MemberRole, MembershipConfig, Node};
+
+use crate::common::{init_tracing, sockets, within, WAIT};
+
+async fn start_cluster(n: usize, max_voters: usize) -> (Vec<Node>, peerlock::certs::ClusterCa) {
+    init_tracing();
+    let ca = peerlock::certs::ClusterCa::generate("members").unwrap();
+    let (socks, addrs) = sockets(n);
+    let mut starts = Vec::new();
+    for (i, sock) in socks.into_iter().enumerate() {
+        let b = Node::builder()
+            .socket(sock)
+            .peers(addrs.clone())
+            .tls(ca.issue_node(&format!("node-{i}"), &["127.0.0.1"]).unwrap())
+            .in_memory()
+            .max_voters(max_voters)
+            .session_ttl(Duration::from_millis(1500))
+            .raft_tick(Duration::from_millis(20))
+            .membership(MembershipConfig {
+                dead_after: Duration::from_secs(3),
+                stabilization: Duration::from_secs(1),
+                ..MembershipConfig::default()
+            })
+            .startup_timeout(WAIT);
+        starts.push(tokio::spawn(b.start()));
+    }
+    let mut nodes = Vec::new();
+    for s in starts {
+        nodes.push(s.await.unwrap().expect("node starts"));
+    }
+    for n in &nodes {
+        within(n.ready()).await.expect("ready");
+    }
+    (nodes, ca)
+}
+
+/// Issue 9: nothing replaced a dead voter. Seven instances, five voters
+/// and two learners; the leader and another voter are killed. The three
+/// live voters are a majority of five, so the cluster keeps serving, and
+/// once the new leader has watched them silent for `dead_after` it swaps
+/// both for the two learners in one joint change: five live voters again,
+/// the dead ones kept as learners (they may come back). A lock held by a
+/// learner stays held throughout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn t70_issue_9_dead_voters_are_replaced_by_learners() {
+    let (nodes, _ca) = start_cluster(7, 5).await;
+    let members = within(nodes[0].members()).await.unwrap();
+    assert_eq!(members.len(), 7);
+    let voters: Vec<_> = members
+        .iter()
+        .filter(|m| m.role == MemberRole::Voter)
+        .map(|m| m.id)
+        .collect();
+    assert_eq!(voters.len(), 5, "{members:?}");
+    let index_of = |id| nodes.iter().position(|n| n.status().id == id).unwrap();
+    let learner = members
+        .iter()
+        .find(|m| m.role == MemberRole::Learner)
+        .map(|m| index_of(m.id))
+        .unwrap();
+    let held = within(nodes[learner].lock("kept")).await.unwrap();
+
+    let leader =
+        crate::common::wait_until(|| nodes.iter().position(|n| n.status().is_leader())).await;
+    let other = voters
+        .iter()
+        .map(|id| index_of(*id))
+        .find(|i| *i != leader)
+        .unwrap();
+    let dead = [nodes[leader].status().id, nodes[other].status().id];
+    nodes[leader].kill().await;
+    nodes[other].kill().await;
+
+    let survivor = (0..7).find(|i| *i != leader && *i != other).unwrap();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let last = loop {
+        if let Ok(Ok(m)) =
+            tokio::time::timeout(Duration::from_secs(3), nodes[survivor].members()).await
+        {
+            let voters = m.iter().filter(|x| x.role == MemberRole::Voter);
+            let live = voters.clone().filter(|x| x.live).count();
+            // Five voters, all live: out of the joint configuration too.
+            if live == 5 && voters.count() == 5 {
+                break m;
+            }
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "dead voters not replaced in time"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    for id in dead {
+        let m = last.iter().find(|m| m.id == id).expect("kept as a member");
+        assert_eq!(m.role, MemberRole::Learner, "{last:?}");
+        assert!(!m.live, "{last:?}");
+    }
+    assert!(held.is_held(), "the learner's lock was lost");
+    let g = within(nodes[survivor].try_lock("after")).await.unwrap();
+    assert!(g.is_some());
+}
+
+/// Issue 9: `members()` answers alike on the leader and on a follower,
+/// with liveness as the leader judges it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn t71_issue_9_members_is_the_same_on_every_node() {
+    let (nodes, _ca) = start_cluster(4, 3).await;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let mut views = Vec::new();
+        for n in &nodes {
+            views.push(within(n.members()).await.unwrap());
+        }
+        let all_live = views[0].iter().all(|m| m.live);
+        if all_live && views.iter().all(|v| *v == views[0]) {
+            let voters = views[0]
+                .iter()
+                .filter(|m| m.role == MemberRole::Voter)
+                .count();
+            assert_eq!(voters, 3, "{:?}", views[0]);
+            assert_eq!(views[0].len(), 4);
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{views:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}

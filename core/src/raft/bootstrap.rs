@@ -11,7 +11,7 @@
 //! accepted it, so every incarnation that ever took part is remembered by a
 //! majority, and any majority a restarted node reaches includes one of them.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,7 +19,6 @@ use std::time::Duration;
 use raft::eraftpb::ConfState;
 use raft::{RawNode, ReadOnlyOption};
 use tokio::sync::{mpsc, watch};
-use tokio::time::Instant;
 
 use super::leader::LeaderDuty;
 use super::logger;
@@ -33,13 +32,15 @@ use crate::config::NodeConfig;
 use crate::error::Error;
 use crate::machine::{LockTable, MemberTable};
 use crate::storage::{DiskStore, LogStore, MemStore};
-use crate::transport::{Incoming, PeerMessage, Transport};
+use crate::transport::{Incoming, Transport};
 use crate::types::{NodeId, NodeName};
 
 mod hello;
+mod round;
 
 pub(crate) use hello::answer as answer_hello;
 pub use hello::{MemoryPeers, PeerMemory, PeerRun};
+use round::{founding_list, hello_round};
 
 /// One member of the initial cluster.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -296,225 +297,4 @@ pub async fn start_on_disk(p: StartParams, dir: std::path::PathBuf) -> Result<No
         Ok(store)
     })
     .await
-}
-
-/// How long a founder that found its initial cluster differs from a
-/// peer's keeps answering hellos before it stops with the error.
-const FOUNDING_LINGER: Duration = Duration::from_secs(1);
-
-/// How long a restart waits for the peers beyond the majority.
-const RESTART_GRACE: Duration = Duration::from_secs(1);
-
-/// Says hello until every peer accepted a first start (founders compare
-/// their initial clusters in the answers), or until a majority of voters
-/// accepted a restart (and every peer answered or [`RESTART_GRACE`]
-/// passed).
-async fn hello_round(
-    p: &mut StartParams,
-    me: &Member,
-    voters: &[NodeId],
-    this_run: PeerRun,
-    founding: &[String],
-) -> Result<HashMap<NodeId, PeerRun>, Error> {
-    let needed = voters.len() / 2 + 1;
-    let others: Vec<NodeId> = p
-        .members
-        .iter()
-        .map(|m| m.id)
-        .filter(|id| *id != me.id)
-        .collect();
-    let mut accepted: BTreeSet<NodeId> = BTreeSet::new();
-    if voters.contains(&me.id) {
-        accepted.insert(me.id);
-    }
-    let mut seen: HashMap<NodeId, PeerRun> = p.peer_memory.load();
-    let now = Instant::now();
-    let deadline = now
-        .checked_add(p.join_timeout)
-        .unwrap_or_else(|| now + Duration::from_secs(30 * 365 * 86_400));
-    let mut resend = tokio::time::interval(Duration::from_millis(200));
-    // A restart (boot > 1) also waits, a little, for the peers beyond the
-    // majority: one of them may be the only peer that saw a later start of
-    // this directory, and refuse it as an older copy.
-    let mut grace: Option<Instant> = None;
-    // A founder whose list differs from a peer's keeps answering hellos for
-    // a moment before it stops, so every other founder hears its list too
-    // (and stops on the same error rather than waiting for an answer).
-    let mut differs: Option<(Error, Instant)> = None;
-    loop {
-        if let Some((_, until)) = &differs {
-            if Instant::now() >= *until {
-                if let Some((e, _)) = differs.take() {
-                    return Err(e);
-                }
-            }
-        }
-        let all = differs.is_none() && others.iter().all(|id| accepted.contains(id));
-        // A first start founds the cluster with every listed peer: each
-        // must answer once, so every founder has compared its list with
-        // every other's (issue 9) before any of them takes part.
-        if this_run.boot <= 1 && all {
-            break;
-        }
-        if this_run.boot > 1
-            && differs.is_none()
-            && accepted.iter().filter(|id| voters.contains(id)).count() >= needed
-        {
-            let until = *grace.get_or_insert_with(|| Instant::now() + RESTART_GRACE);
-            if all || Instant::now() >= until {
-                break;
-            }
-        }
-        let wake = grace.map_or(deadline, |g| g.min(deadline));
-        let wake = differs.as_ref().map_or(wake, |(_, until)| wake.min(*until));
-        tokio::select! {
-            biased;
-            _ = resend.tick() => {
-                for id in others.iter().filter(|id| !accepted.contains(id)) {
-                    p.transport.send(*id, vec![this_run.hello()]);
-                }
-            }
-            batch = p.incoming.recv() => {
-                let Some(batch) = batch else {
-                    return Err(Error::Shutdown);
-                };
-                if !others.contains(&batch.from) {
-                    continue;
-                }
-                for msg in batch.msgs {
-                    match msg {
-                        PeerMessage::Hello { incarnation, boot, run } => {
-                            let theirs = PeerRun { incarnation, boot, run };
-                            if let Some(ack) = answer_hello(p.peer_memory.as_mut(), &mut seen, batch.from, theirs, founding) {
-                                p.transport.send(batch.from, vec![ack]);
-                            }
-                        }
-                        // An answer to an earlier start of this node, delivered late.
-                        PeerMessage::HelloAck { run, .. } if run != this_run.run => {}
-                        PeerMessage::HelloAck { founding: theirs, .. }
-                            if !theirs.is_empty() && theirs != founding =>
-                        {
-                            differs.get_or_insert_with(|| {
-                                let e = founding_differs(batch.from, founding, &theirs);
-                                (e, Instant::now() + FOUNDING_LINGER)
-                            });
-                        }
-                        PeerMessage::HelloAck { accepted: true, .. } => {
-                            accepted.insert(batch.from);
-                        }
-                        PeerMessage::HelloAck { accepted: false, seen_boot, .. } => {
-                            return Err(refused(batch.from, me, this_run.boot, seen_boot));
-                        }
-                        // Raft traffic before we take part is dropped; Raft retries.
-                        _ => {}
-                    }
-                }
-            }
-            _ = tokio::time::sleep_until(wake) => {
-                if differs.is_some() {
-                    continue;
-                }
-                if grace.is_none() {
-                    return Err(Error::NoQuorum);
-                }
-                // Past the grace (or the deadline) with a majority: go on.
-                grace = Some(Instant::now());
-            }
-        }
-    }
-    Ok(seen)
-}
-
-/// The initial cluster as a node says it in its hello answers: one
-/// `"name (voter)"` or `"name (learner)"` per member, sorted.
-fn founding_list(members: &[MemberStatus]) -> Vec<String> {
-    let mut out: Vec<String> = members
-        .iter()
-        .map(|m| {
-            let role = if m.voter { "voter" } else { "learner" };
-            format!("{} ({role})", m.name)
-        })
-        .collect();
-    out.sort();
-    out
-}
-
-/// The error of a start whose initial cluster differs from a peer's.
-fn founding_differs(peer: NodeId, ours: &[String], theirs: &[String]) -> Error {
-    Error::Config(format!(
-        "this node was started with the cluster [{}] but peer {peer} with [{}]: nodes given different peer lists (or different max_voters) could disagree on who votes, and elect two leaders in one term. Give every node the same peers(..) list and max_voters",
-        ours.join(", "),
-        theirs.join(", ")
-    ))
-}
-
-/// The error of a start a peer refused; `seen_boot` is 0 when the peer
-/// remembers another incarnation, else the later boot it saw.
-fn refused(peer: NodeId, me: &Member, boot: u64, seen_boot: u64) -> Error {
-    const OUT: &str = "Do not copy another directory in, nor empty this one: either is refused too, or worse. Leave this node out (the cluster goes on while a majority of voters is up); a node that lost its state cannot rejoin under its identity until membership changes are available (README, Known limits)";
-    if seen_boot > 0 {
-        Error::Config(format!(
-            "peer {peer} has seen start {seen_boot} of node {:?}'s data directory, but this is start {boot}: the directory is an older copy of itself (restored from a backup, a disk image or a VM snapshot) and its log misses what the node acknowledged since; taking part would roll that back. Start the node on its newest directory if it still exists. {OUT}",
-            me.name.as_str()
-        ))
-    } else {
-        Error::Config(format!(
-            "peer {peer} remembers an earlier run of node {:?}: this node restarted without its state while the cluster kept running, and must not rejoin under the same identity (it could vote twice). Start it on the data directory it had, if it still exists. {OUT}",
-            me.name.as_str()
-        ))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::storage::StorageError;
-
-    /// Advice that rolls a log back under a trusted identity (restoring a
-    /// directory from a copy) or makes a node vote twice (emptying it), in
-    /// any error a user reads when a node cannot start.
-    fn unsafe_advice(msg: &str) -> bool {
-        let m = msg.to_lowercase();
-        [
-            "restore its data directory",
-            "restore this node's data directory",
-            "empty it and",
-            "use an empty directory",
-        ]
-        .iter()
-        .any(|bad| m.contains(bad))
-    }
-
-    /// Issue 8 item 9: the errors of a refused start and of a corrupt log
-    /// advised restoring the data directory (from a copy, which peers must
-    /// now refuse: it rolls back what the node acknowledged) or emptying it
-    /// (refused too: it could vote twice). Every such message now says not
-    /// to, and what works: the newest directory, or leaving the node out.
-    #[test]
-    fn issue_8_no_error_advises_restoring_a_copy_or_emptying_a_directory() {
-        let me = Member {
-            id: NodeId(2),
-            name: NodeName("node-2".into()),
-            addr: ([127, 0, 0, 1], 1).into(),
-        };
-        let corrupt = StorageError::Corrupt {
-            path: "raft/0000000000000001.wal".into(),
-            offset: 12,
-            reason: "bad record".into(),
-        };
-        let msgs = [
-            refused(NodeId(1), &me, 3, 0).to_string(),
-            refused(NodeId(1), &me, 3, 4).to_string(),
-            corrupt.to_string(),
-        ];
-        for m in &msgs {
-            assert!(!unsafe_advice(m), "{m}");
-            assert!(
-                m.contains("Leave this node out") || m.contains("cluster goes on"),
-                "{m}"
-            );
-        }
-        assert!(msgs[1].contains("older copy"), "{}", msgs[1]);
-        assert!(msgs[0].contains("without its state"), "{}", msgs[0]);
-    }
 }

@@ -443,4 +443,48 @@ mod tests {
         let short: [u8; 8] = a.derive_secret(b"one");
         assert_eq!(short[..], s[..8]);
     }
+
+    /// FNV-1a written out again, over the DER of the PEM `ClusterCa` gives:
+    /// the value data directories recorded before bundles existed.
+    fn fnv_of_pem(pem: &str) -> u64 {
+        let der = parse_certs(pem, "test").unwrap().remove(0);
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        for b in der.as_ref() {
+            h = (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3);
+        }
+        h
+    }
+
+    #[test]
+    fn a_bundle_trusts_every_ca_and_is_fingerprinted_by_its_first() {
+        let (ca1, ca2, ca3) = (
+            ClusterCa::generate("one").unwrap(),
+            ClusterCa::generate("two").unwrap(),
+            ClusterCa::generate("three").unwrap(),
+        );
+        let single = ca1.issue_node("node-a", &[]).unwrap();
+        assert_eq!(single.ca_fingerprint(), fnv_of_pem(&ca1.ca_pem()));
+        assert_eq!(single.ca_fingerprints(), vec![single.ca_fingerprint()]);
+
+        let bundle = format!("{}{}", ca1.ca_pem(), ca2.ca_pem());
+        for ca in [&ca1, &ca2] {
+            let (cert, key) = ca.issue_node_pem("node-b", &[]).unwrap();
+            let tls = TlsConfig::from_pem(&bundle, &cert, &key).unwrap();
+            assert_eq!(tls.ca_fingerprint(), single.ca_fingerprint());
+            assert_eq!(
+                tls.ca_fingerprints(),
+                vec![fnv_of_pem(&ca1.ca_pem()), fnv_of_pem(&ca2.ca_pem())]
+            );
+        }
+        let (cert, key) = ca3.issue_node_pem("node-c", &[]).unwrap();
+        let m = tls_message(TlsConfig::from_pem(&bundle, &cert, &key));
+        assert!(m.contains("not valid for the CA"), "{m}");
+        // A bundle with one broken block is refused, not half-used.
+        let broken = format!("{}-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n", ca1.ca_pem());
+        let (cert, key) = ca1.issue_node_pem("node-d", &[]).unwrap();
+        assert!(matches!(
+            TlsConfig::from_pem(&broken, &cert, &key),
+            Err(Error::Tls(_))
+        ));
+    }
 }

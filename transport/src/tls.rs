@@ -480,7 +480,10 @@ mod tests {
         let m = tls_message(TlsConfig::from_pem(&bundle, &cert, &key));
         assert!(m.contains("not valid for the CA"), "{m}");
         // A bundle with one broken block is refused, not half-used.
-        let broken = format!("{}-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n", ca1.ca_pem());
+        let broken = format!(
+            "{}-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
+            ca1.ca_pem()
+        );
         let (cert, key) = ca1.issue_node_pem("node-d", &[]).unwrap();
         assert!(matches!(
             TlsConfig::from_pem(&broken, &cert, &key),

@@ -160,11 +160,9 @@ mod tests {
             ))
         ));
         // A client-only certificate cannot serve.
-        let issuer = Issuer::from_ca_cert_pem(
-            &ca.ca_pem(),
-            KeyPair::from_pem(&ca.key_pem()).unwrap(),
-        )
-        .unwrap();
+        let issuer =
+            Issuer::from_ca_cert_pem(&ca.ca_pem(), KeyPair::from_pem(&ca.key_pem()).unwrap())
+                .unwrap();
         let mut params = CertificateParams::default();
         params.distinguished_name.push(DnType::CommonName, "node-c");
         params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];

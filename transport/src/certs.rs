@@ -16,9 +16,9 @@ use crate::tls::TlsConfig;
 /// A cluster certificate authority: it signs every node's certificate, and
 /// every node trusts it. Certificates from another CA are refused in both
 /// directions. To rotate to a new CA, give every node the bundle of both
-/// (PEM texts concatenated, the original CA first; see
-/// [`TlsConfig::from_pem`]), re-issue the nodes from the new CA, then drop
-/// the old one from the bundles.
+/// (PEM texts concatenated, the original CA first, as data directories are
+/// tied to the first CA's fingerprint; see [`TlsConfig::ca_fingerprint`]),
+/// then re-issue the nodes from the new CA.
 ///
 /// ```
 /// use peerlock_transport::{ClusterCa, TlsConfig};

@@ -12,11 +12,12 @@
 //! usages (every node dials and accepts), or no extended key usage.
 //!
 //! The CA input is a PEM bundle: every certificate in it is a trusted root
-//! on both sides, so a cluster can move to a new CA without a new cluster.
-//! During a rotation every node trusts old and new CA, nodes are re-issued
-//! one by one, and the old CA is dropped from the bundle last. The bundle's
-//! first certificate is the one [`TlsConfig::ca_fingerprint`] names: keep
-//! the original CA first while rotating.
+//! on both sides, so a cluster can move to a new CA without a new cluster:
+//! every node first trusts old and new CA, then nodes are re-issued from
+//! the new one, one by one. The bundle's first certificate is the one
+//! [`TlsConfig::ca_fingerprint`] names, which ties data directories to
+//! their cluster: keep the original CA first while rotating. Dropping it
+//! from the bundle changes that fingerprint.
 //!
 //! One crypto provider, ring, is passed explicitly, so no process-wide
 //! default is needed.

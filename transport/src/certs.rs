@@ -1,6 +1,9 @@
 //! `ClusterCa`: a cluster's own certificate authority (rcgen), which issues
 //! one certificate per node. The node name becomes the certificate's common
-//! name (the node's identity); the SANs are the addresses peers dial.
+//! name (the node's identity). SANs are optional: peers check a certificate
+//! against the cluster CA and read its common name, never match it against
+//! the address they dialed, so certificates can be issued before the
+//! node's address is known.
 
 use peerlock_core::Error;
 use rcgen::{
@@ -10,15 +13,27 @@ use rcgen::{
 
 use crate::tls::TlsConfig;
 
-/// A cluster certificate authority: one per cluster, it signs every node's
-/// certificate, and every node trusts exactly it.
+/// A cluster certificate authority: it signs every node's certificate, and
+/// every node trusts it. Certificates from another CA are refused in both
+/// directions. To rotate to a new CA, give every node the bundle of both
+/// (PEM texts concatenated, the original CA first, as data directories are
+/// tied to the first CA's fingerprint; see [`TlsConfig::ca_fingerprint`]),
+/// then re-issue the nodes from the new CA.
 ///
 /// ```
 /// use peerlock_transport::{ClusterCa, TlsConfig};
 ///
 /// let ca = ClusterCa::generate("orders")?;
-/// let tls: TlsConfig = ca.issue_node("node-a", &["127.0.0.1", "node-a.internal"])?;
+/// // No SANs needed: the common name "node-a" is the identity.
+/// let tls: TlsConfig = ca.issue_node("node-a", &[])?;
 /// assert_eq!(tls.node_name(), "node-a");
+///
+/// // A rotation: trust both CAs while nodes move to the new one.
+/// let new_ca = ClusterCa::generate("orders-2025")?;
+/// let bundle = format!("{}{}", ca.ca_pem(), new_ca.ca_pem());
+/// let (cert_pem, key_pem) = new_ca.issue_node_pem("node-c", &[])?;
+/// let tls_c = TlsConfig::from_pem(&bundle, &cert_pem, &key_pem)?;
+/// assert_eq!(tls_c.ca_fingerprint(), tls.ca_fingerprint());
 ///
 /// // Store the CA, reload it later to add nodes.
 /// let again = ClusterCa::from_pem(&ca.ca_pem(), &ca.key_pem())?;
@@ -115,7 +130,10 @@ impl ClusterCa {
     /// Issues a certificate for `node_name` with the given SANs (IP
     /// addresses or DNS names) and returns it with its key, both PEM.
     /// Each SAN that parses as an IP address is an IP SAN, any other a DNS
-    /// name. Peers dial by IP, so include the addresses they use.
+    /// name. `sans` may be empty: peers never check SANs (the common name
+    /// is the identity), so they only matter to other tools. The
+    /// certificate has both the serverAuth and clientAuth extended key
+    /// usages, as every node both dials and accepts.
     ///
     /// # Errors
     ///

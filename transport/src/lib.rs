@@ -15,8 +15,11 @@
 //! says: a frame whose `from` differs from the certificate's identity is
 //! dropped, logged with `warn`, and its connection closed. A node whose
 //! certificate the CA did not sign fails the handshake and never gets a
-//! frame through. When dialing, the peer's IP address is the TLS server
-//! name, so node certificates carry IP SANs ([`ClusterCa::issue_node`]).
+//! frame through. The dialer does not match the certificate against the
+//! address it dialed, so node certificates need no IP SANs and can be
+//! issued before the node's address is known ([`ClusterCa::issue_node`],
+//! cert-manager, SPIFFE). The CA input may be a bundle, to rotate the CA
+//! ([`TlsConfig::from_pem`]).
 //!
 //! Why the CN and not the address: addresses change (restarts, NAT,
 //! advertise addresses), and an address proves nothing. The certificate is

@@ -36,7 +36,7 @@ pub async fn send_raw(
     let mut endpoint = Endpoint::client(bind).map_err(|e| io(&e))?;
     endpoint.set_default_client_config(quinn::ClientConfig::new(Arc::new(crypto)));
     let conn = endpoint
-        .connect(to, &to.ip().to_string())
+        .connect(to, crate::tls::SERVER_NAME)
         .map_err(|e| io(&e))?
         .await
         .map_err(|e| Error::Tls(format!("handshake with {to} failed: {e}")))?;

@@ -1,19 +1,38 @@
-//! `TlsConfig`: the cluster CA, this node's certificate chain and key, and
-//! the rustls configurations built from them.
+//! `TlsConfig`: the cluster CA certificates, this node's certificate chain
+//! and key, and the rustls configurations built from them.
 //!
-//! Mutual TLS always: a node accepts only peers whose certificate the
-//! cluster CA signed, and presents its own. When dialing, the peer's IP
-//! address is the server name, so node certificates carry IP SANs and are
-//! checked with standard webpki verification. The node's identity is its
-//! certificate's common name. One crypto provider, ring, is passed
-//! explicitly, so no process-wide default is needed.
+//! Mutual TLS always: a node accepts only peers whose certificate chains to
+//! a trusted cluster CA, and presents its own. Both directions run webpki's
+//! chain verification (signature, validity period, key usage); the dialer
+//! does not require the certificate to name the address it dialed, because
+//! pod and VM addresses are not known when certificates are issued
+//! (cert-manager, SPIFFE). The node's identity is its certificate's common
+//! name, read after the handshake (see [`verify`]). Node certificates need
+//! no SANs at all, but both the serverAuth and clientAuth extended key
+//! usages (every node dials and accepts), or no extended key usage.
+//!
+//! The CA input is a PEM bundle: every certificate in it is a trusted root
+//! on both sides, so a cluster can move to a new CA without a new cluster:
+//! every node first trusts old and new CA, then nodes are re-issued from
+//! the new one, one by one. The bundle's first certificate is the one
+//! [`TlsConfig::ca_fingerprint`] names, which ties data directories to
+//! their cluster: keep the original CA first while rotating. Dropping it
+//! from the bundle changes that fingerprint.
+//!
+//! One crypto provider, ring, is passed explicitly, so no process-wide
+//! default is needed.
+
+mod verify;
+
+pub(crate) use verify::SERVER_NAME;
 
 use std::fmt;
 use std::path::Path;
 use std::sync::Arc;
 
 use peerlock_core::Error;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, UnixTime};
+use rustls::client::danger::ServerCertVerifier;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use rustls::server::WebPkiClientVerifier;
 use rustls::RootCertStore;
 
@@ -29,13 +48,14 @@ fn alpn_ids() -> Vec<Vec<u8>> {
     vec![ALPN_V2.to_vec(), ALPN.to_vec()]
 }
 
-/// Mutual TLS material for one node: the cluster CA certificate, the node's
-/// certificate and its key. The certificate's common name is the node's
-/// name and identity; its IP SANs must include the address peers dial.
+/// Mutual TLS material for one node: the trusted cluster CA certificates,
+/// the node's certificate and its key. The certificate's common name is the
+/// node's name and identity; its SANs are not checked (see the module docs).
 ///
 /// `Debug` never shows the key. Cloning copies the material (it is small).
 pub struct TlsConfig {
-    ca: CertificateDer<'static>,
+    /// The trusted CAs, in bundle order; never empty.
+    cas: Vec<CertificateDer<'static>>,
     chain: Vec<CertificateDer<'static>>,
     key: PrivateKeyDer<'static>,
     name: String,
@@ -44,7 +64,7 @@ pub struct TlsConfig {
 impl Clone for TlsConfig {
     fn clone(&self) -> Self {
         Self {
-            ca: self.ca.clone(),
+            cas: self.cas.clone(),
             chain: self.chain.clone(),
             key: self.key.clone_key(),
             name: self.name.clone(),
@@ -59,6 +79,16 @@ impl fmt::Debug for TlsConfig {
             .field("key", &"<hidden>")
             .finish()
     }
+}
+
+/// 64-bit FNV-1a of a certificate's DER.
+fn fingerprint(cert: &CertificateDer<'_>) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in cert.as_ref() {
+        h ^= u64::from(*b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h
 }
 
 fn tls_err(msg: impl Into<String>) -> Error {
@@ -102,15 +132,26 @@ fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
+/// The handshake signature algorithms of [`provider`].
+fn verify_algs() -> rustls::crypto::WebPkiSupportedAlgorithms {
+    rustls::crypto::ring::default_provider().signature_verification_algorithms
+}
+
 impl TlsConfig {
-    /// Loads the cluster CA certificate, this node's certificate (chain) and
-    /// its private key from PEM text.
+    /// Loads the cluster CA certificates, this node's certificate (chain)
+    /// and its private key from PEM text.
+    ///
+    /// `ca` may hold several certificates (a PEM bundle): all are trusted,
+    /// for accepting and for dialing, so old and new CA can both be trusted
+    /// while a cluster rotates its CA. Keep the original CA first (see
+    /// [`TlsConfig::ca_fingerprint`]).
     ///
     /// # Errors
     ///
     /// [`Error::Tls`] when a PEM block is missing or invalid, the node
     /// certificate has no common name, the key does not match the
-    /// certificate, or the certificate is not signed by the CA.
+    /// certificate, or the certificate is not signed by one of the CAs or
+    /// lacks the serverAuth or clientAuth extended key usage.
     pub fn from_pem(ca: &str, cert: &str, key: &str) -> Result<Self, Error> {
         Self::load(
             ca,
@@ -162,10 +203,8 @@ impl TlsConfig {
     }
 
     fn load(ca: &str, cert: &str, key: &str, src: &Sources<'_>) -> Result<Self, Error> {
-        let ca_der = parse_certs(ca, src.ca)?
-            .into_iter()
-            .next()
-            .ok_or_else(|| tls_err(format!("no certificate in {}", src.ca)))?;
+        // `parse_certs` refuses an empty bundle.
+        let cas = parse_certs(ca, src.ca)?;
         let chain = parse_certs(cert, src.cert)?;
         let key_der = rustls_pemfile::private_key(&mut key.as_bytes())
             .map_err(|e| tls_err(format!("{} is not valid PEM: {e}", src.key)))?
@@ -186,7 +225,7 @@ impl TlsConfig {
             ))
         })?;
         let cfg = Self {
-            ca: ca_der,
+            cas,
             chain,
             key: key_der,
             name,
@@ -206,6 +245,21 @@ impl TlsConfig {
                 tls_err(format!(
                     "the certificate in {} is not valid for the CA in {}: {e}; issue it with this cluster's CA",
                     src.cert, src.ca
+                ))
+            })?;
+        // The same certificate serves accepted connections: dialers check
+        // it as a server certificate (serverAuth usage).
+        let roots = cfg
+            .roots()
+            .map_err(|e| tls_err(format!("{} cannot be used as a CA: {e}", src.ca)))?;
+        let name = ServerName::try_from(SERVER_NAME)
+            .map_err(|e| tls_err(format!("invalid TLS server name: {e}")))?;
+        verify::ClusterServerVerifier::new(roots, verify_algs())
+            .verify_server_cert(&leaf, intermediates, &name, &[], UnixTime::now())
+            .map_err(|e| {
+                tls_err(format!(
+                    "the certificate in {} cannot serve peers: {e}; node certificates need both the serverAuth and clientAuth extended key usages",
+                    src.cert
                 ))
             })?;
         cfg.server_config().map_err(|e| {
@@ -242,24 +296,35 @@ impl TlsConfig {
         out
     }
 
-    /// A fingerprint of the cluster CA certificate (64-bit FNV-1a of its
-    /// DER): what makes a data directory belong to one cluster.
+    /// A fingerprint of the cluster CA (64-bit FNV-1a of its DER): what
+    /// makes a data directory belong to one cluster. For a CA bundle it is
+    /// the fingerprint of the bundle's *first* certificate, so a single-CA
+    /// configuration keeps the value it always had. While rotating to a new
+    /// CA, put the original CA first in every node's bundle; see
+    /// [`TlsConfig::ca_fingerprints`] for all of them.
     pub fn ca_fingerprint(&self) -> u64 {
-        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-        for b in self.ca.as_ref() {
-            h ^= u64::from(*b);
-            h = h.wrapping_mul(0x0100_0000_01b3);
-        }
-        h
+        // `cas` is never empty (`load` refuses an empty bundle); 0 is
+        // returned for the impossible case instead of a panic.
+        self.cas.first().map_or(0, |c| fingerprint(c))
     }
 
+    /// The fingerprints of every trusted CA, in bundle order (the first is
+    /// [`TlsConfig::ca_fingerprint`]). A data directory recorded under any
+    /// of them belongs to a cluster this node still trusts.
+    pub fn ca_fingerprints(&self) -> Vec<u64> {
+        self.cas.iter().map(|c| fingerprint(c)).collect()
+    }
+
+    /// Every CA of the bundle as a trusted root.
     fn roots(&self) -> Result<Arc<RootCertStore>, rustls::Error> {
         let mut roots = RootCertStore::empty();
-        roots.add(self.ca.clone())?;
+        for ca in &self.cas {
+            roots.add(ca.clone())?;
+        }
         Ok(Arc::new(roots))
     }
 
-    /// The server side: requires a client certificate signed by the CA.
+    /// The server side: requires a client certificate signed by a trusted CA.
     pub(crate) fn server_config(&self) -> Result<rustls::ServerConfig, rustls::Error> {
         let verifier = WebPkiClientVerifier::builder_with_provider(self.roots()?, provider())
             .build()
@@ -272,12 +337,21 @@ impl TlsConfig {
         Ok(cfg)
     }
 
-    /// The client side: trusts only the CA and presents this node's certificate.
+    /// The client side: trusts only the cluster CAs, whatever server name
+    /// was dialed (see [`verify`]), and presents this node's certificate.
     pub(crate) fn client_config(&self) -> Result<rustls::ClientConfig, rustls::Error> {
+        let verifier = verify::ClusterServerVerifier::new(self.roots()?, verify_algs());
         let mut cfg = rustls::ClientConfig::builder_with_provider(provider())
             .with_protocol_versions(&[&rustls::version::TLS13])?
-            .with_root_certificates(self.roots()?)
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(verifier))
             .with_client_auth_cert(self.chain.clone(), self.key.clone_key())?;
+        // Every dial asks for the same server name, so a session cache keyed
+        // by it would pool all peers' tickets and offer each to peers that
+        // cannot use it. Connections are long-lived: a full handshake each
+        // time costs nothing, and a CA dropped from the bundle stops being
+        // trusted at the next connection, not when a ticket expires.
+        cfg.resumption = rustls::client::Resumption::disabled();
         cfg.alpn_protocols = alpn_ids();
         Ok(cfg)
     }
@@ -369,5 +443,52 @@ mod tests {
         assert_ne!(s, reissued.derive_secret(b"one"));
         let short: [u8; 8] = a.derive_secret(b"one");
         assert_eq!(short[..], s[..8]);
+    }
+
+    /// FNV-1a written out again, over the DER of the PEM `ClusterCa` gives:
+    /// the value data directories recorded before bundles existed.
+    fn fnv_of_pem(pem: &str) -> u64 {
+        let der = parse_certs(pem, "test").unwrap().remove(0);
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        for b in der.as_ref() {
+            h = (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3);
+        }
+        h
+    }
+
+    #[test]
+    fn a_bundle_trusts_every_ca_and_is_fingerprinted_by_its_first() {
+        let (ca1, ca2, ca3) = (
+            ClusterCa::generate("one").unwrap(),
+            ClusterCa::generate("two").unwrap(),
+            ClusterCa::generate("three").unwrap(),
+        );
+        let single = ca1.issue_node("node-a", &[]).unwrap();
+        assert_eq!(single.ca_fingerprint(), fnv_of_pem(&ca1.ca_pem()));
+        assert_eq!(single.ca_fingerprints(), vec![single.ca_fingerprint()]);
+
+        let bundle = format!("{}{}", ca1.ca_pem(), ca2.ca_pem());
+        for ca in [&ca1, &ca2] {
+            let (cert, key) = ca.issue_node_pem("node-b", &[]).unwrap();
+            let tls = TlsConfig::from_pem(&bundle, &cert, &key).unwrap();
+            assert_eq!(tls.ca_fingerprint(), single.ca_fingerprint());
+            assert_eq!(
+                tls.ca_fingerprints(),
+                vec![fnv_of_pem(&ca1.ca_pem()), fnv_of_pem(&ca2.ca_pem())]
+            );
+        }
+        let (cert, key) = ca3.issue_node_pem("node-c", &[]).unwrap();
+        let m = tls_message(TlsConfig::from_pem(&bundle, &cert, &key));
+        assert!(m.contains("not valid for the CA"), "{m}");
+        // A bundle with one broken block is refused, not half-used.
+        let broken = format!(
+            "{}-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
+            ca1.ca_pem()
+        );
+        let (cert, key) = ca1.issue_node_pem("node-d", &[]).unwrap();
+        assert!(matches!(
+            TlsConfig::from_pem(&broken, &cert, &key),
+            Err(Error::Tls(_))
+        ));
     }
 }

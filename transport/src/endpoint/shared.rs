@@ -91,9 +91,10 @@ impl Shared {
         &self,
         addr: SocketAddr,
     ) -> Result<(Connection, PeerInfo), TransportError> {
-        // The peer's IP address is the TLS server name: certificates carry
-        // IP SANs and are checked by standard webpki rules.
-        let connecting = self.endpoint.connect(addr, &addr.ip().to_string())?;
+        // One fixed server name for every peer: the certificate is checked
+        // against the cluster CAs, not the address (see `tls/verify.rs`),
+        // and the identity is its common name, read below.
+        let connecting = self.endpoint.connect(addr, crate::tls::SERVER_NAME)?;
         let conn = tokio::time::timeout(HANDSHAKE_TIMEOUT, connecting)
             .await
             .map_err(|_| TransportError::HandshakeTimeout)??;

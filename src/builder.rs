@@ -197,7 +197,7 @@ impl NodeBuilder {
         let durable = match &data_dir {
             Some(dir) => {
                 let (identity, raft_dir) =
-                    data_dir::open(dir, tls.node_name(), tls.ca_fingerprint())?;
+                    data_dir::open_bundle(dir, tls.node_name(), &tls.ca_fingerprints())?;
                 let peers = data_dir::FilePeers::open(dir)?;
                 let recorded = data_dir::load_members(dir)?;
                 Some((identity.this_run(), raft_dir, peers, recorded))

@@ -148,17 +148,33 @@ impl Identity {
 /// `cluster`: checks it, bumps its boot count (durably, before the node
 /// says hello to anyone), and returns the identity and the Raft log
 /// directory.
+#[cfg(test)]
 pub(crate) fn open(dir: &Path, node: &str, cluster: u64) -> Result<(Identity, PathBuf), Error> {
-    open_with(&RealFs, dir, node, cluster)
+    open_with(&RealFs, dir, node, &[cluster])
 }
 
-/// Like [`open`], through `fs`.
+/// Like [`open`] for a node that trusts a CA bundle: `clusters` holds the
+/// fingerprint of each CA, in bundle order. A directory made under any of
+/// them is accepted (the cluster is rotating its CA) and is recorded under
+/// the first from then on, so the old CA can later leave the bundle.
+pub(crate) fn open_bundle(
+    dir: &Path,
+    node: &str,
+    clusters: &[u64],
+) -> Result<(Identity, PathBuf), Error> {
+    open_with(&RealFs, dir, node, clusters)
+}
+
+/// Like [`open_bundle`], through `fs`.
 pub(crate) fn open_with(
     fs: &dyn Fs,
     dir: &Path,
     node: &str,
-    cluster: u64,
+    clusters: &[u64],
 ) -> Result<(Identity, PathBuf), Error> {
+    let Some(&cluster) = clusters.first() else {
+        return Err(Error::Config("the TLS configuration holds no CA".into()));
+    };
     create_dir_durably(fs, dir).map_err(|e| io(dir, "cannot create data directory", e))?;
     let raft = dir.join(RAFT);
     let path = dir.join(IDENTITY);
@@ -178,7 +194,7 @@ pub(crate) fn open_with(
                     node
                 )));
             }
-            if id.cluster != cluster {
+            if !clusters.contains(&id.cluster) {
                 return Err(Error::Config(format!(
                     "data directory {} was made for another cluster (a different cluster CA): start this node on the data directory it has in this cluster. An empty directory works only for a node that never ran in this cluster; one that did is refused by its peers without its own directory",
                     dir.display()
@@ -190,7 +206,7 @@ pub(crate) fn open_with(
                     dir.display()
                 )));
             }
-            id
+            Identity { cluster, ..id }
         }
         None => {
             let has_log = fs.list(&raft).is_ok_and(|d| !d.is_empty());
@@ -410,7 +426,8 @@ mod tests {
         use std::sync::Arc;
 
         let first_start = |fs: &Arc<FaultyFs>, dir: &Path| -> Result<(), String> {
-            let (_, raft) = open_with(fs.as_ref(), dir, "node-a", 7).map_err(|e| e.to_string())?;
+            let (_, raft) =
+                open_with(fs.as_ref(), dir, "node-a", &[7]).map_err(|e| e.to_string())?;
             DiskStore::open_with(&raft, fs.clone()).map_err(|e| e.to_string())?;
             Ok(())
         };
@@ -444,7 +461,7 @@ mod tests {
         let mut last = 0;
         for round in 0..5u64 {
             let fs = FaultyFs::new();
-            let (id, _) = open_with(&fs, dir.path(), "n", 1).unwrap();
+            let (id, _) = open_with(&fs, dir.path(), "n", &[1]).unwrap();
             assert!(id.boot > last, "round {round}");
             last = id.boot;
             fs.power_cut();
@@ -478,5 +495,22 @@ mod tests {
         )
         .unwrap();
         assert!(matches!(load_members(dir.path()), Err(Error::Config(_))));
+    }
+
+    /// Issue 9: a CA bundle lets the cluster rotate its CA; a directory
+    /// made under the old CA is accepted while both are trusted, and is
+    /// recorded under the bundle's first from then on.
+    #[test]
+    fn a_directory_follows_its_cluster_through_a_ca_rotation() {
+        let dir = tempfile::tempdir().unwrap();
+        open_bundle(dir.path(), "n", &[7]).unwrap();
+        let (id, _) = open_bundle(dir.path(), "n", &[9, 7]).unwrap();
+        assert_eq!(id.cluster, 9);
+        let (id, _) = open_bundle(dir.path(), "n", &[9]).unwrap();
+        assert_eq!(id.cluster, 9);
+        assert!(matches!(
+            open_bundle(dir.path(), "n", &[7]),
+            Err(Error::Config(_))
+        ));
     }
 }

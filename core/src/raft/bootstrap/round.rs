@@ -182,8 +182,8 @@ fn refused(peer: NodeId, me: &Member, boot: u64, seen_boot: u64) -> Error {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::types::NodeName;
     use crate::storage::StorageError;
+    use crate::types::NodeName;
 
     /// Advice that rolls a log back under a trusted identity (restoring a
     /// directory from a copy) or makes a node vote twice (emptying it), in

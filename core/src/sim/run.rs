@@ -72,6 +72,13 @@ pub struct SimConfig {
     /// Whether the nemesis may also suspend machines and shut nodes down
     /// gracefully (off only to replay seeds recorded before these faults).
     pub extended_faults: bool,
+    /// How many of the nodes vote (the rest are learners); below `voters`
+    /// in the membership runs, where the leader replaces voters silent for
+    /// `dead_after` with learners (issue 9).
+    pub max_voters: usize,
+    /// The membership's `dead_after` (short in the membership runs, so the
+    /// nemesis's crashes and partitions outlast it).
+    pub dead_after: Duration,
 }
 
 impl SimConfig {
@@ -97,13 +104,27 @@ impl SimConfig {
             3..=4 => Workload::LargeTable,
             _ => Workload::Mixed,
         };
+        // Membership runs, drawn from a stream of their own so the older
+        // choices stay what they were: five durable nodes of which three
+        // vote, with voters replaced after 2 TTLs of silence (issue 9). A
+        // crashed durable node comes back, so a majority of the voters
+        // always returns; in memory it would not.
+        let mut m = Rng::new(seed ^ 0x4D45_4D42_4552_5331);
+        let membership = voters == 5 && durable && m.below(3) < 2;
+        let ttl = Duration::from_secs(2);
         Self {
+            max_voters: if membership { 3 } else { voters },
+            dead_after: if membership {
+                ttl * 2
+            } else {
+                crate::config::MembershipConfig::default().dead_after
+            },
             seed,
             voters,
             durable,
             skew,
             duration: Duration::from_secs(60),
-            ttl: Duration::from_secs(2),
+            ttl,
             lock_delay,
             faults: true,
             workload,
@@ -150,6 +171,9 @@ pub struct SimOutcome {
     pub messages: (u64, u64),
     /// Blank restarts of crashed in-memory nodes that the peers refused.
     pub blank_refused: u64,
+    /// Whether the voters at the end differ from those at the start: the
+    /// leader replaced a silent voter (issue 9).
+    pub voters_changed: bool,
 }
 
 impl SimOutcome {
@@ -189,6 +213,7 @@ pub fn run(config: SimConfig) -> SimOutcome {
                 sim_time: Duration::ZERO,
                 messages: (0, 0),
                 blank_refused: 0,
+                voters_changed: false,
             }
         }
     };
@@ -202,6 +227,12 @@ fn node_config(c: &SimConfig) -> NodeConfig {
         lock_delay: c.lock_delay,
         tick: NodeConfig::tick_for_ttl(c.ttl),
         compact_after: 300,
+        max_voters: c.max_voters,
+        membership: crate::config::MembershipConfig {
+            dead_after: c.dead_after,
+            stabilization: Duration::from_secs(1),
+            ..Default::default()
+        },
         ..NodeConfig::default()
     }
 }
@@ -239,6 +270,7 @@ async fn simulate(c: SimConfig) -> SimOutcome {
             format!("the cluster did not start: {e}"),
         );
     }
+    let initial_voters = voter_set(&world);
     let end = world.shared.start + c.duration;
     // The nemesis, until the run's time is up.
     tokio::time::sleep(Duration::from_millis(rng.between(500, 2_000))).await;
@@ -301,6 +333,7 @@ async fn simulate(c: SimConfig) -> SimOutcome {
     report.skipped.extend(checked.skipped);
     report.stats = checked.stats;
     let messages = world.net.counts();
+    let voters_changed = voter_set(&world) != initial_voters;
     for n in &world.nodes {
         if let Some(h) = &n.handle {
             h.abort();
@@ -315,6 +348,7 @@ async fn simulate(c: SimConfig) -> SimOutcome {
         sim_time,
         messages,
         blank_refused: world.blank_refused,
+        voters_changed,
     }
 }
 
@@ -336,4 +370,15 @@ fn trace_hash(h: &History) -> u64 {
         (f.applied, f.hash).hash(&mut hasher);
     }
     hasher.finish()
+}
+
+/// The voters the most advanced running node applied last.
+fn voter_set(world: &World) -> std::collections::BTreeSet<crate::types::NodeId> {
+    world
+        .nodes
+        .iter()
+        .filter_map(|n| n.handle.as_ref().map(|h| h.status()))
+        .max_by_key(|s| s.applied_index)
+        .map(|s| s.members.iter().filter(|m| m.voter).map(|m| m.id).collect())
+        .unwrap_or_default()
 }

@@ -18,6 +18,7 @@
 //! | `held NAME`    | `held NAME true|false` (the guard's `is_held()`)    |
 //! | `holder NAME`  | `holder NAME NODE TOKEN WAITERS` or `holder NAME none` |
 //! | `status`       | `status ROLE term=.. leader=.. applied=..`          |
+//! | `members`      | `members NAME=voter|learner,live|silent ...` (linearizable) |
 //! | `quit`         | graceful shutdown, then `bye`                       |
 //!
 //! Errors are answered `error MESSAGE`. On start it prints `ready NAME`.
@@ -29,7 +30,7 @@ use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use peerlock::{LockGuard, Node, TlsConfig};
+use peerlock::{LockGuard, MemberRole, Node, TlsConfig};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
 struct Args {
@@ -196,6 +197,23 @@ async fn run(args: Args) -> Result<(), peerlock::Error> {
                     s.applied_index
                 )
             }
+            "members" => match node.members().await {
+                Ok(members) => {
+                    let list: Vec<String> = members
+                        .iter()
+                        .map(|m| {
+                            let role = match m.role {
+                                MemberRole::Voter => "voter",
+                                _ => "learner",
+                            };
+                            let live = if m.live { "live" } else { "silent" };
+                            format!("{}={role},{live}", m.name)
+                        })
+                        .collect();
+                    format!("members {}", list.join(" "))
+                }
+                Err(e) => format!("error {e}"),
+            },
             "quit" => break,
             "" => continue,
             other => format!("error unknown command {other:?}"),

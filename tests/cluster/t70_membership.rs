@@ -129,3 +129,96 @@ async fn t71_issue_9_members_is_the_same_on_every_node() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
+
+/// Issue 9: three of five voters dead at once leave no majority of the
+/// old configuration, so nothing automatic may happen (an automatic "fix"
+/// would make two clusters): calls fail with `NoQuorum`, no membership
+/// change commits, and one voter returning from its disk restores the
+/// quorum with the same five voters.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn t72_issue_9_three_of_five_voters_dead_change_nothing() {
+    init_tracing();
+    let ca = peerlock::certs::ClusterCa::generate("members").unwrap();
+    let (socks, addrs) = sockets(5);
+    let base = tempfile::tempdir().unwrap();
+    let start = |i: usize, sock: std::net::UdpSocket| {
+        Node::builder()
+            .socket(sock)
+            .peers(addrs.clone())
+            .tls(ca.issue_node(&format!("node-{i}"), &["127.0.0.1"]).unwrap())
+            .data_dir(base.path().join(format!("n{i}")))
+            .session_ttl(Duration::from_millis(1500))
+            .raft_tick(Duration::from_millis(20))
+            .membership(MembershipConfig {
+                dead_after: Duration::from_secs(2),
+                stabilization: Duration::from_secs(1),
+                ..MembershipConfig::default()
+            })
+            .startup_timeout(WAIT)
+            .start()
+    };
+    let mut starts = Vec::new();
+    for (i, sock) in socks.into_iter().enumerate() {
+        starts.push(tokio::spawn(start(i, sock)));
+    }
+    let mut nodes = Vec::new();
+    for s in starts {
+        nodes.push(s.await.unwrap().expect("node starts"));
+    }
+    for n in &nodes {
+        within(n.ready()).await.expect("ready");
+    }
+    let before = within(nodes[0].members()).await.unwrap();
+    assert_eq!(
+        before
+            .iter()
+            .filter(|m| m.role == MemberRole::Voter)
+            .count(),
+        5
+    );
+    for n in nodes.drain(2..) {
+        n.kill().await;
+    }
+    // Well past dead_after: still no quorum, and still the same voters.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let r = tokio::time::timeout(WAIT, nodes[0].members())
+        .await
+        .unwrap();
+    assert!(matches!(r, Err(peerlock::Error::NoQuorum)), "{r:?}");
+    let voters = |s: &peerlock::NodeStatus| {
+        s.members
+            .iter()
+            .filter(|m| m.role == MemberRole::Voter)
+            .count()
+    };
+    assert_eq!(voters(&nodes[0].status()), 5);
+    assert_eq!(voters(&nodes[1].status()), 5);
+
+    // One returns from its disk: the quorum is back, with the same five.
+    let sock = rebind(addrs[2]).await;
+    let back = start(2, sock).await.expect("a voter returns from its disk");
+    within(back.ready()).await.expect("ready");
+    let after = within(nodes[0].members()).await.unwrap();
+    let ids = |v: &[peerlock::MemberInfo]| {
+        let mut ids: Vec<_> = v
+            .iter()
+            .filter(|m| m.role == MemberRole::Voter)
+            .map(|m| m.id)
+            .collect();
+        ids.sort();
+        ids
+    };
+    assert_eq!(ids(&after), ids(&before));
+    let g = within(back.lock("after")).await.unwrap();
+    within(g.unlock()).await.unwrap();
+}
+
+async fn rebind(addr: std::net::SocketAddr) -> std::net::UdpSocket {
+    for _ in 0..400 {
+        if let Ok(s) = std::net::UdpSocket::bind(addr) {
+            return s;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("could not bind {addr} again");
+}

@@ -444,6 +444,18 @@ impl super::LockTable {
         }
     }
 
+    /// Takes `members` as the member table if this one records no cluster
+    /// and no member: a table restored from a version 1 snapshot (written
+    /// before member tables existed) adopts the founding members that every
+    /// node of its cluster was started with. Returns whether it did.
+    pub fn adopt_members(&mut self, members: MemberTable) -> bool {
+        if self.members.cluster_id != 0 || !self.members.members.is_empty() {
+            return false;
+        }
+        self.members = members;
+        true
+    }
+
     /// The member table.
     pub fn members(&self) -> &MemberTable {
         &self.members

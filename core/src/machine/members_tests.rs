@@ -362,3 +362,17 @@ fn restore_rejects_an_impossible_member_table() {
         );
     }
 }
+
+/// A table restored from a version 1 snapshot adopts the founding members
+/// its node was started with; one that has members keeps its own.
+#[test]
+fn a_version_1_table_adopts_the_founding_members_and_no_other_does() {
+    let mut old = LockTable::restore(&[1, 0, 0, 0]).unwrap();
+    let f = founded();
+    assert!(old.adopt_members(f.members().clone()));
+    assert_eq!(old.members(), f.members());
+    let mut t = founded();
+    let other = MemberTable::founded(5, 0, vec![(node("z"), addr(9), false)]).unwrap();
+    assert!(!t.adopt_members(other));
+    assert_eq!(t.members(), f.members());
+}

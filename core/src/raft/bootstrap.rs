@@ -167,28 +167,28 @@ where
         ..Default::default()
     };
     let store = make_store(cs)?;
+    // The founding members (every founder builds the same table from the
+    // list the founders compared in the hello round). A store whose writes
+    // block on the disk keeps its Raft state: its node is durable.
+    let founders = members
+        .iter()
+        .map(|m| (m.id, m.name.clone(), m.addr, store.blocks()))
+        .collect();
+    let founded = MemberTable::founded_with_ids(0, 0, founders)
+        .map_err(|e| Error::Config(format!("the initial cluster: {e}")))?;
     let (table, applied) = match raft::Storage::snapshot(&store, 0, me.id.0) {
         Ok(snap) if !snap.is_empty() => {
-            let table = LockTable::restore(&snap.data).map_err(|e| {
+            let mut table = LockTable::restore(&snap.data).map_err(|e| {
                 Error::Config(format!(
                     "the stored snapshot does not decode ({e}); the data directory is damaged"
                 ))
             })?;
+            // A snapshot written before member tables (version 1).
+            table.adopt_members(founded);
             (table, snap.get_metadata().index)
         }
-        // No snapshot yet: the table starts from the founding members
-        // (every founder builds the same one from the list the founders
-        // compared in the hello round). A store whose writes block on the
-        // disk keeps its Raft state: its node is durable.
-        _ => {
-            let founders = members
-                .iter()
-                .map(|m| (m.id, m.name.clone(), m.addr, store.blocks()))
-                .collect();
-            let table = MemberTable::founded_with_ids(0, 0, founders)
-                .map_err(|e| Error::Config(format!("the initial cluster: {e}")))?;
-            (LockTable::with_members(table), 0)
-        }
+        // No snapshot yet: the table starts from the founding members.
+        _ => (LockTable::with_members(founded), 0),
     };
     let raft_cfg = raft::Config {
         applied,

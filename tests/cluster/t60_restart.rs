@@ -42,17 +42,6 @@ async fn t60_blank_restart_under_the_same_identity_is_refused() {
     assert!(within(c.nodes[1].lock("kept")).await.is_ok());
 }
 
-/// Binds `addr` again once the crashed node's endpoint has let go of it.
-async fn rebind(addr: std::net::SocketAddr) -> UdpSocket {
-    for _ in 0..400 {
-        if let Ok(s) = UdpSocket::bind(addr) {
-            return s;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    panic!("could not bind {addr} again");
-}
-
 fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
     std::fs::create_dir_all(to).unwrap();
     for e in std::fs::read_dir(from).unwrap() {
@@ -85,6 +74,46 @@ async fn start_durable(
         .await
 }
 
+/// Three durable nodes on 127.0.0.1, each in its own directory under `base`.
+struct DurableCluster {
+    ca: peerlock::certs::ClusterCa,
+    addrs: Vec<std::net::SocketAddr>,
+    base: tempfile::TempDir,
+    dirs: Vec<std::path::PathBuf>,
+    nodes: Vec<Node>,
+}
+
+impl DurableCluster {
+    async fn start() -> Self {
+        crate::common::init_tracing();
+        let ca = peerlock::certs::ClusterCa::generate("test").unwrap();
+        let (socks, addrs) = crate::common::sockets(3);
+        let base = tempfile::tempdir().unwrap();
+        let dirs: Vec<_> = (0..3).map(|i| base.path().join(format!("n{i}"))).collect();
+        let mut starts = Vec::new();
+        for (i, sock) in socks.into_iter().enumerate() {
+            let (ca, addrs, dir) = (ca.clone(), addrs.clone(), dirs[i].clone());
+            starts.push(tokio::spawn(async move {
+                start_durable(&ca, &addrs, i, sock, &dir).await
+            }));
+        }
+        let mut nodes = Vec::new();
+        for s in starts {
+            nodes.push(s.await.unwrap().expect("node starts"));
+        }
+        for n in &nodes {
+            within(n.ready()).await.expect("ready");
+        }
+        Self {
+            ca,
+            addrs,
+            base,
+            dirs,
+            nodes,
+        }
+    }
+}
+
 /// Issue 8 item 9: a copy of a node's data directory, restored after the
 /// node ran again, has the same incarnation, and peers let it in: its log
 /// misses what the node acknowledged since, under a trusted identity. Now
@@ -93,25 +122,13 @@ async fn start_durable(
 /// again, restore the copy, start: refused, with an error that says why.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn t61_issue_8_a_restored_older_copy_of_a_data_directory_is_refused() {
-    crate::common::init_tracing();
-    let ca = peerlock::certs::ClusterCa::generate("test").unwrap();
-    let (socks, addrs) = crate::common::sockets(3);
-    let base = tempfile::tempdir().unwrap();
-    let dirs: Vec<_> = (0..3).map(|i| base.path().join(format!("n{i}"))).collect();
-    let mut starts = Vec::new();
-    for (i, sock) in socks.into_iter().enumerate() {
-        let (ca, addrs, dir) = (ca.clone(), addrs.clone(), dirs[i].clone());
-        starts.push(tokio::spawn(async move {
-            start_durable(&ca, &addrs, i, sock, &dir).await
-        }));
-    }
-    let mut nodes = Vec::new();
-    for s in starts {
-        nodes.push(s.await.unwrap().expect("node starts"));
-    }
-    for n in &nodes {
-        within(n.ready()).await.expect("ready");
-    }
+    let DurableCluster {
+        ca,
+        addrs,
+        base,
+        dirs,
+        nodes,
+    } = DurableCluster::start().await;
     let g = within(nodes[2].lock("before-copy")).await.unwrap();
     within(g.unlock()).await.unwrap();
 
@@ -121,9 +138,15 @@ async fn t61_issue_8_a_restored_older_copy_of_a_data_directory_is_refused() {
     copy_dir(&dirs[2], &copy);
 
     // It runs again from its real directory, and takes part.
-    let again = start_durable(&ca, &addrs, 2, rebind(addrs[2]).await, &dirs[2])
-        .await
-        .expect("a restart from its own directory is accepted");
+    let again = start_durable(
+        &ca,
+        &addrs,
+        2,
+        crate::common::rebind(addrs[2]).await,
+        &dirs[2],
+    )
+    .await
+    .expect("a restart from its own directory is accepted");
     within(again.ready()).await.expect("ready");
     let g = within(again.lock("after-copy")).await.unwrap();
     within(g.unlock()).await.unwrap();
@@ -132,7 +155,14 @@ async fn t61_issue_8_a_restored_older_copy_of_a_data_directory_is_refused() {
     // The copy is restored: refused.
     std::fs::remove_dir_all(&dirs[2]).unwrap();
     copy_dir(&copy, &dirs[2]);
-    let r = start_durable(&ca, &addrs, 2, rebind(addrs[2]).await, &dirs[2]).await;
+    let r = start_durable(
+        &ca,
+        &addrs,
+        2,
+        crate::common::rebind(addrs[2]).await,
+        &dirs[2],
+    )
+    .await;
     match r {
         Err(Error::Config(msg)) => {
             assert!(msg.contains("older copy"), "{msg}");
@@ -153,25 +183,13 @@ async fn t61_issue_8_a_restored_older_copy_of_a_data_directory_is_refused() {
 /// the two serve locks.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn t62_issue_9_a_durable_restart_needs_only_a_majority_not_every_peer() {
-    crate::common::init_tracing();
-    let ca = peerlock::certs::ClusterCa::generate("test").unwrap();
-    let (socks, addrs) = crate::common::sockets(3);
-    let base = tempfile::tempdir().unwrap();
-    let dirs: Vec<_> = (0..3).map(|i| base.path().join(format!("n{i}"))).collect();
-    let mut starts = Vec::new();
-    for (i, sock) in socks.into_iter().enumerate() {
-        let (ca, addrs, dir) = (ca.clone(), addrs.clone(), dirs[i].clone());
-        starts.push(tokio::spawn(async move {
-            start_durable(&ca, &addrs, i, sock, &dir).await
-        }));
-    }
-    let mut nodes = Vec::new();
-    for s in starts {
-        nodes.push(s.await.unwrap().expect("node starts"));
-    }
-    for n in &nodes {
-        within(n.ready()).await.expect("ready");
-    }
+    let DurableCluster {
+        ca,
+        addrs,
+        base: _base,
+        dirs,
+        mut nodes,
+    } = DurableCluster::start().await;
     let g = within(nodes[0].lock("before")).await.unwrap();
     within(g.unlock()).await.unwrap();
 
@@ -180,9 +198,15 @@ async fn t62_issue_9_a_durable_restart_needs_only_a_majority_not_every_peer() {
     dead.kill().await;
     let n0 = nodes.remove(0);
     n0.kill().await;
-    let again = start_durable(&ca, &addrs, 0, rebind(addrs[0]).await, &dirs[0])
-        .await
-        .expect("a restart with a majority of voters up is accepted");
+    let again = start_durable(
+        &ca,
+        &addrs,
+        0,
+        crate::common::rebind(addrs[0]).await,
+        &dirs[0],
+    )
+    .await
+    .expect("a restart with a majority of voters up is accepted");
     within(again.ready()).await.expect("ready");
     let g = within(again.lock("after")).await.unwrap();
     assert!(g.is_held());

@@ -195,7 +195,7 @@ async fn t72_issue_9_three_of_five_voters_dead_change_nothing() {
     assert_eq!(voters(&nodes[1].status()), 5);
 
     // One returns from its disk: the quorum is back, with the same five.
-    let sock = rebind(addrs[2]).await;
+    let sock = crate::common::rebind(addrs[2]).await;
     let back = start(2, sock).await.expect("a voter returns from its disk");
     within(back.ready()).await.expect("ready");
     let after = within(nodes[0].members()).await.unwrap();
@@ -211,14 +211,4 @@ async fn t72_issue_9_three_of_five_voters_dead_change_nothing() {
     assert_eq!(ids(&after), ids(&before));
     let g = within(back.lock("after")).await.unwrap();
     within(g.unlock()).await.unwrap();
-}
-
-async fn rebind(addr: std::net::SocketAddr) -> std::net::UdpSocket {
-    for _ in 0..400 {
-        if let Ok(s) = std::net::UdpSocket::bind(addr) {
-            return s;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    panic!("could not bind {addr} again");
 }

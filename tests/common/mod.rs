@@ -153,3 +153,14 @@ impl Fenced {
         true
     }
 }
+
+/// Binds `addr` again once a crashed node's endpoint has let go of it.
+pub async fn rebind(addr: SocketAddr) -> UdpSocket {
+    for _ in 0..400 {
+        if let Ok(s) = UdpSocket::bind(addr) {
+            return s;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("could not bind {addr} again");
+}

@@ -8,11 +8,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use peerlock_core::config::{MembershipConfig, NodeConfig};
-use peerlock_core::raft::{Member, MemoryPeers, StartParams};
+use peerlock_core::raft::{MemoryPeers, OnJoined, StartParams};
 
 use crate::data_dir;
-use peerlock_core::{Error, NodeName};
-use peerlock_transport::{PeerInfo, QuicTransport, TlsConfig};
+use peerlock_core::Error;
+use peerlock_transport::{QuicTransport, TlsConfig};
 use tokio::sync::mpsc;
 
 use crate::node::Node;
@@ -24,6 +24,7 @@ pub struct NodeBuilder {
     socket: Option<UdpSocket>,
     advertise: Option<SocketAddr>,
     peers: Vec<String>,
+    seeds: Vec<String>,
     tls: Option<TlsConfig>,
     data_dir: Option<PathBuf>,
     in_memory: bool,
@@ -63,6 +64,21 @@ impl NodeBuilder {
         I::Item: ToString,
     {
         self.peers = peers.into_iter().map(|p| p.to_string()).collect();
+        self
+    }
+
+    /// Join a running cluster through any of these addresses (`host:port`;
+    /// a DNS name stands for every address it resolves to), instead of
+    /// founding one with [`NodeBuilder::peers`]: the node asks the seeds
+    /// that answer, gets a Raft id the cluster allocates, and starts as a
+    /// learner; the leader promotes it when a voter is wanted (issue 9).
+    /// A seeded node never founds a cluster.
+    pub fn seeds<I>(mut self, seeds: I) -> Self
+    where
+        I: IntoIterator,
+        I::Item: ToString,
+    {
+        self.seeds = seeds.into_iter().map(|p| p.to_string()).collect();
         self
     }
 
@@ -133,9 +149,15 @@ impl NodeBuilder {
 
     fn config(&self, peer_count: usize) -> NodeConfig {
         let defaults = NodeConfig::default();
+        // A node that joins through seeds takes the default of 5: the
+        // cluster grows to it as instances come.
         let max_voters = self
             .max_voters
-            .unwrap_or(if peer_count >= 5 { 5 } else { 3 });
+            .unwrap_or(if peer_count >= 5 || self.peers.is_empty() {
+                5
+            } else {
+                3
+            });
         let session_ttl = self.session_ttl.unwrap_or(defaults.session_ttl);
         NodeConfig {
             session_ttl,
@@ -174,15 +196,20 @@ impl NodeBuilder {
                 "tls(..) is required: peerlock always uses mutual TLS; make certificates with peerlock::certs::ClusterCa".into(),
             )
         })?;
-        if self.peers.is_empty() {
+        if self.peers.is_empty() && self.seeds.is_empty() {
             // Issue 9: an unset variable or a bad template gave every
             // instance an empty list, and each founded a one-node cluster of
             // its own that granted every lock.
             return Err(Error::Config(
-                "no peers given: peers(..) is empty. An empty list is refused so that instances misconfigured alike (an unset variable, a bad template) cannot each found a cluster of their own and all grant the same lock. List the cluster's addresses; for a one-node cluster, give this node's own address as its only peer".into(),
+                "no peers given: peers(..) is empty. An empty list is refused so that instances misconfigured alike (an unset variable, a bad template) cannot each found a cluster of their own and all grant the same lock. List the cluster's addresses (or seeds(..) to join a running cluster); for a one-node cluster, give this node's own address as its only peer".into(),
             ));
         }
-        let peers = resolve_peers(&self.peers).await?;
+        let join_only = self.peers.is_empty();
+        let peers = if join_only {
+            resolve_all(&self.seeds).await?
+        } else {
+            resolve_peers(&self.peers).await?
+        };
         let config = self.config(peers.len().max(1));
         config.validate()?;
         let startup = self.startup_timeout.unwrap_or(Duration::from_secs(60));
@@ -200,11 +227,13 @@ impl NodeBuilder {
                     data_dir::open_bundle(dir, tls.node_name(), &tls.ca_fingerprints())?;
                 let peers = data_dir::FilePeers::open(dir)?;
                 let recorded = data_dir::load_members(dir)?;
-                Some((identity.this_run(), raft_dir, peers, recorded))
+                let joined = data_dir::load_member_id(dir)?;
+                Some((identity.this_run(), raft_dir, peers, recorded, joined))
             }
             None => None,
         };
         let recorded = durable.as_ref().and_then(|d| d.3.clone());
+        let joined = durable.as_ref().and_then(|d| d.4);
 
         let (tx, rx) = mpsc::channel(1024);
         let transport = match (self.socket, self.listen) {
@@ -225,60 +254,27 @@ impl NodeBuilder {
         let deadline = now
             .checked_add(startup)
             .unwrap_or_else(|| now + Duration::from_secs(30 * 365 * 86_400));
-        let members = match recorded {
-            // A restart: start from the members recorded at the first
-            // start, and look for the peers' current addresses meanwhile.
-            // Only a majority of voters need answer the hello round
-            // (issue 9: one peer dead for good stopped every restart).
-            Some(members) => {
-                transport.add_peers(
-                    members
-                        .iter()
-                        .map(|m| PeerInfo {
-                            id: m.id,
-                            name: m.name.0.clone(),
-                            addr: m.addr,
-                        })
-                        .collect(),
-                );
-                let t = Arc::clone(&transport);
-                tokio::spawn(async move {
-                    if let Err(e) = t.discover_reachable(deadline).await {
-                        tracing::error!(error = %e, "discovery at restart");
-                    }
-                });
-                members
-            }
-            None => {
-                let infos = match transport.discover(deadline).await {
-                    Ok(infos) => infos,
-                    Err(e) => {
-                        transport.close();
-                        return Err(e);
-                    }
-                };
-                let members: Vec<Member> = infos
-                    .into_iter()
-                    .map(|p| Member {
-                        id: p.id,
-                        name: NodeName(p.name),
-                        addr: p.addr,
-                    })
-                    .collect();
-                if let Some(dir) = &data_dir {
-                    if let Err(e) = data_dir::save_members(dir, &members) {
-                        transport.close();
-                        return Err(e);
-                    }
-                }
-                members
+        let found = match crate::members::find(
+            &transport,
+            recorded,
+            joined,
+            join_only,
+            data_dir.as_deref(),
+            deadline,
+        )
+        .await
+        {
+            Ok(found) => found,
+            Err(e) => {
+                transport.close();
+                return Err(e);
             }
         };
         let closer = Arc::clone(&transport);
         let mut params = StartParams {
             config,
-            me: transport.local_id(),
-            members,
+            me: found.me,
+            members: found.members,
             transport: transport.clone(),
             incoming: rx,
             join_timeout: deadline.saturating_duration_since(tokio::time::Instant::now()),
@@ -286,10 +282,19 @@ impl NodeBuilder {
             incarnation: None,
             peer_memory: Box::new(MemoryPeers::default()),
             hooks: peerlock_core::raft::Hooks::default(),
+            joined: found.joined,
+            join_only: found.join_only,
+            durable: data_dir.is_some(),
+            on_joined: data_dir.clone().map(|dir| -> OnJoined {
+                Box::new(move |id, members| {
+                    data_dir::save_members(&dir, members)?;
+                    data_dir::save_member_id(&dir, id)
+                })
+            }),
         };
         let started = match durable {
             None => peerlock_core::raft::start(params).await,
-            Some((this_run, raft_dir, peers, _)) => {
+            Some((this_run, raft_dir, peers, _, _)) => {
                 params.incarnation = Some(this_run);
                 params.peer_memory = Box::new(peers);
                 peerlock_core::raft::start_on_disk(params, raft_dir).await
@@ -322,5 +327,32 @@ async fn resolve_peers(peers: &[String]) -> Result<Vec<SocketAddr>, Error> {
             .ok_or_else(|| Error::Config(format!("peer address {p:?} resolves to nothing")))?;
         out.push(addr);
     }
+    Ok(out)
+}
+
+/// Every address of every seed: a DNS name stands for all its records (a
+/// Kubernetes headless service lists one per pod).
+async fn resolve_all(seeds: &[String]) -> Result<Vec<SocketAddr>, Error> {
+    let mut out = Vec::new();
+    for p in seeds {
+        if let Ok(addr) = p.parse::<SocketAddr>() {
+            out.push(addr);
+            continue;
+        }
+        let found = tokio::net::lookup_host(p.as_str()).await.map_err(|e| {
+            Error::Config(format!(
+                "seed address {p:?} is not host:port or does not resolve: {e}"
+            ))
+        })?;
+        let before = out.len();
+        out.extend(found);
+        if out.len() == before {
+            return Err(Error::Config(format!(
+                "seed address {p:?} resolves to nothing"
+            )));
+        }
+    }
+    out.sort();
+    out.dedup();
     Ok(out)
 }

@@ -52,6 +52,7 @@
 
 mod builder;
 mod data_dir;
+mod members;
 mod node;
 
 pub use builder::NodeBuilder;

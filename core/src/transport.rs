@@ -84,6 +84,48 @@ pub enum PeerMessage {
         /// The live members' ids.
         live: Vec<u64>,
     },
+    /// A node asks a member to join the cluster (issue 9). `name` must be
+    /// the name its connection proved.
+    JoinAsk {
+        /// Drawn at random once per start: a retry gets the same id.
+        token: u64,
+        /// The joiner's name.
+        name: String,
+        /// Where the joiner listens.
+        addr: std::net::SocketAddr,
+        /// Whether it keeps its Raft state on disk.
+        durable: bool,
+    },
+    /// The answer to [`PeerMessage::JoinAsk`] once the `Join` applied.
+    Joined {
+        /// The ask's token.
+        token: u64,
+        /// The Raft id the cluster allocated.
+        id: u64,
+        /// The members, the joiner included.
+        members: Vec<JoinedMember>,
+    },
+    /// The cluster refused a [`PeerMessage::JoinAsk`].
+    JoinRefused {
+        /// The ask's token.
+        token: u64,
+        /// Why.
+        reason: String,
+    },
+    /// Sent to a node that says hello but is not a member of this running
+    /// cluster: it must join (issue 9).
+    JoinInstead,
+}
+
+/// One member, as [`PeerMessage::Joined`] lists it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JoinedMember {
+    /// Its Raft id.
+    pub id: u64,
+    /// Its name.
+    pub name: String,
+    /// Its address.
+    pub addr: std::net::SocketAddr,
 }
 
 /// Messages that arrived from one authenticated peer.
@@ -100,4 +142,11 @@ pub trait Transport: Send + Sync + 'static {
     /// Queues `msgs` for `to` and returns at once. Delivery is best effort:
     /// if `to` is unreachable the messages are dropped (Raft retries).
     fn send(&self, to: NodeId, msgs: Vec<PeerMessage>);
+
+    /// Tells the transport where the peer with key `key` (the key of
+    /// `name`) is reached, when a member joins or moves (issue 9). A
+    /// transport that routes by key alone ignores it.
+    fn learn_peer(&self, key: NodeId, name: &str, addr: std::net::SocketAddr) {
+        let _ = (key, name, addr);
+    }
 }

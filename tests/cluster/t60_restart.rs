@@ -1,5 +1,6 @@
-//! An in-memory node that restarts while the cluster runs must not vote
-//! again under its old identity: it is refused with a clear error.
+//! Restarts: a node that comes back without its state joins as a new
+//! member under a new Raft id, never voting under its old one; a node that
+//! comes back with an older copy of its state is refused.
 
 use std::net::UdpSocket;
 use std::time::Duration;
@@ -8,38 +9,37 @@ use peerlock::{Error, Node};
 
 use crate::common::{within, Cluster};
 
+/// Issue 9 (before it, issue 8's rule): an in-memory node that restarts
+/// while the cluster runs must not vote again under its old identity. It
+/// was refused for good, so a rolling restart of an in-memory deployment
+/// ended the cluster; now it joins as a new member with a new id, and the
+/// lock a survivor holds is untouched.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn t60_blank_restart_under_the_same_identity_is_refused() {
+async fn t60_issue_9_a_blank_restart_joins_under_a_new_id() {
     let c = Cluster::start(3).await;
     let g = within(c.nodes[0].lock("kept")).await.unwrap();
+    let old = c.nodes[2].status().id;
     c.nodes[2].kill().await;
-    // The crashed endpoint lets go of its port once its tasks wind down.
-    let mut socket = None;
-    for _ in 0..200 {
-        if let Ok(s) = UdpSocket::bind(c.addrs[2]) {
-            socket = Some(s);
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    let socket = socket.expect("rebind the crashed node's address");
-    let r = Node::builder()
+    let socket = crate::common::rebind(c.addrs[2]).await;
+    let again = Node::builder()
         .socket(socket)
         .peers(c.addrs.clone())
         .tls(c.ca.issue_node("node-2", &["127.0.0.1"]).unwrap())
         .in_memory()
+        .session_ttl(Duration::from_millis(1500))
+        .raft_tick(Duration::from_millis(20))
         .startup_timeout(Duration::from_secs(10))
         .start()
-        .await;
-    match r {
-        Err(Error::Config(msg)) => assert!(msg.contains("restarted without its state"), "{msg}"),
-        Err(other) => panic!("expected a Config error, got {other}"),
-        Ok(_) => panic!("a blank restart must be refused"),
-    }
-    // The two survivors still form a quorum.
+        .await
+        .expect("a blank restart joins as a new member");
+    within(again.ready()).await.expect("ready");
+    assert_ne!(again.status().id, old, "never under the id that voted");
+    // The joined node sees the survivor's lock, and the survivor keeps it.
+    let info = within(again.holder("kept")).await.unwrap().unwrap();
+    assert_eq!(info.token, g.token());
     assert!(g.is_held());
     within(g.unlock()).await.unwrap();
-    assert!(within(c.nodes[1].lock("kept")).await.is_ok());
+    assert!(within(again.lock("kept")).await.is_ok());
 }
 
 fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
@@ -213,4 +213,52 @@ async fn t62_issue_9_a_durable_restart_needs_only_a_majority_not_every_peer() {
     within(g.unlock()).await.unwrap();
     let g = within(nodes[0].lock("after")).await.unwrap();
     within(g.unlock()).await.unwrap();
+}
+
+/// Issue 9: a node whose data directory was lost was refused for good. Now
+/// it joins as a new member under a new id (recorded in its new directory
+/// before its first Raft message), and a later restart from that directory
+/// comes back as the same member.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn t63_issue_9_a_lost_data_directory_rejoins_and_then_restarts_as_itself() {
+    let DurableCluster {
+        ca,
+        addrs,
+        base: _base,
+        dirs,
+        mut nodes,
+    } = DurableCluster::start().await;
+    let old = nodes[2].status().id;
+    nodes.pop().unwrap().kill().await;
+    std::fs::remove_dir_all(&dirs[2]).unwrap();
+    let again = start_durable(
+        &ca,
+        &addrs,
+        2,
+        crate::common::rebind(addrs[2]).await,
+        &dirs[2],
+    )
+    .await
+    .expect("a node that lost its directory joins as a new member");
+    within(again.ready()).await.expect("ready");
+    let joined = again.status().id;
+    assert_ne!(joined, old, "never under the id that voted");
+    let g = within(again.lock("rejoined")).await.unwrap();
+    within(g.unlock()).await.unwrap();
+
+    again.kill().await;
+    let back = start_durable(
+        &ca,
+        &addrs,
+        2,
+        crate::common::rebind(addrs[2]).await,
+        &dirs[2],
+    )
+    .await
+    .expect("a joined member restarts from its directory");
+    within(back.ready()).await.expect("ready");
+    assert_eq!(back.status().id, joined, "the same member");
+    let g = within(back.lock("restarted")).await.unwrap();
+    within(g.unlock()).await.unwrap();
+    assert!(within(nodes[0].lock("restarted")).await.is_ok());
 }

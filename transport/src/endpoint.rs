@@ -396,6 +396,18 @@ impl Transport for QuicTransport {
     fn send(&self, to: NodeId, msgs: Vec<PeerMessage>) {
         self.shared.send(to, msgs);
     }
+
+    fn learn_peer(&self, key: NodeId, name: &str, addr: SocketAddr) {
+        self.shared.ensure_peer(
+            PeerInfo {
+                id: key,
+                name: name.to_owned(),
+                addr,
+            },
+            true,
+            None,
+        );
+    }
 }
 
 mod shared;

@@ -11,7 +11,6 @@
 //! accepted it, so every incarnation that ever took part is remembered by a
 //! majority, and any majority a restarted node reaches includes one of them.
 
-use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -36,11 +35,12 @@ use crate::transport::{Incoming, Transport};
 use crate::types::{NodeId, NodeName};
 
 mod hello;
+mod joining;
 mod round;
 
 pub(crate) use hello::answer as answer_hello;
 pub use hello::{MemoryPeers, PeerMemory, PeerRun};
-use round::{founding_list, hello_round};
+use round::{founding_list, hello_round, RoundEnd};
 
 /// One member of the initial cluster.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -82,7 +82,23 @@ pub struct StartParams {
     pub peer_memory: Box<dyn PeerMemory>,
     /// The simulator's seams; `Hooks::default()` in production.
     pub hooks: super::Hooks,
+    /// `Some(id)`: this node joined the cluster earlier as member `id` and
+    /// restarts from its store (no hello round, no founding; issue 9).
+    pub joined: Option<NodeId>,
+    /// Never found a cluster: join the running one through `members`
+    /// (the seeds that answered; issue 9).
+    pub join_only: bool,
+    /// Whether this node keeps its Raft state on disk (told to the cluster
+    /// when it joins: durable members are preferred as voters).
+    pub durable: bool,
+    /// Called with the allocated id and the members once this node joined,
+    /// before it sends its first Raft message: a durable node records its
+    /// id there (fsynced), so that a restart comes back as the same member.
+    pub on_joined: Option<OnJoined>,
 }
+
+/// See [`StartParams::on_joined`].
+pub type OnJoined = Box<dyn FnOnce(NodeId, &[Member]) -> Result<(), Error> + Send>;
 
 /// Starts a node with its log in memory: returns once it may take part in
 /// Raft; call `NodeHandle::ready` to wait for a leader and an open session.
@@ -103,11 +119,15 @@ where
     let mut members = p.members.clone();
     members.sort_by_key(|m| m.id);
     members.dedup_by_key(|m| m.id);
-    let me = members
+    let mut me = members
         .iter()
         .find(|m| m.id == p.me)
         .cloned()
         .ok_or_else(|| Error::Config("this node is not among its own peers".into()))?;
+    // Founders know the whole initial cluster; a node that joins (or
+    // joined) starts with no configuration and learns everything from a
+    // snapshot the leader sends it (see `raft/join.rs`).
+    let mut joiner = p.joined.is_some() || p.join_only;
     let voter_count = p.config.max_voters.min(members.len());
     let voters: Vec<NodeId> = members.iter().take(voter_count).map(|m| m.id).collect();
     let learners: Vec<NodeId> = members.iter().skip(voter_count).map(|m| m.id).collect();
@@ -134,8 +154,32 @@ where
             run: incarnation,
         }
     });
-    let founding = founding_list(&member_status);
-    let incarnations = hello_round(&mut p, &me, &voters, this_run, &founding).await?;
+    let mut founding = founding_list(&member_status);
+    let mut incarnations = p.peer_memory.load();
+    if !joiner {
+        match hello_round(&mut p, &me, &voters, this_run, &founding).await {
+            Ok(seen) => incarnations = seen,
+            Err(RoundEnd::Join) => joiner = true,
+            Err(RoundEnd::Failed(e)) => return Err(e),
+        }
+    }
+    if joiner && p.joined.is_none() {
+        let now = tokio::time::Instant::now();
+        let deadline = now
+            .checked_add(p.join_timeout)
+            .unwrap_or_else(|| now + Duration::from_secs(30 * 365 * 86_400));
+        let durable = p.durable;
+        let (id, joined) = joining::join_cluster(&mut p, &me, durable, deadline).await?;
+        if let Some(record) = p.on_joined.take() {
+            record(id, &joined)?;
+        }
+        me.id = id;
+        members = joined;
+    }
+    let member_status = if joiner { Vec::new() } else { member_status };
+    if joiner {
+        founding.clear();
+    }
 
     let cfg = p.config.clone();
     let raft_cfg = raft::Config {
@@ -161,10 +205,14 @@ where
     raft_cfg
         .validate()
         .map_err(|e| Error::Config(format!("raft configuration: {e}")))?;
-    let cs = ConfState {
-        voters: voters.iter().map(|v| v.0).collect(),
-        learners: learners.iter().map(|v| v.0).collect(),
-        ..Default::default()
+    let cs = if joiner {
+        ConfState::default()
+    } else {
+        ConfState {
+            voters: voters.iter().map(|v| v.0).collect(),
+            learners: learners.iter().map(|v| v.0).collect(),
+            ..Default::default()
+        }
     };
     let store = make_store(cs)?;
     // The founding members (every founder builds the same table from the
@@ -184,10 +232,14 @@ where
                 ))
             })?;
             // A snapshot written before member tables (version 1).
-            table.adopt_members(founded);
+            if !joiner {
+                table.adopt_members(founded);
+            }
             (table, snap.get_metadata().index)
         }
-        // No snapshot yet: the table starts from the founding members.
+        // No snapshot yet: a joiner waits for one; a founder's table
+        // starts from the founding members.
+        _ if joiner => (LockTable::new(), 0),
         _ => (LockTable::with_members(founded), 0),
     };
     let raft_cfg = raft::Config {
@@ -226,11 +278,7 @@ where
         cfg,
         me: me.id,
         name: me.name.clone(),
-        peers: members
-            .iter()
-            .map(|m| m.id)
-            .filter(|id| *id != me.id)
-            .collect::<BTreeSet<_>>(),
+        key: NodeId::from_name(me.name.as_str()),
         raw,
         table,
         transport: p.transport.clone(),
@@ -260,9 +308,17 @@ where
         started_at: applied,
         compact_next: None,
         live_asks: Default::default(),
+        join_waiters: Default::default(),
+        directory: members
+            .iter()
+            .map(|m| (m.id, NodeId::from_name(m.name.as_str())))
+            .collect(),
         hooks: p.hooks.clone(),
         clock: clock.clone(),
     };
+    // The transport learns every member the restored table knows (members
+    // that joined after the first start are in no file).
+    driver.teach_transport();
     let ready_bound = driver.cfg.session_ttl * 2;
     let span = tracing::info_span!("peerlock", node = %me.name);
     let task = tokio::spawn(tracing::Instrument::instrument(driver.run(), span));

@@ -82,6 +82,10 @@ async fn issue_8_a_follower_briefly_behind_a_compaction_needs_no_snapshot() {
             incarnation: None,
             peer_memory: Box::new(super::MemoryPeers::default()),
             hooks: super::Hooks::default(),
+            joined: None,
+            join_only: false,
+            durable: false,
+            on_joined: None,
         };
         starts.push(tokio::spawn(start(params)));
     }

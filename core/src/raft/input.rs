@@ -179,7 +179,7 @@ impl<S: LogStore + Send + 'static> Driver<S> {
             }
             #[cfg(any(test, feature = "sim"))]
             Input::TransferLeader { to } => {
-                if self.is_leader() && self.peers.contains(&to) {
+                if self.is_leader() && to != self.me && self.raw.raft.prs().get(to.0).is_some() {
                     self.raw.transfer_leader(to.0);
                 }
             }

@@ -96,7 +96,7 @@ impl<S: LogStore + Send + 'static> Driver<S> {
             let _ = reply.send(Ok(list));
             return;
         }
-        let Some(leader) = self.leader_id() else {
+        let Some(leader) = self.leader_id().and_then(|l| self.key_of(l)) else {
             let _ = reply.send(Err(Error::NoQuorum));
             return;
         };

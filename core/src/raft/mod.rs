@@ -17,6 +17,7 @@
 mod bootstrap;
 mod hooks;
 mod input;
+mod join;
 mod leader;
 mod logger;
 mod members_query;
@@ -39,7 +40,7 @@ mod nemesis_tests;
 #[cfg(test)]
 mod tests;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use protobuf::Message as _;
@@ -57,7 +58,8 @@ use crate::transport::{Incoming, PeerMessage, Transport};
 use crate::types::{NodeId, NodeName};
 
 pub use bootstrap::{
-    start, start_on_disk, start_with, Member, MemoryPeers, PeerMemory, PeerRun, StartParams,
+    start, start_on_disk, start_with, Member, MemoryPeers, OnJoined, PeerMemory, PeerRun,
+    StartParams,
 };
 pub use hooks::{ApplyObserver, Hooks, PauseGate};
 pub(crate) use input::Input;
@@ -77,9 +79,11 @@ use shutdown::Shutdown;
 /// The driver's whole state. Owned by its task.
 pub(crate) struct Driver<S: LogStore + Send + 'static> {
     cfg: NodeConfig,
+    /// This node's Raft id.
     me: NodeId,
+    /// This node's transport key (see `join.rs`: a founder's is its id).
+    key: NodeId,
     name: NodeName,
-    peers: BTreeSet<NodeId>,
     raw: RawNode<S>,
     table: LockTable,
     transport: Arc<dyn Transport>,
@@ -127,6 +131,11 @@ pub(crate) struct Driver<S: LogStore + Send + 'static> {
     compact_next: Option<raft::eraftpb::Snapshot>,
     /// `members()` calls waiting for the leader's liveness answer.
     live_asks: members_query::LiveAsks,
+    /// Joiners waiting for their `Join` to apply here.
+    join_waiters: join::JoinWaiters,
+    /// The members this node started with, Raft id → transport key: routes
+    /// a joiner's messages until its snapshot brings the member table.
+    directory: BTreeMap<NodeId, NodeId>,
     /// The simulator's seams (inert in production).
     hooks: Hooks,
     /// This node's clock (`hooks.clock`).
@@ -234,10 +243,6 @@ impl<S: LogStore + Send + 'static> Driver<S> {
     /// Handles one batch of messages from an authenticated peer.
     fn on_incoming(&mut self, batch: Incoming, now: Instant) {
         let from = batch.from;
-        if !self.peers.contains(&from) {
-            tracing::warn!(node = %self.name, peer = %from, "message from a node that is not a member; dropped");
-            return;
-        }
         for msg in batch.msgs {
             match msg {
                 PeerMessage::Raft(bytes) => self.step_raft(from, &bytes),
@@ -249,6 +254,18 @@ impl<S: LogStore + Send + 'static> Driver<S> {
                     seq,
                     alive,
                 } => self.on_keepalive_ack(session, seq, alive, now),
+                // A node that is not a member says hello: it must join. So
+                // must a first start (boot 1: in memory, or a new directory)
+                // that this node cannot vouch for: only a founder remembers
+                // which founders took part (a founder that never finished
+                // its first start is unknown to it, and may still found);
+                // a node that joined remembers none, and a blank start it
+                // let in could vote again under an id that voted before.
+                PeerMessage::Hello { boot, .. }
+                    if !self.is_member_key(from) || (self.founding.is_empty() && boot <= 1) =>
+                {
+                    self.transport.send(from, vec![PeerMessage::JoinInstead]);
+                }
                 PeerMessage::Hello {
                     incarnation,
                     boot,
@@ -264,6 +281,16 @@ impl<S: LogStore + Send + 'static> Driver<S> {
                 PeerMessage::HelloAck { .. } => {}
                 PeerMessage::LiveAsk { seq } => self.on_live_ask(from, seq, now),
                 PeerMessage::LiveTell { seq, live } => self.on_live_tell(seq, live),
+                PeerMessage::JoinAsk {
+                    token,
+                    name,
+                    addr,
+                    durable,
+                } => self.on_join_ask(from, token, name, addr, durable),
+                // Answers meant for a joiner, or for a start (not this driver).
+                PeerMessage::Joined { .. }
+                | PeerMessage::JoinRefused { .. }
+                | PeerMessage::JoinInstead => {}
             }
         }
     }
@@ -278,7 +305,7 @@ impl<S: LogStore + Send + 'static> Driver<S> {
             tracing::warn!(node = %self.name, peer = %from, to = msg.to, "raft message for another node; dropped");
             return;
         }
-        if msg.from != from.0 {
+        if self.key_of(NodeId(msg.from)) != Some(from) {
             tracing::warn!(node = %self.name, peer = %from, claimed = msg.from, "raft message claims another sender; dropped");
             return;
         }
@@ -289,8 +316,11 @@ impl<S: LogStore + Send + 'static> Driver<S> {
         ) && msg.term == self.raw.raft.term
         {
             if let Some(duty) = self.leader.as_mut() {
-                duty.watch.heard(from, self.clock.now());
+                duty.watch.heard(NodeId(msg.from), self.clock.now());
             }
+        }
+        if !self.snapshot_for_joiner(&msg) {
+            return;
         }
         let Some(msg) = self.hold_large_snapshot(msg) else {
             return;
@@ -334,7 +364,12 @@ impl<S: LogStore + Send + 'static> Driver<S> {
             }
         }
         for (to, batch) in by_peer {
-            self.transport.send(NodeId(to), batch);
+            match self.key_of(NodeId(to)) {
+                Some(key) => self.transport.send(key, batch),
+                None => {
+                    tracing::debug!(node = %self.name, to, "raft message for an unknown member; dropped")
+                }
+            }
         }
     }
 

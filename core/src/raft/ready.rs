@@ -156,6 +156,7 @@ impl<S: LogStore + Send + 'static> Driver<S> {
         }
         self.table = table;
         self.refresh_member_status();
+        self.teach_transport();
         self.applied_entry = self.applied_entry.max(snap_index);
         metrics::counter!(crate::metrics::SNAPSHOTS_INSTALLED).increment(1);
         tracing::info!(node = %self.name, applied = self.table.applied_index(), "caught up from a snapshot");
@@ -313,12 +314,13 @@ impl<S: LogStore + Send + 'static> Driver<S> {
                     duty.schedule(lock, freed_at, delayed, now);
                 }
             }
-            // Answered to joiners by the membership wiring.
-            effect @ (Effect::MemberJoined { .. }
-            | Effect::MemberJoinRefused { .. }
-            | Effect::MemberLeaving { .. }
-            | Effect::MemberAddrChanged { .. }) => {
-                tracing::debug!(node = %self.name, ?effect, "membership effect");
+            Effect::MemberJoined { token, id } => self.on_member_joined(token, id),
+            Effect::MemberJoinRefused { token, reason } => {
+                self.on_member_join_refused(token, reason.to_string())
+            }
+            Effect::MemberAddrChanged { .. } => self.teach_transport(),
+            Effect::MemberLeaving { id } => {
+                tracing::info!(node = %self.name, %id, "a member is leaving");
             }
         }
     }
@@ -460,7 +462,7 @@ impl<S: LogStore + Send + 'static> Driver<S> {
                 for k in batch {
                     let alive = self.table.session_exists(k.session)
                         && !duty.liveness.is_expiring(k.session);
-                    if k.from == self.me {
+                    if k.from == self.key {
                         local.push((k.session, k.seq, alive));
                     } else {
                         by_peer

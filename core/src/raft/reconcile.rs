@@ -20,10 +20,12 @@
 //!   change, never raft-rs's auto-leave (etcd#12136). A leader that is to be
 //!   demoted hands leadership over first (raft-rs#373: a removed leader does
 //!   not step down by itself).
-//! - **Removal** is not carried out yet: a member removed from the
-//!   configuration could not come back, because a node cannot yet rejoin
-//!   under a new id. Dead voters are demoted to learners instead (the
-//!   planner's joint change), and come back as learners when they return.
+//! - **Removal** only of members that can never take part again: one that
+//!   kept its state in memory (its restart joins under a new id), or one a
+//!   newer member of the same name superseded (it came back without its
+//!   state). A durable member may come back from its disk under its id,
+//!   and removed members are not yet told so (to wipe and rejoin), so a
+//!   dead durable member stays, as a learner.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Duration;
@@ -173,8 +175,23 @@ impl<S: LogStore + Send + 'static> Driver<S> {
                     .increment(1);
             }
             Plan::Change(Change::Remove(ids)) => {
-                // See the module docs: not yet (no rejoin under a new id).
-                tracing::debug!(node = %self.name, ?ids, "members the planner would remove are kept as learners");
+                // Only members that can never come back (see the module
+                // docs): a durable member may return from its disk.
+                let gone: Vec<NodeId> = ids
+                    .into_iter()
+                    .filter(|id| self.can_never_return(*id))
+                    .collect();
+                if gone.is_empty() {
+                    return;
+                }
+                let change = Change::Remove(gone);
+                if let Some(cc) = change.to_conf_change() {
+                    if self.raw.propose_conf_change(Vec::new(), cc).is_ok() {
+                        tracing::info!(node = %self.name, ?change, "membership change proposed");
+                        metrics::counter!(crate::metrics::MEMBERSHIP_CHANGES, "kind" => change.kind())
+                            .increment(1);
+                    }
+                }
             }
             Plan::Change(Change::TransferLeader { to }) => {
                 tracing::info!(node = %self.name, %to, "handing leadership over before a membership change");
@@ -198,6 +215,21 @@ impl<S: LogStore + Send + 'static> Driver<S> {
                 }
             }
         }
+    }
+
+    /// Whether member `id` can never take part again, so removing it
+    /// loses nothing: it kept its Raft state in memory (a restart joins
+    /// under a new id), or a newer member has its name (it came back
+    /// without its state and joined again).
+    fn can_never_return(&self, id: NodeId) -> bool {
+        let members = self.table.members();
+        let Some(m) = members.get(id) else {
+            return false;
+        };
+        !m.durable
+            || members
+                .by_name(&m.name)
+                .any(|o| o.id != id && (o.joined_at, o.id) > (m.joined_at, m.id))
     }
 
     /// Each peer's health as this leader saw it in its term.

@@ -36,6 +36,10 @@ fn params(net: &MemNet, m: &Member, members: &[Member], cfg: NodeConfig) -> Star
         incarnation: None,
         peer_memory: Box::new(super::MemoryPeers::default()),
         hooks: super::Hooks::default(),
+        joined: None,
+        join_only: false,
+        durable: false,
+        on_joined: None,
     }
 }
 

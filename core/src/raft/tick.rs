@@ -121,10 +121,10 @@ impl<S: LogStore + Send + 'static> Driver<S> {
         let session = self.own.id;
         let seq = self.own.lease.stamp(now);
         if leader == self.me {
-            self.on_keepalive(self.me, session, seq, now);
-        } else {
+            self.on_keepalive(self.key, session, seq, now);
+        } else if let Some(key) = self.key_of(leader) {
             self.transport
-                .send(leader, vec![PeerMessage::KeepAlive { session, seq }]);
+                .send(key, vec![PeerMessage::KeepAlive { session, seq }]);
         }
     }
 
@@ -146,14 +146,19 @@ impl<S: LogStore + Send + 'static> Driver<S> {
         seq: u64,
         _now: Instant,
     ) {
-        let Some(duty) = self.leader.as_mut() else {
+        if self.leader.is_none() {
             return;
-        };
-        if self.table.session_node(session).is_some_and(|n| n != from) {
+        }
+        let owner = self.table.session_node(session);
+        if owner.is_some_and(|n| self.key_of(n) != Some(from)) {
             tracing::warn!(node = %self.name, peer = %from, %session, "keepalive for another node's session; dropped");
             return;
         }
-        duty.liveness.heard(session, self.clock.now());
+        let now = self.clock.now();
+        let Some(duty) = self.leader.as_mut() else {
+            return;
+        };
+        duty.liveness.heard(session, now);
         self.keepalive_batch
             .push(KeepAliveReq { from, session, seq });
         self.keepalive_counts.0 += 1;

@@ -169,7 +169,8 @@ pub struct SimOutcome {
     pub sim_time: Duration,
     /// Messages delivered and dropped.
     pub messages: (u64, u64),
-    /// Blank restarts of crashed in-memory nodes that the peers refused.
+    /// Blank restarts of crashed in-memory nodes kept off their old id:
+    /// joined under a new one (issue 9), or refused.
     pub blank_refused: u64,
     /// Whether the voters at the end differ from those at the start: the
     /// leader replaced a silent voter (issue 9).

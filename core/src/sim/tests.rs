@@ -40,7 +40,7 @@ fn summary(outcomes: &[SimOutcome]) -> String {
         }
     }
     format!(
-        "{} seeds, {:.1} h simulated, {ops} ops, {grants} grants, {refused} stale writes refused, {blank} blank restarts refused, {replaced} runs ended with other voters, faults {faults:?}",
+        "{} seeds, {:.1} h simulated, {ops} ops, {grants} grants, {refused} stale writes refused, {blank} blank restarts kept off their old id, {replaced} runs ended with other voters, faults {faults:?}",
         outcomes.len(),
         sim.as_secs_f64() / 3600.0
     )

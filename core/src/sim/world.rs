@@ -243,6 +243,10 @@ impl World {
                 Box::new(crate::raft::MemoryPeers::default())
             },
             hooks,
+            joined: None,
+            join_only: false,
+            durable: self.durable,
+            on_joined: None,
         };
         Some((params, node.disk.clone()))
     }
@@ -373,11 +377,24 @@ impl World {
         };
         let blank = !self.durable;
         match started {
+            // A blank restart joins as a new member under a new id (issue
+            // 9); under its old id it could vote twice. The simulator keeps
+            // its model (an in-memory crash is for good): the new member is
+            // stopped at once, and stays a dead member the leader removes.
             Ok(h) if blank => {
+                let old = self.nodes.get(i).map(|n| n.member.id);
+                let id = h.status().id;
                 h.abort();
-                Err(format!(
-                    "node {i} restarted blank (in memory) and was accepted under its old identity"
-                ))
+                if Some(id) == old {
+                    return Err(format!(
+                        "node {i} restarted blank (in memory) and was accepted under its old identity"
+                    ));
+                }
+                self.blank_refused += 1;
+                if let Some(n) = self.nodes.get(i) {
+                    self.net.leave(n.member.id);
+                }
+                Ok(false)
             }
             Ok(h) => {
                 if let Some(n) = self.nodes.get_mut(i) {

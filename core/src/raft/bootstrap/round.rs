@@ -12,6 +12,22 @@ use crate::error::Error;
 use crate::transport::PeerMessage;
 use crate::types::NodeId;
 
+/// Why a hello round did not let this start take part as it is.
+pub(super) enum RoundEnd {
+    /// The cluster runs and this node is not a member of it, or a peer
+    /// remembers another incarnation of its name (it lost its state): it
+    /// joins as a new member under a new id (issue 9).
+    Join,
+    /// The start fails with this error.
+    Failed(Error),
+}
+
+impl From<Error> for RoundEnd {
+    fn from(e: Error) -> Self {
+        Self::Failed(e)
+    }
+}
+
 /// How long a founder that found its initial cluster differs from a
 /// peer's keeps answering hellos before it stops with the error.
 const FOUNDING_LINGER: Duration = Duration::from_secs(1);
@@ -29,7 +45,7 @@ pub(super) async fn hello_round(
     voters: &[NodeId],
     this_run: PeerRun,
     founding: &[String],
-) -> Result<HashMap<NodeId, PeerRun>, Error> {
+) -> Result<HashMap<NodeId, PeerRun>, RoundEnd> {
     let needed = voters.len() / 2 + 1;
     let others: Vec<NodeId> = p
         .members
@@ -59,7 +75,7 @@ pub(super) async fn hello_round(
         if let Some((_, until)) = &differs {
             if Instant::now() >= *until {
                 if let Some((e, _)) = differs.take() {
-                    return Err(e);
+                    return Err(e.into());
                 }
             }
         }
@@ -90,7 +106,7 @@ pub(super) async fn hello_round(
             }
             batch = p.incoming.recv() => {
                 let Some(batch) = batch else {
-                    return Err(Error::Shutdown);
+                    return Err(Error::Shutdown.into());
                 };
                 if !others.contains(&batch.from) {
                     continue;
@@ -116,9 +132,15 @@ pub(super) async fn hello_round(
                         PeerMessage::HelloAck { accepted: true, .. } => {
                             accepted.insert(batch.from);
                         }
-                        PeerMessage::HelloAck { accepted: false, seen_boot, .. } => {
-                            return Err(refused(batch.from, me, this_run.boot, seen_boot));
+                        // Another incarnation of this name took part: this
+                        // node lost its state, and joins as a new member.
+                        PeerMessage::HelloAck { accepted: false, seen_boot: 0, .. } => {
+                            return Err(RoundEnd::Join);
                         }
+                        PeerMessage::HelloAck { accepted: false, seen_boot, .. } => {
+                            return Err(refused(batch.from, me, this_run.boot, seen_boot).into());
+                        }
+                        PeerMessage::JoinInstead => return Err(RoundEnd::Join),
                         // Raft traffic before we take part is dropped; Raft retries.
                         _ => {}
                     }
@@ -129,7 +151,7 @@ pub(super) async fn hello_round(
                     continue;
                 }
                 if grace.is_none() {
-                    return Err(Error::NoQuorum);
+                    return Err(Error::NoQuorum.into());
                 }
                 // Past the grace (or the deadline) with a majority: go on.
                 grace = Some(Instant::now());

@@ -142,6 +142,15 @@ async fn isolate_and_return(net: &Netns, shared: &Shared, victim: usize, what: &
         "t45: healed node {victim} live as a learner after {took:?} (voters {:?})",
         voters(&back)
     );
+    // The healed node itself (it missed the change while cut off) agrees.
+    let (own, took) = members_until(shared, &[victim], RETURN_BOUND, "healed node's view", |m| {
+        m.get(&victim) == Some(&(false, true)) && voters(m) == voters(&back)
+    })
+    .await;
+    println!(
+        "t45: node {victim} itself sees the same voters {:?} after {took:?}",
+        voters(&own)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -5,7 +5,9 @@
 //! nftables past `dead_after` must be replaced by a learner (the voters
 //! three and live again, the cut-off one a learner) while the majority
 //! side keeps granting; healed, it must come back live as a learner. Then
-//! the same with the leader. The merged history must pass the checker.
+//! the same with the leader. Each is cut off holding the lock, stalled in
+//! its critical section, and writes late: the resource must refuse it.
+//! The merged history must pass the checker.
 //!
 //! Needs root, `ip netns` and `nft`; otherwise prints `SKIPPED: <reason>`
 //! to the raw stderr and returns.
@@ -116,6 +118,18 @@ type Task = JoinHandle<(Client, Option<Gone>)>;
 /// keeps granting, heals, checks it returns as a live learner.
 async fn isolate_and_return(net: &Netns, shared: &Shared, victim: usize, what: &str) {
     let others: Vec<usize> = (0..NODES).filter(|&i| i != victim).collect();
+    // Cut it off while it holds the lock, stalled in its critical section
+    // (a paused application): the majority must grant again once its
+    // session expires, and its late write must be refused.
+    shared.views.lock()[victim].stall = true;
+    let start = Instant::now();
+    while !shared.views.lock()[victim].stalled {
+        assert!(
+            start.elapsed() < RETURN_BOUND,
+            "node {victim} never got the lock"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
     net.isolate(victim);
     let cut = Instant::now();
     let watch = watch_grants(shared, cut + FAULT);
@@ -129,6 +143,8 @@ async fn isolate_and_return(net: &Netns, shared: &Shared, victim: usize, what: &
         voters(&after),
         cut.elapsed()
     );
+    shared.views.lock()[victim].stall = false;
+    assert!(granted > 0, "{what}: no grant on the majority side");
     assert!(
         gap < GRANT_GAP,
         "{what}: the majority side went {gap:?} without a grant"
@@ -257,7 +273,12 @@ async fn t45_issue_9_an_isolated_voter_is_replaced_and_returns_as_a_learner() {
         parts.push(std::mem::take(&mut c.history));
         c.proc.kill9().await;
     }
-    judge("t45 membership", parts, TTL, 50);
+    let report = judge("t45 membership", parts, TTL, 50);
+    assert!(
+        report.stats.stale_writes_refused >= 2,
+        "both cut-off holders wrote with a stale token: {:?}",
+        report.stats
+    );
     println!("t45: done in {:?}", started.elapsed());
     drop(net);
 }

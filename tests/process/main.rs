@@ -10,5 +10,4 @@ mod t20_durable;
 mod t30_kill;
 mod t40_netns;
 mod t45_membership;
-mod t46_scratch;
 mod workload;

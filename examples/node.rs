@@ -24,13 +24,21 @@
 //! Errors are answered `error MESSAGE`. On start it prints `ready NAME`.
 //! Flags: `--ttl-ms N` (session TTL), `--lock-delay-ms N`, `--data-dir DIR`
 //! (durable storage; without it the node keeps its log in memory).
+//!
+//! Membership flags (see the README's "Membership" section):
+//! `--max-voters N` (how many members vote; default 5, or 3 with fewer
+//! than 5 peers), `--dead-after-ms N` (a voter silent this long is replaced
+//! by a learner; default 20 s or twice a longer TTL, never below the TTL),
+//! `--stabilization-ms N` (how long a learner must have been live and
+//! caught up before it is promoted; default 5 s). Either of the last two
+//! given alone keeps the default of the other.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use peerlock::{LockGuard, MemberRole, Node, TlsConfig};
+use peerlock::{LockGuard, MemberRole, MembershipConfig, Node, TlsConfig};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
 struct Args {
@@ -42,9 +50,12 @@ struct Args {
     ttl: Duration,
     lock_delay: Duration,
     data_dir: Option<String>,
+    max_voters: Option<usize>,
+    dead_after: Option<Duration>,
+    stabilization: Option<Duration>,
 }
 
-const USAGE: &str = "usage: node --listen ADDR --peers ADDR,ADDR,.. --ca ca.pem --cert node.pem --key node.key [--ttl-ms N] [--lock-delay-ms N] [--data-dir DIR]";
+const USAGE: &str = "usage: node --listen ADDR --peers ADDR,ADDR,.. --ca ca.pem --cert node.pem --key node.key [--ttl-ms N] [--lock-delay-ms N] [--data-dir DIR] [--max-voters N] [--dead-after-ms N] [--stabilization-ms N]";
 
 fn parse_args() -> Result<Args, String> {
     let mut map: HashMap<String, String> = HashMap::new();
@@ -71,6 +82,20 @@ fn parse_args() -> Result<Args, String> {
     let ttl = ms(map.remove("ttl-ms"), 10_000)?;
     let lock_delay = ms(map.remove("lock-delay-ms"), 0)?;
     let data_dir = map.remove("data-dir");
+    let max_voters = map
+        .remove("max-voters")
+        .map(|s| s.parse::<usize>().map_err(|e| format!("--max-voters: {e}")))
+        .transpose()?;
+    let opt_ms = |v: Option<String>, flag: &str| -> Result<Option<Duration>, String> {
+        v.map(|s| {
+            s.parse::<u64>()
+                .map(Duration::from_millis)
+                .map_err(|e| format!("--{flag}: {e}"))
+        })
+        .transpose()
+    };
+    let dead_after = opt_ms(map.remove("dead-after-ms"), "dead-after-ms")?;
+    let stabilization = opt_ms(map.remove("stabilization-ms"), "stabilization-ms")?;
     if let Some(k) = map.keys().next() {
         return Err(format!("unknown flag --{k}"));
     }
@@ -83,6 +108,9 @@ fn parse_args() -> Result<Args, String> {
         ttl,
         lock_delay,
         data_dir,
+        max_voters,
+        dead_after,
+        stabilization,
     })
 }
 
@@ -138,6 +166,23 @@ async fn run(args: Args) -> Result<(), peerlock::Error> {
     let builder = match &args.data_dir {
         Some(dir) => builder.data_dir(dir),
         None => builder.in_memory(),
+    };
+    let builder = match args.max_voters {
+        Some(n) => builder.max_voters(n),
+        None => builder,
+    };
+    let builder = if args.dead_after.is_some() || args.stabilization.is_some() {
+        let defaults = MembershipConfig::default();
+        builder.membership(MembershipConfig {
+            // The builder's own default when only stabilization is given.
+            dead_after: args
+                .dead_after
+                .unwrap_or_else(|| args.ttl.saturating_mul(2).max(defaults.dead_after)),
+            stabilization: args.stabilization.unwrap_or(defaults.stabilization),
+            ..defaults
+        })
+    } else {
+        builder
     };
     let node = builder
         .session_ttl(args.ttl)

@@ -9,4 +9,5 @@ mod t10_sigstop;
 mod t20_durable;
 mod t30_kill;
 mod t40_netns;
+mod t45_membership;
 mod workload;

@@ -113,6 +113,8 @@ pub struct Spec {
     pub hosts: Vec<String>,
     /// A command each node runs under (e.g. `ip netns exec NS`); empty: none.
     pub wrap: Vec<Vec<String>>,
+    /// Extra flags every node gets (e.g. `--max-voters 3`).
+    pub extra_args: Vec<String>,
 }
 
 impl Spec {
@@ -150,6 +152,7 @@ impl Spec {
             durable,
             hosts,
             wrap,
+            extra_args: Vec::new(),
         }
     }
 
@@ -185,6 +188,7 @@ impl Spec {
         .arg("--key")
         .arg(d.join(format!("{name}.key")))
         .args(["--ttl-ms", &self.ttl.as_millis().to_string()]);
+        cmd.args(&self.extra_args);
         if self.durable {
             cmd.arg("--data-dir").arg(d.join(format!("{name}.data")));
         }

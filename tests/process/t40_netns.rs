@@ -32,12 +32,12 @@ const FAULT: Duration = Duration::from_millis(4500);
 /// After a heal, the survivors must grant again within this.
 const HEAL_BOUND: Duration = Duration::from_secs(10);
 
-fn ip_of(i: usize) -> String {
+pub fn ip_of(i: usize) -> String {
     format!("10.77.0.{}", i + 1)
 }
 
 /// Runs a command; its stdout, or an error naming it with its stderr.
-fn run(args: &[&str]) -> Result<String, String> {
+pub fn run(args: &[&str]) -> Result<String, String> {
     let out = Command::new(args[0])
         .args(&args[1..])
         .stdin(Stdio::null())
@@ -56,10 +56,10 @@ fn run(args: &[&str]) -> Result<String, String> {
 
 /// Namespaces and the processes in them; all removed on drop (also when the
 /// test panics).
-struct Netns {
-    hub: String,
-    nodes: Vec<String>,
-    pids: Arc<Mutex<Vec<u32>>>,
+pub struct Netns {
+    pub hub: String,
+    pub nodes: Vec<String>,
+    pub pids: Arc<Mutex<Vec<u32>>>,
 }
 
 impl Drop for Netns {
@@ -87,7 +87,7 @@ impl Netns {
     }
 
     /// Creates the hub with its bridge, and one namespace per node linked to it.
-    fn create(prefix: &str, n: usize) -> Result<Self, String> {
+    pub fn create(prefix: &str, n: usize) -> Result<Self, String> {
         let net = Netns {
             hub: format!("{prefix}h"),
             nodes: (0..n).map(|i| format!("{prefix}n{i}")).collect(),
@@ -136,7 +136,7 @@ impl Netns {
         self.cut_oneway(b, a);
     }
 
-    fn isolate(&self, i: usize) {
+    pub fn isolate(&self, i: usize) {
         for j in (0..self.nodes.len()).filter(|&j| j != i) {
             self.cut(i, j);
         }
@@ -154,7 +154,7 @@ impl Netns {
         }
     }
 
-    fn heal(&self) {
+    pub fn heal(&self) {
         for i in 0..self.nodes.len() {
             self.nft(i, "flush chain inet plk input");
         }
@@ -162,7 +162,7 @@ impl Netns {
 }
 
 /// Why this machine cannot run the test, if it cannot.
-fn missing_capability(prefix: &str) -> Option<String> {
+pub fn missing_capability(prefix: &str) -> Option<String> {
     match run(&["id", "-u"]) {
         Ok(uid) if uid.trim() == "0" => {}
         Ok(uid) => return Some(format!("not root (uid {})", uid.trim())),
@@ -189,7 +189,7 @@ fn missing_capability(prefix: &str) -> Option<String> {
 }
 
 /// Removes namespaces left by earlier runs whose process is gone.
-fn remove_stale() {
+pub fn remove_stale() {
     let Ok(list) = run(&["ip", "netns", "list"]) else {
         return;
     };

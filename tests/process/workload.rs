@@ -55,6 +55,9 @@ pub struct Shared {
     next_client: AtomicU32,
     resources: Mutex<BTreeMap<String, Resource>>,
     pub views: Mutex<Vec<View>>,
+    /// Per node: `members` asked by the controller, answered by its client
+    /// between operations (see [`Shared::members`]).
+    probes: Mutex<Vec<MembersProbe>>,
     /// Acknowledged grants so far (all clients).
     pub grants: AtomicU64,
     pub stop: AtomicBool,
@@ -70,6 +73,7 @@ impl Shared {
             next_client: AtomicU32::new(1),
             resources: Mutex::new(BTreeMap::new()),
             views: Mutex::new(vec![View::default(); nodes]),
+            probes: Mutex::new(vec![MembersProbe::default(); nodes]),
             grants: AtomicU64::new(0),
             stop: AtomicBool::new(false),
             margin: ttl / 10,
@@ -108,6 +112,43 @@ impl Shared {
     /// A node whose client holds a grant right now, if any.
     pub fn holder(&self) -> Option<usize> {
         self.views.lock().iter().position(|v| v.up && v.holding)
+    }
+}
+
+/// A `members` request from the controller to one node's client.
+#[derive(Clone, Debug, Default)]
+struct MembersProbe {
+    wanted: bool,
+    /// The last answer and when its command was sent.
+    answer: Option<(Instant, String)>,
+}
+
+impl Shared {
+    /// Asks `members` on whichever of `nodes` has its client between
+    /// operations first (a node's stdin serves one command at a time);
+    /// the answer line and when its command was sent, or `None` if none
+    /// answered within `timeout`.
+    pub async fn members(&self, nodes: &[usize], timeout: Duration) -> Option<(Instant, String)> {
+        let asked = Instant::now();
+        for &i in nodes {
+            self.probes.lock()[i].wanted = true;
+        }
+        let found = loop {
+            let got = nodes.iter().find_map(|&i| {
+                self.probes.lock()[i]
+                    .answer
+                    .clone()
+                    .filter(|(sent, _)| *sent >= asked)
+            });
+            if got.is_some() || asked.elapsed() > timeout {
+                break got;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        };
+        for &i in nodes {
+            self.probes.lock()[i].wanted = false;
+        }
+        found
     }
 }
 
@@ -358,6 +399,13 @@ pub async fn contend(
                 return (c, Some(g));
             }
             last_status = Some(Instant::now());
+        }
+        if c.shared.probes.lock()[c.node].wanted {
+            let sent = Instant::now();
+            match c.proc.try_ask("members", c.ask_timeout).await {
+                Ok(line) => c.shared.probes.lock()[c.node].answer = Some((sent, line)),
+                Err(g) => return (c, Some(g)),
+            }
         }
         rng ^= rng << 13;
         rng ^= rng >> 7;

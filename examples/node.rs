@@ -21,6 +21,9 @@
 //! | `members`      | `members NAME=voter|learner,live|silent ...` (linearizable) |
 //! | `quit`         | graceful shutdown, then `bye`                       |
 //!
+//! `--seeds ADDR,..` instead of `--peers` joins a running cluster through
+//! any of those addresses (issue 9).
+//!
 //! Errors are answered `error MESSAGE`. On start it prints `ready NAME`.
 //! Flags: `--ttl-ms N` (session TTL), `--lock-delay-ms N`, `--data-dir DIR`
 //! (durable storage; without it the node keeps its log in memory).
@@ -44,6 +47,7 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 struct Args {
     listen: SocketAddr,
     peers: Vec<String>,
+    seeds: Vec<String>,
     ca: String,
     cert: String,
     key: String,
@@ -55,7 +59,7 @@ struct Args {
     stabilization: Option<Duration>,
 }
 
-const USAGE: &str = "usage: node --listen ADDR --peers ADDR,ADDR,.. --ca ca.pem --cert node.pem --key node.key [--ttl-ms N] [--lock-delay-ms N] [--data-dir DIR] [--max-voters N] [--dead-after-ms N] [--stabilization-ms N]";
+const USAGE: &str = "usage: node --listen ADDR (--peers ADDR,ADDR,.. | --seeds ADDR,..) --ca ca.pem --cert node.pem --key node.key [--ttl-ms N] [--lock-delay-ms N] [--data-dir DIR] [--max-voters N] [--dead-after-ms N] [--stabilization-ms N]";
 
 fn parse_args() -> Result<Args, String> {
     let mut map: HashMap<String, String> = HashMap::new();
@@ -71,8 +75,16 @@ fn parse_args() -> Result<Args, String> {
     let listen = take("listen")?
         .parse()
         .map_err(|e| format!("--listen: {e}"))?;
-    let peers = take("peers")?.split(',').map(str::to_owned).collect();
     let (ca, cert, key) = (take("ca")?, take("cert")?, take("key")?);
+    let list = |v: Option<String>| -> Vec<String> {
+        v.map(|s| s.split(',').map(str::to_owned).collect())
+            .unwrap_or_default()
+    };
+    let peers = list(map.remove("peers"));
+    let seeds = list(map.remove("seeds"));
+    if peers.is_empty() == seeds.is_empty() {
+        return Err("give --peers (found a cluster) or --seeds (join a running one)".into());
+    }
     let ms = |v: Option<String>, default: u64| -> Result<Duration, String> {
         v.map_or(Ok(default), |s| {
             s.parse::<u64>().map_err(|e| format!("{e}"))
@@ -102,6 +114,7 @@ fn parse_args() -> Result<Args, String> {
     Ok(Args {
         listen,
         peers,
+        seeds,
         ca,
         cert,
         key,
@@ -162,6 +175,7 @@ async fn run(args: Args) -> Result<(), peerlock::Error> {
     let builder = Node::builder()
         .listen(args.listen)
         .peers(args.peers)
+        .seeds(args.seeds)
         .tls(tls);
     let builder = match &args.data_dir {
         Some(dir) => builder.data_dir(dir),

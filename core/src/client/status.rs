@@ -61,7 +61,9 @@ pub struct MemberInfo {
     pub name: NodeName,
     /// The address it is reached at.
     pub addr: SocketAddr,
-    /// Voter or learner.
+    /// Voter or learner. While a joint configuration change is in flight
+    /// (one commit, about a round trip) the voters of both the outgoing and
+    /// the incoming configuration are listed as voters: both vote then.
     pub role: MemberRole,
     /// Whether the leader heard from it within two election timeouts
     /// (the leader's judgment, which its membership decisions use).

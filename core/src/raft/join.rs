@@ -34,7 +34,7 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 
-use raft::eraftpb::{Message, MessageType, Snapshot};
+use raft::eraftpb::{Message, MessageType};
 
 use super::Driver;
 use crate::machine::Command;
@@ -216,15 +216,7 @@ impl<S: LogStore + Send + 'static> Driver<S> {
         if applied == 0 || applied > self.raw.raft.raft_log.applied {
             return None;
         }
-        let term = self.raw.store().term(applied).ok()?;
-        let mut snap = Snapshot {
-            data: self.table.encode_snapshot().into(),
-            ..Default::default()
-        };
-        let meta = snap.mut_metadata();
-        meta.index = applied;
-        meta.term = term;
-        meta.set_conf_state(self.raw.raft.prs().conf().to_conf_state());
+        let snap = self.snapshot_at(applied)?;
         self.compact_next = None;
         match self.raw.mut_store().compact(snap) {
             Ok(()) => {

@@ -364,19 +364,23 @@ impl<S: LogStore + Send + 'static> Driver<S> {
         if applied < first || applied - first < self.cfg.compact_after {
             return;
         }
-        let term = match self.raw.store().term(applied) {
-            Ok(t) => t,
-            Err(_) => return,
-        };
+        self.compact_next = self.snapshot_at(applied);
+    }
+
+    /// A snapshot of the table labelled with log index `index` and the
+    /// current configuration; `None` when the log no longer knows the
+    /// index's term.
+    pub(super) fn snapshot_at(&self, index: u64) -> Option<Snapshot> {
+        let term = self.raw.store().term(index).ok()?;
         let mut snap = Snapshot {
             data: self.table.encode_snapshot().into(),
             ..Default::default()
         };
         let meta = snap.mut_metadata();
-        meta.index = applied;
+        meta.index = index;
         meta.term = term;
         meta.set_conf_state(self.raw.raft.prs().conf().to_conf_state());
-        self.compact_next = Some(snap);
+        Some(snap)
     }
 }
 

@@ -30,11 +30,14 @@ pub enum Bug {
     /// The node judges time (its lease first of all) on a clock that stops
     /// while the host is suspended: the monotonic clock (issue 8 item 8).
     LeaseClockStopsInSuspend,
+    /// A blank start that the cluster tells to join as a new member goes
+    /// on under its old Raft id instead (a naive rejoin; issue 9).
+    ReuseIdOnBlankRestart,
 }
 
 impl Bug {
     /// Every bug.
-    pub const ALL: [Bug; 7] = [
+    pub const ALL: [Bug; 8] = [
         Bug::GrantWithoutSessionCheck,
         Bug::AckBeforeFsync,
         Bug::AckKeepaliveWithoutQuorum,
@@ -42,6 +45,7 @@ impl Bug {
         Bug::GrantOutOfFifoOrder,
         Bug::ZeroLeaseMargin,
         Bug::LeaseClockStopsInSuspend,
+        Bug::ReuseIdOnBlankRestart,
     ];
 }
 

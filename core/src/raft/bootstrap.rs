@@ -159,6 +159,8 @@ where
     if !joiner {
         match hello_round(&mut p, &me, &voters, this_run, &founding).await {
             Ok(seen) => incarnations = seen,
+            Err(RoundEnd::Join)
+                if crate::teeth::planted(crate::teeth::Bug::ReuseIdOnBlankRestart) => {}
             Err(RoundEnd::Join) => joiner = true,
             Err(RoundEnd::Failed(e)) => return Err(e),
         }

@@ -20,6 +20,8 @@ fn config_for(bug: Bug, seed: u64) -> SimConfig {
             c.lock_delay = Duration::ZERO;
         }
         Bug::AckBeforeFsync | Bug::TokenReuseAfterRestart => c.durable = true,
+        // Blank restarts happen to in-memory nodes.
+        Bug::ReuseIdOnBlankRestart => c.durable = false,
         // Caught by S4, which is only promised within the clock bound.
         Bug::LeaseClockStopsInSuspend if c.skew == Skew::BeyondBound => {
             c.skew = Skew::WithinBound;

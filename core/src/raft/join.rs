@@ -176,15 +176,19 @@ impl<S: LogStore + Send + 'static> Driver<S> {
     /// yet (no such snapshot can be taken right now; the joiner answers the
     /// next probe the same way).
     pub(super) fn snapshot_for_joiner(&mut self, msg: &Message) -> bool {
+        // The type first: this runs for every Raft message the node steps.
+        let empty_log_reject = msg.get_msg_type() == MessageType::MsgAppendResponse
+            && msg.reject
+            && msg.reject_hint == 0;
+        if !empty_log_reject || !self.is_leader() {
+            return true;
+        }
         let joined = self
             .table
             .members()
             .get(NodeId(msg.from))
             .is_some_and(|m| m.joined_at > 0);
-        let empty_log_reject = msg.get_msg_type() == MessageType::MsgAppendResponse
-            && msg.reject
-            && msg.reject_hint == 0;
-        if !joined || !empty_log_reject || !self.is_leader() {
+        if !joined {
             return true;
         }
         let stored = raft::Storage::snapshot(self.raw.store(), 0, msg.from).ok();

@@ -174,25 +174,6 @@ impl<S: LogStore + Send + 'static> Driver<S> {
                 metrics::counter!(crate::metrics::MEMBERSHIP_SKIPS, "reason" => reason.as_str())
                     .increment(1);
             }
-            Plan::Change(Change::Remove(ids)) => {
-                // Only members that can never come back (see the module
-                // docs): a durable member may return from its disk.
-                let gone: Vec<NodeId> = ids
-                    .into_iter()
-                    .filter(|id| self.can_never_return(*id))
-                    .collect();
-                if gone.is_empty() {
-                    return;
-                }
-                let change = Change::Remove(gone);
-                if let Some(cc) = change.to_conf_change() {
-                    if self.raw.propose_conf_change(Vec::new(), cc).is_ok() {
-                        tracing::info!(node = %self.name, ?change, "membership change proposed");
-                        metrics::counter!(crate::metrics::MEMBERSHIP_CHANGES, "kind" => change.kind())
-                            .increment(1);
-                    }
-                }
-            }
             Plan::Change(Change::TransferLeader { to }) => {
                 tracing::info!(node = %self.name, %to, "handing leadership over before a membership change");
                 metrics::counter!(crate::metrics::MEMBERSHIP_CHANGES, "kind" => "transfer_leader")
@@ -200,6 +181,16 @@ impl<S: LogStore + Send + 'static> Driver<S> {
                 self.raw.transfer_leader(to.0);
             }
             Plan::Change(change) => {
+                // Removal only of members that can never come back (see the
+                // module docs): a durable member may return from its disk.
+                let change = match change {
+                    Change::Remove(ids) => Change::Remove(
+                        ids.into_iter()
+                            .filter(|id| self.can_never_return(*id))
+                            .collect(),
+                    ),
+                    other => other,
+                };
                 let Some(cc) = change.to_conf_change() else {
                     return;
                 };

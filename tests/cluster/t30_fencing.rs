@@ -45,3 +45,35 @@ async fn t30_contention_from_all_nodes_loses_no_update() {
     assert_eq!(f.accepted, 6 * PER_TASK);
     assert_eq!(f.stale_rejected, 0);
 }
+
+/// Issue 9, item 10: every disk is lost and the cluster is founded again.
+/// A fenced resource that saw the old cluster's tokens must accept the new
+/// one's: the founder's `Found` entry sets a token base from its wall
+/// clock, and no session opens before it. On the old code the new
+/// cluster's first token is a small log index, below the old ones, and the
+/// resource refuses every write for ever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn t31_issue_9_a_cluster_founded_again_hands_out_higher_tokens() {
+    let mut resource = Fenced::default();
+    let old = Cluster::start(3).await;
+    for i in 0..30u64 {
+        let g = within(old.nodes[i as usize % 3].lock("ledger"))
+            .await
+            .unwrap();
+        assert!(resource.write(g.token(), i), "the old cluster's own order");
+        within(g.unlock()).await.unwrap();
+    }
+    let last = resource.highest;
+    for n in &old.nodes {
+        let _ = within(n.shutdown()).await;
+    }
+    drop(old);
+
+    let new = Cluster::start(3).await;
+    let g = within(new.nodes[1].lock("ledger")).await.unwrap();
+    assert!(
+        resource.write(g.token(), 99),
+        "the new cluster's token {} is below the lost cluster's {last}",
+        g.token().get()
+    );
+}

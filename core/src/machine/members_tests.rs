@@ -151,6 +151,63 @@ fn found_sets_the_cluster_id_once() {
     assert_eq!(f.members().cluster_id(), 77, "a founded table keeps its id");
 }
 
+/// Issue 9, item 10: after `Found`, a grant's token is the token base plus
+/// its index, so a cluster founded again (a new base from a later wall
+/// clock) hands out tokens above the old cluster's; tokens keep rising
+/// across the `Found` entry, and a snapshot keeps the base.
+#[test]
+fn tokens_after_found_are_the_base_plus_the_index() {
+    let mut t = LockTable::new();
+    let open = |s: u64| Command::OpenSession {
+        session: SessionId(s),
+        node: NodeId(1),
+        name: node("n1"),
+        ttl_ms: 10_000,
+    };
+    let acquire = |s: u64, lock: &str| Command::Acquire {
+        key: RequestKey {
+            session: SessionId(s),
+            request: RequestId(1),
+            floor: RequestId(1),
+        },
+        lock: LockName::new(lock).unwrap(),
+        wait: true,
+    };
+    let token = |fx: Vec<Effect>| {
+        fx.iter()
+            .find_map(|e| match e {
+                Effect::Reply {
+                    outcome: Outcome::Granted(t),
+                    ..
+                } => Some(t.0),
+                _ => None,
+            })
+            .expect("a grant")
+    };
+    t.apply(1, &open(1));
+    t.apply(2, &open(2));
+    assert_eq!(token(t.apply(3, &acquire(1, "before"))), 3, "no base yet");
+    let base = 1_700_000_000_000_000;
+    t.apply(
+        4,
+        &Command::Found {
+            cluster_id: 5,
+            token_base: base,
+        },
+    );
+    assert_eq!(token(t.apply(5, &acquire(2, "after"))), base + 5);
+    let restored = LockTable::restore(&t.encode_snapshot()).unwrap();
+    assert_eq!(restored.members().token_base(), base);
+    assert_eq!(
+        restored
+            .holder(&LockName::new("after").unwrap())
+            .unwrap()
+            .token,
+        FencingToken(base + 5),
+        "the snapshot check accepts a token above the applied index"
+    );
+}
+
 #[test]
 fn set_addr_and_leave_change_known_members_only() {
     let mut t = founded();

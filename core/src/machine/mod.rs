@@ -7,9 +7,10 @@
 //! Invariants (checked by `tests.rs` and `proptests.rs`):
 //!
 //! - a lock has at most one holder;
-//! - a grant's token is the index of the entry that granted it, and an
-//!   entry grants at most one lock, so tokens are unique across locks and
-//!   strictly increase per lock;
+//! - a grant's token is the index of the entry that granted it plus the
+//!   cluster's token base (fixed once, at founding), and an entry grants
+//!   at most one lock, so tokens are unique across locks and strictly
+//!   increase per lock;
 //! - waiters are granted in the order they were queued, and a waiter whose
 //!   session ended is never granted;
 //! - a request retried with the same `(session, request)` gets its first
@@ -253,14 +254,24 @@ impl LockTable {
         });
     }
 
+    /// The fencing token of a grant made by the entry at `index`: the
+    /// index plus the cluster's token base. The base is fixed once, by the
+    /// `Found` entry, so tokens still rise with the log; and because it is
+    /// the founder's wall clock in microseconds, a cluster founded again
+    /// after every disk was lost hands out tokens above the old one's
+    /// (issue 9, item 10).
+    fn token_at(&self, index: u64) -> FencingToken {
+        FencingToken(self.members.token_base().saturating_add(index))
+    }
+
     fn acquire(&mut self, index: u64, key: &RequestKey, name: &LockName, wait: bool) -> Outcome {
         let adds = wait || self.locks.get(name).is_none_or(Lock::is_free);
         if adds && self.lock_entries() >= MAX_LOCK_ENTRIES {
             return Outcome::TableFull;
         }
+        let token = self.token_at(index);
         let lock = self.locks.entry(name.clone()).or_default();
         if lock.is_free() {
-            let token = FencingToken(index);
             lock.holder = Some(Holder {
                 session: key.session,
                 request: key.request,
@@ -370,6 +381,7 @@ impl LockTable {
 
     /// Grants `name` to its first waiter whose session still exists.
     fn grant_next(&mut self, index: u64, name: &LockName, fx: &mut Vec<Effect>) {
+        let token = self.token_at(index);
         let Some(lock) = self.locks.get_mut(name) else {
             return;
         };
@@ -387,7 +399,6 @@ impl LockTable {
             };
             let Some(s) = self.sessions.get_mut(&session) else {
                 if crate::teeth::planted(crate::teeth::Bug::GrantWithoutSessionCheck) {
-                    let token = FencingToken(index);
                     lock.holder = Some(Holder {
                         session,
                         request,
@@ -402,7 +413,6 @@ impl LockTable {
                 }
                 continue;
             };
-            let token = FencingToken(index);
             lock.holder = Some(Holder {
                 session,
                 request,

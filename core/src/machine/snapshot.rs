@@ -163,7 +163,13 @@ fn check(image: &Image) -> Result<(), String> {
             if held != Some(&h.token) || lock.handoff.is_some() {
                 return Err(format!("lock {name}'s holder disagrees with its session"));
             }
-            if h.token.0 > image.applied_index || !tokens.insert(h.token) {
+            if h.token.0
+                > image
+                    .members
+                    .token_base()
+                    .saturating_add(image.applied_index)
+                || !tokens.insert(h.token)
+            {
                 return Err(format!("lock {name} has an impossible token"));
             }
             holders += 1;

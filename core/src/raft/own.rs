@@ -53,6 +53,10 @@ mod seeded {
         STATE.with(|s| s.set(seed));
     }
 
+    pub(super) fn active() -> bool {
+        STATE.with(|s| s.get().is_some())
+    }
+
     /// splitmix64: one step of the thread's seeded sequence, if seeded.
     pub(super) fn next() -> Option<u64> {
         STATE.with(|s| {
@@ -64,6 +68,24 @@ mod seeded {
             Some(z ^ (z >> 31))
         })
     }
+}
+
+/// The fencing-token base a founder proposes: its wall clock in
+/// microseconds since the Unix epoch. Tokens are `base + log index`, so a
+/// cluster founded again after every disk was lost hands out tokens above
+/// every token of the old one, as long as the founder's clock is not behind
+/// the old founder's by more than the old cluster's age and the old cluster
+/// committed fewer than one entry per microsecond on average (issue 9,
+/// item 10). Under the simulator a seeded thread gets a fixed base, so a
+/// run replays exactly and tokens still differ from indexes.
+pub(crate) fn founding_token_base() -> u64 {
+    #[cfg(any(test, feature = "sim"))]
+    if seeded::active() {
+        return crate::sim::TOKEN_BASE;
+    }
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX / 2))
 }
 
 /// The state of this node's current session.

@@ -113,27 +113,31 @@ impl<S: LogStore + Send + 'static> Driver<S> {
         let Some(duty) = self.leader.as_mut().filter(|d| d.is_for(term)) else {
             return;
         };
+        // Checked every tick, not every plan: no node opens its session
+        // before the cluster is founded (see `open_session_if_needed`).
+        let committed_in_term = self.raw.raft.commit_to_current_term();
+        if committed_in_term && self.table.members().cluster_id() == 0 && !duty.watch.found_proposed
+        {
+            // The first leader names the cluster (a random id, so seeds
+            // that answer for two clusters are told apart) and fixes the
+            // token base (its wall clock, so tokens of a cluster founded
+            // again after total loss rise above the old ones).
+            let cluster_id =
+                (u128::from(super::random_u64()) << 64) | u128::from(super::random_u64());
+            let cmd = Command::Found {
+                cluster_id: cluster_id.max(1),
+                token_base: super::own::founding_token_base(),
+            };
+            if self.raw.propose(Vec::new(), cmd.encode()).is_ok() {
+                duty.watch.found_proposed = true;
+            }
+        }
         if now < duty.watch.next_plan {
             return;
         }
         duty.watch.next_plan = now + PLAN_EVERY;
         if self.shutdown.is_some() {
             return;
-        }
-        let committed_in_term = self.raw.raft.commit_to_current_term();
-        if committed_in_term && self.table.members().cluster_id() == 0 && !duty.watch.found_proposed
-        {
-            // The first leader names the cluster (a random id, so seeds
-            // that answer for two clusters are told apart).
-            let cluster_id =
-                (u128::from(super::random_u64()) << 64) | u128::from(super::random_u64());
-            let cmd = Command::Found {
-                cluster_id: cluster_id.max(1),
-                token_base: 0,
-            };
-            if self.raw.propose(Vec::new(), cmd.encode()).is_ok() {
-                duty.watch.found_proposed = true;
-            }
         }
         let cs = self.raw.raft.prs().conf().to_conf_state();
         let conf = conf_view(&cs);

@@ -50,7 +50,12 @@ impl<S: LogStore + Send + 'static> Driver<S> {
         let due = self.own.open_proposed.is_none_or(|(at, t)| {
             t != term || now.saturating_duration_since(at) >= self.retry_after()
         });
-        if !due || self.leader_id().is_none() {
+        // Not before the cluster is founded: the `Found` entry fixes the
+        // token base, and a grant before it would get a bare log index as
+        // its token, below the tokens of a cluster that was lost (issue 9,
+        // item 10). The first leader proposes `Found` as soon as it has
+        // committed in its term, so this waits a commit or two.
+        if !due || self.leader_id().is_none() || self.table.members().cluster_id() == 0 {
             return;
         }
         let cmd = Command::OpenSession {

@@ -21,6 +21,18 @@ mod workload;
 mod world;
 
 pub use memnet::{MemNet, MemTransport};
+
+/// The fencing-token base of every simulated cluster: its founder's `Found`
+/// entry sets it (a real founder takes its wall clock, issue 9 item 10), so
+/// tokens are never bare log indexes and a checker that mixed the two up
+/// would show it.
+pub(crate) const TOKEN_BASE: u64 = 1 << 40;
+
+/// The log index of the entry that granted `token` (the checker works in
+/// indexes). A token below the base came from a grant before `Found`.
+pub(crate) fn token_index(token: u64) -> u64 {
+    token.checked_sub(TOKEN_BASE).unwrap_or(token)
+}
 pub use run::{run, SimConfig, SimOutcome, Skew, Workload};
 #[cfg(test)]
 #[cfg(feature = "teeth")]

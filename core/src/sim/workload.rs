@@ -86,7 +86,7 @@ impl Client {
                 self.gate().await;
                 match got {
                     Ok(Some(g)) => {
-                        let token = g.token().get();
+                        let token = super::token_index(g.token().get());
                         self.complete(lock, op, Outcome::Granted { token });
                         self.hold(lock, g).await;
                     }
@@ -105,7 +105,7 @@ impl Client {
                 self.gate().await;
                 let outcome = match got {
                     Ok(info) => Outcome::Holder {
-                        token: info.map(|i| i.token.get()),
+                        token: info.map(|i| super::token_index(i.token.get())),
                     },
                     Err(e) => Outcome::Failed {
                         error: e.to_string(),
@@ -124,7 +124,7 @@ impl Client {
         self.gate().await;
         match got {
             Ok(g) => {
-                let token = g.token().get();
+                let token = super::token_index(g.token().get());
                 self.complete(lock, op, Outcome::Granted { token });
                 self.hold(lock, g).await;
             }
@@ -163,7 +163,7 @@ impl Client {
 
     /// Holds `g` for a while: probe, write, and release (or drop it).
     async fn hold(&mut self, lock: &str, g: LockGuard) {
-        let token = g.token().get();
+        let token = super::token_index(g.token().get());
         self.shared.holding.lock().insert(self.process, self.node);
         // Mostly short holds; some long ones, which faults are likelier to
         // land in the middle of.
@@ -257,7 +257,7 @@ impl Bulk {
                 let (outcome, guard) = match got {
                     Ok(Some(g)) => (
                         Outcome::Granted {
-                            token: g.token().get(),
+                            token: super::token_index(g.token().get()),
                         },
                         Some(g),
                     ),

@@ -295,7 +295,7 @@ impl<'a> Replay<'a> {
         s: &mut Step<'a>,
     ) {
         match outcome {
-            Outcome::Granted(t) if t.0 == index => s.grants.push(Grant {
+            Outcome::Granted(t) if crate::sim::token_index(t.0) == index => s.grants.push(Grant {
                 req,
                 lock: entry_lock,
                 asked: self.asked.get(&req).copied(),
@@ -313,7 +313,7 @@ impl<'a> Replay<'a> {
                 Some(Command::Release { lock, token, .. }) => {
                     let grant = self
                         .session_range(req.0)
-                        .find(|(_, (t, _))| *t == token.0)
+                        .find(|(_, (t, _))| *t == crate::sim::token_index(token.0))
                         .map(|(r, _)| *r);
                     if let Some(g) = grant {
                         self.current.remove(&g);
@@ -321,7 +321,7 @@ impl<'a> Replay<'a> {
                     s.frees.push(Free {
                         lock: Some(lock),
                         req: grant,
-                        token: Some(token.0),
+                        token: Some(crate::sim::token_index(token.0)),
                         by: FreedBy::Release,
                     });
                 }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use peerlock_core::config::{MembershipConfig, NodeConfig};
-use peerlock_core::raft::{MemoryPeers, OnJoined, StartParams};
+use peerlock_core::raft::{MemoryPeers, OnJoined, OnLeft, StartParams};
 
 use crate::data_dir;
 use peerlock_core::Error;
@@ -34,6 +34,7 @@ pub struct NodeBuilder {
     tick: Option<Duration>,
     startup_timeout: Option<Duration>,
     membership: Option<MembershipConfig>,
+    leave_on_shutdown: Option<bool>,
 }
 
 impl NodeBuilder {
@@ -141,6 +142,26 @@ impl NodeBuilder {
         self
     }
 
+    /// Whether [`Node::shutdown`] leaves the membership (default `true`).
+    ///
+    /// Leaving: after its locks are released, the node asks to leave
+    /// (a committed `Leave`), hands leadership over if it leads, and waits
+    /// up to 5 s for the leader to replace it with a learner or demote it,
+    /// so the voters never count a member that is gone (issue 9, item 7).
+    /// A durable node that left starts blank next time and joins under a
+    /// new id: its directory is marked, and wiped at the next start.
+    ///
+    /// Turn it off for instances that come back with their disk (a
+    /// StatefulSet with volumes): they restart as themselves, with no
+    /// membership change; one that never returns is replaced after
+    /// `dead_after`.
+    ///
+    /// [`Node::shutdown`]: crate::Node::shutdown
+    pub fn leave_on_shutdown(mut self, leave: bool) -> Self {
+        self.leave_on_shutdown = Some(leave);
+        self
+    }
+
     /// How long `start` waits for the peers to be reachable (default 60 s).
     pub fn startup_timeout(mut self, timeout: Duration) -> Self {
         self.startup_timeout = Some(timeout);
@@ -169,6 +190,7 @@ impl NodeBuilder {
                 ..MembershipConfig::default()
             }),
             max_voters,
+            leave_on_shutdown: self.leave_on_shutdown.unwrap_or(true),
             tick: self
                 .tick
                 .unwrap_or_else(|| NodeConfig::tick_for_ttl(session_ttl)),
@@ -291,6 +313,9 @@ impl NodeBuilder {
                     data_dir::save_member_id(&dir, id)
                 })
             }),
+            on_left: data_dir
+                .clone()
+                .map(|dir| -> OnLeft { Box::new(move || data_dir::mark_left(&dir)) }),
         };
         let started = match durable {
             None => peerlock_core::raft::start(params).await,

@@ -20,6 +20,11 @@
 //!   cluster allocated it, written (fsynced) before its first Raft message,
 //!   so that a restart comes back as the same member (issue 9).
 //! - `raft/`: the Raft log, hard state and snapshots (`DiskStore`).
+//! - `left`: written (fsynced) when a graceful shutdown left the
+//!   membership (issue 9, item 7). The cluster removes the old id, so the
+//!   state under it is worth nothing; the next start wipes the directory
+//!   (every file above, then `left` last, so a crash midway wipes again)
+//!   and starts blank, joining under a new id.
 //!
 //! # Order at first start
 //!
@@ -50,6 +55,8 @@ const MEMBER: &str = "member";
 const MEMBER_FORMAT: &str = "peerlock-member 1";
 const RAFT: &str = "raft";
 const FORMAT: &str = "peerlock-data-dir 1";
+const LEFT: &str = "left";
+const LEFT_FORMAT: &str = "peerlock-left 1";
 
 fn io(path: &Path, what: &str, e: std::io::Error) -> Error {
     Error::Io(std::io::Error::new(
@@ -182,6 +189,9 @@ pub(crate) fn open_with(
     };
     create_dir_durably(fs, dir).map_err(|e| io(dir, "cannot create data directory", e))?;
     let raft = dir.join(RAFT);
+    if read_text(fs, &dir.join(LEFT))?.is_some() {
+        wipe_left(fs, dir, &raft)?;
+    }
     let path = dir.join(IDENTITY);
     let mut id = match read_text(fs, &path)? {
         Some(text) => {
@@ -237,6 +247,34 @@ pub(crate) fn open_with(
         .ok_or_else(|| Error::Config(format!("{}: the boot count is exhausted", path.display())))?;
     write_atomic(fs, dir, IDENTITY, &id.render())?;
     Ok((id, raft))
+}
+
+/// Marks `dir` as left (see the module docs): the next start wipes it.
+pub(crate) fn mark_left(dir: &Path) -> Result<(), Error> {
+    write_atomic(&RealFs, dir, LEFT, LEFT_FORMAT)
+}
+
+/// Finishes what a `left` mark asks: every file of the old membership
+/// goes (`identity` first, so no crash leaves an identity without its
+/// log), then the mark.
+fn wipe_left(fs: &dyn Fs, dir: &Path, raft: &Path) -> Result<(), Error> {
+    tracing::info!(dir = %dir.display(), "this node left its cluster at its last shutdown; starting blank");
+    let remove = |path: &Path| match fs.remove(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(io(path, "cannot remove", e)),
+        _ => Ok(()),
+    };
+    for name in [IDENTITY, MEMBER, MEMBERS, PEERS] {
+        remove(&dir.join(name))?;
+    }
+    fs.sync_dir(dir).map_err(|e| io(dir, "cannot sync", e))?;
+    if let Ok(files) = fs.list(raft) {
+        for f in files {
+            remove(&f)?;
+        }
+        fs.sync_dir(raft).map_err(|e| io(raft, "cannot sync", e))?;
+    }
+    remove(&dir.join(LEFT))?;
+    fs.sync_dir(dir).map_err(|e| io(dir, "cannot sync", e))
 }
 
 /// The last accepted start of each peer, kept in `peers` in the data

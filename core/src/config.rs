@@ -23,6 +23,9 @@ pub struct NodeConfig {
     pub compact_after: u64,
     /// How the leader keeps the voters (issue 9).
     pub membership: MembershipConfig,
+    /// Whether a graceful shutdown leaves the membership (issue 9, item
+    /// 7): on by default; off for nodes that come back with their disk.
+    pub leave_on_shutdown: bool,
 }
 
 /// How the leader reconciles the voters with the live members (issue 9).
@@ -69,6 +72,7 @@ impl Default for NodeConfig {
             heartbeat_ticks: 2,
             compact_after: 20_000,
             membership: MembershipConfig::default(),
+            leave_on_shutdown: true,
         }
     }
 }

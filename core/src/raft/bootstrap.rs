@@ -95,10 +95,17 @@ pub struct StartParams {
     /// before it sends its first Raft message: a durable node records its
     /// id there (fsynced), so that a restart comes back as the same member.
     pub on_joined: Option<OnJoined>,
+    /// Called once when a graceful shutdown has left the voters (issue 9,
+    /// item 7): a durable node marks its directory so the next start is
+    /// blank and joins under a new id (the old one is being removed).
+    pub on_left: Option<OnLeft>,
 }
 
 /// See [`StartParams::on_joined`].
 pub type OnJoined = Box<dyn FnOnce(NodeId, &[Member]) -> Result<(), Error> + Send>;
+
+/// See [`StartParams::on_left`].
+pub type OnLeft = Box<dyn FnOnce() -> Result<(), Error> + Send>;
 
 /// Starts a node with its log in memory: returns once it may take part in
 /// Raft; call `NodeHandle::ready` to wait for a leader and an open session.
@@ -303,6 +310,7 @@ where
         seen_leader: (0, 0),
         stopped: false,
         on_stop: p.on_stop.take(),
+        on_left: p.on_left.take(),
         syncer,
         unsynced_upto: None,
         written_vote,

@@ -86,6 +86,7 @@ async fn issue_8_a_follower_briefly_behind_a_compaction_needs_no_snapshot() {
             join_only: false,
             durable: false,
             on_joined: None,
+            on_left: None,
         };
         starts.push(tokio::spawn(start(params)));
     }

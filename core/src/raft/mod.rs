@@ -58,7 +58,7 @@ use crate::transport::{Incoming, PeerMessage, Transport};
 use crate::types::{NodeId, NodeName};
 
 pub use bootstrap::{
-    start, start_on_disk, start_with, Member, MemoryPeers, OnJoined, PeerMemory, PeerRun,
+    start, start_on_disk, start_with, Member, MemoryPeers, OnJoined, OnLeft, PeerMemory, PeerRun,
     StartParams,
 };
 pub use hooks::{ApplyObserver, Hooks, PauseGate};
@@ -115,6 +115,8 @@ pub(crate) struct Driver<S: LogStore + Send + 'static> {
     seen_leader: (u64, u64),
     stopped: bool,
     on_stop: Option<Box<dyn FnOnce() + Send>>,
+    /// See `StartParams::on_left`.
+    on_left: Option<OnLeft>,
     /// The fsync thread, for a store whose writes block on the disk.
     syncer: Option<syncer::Syncer>,
     /// The newest Ready handed to the fsync thread and not yet reported durable.

@@ -40,6 +40,7 @@ fn params(net: &MemNet, m: &Member, members: &[Member], cfg: NodeConfig) -> Star
         join_only: false,
         durable: false,
         on_joined: None,
+        on_left: None,
     }
 }
 

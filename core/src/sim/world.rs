@@ -247,6 +247,7 @@ impl World {
             join_only: false,
             durable: self.durable,
             on_joined: None,
+            on_left: None,
         };
         Some((params, node.disk.clone()))
     }

@@ -122,7 +122,9 @@ impl Node {
 
     /// Revokes this node's guards (their `lost()` completes first), releases
     /// its locks by closing its session, hands leadership over, and stops.
-    /// Bounded: about 6 s at most, even without a quorum.
+    /// Then, unless `leave_on_shutdown(false)`, it leaves the membership and
+    /// waits to be replaced (issue 9). Bounded: about 11 s at most, even
+    /// without a quorum.
     ///
     /// # Errors
     ///

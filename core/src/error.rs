@@ -24,6 +24,12 @@ pub enum Error {
     /// connected to this node.
     #[error("no quorum: this node cannot reach a majority of its peers; check that they run and that the network between them is open")]
     NoQuorum,
+    /// The cluster removed this node (it was replaced while it was
+    /// partitioned or stopped, or it left): its id never takes part again
+    /// (issue 9). Start the node again: a durable node starts blank and
+    /// joins under a new id.
+    #[error("this node was removed from the cluster; start it again and it joins as a new member")]
+    Removed,
     /// The node was shut down (or stopped after a fatal error).
     #[error("the node is shut down; start a new one")]
     Shutdown,

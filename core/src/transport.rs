@@ -115,6 +115,14 @@ pub enum PeerMessage {
     /// Sent to a node that says hello but is not a member of this running
     /// cluster: it must join (issue 9).
     JoinInstead,
+    /// Sent to a node whose Raft id the cluster removed (issue 9): it must
+    /// stop taking part under that id.
+    Removed {
+        /// The sender's cluster id (a frame for another cluster is ignored).
+        cluster_id: u128,
+        /// The removed id.
+        id: NodeId,
+    },
 }
 
 /// One member, as [`PeerMessage::Joined`] lists it.

@@ -13,6 +13,7 @@ mod t50_failover;
 mod t60_restart;
 mod t70_membership;
 mod t77_leave;
+mod t79_removed;
 mod t80_bad_input;
 mod t90_no_quorum;
 mod t91_blocked_runtime;

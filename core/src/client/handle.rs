@@ -57,6 +57,18 @@ pub struct NodeHandle {
     inner: Arc<Inner>,
 }
 
+impl NodeHandle {
+    /// What a call to a stopped node fails with: `Removed` when the
+    /// cluster removed it (issue 9), else `Shutdown`.
+    fn gone(&self) -> Error {
+        if self.inner.status.borrow().role == super::status::Role::Removed {
+            Error::Removed
+        } else {
+            Error::Shutdown
+        }
+    }
+}
+
 /// Sends `Abandon` for an acquire whose future is dropped before its answer.
 struct AbandonOnDrop<'a> {
     inbox: &'a mpsc::UnboundedSender<Input>,
@@ -110,7 +122,7 @@ impl NodeHandle {
                     return Ok(());
                 }
                 if rx.changed().await.is_err() {
-                    return Err(Error::Shutdown);
+                    return Err(self.gone());
                 }
             }
         };
@@ -173,7 +185,7 @@ impl NodeHandle {
                 reply: tx,
                 place,
             })
-            .map_err(|_| Error::Shutdown)?;
+            .map_err(|_| self.gone())?;
         let mut abandon = AbandonOnDrop {
             inbox: &self.inner.inbox,
             ticket,
@@ -181,7 +193,7 @@ impl NodeHandle {
         };
         let answer = rx.await;
         abandon.armed = false;
-        answer.map_err(|_| Error::Shutdown)?
+        answer.map_err(|_| self.gone())?
     }
 
     /// The current holder of `name`, read linearizably (a quorum round).
@@ -196,8 +208,8 @@ impl NodeHandle {
                 reply: tx,
                 place,
             })
-            .map_err(|_| Error::Shutdown)?;
-        rx.await.map_err(|_| Error::Shutdown)?
+            .map_err(|_| self.gone())?;
+        rx.await.map_err(|_| self.gone())?
     }
 
     /// The members, linearizable: confirmed by a quorum round, read from
@@ -214,8 +226,8 @@ impl NodeHandle {
         self.inner
             .inbox
             .send(Input::Members { reply: tx, place })
-            .map_err(|_| Error::Shutdown)?;
-        rx.await.map_err(|_| Error::Shutdown)?
+            .map_err(|_| self.gone())?;
+        rx.await.map_err(|_| self.gone())?
     }
 
     /// This node's local view of itself and the cluster.
@@ -294,8 +306,8 @@ impl NodeHandle {
         self.inner
             .inbox
             .send(Input::StateHash { reply: tx })
-            .map_err(|_| Error::Shutdown)?;
-        rx.await.map_err(|_| Error::Shutdown)
+            .map_err(|_| self.gone())?;
+        rx.await.map_err(|_| self.gone())
     }
 
     /// Counts of the node's bookkeeping (tests of what must stay bounded).
@@ -305,8 +317,8 @@ impl NodeHandle {
         self.inner
             .inbox
             .send(Input::Inspect { reply: tx })
-            .map_err(|_| Error::Shutdown)?;
-        rx.await.map_err(|_| Error::Shutdown)
+            .map_err(|_| self.gone())?;
+        rx.await.map_err(|_| self.gone())
     }
 
     /// A place in the inbox (see [`MAX_CALLS_IN_FLIGHT`]).
@@ -314,7 +326,7 @@ impl NodeHandle {
         Arc::clone(&self.inner.calls)
             .acquire_owned()
             .await
-            .map_err(|_| Error::Shutdown)
+            .map_err(|_| self.gone())
     }
 
     async fn join(&self) {

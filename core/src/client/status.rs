@@ -20,6 +20,9 @@ pub enum Role {
     Leader,
     /// Stopped (shut down, or failed).
     Stopped,
+    /// Stopped because the cluster removed this node's id (issue 9): its
+    /// calls fail with [`Error::Removed`](crate::Error::Removed).
+    Removed,
 }
 
 /// A member's part in Raft.

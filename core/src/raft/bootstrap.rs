@@ -311,6 +311,8 @@ where
         stopped: false,
         on_stop: p.on_stop.take(),
         on_left: p.on_left.take(),
+        told: Default::default(),
+        stop_error: None,
         syncer,
         unsynced_upto: None,
         written_vote,

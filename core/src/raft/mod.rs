@@ -26,6 +26,7 @@ mod proposals;
 mod reads;
 mod ready;
 mod reconcile;
+mod removed;
 mod shutdown;
 mod snapshot_decode;
 mod syncer;
@@ -117,6 +118,11 @@ pub(crate) struct Driver<S: LogStore + Send + 'static> {
     on_stop: Option<Box<dyn FnOnce() + Send>>,
     /// See `StartParams::on_left`.
     on_left: Option<OnLeft>,
+    /// Removed peers told so lately (see `removed.rs`).
+    told: removed::Told,
+    /// What calls fail with once stopped, if not `Shutdown`: `Removed`
+    /// after this node was told it is no longer a member.
+    stop_error: Option<fn() -> crate::error::Error>,
     /// The fsync thread, for a store whose writes block on the disk.
     syncer: Option<syncer::Syncer>,
     /// The newest Ready handed to the fsync thread and not yet reported durable.
@@ -293,6 +299,7 @@ impl<S: LogStore + Send + 'static> Driver<S> {
                 PeerMessage::Joined { .. }
                 | PeerMessage::JoinRefused { .. }
                 | PeerMessage::JoinInstead => {}
+                PeerMessage::Removed { cluster_id, id } => self.on_removed(from, cluster_id, id),
             }
         }
     }
@@ -305,6 +312,9 @@ impl<S: LogStore + Send + 'static> Driver<S> {
         }
         if msg.to != self.me.0 {
             tracing::warn!(node = %self.name, peer = %from, to = msg.to, "raft message for another node; dropped");
+            return;
+        }
+        if self.from_removed(from, NodeId(msg.from), self.clock.now()) {
             return;
         }
         if self.key_of(NodeId(msg.from)) != Some(from) {
@@ -376,6 +386,9 @@ impl<S: LogStore + Send + 'static> Driver<S> {
     }
 
     fn role(&self) -> Role {
+        if self.stop_error.is_some() {
+            return Role::Removed;
+        }
         if self.stopped {
             return Role::Stopped;
         }

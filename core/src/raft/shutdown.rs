@@ -23,11 +23,16 @@ use crate::storage::LogStore;
 const CLOSE_FOR: Duration = Duration::from_secs(3);
 const HANDOFF_FOR: Duration = Duration::from_millis(1500);
 const TRANSFER_FOR: Duration = Duration::from_secs(1);
+/// How long a leaving node waits to be replaced or demoted (issue 9, item
+/// 7; Kubernetes gives a pod 30 s between SIGTERM and SIGKILL).
+const LEAVE_FOR: Duration = Duration::from_secs(5);
+const RETRY_EVERY: Duration = Duration::from_millis(500);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Phase {
     Closing,
     HandingOff,
+    Leaving,
     Transferring,
 }
 
@@ -123,19 +128,80 @@ impl<S: LogStore + Send + 'static> Driver<S> {
             Phase::HandingOff => {
                 let done = !self.is_leader() || self.table.pending_handoffs().is_empty();
                 if done || elapsed >= HANDOFF_FOR {
-                    if self.is_leader() {
-                        if let Some(to) = self.transfer_target() {
-                            tracing::info!(node = %self.name, to, "handing leadership over");
-                            self.raw.transfer_leader(to);
-                        }
+                    if self.should_leave() {
+                        tracing::info!(node = %self.name, "leaving the membership");
+                        self.set_phase(Phase::Leaving, now);
+                        return;
                     }
+                    self.transfer_leadership();
                     self.set_phase(Phase::Transferring, now);
                 }
             }
+            Phase::Leaving => self.leave_progress(now, elapsed, last),
             Phase::Transferring => {
                 if !self.is_leader() || elapsed >= TRANSFER_FOR {
                     self.stopped = true;
                 }
+            }
+        }
+    }
+
+    /// Whether shutdown should leave the membership: asked for, and there
+    /// is another member to take over (a lone member has no one to hand
+    /// the cluster to, and keeps its state).
+    fn should_leave(&self) -> bool {
+        self.cfg.leave_on_shutdown
+            && self.table.members().get(self.me).is_some()
+            && self.table.members().iter().any(|m| m.id != self.me)
+    }
+
+    /// Leaving (issue 9, item 7): propose `Leave` until it applies; while
+    /// this node leads, hand leadership to another voter (the next
+    /// leader's planner replaces or demotes this one); done once the
+    /// applied configuration no longer counts this node as a voter.
+    /// Bounded by [`LEAVE_FOR`]: a node that could not leave stops anyway,
+    /// stays a member marked leaving, and the planner replaces it like a
+    /// dead one.
+    fn leave_progress(&mut self, now: Instant, elapsed: Duration, last: Option<Instant>) {
+        let me = self.me;
+        let leaving = self.table.members().get(me).is_none_or(|m| m.leaving);
+        let voter = self.raw.raft.prs().conf().voters().contains(me.0);
+        if leaving && !voter {
+            tracing::info!(node = %self.name, "left the voters");
+            if let Some(on_left) = self.on_left.take() {
+                if let Err(e) = on_left() {
+                    tracing::warn!(node = %self.name, error = %e, "could not mark the data directory as left");
+                }
+            }
+            self.set_phase(Phase::Transferring, now);
+            return;
+        }
+        if elapsed >= LEAVE_FOR {
+            tracing::warn!(node = %self.name, "not replaced in time; the leader replaces it like a dead member");
+            self.transfer_leadership();
+            self.set_phase(Phase::Transferring, now);
+            return;
+        }
+        if last.is_some_and(|at| now.saturating_duration_since(at) < RETRY_EVERY) {
+            return;
+        }
+        if !leaving {
+            let _ = self
+                .raw
+                .propose(Vec::new(), Command::Leave { id: me }.encode());
+        } else if self.is_leader() {
+            self.transfer_leadership();
+        }
+        if let Some(s) = self.shutdown.as_mut() {
+            s.last_proposal = Some(now);
+        }
+    }
+
+    fn transfer_leadership(&mut self) {
+        if self.is_leader() {
+            if let Some(to) = self.transfer_target() {
+                tracing::info!(node = %self.name, to, "handing leadership over");
+                self.raw.transfer_leader(to);
             }
         }
     }
@@ -163,34 +229,35 @@ impl<S: LogStore + Send + 'static> Driver<S> {
     /// Stops for good: every guard is lost, every caller is answered.
     pub(super) fn finish(&mut self) {
         self.stopped = true;
+        let err = self.stop_error.unwrap_or(|| Error::Shutdown);
         self.own.end();
         for (_, p) in self.pending.drain() {
             match p.waiter {
                 Waiter::Acquire { reply, .. } => {
-                    let _ = reply.send(Err(Error::Shutdown));
+                    let _ = reply.send(Err(err()));
                 }
                 Waiter::Release { reply: Some(r) } => {
-                    let _ = r.send(Err(Error::Shutdown));
+                    let _ = r.send(Err(err()));
                 }
                 _ => {}
             }
         }
-        self.reads.fail_all(|| Error::Shutdown);
-        self.fail_live_asks(|| Error::Shutdown);
+        self.reads.fail_all(err);
+        self.fail_live_asks(err);
         self.inbox.close();
         while let Ok(input) = self.inbox.try_recv() {
             match input {
                 super::Input::Acquire { reply, .. } => {
-                    let _ = reply.send(Err(Error::Shutdown));
+                    let _ = reply.send(Err(err()));
                 }
                 super::Input::Release { reply: Some(r), .. } => {
-                    let _ = r.send(Err(Error::Shutdown));
+                    let _ = r.send(Err(err()));
                 }
                 super::Input::Holder { reply, .. } => {
-                    let _ = reply.send(Err(Error::Shutdown));
+                    let _ = reply.send(Err(err()));
                 }
                 super::Input::Members { reply, .. } => {
-                    let _ = reply.send(Err(Error::Shutdown));
+                    let _ = reply.send(Err(err()));
                 }
                 super::Input::Shutdown { reply: Some(r) } => {
                     let _ = r.send(Ok(()));

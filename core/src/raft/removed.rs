@@ -1,0 +1,96 @@
+//! Removed members (issue 9, item 1): an id the cluster removed from its
+//! configuration never takes part again, and is told so.
+//!
+//! A member is removed when its id is below the table's `next_id` and has
+//! no record (ids are never reused, so no tombstone list is needed). Raft
+//! messages from a removed id are already dropped (they claim a sender no
+//! member has); on top of that every peer answers them with
+//! [`PeerMessage::Removed`], at most once a second per peer, so the removed
+//! node learns it instead of campaigning into the void. etcd answers a
+//! removed member the same way ("the member has been permanently removed
+//! from the cluster", etcd-io/etcd `rafthttp` `errMemberRemoved`), and
+//! that member stops.
+//!
+//! The removed node trusts the frame only from a connection proven to be
+//! a member of its own table, for its own id and its own cluster: every
+//! table is a prefix of the same log, so a member that applied the removal
+//! saw it committed. It then stops as a shutdown would, except that its
+//! calls fail with [`Error::Removed`], and a durable node marks its
+//! directory so the next start is blank and joins under a new id (its old
+//! state can never count again).
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use super::Driver;
+use crate::error::Error;
+use crate::storage::LogStore;
+use crate::transport::PeerMessage;
+use crate::types::NodeId;
+
+/// How often one peer is told it was removed.
+const TELL_EVERY: Duration = Duration::from_secs(1);
+/// The most peers remembered as told (a bound on the map; it is cleared
+/// when full, which at worst tells some twice).
+const TOLD_MAX: usize = 1024;
+
+/// When each removed peer (by transport key) was last told.
+#[derive(Debug, Default)]
+pub(super) struct Told(HashMap<NodeId, Instant>);
+
+impl<S: LogStore + Send + 'static> Driver<S> {
+    /// Whether a Raft message from `id` (over the connection `key`) comes
+    /// from a removed member; if so it is answered with `Removed`, and the
+    /// caller drops it.
+    pub(super) fn from_removed(&mut self, key: NodeId, id: NodeId, now: Instant) -> bool {
+        let members = self.table.members();
+        if id == self.me || !members.is_removed(id) {
+            return false;
+        }
+        let cluster_id = members.cluster_id();
+        let due = self
+            .told
+            .0
+            .get(&key)
+            .is_none_or(|at| now.saturating_duration_since(*at) >= TELL_EVERY);
+        if due {
+            if self.told.0.len() >= TOLD_MAX {
+                self.told.0.clear();
+            }
+            self.told.0.insert(key, now);
+            tracing::info!(node = %self.name, peer = %key, %id, "a removed member still sends; telling it");
+            self.transport
+                .send(key, vec![PeerMessage::Removed { cluster_id, id }]);
+        }
+        true
+    }
+
+    /// A peer says this node's id was removed.
+    pub(super) fn on_removed(&mut self, from: NodeId, cluster_id: u128, id: NodeId) {
+        let ours = self.table.members().cluster_id();
+        let believable = id == self.me
+            && self.is_member_key(from)
+            && (ours == 0 || cluster_id == ours)
+            && self.stop_error.is_none();
+        if !believable {
+            tracing::debug!(node = %self.name, peer = %from, %id, "a Removed frame not for this node; ignored");
+            return;
+        }
+        tracing::error!(
+            node = %self.name,
+            id = %self.me,
+            "this node was removed from the cluster: it stops; a durable node starts blank next time and joins under a new id"
+        );
+        self.stop_error = Some(|| Error::Removed);
+        if let Some(on_left) = self.on_left.take() {
+            if let Err(e) = on_left() {
+                tracing::warn!(node = %self.name, error = %e, "could not mark the data directory as left");
+            }
+        }
+        // The run loop ends on this and finishes: every guard lost, every
+        // caller answered with `Removed`.
+        self.stopped = true;
+    }
+}

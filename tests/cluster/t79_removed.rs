@@ -1,0 +1,101 @@
+//! Issue 9, item 1: a member the cluster removed is told so (`Removed`)
+//! and stops; its directory then starts blank and joins under a new id.
+
+use std::time::Duration;
+
+use peerlock::{Error, MembershipConfig, Node, NodeBuilder, Role};
+
+use crate::common::{init_tracing, rebind, sockets, within, WAIT};
+
+fn builder(ca: &peerlock::certs::ClusterCa, i: usize, sock: std::net::UdpSocket) -> NodeBuilder {
+    Node::builder()
+        .socket(sock)
+        .tls(ca.issue_node(&format!("node-{i}"), &["127.0.0.1"]).unwrap())
+        .max_voters(3)
+        .session_ttl(Duration::from_millis(1500))
+        .raft_tick(Duration::from_millis(20))
+        .membership(MembershipConfig {
+            dead_after: Duration::from_secs(3),
+            stabilization: Duration::from_secs(1),
+            ..MembershipConfig::default()
+        })
+        .startup_timeout(WAIT)
+}
+
+/// Issue 9: a member's old disk came back after the cluster had removed
+/// its id (a blank restart under the same name superseded it), and its
+/// messages were dropped without a word: it waited for ever. Now every
+/// peer answers it `Removed`: it stops, its calls fail with
+/// `Error::Removed`, and its directory is marked, so its next start is
+/// blank and joins as a new member.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn t79_issue_9_a_removed_member_is_told_and_rejoins_blank() {
+    init_tracing();
+    let ca = peerlock::certs::ClusterCa::generate("removed").unwrap();
+    let base = tempfile::tempdir().unwrap();
+    let dir = |name: &str| base.path().join(name);
+    let (socks, addrs) = sockets(3);
+    let mut starts = Vec::new();
+    for (i, sock) in socks.into_iter().enumerate() {
+        let b = builder(&ca, i, sock)
+            .peers(addrs.clone())
+            .data_dir(dir(&format!("n{i}")));
+        starts.push(tokio::spawn(b.start()));
+    }
+    let mut nodes = Vec::new();
+    for s in starts {
+        nodes.push(s.await.unwrap().expect("node starts"));
+    }
+    for n in &nodes {
+        within(n.ready()).await.expect("ready");
+    }
+    let old_id = nodes[2].status().id;
+
+    // Node 2 dies; an instance of the same name starts on a blank disk
+    // and supersedes it: the old id is removed.
+    nodes[2].kill().await;
+    let fresh = builder(&ca, 2, std::net::UdpSocket::bind("127.0.0.1:0").unwrap())
+        .seeds([addrs[0]])
+        .data_dir(dir("fresh"))
+        .start()
+        .await
+        .expect("a blank start joins");
+    within(fresh.ready()).await.expect("ready");
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let m = within(nodes[0].members()).await.unwrap();
+        if m.iter().all(|x| x.id != old_id) && m.len() == 3 {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{m:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    fresh.kill().await;
+
+    // The old disk comes back: told `Removed`, it stops.
+    let back = builder(&ca, 2, rebind(addrs[2]).await)
+        .peers(addrs.clone())
+        .data_dir(dir("n2"))
+        .start()
+        .await
+        .expect("the old directory starts");
+    let mut status = back.watch_status();
+    within(status.wait_for(|s| s.role == Role::Removed))
+        .await
+        .expect("told it was removed");
+    let err = within(back.lock("x")).await.unwrap_err();
+    assert!(matches!(err, Error::Removed), "{err}");
+    drop(back);
+
+    // Its next start is blank: a new member, under a new id.
+    let again = builder(&ca, 2, rebind(addrs[2]).await)
+        .peers(addrs.clone())
+        .data_dir(dir("n2"))
+        .start()
+        .await
+        .expect("starts blank and joins");
+    within(again.ready()).await.expect("ready");
+    assert_ne!(again.status().id, old_id, "never the old id");
+    let g = within(again.lock("after")).await.unwrap();
+    within(g.unlock()).await.unwrap();
+}

@@ -314,7 +314,7 @@ impl<S: LogStore + Send + 'static> Driver<S> {
             tracing::warn!(node = %self.name, peer = %from, to = msg.to, "raft message for another node; dropped");
             return;
         }
-        if self.from_removed(from, NodeId(msg.from), self.clock.now()) {
+        if self.sent_by_removed(from, NodeId(msg.from), self.clock.now()) {
             return;
         }
         if self.key_of(NodeId(msg.from)) != Some(from) {

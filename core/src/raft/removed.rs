@@ -44,7 +44,7 @@ impl<S: LogStore + Send + 'static> Driver<S> {
     /// Whether a Raft message from `id` (over the connection `key`) comes
     /// from a removed member; if so it is answered with `Removed`, and the
     /// caller drops it.
-    pub(super) fn from_removed(&mut self, key: NodeId, id: NodeId, now: Instant) -> bool {
+    pub(super) fn sent_by_removed(&mut self, key: NodeId, id: NodeId, now: Instant) -> bool {
         let members = self.table.members();
         if id == self.me || !members.is_removed(id) {
             return false;

@@ -4,10 +4,12 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod members;
 mod procs;
 mod t10_sigstop;
 mod t20_durable;
 mod t30_kill;
 mod t40_netns;
 mod t45_membership;
+mod t50_rolling;
 mod workload;

@@ -12,4 +12,5 @@ mod t30_kill;
 mod t40_netns;
 mod t45_membership;
 mod t50_rolling;
+mod t52_dead_voters;
 mod workload;

@@ -13,4 +13,5 @@ mod t40_netns;
 mod t45_membership;
 mod t50_rolling;
 mod t52_dead_voters;
+mod t55_discovery;
 mod workload;

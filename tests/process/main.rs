@@ -14,4 +14,5 @@ mod t45_membership;
 mod t50_rolling;
 mod t52_dead_voters;
 mod t55_discovery;
+mod t60_restored;
 mod workload;

@@ -278,11 +278,6 @@ impl Loaded {
             .collect()
     }
 
-    /// The running slots except `but`.
-    pub fn up_but(&self, but: &[usize]) -> Vec<usize> {
-        self.up().into_iter().filter(|i| !but.contains(i)).collect()
-    }
-
     /// kill -9 of node `i`; its client's history is kept.
     pub async fn kill(&mut self, i: usize) {
         let pid = {
@@ -309,10 +304,8 @@ impl Loaded {
     /// Starts node `i` (from whatever its data directory holds), waits for
     /// `ready` within `bound`, starts its client; how long it took.
     pub async fn start_node(&mut self, i: usize, bound: Duration) -> Duration {
-        assert!(self.tasks[i].is_none(), "node {i} runs already");
-        let mut p = self.spec.spawn(i);
-        let took = wait_ready(&mut p, i, bound).await;
-        self.tasks[i] = Some(spawn_client(&self.shared, i, p, &self.lock, self.spec.ttl));
+        let (p, took) = self.spawn_ready(i, bound).await;
+        self.adopt(i, p);
         took
     }
 
@@ -376,4 +369,48 @@ pub fn median(v: &[Duration]) -> Duration {
     let mut v = v.to_vec();
     v.sort();
     v.get(v.len() / 2).copied().unwrap_or_default()
+}
+
+impl Loaded {
+    /// Starts node `i` and waits for `ready`, without a client yet.
+    pub async fn spawn_ready(&self, i: usize, bound: Duration) -> (Proc, Duration) {
+        assert!(self.tasks[i].is_none(), "node {i} runs already");
+        let mut p = self.spec.spawn(i);
+        let took = wait_ready(&mut p, i, bound).await;
+        (p, took)
+    }
+
+    /// Starts a client on node `i`'s process `p`.
+    pub fn adopt(&mut self, i: usize, p: Proc) {
+        self.tasks[i] = Some(spawn_client(&self.shared, i, p, &self.lock, self.spec.ttl));
+    }
+}
+
+/// Starts node `i` with its output captured and waits (bounded) for it to
+/// exit: a start that must be refused. Its exit status and stderr.
+pub async fn refused_start(spec: &Spec, i: usize, bound: Duration) -> (std::process::ExitStatus, String) {
+    let mut cmd = spec.command(i);
+    cmd.stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true);
+    let out = tokio::time::timeout(bound, cmd.output())
+        .await
+        .unwrap_or_else(|_| panic!("node {i}'s start was not refused within {bound:?}"))
+        .expect("run node");
+    (out.status, String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+/// Copies directory `from` to `to` (files and subdirectories).
+pub fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).expect("create copy");
+    for e in std::fs::read_dir(from).expect("read dir") {
+        let e = e.expect("dir entry");
+        let dst = to.join(e.file_name());
+        if e.file_type().expect("file type").is_dir() {
+            copy_dir(&e.path(), &dst);
+        } else {
+            std::fs::copy(e.path(), dst).expect("copy file");
+        }
+    }
 }

@@ -84,7 +84,7 @@ async fn move_node(c: &mut Loaded, i: usize) -> (Duration, Duration, String) {
     .await;
     let live = at.elapsed();
     let shown = m.of(i).map(|n| n.addr.clone()).unwrap_or_default();
-    println!("t56: {what}: ready after {ready:?}, live {live:?} after that; members shows {shown}: {m}");
+    println!("moved: {what}: ready after {ready:?}, live {live:?} after that; members shows {shown}: {m}");
     (ready, live, shown)
 }
 
@@ -131,15 +131,13 @@ async fn t58_issue_9_members_show_a_moved_nodes_new_address() {
     c.finish("t58 new address", 20).await;
 }
 
-/// A joined node knows its peers' addresses, but after a restart it dials
-/// only its seeds (`members::find` probes the configured addresses): a
-/// peer with a lower transport key owns the pair's connection and keeps
-/// dialing the node's old address, and the node, the higher key, never
-/// dials it (`transport/src/accept.rs`: "a higher node only connects to
-/// probe"). With the leader among those peers the moved node cannot reach
-/// it and its start fails with `NoQuorum`.
+/// A joined node restarted on a new port whose only seed is a follower:
+/// its start-up discovery probes only its seeds, and only the lower id of
+/// a pair dials it (`transport/src/accept.rs`), so the members that own
+/// its pairs learn its new address only from the probe it sends each of
+/// them when it learns them (`Shared::learn`). Without that probe this
+/// start failed with `NoQuorum` whenever the leader was not its seed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "bug: a joined node restarted on a new port is reachable only by its seeds and the peers whose connection it owns; with the leader elsewhere its start fails with NoQuorum (see /work/notes/proc.md)"]
 async fn t57_issue_9_a_joined_node_moved_to_a_new_port_reaches_a_leader_that_was_not_its_seed() {
     // proc-3's transport key is above the founders' (it owns no pair), and
     // its only seed is a founder that does not lead.

@@ -76,7 +76,10 @@ impl Members {
 
     /// The newest member (highest id) of process slot `node`.
     pub fn of(&self, node: usize) -> Option<&Member> {
-        self.0.iter().filter(|m| m.node == node).max_by_key(|m| m.id)
+        self.0
+            .iter()
+            .filter(|m| m.node == node)
+            .max_by_key(|m| m.id)
     }
 
     pub fn by_id(&self, id: u64) -> Option<&Member> {
@@ -216,12 +219,7 @@ pub type Task = JoinHandle<(Client, Option<Gone>)>;
 /// each acquire bounded by `ttl`).
 pub fn spawn_client(shared: &Arc<Shared>, i: usize, p: Proc, lock: &str, ttl: Duration) -> Task {
     let c = Client::new(shared, i, p);
-    tokio::spawn(contend(
-        c,
-        lock.to_owned(),
-        ttl,
-        Duration::from_millis(15),
-    ))
+    tokio::spawn(contend(c, lock.to_owned(), ttl, Duration::from_millis(15)))
 }
 
 /// Waits (bounded) for a spawned node's `ready` line.
@@ -323,7 +321,12 @@ impl Loaded {
             self.histories.push(std::mem::take(&mut c.history));
             c.proc.kill9().await;
         }
-        judge(what, std::mem::take(&mut self.histories), self.spec.ttl, min_grants)
+        judge(
+            what,
+            std::mem::take(&mut self.histories),
+            self.spec.ttl,
+            min_grants,
+        )
     }
 }
 
@@ -388,7 +391,11 @@ impl Loaded {
 
 /// Starts node `i` with its output captured and waits (bounded) for it to
 /// exit: a start that must be refused. Its exit status and stderr.
-pub async fn refused_start(spec: &Spec, i: usize, bound: Duration) -> (std::process::ExitStatus, String) {
+pub async fn refused_start(
+    spec: &Spec,
+    i: usize,
+    bound: Duration,
+) -> (std::process::ExitStatus, String) {
     let mut cmd = spec.command(i);
     cmd.stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::piped())
@@ -398,7 +405,10 @@ pub async fn refused_start(spec: &Spec, i: usize, bound: Duration) -> (std::proc
         .await
         .unwrap_or_else(|_| panic!("node {i}'s start was not refused within {bound:?}"))
         .expect("run node");
-    (out.status, String::from_utf8_lossy(&out.stderr).into_owned())
+    (
+        out.status,
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 /// Copies directory `from` to `to` (files and subdirectories).

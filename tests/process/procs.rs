@@ -195,13 +195,13 @@ impl Spec {
             None => ("--peers", peers.as_str()),
         };
         cmd.args(["--listen", &self.addr(i), flag, list])
-        .arg("--ca")
-        .arg(d.join("ca.pem"))
-        .arg("--cert")
-        .arg(d.join(format!("{name}.pem")))
-        .arg("--key")
-        .arg(d.join(format!("{name}.key")))
-        .args(["--ttl-ms", &self.ttl.as_millis().to_string()]);
+            .arg("--ca")
+            .arg(d.join("ca.pem"))
+            .arg("--cert")
+            .arg(d.join(format!("{name}.pem")))
+            .arg("--key")
+            .arg(d.join(format!("{name}.key")))
+            .args(["--ttl-ms", &self.ttl.as_millis().to_string()]);
         cmd.args(&self.extra_args);
         if self.durable {
             cmd.arg("--data-dir").arg(self.data_dir(i));

@@ -16,7 +16,9 @@ use std::io::Write;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use crate::members::{leader_now, members_until, membership_args, spawn_client, watch_grants, Task};
+use crate::members::{
+    leader_now, members_until, membership_args, spawn_client, watch_grants, Task,
+};
 use crate::procs::Spec;
 use crate::t40_netns::{ip_of, missing_capability, remove_stale, start_in, Netns};
 use crate::workload::{judge, Shared};

@@ -61,7 +61,10 @@ async fn t52_issue_9_two_dead_voters_are_replaced_in_one_joint_change() {
         .find(|&&v| v != leader)
         .expect("another voter");
     let victims = [leader, other];
-    let ids: Vec<u64> = victims.iter().map(|&v| m.of(v).expect("member").id).collect();
+    let ids: Vec<u64> = victims
+        .iter()
+        .map(|&v| m.of(v).expect("member").id)
+        .collect();
     let learners: Vec<usize> = m.0.iter().filter(|n| !n.voter).map(|n| n.node).collect();
     println!("t52: started: {m}; killing the leader {leader} and voter {other}");
 
@@ -99,7 +102,9 @@ async fn t52_issue_9_two_dead_voters_are_replaced_in_one_joint_change() {
     );
     // Dead durable members stay, demoted to learners (they may return).
     for id in &ids {
-        let d = after.by_id(*id).expect("a dead durable member stays a member");
+        let d = after
+            .by_id(*id)
+            .expect("a dead durable member stays a member");
         assert!(!d.voter && !d.live, "{after}");
     }
     let gap = grants.longest_gap(killed, Instant::now());
@@ -114,12 +119,18 @@ async fn t52_issue_9_two_dead_voters_are_replaced_in_one_joint_change() {
         println!("t52: node {v} restarted from its disk, ready after {ready:?}");
     }
     let back_at = Instant::now();
-    let (back, took) = members_until(&c.shared, &c.up(), BOUND, "old disks back as learners", |m| {
-        ids.iter()
-            .all(|id| m.by_id(*id).is_some_and(|n| !n.voter && n.live))
-            && m.live_voters_are(5)
-            && m.voter_ids() == after.voter_ids()
-    })
+    let (back, took) = members_until(
+        &c.shared,
+        &c.up(),
+        BOUND,
+        "old disks back as learners",
+        |m| {
+            ids.iter()
+                .all(|id| m.by_id(*id).is_some_and(|n| !n.voter && n.live))
+                && m.live_voters_are(5)
+                && m.voter_ids() == after.voter_ids()
+        },
+    )
     .await;
     println!(
         "t52: the old disks are live learners under their old ids after {took:?}: {back} (the Removed frame will make them rejoin under new ids)"

@@ -183,8 +183,12 @@ impl Shared {
         let shared = Arc::clone(self);
         self.spawn(async move {
             match shared.dial(addr).await {
-                Ok((conn, _)) => conn.close(VarInt::from_u32(peer::CLOSE_PROBE), b"address announce"),
-                Err(e) => tracing::debug!(%addr, error = %e, "could not announce this process to a peer"),
+                Ok((conn, _)) => {
+                    conn.close(VarInt::from_u32(peer::CLOSE_PROBE), b"address announce")
+                }
+                Err(e) => {
+                    tracing::debug!(%addr, error = %e, "could not announce this process to a peer")
+                }
             }
         });
     }

@@ -9,6 +9,9 @@
 //!
 //! The same name lets the newcomer replace the dead voter as soon as it is
 //! stable (`stabilization`, 1 s here), without waiting for `dead_after`.
+//!
+//! The same with in-memory nodes, whose every restart is blank: before
+//! issue 9 a rolling restart of an in-memory deployment ended the cluster.
 
 use std::time::{Duration, Instant};
 
@@ -30,8 +33,18 @@ const GRANT_GAP: Duration = Duration::from_secs(6);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn t50_issue_9_a_rolling_blank_disk_restart_keeps_five_live_voters() {
+    rolling("t50", true).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn t51_issue_9_a_rolling_restart_of_in_memory_nodes_keeps_five_live_voters() {
+    rolling("t51", false).await;
+}
+
+/// Restarts every node in turn, blank (durable: its directory emptied).
+async fn rolling(t: &str, durable: bool) {
     let started = Instant::now();
-    let mut spec = Spec::new(NODES, TTL, true);
+    let mut spec = Spec::new(NODES, TTL, durable);
     spec.extra_args = membership_args(DEAD_AFTER, STABILIZATION, None);
     let mut c = Loaded::start(spec, NODES).await;
     let grants = GrantLog::start(&c.shared);
@@ -39,14 +52,16 @@ async fn t50_issue_9_a_rolling_blank_disk_restart_keeps_five_live_voters() {
         m.live_voters_are(NODES)
     })
     .await;
-    println!("t50: started: {m}");
+    println!("{t}: started: {m}");
     let mut steps = Vec::new();
     for i in 0..NODES {
         let old = m.of(i).expect("every node is a member").id;
         let leader = c.shared.leader(Duration::from_millis(500));
         let killed = Instant::now();
         c.kill(i).await;
-        std::fs::remove_dir_all(c.spec.data_dir(i)).expect("empty the data directory");
+        if durable {
+            std::fs::remove_dir_all(c.spec.data_dir(i)).expect("empty the data directory");
+        }
         let ready = c.start_node(i, STEP_BOUND).await;
         let bound = STEP_BOUND.saturating_sub(killed.elapsed());
         let what = format!("step {i}: five live voters with node {i}'s new id");
@@ -59,7 +74,7 @@ async fn t50_issue_9_a_rolling_blank_disk_restart_keeps_five_live_voters() {
         let step = killed.elapsed();
         let gap = grants.longest_gap(killed, Instant::now());
         println!(
-            "t50: step {i} (old id {old}{}): ready after {ready:?}, five live voters after {step:?}, longest grant gap {gap:?}: {m}",
+            "{t}: step {i} (old id {old}{}): ready after {ready:?}, five live voters after {step:?}, longest grant gap {gap:?}: {m}",
             if leader == Some(i) { ", the leader" } else { "" }
         );
         assert!(
@@ -81,9 +96,9 @@ async fn t50_issue_9_a_rolling_blank_disk_restart_keeps_five_live_voters() {
     )
     .await;
     println!(
-        "t50: steps took {steps:?} (median {:?}); end: {m}",
+        "{t}: steps took {steps:?} (median {:?}); end: {m}",
         median(&steps)
     );
-    c.finish("t50 rolling blank restart", 50).await;
-    println!("t50: done in {:?}", started.elapsed());
+    c.finish(&format!("{t} rolling blank restart"), 50).await;
+    println!("{t}: done in {:?}", started.elapsed());
 }

@@ -119,6 +119,10 @@ pub struct Spec {
     /// running cluster); `None` with `--peers` naming every node whose
     /// entry is `None` (the founders).
     pub seeds: Vec<Option<String>>,
+    /// Per node: `Some(name)` starts it with the certificate every node
+    /// may share (`proc-shared`) and `--name name`; `None`: with its own
+    /// certificate, named `proc-N`.
+    pub shared_names: Vec<Option<String>>,
 }
 
 /// A UDP port free on 127.0.0.1 right now (bound and released).
@@ -149,8 +153,15 @@ impl Spec {
             std::fs::write(dir.path().join(format!("{name}.pem")), cert).expect("write cert");
             std::fs::write(dir.path().join(format!("{name}.key")), key).expect("write key");
         }
+        let mut sans: Vec<&str> = hosts.iter().map(String::as_str).collect();
+        sans.sort_unstable();
+        sans.dedup();
+        let (cert, key) = ca.issue_node_pem("proc-shared", &sans).expect("issue");
+        std::fs::write(dir.path().join("proc-shared.pem"), cert).expect("write cert");
+        std::fs::write(dir.path().join("proc-shared.key"), key).expect("write key");
         let wrap = vec![Vec::new(); hosts.len()];
         let seeds = vec![None; hosts.len()];
+        let shared_names = vec![None; hosts.len()];
         Self {
             dir,
             ports,
@@ -160,6 +171,7 @@ impl Spec {
             wrap,
             extra_args: Vec::new(),
             seeds,
+            shared_names,
         }
     }
 
@@ -181,7 +193,10 @@ impl Spec {
             .collect::<Vec<_>>()
             .join(",");
         let d = self.dir.path();
-        let name = format!("proc-{i}");
+        let name = match self.shared_names[i] {
+            Some(_) => "proc-shared".to_owned(),
+            None => format!("proc-{i}"),
+        };
         let mut cmd = match self.wrap[i].split_first() {
             None => Command::new(node_bin()),
             Some((program, args)) => {
@@ -203,6 +218,9 @@ impl Spec {
             .arg(d.join(format!("{name}.key")))
             .args(["--ttl-ms", &self.ttl.as_millis().to_string()]);
         cmd.args(&self.extra_args);
+        if let Some(name) = &self.shared_names[i] {
+            cmd.args(["--name", name]);
+        }
         if self.durable {
             cmd.arg("--data-dir").arg(self.data_dir(i));
         }

@@ -26,6 +26,8 @@ const DEAD_AFTER: Duration = Duration::from_millis(3000);
 const STABILIZATION: Duration = Duration::from_millis(1000);
 /// From the kill to five live voters again (issue 9: 12 s with the same name).
 const STEP_BOUND: Duration = Duration::from_secs(12);
+/// The same with a new name (issue 9: 25 s).
+const NEW_NAME_STEP_BOUND: Duration = Duration::from_secs(25);
 /// The longest the clients may go without a grant during a step: a killed
 /// holder's lock waits out its session TTL, a killed leader adds an
 /// election, and a blank node's join and promotion happen meanwhile.
@@ -33,19 +35,40 @@ const GRANT_GAP: Duration = Duration::from_secs(6);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn t50_issue_9_a_rolling_blank_disk_restart_keeps_five_live_voters() {
-    rolling("t50", true).await;
+    rolling("t50", true, false).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn t51_issue_9_a_rolling_restart_of_in_memory_nodes_keeps_five_live_voters() {
-    rolling("t51", false).await;
+    rolling("t51", false, false).await;
 }
 
-/// Restarts every node in turn, blank (durable: its directory emptied).
-async fn rolling(t: &str, durable: bool) {
+/// Every node holds the one certificate all share and is named with
+/// `--name`; each restart comes back blank under a NEW name. Names are not
+/// authenticated then, so the same-name fast path is off and the dead
+/// voter is replaced after `dead_after` (issue 9: within 25 s per step).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "waits for examples/node's --name flag (shared certificates, the names part of issue 9)"]
+async fn t59_issue_9_a_rolling_restart_under_new_names_with_a_shared_certificate_keeps_five_live_voters(
+) {
+    rolling("t59", true, true).await;
+}
+
+/// Restarts every node in turn, blank (durable: its directory emptied),
+/// under its own name, or (`new_names`, a shared certificate) a new one:
+/// slot `i`'s newcomer is named `proc-{i + NODES}`.
+async fn rolling(t: &str, durable: bool, new_names: bool) {
     let started = Instant::now();
     let mut spec = Spec::new(NODES, TTL, durable);
     spec.extra_args = membership_args(DEAD_AFTER, STABILIZATION, None);
+    if new_names {
+        spec.shared_names = (0..NODES).map(|i| Some(format!("proc-{i}"))).collect();
+    }
+    let step_bound = if new_names {
+        NEW_NAME_STEP_BOUND
+    } else {
+        STEP_BOUND
+    };
     let mut c = Loaded::start(spec, NODES).await;
     let grants = GrantLog::start(&c.shared);
     let (mut m, _) = members_until(&c.shared, &c.up(), STEP_BOUND, "five live voters", |m| {
@@ -62,13 +85,18 @@ async fn rolling(t: &str, durable: bool) {
         if durable {
             std::fs::remove_dir_all(c.spec.data_dir(i)).expect("empty the data directory");
         }
-        let ready = c.start_node(i, STEP_BOUND).await;
-        let bound = STEP_BOUND.saturating_sub(killed.elapsed());
-        let what = format!("step {i}: five live voters with node {i}'s new id");
+        // The newcomer's name: its slot's, or a new one.
+        let name = if new_names { i + NODES } else { i };
+        if new_names {
+            c.spec.shared_names[i] = Some(format!("proc-{name}"));
+        }
+        let ready = c.start_node(i, step_bound).await;
+        let bound = step_bound.saturating_sub(killed.elapsed());
+        let what = format!("step {i}: five live voters with proc-{name}'s new id");
         (m, _) = members_until(&c.shared, &c.up(), bound, &what, |m: &Members| {
             m.live_voters_are(NODES)
                 && !m.voter_ids().contains(&old)
-                && m.of(i).is_some_and(|n| n.voter && n.id > old)
+                && m.of(name).is_some_and(|n| n.voter && n.id > old)
         })
         .await;
         let step = killed.elapsed();
@@ -86,13 +114,15 @@ async fn rolling(t: &str, durable: bool) {
         grants_after(&c.shared, 3, Duration::from_secs(5), &what).await;
     }
     // Superseded incarnations are removed, not kept as learners: each
-    // name is one member again.
+    // name is one member again. (Under new names a dead durable member is
+    // not superseded: it stays, a silent learner.)
+    let want = if new_names { 2 * NODES } else { NODES };
     let (m, _) = members_until(
         &c.shared,
         &c.up(),
         Duration::from_secs(10),
         "old ids removed",
-        |m| m.0.len() == NODES,
+        |m| m.0.len() == want,
     )
     .await;
     println!(

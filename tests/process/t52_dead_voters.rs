@@ -12,6 +12,10 @@
 //!   `core/src/raft/reconcile.rs`). When removed members are told so (the
 //!   `Removed` frame) and wipe and rejoin, this part changes: they come back
 //!   under new ids.
+//! - Five instances and no spare; SIGKILL two voters (the leader among
+//!   them): after `dead_after` the voters shrink to the three live ones in
+//!   one change (fault tolerance back from none to one); restarted from
+//!   their disks, the two are promoted again once stable: five voters.
 //! - Five instances; SIGKILL three voters at once. No majority is left, so
 //!   nothing can commit: no grant, calls fail with `NoQuorum`, and no
 //!   membership change either. One voter returning from its disk restores
@@ -217,4 +221,57 @@ async fn t53_issue_9_three_dead_voters_change_nothing_until_one_returns() {
     assert_eq!(ids, voters, "a membership change committed: {m}");
     c.finish("t53 three dead voters", 20).await;
     println!("t53: done in {:?}", started.elapsed());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn t54_issue_9_two_dead_voters_of_five_without_spares_shrink_the_voters_to_three() {
+    let started = Instant::now();
+    let mut c = Loaded::start(spec(5), 5).await;
+    let (m, _) = members_until(&c.shared, &c.up(), BOUND, "five live voters", |m| {
+        m.live_voters_are(5)
+    })
+    .await;
+    let leader = leader_now(&c.shared, BOUND).await;
+    let other = (0..5).find(|&i| i != leader).expect("another voter");
+    let victims = [leader, other];
+    let ids: Vec<u64> = victims
+        .iter()
+        .map(|&v| m.of(v).expect("member").id)
+        .collect();
+    let live_ids: BTreeSet<u64> = m
+        .voter_ids()
+        .into_iter()
+        .filter(|id| !ids.contains(id))
+        .collect();
+    let killed = Instant::now();
+    for v in victims {
+        c.kill(v).await;
+    }
+    grants_after(&c.shared, 1, GRANT_GAP, "after killing two of five voters").await;
+    let (after, _) = members_until(
+        &c.shared,
+        &c.up(),
+        (DEAD_AFTER + REPLACE_SLACK).saturating_sub(killed.elapsed()),
+        "the voters shrunk to the three live",
+        |m| m.live_voters_are(3) && m.voter_ids() == live_ids,
+    )
+    .await;
+    println!(
+        "t54: killed the leader {leader} and voter {other}; voters shrunk to three after {:?}: {after}",
+        killed.elapsed()
+    );
+    for v in victims {
+        c.start_node(v, BOUND).await;
+    }
+    let back_at = Instant::now();
+    let (back, _) = members_until(&c.shared, &c.up(), BOUND, "five voters again", |m| {
+        m.live_voters_are(5) && ids.iter().all(|id| m.voter_ids().contains(id))
+    })
+    .await;
+    println!(
+        "t54: restarted from their disks, five voters again after {:?}: {back}",
+        back_at.elapsed()
+    );
+    c.finish("t54 shrink to three", 50).await;
+    println!("t54: done in {:?}", started.elapsed());
 }

@@ -84,8 +84,8 @@ async fn t52_issue_9_two_dead_voters_are_replaced_in_one_joint_change() {
     let (after, _) = members_watch(
         &c.shared,
         &survivors,
-        DEAD_AFTER + REPLACE_SLACK,
-        "both dead voters replaced by the learners",
+        (DEAD_AFTER + REPLACE_SLACK).saturating_sub(killed.elapsed()),
+        "both dead voters replaced by the learners (bound: dead_after + 3 s from the kill)",
         |m: &Members| {
             let out = ids.iter().filter(|id| !m.voter_ids().contains(id)).count();
             if m.voter_ids().len() == 5 && out == 1 {
@@ -100,6 +100,10 @@ async fn t52_issue_9_two_dead_voters_are_replaced_in_one_joint_change() {
     )
     .await;
     let took = killed.elapsed();
+    assert!(
+        took < DEAD_AFTER + REPLACE_SLACK,
+        "replaced only {took:?} after the kill"
+    );
     assert_eq!(
         half, None,
         "one dead voter was replaced before the other (two changes, not one joint change)"
@@ -256,9 +260,13 @@ async fn t54_issue_9_two_dead_voters_of_five_without_spares_shrink_the_voters_to
         |m| m.live_voters_are(3) && m.voter_ids() == live_ids,
     )
     .await;
+    let took = killed.elapsed();
     println!(
-        "t54: killed the leader {leader} and voter {other}; voters shrunk to three after {:?}: {after}",
-        killed.elapsed()
+        "t54: killed the leader {leader} and voter {other}; voters shrunk to three after {took:?}: {after}"
+    );
+    assert!(
+        took < DEAD_AFTER + REPLACE_SLACK,
+        "shrunk only {took:?} after the kill"
     );
     for v in victims {
         c.start_node(v, BOUND).await;

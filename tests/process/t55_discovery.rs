@@ -92,7 +92,8 @@ async fn move_node(c: &mut Loaded, i: usize) -> (Duration, Duration, String) {
 async fn t56_issue_9_a_node_restarted_on_a_new_port_is_reachable_at_once() {
     let started = Instant::now();
     // The joiner's seeds name every founder.
-    let (mut c, _) = start_and_join(|s, _| [0, 1, 2].map(|i| s.addr(i)).join(",")).await;
+    let (mut c, joined) = start_and_join(|s, _| [0, 1, 2].map(|i| s.addr(i)).join(",")).await;
+    println!("t56: joined through live seeds only: ready after {joined:?}");
     members_until(&c.shared, &c.up(), BOUND, "the joiner live", |m| {
         m.of(3).is_some_and(|n| n.live)
     })

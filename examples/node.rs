@@ -18,7 +18,7 @@
 //! | `held NAME`    | `held NAME true|false` (the guard's `is_held()`)    |
 //! | `holder NAME`  | `holder NAME NODE TOKEN WAITERS` or `holder NAME none` |
 //! | `status`       | `status ROLE term=.. leader=.. applied=..`          |
-//! | `members`      | `members NAME=voter|learner,live|silent ...` (linearizable) |
+//! | `members`      | `members NAME=voter|learner,live|silent,id=ID,addr=ADDR ...` (linearizable) |
 //! | `quit`         | graceful shutdown, then `bye`                       |
 //!
 //! `--seeds ADDR,..` instead of `--peers` joins a running cluster through
@@ -266,7 +266,7 @@ async fn run(args: Args) -> Result<(), peerlock::Error> {
                                 _ => "learner",
                             };
                             let live = if m.live { "live" } else { "silent" };
-                            format!("{}={role},{live}", m.name)
+                            format!("{}={role},{live},id={},addr={}", m.name, m.id.0, m.addr)
                         })
                         .collect();
                     format!("members {}", list.join(" "))

@@ -4,10 +4,15 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod members;
 mod procs;
 mod t10_sigstop;
 mod t20_durable;
 mod t30_kill;
 mod t40_netns;
 mod t45_membership;
+mod t50_rolling;
+mod t52_dead_voters;
+mod t55_discovery;
+mod t60_restored;
 mod workload;

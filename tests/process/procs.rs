@@ -115,20 +115,29 @@ pub struct Spec {
     pub wrap: Vec<Vec<String>>,
     /// Extra flags every node gets (e.g. `--max-voters 3`).
     pub extra_args: Vec<String>,
+    /// Per node: `Some(list)` starts it with `--seeds list` (it joins the
+    /// running cluster); `None` with `--peers` naming every node whose
+    /// entry is `None` (the founders).
+    pub seeds: Vec<Option<String>>,
+    /// Per node: `Some(name)` starts it with the certificate every node
+    /// may share (`proc-shared`) and `--name name`; `None`: with its own
+    /// certificate, named `proc-N`.
+    pub shared_names: Vec<Option<String>>,
+}
+
+/// A UDP port free on 127.0.0.1 right now (bound and released).
+pub fn free_port() -> u16 {
+    UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 impl Spec {
     pub fn new(n: usize, ttl: Duration, durable: bool) -> Self {
         // Probe free ports: bind port 0 and release it.
-        let ports = (0..n)
-            .map(|_| {
-                UdpSocket::bind("127.0.0.1:0")
-                    .unwrap()
-                    .local_addr()
-                    .unwrap()
-                    .port()
-            })
-            .collect();
+        let ports = (0..n).map(|_| free_port()).collect();
         Self::with_hosts(vec!["127.0.0.1".to_owned(); n], ports, ttl, durable)
     }
 
@@ -144,7 +153,15 @@ impl Spec {
             std::fs::write(dir.path().join(format!("{name}.pem")), cert).expect("write cert");
             std::fs::write(dir.path().join(format!("{name}.key")), key).expect("write key");
         }
+        let mut sans: Vec<&str> = hosts.iter().map(String::as_str).collect();
+        sans.sort_unstable();
+        sans.dedup();
+        let (cert, key) = ca.issue_node_pem("proc-shared", &sans).expect("issue");
+        std::fs::write(dir.path().join("proc-shared.pem"), cert).expect("write cert");
+        std::fs::write(dir.path().join("proc-shared.key"), key).expect("write key");
         let wrap = vec![Vec::new(); hosts.len()];
+        let seeds = vec![None; hosts.len()];
+        let shared_names = vec![None; hosts.len()];
         Self {
             dir,
             ports,
@@ -153,20 +170,33 @@ impl Spec {
             hosts,
             wrap,
             extra_args: Vec::new(),
+            seeds,
+            shared_names,
         }
     }
 
-    /// Spawns node `i` (does not wait for it to be ready).
-    pub fn spawn(&self, i: usize) -> Proc {
-        let peers = self
-            .hosts
-            .iter()
-            .zip(&self.ports)
-            .map(|(h, p)| format!("{h}:{p}"))
+    /// Node `i`'s address as `host:port`.
+    pub fn addr(&self, i: usize) -> String {
+        format!("{}:{}", self.hosts[i], self.ports[i])
+    }
+
+    /// Node `i`'s data directory (used when `durable`).
+    pub fn data_dir(&self, i: usize) -> PathBuf {
+        self.dir.path().join(format!("proc-{i}.data"))
+    }
+
+    /// The command that starts node `i`, its stdio not yet set.
+    pub fn command(&self, i: usize) -> Command {
+        let peers = (0..self.ports.len())
+            .filter(|&j| self.seeds[j].is_none())
+            .map(|j| self.addr(j))
             .collect::<Vec<_>>()
             .join(",");
         let d = self.dir.path();
-        let name = format!("proc-{i}");
+        let name = match self.shared_names[i] {
+            Some(_) => "proc-shared".to_owned(),
+            None => format!("proc-{i}"),
+        };
         let mut cmd = match self.wrap[i].split_first() {
             None => Command::new(node_bin()),
             Some((program, args)) => {
@@ -175,24 +205,32 @@ impl Spec {
                 c
             }
         };
-        cmd.args([
-            "--listen",
-            &format!("{}:{}", self.hosts[i], self.ports[i]),
-            "--peers",
-            &peers,
-        ])
-        .arg("--ca")
-        .arg(d.join("ca.pem"))
-        .arg("--cert")
-        .arg(d.join(format!("{name}.pem")))
-        .arg("--key")
-        .arg(d.join(format!("{name}.key")))
-        .args(["--ttl-ms", &self.ttl.as_millis().to_string()]);
+        let (flag, list) = match &self.seeds[i] {
+            Some(seeds) => ("--seeds", seeds.as_str()),
+            None => ("--peers", peers.as_str()),
+        };
+        cmd.args(["--listen", &self.addr(i), flag, list])
+            .arg("--ca")
+            .arg(d.join("ca.pem"))
+            .arg("--cert")
+            .arg(d.join(format!("{name}.pem")))
+            .arg("--key")
+            .arg(d.join(format!("{name}.key")))
+            .args(["--ttl-ms", &self.ttl.as_millis().to_string()]);
         cmd.args(&self.extra_args);
-        if self.durable {
-            cmd.arg("--data-dir").arg(d.join(format!("{name}.data")));
+        if let Some(name) = &self.shared_names[i] {
+            cmd.args(["--name", name]);
         }
-        let mut child = cmd
+        if self.durable {
+            cmd.arg("--data-dir").arg(self.data_dir(i));
+        }
+        cmd
+    }
+
+    /// Spawns node `i` (does not wait for it to be ready).
+    pub fn spawn(&self, i: usize) -> Proc {
+        let mut child = self
+            .command(i)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())

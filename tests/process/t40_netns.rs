@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use parking_lot::Mutex;
 use tokio::task::JoinHandle;
 
-use crate::procs::{Gone, Spec};
+use crate::procs::{Gone, Proc, Spec};
 use crate::workload::{contend, judge, Acquire, Client, Shared};
 
 const TTL: Duration = Duration::from_millis(1500);
@@ -161,6 +161,30 @@ impl Netns {
     }
 }
 
+/// Runs every node of `spec` in its namespace of `net` (recorded for
+/// cleanup) and waits until each is ready.
+pub async fn start_in(net: &Netns, spec: &mut Spec) -> Vec<Proc> {
+    for (i, ns) in net.nodes.iter().enumerate() {
+        spec.wrap[i] = ["ip", "netns", "exec", ns.as_str()]
+            .map(str::to_owned)
+            .to_vec();
+    }
+    let mut procs = Vec::new();
+    for i in 0..net.nodes.len() {
+        let p = spec.spawn(i);
+        net.pids.lock().push(p.pid());
+        procs.push(p);
+    }
+    for (i, p) in procs.iter_mut().enumerate() {
+        let line = p
+            .try_next_line(Duration::from_secs(60))
+            .await
+            .unwrap_or_else(|g| panic!("node {i} in its namespace never got ready: {g:?}"));
+        assert!(line.starts_with("ready "), "node {i}: {line:?}");
+    }
+    procs
+}
+
 /// Why this machine cannot run the test, if it cannot.
 pub fn missing_capability(prefix: &str) -> Option<String> {
     match run(&["id", "-u"]) {
@@ -247,24 +271,7 @@ async fn t40_netns_partitions_and_loss() {
         TTL,
         true,
     );
-    for (i, ns) in net.nodes.iter().enumerate() {
-        spec.wrap[i] = ["ip", "netns", "exec", ns.as_str()]
-            .map(str::to_owned)
-            .to_vec();
-    }
-    let mut procs = Vec::new();
-    for i in 0..NODES {
-        let p = spec.spawn(i);
-        net.pids.lock().push(p.pid());
-        procs.push(p);
-    }
-    for (i, p) in procs.iter_mut().enumerate() {
-        let line = p
-            .try_next_line(Duration::from_secs(60))
-            .await
-            .unwrap_or_else(|g| panic!("node {i} in its namespace never got ready: {g:?}"));
-        assert!(line.starts_with("ready "), "node {i}: {line:?}");
-    }
+    let procs = start_in(&net, &mut spec).await;
 
     let shared = Shared::new(NODES, TTL);
     let tasks: Vec<Task> = procs

@@ -375,7 +375,7 @@ impl QuicTransport {
     /// This node itself is skipped.
     pub fn add_peers(&self, peers: Vec<PeerInfo>) {
         for info in peers {
-            self.shared.ensure_peer(info, true, None);
+            self.shared.learn(info);
         }
     }
 
@@ -398,15 +398,11 @@ impl Transport for QuicTransport {
     }
 
     fn learn_peer(&self, key: NodeId, name: &str, addr: SocketAddr) {
-        self.shared.ensure_peer(
-            PeerInfo {
-                id: key,
-                name: name.to_owned(),
-                addr,
-            },
-            true,
-            None,
-        );
+        self.shared.learn(PeerInfo {
+            id: key,
+            name: name.to_owned(),
+            addr,
+        });
     }
 }
 

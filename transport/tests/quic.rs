@@ -466,6 +466,10 @@ enum Back {
     Same,
     /// Another address (same certificate).
     NewAddress,
+    /// Another address, and the lower peer is not among its configured
+    /// addresses: it learns it (as a restarted member learns the others
+    /// from its data directory or the member table, issue 9).
+    NewAddressLearned,
     /// Same address, a re-issued certificate with a new key.
     NewKey,
 }
@@ -520,7 +524,7 @@ async fn crash_and_restart(cluster: &str, down: Duration, discover: bool, back: 
     tokio::time::sleep(down).await;
     let deadline = Instant::now() + WAIT;
     let sock = loop {
-        if back == Back::NewAddress {
+        if matches!(back, Back::NewAddress | Back::NewAddressLearned) {
             break socket();
         }
         match UdpSocket::bind(addrs[1]) {
@@ -533,11 +537,17 @@ async fn crash_and_restart(cluster: &str, down: Duration, discover: bool, back: 
     };
     let high_tls = match back {
         Back::NewKey => tls(&ca, high),
-        Back::Same | Back::NewAddress => high_tls,
+        Back::Same | Back::NewAddress | Back::NewAddressLearned => high_tls,
     };
     let addrs = [addrs[0], sock.local_addr().unwrap()];
     let restarted = Instant::now();
-    let mut h = start(sock, &high_tls, &addrs);
+    let mut h = if back == Back::NewAddressLearned {
+        let h = start(sock, &high_tls, &addrs[1..]);
+        h.t.learn_peer(NodeId::from_name(low), low, addrs[0]);
+        h
+    } else {
+        start(sock, &high_tls, &addrs)
+    };
     if discover {
         let found = timeout(WAIT, h.t.discover(Instant::now() + WAIT))
             .await
@@ -746,6 +756,16 @@ async fn t18_issue_8_a_peer_restarted_with_a_reissued_key_is_reachable_at_once()
     // process cannot reset the old connection: the probe presenting
     // another certificate must retire it.
     crash_and_restart("t18", Duration::ZERO, true, Back::NewKey).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn t22_issue_9_a_peer_restarted_on_a_new_address_that_learns_the_lower_peer_is_reachable_at_once(
+) {
+    // A joined member restarts from its data directory on a new address;
+    // its start-up discovery probes only its seeds, and the lower peer is
+    // not one. Only the lower peer dials the pair, so learning it must
+    // send it a probe from the new address, or the two never talk again.
+    crash_and_restart("t22", Duration::ZERO, false, Back::NewAddressLearned).await;
 }
 
 /// A certificate with no SANs at all, as cert-manager or SPIFFE issue them

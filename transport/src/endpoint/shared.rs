@@ -156,6 +156,43 @@ impl Shared {
         );
     }
 
+    /// Registers a peer this node learned of (from its data directory or
+    /// the member table, not from a connection the peer made) and, when
+    /// the peer owns the pair's connection (the lower id) and had no slot
+    /// yet, tells it where this process is (see [`Shared::announce`]).
+    pub(crate) fn learn(self: &Arc<Self>, info: PeerInfo) {
+        let owner = info.id < self.me && !self.peers.lock().contains_key(&info.id);
+        let addr = info.addr;
+        self.ensure_peer(info, true, None);
+        if owner {
+            self.announce(addr);
+        }
+    }
+
+    /// Dials `addr` once and closes the connection at once, like a
+    /// discovery probe. The peer there owns the pair's connection and only
+    /// it dials; a probe is how it learns that this node runs as a new
+    /// process, maybe at a new address: its accept side retires the
+    /// connection to the previous process and re-dials at the probe's
+    /// address ([`Shared::retire_stale`]). Start-up discovery probes only
+    /// the configured addresses (a joined node's seeds); without this, a
+    /// node restarted at a new address would never be dialed there by the
+    /// other members whose pairs they own, and could not reach a leader
+    /// among them.
+    pub(crate) fn announce(self: &Arc<Self>, addr: SocketAddr) {
+        let shared = Arc::clone(self);
+        self.spawn(async move {
+            match shared.dial(addr).await {
+                Ok((conn, _)) => {
+                    conn.close(VarInt::from_u32(peer::CLOSE_PROBE), b"address announce")
+                }
+                Err(e) => {
+                    tracing::debug!(%addr, error = %e, "could not announce this process to a peer")
+                }
+            }
+        });
+    }
+
     /// Makes `peer`'s writer send a heartbeat on the pair's connection now
     /// (if it has one). Called when `peer` may have restarted: if the
     /// connection belongs to its previous process, the heartbeat draws a

@@ -1,0 +1,150 @@
+//! Issue 9, P6: a restored copy of a data directory, and a durable restart
+//! while another peer is dead for good, across real processes (three
+//! durable founders on 127.0.0.1, a client contending for one lock on every
+//! node, the merged history judged by the checker).
+//!
+//! A founder's start says hello with its directory's boot counter, bumped
+//! at every start; its peers remember the last start they accepted and
+//! refuse one whose boot does not rise (`core/src/raft/bootstrap/hello.rs`).
+//! So a copy is refused once the real directory has been started after
+//! the copy was taken. A copy of a running node restored before its next
+//! start is not caught (the same file, "What it cannot catch"): the
+//! leader would have to compare the node's log with what it recorded as
+//! matched (issue 9, design 1); [`t61_issue_9_a_copy_of_a_running_node_restored_at_once_is_refused`]
+//! shows it and is ignored until then. Joined members restart without a
+//! hello round and are not covered at all (README).
+
+use std::time::{Duration, Instant};
+
+use crate::members::{
+    copy_dir, grants_after, members_until, membership_args, refused_start, Loaded,
+};
+use crate::procs::{granted_token, Spec};
+
+const TTL: Duration = Duration::from_millis(1500);
+const BOUND: Duration = Duration::from_secs(20);
+/// A durable restart with one peer dead for good must be ready within
+/// this: a majority of voters answers the hello at once, the dead one is
+/// waited for one grace second (`RESTART_GRACE`), then an election.
+const RESTART_BOUND: Duration = Duration::from_secs(8);
+
+fn spec() -> Spec {
+    let mut spec = Spec::new(3, TTL, true);
+    spec.extra_args = membership_args(
+        Duration::from_millis(3000),
+        Duration::from_millis(1000),
+        None,
+    );
+    spec
+}
+
+/// Copies node `i`'s data directory while it runs, consistently: the
+/// process is stopped (SIGSTOP) for the copy, as a volume or VM snapshot
+/// would freeze it, and continued.
+fn snapshot_dir(c: &Loaded, i: usize, to: &std::path::Path) {
+    let pid = c.shared.views.lock()[i].pid;
+    let signal = |sig: &str| {
+        let st = std::process::Command::new("kill")
+            .args([format!("-{sig}"), pid.to_string()])
+            .status()
+            .expect("run kill");
+        assert!(st.success(), "kill -{sig} {pid}");
+    };
+    signal("STOP");
+    copy_dir(&c.spec.data_dir(i), to);
+    signal("CONT");
+}
+
+/// Replaces node `i`'s data directory with the copy at `from`.
+fn restore(c: &Loaded, i: usize, from: &std::path::Path) {
+    let dir = c.spec.data_dir(i);
+    std::fs::remove_dir_all(&dir).expect("remove the directory");
+    copy_dir(from, &dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn t60_issue_9_a_restored_copy_of_a_founders_directory_is_refused() {
+    let started = Instant::now();
+    let mut c = Loaded::start(spec(), 3).await;
+    members_until(&c.shared, &c.up(), BOUND, "three live voters", |m| {
+        m.live_voters_are(3)
+    })
+    .await;
+    let victim = 1;
+    let copy = c.spec.dir.path().join("copy-of-proc-1");
+    snapshot_dir(&c, victim, &copy);
+    // It runs on after the copy, acknowledging entries the copy misses,
+    // and starts once more from its real directory: that start is the
+    // later boot the peers remember.
+    grants_after(&c.shared, 20, BOUND, "after the copy").await;
+    c.kill(victim).await;
+    c.start_node(victim, BOUND).await;
+    grants_after(&c.shared, 20, BOUND, "after the real restart").await;
+    c.kill(victim).await;
+    restore(&c, victim, &copy);
+
+    let at = Instant::now();
+    let (status, stderr) = refused_start(&c.spec, victim, BOUND).await;
+    let took = at.elapsed();
+    println!("t60: the restored copy's start ended after {took:?} with {status}: {stderr}");
+    assert!(!status.success(), "the restored copy started");
+    assert!(
+        stderr.contains("older copy of itself"),
+        "the refusal does not say why: {stderr}"
+    );
+    // The others go on.
+    grants_after(&c.shared, 10, BOUND, "after the refusal").await;
+    c.finish("t60 restored copy", 50).await;
+    println!("t60: done in {:?}", started.elapsed());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "not caught today: a copy of a running node's directory restored before its next start has the newest boot (core/src/raft/bootstrap/hello.rs, 'What it cannot catch'); needs the leader's matched-index check (issue 9, design 1)"]
+async fn t61_issue_9_a_copy_of_a_running_node_restored_at_once_is_refused() {
+    let mut c = Loaded::start(spec(), 3).await;
+    members_until(&c.shared, &c.up(), BOUND, "three live voters", |m| {
+        m.live_voters_are(3)
+    })
+    .await;
+    let victim = 1;
+    let copy = c.spec.dir.path().join("copy-of-proc-1");
+    snapshot_dir(&c, victim, &copy);
+    grants_after(&c.shared, 50, BOUND, "after the copy").await;
+    c.kill(victim).await;
+    restore(&c, victim, &copy);
+    let (status, stderr) = refused_start(&c.spec, victim, Duration::from_secs(10)).await;
+    assert!(!status.success(), "the restored copy started: {stderr}");
+    c.finish("t61 restored copy", 50).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn t62_issue_9_a_durable_restart_needs_only_a_majority_while_a_peer_is_dead_for_good() {
+    let started = Instant::now();
+    let mut c = Loaded::start(spec(), 3).await;
+    members_until(&c.shared, &c.up(), BOUND, "three live voters", |m| {
+        m.live_voters_are(3)
+    })
+    .await;
+    // Node 2 dies for good; node 1 restarts from its disk.
+    c.kill(2).await;
+    grants_after(&c.shared, 10, BOUND, "after node 2 died").await;
+    c.kill(1).await;
+    let (mut p, ready) = c.spawn_ready(1, RESTART_BOUND).await;
+    let at = Instant::now();
+    let line = p.ask("lock solo 5000").await;
+    let token = granted_token(&line);
+    assert_eq!(p.ask("unlock solo").await, "released solo");
+    println!(
+        "t62: node 1 restarted from its disk with node 2 dead: ready after {ready:?}, granted token {token} {:?} later",
+        at.elapsed()
+    );
+    c.adopt(1, p);
+    grants_after(&c.shared, 10, BOUND, "after the restart").await;
+    let (m, _) = members_until(&c.shared, &c.up(), BOUND, "two live voters", |m| {
+        m.voter_ids().len() == 3 && m.0.iter().filter(|n| n.voter && n.live).count() == 2
+    })
+    .await;
+    println!("t62: members: {m}");
+    c.finish("t62 restart with a dead peer", 15).await;
+    println!("t62: done in {:?}", started.elapsed());
+}

@@ -95,6 +95,9 @@ pub enum PeerMessage {
         addr: std::net::SocketAddr,
         /// Whether it keeps its Raft state on disk.
         durable: bool,
+        /// Its failure zone, if it has one (at most 64 bytes).
+        #[serde(deserialize_with = "crate::types::opt_string_as_read")]
+        zone: Option<String>,
     },
     /// The answer to [`PeerMessage::JoinAsk`] once the `Join` applied.
     Joined {

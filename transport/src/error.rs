@@ -53,6 +53,17 @@ pub enum TransportError {
         /// The name in the certificate presented.
         found: String,
     },
+    /// The peer's name preamble is malformed (see `preamble.rs`).
+    #[error("the peer's name preamble is malformed: {0}")]
+    BadName(String),
+    /// The peer claims a member name its certificate does not prove.
+    #[error("the peer claims the member name {claimed:?} but its certificate names {cn:?}; a name other than the certificate's is accepted only from a node that shares this node's certificate (give every node its own certificate, or every node the one shared certificate and its own name(..))")]
+    NameNotProven {
+        /// The name claimed.
+        claimed: String,
+        /// The certificate's common name.
+        cn: String,
+    },
     /// The handshake did not finish in time.
     #[error("handshake timed out")]
     HandshakeTimeout,
@@ -77,7 +88,11 @@ impl TransportError {
     pub fn is_protocol_violation(&self) -> bool {
         matches!(
             self,
-            Self::Codec(_) | Self::Spoofed { .. } | Self::NoIdentity
+            Self::Codec(_)
+                | Self::Spoofed { .. }
+                | Self::NoIdentity
+                | Self::BadName(_)
+                | Self::NameNotProven { .. }
         )
     }
 }

@@ -42,10 +42,15 @@ pub const ALPN: &[u8] = b"peerlock/1";
 /// Raft message per stream; see the crate docs). Both sides offer both ids,
 /// 2 first, so a node of this version and an older one agree on 1.
 pub const ALPN_V2: &[u8] = b"peerlock/2";
+/// ALPN protocol id of version 3: version 2, and each side first sends the
+/// member name it claims (see `preamble.rs`), so nodes sharing one
+/// certificate are told apart. Offered first; a node of version 2 agrees
+/// on 2 and is known by its certificate's name.
+pub const ALPN_V3: &[u8] = b"peerlock/3";
 
 /// The ids offered, most preferred first.
 fn alpn_ids() -> Vec<Vec<u8>> {
-    vec![ALPN_V2.to_vec(), ALPN.to_vec()]
+    vec![ALPN_V3.to_vec(), ALPN_V2.to_vec(), ALPN.to_vec()]
 }
 
 /// Mutual TLS material for one node: the trusted cluster CA certificates,
@@ -58,7 +63,10 @@ pub struct TlsConfig {
     cas: Vec<CertificateDer<'static>>,
     chain: Vec<CertificateDer<'static>>,
     key: PrivateKeyDer<'static>,
+    /// The certificate's common name.
     name: String,
+    /// The member name claimed instead of `name` (a shared certificate).
+    member: Option<String>,
 }
 
 impl Clone for TlsConfig {
@@ -68,6 +76,7 @@ impl Clone for TlsConfig {
             chain: self.chain.clone(),
             key: self.key.clone_key(),
             name: self.name.clone(),
+            member: self.member.clone(),
         }
     }
 }
@@ -75,7 +84,8 @@ impl Clone for TlsConfig {
 impl fmt::Debug for TlsConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TlsConfig")
-            .field("node_name", &self.name)
+            .field("node_name", &self.node_name())
+            .field("common_name", &self.name)
             .field("key", &"<hidden>")
             .finish()
     }
@@ -229,6 +239,7 @@ impl TlsConfig {
             chain,
             key: key_der,
             name,
+            member: None,
         };
         // Check now what peers will check in every handshake, so a
         // mismatched file fails at start-up with a clear message.
@@ -277,9 +288,48 @@ impl TlsConfig {
         Ok(cfg)
     }
 
-    /// The node's name: its certificate's common name, and its identity.
+    /// The node's name, and its identity among its peers: the member name
+    /// set with [`TlsConfig::with_member_name`], else its certificate's
+    /// common name.
     pub fn node_name(&self) -> &str {
+        self.member.as_deref().unwrap_or(&self.name)
+    }
+
+    /// The certificate's common name.
+    pub fn common_name(&self) -> &str {
         &self.name
+    }
+
+    /// Whether this node claims a name other than its certificate's: its
+    /// certificate is shared, and names in its cluster are claims, not
+    /// proofs (see the crate docs, "Identity").
+    pub fn name_is_claimed(&self) -> bool {
+        self.node_name() != self.name
+    }
+
+    /// This node's member name when its certificate is shared by several
+    /// nodes (one Kubernetes Secret for a Deployment): the node presents
+    /// `name` on every connection (the name preamble of ALPN `peerlock/3`)
+    /// and is known by it. Peers that present this same certificate take
+    /// the name as given; a node with a certificate of its own refuses a
+    /// name that is not its peer's certificate's. Names are then claims:
+    /// any holder of the shared certificate can pose as any member.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`] when `name` is not 1 to 256 bytes (the rule for
+    /// member names).
+    pub fn with_member_name(mut self, name: &str) -> Result<Self, Error> {
+        let member = peerlock_core::NodeName(name.to_owned());
+        if peerlock_core::machine::validate_member(&member, None).is_err() {
+            return Err(Error::Config(format!(
+                "the member name {name:?} is {} bytes; a member name is 1 to {} bytes",
+                name.len(),
+                peerlock_core::machine::MAX_MEMBER_NAME
+            )));
+        }
+        self.member = Some(member.0);
+        Ok(self)
     }
 
     /// `N` (at most 32) secret bytes for `label`: HMAC-SHA256 keyed with

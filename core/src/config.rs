@@ -271,7 +271,9 @@ mod tests {
             zone: Some(z),
             ..NodeConfig::default()
         };
-        assert!(zone("z".repeat(crate::machine::MAX_ZONE)).validate().is_ok());
+        assert!(zone("z".repeat(crate::machine::MAX_ZONE))
+            .validate()
+            .is_ok());
         let err = zone("z".repeat(crate::machine::MAX_ZONE + 1)).validate();
         assert!(matches!(err, Err(Error::Config(m)) if m.contains("zone")));
         assert!(NodeConfig::default().plan_config().same_name_supersedes);

@@ -67,8 +67,7 @@ fn names(m: &[MemberInfo]) -> Vec<String> {
 }
 
 fn is_voter(m: &[MemberInfo], id: peerlock::NodeId) -> bool {
-    m.iter()
-        .any(|x| x.id == id && x.role == MemberRole::Voter)
+    m.iter().any(|x| x.id == id && x.role == MemberRole::Voter)
 }
 
 /// With one certificate the transport knew every node by the same common
@@ -156,7 +155,10 @@ async fn t76_issue_9_a_blank_restart_with_a_shared_certificate_waits_for_dead_af
     let mut live_since = None;
     loop {
         let m = members(watcher).await;
-        assert!(is_voter(&m, old), "the old {name} lost its vote early: {m:?}");
+        assert!(
+            is_voter(&m, old),
+            "the old {name} lost its vote early: {m:?}"
+        );
         assert!(!is_voter(&m, new), "the newcomer was promoted early: {m:?}");
         let learner = m
             .iter()
@@ -211,8 +213,13 @@ async fn t76_issue_9_voters_are_chosen_across_zones() {
     };
     let (socks, addrs) = sockets(3);
     let mut starts = Vec::new();
-    for (sock, (name, zone)) in socks.into_iter().zip([("a", "z1"), ("b", "z1"), ("c", "z2")]) {
-        starts.push(tokio::spawn(node(name, zone, sock).peers(addrs.clone()).start()));
+    for (sock, (name, zone)) in socks
+        .into_iter()
+        .zip([("a", "z1"), ("b", "z1"), ("c", "z2")])
+    {
+        starts.push(tokio::spawn(
+            node(name, zone, sock).peers(addrs.clone()).start(),
+        ));
     }
     let mut nodes = Vec::new();
     for s in starts {
@@ -236,15 +243,23 @@ async fn t76_issue_9_voters_are_chosen_across_zones() {
     loop {
         let m = members(&nodes[0]).await;
         let zones: Vec<(String, Option<String>)> = {
-            let mut z: Vec<_> = m.iter().map(|x| (x.name.0.clone(), x.zone.clone())).collect();
+            let mut z: Vec<_> = m
+                .iter()
+                .map(|x| (x.name.0.clone(), x.zone.clone()))
+                .collect();
             z.sort();
             z
         };
-        let want: Vec<(String, Option<String>)> =
-            [("a", "z1"), ("b", "z1"), ("c", "z2"), ("d", "z1"), ("e", "z3")]
-                .iter()
-                .map(|(n, z)| ((*n).to_owned(), Some((*z).to_owned())))
-                .collect();
+        let want: Vec<(String, Option<String>)> = [
+            ("a", "z1"),
+            ("b", "z1"),
+            ("c", "z2"),
+            ("d", "z1"),
+            ("e", "z3"),
+        ]
+        .iter()
+        .map(|(n, z)| ((*n).to_owned(), Some((*z).to_owned())))
+        .collect();
         let learners = m
             .iter()
             .filter(|x| x.role == MemberRole::Learner && x.live)

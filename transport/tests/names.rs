@@ -220,7 +220,9 @@ async fn t04_issue_9_two_nodes_claiming_one_name_on_a_shared_certificate_are_ref
     let _b1 = start(s1, &twin, &[]);
     let _b2 = start(s2, &twin, &[]);
     match x.t.discover(Instant::now() + WAIT).await {
-        Err(Error::Config(msg)) => assert!(msg.contains("\"b\"") && msg.contains("name(..)"), "{msg}"),
+        Err(Error::Config(msg)) => {
+            assert!(msg.contains("\"b\"") && msg.contains("name(..)"), "{msg}")
+        }
         other => panic!("expected a config error, got {other:?}"),
     }
     // Names are checked when set.

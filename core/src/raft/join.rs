@@ -2,8 +2,9 @@
 //!
 //! # Raft ids and transport keys
 //!
-//! The transport names a peer by the key of its authenticated name
-//! ([`NodeId::from_name`] of its certificate's common name). A founder's
+//! The transport names a peer by the key of its name ([`NodeId::from_name`]
+//! of its certificate's common name, or of the member name it claims when
+//! it shares its certificate with the other nodes). A founder's
 //! Raft id is that same key, so for a cluster that never changed nothing
 //! is translated. A node that joins later gets a Raft id the cluster
 //! allocates (a committed `Join`, above every id before it, never reused),
@@ -103,7 +104,7 @@ impl<S: LogStore + Send + 'static> Driver<S> {
         zone: Option<String>,
     ) {
         if NodeId::from_name(&name) != from {
-            let reason = format!("the name {name:?} is not the one its certificate proves");
+            let reason = format!("the name {name:?} is not the one its connection presents");
             self.transport
                 .send(from, vec![PeerMessage::JoinRefused { token, reason }]);
             return;

@@ -236,7 +236,6 @@ impl NodeConfig {
             dead_after_ms: ms(self.membership.dead_after),
             stabilization_ms: ms(self.membership.stabilization),
             same_name_supersedes: self.names_authenticated,
-            ..Default::default()
         }
     }
 }

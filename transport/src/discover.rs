@@ -112,6 +112,10 @@ async fn probe(shared: Arc<Shared>, addr: SocketAddr, deadline: tokio::time::Ins
                     Probe::Impostor(addr)
                 };
             }
+            // A name that will be refused on every try: say so now.
+            Ok(Err(e)) if e.is_name_refusal() => {
+                return Probe::Unreachable(addr, Some(e.to_string()));
+            }
             Ok(Err(e)) => {
                 tracing::debug!(%addr, error = %e, "peer not reachable yet; retrying");
                 last_error = Some(e.to_string());

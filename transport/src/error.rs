@@ -64,6 +64,15 @@ pub enum TransportError {
         /// The certificate's common name.
         cn: String,
     },
+    /// This node claims a name other than its certificate's, and the peer
+    /// presents a certificate of its own (see `preamble::resolve`).
+    #[error("this node claims the member name {own:?}, which only peers sharing its certificate accept, but the peer presents a certificate of its own ({peer_cn:?}); use one certificate per node without name(..), or one shared certificate on every node, each with its own name(..)")]
+    MixedCertificates {
+        /// This node's name.
+        own: String,
+        /// The peer's certificate's common name.
+        peer_cn: String,
+    },
     /// The handshake did not finish in time.
     #[error("handshake timed out")]
     HandshakeTimeout,
@@ -83,6 +92,18 @@ pub enum TransportError {
 }
 
 impl TransportError {
+    /// True when the peer refused this node's name (it closed the
+    /// connection with the name-refused code): trying again cannot help.
+    pub fn is_name_refusal(&self) -> bool {
+        match self {
+            Self::MixedCertificates { .. } => true,
+            Self::Connection(quinn::ConnectionError::ApplicationClosed(c)) => {
+                c.error_code.into_inner() == u64::from(crate::peer::CLOSE_NAME)
+            }
+            _ => false,
+        }
+    }
+
     /// True when the peer broke the protocol (as opposed to the network
     /// failing): the connection is closed and a warning logged.
     pub fn is_protocol_violation(&self) -> bool {
@@ -93,6 +114,7 @@ impl TransportError {
                 | Self::NoIdentity
                 | Self::BadName(_)
                 | Self::NameNotProven { .. }
+                | Self::MixedCertificates { .. }
         )
     }
 }

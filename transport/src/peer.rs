@@ -65,6 +65,8 @@ pub(crate) async fn identify(
 ) -> Result<(NodeId, String), TransportError> {
     let who = async {
         let cn = certificate_name(conn)?;
+        // Known before any claim is exchanged: the peer would refuse ours.
+        crate::preamble::check_own(&shared.name, &shared.cn, &cn)?;
         let claimed = match tokio::time::timeout(
             HANDSHAKE_TIMEOUT,
             crate::preamble::exchange(conn, &shared.name),
@@ -74,14 +76,14 @@ pub(crate) async fn identify(
             Ok(claimed) => claimed?,
             Err(_) => return Err(TransportError::HandshakeTimeout),
         };
-        crate::preamble::resolve(cn, claimed, &shared.cn)
+        crate::preamble::resolve(cn, claimed, (&shared.name, &shared.cn))
     };
     let result = who.await;
     if let Err(e) = &result {
         let (code, reason): (u32, &[u8]) = match e {
-            TransportError::BadName(_) | TransportError::NameNotProven { .. } => {
-                (CLOSE_NAME, b"name refused")
-            }
+            TransportError::BadName(_)
+            | TransportError::NameNotProven { .. }
+            | TransportError::MixedCertificates { .. } => (CLOSE_NAME, b"name refused"),
             TransportError::NoIdentity => (CLOSE_PROTOCOL, b"no identity"),
             _ => (CLOSE_PROTOCOL, b"no name"),
         };

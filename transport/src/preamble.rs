@@ -25,6 +25,11 @@
 //! from a peer with a certificate of its own that names another node is
 //! refused: with per-node certificates, frames for a member come only from
 //! a connection whose certificate names it, as before preambles existed.
+//! A node that itself claims a name other than its CN refuses, in turn, a
+//! peer with a certificate of its own ([`check_own`]), before exchanging
+//! names: that peer would refuse the claim, and this way both sides say
+//! why, and a start fails at once with the reason instead of at its
+//! deadline. One cluster uses per-node certificates or one shared one.
 //! With a shared certificate the names are *claims*: any holder of the
 //! certificate can pose as any member. That is weaker, and documented so;
 //! the planner's same-name fast replacement is off for such clusters
@@ -135,21 +140,28 @@ pub(crate) async fn exchange(
 
 /// The name a connection counts as, from its certificate's common name
 /// `cn`, the name the peer claimed (if it sent a preamble), and this
-/// node's own common name `own_cn`:
+/// node's own common name `own_cn` and name `own`:
 ///
 /// - no claim, or a claim equal to `cn`: `cn` (proven by the certificate);
 /// - a claim from a peer presenting `own_cn`: the claim (the certificate is
 ///   shared, and so the claim is not proven);
 /// - any other claim: refused.
 ///
+/// And this node, if it claims a name other than `own_cn`, refuses a peer
+/// with a certificate of its own: that peer would refuse the claim (or,
+/// sending no preamble, know this node by its CN), so saying so here gives
+/// this side the clear error too.
+///
 /// # Errors
 ///
-/// [`TransportError::NameNotProven`] for a refused claim.
+/// [`TransportError::NameNotProven`] for a refused claim,
+/// [`TransportError::MixedCertificates`] for this node's claim.
 pub fn resolve(
     cn: String,
     claimed: Option<String>,
-    own_cn: &str,
+    (own, own_cn): (&str, &str),
 ) -> Result<(NodeId, String), TransportError> {
+    check_own(own, own_cn, &cn)?;
     let name = match claimed {
         None => cn,
         Some(c) if c == cn => cn,
@@ -157,6 +169,23 @@ pub fn resolve(
         Some(claimed) => return Err(TransportError::NameNotProven { claimed, cn }),
     };
     Ok((NodeId::from_name(&name), name))
+}
+
+/// This node's half of [`resolve`], known as soon as the peer's
+/// certificate is: a name other than `own_cn` is refused by a peer whose
+/// certificate (common name `cn`) is its own.
+///
+/// # Errors
+///
+/// [`TransportError::MixedCertificates`].
+pub fn check_own(own: &str, own_cn: &str, cn: &str) -> Result<(), TransportError> {
+    if own != own_cn && cn != own_cn {
+        return Err(TransportError::MixedCertificates {
+            own: own.to_owned(),
+            peer_cn: cn.to_owned(),
+        });
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -193,13 +222,24 @@ mod tests {
     fn a_claim_counts_only_from_a_shared_certificate() {
         let id = |n: &str| (NodeId::from_name(n), n.to_owned());
         // Older peers and per-node certificates: the CN.
-        assert_eq!(resolve("b".into(), None, "a").unwrap(), id("b"));
-        assert_eq!(resolve("b".into(), Some("b".into()), "a").unwrap(), id("b"));
+        assert_eq!(resolve("b".into(), None, ("a", "a")).unwrap(), id("b"));
+        let b = resolve("b".into(), Some("b".into()), ("a", "a")).unwrap();
+        assert_eq!(b, id("b"));
         // One certificate for all: the claim.
-        let shared = resolve("app".into(), Some("pod-7".into()), "app").unwrap();
+        let shared = resolve("app".into(), Some("pod-7".into()), ("pod-1", "app")).unwrap();
         assert_eq!(shared, id("pod-7"));
+        // A node of a shared-certificate cluster named by the CN itself.
+        let plain = resolve("app".into(), Some("pod-7".into()), ("app", "app")).unwrap();
+        assert_eq!(plain, id("pod-7"));
+        // A claimed name meets a certificate of its own: refused here too.
+        match resolve("b".into(), Some("b".into()), ("pod-1", "app")) {
+            Err(TransportError::MixedCertificates { own, peer_cn }) => {
+                assert_eq!((own.as_str(), peer_cn.as_str()), ("pod-1", "b"));
+            }
+            other => panic!("expected MixedCertificates, got {other:?}"),
+        }
         // A certificate of its own that names another node: refused.
-        match resolve("mallory".into(), Some("b".into()), "a") {
+        match resolve("mallory".into(), Some("b".into()), ("a", "a")) {
             Err(TransportError::NameNotProven { claimed, cn }) => {
                 assert_eq!((claimed.as_str(), cn.as_str()), ("b", "mallory"));
             }

@@ -236,3 +236,29 @@ async fn t04_issue_9_two_nodes_claiming_one_name_on_a_shared_certificate_are_ref
         Err(Error::Config(_))
     ));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn t05_issue_9_a_claimed_name_among_per_node_certificates_is_a_clear_error() {
+    let ca = ClusterCa::generate("n05").unwrap();
+    let (sa, sx) = (socket(), socket());
+    let addrs = [sa.local_addr().unwrap(), sx.local_addr().unwrap()];
+    let _a = start(sa, &ca.issue_node("node-a", &[]).unwrap(), &addrs);
+    // node-x has a certificate of its own but was given name(..).
+    let x_tls = ca
+        .issue_node("node-x", &[])
+        .unwrap()
+        .with_member_name("pod-x")
+        .unwrap();
+    let x = start(sx, &x_tls, &addrs);
+    let started = Instant::now();
+    match x.t.discover(Instant::now() + WAIT).await {
+        Err(Error::Config(msg)) => {
+            assert!(msg.contains("pod-x") && msg.contains("node-a"), "{msg}");
+        }
+        other => panic!("expected a config error, got {other:?}"),
+    }
+    assert!(
+        started.elapsed() < WAIT,
+        "refused at once, not at the deadline"
+    );
+}

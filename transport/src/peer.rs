@@ -373,6 +373,9 @@ pub(crate) async fn write_loop(
                         tracing::warn!(error = %e, "not the expected node; retrying");
                         c.close(VarInt::from_u32(CLOSE_PROBE), b"wrong node");
                     }
+                    Err(e) if e.is_name_refusal() => {
+                        tracing::warn!(%addr, error = %e, "name refused; retrying");
+                    }
                     Err(e) => tracing::debug!(%addr, error = %e, "dial failed; retrying"),
                 }
                 failures = failures.saturating_add(1);

@@ -9,6 +9,12 @@
 //! If `<out-dir>` already holds `ca.pem` and `ca.key`, that CA is reused, so
 //! nodes can be added to an existing cluster later. Keep `ca.key` off the
 //! nodes: whoever holds it can mint cluster members.
+//!
+//! One certificate for every instance (one Kubernetes Secret for a
+//! Deployment) is made the same way with a single name (`... ./certs app`);
+//! each instance then gets its own member name with `--name` (example
+//! `node`) or `NodeBuilder::name`. Weaker: any holder of that certificate
+//! can pose as any member.
 
 use std::error::Error;
 use std::path::Path;

@@ -18,11 +18,15 @@
 //! | `held NAME`    | `held NAME true|false` (the guard's `is_held()`)    |
 //! | `holder NAME`  | `holder NAME NODE TOKEN WAITERS` or `holder NAME none` |
 //! | `status`       | `status ROLE term=.. leader=.. applied=..`          |
-//! | `members`      | `members NAME=voter|learner,live|silent,id=ID,addr=ADDR ...` (linearizable) |
+//! | `members`      | `members NAME=voter|learner,live|silent,id=ID,addr=ADDR[,zone=ZONE] ...` (linearizable) |
 //! | `quit`         | graceful shutdown, then `bye`                       |
 //!
 //! `--seeds ADDR,..` instead of `--peers` joins a running cluster through
 //! any of those addresses (issue 9).
+//!
+//! `--name NAME`: this node's member name when every node is given the same
+//! certificate (default: the certificate's common name); `--zone ZONE`: its
+//! failure zone, a hint for choosing voters.
 //!
 //! Errors are answered `error MESSAGE`. On start it prints `ready NAME`.
 //! Flags: `--ttl-ms N` (session TTL), `--lock-delay-ms N`, `--data-dir DIR`
@@ -57,9 +61,11 @@ struct Args {
     max_voters: Option<usize>,
     dead_after: Option<Duration>,
     stabilization: Option<Duration>,
+    name: Option<String>,
+    zone: Option<String>,
 }
 
-const USAGE: &str = "usage: node --listen ADDR (--peers ADDR,ADDR,.. | --seeds ADDR,..) --ca ca.pem --cert node.pem --key node.key [--ttl-ms N] [--lock-delay-ms N] [--data-dir DIR] [--max-voters N] [--dead-after-ms N] [--stabilization-ms N]";
+const USAGE: &str = "usage: node --listen ADDR (--peers ADDR,ADDR,.. | --seeds ADDR,..) --ca ca.pem --cert node.pem --key node.key [--ttl-ms N] [--lock-delay-ms N] [--data-dir DIR] [--max-voters N] [--dead-after-ms N] [--stabilization-ms N] [--name NAME] [--zone ZONE]";
 
 fn parse_args() -> Result<Args, String> {
     let mut map: HashMap<String, String> = HashMap::new();
@@ -108,6 +114,7 @@ fn parse_args() -> Result<Args, String> {
     };
     let dead_after = opt_ms(map.remove("dead-after-ms"), "dead-after-ms")?;
     let stabilization = opt_ms(map.remove("stabilization-ms"), "stabilization-ms")?;
+    let (name, zone) = (map.remove("name"), map.remove("zone"));
     if let Some(k) = map.keys().next() {
         return Err(format!("unknown flag --{k}"));
     }
@@ -124,6 +131,8 @@ fn parse_args() -> Result<Args, String> {
         max_voters,
         dead_after,
         stabilization,
+        name,
+        zone,
     })
 }
 
@@ -183,6 +192,14 @@ async fn run(args: Args) -> Result<(), peerlock::Error> {
     };
     let builder = match args.max_voters {
         Some(n) => builder.max_voters(n),
+        None => builder,
+    };
+    let builder = match args.name {
+        Some(name) => builder.name(name),
+        None => builder,
+    };
+    let builder = match args.zone {
+        Some(zone) => builder.zone(zone),
         None => builder,
     };
     let builder = if args.dead_after.is_some() || args.stabilization.is_some() {
@@ -266,7 +283,8 @@ async fn run(args: Args) -> Result<(), peerlock::Error> {
                                 _ => "learner",
                             };
                             let live = if m.live { "live" } else { "silent" };
-                            format!("{}={role},{live},id={},addr={}", m.name, m.id.0, m.addr)
+                            let zone = m.zone.as_deref().map(|z| format!(",zone={z}")).unwrap_or_default();
+                            format!("{}={role},{live},id={},addr={}{zone}", m.name, m.id.0, m.addr)
                         })
                         .collect();
                     format!("members {}", list.join(" "))

@@ -35,6 +35,8 @@ pub struct NodeBuilder {
     startup_timeout: Option<Duration>,
     membership: Option<MembershipConfig>,
     leave_on_shutdown: Option<bool>,
+    name: Option<String>,
+    zone: Option<String>,
 }
 
 impl NodeBuilder {
@@ -80,6 +82,36 @@ impl NodeBuilder {
         I::Item: ToString,
     {
         self.seeds = seeds.into_iter().map(|p| p.to_string()).collect();
+        self
+    }
+
+    /// This node's member name when its certificate is shared by every
+    /// instance (one Kubernetes Secret for a Deployment; default: the
+    /// certificate's common name). Give each instance its own, stable name
+    /// (the pod name): the cluster tells nodes apart by name, and a blank
+    /// restart under a known name is recognised as that member's new
+    /// incarnation. 1 to 256 bytes, checked by `start`.
+    ///
+    /// Weaker than one certificate per node, and documented so: with a
+    /// shared certificate a name is a claim, and any holder of the
+    /// certificate can pose as any member. A node started with `name(..)`
+    /// therefore never replaces a silent voter early because a newcomer
+    /// took its name: it waits for `dead_after` (see
+    /// [`MembershipConfig`]). Nodes with certificates of their own refuse
+    /// names other than their peers' certificates', so one cluster uses
+    /// either kind, not both.
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+
+    /// This node's failure zone (a rack, an availability zone; at most 64
+    /// bytes, checked by `start`): when the leader promotes learners to
+    /// voters it prefers durable members, then zones the voters lack, then
+    /// the longest stable. A hint, not a guarantee: voters already chosen
+    /// are not moved for it.
+    pub fn zone(mut self, zone: impl Into<String>) -> Self {
+        self.zone = Some(zone.into());
         self
     }
 
@@ -194,6 +226,8 @@ impl NodeBuilder {
             tick: self
                 .tick
                 .unwrap_or_else(|| NodeConfig::tick_for_ttl(session_ttl)),
+            zone: self.zone.clone(),
+            names_authenticated: self.name.is_none(),
             ..defaults
         }
     }
@@ -213,11 +247,14 @@ impl NodeBuilder {
             }
             (dir, _) => dir,
         };
-        let tls = self.tls.clone().ok_or_else(|| {
+        let mut tls = self.tls.clone().ok_or_else(|| {
             Error::Config(
                 "tls(..) is required: peerlock always uses mutual TLS; make certificates with peerlock::certs::ClusterCa".into(),
             )
         })?;
+        if let Some(name) = &self.name {
+            tls = tls.with_member_name(name)?;
+        }
         if self.peers.is_empty() && self.seeds.is_empty() {
             // Issue 9: an unset variable or a bad template gave every
             // instance an empty list, and each founded a one-node cluster of

@@ -26,6 +26,17 @@ pub struct NodeConfig {
     /// Whether a graceful shutdown leaves the membership (issue 9, item
     /// 7): on by default; off for nodes that come back with their disk.
     pub leave_on_shutdown: bool,
+    /// This node's failure zone (at most 64 bytes), a hint for choosing
+    /// voters: the leader promotes learners of zones the voters lack first
+    /// (issue 9). Recorded in the member table at join, or by the node
+    /// itself once it runs (a founder, or a restart with another zone).
+    pub zone: Option<String>,
+    /// Whether member names are proven by certificates (default true: one
+    /// certificate per node, its common name the member name). False with
+    /// a certificate shared by every instance, where any holder can claim
+    /// any name: the same-name fast replacement of a silent voter is then
+    /// off, and `dead_after` applies (issue 9, design item 6).
+    pub names_authenticated: bool,
 }
 
 /// How the leader reconciles the voters with the live members (issue 9).
@@ -73,6 +84,8 @@ impl Default for NodeConfig {
             compact_after: 20_000,
             membership: MembershipConfig::default(),
             leave_on_shutdown: true,
+            zone: None,
+            names_authenticated: true,
         }
     }
 }
@@ -177,6 +190,15 @@ impl NodeConfig {
                 m.min_voters
             )));
         }
+        if let Some(z) = self.zone.as_deref() {
+            if crate::machine::validate_zone(Some(z)).is_err() {
+                return Err(Error::Config(format!(
+                    "zone {z:?} is {} bytes; a zone is at most {} bytes",
+                    z.len(),
+                    crate::machine::MAX_ZONE
+                )));
+            }
+        }
         let min = self.min_ttl_for_failover();
         if self.session_ttl < min {
             return Err(Error::Config(format!(
@@ -217,7 +239,7 @@ impl NodeConfig {
             min_voters: self.membership.min_voters,
             dead_after_ms: ms(self.membership.dead_after),
             stabilization_ms: ms(self.membership.stabilization),
-            ..Default::default()
+            same_name_supersedes: self.names_authenticated,
         }
     }
 }
@@ -244,6 +266,25 @@ mod tests {
             ..NodeConfig::default()
         };
         assert!(matches!(c.validate(), Err(Error::Config(m)) if m.contains("dead_after")));
+    }
+
+    #[test]
+    fn zone_length_is_checked_and_shared_names_turn_the_fast_path_off() {
+        let zone = |z: String| NodeConfig {
+            zone: Some(z),
+            ..NodeConfig::default()
+        };
+        assert!(zone("z".repeat(crate::machine::MAX_ZONE))
+            .validate()
+            .is_ok());
+        let err = zone("z".repeat(crate::machine::MAX_ZONE + 1)).validate();
+        assert!(matches!(err, Err(Error::Config(m)) if m.contains("zone")));
+        assert!(NodeConfig::default().plan_config().same_name_supersedes);
+        let shared = NodeConfig {
+            names_authenticated: false,
+            ..NodeConfig::default()
+        };
+        assert!(!shared.plan_config().same_name_supersedes);
     }
 
     /// Issue 8, item 3: a TTL that cannot survive a leader change with the

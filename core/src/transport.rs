@@ -6,9 +6,11 @@
 //! trait for real networks; tests can implement it in memory.
 //!
 //! The sender of an [`Incoming`] batch is the identity the transport
-//! *authenticated* (for QUIC: the node name in the peer's certificate), not
-//! something the peer claimed, and the driver checks that every Raft message
-//! inside names that same sender.
+//! established for the connection (for QUIC: the node name in the peer's
+//! certificate; with a certificate shared by every node, the member name
+//! the peer claimed when it connected, which proves nothing more than
+//! holding that certificate), never something a frame says, and the driver
+//! checks that every Raft message inside names that same sender.
 
 use serde::{Deserialize, Serialize};
 
@@ -95,6 +97,9 @@ pub enum PeerMessage {
         addr: std::net::SocketAddr,
         /// Whether it keeps its Raft state on disk.
         durable: bool,
+        /// Its failure zone, if it has one (at most 64 bytes).
+        #[serde(deserialize_with = "crate::types::opt_string_as_read")]
+        zone: Option<String>,
     },
     /// The answer to [`PeerMessage::JoinAsk`] once the `Join` applied.
     Joined {

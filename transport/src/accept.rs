@@ -5,7 +5,6 @@
 
 use std::sync::Arc;
 
-use quinn::VarInt;
 use tracing::Instrument;
 
 use crate::endpoint::{PeerInfo, Shared, HANDSHAKE_TIMEOUT};
@@ -50,11 +49,14 @@ async fn accept_one(shared: Arc<Shared>, incoming: quinn::Incoming) {
             return;
         }
     };
-    let (id, name) = match peer::identity(&conn) {
+    let (id, name) = match peer::identify(&shared, &conn).await {
         Ok(v) => v,
-        Err(e) => {
+        Err(e) if e.is_protocol_violation() => {
             tracing::warn!(%remote, error = %e, "peer refused");
-            conn.close(VarInt::from_u32(peer::CLOSE_PROTOCOL), b"no identity");
+            return;
+        }
+        Err(e) => {
+            tracing::debug!(%remote, error = %e, "no name from the peer");
             return;
         }
     };

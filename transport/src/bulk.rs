@@ -59,12 +59,17 @@ pub(crate) fn is_bulk(m: &PeerMessage) -> bool {
     matches!(m, PeerMessage::Raft(b) if b.len() >= BULK_THRESHOLD)
 }
 
-/// Whether `conn` negotiated bulk streams.
+/// Whether `conn` negotiated bulk streams (ALPN 2, or 3 which adds the
+/// name preamble to 2).
 pub(crate) fn supports_bulk(conn: &Connection) -> bool {
+    protocol(conn).is_some_and(|p| p == crate::ALPN_V2 || p == crate::ALPN_V3)
+}
+
+/// The ALPN id `conn` negotiated.
+pub(crate) fn protocol(conn: &Connection) -> Option<Vec<u8>> {
     conn.handshake_data()
         .and_then(|h| h.downcast::<quinn::crypto::rustls::HandshakeData>().ok())
         .and_then(|h| h.protocol)
-        .is_some_and(|p| p == crate::ALPN_V2)
 }
 
 /// The header of a bulk stream.

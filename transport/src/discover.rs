@@ -1,5 +1,6 @@
-//! Start-up discovery: dial every configured address, read each peer's
-//! name from its certificate, and recognise this node among them.
+//! Start-up discovery: dial every configured address, learn each peer's
+//! name (from its certificate, or its claim on a shared one; see
+//! `preamble.rs`), and recognise this node among them.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -111,6 +112,10 @@ async fn probe(shared: Arc<Shared>, addr: SocketAddr, deadline: tokio::time::Ins
                     Probe::Impostor(addr)
                 };
             }
+            // A name that will be refused on every try: say so now.
+            Ok(Err(e)) if e.is_name_refusal() => {
+                return Probe::Unreachable(addr, Some(e.to_string()));
+            }
             Ok(Err(e)) => {
                 tracing::debug!(%addr, error = %e, "peer not reachable yet; retrying");
                 last_error = Some(e.to_string());
@@ -159,7 +164,7 @@ impl Shared {
                 }
                 Probe::Impostor(addr) => {
                     return Err(Error::Config(format!(
-                        "the node at {addr} presents this node's own name {:?}; every node needs its own certificate",
+                        "the node at {addr} presents this node's own name {:?}; every node needs its own name (its own certificate, or its own name(..) when they share one)",
                         self.name
                     )));
                 }
@@ -190,7 +195,7 @@ impl Shared {
             if let [(a, _), (b, _)] = pair {
                 if a.id == b.id {
                     return Err(Error::Config(format!(
-                        "peers {} and {} both present the certificate of node {:?}; every node needs its own certificate",
+                        "peers {} and {} both present the name {:?}; every node needs its own name (its own certificate, or its own name(..) when they share one)",
                         a.addr, b.addr, a.name
                     )));
                 }

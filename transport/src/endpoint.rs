@@ -43,9 +43,10 @@ pub const BULK_QUEUE_DEPTH: usize = 2;
 /// A peer as [`QuicTransport::discover`] found it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PeerInfo {
-    /// The Raft id: [`NodeId::from_name`] of `name`.
+    /// The transport key: [`NodeId::from_name`] of `name`.
     pub id: NodeId,
-    /// The common name of the peer's certificate.
+    /// The peer's name: the common name of its certificate, or the member
+    /// name it claims when it shares this node's certificate.
     pub name: String,
     /// The address the peer is reached at.
     pub addr: SocketAddr,
@@ -67,7 +68,11 @@ struct PeerSlot {
 /// State shared by the transport handle and its tasks.
 pub(crate) struct Shared {
     pub(crate) me: NodeId,
+    /// This node's name: its member name, which is its certificate's
+    /// common name unless it shares its certificate.
     pub(crate) name: String,
+    /// Its certificate's common name (see `preamble::resolve`).
+    pub(crate) cn: String,
     pub(crate) local_addr: SocketAddr,
     pub(crate) advertise: Option<SocketAddr>,
     pub(crate) configured: Vec<SocketAddr>,
@@ -181,13 +186,24 @@ const CID_KEY_LABEL: &[u8] = b"peerlock/1 QUIC connection ID key";
 /// does not validate). quinn's defaults draw both keys at random per
 /// process; here both are derived from the node's private key, so every
 /// incarnation of the node shares them and nobody else can forge them.
+///
+/// Nodes that share one certificate share its key too: each mixes its
+/// member name into the labels, so every incarnation of one member derives
+/// the same keys, and another member other ones.
 fn endpoint_config(tls: &TlsConfig) -> EndpointConfig {
-    let reset: [u8; 32] = tls.derive_secret(RESET_KEY_LABEL);
+    let label = |base: &[u8]| -> Vec<u8> {
+        if tls.name_is_claimed() {
+            [base, b" of ", tls.node_name().as_bytes()].concat()
+        } else {
+            base.to_vec()
+        }
+    };
+    let reset: [u8; 32] = tls.derive_secret(&label(RESET_KEY_LABEL));
     let mut config = EndpointConfig::new(Arc::new(ring::hmac::Key::new(
         ring::hmac::HMAC_SHA256,
         &reset,
     )));
-    let cid_key = u64::from_le_bytes(tls.derive_secret(CID_KEY_LABEL));
+    let cid_key = u64::from_le_bytes(tls.derive_secret(&label(CID_KEY_LABEL)));
     config.cid_generator(move || {
         Box::new(quinn_proto::HashedConnectionIdGenerator::from_key(cid_key))
     });
@@ -286,6 +302,7 @@ impl QuicTransport {
         let shared = Arc::new(Shared {
             me,
             name,
+            cn: tls.common_name().to_owned(),
             local_addr,
             advertise,
             configured,
@@ -307,12 +324,13 @@ impl QuicTransport {
         self.shared.local_addr
     }
 
-    /// This node's Raft id, derived from its certificate's name.
+    /// This node's transport key: [`NodeId::from_name`] of its name.
     pub fn local_id(&self) -> NodeId {
         self.shared.me
     }
 
-    /// This node's name: its certificate's common name.
+    /// This node's name: its member name ([`TlsConfig::with_member_name`]),
+    /// else its certificate's common name.
     pub fn local_name(&self) -> &str {
         &self.shared.name
     }

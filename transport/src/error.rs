@@ -53,6 +53,26 @@ pub enum TransportError {
         /// The name in the certificate presented.
         found: String,
     },
+    /// The peer's name preamble is malformed (see `preamble.rs`).
+    #[error("the peer's name preamble is malformed: {0}")]
+    BadName(String),
+    /// The peer claims a member name its certificate does not prove.
+    #[error("the peer claims the member name {claimed:?} but its certificate names {cn:?}; a name other than the certificate's is accepted only from a node that shares this node's certificate (give every node its own certificate, or every node the one shared certificate and its own name(..))")]
+    NameNotProven {
+        /// The name claimed.
+        claimed: String,
+        /// The certificate's common name.
+        cn: String,
+    },
+    /// This node claims a name other than its certificate's, and the peer
+    /// presents a certificate of its own (see `preamble::resolve`).
+    #[error("this node claims the member name {own:?}, which only peers sharing its certificate accept, but the peer presents a certificate of its own ({peer_cn:?}); use one certificate per node without name(..), or one shared certificate on every node, each with its own name(..)")]
+    MixedCertificates {
+        /// This node's name.
+        own: String,
+        /// The peer's certificate's common name.
+        peer_cn: String,
+    },
     /// The handshake did not finish in time.
     #[error("handshake timed out")]
     HandshakeTimeout,
@@ -72,12 +92,29 @@ pub enum TransportError {
 }
 
 impl TransportError {
+    /// True when the peer refused this node's name (it closed the
+    /// connection with the name-refused code): trying again cannot help.
+    pub fn is_name_refusal(&self) -> bool {
+        match self {
+            Self::MixedCertificates { .. } => true,
+            Self::Connection(quinn::ConnectionError::ApplicationClosed(c)) => {
+                c.error_code.into_inner() == u64::from(crate::peer::CLOSE_NAME)
+            }
+            _ => false,
+        }
+    }
+
     /// True when the peer broke the protocol (as opposed to the network
     /// failing): the connection is closed and a warning logged.
     pub fn is_protocol_violation(&self) -> bool {
         matches!(
             self,
-            Self::Codec(_) | Self::Spoofed { .. } | Self::NoIdentity
+            Self::Codec(_)
+                | Self::Spoofed { .. }
+                | Self::NoIdentity
+                | Self::BadName(_)
+                | Self::NameNotProven { .. }
+                | Self::MixedCertificates { .. }
         )
     }
 }

@@ -8,8 +8,11 @@
 //!
 //! # Identity
 //!
-//! A node's identity is the common name (CN) of its certificate, and its
-//! Raft id is [`peerlock_core::NodeId::from_name`] of that name. Every
+//! A node's identity is its name: the common name (CN) of its certificate,
+//! or, with a certificate shared by several nodes, the member name it was
+//! given ([`TlsConfig::with_member_name`]) and claims on every connection
+//! (see [`preamble`]). Its transport key is
+//! [`peerlock_core::NodeId::from_name`] of that name. Every
 //! connection is mutually authenticated against the cluster CA, so the
 //! sender of a frame is *who the certificate proves*, never who the frame
 //! says: a frame whose `from` differs from the certificate's identity is
@@ -24,6 +27,15 @@
 //! Why the CN and not the address: addresses change (restarts, NAT,
 //! advertise addresses), and an address proves nothing. The certificate is
 //! what the CA vouches for.
+//!
+//! A claimed name counts only from a peer that presents this node's own
+//! CN (the two share a certificate); a peer with a certificate of its own
+//! is its CN, and a claim to another name closes its connection. So with
+//! per-node certificates nobody can pose as a member without its
+//! certificate. With one shared certificate names are claims: any holder
+//! can pose as any member. That is allowed, and weaker: the planner's
+//! same-name fast replacement is off there (a voter is replaced only after
+//! `dead_after`). Mixing both kinds in one cluster is refused.
 //!
 //! # Wire format
 //!
@@ -45,9 +57,17 @@
 //! | "PLB" | version u8 = 1 | from u64 BE | total u64 BE | message (total bytes) | end of stream |
 //! ```
 //!
-//! ALPN is `peerlock/2` (frames and bulk streams), falling back to
-//! `peerlock/1` (frames only) with an older node, to which a large message
-//! goes as one frame on a stream of its own. A future incompatible format
+//! ALPN is `peerlock/3`: both sides first send a name preamble on a
+//! unidirectional stream of its own, and nothing is read from the
+//! connection until the peer's has arrived and been checked ([`preamble`]):
+//!
+//! ```text
+//! | "PLN" | version u8 = 1 | length u16 big-endian | name (1 to 256 bytes, UTF-8) | end of stream |
+//! ```
+//!
+//! It falls back to `peerlock/2` (frames and bulk streams, no preamble: the
+//! peer is its CN) and to `peerlock/1` (frames only) with older nodes; to
+//! the latter a large message goes as one frame on a stream of its own. A future incompatible format
 //! gets a new version byte and a new ALPN id, so old and new nodes refuse
 //! each other cleanly.
 //!
@@ -87,6 +107,7 @@ mod discover;
 mod endpoint;
 mod error;
 mod peer;
+pub mod preamble;
 mod queue;
 #[doc(hidden)]
 pub mod testing;
@@ -99,4 +120,4 @@ pub use endpoint::{
 };
 pub use error::{CodecError, TransportError};
 pub use queue::QUEUE_BYTES;
-pub use tls::{TlsConfig, ALPN, ALPN_V2};
+pub use tls::{TlsConfig, ALPN, ALPN_V2, ALPN_V3};

@@ -13,7 +13,7 @@ use tracing::Instrument;
 
 use crate::bulk;
 use crate::codec::{self, FrameBody, FrameDecoder};
-use crate::endpoint::{Shared, BACKOFF_MAX, BACKOFF_MIN};
+use crate::endpoint::{Shared, BACKOFF_MAX, BACKOFF_MIN, HANDSHAKE_TIMEOUT};
 use crate::error::TransportError;
 use crate::tls::common_name;
 
@@ -40,15 +40,56 @@ const FORGET_AFTER: u32 = 10;
 /// The most bytes taken from a stream at once.
 const READ_CHUNK: usize = 256 * 1024;
 
-/// The identity a connection's certificate proves: name and Raft id.
-pub(crate) fn identity(conn: &Connection) -> Result<(NodeId, String), TransportError> {
+/// Close code: the peer's name preamble was malformed or its claim refused.
+pub(crate) const CLOSE_NAME: u32 = 5;
+
+/// The common name of the certificate a connection's peer presented.
+fn certificate_name(conn: &Connection) -> Result<String, TransportError> {
     let any = conn.peer_identity().ok_or(TransportError::NoIdentity)?;
     let certs = any
         .downcast::<Vec<rustls::pki_types::CertificateDer<'static>>>()
         .map_err(|_| TransportError::NoIdentity)?;
     let leaf = certs.first().ok_or(TransportError::NoIdentity)?;
-    let name = common_name(leaf).ok_or(TransportError::NoIdentity)?;
-    Ok((NodeId::from_name(&name), name))
+    common_name(leaf).ok_or(TransportError::NoIdentity)
+}
+
+/// Who a freshly handshaken connection's peer is: name and Raft id, from
+/// its certificate and, on a connection of ALPN 3, the name it claims (see
+/// `preamble.rs`), after sending this node's own claim. Waits at most
+/// [`HANDSHAKE_TIMEOUT`] for the peer's claim. On an error the connection
+/// is closed, with [`CLOSE_NAME`] when the name is at fault, before any
+/// frame was read from it.
+pub(crate) async fn identify(
+    shared: &Shared,
+    conn: &Connection,
+) -> Result<(NodeId, String), TransportError> {
+    let who = async {
+        let cn = certificate_name(conn)?;
+        // Known before any claim is exchanged: the peer would refuse ours.
+        crate::preamble::check_own(&shared.name, &shared.cn, &cn)?;
+        let claimed = match tokio::time::timeout(
+            HANDSHAKE_TIMEOUT,
+            crate::preamble::exchange(conn, &shared.name),
+        )
+        .await
+        {
+            Ok(claimed) => claimed?,
+            Err(_) => return Err(TransportError::HandshakeTimeout),
+        };
+        crate::preamble::resolve(cn, claimed, (&shared.name, &shared.cn))
+    };
+    let result = who.await;
+    if let Err(e) = &result {
+        let (code, reason): (u32, &[u8]) = match e {
+            TransportError::BadName(_)
+            | TransportError::NameNotProven { .. }
+            | TransportError::MixedCertificates { .. } => (CLOSE_NAME, b"name refused"),
+            TransportError::NoIdentity => (CLOSE_PROTOCOL, b"no identity"),
+            _ => (CLOSE_PROTOCOL, b"no name"),
+        };
+        conn.close(VarInt::from_u32(code), reason);
+    }
+    result
 }
 
 /// Reads every stream `peer` opens on `conn`, until the connection ends.
@@ -331,6 +372,9 @@ pub(crate) async fn write_loop(
                         };
                         tracing::warn!(error = %e, "not the expected node; retrying");
                         c.close(VarInt::from_u32(CLOSE_PROBE), b"wrong node");
+                    }
+                    Err(e) if e.is_name_refusal() => {
+                        tracing::warn!(%addr, error = %e, "name refused; retrying");
                     }
                     Err(e) => tracing::debug!(%addr, error = %e, "dial failed; retrying"),
                 }

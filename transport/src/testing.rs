@@ -11,9 +11,10 @@ use quinn::{ConnectionError, Endpoint};
 
 use crate::tls::TlsConfig;
 
-/// Dials `to` presenting `tls`'s certificate, writes `bytes` on a new
-/// stream, and waits up to `wait` for the peer to close the connection.
-/// Returns the peer's application close code, if it closed it.
+/// Dials `to` presenting `tls`'s certificate, claims `tls`'s name (the
+/// preamble, on a connection of ALPN 3), writes `bytes` on a new stream,
+/// and waits up to `wait` for the peer to close the connection. Returns
+/// the peer's application close code, if it closed it.
 ///
 /// # Errors
 ///
@@ -23,6 +24,23 @@ pub async fn send_raw(
     tls: &TlsConfig,
     to: SocketAddr,
     bytes: &[u8],
+    wait: Duration,
+) -> Result<Option<u64>, Error> {
+    let preamble = crate::preamble::encode(tls.node_name());
+    send_streams(tls, to, &[&preamble, bytes], wait).await
+}
+
+/// Like [`send_raw`], writing each of `streams` on a stream of its own, in
+/// order, and no preamble of its own: the first stream is the preamble a
+/// peer of ALPN 3 reads (or, if it is not one, a malformed one).
+///
+/// # Errors
+///
+/// As [`send_raw`].
+pub async fn send_streams(
+    tls: &TlsConfig,
+    to: SocketAddr,
+    streams: &[&[u8]],
     wait: Duration,
 ) -> Result<Option<u64>, Error> {
     let io = |e: &dyn std::fmt::Display| Error::Io(std::io::Error::other(e.to_string()));
@@ -40,9 +58,17 @@ pub async fn send_raw(
         .map_err(|e| io(&e))?
         .await
         .map_err(|e| Error::Tls(format!("handshake with {to} failed: {e}")))?;
-    let mut stream = conn.open_uni().await.map_err(|e| io(&e))?;
-    stream.write_all(bytes).await.map_err(|e| io(&e))?;
-    let _ = stream.finish();
+    for bytes in streams {
+        // The peer may close the connection before the last stream is
+        // written (it refused the first): its close code is the answer.
+        let Ok(mut stream) = conn.open_uni().await else {
+            break;
+        };
+        if stream.write_all(bytes).await.is_err() {
+            break;
+        }
+        let _ = stream.finish();
+    }
     let code = match tokio::time::timeout(wait, conn.closed()).await {
         Ok(ConnectionError::ApplicationClosed(c)) => Some(c.error_code.into_inner()),
         Ok(_) | Err(_) => None,

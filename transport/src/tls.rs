@@ -42,10 +42,15 @@ pub const ALPN: &[u8] = b"peerlock/1";
 /// Raft message per stream; see the crate docs). Both sides offer both ids,
 /// 2 first, so a node of this version and an older one agree on 1.
 pub const ALPN_V2: &[u8] = b"peerlock/2";
+/// ALPN protocol id of version 3: version 2, and each side first sends the
+/// member name it claims (see `preamble.rs`), so nodes sharing one
+/// certificate are told apart. Offered first; a node of version 2 agrees
+/// on 2 and is known by its certificate's name.
+pub const ALPN_V3: &[u8] = b"peerlock/3";
 
 /// The ids offered, most preferred first.
 fn alpn_ids() -> Vec<Vec<u8>> {
-    vec![ALPN_V2.to_vec(), ALPN.to_vec()]
+    vec![ALPN_V3.to_vec(), ALPN_V2.to_vec(), ALPN.to_vec()]
 }
 
 /// Mutual TLS material for one node: the trusted cluster CA certificates,
@@ -58,7 +63,10 @@ pub struct TlsConfig {
     cas: Vec<CertificateDer<'static>>,
     chain: Vec<CertificateDer<'static>>,
     key: PrivateKeyDer<'static>,
+    /// The certificate's common name.
     name: String,
+    /// The member name claimed instead of `name` (a shared certificate).
+    member: Option<String>,
 }
 
 impl Clone for TlsConfig {
@@ -68,6 +76,7 @@ impl Clone for TlsConfig {
             chain: self.chain.clone(),
             key: self.key.clone_key(),
             name: self.name.clone(),
+            member: self.member.clone(),
         }
     }
 }
@@ -75,7 +84,8 @@ impl Clone for TlsConfig {
 impl fmt::Debug for TlsConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TlsConfig")
-            .field("node_name", &self.name)
+            .field("node_name", &self.node_name())
+            .field("common_name", &self.name)
             .field("key", &"<hidden>")
             .finish()
     }
@@ -229,6 +239,7 @@ impl TlsConfig {
             chain,
             key: key_der,
             name,
+            member: None,
         };
         // Check now what peers will check in every handshake, so a
         // mismatched file fails at start-up with a clear message.
@@ -277,9 +288,48 @@ impl TlsConfig {
         Ok(cfg)
     }
 
-    /// The node's name: its certificate's common name, and its identity.
+    /// The node's name, and its identity among its peers: the member name
+    /// set with [`TlsConfig::with_member_name`], else its certificate's
+    /// common name.
     pub fn node_name(&self) -> &str {
+        self.member.as_deref().unwrap_or(&self.name)
+    }
+
+    /// The certificate's common name.
+    pub fn common_name(&self) -> &str {
         &self.name
+    }
+
+    /// Whether this node claims a name other than its certificate's: its
+    /// certificate is shared, and names in its cluster are claims, not
+    /// proofs (see the crate docs, "Identity").
+    pub fn name_is_claimed(&self) -> bool {
+        self.node_name() != self.name
+    }
+
+    /// This node's member name when its certificate is shared by several
+    /// nodes (one Kubernetes Secret for a Deployment): the node presents
+    /// `name` on every connection (the name preamble of ALPN `peerlock/3`)
+    /// and is known by it. Peers that present this same certificate take
+    /// the name as given; a node with a certificate of its own refuses a
+    /// name that is not its peer's certificate's. Names are then claims:
+    /// any holder of the shared certificate can pose as any member.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`] when `name` is not 1 to 256 bytes (the rule for
+    /// member names).
+    pub fn with_member_name(mut self, name: &str) -> Result<Self, Error> {
+        let member = peerlock_core::NodeName(name.to_owned());
+        if peerlock_core::machine::validate_member(&member, None).is_err() {
+            return Err(Error::Config(format!(
+                "the member name {name:?} is {} bytes; a member name is 1 to {} bytes",
+                name.len(),
+                peerlock_core::machine::MAX_MEMBER_NAME
+            )));
+        }
+        self.member = Some(member.0);
+        Ok(self)
     }
 
     /// `N` (at most 32) secret bytes for `label`: HMAC-SHA256 keyed with
@@ -358,137 +408,4 @@ impl TlsConfig {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::ClusterCa;
-
-    fn tls_message(r: Result<TlsConfig, Error>) -> String {
-        match r {
-            Err(Error::Tls(m)) => m,
-            other => panic!("expected Error::Tls, got {other:?}"),
-        }
-    }
-
-    #[test]
-    fn errors_name_the_file_and_the_problem() {
-        let ca = ClusterCa::generate("t").unwrap();
-        let other = ClusterCa::generate("other").unwrap();
-        let (cert, key) = ca.issue_node_pem("node-a", &["127.0.0.1"]).unwrap();
-        let (_, wrong_key) = ca.issue_node_pem("node-b", &["127.0.0.1"]).unwrap();
-        let (foreign, foreign_key) = other.issue_node_pem("node-a", &["127.0.0.1"]).unwrap();
-
-        let dir = tempfile::tempdir().unwrap();
-        let write = |name: &str, text: &str| {
-            let p = dir.path().join(name);
-            std::fs::write(&p, text).unwrap();
-            p
-        };
-        let ca_pem = write("ca.pem", &ca.ca_pem());
-        let node_pem = write("node.pem", &cert);
-        let node_key = write("node.key", &key);
-        let empty = write("empty.pem", "");
-        let bad_key = write("bad.key", &wrong_key);
-        let foreign_pem = write("foreign.pem", &foreign);
-        let foreign_key = write("foreign.key", &foreign_key);
-
-        let ok = TlsConfig::from_pem_files(&ca_pem, &node_pem, &node_key).unwrap();
-        assert_eq!(ok.node_name(), "node-a");
-        assert!(!format!("{ok:?}").contains("PRIVATE"));
-
-        let m = tls_message(TlsConfig::from_pem_files(&ca_pem, &empty, &node_key));
-        assert!(
-            m.contains("no certificate in") && m.contains("empty.pem"),
-            "{m}"
-        );
-        let m = tls_message(TlsConfig::from_pem_files(&ca_pem, &node_pem, &empty));
-        assert!(
-            m.contains("no private key in") && m.contains("empty.pem"),
-            "{m}"
-        );
-        let m = tls_message(TlsConfig::from_pem_files(&empty, &node_pem, &node_key));
-        assert!(
-            m.contains("no certificate in") && m.contains("empty.pem"),
-            "{m}"
-        );
-        let m = tls_message(TlsConfig::from_pem_files(&ca_pem, &node_pem, &bad_key));
-        assert!(m.contains("does not match") && m.contains("bad.key"), "{m}");
-        let m = tls_message(TlsConfig::from_pem_files(
-            &ca_pem,
-            &foreign_pem,
-            &foreign_key,
-        ));
-        assert!(
-            m.contains("not valid for the CA") && m.contains("foreign.pem"),
-            "{m}"
-        );
-        match TlsConfig::from_pem_files(dir.path().join("missing.pem"), &node_pem, &node_key) {
-            Err(Error::Io(e)) => assert!(e.to_string().contains("missing.pem"), "{e}"),
-            other => panic!("expected Error::Io, got {other:?}"),
-        }
-    }
-
-    #[test]
-    fn derived_secrets_follow_the_key_and_the_label() {
-        let ca = ClusterCa::generate("t").unwrap();
-        let (cert, key) = ca.issue_node_pem("node-a", &["127.0.0.1"]).unwrap();
-        let a = TlsConfig::from_pem(&ca.ca_pem(), &cert, &key).unwrap();
-        // A restarted process loads the same files: same secret.
-        let again = TlsConfig::from_pem(&ca.ca_pem(), &cert, &key).unwrap();
-        let s: [u8; 32] = a.derive_secret(b"one");
-        assert_eq!(s, again.derive_secret(b"one"));
-        assert_ne!(s, a.derive_secret(b"two"));
-        assert_ne!(s, [0; 32]);
-        // Same name, new key (re-issued): another secret.
-        let reissued = ca.issue_node("node-a", &["127.0.0.1"]).unwrap();
-        assert_ne!(s, reissued.derive_secret(b"one"));
-        let short: [u8; 8] = a.derive_secret(b"one");
-        assert_eq!(short[..], s[..8]);
-    }
-
-    /// FNV-1a written out again, over the DER of the PEM `ClusterCa` gives:
-    /// the value data directories recorded before bundles existed.
-    fn fnv_of_pem(pem: &str) -> u64 {
-        let der = parse_certs(pem, "test").unwrap().remove(0);
-        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-        for b in der.as_ref() {
-            h = (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3);
-        }
-        h
-    }
-
-    #[test]
-    fn a_bundle_trusts_every_ca_and_is_fingerprinted_by_its_first() {
-        let (ca1, ca2, ca3) = (
-            ClusterCa::generate("one").unwrap(),
-            ClusterCa::generate("two").unwrap(),
-            ClusterCa::generate("three").unwrap(),
-        );
-        let single = ca1.issue_node("node-a", &[]).unwrap();
-        assert_eq!(single.ca_fingerprint(), fnv_of_pem(&ca1.ca_pem()));
-        assert_eq!(single.ca_fingerprints(), vec![single.ca_fingerprint()]);
-
-        let bundle = format!("{}{}", ca1.ca_pem(), ca2.ca_pem());
-        for ca in [&ca1, &ca2] {
-            let (cert, key) = ca.issue_node_pem("node-b", &[]).unwrap();
-            let tls = TlsConfig::from_pem(&bundle, &cert, &key).unwrap();
-            assert_eq!(tls.ca_fingerprint(), single.ca_fingerprint());
-            assert_eq!(
-                tls.ca_fingerprints(),
-                vec![fnv_of_pem(&ca1.ca_pem()), fnv_of_pem(&ca2.ca_pem())]
-            );
-        }
-        let (cert, key) = ca3.issue_node_pem("node-c", &[]).unwrap();
-        let m = tls_message(TlsConfig::from_pem(&bundle, &cert, &key));
-        assert!(m.contains("not valid for the CA"), "{m}");
-        // A bundle with one broken block is refused, not half-used.
-        let broken = format!(
-            "{}-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
-            ca1.ca_pem()
-        );
-        let (cert, key) = ca1.issue_node_pem("node-d", &[]).unwrap();
-        assert!(matches!(
-            TlsConfig::from_pem(&broken, &cert, &key),
-            Err(Error::Tls(_))
-        ));
-    }
-}
+mod tests;

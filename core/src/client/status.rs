@@ -60,7 +60,8 @@ pub struct MemberStatus {
 pub struct MemberInfo {
     /// Its Raft id.
     pub id: NodeId,
-    /// Its name (its certificate's common name).
+    /// Its name: its certificate's common name, or the name it was given
+    /// with a certificate shared by several nodes (`NodeBuilder::name`).
     pub name: NodeName,
     /// The address it is reached at.
     pub addr: SocketAddr,
@@ -73,6 +74,8 @@ pub struct MemberInfo {
     pub live: bool,
     /// Whether it keeps its Raft state on disk.
     pub durable: bool,
+    /// Its failure zone, if it named one (`NodeBuilder::zone`).
+    pub zone: Option<String>,
 }
 
 /// This node's local view. Cheap to take; not linearizable.

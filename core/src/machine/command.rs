@@ -145,6 +145,18 @@ pub enum Command {
         /// Kept beside the cluster id.
         token_base: u64,
     },
+    /// A member's zone, proposed by the member itself when the zone it was
+    /// started with differs from its record: a founding member has none
+    /// recorded (the founders' table is built from what each founder can
+    /// see of the others, which holds no zone), and a restart may name
+    /// another. An unknown id changes nothing.
+    SetZone {
+        /// The member.
+        id: NodeId,
+        /// Its zone now, at most 64 bytes (`None` clears it).
+        #[serde(deserialize_with = "crate::types::opt_string_as_read")]
+        zone: Option<String>,
+    },
 }
 
 /// Why an entry's bytes are not a command.
@@ -210,6 +222,10 @@ impl Command {
             | Self::Handoff { lock, .. } => lock,
             Self::Join { name, zone, .. } => {
                 return super::members::validate_member(name, zone.as_deref())
+                    .map_err(|e| DecodeError::Malformed(e.to_string()));
+            }
+            Self::SetZone { zone, .. } => {
+                return super::members::validate_zone(zone.as_deref())
                     .map_err(|e| DecodeError::Malformed(e.to_string()));
             }
             _ => return Ok(()),

@@ -126,6 +126,11 @@ pub fn validate_member(name: &NodeName, zone: Option<&str>) -> Result<(), JoinRe
     if len == 0 || len > MAX_MEMBER_NAME {
         return Err(JoinRefusal::InvalidName);
     }
+    validate_zone(zone)
+}
+
+/// Checks a zone label: at most [`MAX_ZONE`] bytes.
+pub fn validate_zone(zone: Option<&str>) -> Result<(), JoinRefusal> {
     if zone.is_some_and(|z| z.len() > MAX_ZONE) {
         return Err(JoinRefusal::InvalidZone);
     }
@@ -316,6 +321,13 @@ impl MemberTable {
                             addr: *addr,
                         });
                     }
+                }
+            }
+            // The decoder refuses a zone too long; a command built in
+            // memory with one changes nothing either.
+            Command::SetZone { id, zone } if validate_zone(zone.as_deref()).is_ok() => {
+                if let Some(r) = self.members.get_mut(id) {
+                    r.zone.clone_from(zone);
                 }
             }
             Command::Leave { id } => {

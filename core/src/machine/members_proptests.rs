@@ -1,5 +1,5 @@
 //! Random membership histories: joins (with replayed tokens), leaves,
-//! address changes, foundings and configurations naming random subsets of
+//! address and zone changes, foundings and configurations naming random subsets of
 //! the known ids, applied to two tables, one of which is snapshotted and
 //! restored at random points. Checked on every entry:
 //!
@@ -27,6 +27,8 @@ enum Op {
     Join(u64, u8, Option<u8>),
     Leave(u64),
     SetAddr(u64, u16),
+    /// A zone for an id (`Some(3)`: one byte over the limit, changes nothing).
+    SetZone(u64, Option<u8>),
     Found(u8, u64),
     /// A configuration: the known ids picked by `pick`, split into voters
     /// and learners by `voter`; sometimes an id the table never allocated.
@@ -46,6 +48,8 @@ fn op() -> impl Strategy<Value = Op> {
         6 => (0..12u64, 0..3u8, zone).prop_map(|(t, n, z)| Op::Join(t, n, z)),
         2 => (0..10u64).prop_map(Op::Leave),
         2 => (0..10u64, 1..4u16).prop_map(|(i, p)| Op::SetAddr(i, p)),
+        2 => (0..10u64, prop_oneof![Just(None), (0..4u8).prop_map(Some)])
+            .prop_map(|(i, z)| Op::SetZone(i, z)),
         1 => (0..3u8, any::<u64>()).prop_map(|(c, b)| Op::Found(c, b)),
         5 => (any::<u64>(), any::<u64>(), proptest::bool::weighted(0.1))
             .prop_map(|(pick, voter, foreign)| Op::Conf { pick, voter, foreign }),
@@ -110,6 +114,14 @@ impl Model {
                     .filter(|r| r.id == *id)
                     .for_each(|r| r.addr = *addr);
             }
+            Entry::Cmd(Command::SetZone { id, zone }) => {
+                if zone.as_ref().is_none_or(|z| z.len() <= MAX_ZONE) {
+                    self.records
+                        .iter_mut()
+                        .filter(|r| r.id == *id)
+                        .for_each(|r| r.zone.clone_from(zone));
+                }
+            }
             Entry::Cmd(Command::Found { cluster_id, .. }) => {
                 if self.cluster_id == 0 {
                     self.cluster_id = *cluster_id;
@@ -151,6 +163,13 @@ fn entry(op: &Op, next_id: u64) -> Option<Entry> {
         Op::SetAddr(id, port) => Command::SetAddr {
             id: NodeId(id),
             addr: addr(port),
+        },
+        Op::SetZone(id, zone) => Command::SetZone {
+            id: NodeId(id),
+            zone: zone.map(|z| match z {
+                3 => "z".repeat(MAX_ZONE + 1),
+                z => format!("zone-{z}"),
+            }),
         },
         Op::Found(c, base) => Command::Found {
             cluster_id: u128::from(c) << 100,

@@ -292,6 +292,10 @@ fn member_commands_keep_the_lock_commands_variant_numbers() {
             cluster_id: u128::MAX - 1,
             token_base: 3,
         },
+        Command::SetZone {
+            id: NodeId(4),
+            zone: Some("eu-west-1a".into()),
+        },
     ];
     for (cmd, variant) in cmds.iter().zip(7u8..) {
         let bytes = cmd.encode();
@@ -308,10 +312,36 @@ fn member_commands_keep_the_lock_commands_variant_numbers() {
             zone: Some("z".repeat(MAX_ZONE + 1)),
             durable: true,
         },
+        Command::SetZone {
+            id: NodeId(1),
+            zone: Some("z".repeat(MAX_ZONE + 1)),
+        },
     ] {
         let err = Command::decode(&bad.encode());
         assert!(matches!(err, Err(DecodeError::Malformed(_))), "{err:?}");
     }
+}
+
+#[test]
+fn set_zone_changes_a_members_zone_and_nothing_else() {
+    let mut t = founded();
+    assert_eq!(t.members().get(NodeId(2)).unwrap().zone, None);
+    let set = |id: u64, zone: Option<&str>| Command::SetZone {
+        id: NodeId(id),
+        zone: zone.map(str::to_owned),
+    };
+    let before = t.members().clone();
+    assert!(t.apply(1, &set(2, Some("eu-1b"))).is_empty());
+    let b = t.members().get(NodeId(2)).unwrap();
+    assert_eq!(b.zone.as_deref(), Some("eu-1b"));
+    assert_eq!((&b.name, b.addr, b.durable), (&node("b"), addr(2), true));
+    // Unknown ids and oversized zones change nothing; None clears.
+    let zoned = t.members().clone();
+    t.apply(2, &set(9, Some("x")));
+    t.apply(3, &set(1, Some(&"z".repeat(MAX_ZONE + 1))));
+    assert_eq!(t.members(), &zoned);
+    t.apply(4, &set(2, None));
+    assert_eq!(t.members(), &before);
 }
 
 /// A table with members in every state: founded, joined, added, leaving,

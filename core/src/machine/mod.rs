@@ -68,8 +68,8 @@ use std::collections::{BTreeMap, BTreeSet};
 pub use command::{Command, DecodeError, RequestKey, COMMAND_VERSION, MAX_COMMAND_BYTES};
 pub use effect::{Effect, Outcome};
 pub use members::{
-    validate_member, FoundingError, JoinRefusal, MemberRecord, MemberTable, MAX_MEMBERS,
-    MAX_MEMBER_NAME, MAX_ZONE,
+    validate_member, validate_zone, FoundingError, JoinRefusal, MemberRecord, MemberTable,
+    MAX_MEMBERS, MAX_MEMBER_NAME, MAX_ZONE,
 };
 pub use snapshot::{MAX_SNAPSHOT_BYTES, SNAPSHOT_VERSION};
 
@@ -199,7 +199,8 @@ impl LockTable {
             Command::Join { .. }
             | Command::SetAddr { .. }
             | Command::Leave { .. }
-            | Command::Found { .. } => self.members.apply(index, cmd, &mut fx),
+            | Command::Found { .. }
+            | Command::SetZone { .. } => self.members.apply(index, cmd, &mut fx),
         }
         fx
     }

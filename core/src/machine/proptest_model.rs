@@ -136,7 +136,8 @@ impl Model {
             Command::Join { .. }
             | Command::SetAddr { .. }
             | Command::Leave { .. }
-            | Command::Found { .. } => {}
+            | Command::Found { .. }
+            | Command::SetZone { .. } => {}
         }
         fx
     }

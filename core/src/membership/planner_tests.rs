@@ -241,6 +241,24 @@ fn rule5_voter_choice_prefers_durable_then_new_zone_then_longest_stable() {
 }
 
 #[test]
+fn rule4_a_dead_voter_is_replaced_from_the_zone_the_voters_lack() {
+    // Voters 1, 2 in zone a and 3 in b; 2 dies. Learner 4 (zone a) is
+    // stable longer and has the lower id, but 5 brings zone c.
+    let mut w = World::new(&[1, 2, 3], &[4, 5]);
+    for (n, zone) in [(1, "a"), (2, "a"), (3, "b"), (4, "a"), (5, "c")] {
+        w.member(n).zone = Some(zone.to_owned());
+    }
+    w.health.insert(id(5), healthy_since(50_000, 100));
+    w.silence(2, 60_000);
+    assert_eq!(planned(&w), joint(&[5], &[2]));
+    // Without zones, the longest stable wins.
+    for n in 1..=5 {
+        w.member(n).zone = None;
+    }
+    assert_eq!(planned(&w), joint(&[4], &[2]));
+}
+
+#[test]
 fn rule6_voters_over_the_target_shrink_in_one_change_never_the_leader() {
     let mut w = World::new(&[1, 2, 3, 4, 5], &[]);
     w.cfg.max_voters = 3;

@@ -2,8 +2,9 @@
 //!
 //! # Raft ids and transport keys
 //!
-//! The transport names a peer by the key of its authenticated name
-//! ([`NodeId::from_name`] of its certificate's common name). A founder's
+//! The transport names a peer by the key of its name ([`NodeId::from_name`]
+//! of its certificate's common name, or of the member name it claims when
+//! it shares its certificate with the other nodes). A founder's
 //! Raft id is that same key, so for a cluster that never changed nothing
 //! is translated. A node that joins later gets a Raft id the cluster
 //! allocates (a committed `Join`, above every id before it, never reused),
@@ -45,9 +46,14 @@ use crate::types::{NodeId, NodeName};
 /// Joiners waiting for their `Join` to apply here, by token.
 pub(crate) const MAX_JOIN_WAITERS: usize = 1024;
 
-/// Joiners this node was asked by, waiting for their `Join` to apply.
+/// How long this node waits for its own `SetZone` to apply before it
+/// proposes it again (a proposal dropped by a leader change).
+const ZONE_RETRY: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Joiners this node was asked by, waiting for their `Join` to apply; and
+/// when this node last proposed its own zone.
 #[derive(Debug, Default)]
-pub(crate) struct JoinWaiters(BTreeMap<u64, NodeId>);
+pub(crate) struct JoinWaiters(BTreeMap<u64, NodeId>, Option<tokio::time::Instant>);
 
 impl<S: LogStore + Send + 'static> Driver<S> {
     /// The transport key of Raft id `id`: the key of its member name.
@@ -95,9 +101,10 @@ impl<S: LogStore + Send + 'static> Driver<S> {
         name: String,
         addr: SocketAddr,
         durable: bool,
+        zone: Option<String>,
     ) {
         if NodeId::from_name(&name) != from {
-            let reason = format!("the name {name:?} is not the one its certificate proves");
+            let reason = format!("the name {name:?} is not the one its connection presents");
             self.transport
                 .send(from, vec![PeerMessage::JoinRefused { token, reason }]);
             return;
@@ -123,10 +130,39 @@ impl<S: LogStore + Send + 'static> Driver<S> {
             token,
             name: NodeName(name),
             addr,
-            zone: None,
+            zone,
             durable,
         };
         let _ = self.raw.propose(Vec::new(), cmd.encode());
+    }
+
+    /// Records this node's configured zone in the member table when the
+    /// table holds another (a founder's record has none; a restart may name
+    /// another zone): the leader reads zones from the table when it picks
+    /// voters. Joiners send theirs in the `Join` and usually need nothing.
+    pub(super) fn sync_zone(&mut self, now: tokio::time::Instant) {
+        if self.shutdown.is_some() || self.leader_id().is_none() {
+            return;
+        }
+        let Some(own) = self.table.members().get(self.me) else {
+            return;
+        };
+        if own.zone == self.cfg.zone
+            || self
+                .join_waiters
+                .1
+                .is_some_and(|at| now.saturating_duration_since(at) < ZONE_RETRY)
+        {
+            return;
+        }
+        let cmd = Command::SetZone {
+            id: self.me,
+            zone: self.cfg.zone.clone(),
+        };
+        // A follower's proposal goes to the leader; a lost one is retried.
+        if self.raw.propose(Vec::new(), cmd.encode()).is_ok() {
+            self.join_waiters.1 = Some(now);
+        }
     }
 
     /// A `Join` applied: learn the joiner's address, and answer it if it

@@ -50,6 +50,7 @@ impl<S: LogStore + Send + 'static> Driver<S> {
                 },
                 live: false,
                 durable: m.durable,
+                zone: m.zone.clone(),
             })
             .collect()
     }

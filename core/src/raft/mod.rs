@@ -294,7 +294,8 @@ impl<S: LogStore + Send + 'static> Driver<S> {
                     name,
                     addr,
                     durable,
-                } => self.on_join_ask(from, token, name, addr, durable),
+                    zone,
+                } => self.on_join_ask(from, token, name, addr, durable, zone),
                 // Answers meant for a joiner, or for a start (not this driver).
                 PeerMessage::Joined { .. }
                 | PeerMessage::JoinRefused { .. }

@@ -146,11 +146,14 @@ impl<S: LogStore + Send + 'static> Driver<S> {
         }
     }
 
-    /// Whether shutdown should leave the membership: asked for, and there
-    /// is another member to take over (a lone member has no one to hand
-    /// the cluster to, and keeps its state).
+    /// Whether shutdown should leave the membership: asked for, the
+    /// session close committed (without a quorum a `Leave` cannot commit
+    /// either, and the wait would only make shutdown slower), and there is
+    /// another member to take over (a lone member has no one to hand the
+    /// cluster to, and keeps its state).
     fn should_leave(&self) -> bool {
         self.cfg.leave_on_shutdown
+            && self.shutdown.as_ref().is_some_and(|s| s.closed)
             && self.table.members().get(self.me).is_some()
             && self.table.members().iter().any(|m| m.id != self.me)
     }

@@ -25,6 +25,7 @@ pub(crate) struct KeepAliveReq {
 impl<S: LogStore + Send + 'static> Driver<S> {
     pub(super) fn on_tick(&mut self, now: Instant) {
         self.open_session_if_needed(now);
+        self.sync_zone(now);
         if self.own.opened && (now >= self.own.next_keepalive || self.keepalive_unanswered(now)) {
             self.send_keepalive(now);
         }

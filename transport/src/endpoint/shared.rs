@@ -85,8 +85,8 @@ impl Shared {
         }
     }
 
-    /// Dials `addr` and returns the connection with the identity its
-    /// certificate proves.
+    /// Dials `addr` and returns the connection with its peer's identity
+    /// (see `peer::identify`).
     pub(crate) async fn dial(
         &self,
         addr: SocketAddr,
@@ -98,13 +98,7 @@ impl Shared {
         let conn = tokio::time::timeout(HANDSHAKE_TIMEOUT, connecting)
             .await
             .map_err(|_| TransportError::HandshakeTimeout)??;
-        let (id, name) = match peer::identity(&conn) {
-            Ok(v) => v,
-            Err(e) => {
-                conn.close(VarInt::from_u32(peer::CLOSE_PROTOCOL), b"no identity");
-                return Err(e);
-            }
-        };
+        let (id, name) = peer::identify(self, &conn).await?;
         Ok((conn, PeerInfo { id, name, addr }))
     }
 

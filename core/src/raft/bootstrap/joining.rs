@@ -33,6 +33,7 @@ pub(super) async fn join_cluster(
         name: me.name.0.clone(),
         addr: me.addr,
         durable,
+        zone: p.config.zone.clone(),
     };
     let my_key = NodeId::from_name(me.name.as_str());
     let others: Vec<NodeId> = p

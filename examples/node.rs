@@ -283,8 +283,15 @@ async fn run(args: Args) -> Result<(), peerlock::Error> {
                                 _ => "learner",
                             };
                             let live = if m.live { "live" } else { "silent" };
-                            let zone = m.zone.as_deref().map(|z| format!(",zone={z}")).unwrap_or_default();
-                            format!("{}={role},{live},id={},addr={}{zone}", m.name, m.id.0, m.addr)
+                            let zone = m
+                                .zone
+                                .as_deref()
+                                .map(|z| format!(",zone={z}"))
+                                .unwrap_or_default();
+                            format!(
+                                "{}={role},{live},id={},addr={}{zone}",
+                                m.name, m.id.0, m.addr
+                            )
                         })
                         .collect();
                     format!("members {}", list.join(" "))

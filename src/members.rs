@@ -70,8 +70,16 @@ pub(crate) async fn find(
                 tracing::error!(error = %e, "discovery at restart");
             }
         });
+        // This node may have come back on a new address: its own entry
+        // says where it is reached now (the driver records it with a
+        // `SetAddr`).
+        let mut members = members;
+        let me = joined.unwrap_or_else(|| transport.local_id());
+        for m in members.iter_mut().filter(|m| m.id == me) {
+            m.addr = transport.advertised_addr();
+        }
         return Ok(Found {
-            me: joined.unwrap_or_else(|| transport.local_id()),
+            me,
             members,
             joined,
             join_only: false,

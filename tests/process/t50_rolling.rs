@@ -48,7 +48,6 @@ async fn t51_issue_9_a_rolling_restart_of_in_memory_nodes_keeps_five_live_voters
 /// authenticated then, so the same-name fast path is off and the dead
 /// voter is replaced after `dead_after` (issue 9: within 25 s per step).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "waits for examples/node's --name flag (shared certificates, the names part of issue 9)"]
 async fn t59_issue_9_a_rolling_restart_under_new_names_with_a_shared_certificate_keeps_five_live_voters(
 ) {
     rolling("t59", true, true).await;

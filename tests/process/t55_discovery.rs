@@ -113,7 +113,6 @@ async fn t56_issue_9_a_node_restarted_on_a_new_port_is_reachable_at_once() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "waits for the driver to propose SetAddr: the member table keeps a moved node's first address (issue 9, design 2)"]
 async fn t58_issue_9_members_show_a_moved_nodes_new_address() {
     let (mut c, _) = start_and_join(|s, _| [0, 1, 2].map(|i| s.addr(i)).join(",")).await;
     members_until(&c.shared, &c.up(), BOUND, "the joiner live", |m| {

@@ -324,6 +324,12 @@ impl QuicTransport {
         self.shared.local_addr
     }
 
+    /// The address peers reach this node at: the advertised one if given,
+    /// else the bound one.
+    pub fn advertised_addr(&self) -> SocketAddr {
+        self.shared.advertise.unwrap_or(self.shared.local_addr)
+    }
+
     /// This node's transport key: [`NodeId::from_name`] of its name.
     pub fn local_id(&self) -> NodeId {
         self.shared.me

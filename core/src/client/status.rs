@@ -39,6 +39,7 @@ pub enum MemberRole {
 
 /// One member of the cluster as this node sees it.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct MemberStatus {
     /// Its Raft id.
     pub id: NodeId,
@@ -50,6 +51,16 @@ pub struct MemberStatus {
     pub voter: bool,
     /// Voter or learner, in the configuration this node applied last.
     pub role: MemberRole,
+    /// On the leader, whether it heard from the member within two
+    /// election timeouts (refreshed every 500 ms); `None` on other nodes,
+    /// which do not judge liveness (`members()` asks the leader).
+    pub live: Option<bool>,
+    /// Whether it keeps its Raft state on disk.
+    pub durable: bool,
+    /// Its failure zone, if it named one.
+    pub zone: Option<String>,
+    /// Whether it asked to leave.
+    pub leaving: bool,
 }
 
 /// One member, as [`members()`](crate::NodeHandle::members) reports it:
@@ -76,6 +87,9 @@ pub struct MemberInfo {
     pub durable: bool,
     /// Its failure zone, if it named one (`NodeBuilder::zone`).
     pub zone: Option<String>,
+    /// Whether it asked to leave (a graceful shutdown, issue 9): the
+    /// leader replaces or demotes it, then removes it.
+    pub leaving: bool,
 }
 
 /// This node's local view. Cheap to take; not linearizable.

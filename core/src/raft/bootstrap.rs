@@ -150,6 +150,10 @@ where
             } else {
                 MemberRole::Learner
             },
+            live: None,
+            durable: false,
+            zone: None,
+            leaving: false,
         })
         .collect();
 
@@ -288,6 +292,7 @@ where
         me: me.id,
         name: me.name.clone(),
         key: NodeId::from_name(me.name.as_str()),
+        addr: me.addr,
         raw,
         table,
         transport: p.transport.clone(),

@@ -136,10 +136,12 @@ impl<S: LogStore + Send + 'static> Driver<S> {
         let _ = self.raw.propose(Vec::new(), cmd.encode());
     }
 
-    /// Records this node's configured zone in the member table when the
-    /// table holds another (a founder's record has none; a restart may name
-    /// another zone): the leader reads zones from the table when it picks
-    /// voters. Joiners send theirs in the `Join` and usually need nothing.
+    /// Records this node's address and configured zone in the member table
+    /// when the table holds others (it restarted on a new address; a
+    /// founder's record has no zone; a restart may name another zone): the
+    /// leader reads zones from the table when it picks voters, and peers
+    /// and `members()` read addresses. Joiners send theirs in the `Join`
+    /// and usually need nothing.
     pub(super) fn sync_zone(&mut self, now: tokio::time::Instant) {
         if self.shutdown.is_some() || self.leader_id().is_none() {
             return;
@@ -147,7 +149,8 @@ impl<S: LogStore + Send + 'static> Driver<S> {
         let Some(own) = self.table.members().get(self.me) else {
             return;
         };
-        if own.zone == self.cfg.zone
+        let moved = own.addr != self.addr && !self.addr.ip().is_unspecified();
+        if (own.zone == self.cfg.zone && !moved)
             || self
                 .join_waiters
                 .1
@@ -155,9 +158,19 @@ impl<S: LogStore + Send + 'static> Driver<S> {
         {
             return;
         }
-        let cmd = Command::SetZone {
-            id: self.me,
-            zone: self.cfg.zone.clone(),
+        // A member that came back on a new address records it (issue 9,
+        // design item 2): peers and `members()` read addresses there.
+        let cmd = if moved {
+            tracing::info!(node = %self.name, from = %own.addr, to = %self.addr, "recording this node's new address");
+            Command::SetAddr {
+                id: self.me,
+                addr: self.addr,
+            }
+        } else {
+            Command::SetZone {
+                id: self.me,
+                zone: self.cfg.zone.clone(),
+            }
         };
         // A follower's proposal goes to the leader; a lost one is retried.
         if self.raw.propose(Vec::new(), cmd.encode()).is_ok() {

@@ -51,12 +51,14 @@ impl<S: LogStore + Send + 'static> Driver<S> {
                 live: false,
                 durable: m.durable,
                 zone: m.zone.clone(),
+                leaving: m.leaving,
             })
             .collect()
     }
 
     /// Publishes the applied members in `status().members`, voters first.
     pub(super) fn refresh_member_status(&mut self) {
+        let live = self.live_set(self.clock.now());
         let mut members: Vec<MemberStatus> = self
             .member_list()
             .into_iter()
@@ -66,6 +68,10 @@ impl<S: LogStore + Send + 'static> Driver<S> {
                 addr: m.addr,
                 voter: m.role == MemberRole::Voter,
                 role: m.role,
+                live: live.as_ref().map(|l| l.contains(&m.id)),
+                durable: m.durable,
+                zone: m.zone,
+                leaving: m.leaving,
             })
             .collect();
         members.sort_by_key(|m| (!m.voter, m.id));

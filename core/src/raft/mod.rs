@@ -116,6 +116,8 @@ pub(crate) struct Driver<S: LogStore + Send + 'static> {
     seen_leader: (u64, u64),
     stopped: bool,
     on_stop: Option<Box<dyn FnOnce() + Send>>,
+    /// Where this node is reached now (its member record follows it).
+    addr: std::net::SocketAddr,
     /// See `StartParams::on_left`.
     on_left: Option<OnLeft>,
     /// Removed peers told so lately (see `removed.rs`).

@@ -136,6 +136,8 @@ impl<S: LogStore + Send + 'static> Driver<S> {
             return;
         }
         duty.watch.next_plan = now + PLAN_EVERY;
+        // The leader's judgment of liveness, in `status().members`.
+        self.refresh_member_status();
         if self.shutdown.is_some() {
             return;
         }

@@ -217,7 +217,7 @@ pub(crate) fn open_with(
             }
             if !raft.is_dir() {
                 return Err(Error::Config(format!(
-                    "{} holds an identity but no {RAFT}/ log: the log was lost and the node must not take part under this identity (it could vote twice). Leave this node out (the cluster goes on while a majority of voters is up); a node that lost its state cannot rejoin until membership changes are available (README, Known limits)",
+                    "{} holds an identity but no {RAFT}/ log: the log was lost and the node must not take part under this identity (it could vote twice). The cluster goes on without this node while a majority of voters is up; to bring this node back, empty its data directory: it then joins as a new member under a new id and never votes under the old one (README, Membership)",
                     dir.display()
                 )));
             }
@@ -227,7 +227,7 @@ pub(crate) fn open_with(
             let has_log = fs.list(&raft).is_ok_and(|d| !d.is_empty());
             if has_log {
                 return Err(Error::Config(format!(
-                    "{} holds a Raft log but no identity file; the data directory is damaged. Leave this node out (the cluster goes on while a majority of voters is up); a node that lost its state cannot rejoin until membership changes are available (README, Known limits)",
+                    "{} holds a Raft log but no identity file; the data directory is damaged. The cluster goes on without this node while a majority of voters is up; to bring this node back, empty its data directory: it then joins as a new member under a new id and never votes under the old one (README, Membership)",
                     dir.display()
                 )));
             }

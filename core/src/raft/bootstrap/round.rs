@@ -187,10 +187,10 @@ fn founding_differs(peer: NodeId, ours: &[String], theirs: &[String]) -> Error {
 /// The error of a start a peer refused; `seen_boot` is 0 when the peer
 /// remembers another incarnation, else the later boot it saw.
 fn refused(peer: NodeId, me: &Member, boot: u64, seen_boot: u64) -> Error {
-    const OUT: &str = "Do not copy another directory in, nor empty this one: either is refused too, or worse. Leave this node out (the cluster goes on while a majority of voters is up); a node that lost its state cannot rejoin under its identity until membership changes are available (README, Known limits)";
+    const OUT: &str = "Do not copy another directory in. The cluster goes on without this node while a majority of voters is up; to bring this node back, empty its data directory: it then joins as a new member under a new id and never votes under the old one (README, Membership)";
     if seen_boot > 0 {
         Error::Config(format!(
-            "peer {peer} has seen start {seen_boot} of node {:?}'s data directory, but this is start {boot}: the directory is an older copy of itself (restored from a backup, a disk image or a VM snapshot) and its log misses what the node acknowledged since; taking part would roll that back. Start the node on its newest directory if it still exists. {OUT}",
+            "peer {peer} has already seen start {seen_boot} of node {:?}'s data directory, and this is start {boot}: the directory is an older copy of itself (restored from a backup, a disk image or a VM snapshot) and its log misses what the node acknowledged since; taking part would roll that back. Start the node on its newest directory if it still exists. {OUT}",
             me.name.as_str()
         ))
     } else {

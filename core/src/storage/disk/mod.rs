@@ -142,7 +142,7 @@ pub enum StorageError {
     /// older log under a trusted identity rolls back what the node
     /// acknowledged; peers refuse it) nor emptying it (a node without its
     /// state could vote twice; peers refuse it).
-    #[error("{} is corrupt at byte {offset}: {reason}; refusing to start. Keep the directory as it is for diagnosis, and do not restore it from a copy or empty it: peers refuse both (an older log would roll back what this node acknowledged, an empty one could vote twice). The cluster goes on without this node while a majority of voters is up; a node that lost its state cannot rejoin until membership changes are available (README, Known limits)", path.display())]
+    #[error("{} is corrupt at byte {offset}: {reason}; refusing to start. Keep the directory as it is for diagnosis, and do not restore it from a copy: peers refuse it (an older log would roll back what this node acknowledged). The cluster goes on without this node while a majority of voters is up; to bring this node back, empty its data directory: it then joins as a new member under a new id and never votes under the old one (README, Membership)", path.display())]
     Corrupt {
         /// The file.
         path: PathBuf,

@@ -221,6 +221,20 @@ async fn run(args: Args) -> Result<(), peerlock::Error> {
         .start()
         .await?;
     node.ready().await?;
+    // A node the cluster removed (replaced while cut off, or an older copy
+    // of its directory) stops for good; like etcd's removed member, the
+    // process exits, and its next start joins as a new member.
+    let mut status = node.watch_status();
+    tokio::spawn(async move {
+        if status
+            .wait_for(|s| s.role == peerlock::Role::Removed)
+            .await
+            .is_ok()
+        {
+            eprintln!("error: {}", peerlock::Error::Removed);
+            std::process::exit(3);
+        }
+    });
     let mut out = tokio::io::stdout();
     say(&mut out, format!("ready {}", node.status().name)).await;
     let mut guards: HashMap<String, LockGuard> = HashMap::new();

@@ -334,6 +334,9 @@ impl<S: LogStore + Send + 'static> Driver<S> {
                 duty.watch.heard(NodeId(msg.from), self.clock.now());
             }
         }
+        if self.sent_by_reverted(from, &msg, self.clock.now()) {
+            return;
+        }
         if !self.snapshot_for_joiner(&msg) {
             return;
         }

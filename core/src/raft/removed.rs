@@ -49,7 +49,49 @@ impl<S: LogStore + Send + 'static> Driver<S> {
         if id == self.me || !members.is_removed(id) {
             return false;
         }
-        let cluster_id = members.cluster_id();
+        self.tell_removed(key, id, now, "a removed member still sends; telling it");
+        true
+    }
+
+    /// Whether a Raft message from `id` shows its log went back: an append
+    /// rejected with a last index below what the same node acknowledged to
+    /// this leader. Its directory is an older copy (a backup or a volume
+    /// snapshot restored), and its old term and vote could vote twice: it
+    /// is told `Removed` like a removed member, so it stops and starts
+    /// blank next time (issue 9, design item 1: "the leader refuses a
+    /// member whose last index is below the matched it recorded"). A
+    /// follower that kept its log never rejects below its match: the
+    /// entries up to it agree with the leader's, so raft-rs's hint stops
+    /// there.
+    pub(super) fn sent_by_reverted(
+        &mut self,
+        key: NodeId,
+        msg: &raft::eraftpb::Message,
+        now: Instant,
+    ) -> bool {
+        let reverted = msg.get_msg_type() == raft::eraftpb::MessageType::MsgAppendResponse
+            && msg.reject
+            && msg.term == self.raw.raft.term
+            && self.is_leader()
+            && self
+                .raw
+                .raft
+                .prs()
+                .get(msg.from)
+                .is_some_and(|pr| msg.reject_hint < pr.matched);
+        if reverted {
+            self.tell_removed(
+                key,
+                NodeId(msg.from),
+                now,
+                "a member's log went back below what it acknowledged (an older copy of its directory); telling it to stop",
+            );
+        }
+        reverted
+    }
+
+    fn tell_removed(&mut self, key: NodeId, id: NodeId, now: Instant, why: &'static str) {
+        let cluster_id = self.table.members().cluster_id();
         let due = self
             .told
             .0
@@ -60,11 +102,10 @@ impl<S: LogStore + Send + 'static> Driver<S> {
                 self.told.0.clear();
             }
             self.told.0.insert(key, now);
-            tracing::info!(node = %self.name, peer = %key, %id, "a removed member still sends; telling it");
+            tracing::warn!(node = %self.name, peer = %key, %id, "{why}");
             self.transport
                 .send(key, vec![PeerMessage::Removed { cluster_id, id }]);
         }
-        true
     }
 
     /// A peer says this node's id was removed.

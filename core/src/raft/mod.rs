@@ -61,7 +61,7 @@ pub use bootstrap::{
     start, start_on_disk, start_with, Member, MemoryPeers, OnJoined, PeerMemory, PeerRun,
     StartParams,
 };
-pub use hooks::{ApplyObserver, Hooks, PauseGate};
+pub use hooks::{ApplyObserver, Hooks, PauseGate, RaftEvent, RaftObserver};
 pub(crate) use input::Input;
 #[cfg(any(test, feature = "sim"))]
 pub use input::Inspection;
@@ -318,6 +318,11 @@ impl<S: LogStore + Send + 'static> Driver<S> {
             if let Some(duty) = self.leader.as_mut() {
                 duty.watch.heard(NodeId(msg.from), self.clock.now());
             }
+        }
+        if msg.get_msg_type() == raft::eraftpb::MessageType::MsgRequestVoteResponse && !msg.reject {
+            let (from, term) = (msg.from, msg.term);
+            self.hooks
+                .raft_event(self.me, hooks::RaftEvent::VoteGranted { from, term });
         }
         if !self.snapshot_for_joiner(&msg) {
             return;

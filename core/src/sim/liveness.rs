@@ -25,6 +25,17 @@ fn fail(report: &mut Report, msg: String) {
     report.add(Property::Liveness, None, msg);
 }
 
+/// The nodes that count: all of them, except in a durable run those a
+/// membership step stopped for good.
+fn staying(world: &World) -> usize {
+    let durable = world.durable;
+    world
+        .nodes
+        .iter()
+        .filter(|n| !(durable && n.gone))
+        .count()
+}
+
 /// The liveness checks after healing (before the clients stop).
 pub(crate) async fn check(
     world: &mut World,
@@ -42,7 +53,7 @@ pub(crate) async fn check(
         }
     }
     let up = world.up();
-    if up.len() <= world.nodes.len() / 2 {
+    if up.len() <= staying(world) / 2 {
         fail(report, format!("only {} nodes run after healing", up.len()));
         return;
     }
@@ -103,7 +114,7 @@ async fn handoff_after_crash(
     report: &mut Report,
 ) {
     let up = world.up();
-    if up.len() - 1 <= world.nodes.len() / 2 {
+    if up.len() - 1 <= staying(world) / 2 {
         // In memory, crashed nodes are gone for good: one more crash
         // would leave no majority to hand anything on.
         report.skipped.push((

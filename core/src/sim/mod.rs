@@ -11,6 +11,9 @@ pub mod check;
 pub mod disk;
 pub mod history;
 mod liveness;
+mod mcheck;
+mod mliveness;
+mod mtrace;
 mod memnet;
 pub mod nemesis;
 pub mod net;
@@ -19,6 +22,7 @@ pub mod rng;
 pub mod run;
 mod workload;
 mod world;
+mod world_trace;
 
 pub use memnet::{MemNet, MemTransport};
 pub use run::{run, SimConfig, SimOutcome, Skew, Workload};

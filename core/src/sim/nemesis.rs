@@ -63,8 +63,8 @@ impl World {
     }
 
     fn cut_both(&self, a: usize, b: usize) {
-        self.net.cut(self.id(a), self.id(b));
-        self.net.cut(self.id(b), self.id(a));
+        self.cut(self.id(a), self.id(b));
+        self.cut(self.id(b), self.id(a));
     }
 
     /// Cuts every link between the sides.
@@ -179,11 +179,11 @@ impl World {
                 }
                 if kind == FaultKind::ShutdownInboundCut {
                     for j in (0..n).filter(|j| *j != i) {
-                        self.net.cut(self.id(j), self.id(i));
+                        self.cut(self.id(j), self.id(i));
                     }
                 }
                 self.shut_down(i).await;
-                self.net.heal();
+                self.heal();
                 tokio::time::sleep(hold).await;
                 if self.durable {
                     violation = self.restart(i).await.map(|_| ());
@@ -200,14 +200,14 @@ impl World {
                 let i = self.target();
                 self.split(&[i]);
                 tokio::time::sleep(hold).await;
-                self.net.heal();
+                self.heal();
             }
             FaultKind::Split => {
                 let k = (n - 1) / 2;
                 let side = self.subset(k.max(1));
                 self.split(&side);
                 tokio::time::sleep(hold).await;
-                self.net.heal();
+                self.heal();
             }
             FaultKind::Bridge => {
                 let order = self.subset(n);
@@ -221,7 +221,7 @@ impl World {
                     let _ = bridge;
                 }
                 tokio::time::sleep(hold).await;
-                self.net.heal();
+                self.heal();
             }
             FaultKind::Ring => {
                 let order = self.subset(n);
@@ -236,20 +236,20 @@ impl World {
                     }
                 }
                 tokio::time::sleep(hold).await;
-                self.net.heal();
+                self.heal();
             }
             FaultKind::OneWay => {
                 let i = self.target();
                 let outbound = self.rng.chance(500);
                 for j in (0..n).filter(|j| *j != i) {
                     if outbound {
-                        self.net.cut(self.id(i), self.id(j));
+                        self.cut(self.id(i), self.id(j));
                     } else {
-                        self.net.cut(self.id(j), self.id(i));
+                        self.cut(self.id(j), self.id(i));
                     }
                 }
                 tokio::time::sleep(hold).await;
-                self.net.heal();
+                self.heal();
             }
             FaultKind::LinkChaos => {
                 let max = self.rng.between(2, 80);
@@ -301,8 +301,10 @@ impl World {
         for (i, t) in tasks {
             match t.await {
                 Ok(Ok(h)) => {
+                    self.record_run(i, &h);
                     if let Some(x) = self.nodes.get_mut(i) {
                         x.handle = Some(h);
+                        x.blank_next = false;
                     }
                     self.spawn_clients(i);
                 }

@@ -13,6 +13,7 @@ pub mod history;
 mod liveness;
 mod mcheck;
 mod mliveness;
+mod mnemesis;
 mod mtrace;
 mod memnet;
 pub mod nemesis;

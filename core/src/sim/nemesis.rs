@@ -42,6 +42,23 @@ pub enum FaultKind {
     /// Graceful shutdown while every link into the node is cut (it can
     /// propose its close but hears nothing back; issue 8 item 7).
     ShutdownInboundCut,
+    /// Membership runs (issue 9): a new node joins at run time.
+    Join,
+    /// A node shuts down gracefully and never returns.
+    Leave,
+    /// kill -9, then a start with an empty data directory (a new id).
+    BlankRestart,
+    /// kill -9 of a voter, restarted from its disk after `dead_after`.
+    DiskRestartLate,
+    /// A voter cut off past `dead_after`, then healed.
+    IsolateVoter,
+    /// Two or three nodes join at once.
+    BurstUp,
+    /// Two nodes stop for good at once.
+    BurstDown,
+    /// A voter cut off past `dead_after`; while the leader replaces it in
+    /// a joint configuration, leadership moves to another voter.
+    TransferInJoint,
 }
 
 /// How many of each fault a run injected.
@@ -105,6 +122,9 @@ impl World {
     /// Returns what it was, or an error message for a broken promise seen
     /// on the way (a blank node accepted again).
     pub(crate) async fn one_fault(&mut self, counts: &mut FaultCounts) -> Result<(), String> {
+        if self.wants_membership_fault() {
+            return self.membership_fault(counts).await;
+        }
         let n = self.nodes.len();
         let ttl = self.config.session_ttl;
         let mut kinds = vec![
@@ -282,6 +302,8 @@ impl World {
                 self.crash(i);
                 violation = self.restart(i).await.map(|_| ());
             }
+            // Membership steps (`membership_fault`), never drawn here.
+            _ => {}
         }
         violation
     }

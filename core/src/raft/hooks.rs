@@ -112,6 +112,25 @@ impl Hooks {
         }
     }
 
+    /// Tells the Raft observer, if any, that node `me` applied `conf` at
+    /// `index` (from a snapshot if `snapshot`).
+    pub(crate) fn conf_applied(
+        &self,
+        me: NodeId,
+        index: u64,
+        conf: &raft::eraftpb::ConfState,
+        snapshot: bool,
+    ) {
+        self.raft_event(
+            me,
+            RaftEvent::Conf {
+                index,
+                conf,
+                snapshot,
+            },
+        );
+    }
+
     /// Waits while the node is paused.
     pub(crate) async fn wait_unpaused(&self) {
         if let Some(p) = &self.pause {

@@ -155,14 +155,7 @@ impl<S: LogStore + Send + 'static> Driver<S> {
             self.fatal("install a snapshot", &e);
             return;
         }
-        self.hooks.raft_event(
-            self.me,
-            super::RaftEvent::Conf {
-                index: snap_index,
-                conf: &conf,
-                snapshot: true,
-            },
-        );
+        self.hooks.conf_applied(self.me, snap_index, &conf, true);
         self.table = table;
         self.refresh_member_status();
         self.teach_transport();
@@ -247,14 +240,7 @@ impl<S: LogStore + Send + 'static> Driver<S> {
     fn after_conf_change(&mut self, index: u64, result: raft::Result<raft::eraftpb::ConfState>) {
         match result {
             Ok(cs) => {
-                self.hooks.raft_event(
-                    self.me,
-                    super::RaftEvent::Conf {
-                        index,
-                        conf: &cs,
-                        snapshot: false,
-                    },
-                );
+                self.hooks.conf_applied(self.me, index, &cs, false);
                 if let Err(e) = self.raw.mut_store().set_conf_state(&cs) {
                     self.fatal("persist the membership", &e);
                 }

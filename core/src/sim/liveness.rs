@@ -29,11 +29,7 @@ fn fail(report: &mut Report, msg: String) {
 /// membership step stopped for good.
 fn staying(world: &World) -> usize {
     let durable = world.durable;
-    world
-        .nodes
-        .iter()
-        .filter(|n| !(durable && n.gone))
-        .count()
+    world.nodes.iter().filter(|n| !(durable && n.gone)).count()
 }
 
 /// The liveness checks after healing (before the clients stop).

@@ -20,7 +20,8 @@
 //!   a change while joint; an id that left never comes back. A snapshot's
 //!   configuration is the chain's at its index.
 //! - **M5** no voter that was live (ground truth: running under that id, not
-//!   frozen or suspended, no cut link, not shutting down; a stretch of such
+//!   frozen or suspended, no cut link, not shutting down, not superseded by
+//!   its own blank restart under a new id; a stretch of such
 //!   faults shorter than 70 % of `dead_after` does not count, see
 //!   [`MembershipTrace::could_look_dead`]) is demoted or removed for
 //!   silence. A change that demotes
@@ -63,7 +64,11 @@ fn m1_one_leader_per_term(t: &MembershipTrace, r: &mut Report) {
         r.add(
             Property::M1OneLeaderPerTerm,
             None,
-            format!("term {term} had {} leaders: {}", leaders.len(), list.join(", ")),
+            format!(
+                "term {term} had {} leaders: {}",
+                leaders.len(),
+                list.join(", ")
+            ),
         );
     }
 }
@@ -156,7 +161,8 @@ fn one_step(prev: &Conf, next: &Conf) -> Result<(), &'static str> {
             Ok(())
         }
         (true, false) => {
-            let learners: BTreeSet<u64> = prev.learners.union(&prev.learners_next).copied().collect();
+            let learners: BTreeSet<u64> =
+                prev.learners.union(&prev.learners_next).copied().collect();
             if next.voters != prev.voters || next.learners != learners {
                 return Err("leaving the joint configuration changed more than the halves");
             }
@@ -173,7 +179,10 @@ fn one_step(prev: &Conf, next: &Conf) -> Result<(), &'static str> {
                 }
             };
             let ids: BTreeSet<u64> = prev.ids().union(&next.ids()).copied().collect();
-            let changed = ids.iter().filter(|id| role(prev, **id) != role(next, **id)).count();
+            let changed = ids
+                .iter()
+                .filter(|id| role(prev, **id) != role(next, **id))
+                .count();
             if changed > 1 {
                 return Err("a simple change changed more than one member");
             }
@@ -241,9 +250,8 @@ fn m5_no_live_voter_removed(t: &MembershipTrace, chain: &[Link], r: &mut Report)
         if !prev.is_joint() {
             let demoted: Vec<u64> = prev.voters.difference(&l.conf.voters).copied().collect();
             let promoted = l.conf.voters.difference(&prev.voters).count();
-            let (dead, live): (Vec<u64>, Vec<u64>) = demoted
-                .iter()
-                .partition(|id| t.could_look_dead(**id, l.at));
+            let (dead, live): (Vec<u64>, Vec<u64>) =
+                demoted.iter().partition(|id| t.could_look_dead(**id, l.at));
             if !live.is_empty() && (dead.is_empty() || dead.len() < promoted) {
                 r.add(
                     Property::M5NoLiveVoterRemoved,

@@ -75,17 +75,21 @@ fn judge(world: &World, max_voters: usize) -> Result<(), String> {
         ));
     }
     if let Some(v) = conf.voters.iter().find(|v| !live.contains(v)) {
-        return Err(format!("voter {v} does not run: {conf:?}, running {live:?}"));
+        return Err(format!(
+            "voter {v} does not run: {conf:?}, running {live:?}"
+        ));
     }
     let ids = conf.ids();
     if let Some(id) = live.iter().find(|id| !ids.contains(id)) {
         return Err(format!("node {id} runs and is no member: {conf:?}"));
     }
+    // Compared by value: a snapshot reports its own index, not the index
+    // of the change that made its configuration.
     for (key, id) in &running {
-        let (at, _) = latest(world, *key, *id);
-        if at < index {
+        let (at, own) = latest(world, *key, *id);
+        if own != conf {
             return Err(format!(
-                "node {id} applied the configuration of index {at}, the leader's is {index}"
+                "node {id} applied {own:?} (index {at}), the leader {conf:?} (index {index})"
             ));
         }
     }

@@ -175,14 +175,29 @@ impl MembershipTrace {
         }
     }
 
+    /// Whether the process that ran as `id` came back blank under another
+    /// id before `t`: the same-name rule replaces `id` without waiting for
+    /// `dead_after` (it is not live).
+    fn superseded(&self, id: u64, t: Duration) -> bool {
+        self.runs
+            .iter()
+            .filter(|(rid, _, _)| *rid == id)
+            .any(|(_, key, old)| {
+                self.runs.iter().any(|(other, k, new)| {
+                    k == key && *other != id && new.from >= old.from && new.from <= t
+                })
+            })
+    }
+
     /// Whether Raft id `id` could rightly look silent for `dead_after` to
     /// a leader deciding at `t` (ground truth): it was shutting down, or
     /// in the window before `t` it was not running under that id, frozen,
     /// suspended or on a cut link for one stretch of at least 70 % of
-    /// `dead_after` (a leader's clock may run up to 30 % fast). A shorter
+    /// `dead_after` (a leader's clock may run up to 30 % fast), or its
+    /// process came back blank under a new id (superseded). A shorter
     /// stretch (a pause of a second) never justifies a removal.
     pub(crate) fn could_look_dead(&self, id: u64, t: Duration) -> bool {
-        if self.leavers.contains(&id) {
+        if self.leavers.contains(&id) || self.superseded(id, t) {
             return true;
         }
         let window = t.saturating_sub(self.dead_after * 2 + Duration::from_secs(2));
@@ -207,7 +222,10 @@ impl MembershipTrace {
         }
         for (key, run) in &runs {
             for (k, _, span) in &self.down {
-                if k == key && span.overlaps(window, t) && run.overlaps(span.from, span.to.unwrap_or(t)) {
+                if k == key
+                    && span.overlaps(window, t)
+                    && run.overlaps(span.from, span.to.unwrap_or(t))
+                {
                     out.push((span.from.max(window), span.to.unwrap_or(t).min(t)));
                 }
             }

@@ -296,7 +296,10 @@ impl World {
                 if let Some(x) = self.nodes.get(i) {
                     x.disk.set_failing(true);
                 }
+                // Ground truth: a node whose disk fails stops answering.
+                self.trace_down(i, "disk", true);
                 tokio::time::sleep(hold).await;
+                self.trace_down(i, "disk", false);
                 // The node stopped on its failed write (or will have to):
                 // its process is restarted on a working disk.
                 self.crash(i);
@@ -330,7 +333,10 @@ impl World {
                     }
                     self.spawn_clients(i);
                 }
-                Ok(Err(_)) => {
+                Ok(Err(e)) => {
+                    if std::env::var_os("PEERLOCK_SIM_DEBUG").is_some() {
+                        eprintln!("{:?}: node {i} did not restart: {e}", self.shared.now());
+                    }
                     if let Some(x) = self.nodes.get(i) {
                         self.net.leave(x.member.id);
                     }

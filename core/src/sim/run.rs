@@ -356,6 +356,19 @@ async fn simulate(c: SimConfig) -> SimOutcome {
         for c in &history.log {
             let _ = writeln!(text, "{c:?}");
         }
+        let t = world.shared.mtrace.lock();
+        for c in &t.confs {
+            let _ = writeln!(text, "{c:?}");
+        }
+        for l in &t.leaders {
+            let _ = writeln!(text, "{l:?}");
+        }
+        for r in &t.runs {
+            let _ = writeln!(text, "{r:?}");
+        }
+        for d in &t.down {
+            let _ = writeln!(text, "{d:?}");
+        }
         let _ = std::fs::write(path, text);
     }
     for d in log.divergences {

@@ -81,6 +81,10 @@ impl Shared {
     }
 }
 
+/// The Raft id and members a node was told when it joined, as its data
+/// directory records them.
+pub(crate) type JoinedRecord = Arc<Mutex<Option<(NodeId, Vec<Member>)>>>;
+
 /// One simulated node and everything of it that outlives a crash.
 pub(crate) struct SimNode {
     pub(crate) member: Member,
@@ -105,7 +109,7 @@ pub(crate) struct SimNode {
     pub(crate) gone: bool,
     /// The Raft id and members this node was told when it joined (its
     /// data directory's record; a restart from disk comes back as it).
-    pub(crate) joined: Arc<Mutex<Option<(NodeId, Vec<Member>)>>>,
+    pub(crate) joined: JoinedRecord,
     /// Its next start is blank and joins through the others as seeds.
     pub(crate) blank_next: bool,
 }
@@ -261,12 +265,13 @@ impl World {
             None => (key, self.members.clone(), None, false),
         };
         let record = node.joined.clone();
-        let on_joined: Option<crate::raft::OnJoined> = self.durable.then(|| -> crate::raft::OnJoined {
-            Box::new(move |id: NodeId, members: &[Member]| {
-                *record.lock() = Some((id, members.to_vec()));
-                Ok(())
-            })
-        });
+        let on_joined: Option<crate::raft::OnJoined> =
+            self.durable.then(|| -> crate::raft::OnJoined {
+                Box::new(move |id: NodeId, members: &[Member]| {
+                    *record.lock() = Some((id, members.to_vec()));
+                    Ok(())
+                })
+            });
         let params = StartParams {
             config: self.config.clone(),
             me,
@@ -468,4 +473,3 @@ fn record_apply(shared: &Shared, index: u64, cmd: Option<&Command>, effects: &[E
         }
     }
 }
-

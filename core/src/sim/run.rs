@@ -322,10 +322,14 @@ async fn simulate(c: SimConfig) -> SimOutcome {
     if let Err(e) = world.restart_all().await {
         report.add(Property::Liveness, None, e);
     }
-    super::liveness::check(&mut world, &cfg, max_drift_ppm, c.skew, &mut report).await;
+    super::liveness::check(&mut world, &cfg, max_drift_ppm, &mut report).await;
     if c.membership() {
         let within = c.dead_after + cfg.membership.stabilization + Duration::from_secs(5);
         super::mliveness::check(&world, c.max_voters, within, &mut report).await;
+    }
+    if !report.violates(Property::Liveness) {
+        super::liveness::handoff_after_crash(&mut world, &cfg, c.skew, max_drift_ppm, &mut report)
+            .await;
     }
 
     // Stop the clients, let the dust settle, collect.

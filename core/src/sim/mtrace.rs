@@ -193,7 +193,8 @@ impl MembershipTrace {
     /// a leader deciding at `t` (ground truth): it was shutting down, or
     /// in the window before `t` it was not running under that id, frozen,
     /// suspended or on a cut link for one stretch of at least 70 % of
-    /// `dead_after` (a leader's clock may run up to 30 % fast), or its
+    /// `dead_after` (a leader's clock may run up to 30 % fast; stretches less
+    /// than 500 ms apart count as one), or its
     /// process came back blank under a new id (superseded). A shorter
     /// stretch (a pause of a second) never justifies a removal.
     pub(crate) fn could_look_dead(&self, id: u64, t: Duration) -> bool {
@@ -235,7 +236,9 @@ impl MembershipTrace {
         let mut cur: Option<(Duration, Duration)> = None;
         for (a, b) in out {
             cur = match cur {
-                Some((ca, cb)) if a <= cb => Some((ca, cb.max(b))),
+                // A gap too short for a heartbeat and its answer to be
+                // sure to pass does not end the silence.
+                Some((ca, cb)) if a <= cb + Duration::from_millis(500) => Some((ca, cb.max(b))),
                 Some((ca, cb)) => {
                     longest = longest.max(cb.saturating_sub(ca));
                     Some((a, b))

@@ -33,11 +33,31 @@ pub enum Bug {
     /// A blank start that the cluster tells to join as a new member goes
     /// on under its old Raft id instead (a naive rejoin; issue 9).
     ReuseIdOnBlankRestart,
+    /// Joint configurations are entered with an automatic transition and
+    /// never left explicitly: raft-rs's auto-leave is relied on, which a
+    /// leader change before the joint entry applies leaves undone
+    /// (etcd-io/etcd#12136).
+    RelyOnAutoLeave,
+    /// The planner changes voters without checking that the live, caught-up
+    /// voters are a majority of the old and the new configuration, and
+    /// promotes learners that are not stable (still snapshotting).
+    SkipLiveMajorityCheck,
+    /// A leader elected from the outgoing half of a joint configuration
+    /// leaves it without handing leadership over first: a removed raft-rs
+    /// leader keeps leading (tikv/raft-rs#373, etcd-io/etcd#11038).
+    RemoveLeaderWithoutTransfer,
+    /// The planner's clock starts at the node's start, not the election: a
+    /// new leader judges peers silent from before it led (no settle time,
+    /// etcd's `HealthInterval`).
+    RemoveRightAfterElection,
+    /// A joining learner is sent the stored snapshot even when that
+    /// snapshot's configuration lacks it (tikv/raft-rs#472).
+    SnapshotWithoutNewLearner,
 }
 
 impl Bug {
     /// Every bug.
-    pub const ALL: [Bug; 8] = [
+    pub const ALL: [Bug; 13] = [
         Bug::GrantWithoutSessionCheck,
         Bug::AckBeforeFsync,
         Bug::AckKeepaliveWithoutQuorum,
@@ -46,6 +66,11 @@ impl Bug {
         Bug::ZeroLeaseMargin,
         Bug::LeaseClockStopsInSuspend,
         Bug::ReuseIdOnBlankRestart,
+        Bug::RelyOnAutoLeave,
+        Bug::SkipLiveMajorityCheck,
+        Bug::RemoveLeaderWithoutTransfer,
+        Bug::RemoveRightAfterElection,
+        Bug::SnapshotWithoutNewLearner,
     ];
 }
 

@@ -123,7 +123,7 @@ impl Change {
             return None;
         }
         let mut cc = ConfChangeV2::default();
-        if joint {
+        if joint && !crate::teeth::planted(crate::teeth::Bug::RelyOnAutoLeave) {
             cc.set_transition(ConfChangeTransition::Explicit);
         }
         cc.set_changes(singles.into());

@@ -36,7 +36,12 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
     // would lead as a learner once the joint configuration is left, and
     // raft-rs does not step it down (tikv/raft-rs#373). Hand over first.
     if input.conf.is_joint() {
-        if input.conf.voters.contains(&input.leader) {
+        if crate::teeth::planted(crate::teeth::Bug::RelyOnAutoLeave) {
+            return Plan::Idle;
+        }
+        if input.conf.voters.contains(&input.leader)
+            || crate::teeth::planted(crate::teeth::Bug::RemoveLeaderWithoutTransfer)
+        {
             return Plan::Change(Change::LeaveJoint);
         }
         let j = Judge::new(input);
@@ -105,7 +110,8 @@ fn plan_voters(j: &Judge<'_, '_>) -> Result<Option<Change>, SkipReason> {
     let input = j.input;
     let cfg = input.cfg;
     let voters = &input.conf.voters;
-    if j.healthy_count(voters) < majority(voters.len()) {
+    let skip_check = crate::teeth::planted(crate::teeth::Bug::SkipLiveMajorityCheck);
+    if j.healthy_count(voters) < majority(voters.len()) && !skip_check {
         return Err(SkipReason::NoLiveMajority);
     }
     let out: BTreeSet<NodeId> = voters
@@ -123,12 +129,12 @@ fn plan_voters(j: &Judge<'_, '_>) -> Result<Option<Change>, SkipReason> {
         .learners
         .iter()
         .copied()
-        .filter(|l| j.healthy(*l) && !j.leaving(*l))
+        .filter(|l| (skip_check || j.healthy(*l)) && !j.leaving(*l))
         .collect();
     let candidates: Vec<NodeId> = healthy_learners
         .iter()
         .copied()
-        .filter(|l| j.stable(*l))
+        .filter(|l| skip_check || j.stable(*l))
         .collect();
     // Voters count until judged dead, so a restart shorter than
     // `dead_after_ms` changes nothing.
@@ -168,7 +174,7 @@ fn plan_voters(j: &Judge<'_, '_>) -> Result<Option<Change>, SkipReason> {
                     break;
                 }
                 new.insert(v);
-                if j.healthy_count(&new) < majority(new.len()) {
+                if j.healthy_count(&new) < majority(new.len()) && !skip_check {
                     new.remove(&v);
                     break;
                 }
@@ -185,7 +191,7 @@ fn plan_voters(j: &Judge<'_, '_>) -> Result<Option<Change>, SkipReason> {
         }
         return Ok(None);
     }
-    if j.healthy_count(&new) < majority(new.len()) {
+    if j.healthy_count(&new) < majority(new.len()) && !skip_check {
         return Err(SkipReason::NoLiveMajority);
     }
     Ok(Some(Change::Joint {

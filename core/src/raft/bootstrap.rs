@@ -227,7 +227,7 @@ where
             ..Default::default()
         }
     };
-    let store = make_store(cs)?;
+    let mut store = make_store(cs.clone())?;
     // The founding members (every founder builds the same table from the
     // list the founders compared in the hello round). A store whose writes
     // block on the disk keeps its Raft state: its node is durable.
@@ -237,7 +237,7 @@ where
         .collect();
     let founded = MemberTable::founded_with_ids(0, 0, founders)
         .map_err(|e| Error::Config(format!("the initial cluster: {e}")))?;
-    let (table, applied) = match raft::Storage::snapshot(&store, 0, me.id.0) {
+    let (table, applied, conf_at_applied) = match raft::Storage::snapshot(&store, 0, me.id.0) {
         Ok(snap) if !snap.is_empty() => {
             let mut table = LockTable::restore(&snap.data).map_err(|e| {
                 Error::Config(format!(
@@ -248,13 +248,27 @@ where
             if !joiner {
                 table.adopt_members(founded);
             }
-            (table, snap.get_metadata().index)
+            let conf = snap.get_metadata().get_conf_state().clone();
+            (table, snap.get_metadata().index, conf)
         }
         // No snapshot yet: a joiner waits for one; a founder's table
         // starts from the founding members.
-        _ if joiner => (LockTable::new(), 0),
-        _ => (LockTable::with_members(founded), 0),
+        _ if joiner => (LockTable::new(), 0, cs),
+        _ => (LockTable::with_members(founded), 0, cs),
     };
+    // raft-rs replays the committed entries after `applied` onto the
+    // store's configuration, which the driver persists as each change
+    // applies: the latest one, not the one in force at `applied`. A change
+    // replayed onto the configuration it already produced gives another
+    // (an enter-joint replayed after its leave-joint makes a joint
+    // configuration with equal halves, and a leave-joint replayed inside a
+    // later joint configuration leaves that one), so a restarted node
+    // would apply other configurations than its peers at the same indexes
+    // (found by the simulator's M3). Start from the configuration in force
+    // at `applied`: the snapshot's, or the founders' before any snapshot.
+    store
+        .set_conf_state(&conf_at_applied)
+        .map_err(|e| Error::Config(format!("could not reset the stored configuration: {e}")))?;
     let raft_cfg = raft::Config {
         applied,
         ..raft_cfg

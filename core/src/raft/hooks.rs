@@ -12,6 +12,8 @@
 //! - `observer`: told of every entry the node applies, for the checker.
 //! - `fsync_in_task`: run a blocking store's fsyncs on a runtime task that
 //!   takes this long, instead of on a thread (threads are not replayable).
+//! - `raft_observer`: told of what the membership properties judge (each
+//!   applied configuration, each leadership won, each vote counted).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -26,6 +28,40 @@ use crate::types::NodeId;
 /// Told of each entry a node applies: the node, the entry's index, its
 /// command (`None` if it carries none) and the effects applying it had.
 pub type ApplyObserver = Arc<dyn Fn(NodeId, u64, Option<&Command>, &[Effect]) + Send + Sync>;
+
+/// What a [`RaftObserver`] is told: the Raft-level facts the simulator's
+/// membership properties judge (issue 9), seen where the driver acts on
+/// them.
+#[derive(Debug)]
+pub enum RaftEvent<'a> {
+    /// The node applied configuration `conf` at log index `index`: from a
+    /// committed configuration change, or (`snapshot`) from a snapshot it
+    /// installed.
+    Conf {
+        /// The entry's (or the snapshot's) index.
+        index: u64,
+        /// The configuration now in force at this node.
+        conf: &'a raft::eraftpb::ConfState,
+        /// Whether it came with a snapshot rather than an entry.
+        snapshot: bool,
+    },
+    /// The node became leader of `term`.
+    Leader {
+        /// The term it leads.
+        term: u64,
+    },
+    /// The node stepped a vote granted to it by `from` for `term` (raft-rs
+    /// counts it if `from` is a voter of this node's configuration).
+    VoteGranted {
+        /// The voter.
+        from: u64,
+        /// The election's term.
+        term: u64,
+    },
+}
+
+/// Told of each [`RaftEvent`] of the node whose Raft id is given.
+pub type RaftObserver = Arc<dyn Fn(NodeId, RaftEvent<'_>) + Send + Sync>;
 
 /// The simulator's seams into a node (all inert by default).
 #[derive(Clone, Default)]
@@ -42,6 +78,8 @@ pub struct Hooks {
     pub observer: Option<ApplyObserver>,
     /// Fsync on a task taking this long, not on a thread.
     pub fsync_in_task: Option<Duration>,
+    /// Told of configurations applied, leaderships won and votes counted.
+    pub raft_observer: Option<RaftObserver>,
 }
 
 impl std::fmt::Debug for Hooks {
@@ -53,6 +91,7 @@ impl std::fmt::Debug for Hooks {
             .field("pause", &self.pause.is_some())
             .field("observer", &self.observer.is_some())
             .field("fsync_in_task", &self.fsync_in_task)
+            .field("raft_observer", &self.raft_observer.is_some())
             .finish()
     }
 }
@@ -64,6 +103,32 @@ impl Hooks {
             Some(p) => p.wait_until(true).await,
             None => std::future::pending::<()>().await,
         }
+    }
+
+    /// Tells the Raft observer, if any, of `event` at node `me`.
+    pub(crate) fn raft_event(&self, me: NodeId, event: RaftEvent<'_>) {
+        if let Some(o) = &self.raft_observer {
+            o(me, event);
+        }
+    }
+
+    /// Tells the Raft observer, if any, that node `me` applied `conf` at
+    /// `index` (from a snapshot if `snapshot`).
+    pub(crate) fn conf_applied(
+        &self,
+        me: NodeId,
+        index: u64,
+        conf: &raft::eraftpb::ConfState,
+        snapshot: bool,
+    ) {
+        self.raft_event(
+            me,
+            RaftEvent::Conf {
+                index,
+                conf,
+                snapshot,
+            },
+        );
     }
 
     /// Waits while the node is paused.

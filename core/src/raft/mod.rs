@@ -62,7 +62,7 @@ pub use bootstrap::{
     start, start_on_disk, start_with, Member, MemoryPeers, OnJoined, OnLeft, PeerMemory, PeerRun,
     StartParams,
 };
-pub use hooks::{ApplyObserver, Hooks, PauseGate};
+pub use hooks::{ApplyObserver, Hooks, PauseGate, RaftEvent, RaftObserver};
 pub(crate) use input::Input;
 #[cfg(any(test, feature = "sim"))]
 pub use input::Inspection;
@@ -271,6 +271,13 @@ impl<S: LogStore + Send + 'static> Driver<S> {
                 // its first start is unknown to it, and may still found);
                 // a node that joined remembers none, and a blank start it
                 // let in could vote again under an id that voted before.
+                // A joiner before its snapshot knows no member: it can
+                // neither vouch for a start nor tell it to join (telling a
+                // restarting member so made every founder of a cluster
+                // whose only running node was such a joiner give up its
+                // identity, and none could start again: the simulator's
+                // membership runs, seed 130 forced to a membership run).
+                PeerMessage::Hello { .. } if self.table.members().is_empty() => {}
                 PeerMessage::Hello { boot, .. }
                     if !self.is_member_key(from) || (self.founding.is_empty() && boot <= 1) =>
                 {
@@ -336,6 +343,11 @@ impl<S: LogStore + Send + 'static> Driver<S> {
         }
         if self.sent_by_reverted(from, &msg, self.clock.now()) {
             return;
+        }
+        if msg.get_msg_type() == raft::eraftpb::MessageType::MsgRequestVoteResponse && !msg.reject {
+            let (from, term) = (msg.from, msg.term);
+            self.hooks
+                .raft_event(self.me, hooks::RaftEvent::VoteGranted { from, term });
         }
         if !self.snapshot_for_joiner(&msg) {
             return;

@@ -150,10 +150,12 @@ impl<S: LogStore + Send + 'static> Driver<S> {
                 return;
             }
         };
+        let conf = snap.get_metadata().get_conf_state().clone();
         if let Err(e) = self.raw.mut_store().apply_snapshot(snap) {
             self.fatal("install a snapshot", &e);
             return;
         }
+        self.hooks.conf_applied(self.me, snap_index, &conf, true);
         self.table = table;
         self.refresh_member_status();
         self.teach_transport();
@@ -238,6 +240,7 @@ impl<S: LogStore + Send + 'static> Driver<S> {
     fn after_conf_change(&mut self, index: u64, result: raft::Result<raft::eraftpb::ConfState>) {
         match result {
             Ok(cs) => {
+                self.hooks.conf_applied(self.me, index, &cs, false);
                 if let Err(e) = self.raw.mut_store().set_conf_state(&cs) {
                     self.fatal("persist the membership", &e);
                 }
@@ -424,6 +427,8 @@ impl<S: LogStore + Send + 'static> Driver<S> {
         let (table, delay) = (&self.table, self.cfg.lock_delay);
         if LeaderDuty::refresh(&mut self.leader, leading, term, now, table, delay) {
             tracing::info!(node = %self.name, term, "became leader");
+            self.hooks
+                .raft_event(self.me, super::RaftEvent::Leader { term });
         }
         if !leading {
             // Deposed: the senders renew with the new leader.

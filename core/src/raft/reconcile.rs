@@ -169,7 +169,13 @@ impl<S: LogStore + Send + 'static> Driver<S> {
             conf: &conf,
             members: &members,
             health: &health,
-            now_ms: duty.watch.ms(now),
+            now_ms: duty.watch.ms(now).saturating_add(
+                if crate::teeth::planted(crate::teeth::Bug::RemoveRightAfterElection) {
+                    cfg.dead_after_ms
+                } else {
+                    0
+                },
+            ),
             cfg: &cfg,
         };
         let planned = plan(&input);

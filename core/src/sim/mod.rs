@@ -11,7 +11,11 @@ pub mod check;
 pub mod disk;
 pub mod history;
 mod liveness;
+mod mcheck;
 mod memnet;
+mod mliveness;
+mod mnemesis;
+mod mtrace;
 pub mod nemesis;
 pub mod net;
 mod node_faults;
@@ -19,6 +23,7 @@ pub mod rng;
 pub mod run;
 mod workload;
 mod world;
+mod world_trace;
 
 pub use memnet::{MemNet, MemTransport};
 

@@ -42,6 +42,23 @@ pub enum FaultKind {
     /// Graceful shutdown while every link into the node is cut (it can
     /// propose its close but hears nothing back; issue 8 item 7).
     ShutdownInboundCut,
+    /// Membership runs (issue 9): a new node joins at run time.
+    Join,
+    /// A node shuts down gracefully and never returns.
+    Leave,
+    /// kill -9, then a start with an empty data directory (a new id).
+    BlankRestart,
+    /// kill -9 of a voter, restarted from its disk after `dead_after`.
+    DiskRestartLate,
+    /// A voter cut off past `dead_after`, then healed.
+    IsolateVoter,
+    /// Two or three nodes join at once.
+    BurstUp,
+    /// Two nodes stop for good at once.
+    BurstDown,
+    /// A voter cut off past `dead_after`; while the leader replaces it in
+    /// a joint configuration, leadership moves to another voter.
+    TransferInJoint,
 }
 
 /// How many of each fault a run injected.
@@ -63,8 +80,8 @@ impl World {
     }
 
     fn cut_both(&self, a: usize, b: usize) {
-        self.net.cut(self.id(a), self.id(b));
-        self.net.cut(self.id(b), self.id(a));
+        self.cut(self.id(a), self.id(b));
+        self.cut(self.id(b), self.id(a));
     }
 
     /// Cuts every link between the sides.
@@ -105,6 +122,9 @@ impl World {
     /// Returns what it was, or an error message for a broken promise seen
     /// on the way (a blank node accepted again).
     pub(crate) async fn one_fault(&mut self, counts: &mut FaultCounts) -> Result<(), String> {
+        if self.wants_membership_fault() {
+            return self.membership_fault(counts).await;
+        }
         let n = self.nodes.len();
         let ttl = self.config.session_ttl;
         let mut kinds = vec![
@@ -179,11 +199,11 @@ impl World {
                 }
                 if kind == FaultKind::ShutdownInboundCut {
                     for j in (0..n).filter(|j| *j != i) {
-                        self.net.cut(self.id(j), self.id(i));
+                        self.cut(self.id(j), self.id(i));
                     }
                 }
                 self.shut_down(i).await;
-                self.net.heal();
+                self.heal();
                 tokio::time::sleep(hold).await;
                 if self.durable {
                     violation = self.restart(i).await.map(|_| ());
@@ -200,14 +220,14 @@ impl World {
                 let i = self.target();
                 self.split(&[i]);
                 tokio::time::sleep(hold).await;
-                self.net.heal();
+                self.heal();
             }
             FaultKind::Split => {
                 let k = (n - 1) / 2;
                 let side = self.subset(k.max(1));
                 self.split(&side);
                 tokio::time::sleep(hold).await;
-                self.net.heal();
+                self.heal();
             }
             FaultKind::Bridge => {
                 let order = self.subset(n);
@@ -221,7 +241,7 @@ impl World {
                     let _ = bridge;
                 }
                 tokio::time::sleep(hold).await;
-                self.net.heal();
+                self.heal();
             }
             FaultKind::Ring => {
                 let order = self.subset(n);
@@ -236,20 +256,20 @@ impl World {
                     }
                 }
                 tokio::time::sleep(hold).await;
-                self.net.heal();
+                self.heal();
             }
             FaultKind::OneWay => {
                 let i = self.target();
                 let outbound = self.rng.chance(500);
                 for j in (0..n).filter(|j| *j != i) {
                     if outbound {
-                        self.net.cut(self.id(i), self.id(j));
+                        self.cut(self.id(i), self.id(j));
                     } else {
-                        self.net.cut(self.id(j), self.id(i));
+                        self.cut(self.id(j), self.id(i));
                     }
                 }
                 tokio::time::sleep(hold).await;
-                self.net.heal();
+                self.heal();
             }
             FaultKind::LinkChaos => {
                 let max = self.rng.between(2, 80);
@@ -276,12 +296,17 @@ impl World {
                 if let Some(x) = self.nodes.get(i) {
                     x.disk.set_failing(true);
                 }
+                // Ground truth: a node whose disk fails stops answering.
+                self.trace_down(i, "disk", true);
                 tokio::time::sleep(hold).await;
+                self.trace_down(i, "disk", false);
                 // The node stopped on its failed write (or will have to):
                 // its process is restarted on a working disk.
                 self.crash(i);
                 violation = self.restart(i).await.map(|_| ());
             }
+            // Membership steps (`membership_fault`), never drawn here.
+            _ => {}
         }
         violation
     }
@@ -301,12 +326,17 @@ impl World {
         for (i, t) in tasks {
             match t.await {
                 Ok(Ok(h)) => {
+                    self.record_run(i, &h);
                     if let Some(x) = self.nodes.get_mut(i) {
                         x.handle = Some(h);
+                        x.blank_next = false;
                     }
                     self.spawn_clients(i);
                 }
-                Ok(Err(_)) => {
+                Ok(Err(e)) => {
+                    if std::env::var_os("PEERLOCK_SIM_DEBUG").is_some() {
+                        eprintln!("{:?}: node {i} did not restart: {e}", self.shared.now());
+                    }
                     if let Some(x) = self.nodes.get(i) {
                         self.net.leave(x.member.id);
                     }

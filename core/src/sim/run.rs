@@ -132,6 +132,16 @@ impl SimConfig {
         }
     }
 
+    /// This seed's run made a membership run: five durable nodes of which
+    /// three vote, `dead_after` two TTLs (for the membership teeth).
+    pub fn membership_run(mut self) -> Self {
+        self.voters = 5;
+        self.durable = true;
+        self.max_voters = 3;
+        self.dead_after = self.ttl * 2;
+        self
+    }
+
     /// The run this seed described before the large-table and
     /// mass-timeout workloads and the suspend and shutdown faults were
     /// added (for regression seeds found then).
@@ -139,6 +149,12 @@ impl SimConfig {
         self.workload = Workload::Mixed;
         self.extended_faults = false;
         self
+    }
+
+    /// Whether this is a membership run: learners beside the voters, which
+    /// the leader promotes in place of silent voters (issue 9).
+    pub fn membership(&self) -> bool {
+        self.max_voters < self.voters
     }
 
     /// The command that replays this seed.
@@ -262,6 +278,18 @@ async fn simulate(c: SimConfig) -> SimOutcome {
         world.bulk_per_node = (2_000 / c.voters).max(1);
     }
     world.net.set_weather(calm());
+    if c.membership() {
+        world.membership = Some(Rng::new(c.seed ^ 0x4D45_4D42_4E45_4D31));
+    }
+    {
+        // The founders' configuration: the first `max_voters` ids vote.
+        let mut ids: Vec<u64> = world.members.iter().map(|m| m.id.0).collect();
+        ids.sort_unstable();
+        let mut t = world.shared.mtrace.lock();
+        t.dead_after = c.dead_after;
+        t.initial.voters = ids.iter().take(c.max_voters).copied().collect();
+        t.initial.learners = ids.iter().skip(c.max_voters).copied().collect();
+    }
     let mut report = Report::default();
     let mut faults = FaultCounts::new();
     if let Err(e) = world.start_all().await {
@@ -285,16 +313,24 @@ async fn simulate(c: SimConfig) -> SimOutcome {
     tokio::time::sleep_until(end).await;
 
     // Heal everything, then the liveness promises.
-    world.net.heal();
+    world.heal();
     world.net.set_weather(calm());
-    for i in 0..c.voters {
+    for i in 0..world.nodes.len() {
         world.set_suspended(i, false);
         world.set_paused(i, false);
     }
     if let Err(e) = world.restart_all().await {
         report.add(Property::Liveness, None, e);
     }
-    super::liveness::check(&mut world, &cfg, max_drift_ppm, c.skew, &mut report).await;
+    super::liveness::check(&mut world, &cfg, max_drift_ppm, &mut report).await;
+    if c.membership() {
+        let within = c.dead_after + cfg.membership.stabilization + Duration::from_secs(5);
+        super::mliveness::check(&world, c.max_voters, within, &mut report).await;
+    }
+    if !report.violates(Property::Liveness) {
+        super::liveness::handoff_after_crash(&mut world, &cfg, c.skew, max_drift_ppm, &mut report)
+            .await;
+    }
 
     // Stop the clients, let the dust settle, collect.
     world.shared.stop.store(true, Ordering::Relaxed);
@@ -324,11 +360,25 @@ async fn simulate(c: SimConfig) -> SimOutcome {
         for c in &history.log {
             let _ = writeln!(text, "{c:?}");
         }
+        let t = world.shared.mtrace.lock();
+        for c in &t.confs {
+            let _ = writeln!(text, "{c:?}");
+        }
+        for l in &t.leaders {
+            let _ = writeln!(text, "{l:?}");
+        }
+        for r in &t.runs {
+            let _ = writeln!(text, "{r:?}");
+        }
+        for d in &t.down {
+            let _ = writeln!(text, "{d:?}");
+        }
         let _ = std::fs::write(path, text);
     }
     for d in log.divergences {
         report.add(Property::S6Durability, None, format!("log divergence: {d}"));
     }
+    super::mcheck::check(&world.shared.mtrace.lock(), &mut report);
     let checked = check::check(&history);
     report.violations.extend(checked.violations);
     report.skipped.extend(checked.skipped);

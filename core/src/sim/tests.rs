@@ -50,6 +50,11 @@ fn summary(outcomes: &[SimOutcome]) -> String {
 fn replay_one_seed() {
     let seed = env_u64("PEERLOCK_SIM_SEED").unwrap_or(1);
     // PEERLOCK_PLANT=<Bug name> replays a canary's run (feature `teeth`).
+    let mut config = SimConfig::from_seed(seed);
+    // PEERLOCK_SIM_MEMBERSHIP=1 makes the seed's run a membership run.
+    if env_u64("PEERLOCK_SIM_MEMBERSHIP") == Some(1) {
+        config = config.membership_run();
+    }
     #[cfg(feature = "teeth")]
     if let Ok(name) = std::env::var("PEERLOCK_PLANT") {
         let bug = crate::teeth::Bug::ALL
@@ -57,9 +62,11 @@ fn replay_one_seed() {
             .find(|b| format!("{b:?}") == name)
             .expect("PEERLOCK_PLANT names a Bug");
         crate::teeth::plant(Some(bug));
+        // The run the canary hunt ran for this seed.
+        config = super::teeth_tests::config_for(bug, seed);
     }
     let t0 = Instant::now();
-    let o = run(SimConfig::from_seed(seed));
+    let o = run(config);
     eprintln!(
         "seed {seed}: {:?}, {} ops, sim {:?} in {:?}, trace {:016x}, faults {:?}, messages {:?}\n{}",
         o.config,
@@ -134,6 +141,25 @@ fn five_hundred_seeds_keep_every_promise() {
         outcomes.len()
     );
     use super::nemesis::FaultKind;
+    // And the membership nemesis ran every one of its steps.
+    let membership_steps = [
+        FaultKind::Join,
+        FaultKind::Leave,
+        FaultKind::BlankRestart,
+        FaultKind::DiskRestartLate,
+        FaultKind::IsolateVoter,
+        FaultKind::BurstUp,
+        FaultKind::BurstDown,
+        FaultKind::TransferInJoint,
+    ];
+    let missing: Vec<&FaultKind> = membership_steps
+        .iter()
+        .filter(|k| !outcomes.iter().any(|o| o.faults.contains_key(k)))
+        .collect();
+    assert!(
+        n < 100 || missing.is_empty(),
+        "no seed ran the membership steps {missing:?}"
+    );
     use super::run::Workload;
     let every_mode = [
         Workload::Mixed,
@@ -166,12 +192,16 @@ fn the_same_seed_gives_the_same_trace() {
             .find(|s| SimConfig::from_seed(*s).workload == w)
             .expect("the seeds draw every workload")
     };
+    let membership = (100..1_000u64)
+        .find(|s| SimConfig::from_seed(*s).membership())
+        .expect("the seeds draw membership runs");
     let seeds: Vec<u64> = vec![
         7,
         1_000_003,
         42_424_242,
         first(Workload::MassTimeouts),
         first(Workload::LargeTable),
+        membership,
     ];
     let a = run_many(seeds.clone(), SimConfig::from_seed);
     let b = run_many(seeds, SimConfig::from_seed);
@@ -322,4 +352,39 @@ fn issue_8_shutdown_under_an_inbound_cut_keeps_one_holder() {
         );
         assert!(o.report.is_ok(), "{}", o.failure().unwrap_or_default());
     }
+}
+
+/// Every seed as a membership run (issue 9), for the membership nemesis
+/// and properties M1 to M5:
+/// `PEERLOCK_SIM_SEEDS=1000 cargo test --release -p peerlock-core --features sim membership_soak -- --ignored --nocapture`
+#[test]
+#[ignore = "long soak; run by hand"]
+fn membership_soak() {
+    let n = env_u64("PEERLOCK_SIM_SEEDS").unwrap_or(1_000);
+    let first = env_u64("PEERLOCK_SIM_FIRST").unwrap_or(0);
+    let t0 = Instant::now();
+    let outcomes = run_many((first..first + n).collect(), |s| {
+        SimConfig::from_seed(s).membership_run()
+    });
+    eprintln!("{} in {:?}", summary(&outcomes), t0.elapsed());
+    let failures: Vec<String> = outcomes.iter().filter_map(SimOutcome::failure).collect();
+    for o in outcomes.iter().filter(|o| !o.report.is_ok()) {
+        let first = o
+            .report
+            .violations
+            .first()
+            .map(|v| v.to_string())
+            .unwrap_or_default();
+        eprintln!(
+            "FAILED seed {}: {}",
+            o.config.seed,
+            first.chars().take(400).collect::<String>()
+        );
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {n} membership seeds failed; the first:\n{}",
+        failures.len(),
+        failures.first().map_or("", String::as_str)
+    );
 }

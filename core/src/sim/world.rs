@@ -21,7 +21,9 @@ use crate::clock::{Clock, SuspendSwitch};
 use crate::config::NodeConfig;
 use crate::error::Error;
 use crate::machine::{Command, Effect};
-use crate::raft::{start, start_with, Hooks, Member, PauseGate, PeerMemory, PeerRun, StartParams};
+use crate::raft::{
+    start, start_with, Hooks, Member, PauseGate, PeerMemory, PeerRun, RaftEvent, StartParams,
+};
 use crate::types::{NodeId, NodeName};
 
 /// Peer incarnations that survive the node's crashes (its data directory).
@@ -61,6 +63,8 @@ pub(crate) struct Shared {
     /// Process numbers for the one-operation clients of bursts and bulk
     /// holds (above every ordinary client's).
     pub(crate) next_extra_process: AtomicU32,
+    /// What the membership properties judge (issue 9).
+    pub(crate) mtrace: Mutex<super::mtrace::MembershipTrace>,
 }
 
 impl Shared {
@@ -76,6 +80,10 @@ impl Shared {
         Instant::now() - self.start
     }
 }
+
+/// The Raft id and members a node was told when it joined, as its data
+/// directory records them.
+pub(crate) type JoinedRecord = Arc<Mutex<Option<(NodeId, Vec<Member>)>>>;
 
 /// One simulated node and everything of it that outlives a crash.
 pub(crate) struct SimNode {
@@ -96,7 +104,14 @@ pub(crate) struct SimNode {
     pub(crate) first_tick: Duration,
     pub(crate) clients: Vec<JoinHandle<()>>,
     /// An in-memory node that crashed: its identity may never vote again.
+    /// In membership runs also a node stopped for good (left, or the old
+    /// identity of a blank restart).
     pub(crate) gone: bool,
+    /// The Raft id and members this node was told when it joined (its
+    /// data directory's record; a restart from disk comes back as it).
+    pub(crate) joined: JoinedRecord,
+    /// Its next start is blank and joins through the others as seeds.
+    pub(crate) blank_next: bool,
 }
 
 /// The cluster.
@@ -120,6 +135,11 @@ pub(crate) struct World {
     /// Whether the nemesis may also suspend machines and shut nodes down
     /// (off only to replay seeds recorded before those faults existed).
     pub(crate) extended_faults: bool,
+    /// Membership runs: the nemesis's own random stream for membership
+    /// steps (so other runs draw exactly what they drew before).
+    pub(crate) membership: Option<Rng>,
+    /// Every node of the run by its transport key (a blank start's seeds).
+    pub(crate) seeds: Vec<Member>,
 }
 
 impl World {
@@ -170,13 +190,14 @@ impl World {
                 first_tick: Duration::from_micros(rng.below(config.tick.as_micros() as u64)),
                 clients: Vec::new(),
                 gone: false,
+                joined: Arc::default(),
+                blank_next: false,
             });
         }
         let fsync_latency = Duration::from_micros(rng.between(200, 3_000));
         Self {
             rng,
             net,
-            members,
             nodes,
             config,
             durable,
@@ -190,6 +211,7 @@ impl World {
                 stop: AtomicBool::new(false),
                 holding: Mutex::new(BTreeMap::new()),
                 next_extra_process: AtomicU32::new(1_000_000),
+                mtrace: Mutex::default(),
             }),
             next_process: 0,
             clients_per_node: 2,
@@ -197,6 +219,9 @@ impl World {
             workload: Workload::Mixed,
             bulk_per_node: 0,
             extended_faults: false,
+            membership: None,
+            seeds: members.clone(),
+            members,
         }
     }
 
@@ -206,6 +231,12 @@ impl World {
         let node = self.nodes.get_mut(i)?;
         node.net_incarnation += 1;
         let (transport, incoming) = self.net.join(node.member.id, node.net_incarnation);
+        let key = node.member.id;
+        let traced = shared.clone();
+        let raft_observer: crate::raft::RaftObserver =
+            Arc::new(move |me: NodeId, event: RaftEvent<'_>| {
+                super::world_trace::record_raft(&traced, key, me, event)
+            });
         let observer: crate::raft::ApplyObserver = Arc::new(
             move |_node: NodeId, index: u64, cmd: Option<&Command>, effects: &[Effect]| {
                 record_apply(&shared, index, cmd, effects);
@@ -222,11 +253,29 @@ impl World {
             pause: Some(node.pause.clone()),
             observer: Some(observer),
             fsync_in_task: self.durable.then_some(self.fsync_latency),
+            raft_observer: Some(raft_observer),
         };
+        // Founders start from the founding list; a node that joined
+        // restarts as the member it became; a blank start joins through
+        // every node of the run as seeds (itself among them).
+        let joined = node.joined.lock().clone();
+        let (me, members, joined_id, join_only) = match joined {
+            _ if node.blank_next => (key, self.seeds.clone(), None, true),
+            Some((id, members)) => (id, members, Some(id), false),
+            None => (key, self.members.clone(), None, false),
+        };
+        let record = node.joined.clone();
+        let on_joined: Option<crate::raft::OnJoined> =
+            self.durable.then(|| -> crate::raft::OnJoined {
+                Box::new(move |id: NodeId, members: &[Member]| {
+                    *record.lock() = Some((id, members.to_vec()));
+                    Ok(())
+                })
+            });
         let params = StartParams {
             config: self.config.clone(),
-            me: node.member.id,
-            members: self.members.clone(),
+            me,
+            members,
             transport,
             incoming,
             join_timeout: Duration::from_secs(3),
@@ -243,10 +292,10 @@ impl World {
                 Box::new(crate::raft::MemoryPeers::default())
             },
             hooks,
-            joined: None,
-            join_only: false,
+            joined: joined_id,
+            join_only,
             durable: self.durable,
-            on_joined: None,
+            on_joined,
             on_left: None,
         };
         Some((params, node.disk.clone()))
@@ -279,6 +328,7 @@ impl World {
             let handle = s
                 .await
                 .map_err(|e| Error::Config(format!("start task: {e}")))??;
+            self.record_run(i, &handle);
             if let Some(n) = self.nodes.get_mut(i) {
                 n.handle = Some(handle);
             }
@@ -354,6 +404,8 @@ impl World {
         }
         self.shared.holding.lock().retain(|_, node| *node != i);
         self.net.leave(n.member.id);
+        let at = self.shared.now();
+        self.shared.mtrace.lock().run_ended(n.member.id, at);
         n.disk.crash(&mut self.rng);
         n.disk.set_failing(false);
         n.pause.set(false);
@@ -362,68 +414,11 @@ impl World {
         }
     }
 
-    /// Restarts a crashed node. A durable node comes back as itself; an
-    /// in-memory one must be refused (it would vote again under the same
-    /// identity): an `Ok` for it is returned as an error message.
-    pub(crate) async fn restart(&mut self, i: usize) -> Result<bool, String> {
-        if self.is_up(i) {
-            return Ok(true);
-        }
-        let Some(task) = self.spawn_start(i) else {
-            return Ok(false);
-        };
-        let started = match task.await {
-            Ok(r) => r,
-            Err(e) => return Err(format!("start task failed: {e}")),
-        };
-        let blank = !self.durable;
-        match started {
-            // A blank restart joins as a new member under a new id (issue
-            // 9); under its old id it could vote twice. The simulator keeps
-            // its model (an in-memory crash is for good): the new member is
-            // stopped at once, and stays a dead member the leader removes.
-            Ok(h) if blank => {
-                let old = self.nodes.get(i).map(|n| n.member.id);
-                let id = h.status().id;
-                h.abort();
-                if Some(id) == old {
-                    return Err(format!(
-                        "node {i} restarted blank (in memory) and was accepted under its old identity"
-                    ));
-                }
-                self.blank_refused += 1;
-                if let Some(n) = self.nodes.get(i) {
-                    self.net.leave(n.member.id);
-                }
-                Ok(false)
-            }
-            Ok(h) => {
-                if let Some(n) = self.nodes.get_mut(i) {
-                    n.handle = Some(h);
-                }
-                self.spawn_clients(i);
-                Ok(true)
-            }
-            Err(Error::Config(_)) if blank => {
-                self.blank_refused += 1;
-                self.net
-                    .leave(self.nodes.get(i).map_or(NodeId(0), |n| n.member.id));
-                Ok(false)
-            }
-            Err(_) => {
-                // No majority answered the hello round in time: try later.
-                if let Some(n) = self.nodes.get(i) {
-                    self.net.leave(n.member.id);
-                }
-                Ok(false)
-            }
-        }
-    }
-
     /// Freezes or thaws node `i` (SIGSTOP / SIGCONT).
     pub(crate) fn set_paused(&self, i: usize, paused: bool) {
         if let Some(n) = self.nodes.get(i) {
             n.pause.set(paused);
+            self.trace_down(i, "paused", paused);
         }
     }
 

@@ -51,6 +51,20 @@ pub enum Property {
     /// After healing: a leader, a free lock acquirable, a dead session's
     /// lock handed on within its bounds (judged by the simulator itself).
     Liveness,
+    /// Membership (issue 9, simulator only): at most one leader per term.
+    M1OneLeaderPerTerm,
+    /// Membership: no vote from a removed id is counted.
+    M2RemovedNotCounted,
+    /// Membership: committed configurations form a chain, one change at a
+    /// time, and a removed id never returns.
+    M3ConfChain,
+    /// Membership: once faults heal, the configuration is not joint, the
+    /// voters are the target count and all live, and every live node is a
+    /// member that applied it.
+    M4Converges,
+    /// Membership: no voter that was live (the simulator's ground truth) is
+    /// removed for silence.
+    M5NoLiveVoterRemoved,
 }
 
 /// One broken promise.

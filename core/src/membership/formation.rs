@@ -1,0 +1,438 @@
+//! First formation with `bootstrap_expect(n)`: the pure decision of one
+//! starting node (issue 9, design item 3).
+//!
+//! A blank node started with seeds and `bootstrap_expect(n)` that finds no
+//! running cluster is a **candidate**. Every forming node tells every peer
+//! it knows what it is ([`Heard::Candidate`]: its name, a number drawn at
+//! random for this process, the `n` it was given, and whom it promised);
+//! a member of a running cluster answers with its cluster id
+//! ([`Heard::Cluster`]). From what it heard and the time, [`Formation`]
+//! decides: wait, promise, found, join, or fail.
+//!
+//! # The rules, and where they come from
+//!
+//! 1. **A node that hears of a cluster joins it**, and never founds
+//!    (Akka Cluster Bootstrap: a node that finds a contact point already in
+//!    a cluster joins it; Consul: a server that finds a leader joins). It
+//!    waits [`JOIN_GRACE_MS`] after the first such answer so that the
+//!    other seeds answer too: seeds naming **two different cluster ids**
+//!    stop the start with an error (two clusters were formed, a split
+//!    brain to repair by hand, not to join at random).
+//! 2. **A candidate promises once per process, when the set of candidates
+//!    it sees is at least `n` and has not changed for [`STABLE_MARGIN_MS`]**
+//!    (Akka Cluster Bootstrap's `stable-margin` and
+//!    `required-contact-point-nr`; Consul's `bootstrap_expect`, which waits
+//!    for that many servers before electing). It promises to the
+//!    lowest-named candidate it sees that has not promised to another (a
+//!    candidate that promised away can never found); that may be itself.
+//!    The promise is to that process (name and run), and is never taken
+//!    back: the process never promises again.
+//! 3. **A candidate founds only with `n` promises**, its own included,
+//!    from live candidates. As each process promises once, two foundings
+//!    need `2n` candidate processes before the first cluster answers: with
+//!    `n` the number of instances first deployed, a split needs the
+//!    deployment to double while it forms. The founder starts alone as the
+//!    only voter; the others join it like any late node, and the leader
+//!    promotes them.
+//! 4. **Every candidate must have been given the same `n`**: one that
+//!    differs stops the start with an error naming both counts (issue 9:
+//!    founders cross-check what they were given).
+//! 5. **A promise to a process that went away is not waited on for ever**:
+//!    when the promisee is silent for [`PROMISEE_GONE_MS`], or comes back as
+//!    another process (a new run under its name), the start fails with an
+//!    error. It does not promise again: a promisee that is only cut off
+//!    could still found with the old promise. A restarted process is a new
+//!    candidate and promises afresh (Consul and Akka have the same limit).
+//!    A start that never gathers `n` candidates fails at the start-up
+//!    deadline, naming what it saw ([`Formation::give_up`]).
+//!
+//! No clock and no IO here: time is plain milliseconds from the caller.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+
+/// How long the set of candidates must stay unchanged before a candidate
+/// promises. Akka Cluster Bootstrap calls this the `stable-margin` (5 s by
+/// default there); 3 s here, six announcements, is enough for every
+/// candidate to have heard every other one twice on a LAN.
+pub const STABLE_MARGIN_MS: u64 = 3_000;
+/// How often a forming node announces itself to every peer it knows.
+pub const ANNOUNCE_EVERY_MS: u64 = 500;
+/// A candidate not heard from for this long no longer counts (six missed
+/// announcements).
+pub const FORGET_AFTER_MS: u64 = 3_000;
+/// How long a candidate that promised waits on a silent promisee before
+/// the start fails (rule 5).
+pub const PROMISEE_GONE_MS: u64 = 10_000;
+/// How long a node that heard of a cluster waits for the other seeds'
+/// answers before it joins (rule 1).
+pub const JOIN_GRACE_MS: u64 = 1_000;
+
+/// One forming process: its name and the number it drew at start.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Run {
+    /// Its certificate-proven name.
+    pub name: String,
+    /// Random, drawn once per process.
+    pub run: u64,
+}
+
+/// What a peer said.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Heard {
+    /// A forming node. `expect` 0: it only joins (seeds without
+    /// `bootstrap_expect`) and is not a candidate.
+    Candidate {
+        /// Its process number.
+        run: u64,
+        /// The `n` it was given, or 0.
+        expect: u64,
+        /// Whom it promised, if it did.
+        promised: Option<Run>,
+    },
+    /// A member of a running cluster (`cluster_id` 0: founded, its id not
+    /// chosen yet).
+    Cluster {
+        /// The cluster's id.
+        cluster_id: u128,
+    },
+}
+
+/// What the starting node does now.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Decision {
+    /// Nothing yet: keep announcing and listening.
+    Wait,
+    /// It just promised to this process: announce it.
+    Promise(Run),
+    /// Found the cluster (this node its only voter); these candidates
+    /// promised to it (itself included) and will join.
+    Found(Vec<String>),
+    /// Join the running cluster through these members.
+    Join(Vec<String>),
+    /// Stop the start.
+    Fail(FormationError),
+}
+
+/// Why a formation stops the start.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum FormationError {
+    /// Two seeds belong to two different clusters.
+    TwoClusters {
+        /// One member and its cluster id.
+        a: (String, u128),
+        /// A member of another cluster, and its id.
+        b: (String, u128),
+    },
+    /// A candidate was given another `bootstrap_expect`.
+    ExpectDiffers {
+        /// The candidate.
+        peer: String,
+        /// Its count.
+        theirs: u64,
+        /// This node's.
+        ours: u64,
+    },
+    /// The candidate this node promised to went away without founding.
+    PromiseeGone {
+        /// Its name.
+        to: String,
+        /// Why it counts as gone.
+        how: String,
+    },
+    /// The deadline passed before a cluster formed or answered.
+    Deadline {
+        /// The `n` asked for (0: join only).
+        expect: u64,
+        /// The candidates seen at the end, this node included.
+        seen: Vec<String>,
+        /// Whom this node promised.
+        promised: Option<String>,
+        /// How many promised to this node (itself included).
+        promises: usize,
+    },
+}
+
+impl fmt::Display for FormationError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::TwoClusters { a, b } => write!(
+                f,
+                "the seeds belong to two different clusters: {} is in cluster {:032x} and {} in cluster {:032x}. Two clusters were formed from these seeds (a split brain, each granting locks of its own); joining either at random would hide it. Stop one cluster, or give this node the seeds of the one it belongs to",
+                a.0, a.1, b.0, b.1
+            ),
+            Self::ExpectDiffers { peer, theirs, ours } => write!(
+                f,
+                "this node was started with bootstrap_expect({ours}) but candidate {peer} with bootstrap_expect({theirs}): nodes that expect different counts could found two clusters. Give every node the same bootstrap_expect"
+            ),
+            Self::PromiseeGone { to, how } => write!(
+                f,
+                "this node promised to let candidate {to} found the cluster, but {to} {how} before founding it. A process promises once (a promisee that is only cut off could still found with it), so this start stops; start this node again: as a new process it is a new candidate, or joins the cluster if one formed meanwhile"
+            ),
+            Self::Deadline {
+                expect: 0,
+                seen: _,
+                promised: _,
+                promises: _,
+            } => write!(
+                f,
+                "no member of a running cluster answered before the start-up deadline; check that the seeds run, that UDP is open between the nodes, and that their certificates come from this cluster's CA (to found a new cluster, give bootstrap_expect(n))"
+            ),
+            Self::Deadline {
+                expect,
+                seen,
+                promised,
+                promises,
+            } => {
+                write!(
+                    f,
+                    "no cluster formed before the start-up deadline: bootstrap_expect({expect}) waits for {expect} blank candidates that see each other, but this node saw {} ([{}])",
+                    seen.len(),
+                    seen.join(", ")
+                )?;
+                match promised {
+                    Some(to) => write!(
+                        f,
+                        " and promised to {to}, which gathered no {expect} promises ({promises} to this node)"
+                    )?,
+                    None => write!(f, " and promised to none")?,
+                }
+                write!(f, ". Check that every candidate runs with the same seeds, that the seeds include enough of them, that UDP is open between them, and that their certificates come from this cluster's CA")
+            }
+        }
+    }
+}
+
+/// The latest announcement of one name.
+#[derive(Clone, Debug)]
+struct Peer {
+    run: u64,
+    expect: u64,
+    promised: Option<Run>,
+    heard_at: u64,
+}
+
+/// One starting node's formation state (see the module docs).
+#[derive(Clone, Debug)]
+pub struct Formation {
+    me: Run,
+    expect: u64,
+    peers: BTreeMap<String, Peer>,
+    /// The candidate set last seen, and since when it is unchanged.
+    view: BTreeSet<Run>,
+    view_since: u64,
+    promised: Option<Run>,
+    /// Whether the promisee came back under a new run.
+    promisee_restarted: bool,
+    /// Cluster ids by member name.
+    clusters: BTreeMap<String, u128>,
+    first_cluster_at: Option<u64>,
+}
+
+impl Formation {
+    /// A node named `me`, expecting `expect` candidates (0: join only),
+    /// starting at `now_ms`.
+    pub fn new(me: Run, expect: u64, now_ms: u64) -> Self {
+        let view = BTreeSet::from([me.clone()]);
+        Self {
+            me,
+            expect,
+            peers: BTreeMap::new(),
+            view,
+            view_since: now_ms,
+            promised: None,
+            promisee_restarted: false,
+            clusters: BTreeMap::new(),
+            first_cluster_at: None,
+        }
+    }
+
+    /// This node.
+    pub fn me(&self) -> &Run {
+        &self.me
+    }
+
+    /// The count this node was given (0: join only).
+    pub fn expect(&self) -> u64 {
+        self.expect
+    }
+
+    /// Whom this node promised.
+    pub fn promised(&self) -> Option<&Run> {
+        self.promised.as_ref()
+    }
+
+    /// Records what `from` said at `now_ms`.
+    pub fn hear(&mut self, from: &str, what: Heard, now_ms: u64) {
+        if from == self.me.name {
+            return;
+        }
+        match what {
+            Heard::Cluster { cluster_id } => {
+                self.clusters.insert(from.to_owned(), cluster_id);
+                self.first_cluster_at.get_or_insert(now_ms);
+            }
+            Heard::Candidate {
+                run,
+                expect,
+                promised,
+            } => {
+                if let Some(to) = &self.promised {
+                    if to.name == from && to.run != run {
+                        self.promisee_restarted = true;
+                    }
+                }
+                // A member that restarted blank is a candidate again.
+                self.clusters.remove(from);
+                if self.clusters.is_empty() {
+                    self.first_cluster_at = None;
+                }
+                self.peers.insert(
+                    from.to_owned(),
+                    Peer {
+                        run,
+                        expect,
+                        promised,
+                        heard_at: now_ms,
+                    },
+                );
+                self.refresh_view(now_ms);
+            }
+        }
+    }
+
+    /// Notes when the set of live candidates last changed.
+    fn refresh_view(&mut self, now_ms: u64) {
+        let view = self.candidates(now_ms);
+        if view != self.view {
+            self.view = view;
+            self.view_since = now_ms;
+        }
+    }
+
+    /// The live candidates, this node included.
+    fn candidates(&self, now_ms: u64) -> BTreeSet<Run> {
+        let mut out = BTreeSet::from([self.me.clone()]);
+        for (name, p) in &self.peers {
+            if p.expect > 0 && now_ms.saturating_sub(p.heard_at) < FORGET_AFTER_MS {
+                out.insert(Run {
+                    name: name.clone(),
+                    run: p.run,
+                });
+            }
+        }
+        out
+    }
+
+    /// The live candidates that promised to this node, itself included.
+    fn promisers(&self, now_ms: u64) -> Vec<String> {
+        let mut out = Vec::new();
+        if self.promised.as_ref() == Some(&self.me) {
+            out.push(self.me.name.clone());
+        }
+        for (name, p) in &self.peers {
+            if p.promised.as_ref() == Some(&self.me)
+                && now_ms.saturating_sub(p.heard_at) < FORGET_AFTER_MS
+            {
+                out.push(name.clone());
+            }
+        }
+        out.sort();
+        out
+    }
+
+    /// Decides what to do at `now_ms` (see the module docs).
+    pub fn decide(&mut self, now_ms: u64) -> Decision {
+        // Rule 1: two clusters stop everything.
+        let mut ids = self.clusters.iter().filter(|(_, id)| **id != 0);
+        if let Some((a, a_id)) = ids.next() {
+            if let Some((b, b_id)) = ids.find(|(_, id)| *id != a_id) {
+                return Decision::Fail(FormationError::TwoClusters {
+                    a: (a.clone(), *a_id),
+                    b: (b.clone(), *b_id),
+                });
+            }
+        }
+        if let Some(first) = self.first_cluster_at {
+            if now_ms.saturating_sub(first) >= JOIN_GRACE_MS {
+                return Decision::Join(self.clusters.keys().cloned().collect());
+            }
+            return Decision::Wait;
+        }
+        if self.expect == 0 {
+            return Decision::Wait;
+        }
+        // Rule 4.
+        if let Some((name, p)) = self
+            .peers
+            .iter()
+            .find(|(_, p)| p.expect > 0 && p.expect != self.expect)
+        {
+            return Decision::Fail(FormationError::ExpectDiffers {
+                peer: name.clone(),
+                theirs: p.expect,
+                ours: self.expect,
+            });
+        }
+        self.refresh_view(now_ms);
+        match self.promised.clone() {
+            None => {
+                let stable = now_ms.saturating_sub(self.view_since) >= STABLE_MARGIN_MS;
+                if self.view.len() < usize::try_from(self.expect).unwrap_or(usize::MAX) || !stable
+                {
+                    return Decision::Wait;
+                }
+                // Rule 2: the lowest-named candidate that may still found.
+                let to = self
+                    .view
+                    .iter()
+                    .find(|c| {
+                        *c == &self.me
+                            || self.peers.get(&c.name).is_some_and(|p| {
+                                p.promised.is_none() || p.promised.as_ref() == Some(c)
+                            })
+                    })
+                    .cloned()
+                    .unwrap_or_else(|| self.me.clone());
+                self.promised = Some(to.clone());
+                Decision::Promise(to)
+            }
+            Some(to) if to == self.me => {
+                // Rule 3.
+                let promisers = self.promisers(now_ms);
+                if promisers.len() as u64 >= self.expect {
+                    Decision::Found(promisers)
+                } else {
+                    Decision::Wait
+                }
+            }
+            Some(to) => {
+                // Rule 5.
+                if self.promisee_restarted {
+                    return Decision::Fail(FormationError::PromiseeGone {
+                        to: to.name,
+                        how: "restarted as a new process".into(),
+                    });
+                }
+                let heard = self.peers.get(&to.name).map_or(0, |p| p.heard_at);
+                if now_ms.saturating_sub(heard) >= PROMISEE_GONE_MS {
+                    return Decision::Fail(FormationError::PromiseeGone {
+                        to: to.name,
+                        how: format!("was silent for {} s", PROMISEE_GONE_MS / 1000),
+                    });
+                }
+                Decision::Wait
+            }
+        }
+    }
+
+    /// The error of a start whose deadline passed at `now_ms`.
+    pub fn give_up(&self, now_ms: u64) -> FormationError {
+        FormationError::Deadline {
+            expect: self.expect,
+            seen: self.candidates(now_ms).into_iter().map(|c| c.name).collect(),
+            promised: self.promised.as_ref().map(|r| r.name.clone()),
+            promises: self.promisers(now_ms).len(),
+        }
+    }
+}

@@ -22,7 +22,9 @@
 //! | `quit`         | graceful shutdown, then `bye`                       |
 //!
 //! `--seeds ADDR,..` instead of `--peers` joins a running cluster through
-//! any of those addresses (issue 9).
+//! any of those addresses (issue 9). With `--bootstrap-expect N` too, a
+//! blank node that finds no cluster forms one once N blank candidates see
+//! each other (`--bootstrap-expect 1` alone: a one-node cluster).
 //!
 //! Errors are answered `error MESSAGE`. On start it prints `ready NAME`.
 //! Flags: `--ttl-ms N` (session TTL), `--lock-delay-ms N`, `--data-dir DIR`
@@ -57,9 +59,10 @@ struct Args {
     max_voters: Option<usize>,
     dead_after: Option<Duration>,
     stabilization: Option<Duration>,
+    bootstrap_expect: Option<usize>,
 }
 
-const USAGE: &str = "usage: node --listen ADDR (--peers ADDR,ADDR,.. | --seeds ADDR,..) --ca ca.pem --cert node.pem --key node.key [--ttl-ms N] [--lock-delay-ms N] [--data-dir DIR] [--max-voters N] [--dead-after-ms N] [--stabilization-ms N]";
+const USAGE: &str = "usage: node --listen ADDR (--peers ADDR,ADDR,.. | --seeds ADDR,.. [--bootstrap-expect N] | --bootstrap-expect 1) --ca ca.pem --cert node.pem --key node.key [--ttl-ms N] [--lock-delay-ms N] [--data-dir DIR] [--max-voters N] [--dead-after-ms N] [--stabilization-ms N]";
 
 fn parse_args() -> Result<Args, String> {
     let mut map: HashMap<String, String> = HashMap::new();
@@ -82,8 +85,16 @@ fn parse_args() -> Result<Args, String> {
     };
     let peers = list(map.remove("peers"));
     let seeds = list(map.remove("seeds"));
-    if peers.is_empty() == seeds.is_empty() {
-        return Err("give --peers (found a cluster) or --seeds (join a running one)".into());
+    let bootstrap_expect = map
+        .remove("bootstrap-expect")
+        .map(|s| {
+            s.parse::<usize>()
+                .map_err(|e| format!("--bootstrap-expect: {e}"))
+        })
+        .transpose()?;
+    // The library checks the combinations with bootstrap_expect itself.
+    if bootstrap_expect.is_none() && peers.is_empty() == seeds.is_empty() {
+        return Err("give --peers (found a cluster), --seeds (join a running one, or form one with --bootstrap-expect N)".into());
     }
     let ms = |v: Option<String>, default: u64| -> Result<Duration, String> {
         v.map_or(Ok(default), |s| {
@@ -124,6 +135,7 @@ fn parse_args() -> Result<Args, String> {
         max_voters,
         dead_after,
         stabilization,
+        bootstrap_expect,
     })
 }
 
@@ -180,6 +192,10 @@ async fn run(args: Args) -> Result<(), peerlock::Error> {
     let builder = match &args.data_dir {
         Some(dir) => builder.data_dir(dir),
         None => builder.in_memory(),
+    };
+    let builder = match args.bootstrap_expect {
+        Some(n) => builder.bootstrap_expect(n),
+        None => builder,
     };
     let builder = match args.max_voters {
         Some(n) => builder.max_voters(n),

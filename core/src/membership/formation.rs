@@ -58,9 +58,14 @@ use std::fmt;
 pub const STABLE_MARGIN_MS: u64 = 3_000;
 /// How often a forming node announces itself to every peer it knows.
 pub const ANNOUNCE_EVERY_MS: u64 = 500;
-/// A candidate not heard from for this long no longer counts (six missed
-/// announcements).
-pub const FORGET_AFTER_MS: u64 = 3_000;
+/// A candidate not heard from for this long no longer counts (ten missed
+/// announcements: a loaded machine or a connection being set up must not
+/// make the set flap and restart the margin).
+pub const FORGET_AFTER_MS: u64 = 5_000;
+/// How long a candidate that found another was given a different count
+/// keeps announcing before it stops, so that the other hears it and stops
+/// on the same error rather than waiting for its deadline.
+pub const FAIL_LINGER_MS: u64 = 1_000;
 /// How long a candidate that promised waits on a silent promisee before
 /// the start fails (rule 5).
 pub const PROMISEE_GONE_MS: u64 = 10_000;
@@ -227,6 +232,8 @@ pub struct Formation {
     /// Cluster ids by member name.
     clusters: BTreeMap<String, u128>,
     first_cluster_at: Option<u64>,
+    /// A candidate given another count, and when it was found.
+    differs: Option<(FormationError, u64)>,
 }
 
 impl Formation {
@@ -244,6 +251,7 @@ impl Formation {
             promisee_restarted: false,
             clusters: BTreeMap::new(),
             first_cluster_at: None,
+            differs: None,
         }
     }
 
@@ -362,17 +370,26 @@ impl Formation {
         if self.expect == 0 {
             return Decision::Wait;
         }
-        // Rule 4.
-        if let Some((name, p)) = self
-            .peers
-            .iter()
-            .find(|(_, p)| p.expect > 0 && p.expect != self.expect)
-        {
-            return Decision::Fail(FormationError::ExpectDiffers {
-                peer: name.clone(),
-                theirs: p.expect,
-                ours: self.expect,
-            });
+        // Rule 4, after a moment in which this node still announces.
+        if self.differs.is_none() {
+            if let Some((name, p)) = self
+                .peers
+                .iter()
+                .find(|(_, p)| p.expect > 0 && p.expect != self.expect)
+            {
+                let e = FormationError::ExpectDiffers {
+                    peer: name.clone(),
+                    theirs: p.expect,
+                    ours: self.expect,
+                };
+                self.differs = Some((e, now_ms));
+            }
+        }
+        if let Some((e, since)) = &self.differs {
+            if now_ms.saturating_sub(*since) >= FAIL_LINGER_MS {
+                return Decision::Fail(e.clone());
+            }
+            return Decision::Wait;
         }
         self.refresh_view(now_ms);
         match self.promised.clone() {

@@ -160,7 +160,8 @@ fn a_join_only_node_never_promises_and_joins_a_cluster() {
 fn candidates_given_different_counts_stop() {
     let mut f = Formation::new(run("a", 1), 3, 0);
     f.hear("b", cand(5, 2, None), 0);
-    let Decision::Fail(e) = f.decide(0) else {
+    assert_eq!(f.decide(0), Decision::Wait, "it lingers so b hears it too");
+    let Decision::Fail(e) = f.decide(FAIL_LINGER_MS) else {
         panic!("must fail")
     };
     let msg = e.to_string();

@@ -287,10 +287,17 @@ impl<S: LogStore + Send + 'static> Driver<S> {
                     addr,
                     durable,
                 } => self.on_join_ask(from, token, name, addr, durable),
+                // A starting node looks for a cluster (issue 9): this one.
+                PeerMessage::Forming { .. } => {
+                    let cluster_id = self.table.members().cluster_id();
+                    self.transport
+                        .send(from, vec![PeerMessage::InCluster { cluster_id }]);
+                }
                 // Answers meant for a joiner, or for a start (not this driver).
                 PeerMessage::Joined { .. }
                 | PeerMessage::JoinRefused { .. }
-                | PeerMessage::JoinInstead => {}
+                | PeerMessage::JoinInstead
+                | PeerMessage::InCluster { .. } => {}
             }
         }
     }

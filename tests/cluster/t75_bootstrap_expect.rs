@@ -272,3 +272,76 @@ async fn t75_issue_9_seeds_of_two_clusters_stop_the_start() {
     let msg = config_error(r);
     assert!(msg.contains("two different clusters"), "{msg}");
 }
+
+/// A durable candidate `name` on `sock`, its data in `dir`.
+fn durable(ca: &ClusterCa, name: &str, sock: UdpSocket, dir: &std::path::Path) -> NodeBuilder {
+    Node::builder()
+        .socket(sock)
+        .tls(ca.issue_node(name, &["127.0.0.1"]).unwrap())
+        .data_dir(dir)
+        .session_ttl(Duration::from_millis(1500))
+        .raft_tick(Duration::from_millis(20))
+        .membership(MembershipConfig {
+            dead_after: Duration::from_secs(3),
+            stabilization: Duration::from_secs(1),
+            ..MembershipConfig::default()
+        })
+        .startup_timeout(WAIT)
+}
+
+/// A node with data never founds: three durable nodes formed with
+/// `bootstrap_expect(3)`, all stopped and started again with the same
+/// options, come back as the same members of the same cluster (the lock
+/// table kept), not as candidates of a new one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn t75_issue_9_durable_members_restart_as_themselves_and_never_found_again() {
+    init_tracing();
+    let ca = ClusterCa::generate("form").unwrap();
+    let base = tempfile::tempdir().unwrap();
+    let (socks, addrs) = sockets(3);
+    let dirs: Vec<_> = (0..3).map(|i| base.path().join(format!("n{i}"))).collect();
+    let start_all = |socks: Vec<UdpSocket>| {
+        let mut starts = Vec::new();
+        for (i, sock) in socks.into_iter().enumerate() {
+            let b = durable(&ca, &format!("node-{i}"), sock, &dirs[i])
+                .seeds(addrs.clone())
+                .bootstrap_expect(3);
+            starts.push(tokio::spawn(b.start()));
+        }
+        starts
+    };
+    let mut nodes = Vec::new();
+    for s in start_all(socks) {
+        nodes.push(s.await.unwrap().expect("a candidate starts"));
+    }
+    for n in &nodes {
+        within(n.ready()).await.expect("ready");
+    }
+    let ids = converge(&nodes[0], 3, 3).await;
+    let g = within(nodes[1].lock("kept")).await.unwrap();
+    let token = g.token();
+    std::mem::forget(g);
+    for n in &nodes {
+        n.kill().await;
+    }
+    let mut socks = Vec::new();
+    for a in &addrs {
+        socks.push(crate::common::rebind(*a).await);
+    }
+    let mut again = Vec::new();
+    for s in start_all(socks) {
+        again.push(s.await.unwrap().expect("a durable member restarts"));
+    }
+    for n in &again {
+        within(n.ready()).await.expect("ready again");
+    }
+    let after = converge(&again[2], 3, 3).await;
+    assert_eq!(after, ids, "the same members, no new cluster");
+    one_cluster(&again, &ids).await;
+    let info = within(again[0].holder("kept")).await.unwrap();
+    // The holder's session died with it; the entry is gone by TTL or
+    // still there with the same token: never another cluster's table.
+    if let Some(info) = info {
+        assert_eq!(info.token, token);
+    }
+}

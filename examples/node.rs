@@ -19,7 +19,7 @@
 //! | `holder NAME`  | `holder NAME NODE TOKEN WAITERS` or `holder NAME none` |
 //! | `status`       | `status ROLE term=.. leader=.. applied=..`          |
 //! | `members`      | `members NAME=voter|learner,live|silent ...` (linearizable) |
-//! | `quit`         | graceful shutdown, then `bye`                       |
+//! | `quit`         | graceful shutdown, then `bye` (SIGTERM does the same) |
 //!
 //! `--seeds ADDR,..` instead of `--peers` joins a running cluster through
 //! any of those addresses (issue 9). With `--bootstrap-expect N` too, a
@@ -155,13 +155,16 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    match run(args).await {
-        Ok(()) => ExitCode::SUCCESS,
+    let code = match run(args).await {
+        Ok(()) => 0,
         Err(e) => {
             eprintln!("error: {e}");
-            ExitCode::FAILURE
+            1
         }
-    }
+    };
+    // Exit here: after SIGTERM a blocking read of stdin may still be under
+    // way, and dropping the runtime would wait for it (tokio's stdin).
+    std::process::exit(code)
 }
 
 async fn say(out: &mut tokio::io::Stdout, line: String) {
@@ -224,7 +227,18 @@ async fn run(args: Args) -> Result<(), peerlock::Error> {
     say(&mut out, format!("ready {}", node.status().name)).await;
     let mut guards: HashMap<String, LockGuard> = HashMap::new();
     let mut lines = BufReader::new(tokio::io::stdin()).lines();
-    while let Ok(Some(line)) = lines.next_line().await {
+    // SIGTERM (what an orchestrator sends to stop an instance) shuts the
+    // node down gracefully, as `quit` does.
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .map_err(peerlock::Error::Io)?;
+    loop {
+        let line = tokio::select! {
+            line = lines.next_line() => match line {
+                Ok(Some(line)) => line,
+                _ => break,
+            },
+            _ = term.recv() => break,
+        };
         let mut words = line.split_whitespace();
         let (cmd, name) = (words.next().unwrap_or(""), words.next().unwrap_or(""));
         let arg = words.next();

@@ -10,4 +10,5 @@ mod t20_durable;
 mod t30_kill;
 mod t40_netns;
 mod t45_membership;
+mod t50_scale;
 mod workload;

@@ -289,7 +289,9 @@ impl NodeBuilder {
             (Some(socket), _) => {
                 QuicTransport::bind_socket(socket, self.advertise, &tls, peers.clone(), tx)?
             }
-            (None, Some(addr)) => QuicTransport::bind(addr, self.advertise, &tls, peers.clone(), tx)?,
+            (None, Some(addr)) => {
+                QuicTransport::bind(addr, self.advertise, &tls, peers.clone(), tx)?
+            }
             (None, None) => {
                 return Err(Error::Config(
                     "listen(..) is required: the UDP address this node binds".into(),
@@ -309,8 +311,11 @@ impl NodeBuilder {
             &transport,
             recorded,
             joined,
-            seeded.then_some((peers.as_slice(), expect)),
-            me_addr,
+            seeded.then_some(crate::members::Seeded {
+                seeds: peers.as_slice(),
+                expect,
+                me_addr,
+            }),
             data_dir.as_deref(),
             &mut rx,
             deadline,

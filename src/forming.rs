@@ -13,9 +13,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use peerlock_core::membership::formation::{
-    Decision, Formation, Heard, Run, ANNOUNCE_EVERY_MS,
-};
+use peerlock_core::membership::formation::{Decision, Formation, Heard, Run, ANNOUNCE_EVERY_MS};
 use peerlock_core::raft::Member;
 use peerlock_core::transport::{Incoming, PeerMessage, Transport};
 use peerlock_core::{Error, NodeId, NodeName};
@@ -52,7 +50,9 @@ pub(crate) async fn form(
     deadline: Instant,
 ) -> Result<Formed, Error> {
     let start = Instant::now();
-    let ms = |at: Instant| u64::try_from(at.saturating_duration_since(start).as_millis()).unwrap_or(u64::MAX);
+    let ms = |at: Instant| {
+        u64::try_from(at.saturating_duration_since(start).as_millis()).unwrap_or(u64::MAX)
+    };
     let me = Run {
         name: transport.local_name().to_owned(),
         run: peerlock_core::raft::random_u64(),

@@ -45,13 +45,22 @@ fn member(p: PeerInfo) -> Member {
     }
 }
 
+/// A start through seeds.
+pub(crate) struct Seeded<'a> {
+    /// Every seed address.
+    pub(crate) seeds: &'a [SocketAddr],
+    /// `bootstrap_expect`, or 0 (join only).
+    pub(crate) expect: u64,
+    /// The address this node tells the others.
+    pub(crate) me_addr: SocketAddr,
+}
+
 /// Finds the members; see the module docs.
 pub(crate) async fn find(
     transport: &Arc<QuicTransport>,
     recorded: Option<Vec<Member>>,
     joined: Option<NodeId>,
-    seeded: Option<(&[SocketAddr], u64)>,
-    me_addr: SocketAddr,
+    seeded: Option<Seeded<'_>>,
     data_dir: Option<&Path>,
     incoming: &mut mpsc::Receiver<Incoming>,
     deadline: tokio::time::Instant,
@@ -81,8 +90,15 @@ pub(crate) async fn find(
             join_only: false,
         });
     }
-    if let Some((seeds, expect)) = seeded {
-        return match crate::forming::form(transport, incoming, seeds, expect, me_addr, deadline).await? {
+    if let Some(Seeded {
+        seeds,
+        expect,
+        me_addr,
+    }) = seeded
+    {
+        return match crate::forming::form(transport, incoming, seeds, expect, me_addr, deadline)
+            .await?
+        {
             Formed::Join(members) => Ok(Found {
                 me: transport.local_id(),
                 members,

@@ -200,7 +200,10 @@ async fn t75_issue_9_bootstrap_expect_config_errors() {
         .start()
         .await;
     let msg = config_error(both);
-    assert!(msg.contains("peers(..)") && msg.contains("choose one"), "{msg}");
+    assert!(
+        msg.contains("peers(..)") && msg.contains("choose one"),
+        "{msg}"
+    );
     let lone = candidate(&ca, "x", next())
         .bootstrap_expect(3)
         .start()

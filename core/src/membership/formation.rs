@@ -395,8 +395,7 @@ impl Formation {
         match self.promised.clone() {
             None => {
                 let stable = now_ms.saturating_sub(self.view_since) >= STABLE_MARGIN_MS;
-                if self.view.len() < usize::try_from(self.expect).unwrap_or(usize::MAX) || !stable
-                {
+                if self.view.len() < usize::try_from(self.expect).unwrap_or(usize::MAX) || !stable {
                     return Decision::Wait;
                 }
                 // Rule 2: the lowest-named candidate that may still found.
@@ -447,7 +446,11 @@ impl Formation {
     pub fn give_up(&self, now_ms: u64) -> FormationError {
         FormationError::Deadline {
             expect: self.expect,
-            seen: self.candidates(now_ms).into_iter().map(|c| c.name).collect(),
+            seen: self
+                .candidates(now_ms)
+                .into_iter()
+                .map(|c| c.name)
+                .collect(),
             promised: self.promised.as_ref().map(|r| r.name.clone()),
             promises: self.promisers(now_ms).len(),
         }

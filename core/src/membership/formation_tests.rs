@@ -210,13 +210,13 @@ fn bootstrap_expect_1_founds_alone_after_the_margin_unless_a_cluster_answers() {
     let mut f = Formation::new(me.clone(), 1, 0);
     assert_eq!(f.decide(STABLE_MARGIN_MS - 1), Decision::Wait);
     assert_eq!(f.decide(STABLE_MARGIN_MS), Decision::Promise(me));
-    assert_eq!(f.decide(STABLE_MARGIN_MS), Decision::Found(vec!["a".into()]));
+    assert_eq!(
+        f.decide(STABLE_MARGIN_MS),
+        Decision::Found(vec!["a".into()])
+    );
     let mut g = Formation::new(run("a", 1), 1, 0);
     g.hear("b", Heard::Cluster { cluster_id: 3 }, 100);
-    assert_eq!(
-        g.decide(STABLE_MARGIN_MS),
-        Decision::Join(vec!["b".into()])
-    );
+    assert_eq!(g.decide(STABLE_MARGIN_MS), Decision::Join(vec!["b".into()]));
 }
 
 // ---------------------------------------------------------------------
@@ -357,9 +357,18 @@ fn check_safety(net: &Net, out: &Outcome) -> Result<(), TestCaseError> {
         prop_assert_eq!(out.promised[*founder], Some(*founder));
         for p in promisers {
             let j = (0..k).find(|j| name(*j) == *p).expect("a node");
-            prop_assert_eq!(out.promised[j], Some(*founder), "{} counted for {}", p, founder);
+            prop_assert_eq!(
+                out.promised[j],
+                Some(*founder),
+                "{} counted for {}",
+                p,
+                founder
+            );
             // A process promises once: never counted by two founders.
-            prop_assert!(used.insert(p.clone(), *founder).is_none(), "{p} counted twice");
+            prop_assert!(
+                used.insert(p.clone(), *founder).is_none(),
+                "{p} counted twice"
+            );
         }
     }
     if k < 2 * n {
@@ -371,10 +380,7 @@ fn check_safety(net: &Net, out: &Outcome) -> Result<(), TestCaseError> {
 fn net_strategy() -> impl Strategy<Value = Net> {
     (1usize..=7, 1u64..=4).prop_flat_map(|(k, expect)| {
         (
-            proptest::collection::vec(
-                (0u64..60, proptest::option::weighted(0.15, 0u64..150)),
-                k,
-            ),
+            proptest::collection::vec((0u64..60, proptest::option::weighted(0.15, 0u64..150)), k),
             Just(expect),
             0u8..40,
             0u64..1500,

@@ -246,7 +246,7 @@ impl NodeBuilder {
             // instance an empty list, and each founded a one-node cluster of
             // its own that granted every lock.
             return Err(Error::Config(
-                "no peers given: peers(..) is empty. An empty list is refused so that instances misconfigured alike (an unset variable, a bad template) cannot each found a cluster of their own and all grant the same lock. List the cluster's addresses (or seeds(..) to join a running cluster); for a one-node cluster, give this node's own address as its only peer".into(),
+                "no peers given: peers(..) is empty. An empty list is refused so that instances misconfigured alike (an unset variable, a bad template) cannot each found a cluster of their own and all grant the same lock. List the cluster's addresses (or seeds(..) to join a running cluster, with bootstrap_expect(n) to form one); for a one-node cluster, give this node's own address as its only peer, or bootstrap_expect(1)".into(),
             ));
         }
         let join_only = self.peers.is_empty();

@@ -348,3 +348,39 @@ async fn t75_issue_9_durable_members_restart_as_themselves_and_never_found_again
         assert_eq!(info.token, token);
     }
 }
+
+/// The time to 3 voters with the default timings (tick 50 ms,
+/// stabilization 5 s), for the README: ignored, run with
+/// `cargo test -p peerlock --test cluster t75_issue_9_formation_time -- --ignored --nocapture`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a measurement"]
+async fn t75_issue_9_formation_time_with_default_timings() {
+    init_tracing();
+    let ca = ClusterCa::generate("form").unwrap();
+    let (socks, addrs) = sockets(3);
+    let t0 = Instant::now();
+    let mut starts = Vec::new();
+    for (i, sock) in socks.into_iter().enumerate() {
+        let b = Node::builder()
+            .socket(sock)
+            .tls(ca.issue_node(&format!("node-{i}"), &["127.0.0.1"]).unwrap())
+            .in_memory()
+            .seeds(addrs.clone())
+            .bootstrap_expect(3);
+        starts.push(tokio::spawn(b.start()));
+    }
+    let mut nodes = Vec::new();
+    for s in starts {
+        nodes.push(s.await.unwrap().expect("a candidate starts"));
+    }
+    for n in &nodes {
+        within(n.ready()).await.expect("ready");
+    }
+    let ready = t0.elapsed();
+    let ids = converge(&nodes[0], 3, 3).await;
+    eprintln!(
+        "t75 defaults: all ready after {ready:?}, 3 voters after {:?}",
+        t0.elapsed()
+    );
+    one_cluster(&nodes, &ids).await;
+}

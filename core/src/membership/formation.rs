@@ -23,10 +23,16 @@
 //!    (Akka Cluster Bootstrap's `stable-margin` and
 //!    `required-contact-point-nr`; Consul's `bootstrap_expect`, which waits
 //!    for that many servers before electing). It promises to the
-//!    lowest-named candidate it sees that has not promised to another (a
-//!    candidate that promised away can never found); that may be itself.
-//!    The promise is to that process (name and run), and is never taken
-//!    back: the process never promises again.
+//!    lowest-named candidate already gathering promises (one that promised
+//!    to itself), or else to the lowest-named one that has not promised to
+//!    another (a candidate that promised away can never found); that may
+//!    be itself. Preferring a founder in progress matters when a candidate
+//!    arrives after the others promised: were it lower-named, promising to
+//!    itself would split the promises between two founders, neither
+//!    reaching `n` (the network model in the tests found this with a
+//!    fourth instance started 4 s after three). The promise is to that
+//!    process (name and run), and is never taken back: the process never
+//!    promises again.
 //! 3. **A candidate founds only with `n` promises**, its own included,
 //!    from live candidates. As each process promises once, two foundings
 //!    need `2n` candidate processes before the first cluster answers: with
@@ -290,11 +296,9 @@ impl Formation {
                         self.promisee_restarted = true;
                     }
                 }
-                // A member that restarted blank is a candidate again.
-                self.clusters.remove(from);
-                if self.clusters.is_empty() {
-                    self.first_cluster_at = None;
-                }
+                // A member heard earlier that now says it is a candidate
+                // (it restarted blank) still counts as a cluster: once a
+                // cluster answered, this process never founds (rule 1).
                 self.peers.insert(
                     from.to_owned(),
                     Peer {
@@ -398,15 +402,18 @@ impl Formation {
                 if self.view.len() < usize::try_from(self.expect).unwrap_or(usize::MAX) || !stable {
                     return Decision::Wait;
                 }
-                // Rule 2: the lowest-named candidate that may still found.
+                // Rule 2: the lowest-named candidate already gathering
+                // promises, else the lowest-named that may still found.
+                let promised_to =
+                    |c: &Run| self.peers.get(&c.name).and_then(|p| p.promised.clone());
                 let to = self
                     .view
                     .iter()
-                    .find(|c| {
-                        *c == &self.me
-                            || self.peers.get(&c.name).is_some_and(|p| {
-                                p.promised.is_none() || p.promised.as_ref() == Some(c)
-                            })
+                    .find(|c| *c != &self.me && promised_to(c).as_ref() == Some(*c))
+                    .or_else(|| {
+                        self.view
+                            .iter()
+                            .find(|c| *c == &self.me || promised_to(c).is_none())
                     })
                     .cloned()
                     .unwrap_or_else(|| self.me.clone());

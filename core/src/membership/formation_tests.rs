@@ -233,8 +233,22 @@ struct Net {
     max_delay: u64,
     /// Links cut for the whole run (both ways).
     cut: BTreeSet<(usize, usize)>,
+    /// Links cut for a while (both ways): (a, b, from ms, to ms).
+    windows: Vec<(usize, usize, u64, u64)>,
     /// Random bits for drops and delays.
     seed: u64,
+}
+
+impl Net {
+    /// Whether the link between `a` and `b` is cut at `t`.
+    fn cut_at(&self, a: usize, b: usize, t: u64) -> bool {
+        let (a, b) = (a.min(b), a.max(b));
+        self.cut.contains(&(a, b))
+            || self
+                .windows
+                .iter()
+                .any(|(x, y, from, to)| (*x.min(y), *x.max(y)) == (a, b) && *from <= t && t < *to)
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -285,7 +299,7 @@ fn simulate(net: &Net, until: u64) -> Outcome {
                 keep.push_back((at, to, from, what));
                 continue;
             }
-            if !alive(to, t) {
+            if !alive(to, t) || net.cut_at(from, to, t) {
                 continue;
             }
             match (&states[to], &what) {
@@ -323,7 +337,7 @@ fn simulate(net: &Net, until: u64) -> Outcome {
             // Announce every 500 ms (starting at its own start).
             if (t - net.nodes[i].0) % ANNOUNCE_EVERY_MS == 0 {
                 for j in 0..k {
-                    if j == i || net.cut.contains(&(i.min(j), i.max(j))) {
+                    if j == i {
                         continue;
                     }
                     if (next() % 100) < u64::from(net.drop_pct) {
@@ -385,29 +399,37 @@ fn net_strategy() -> impl Strategy<Value = Net> {
             0u8..40,
             0u64..1500,
             proptest::collection::btree_set((0..k, 0..k), 0..4),
+            proptest::collection::vec((0..k, 0..k, 0u64..150, 0u64..100), 0..6),
             any::<u64>(),
         )
-            .prop_map(|(nodes, expect, drop_pct, max_delay, cut, seed)| Net {
-                // Starts and crashes on a 100 ms grid.
-                nodes: nodes
-                    .into_iter()
-                    .map(|(s, c)| (s * 100, c.map(|c| (s + c) * 100 + 50)))
-                    .collect(),
-                expect,
-                drop_pct,
-                max_delay,
-                cut: cut
-                    .into_iter()
-                    .filter(|(a, b)| a != b)
-                    .map(|(a, b)| (a.min(b), a.max(b)))
-                    .collect(),
-                seed,
-            })
+            .prop_map(
+                |(nodes, expect, drop_pct, max_delay, cut, windows, seed)| Net {
+                    // Starts and crashes on a 100 ms grid.
+                    nodes: nodes
+                        .into_iter()
+                        .map(|(s, c)| (s * 100, c.map(|c| (s + c) * 100 + 50)))
+                        .collect(),
+                    expect,
+                    drop_pct,
+                    max_delay,
+                    cut: cut
+                        .into_iter()
+                        .filter(|(a, b)| a != b)
+                        .map(|(a, b)| (a.min(b), a.max(b)))
+                        .collect(),
+                    windows: windows
+                        .into_iter()
+                        .filter(|(a, b, _, _)| a != b)
+                        .map(|(a, b, from, len)| (a, b, from * 100, (from + len) * 100))
+                        .collect(),
+                    seed,
+                },
+            )
     })
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(200))]
+    #![proptest_config(ProptestConfig::with_cases(500))]
 
     /// Whatever the network does: every founder counted at least `n`
     /// promises, each from a process that promised to it alone, and fewer
@@ -436,6 +458,7 @@ proptest! {
             drop_pct: 0,
             max_delay,
             cut: BTreeSet::new(),
+            windows: Vec::new(),
             seed,
         };
         let out = simulate(&net, 30_000);
@@ -448,6 +471,111 @@ proptest! {
             let id = out.founded[0].0 as u128 + 1;
             for s in &out.states {
                 prop_assert_eq!(s, &State::Member(id), "{:?}", out.states);
+            }
+        }
+    }
+}
+
+/// The split the network model found: three candidates promise to the
+/// lowest of them (b); a fourth, lower-named one (a) arrives later. It
+/// must add its promise to b, not gather promises of its own.
+#[test]
+fn a_late_lower_candidate_promises_to_the_founder_in_progress() {
+    let mut f = Formation::new(run("a", 1), 3, 4400);
+    let b = run("b", 2);
+    let mut t = 4400;
+    while t <= 7400 {
+        f.hear("b", cand(3, 2, Some(b.clone())), t);
+        f.hear("c", cand(3, 3, None), t);
+        f.hear("d", cand(3, 4, Some(b.clone())), t);
+        t += 500;
+    }
+    assert_eq!(f.decide(7400), Decision::Promise(b));
+}
+
+/// One event a single machine is given.
+#[derive(Clone, Debug)]
+enum Event {
+    Candidate {
+        who: usize,
+        run: u64,
+        expect_differs: bool,
+        promised: Option<(usize, u64)>,
+    },
+    Cluster {
+        who: usize,
+        id: u128,
+    },
+    Wait(u64),
+}
+
+fn event() -> impl Strategy<Value = Event> {
+    prop_oneof![
+        6 => (0usize..5, 0u64..3, proptest::bool::weighted(0.03),
+              proptest::option::of((0usize..6, 0u64..3)))
+            .prop_map(|(who, run, expect_differs, promised)| Event::Candidate {
+                who, run, expect_differs, promised,
+            }),
+        1 => (0usize..5, 0u128..3).prop_map(|(who, id)| Event::Cluster { who, id }),
+        4 => (0u64..3000).prop_map(Event::Wait),
+    ]
+}
+
+/// Peer `i`'s name; 5 is this node ("n2"'s slot sits among them).
+fn pname(i: usize) -> String {
+    ["n0", "n1", "n3", "n4", "n5", "n2"][i].to_owned()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(1000))]
+
+    /// Whatever one node hears, in any order and timing: it promises at
+    /// most once; it founds only having promised to itself, never after
+    /// promising to another and never once a cluster answered, and only
+    /// with `n` candidates whose latest word was a promise to it.
+    #[test]
+    fn one_node_promises_once_and_founds_only_with_n_promises(
+        expect in 1u64..=4,
+        events in proptest::collection::vec(event(), 0..120),
+    ) {
+        let me = run("n2", 7);
+        let mut f = Formation::new(me.clone(), expect, 0);
+        let mut now = 0;
+        let mut promised: Option<Run> = None;
+        let mut latest: BTreeMap<String, Option<Run>> = BTreeMap::new();
+        let mut cluster_heard = false;
+        for e in events {
+            match e {
+                Event::Candidate { who, run: r, expect_differs, promised: p } => {
+                    let p = p.map(|(i, r)| if i == 5 { me.clone() } else { run(&pname(i), r) });
+                    latest.insert(pname(who), p.clone());
+                    let expect = if expect_differs { expect + 1 } else { expect };
+                    f.hear(&pname(who), cand(expect, r, p), now);
+                }
+                Event::Cluster { who, id } => {
+                    cluster_heard = true;
+                    f.hear(&pname(who), Heard::Cluster { cluster_id: id }, now);
+                }
+                Event::Wait(ms) => now += ms,
+            }
+            match f.decide(now) {
+                Decision::Wait => {}
+                Decision::Promise(to) => {
+                    prop_assert!(promised.is_none(), "promised twice: {promised:?} then {to:?}");
+                    promised = Some(to);
+                }
+                Decision::Found(who) => {
+                    prop_assert_eq!(promised.as_ref(), Some(&me), "founded without promising to itself");
+                    prop_assert!(!cluster_heard, "founded after a cluster answered");
+                    prop_assert!(who.len() as u64 >= expect, "{who:?}");
+                    for w in &who {
+                        if *w != me.name {
+                            prop_assert_eq!(latest.get(w).cloned().flatten(), Some(me.clone()), "{} did not promise", w);
+                        }
+                    }
+                    break;
+                }
+                Decision::Join(_) | Decision::Fail(_) => break,
             }
         }
     }

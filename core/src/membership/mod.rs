@@ -102,6 +102,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use crate::types::{NodeId, NodeName};
 
 #[cfg(test)]
+mod formation_proptests;
+#[cfg(test)]
 mod formation_tests;
 #[cfg(test)]
 mod planner_proptests;

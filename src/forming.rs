@@ -26,13 +26,13 @@ use tokio::time::Instant;
 const SEED_ROUND: Duration = Duration::from_secs(3);
 
 /// One round of dialing the seeds.
-type Round = Pin<Box<dyn std::future::Future<Output = Result<(), Error>> + Send>>;
+type Round = Pin<Box<dyn std::future::Future<Output = Result<Vec<PeerInfo>, Error>> + Send>>;
 
 /// How a start through seeds ended.
 pub(crate) enum Formed {
-    /// This node founds the cluster, alone as its only voter; the
-    /// candidates that promised to it join it.
-    Found,
+    /// This node founds the cluster, alone as its only voter, at this
+    /// address; the candidates that promised to it join it.
+    Found(SocketAddr),
     /// Join the running cluster through these members (this node
     /// included, as `start_with` wants it among them).
     Join(Vec<Member>),
@@ -40,13 +40,14 @@ pub(crate) enum Formed {
 
 /// Looks for a cluster through `seeds` (the addresses the transport was
 /// bound with); `expect` > 0 also forms one (see the module docs).
-/// `me_addr` is the address this node tells the others.
+/// `me_addr` is the address this node tells the others unless a seed
+/// address proves to be this node.
 pub(crate) async fn form(
     transport: &Arc<QuicTransport>,
     incoming: &mut mpsc::Receiver<Incoming>,
     seeds: &[SocketAddr],
     expect: u64,
-    me_addr: SocketAddr,
+    mut me_addr: SocketAddr,
     deadline: Instant,
 ) -> Result<Formed, Error> {
     let start = Instant::now();
@@ -63,7 +64,7 @@ pub(crate) async fn form(
         let t = Arc::clone(t);
         Box::pin(async move {
             let until = deadline.min(Instant::now() + SEED_ROUND);
-            t.discover_reachable(until).await.map(|_| ())
+            t.discover_reachable(until).await
         })
     };
     let mut dialing = round(transport);
@@ -75,7 +76,11 @@ pub(crate) async fn form(
             r = &mut dialing => {
                 // Errors here are configuration errors (a node presenting
                 // this node's name, two addresses with one certificate).
-                r?;
+                // This node's own entry carries the seed address that
+                // proved to be this node (else advertise, else bound).
+                if let Some(me) = r?.into_iter().find(|p| p.id == transport.local_id()) {
+                    me_addr = me.addr;
+                }
                 // Dial again only while a seed is missing: a round dials
                 // every seed anew, and the new connection replaces the
                 // pair's, dropping what was queued on it.
@@ -137,7 +142,7 @@ pub(crate) async fn form(
             }
             Decision::Found(promisers) => {
                 tracing::info!(node = %me.name, promisers = %promisers.join(", "), "founding the cluster (bootstrap_expect)");
-                return Ok(Formed::Found);
+                return Ok(Formed::Found(me_addr));
             }
             Decision::Join(via) => {
                 let mut members: Vec<Member> = via

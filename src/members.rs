@@ -105,7 +105,7 @@ pub(crate) async fn find(
                 joined: None,
                 join_only: true,
             }),
-            Formed::Found => {
+            Formed::Found(me_addr) => {
                 // Alone as the only voter, like `peers([own address])`;
                 // the candidates that promised join it.
                 let members = vec![Member {

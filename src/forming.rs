@@ -81,6 +81,9 @@ pub(crate) async fn form(
                 if let Some(me) = r?.into_iter().find(|p| p.id == transport.local_id()) {
                     me_addr = me.addr;
                 }
+                // Tell the peers just found at once (a join must not wait
+                // for the next announcement).
+                announce.reset_immediately();
                 // Dial again only while a seed is missing: a round dials
                 // every seed anew, and the new connection replaces the
                 // pair's, dropping what was queued on it.
@@ -133,6 +136,7 @@ pub(crate) async fn form(
                 return Err(Error::Config(f.give_up(ms(Instant::now())).to_string()));
             }
         }
+        f.peers_known(transport.known_peers().into_iter().map(|p| p.name));
         match f.decide(ms(Instant::now())) {
             Decision::Wait => {}
             Decision::Promise(to) => {

@@ -263,11 +263,21 @@ async fn t75_issue_9_seeds_of_two_clusters_stop_the_start() {
             .await
             .unwrap();
         within(n.ready()).await.unwrap();
-        // Its cluster id is chosen by its first leader's first entry.
-        let _chosen = within(n.lock("id-chosen")).await.unwrap();
         solo.push(n);
     }
-    let seeds: Vec<SocketAddr> = solo.iter().map(|n| n.local_addr()).collect();
+    // A node joins a cluster only once its id is chosen (its first
+    // leader's first entry): one joiner each makes sure both have theirs.
+    let (probes, _) = sockets(2);
+    for (i, sock) in probes.into_iter().enumerate() {
+        let p = candidate(&ca, &format!("probe-{i}"), sock)
+            .seeds([solo[i].local_addr()])
+            .start()
+            .await
+            .expect("joins");
+        within(p.ready()).await.unwrap();
+        solo.push(p);
+    }
+    let seeds: Vec<SocketAddr> = solo[..2].iter().map(|n| n.local_addr()).collect();
     let r = candidate(&ca, "lost", socks.remove(0))
         .seeds(seeds)
         .start()
@@ -383,4 +393,34 @@ async fn t75_issue_9_formation_time_with_default_timings() {
         t0.elapsed()
     );
     one_cluster(&nodes, &ids).await;
+}
+
+/// Seed-only starts go through the same search: with one seed dead and one
+/// a member, the join waits one seed round (3 s), not a grace on top
+/// (every reachable seed answered), nor the start-up deadline.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn t75_issue_9_a_join_with_a_dead_seed_waits_one_seed_round() {
+    init_tracing();
+    let ca = ClusterCa::generate("form").unwrap();
+    let (mut socks, _) = sockets(2);
+    let dead = {
+        let s = UdpSocket::bind("127.0.0.1:0").unwrap();
+        s.local_addr().unwrap()
+    };
+    let a = candidate(&ca, "node-a", socks.remove(0))
+        .bootstrap_expect(1)
+        .start()
+        .await
+        .unwrap();
+    within(a.ready()).await.unwrap();
+    let t0 = Instant::now();
+    let b = candidate(&ca, "node-b", socks.remove(0))
+        .seeds([dead, a.local_addr()])
+        .start()
+        .await
+        .expect("joins through the live seed");
+    within(b.ready()).await.unwrap();
+    let took = t0.elapsed();
+    eprintln!("t75 dead seed: ready after {took:?}");
+    assert!(took < Duration::from_millis(4500), "{took:?}");
 }

@@ -14,8 +14,11 @@
 //! 1. **A node that hears of a cluster joins it**, and never founds
 //!    (Akka Cluster Bootstrap: a node that finds a contact point already in
 //!    a cluster joins it; Consul: a server that finds a leader joins). It
-//!    waits [`JOIN_GRACE_MS`] after the first such answer so that the
-//!    other seeds answer too: seeds naming **two different cluster ids**
+//!    waits until the cluster has its id (chosen by its first leader; its
+//!    members answer no join before), then until every peer it can reach
+//!    answered, at most [`JOIN_GRACE_MS`] after the first id, so that the other
+//!    seeds answer too (best effort: a seed not reachable yet is not
+//!    waited for): seeds naming **two different cluster ids**
 //!    stop the start with an error (two clusters were formed, a split
 //!    brain to repair by hand, not to join at random).
 //! 2. **A candidate promises once per process, when the set of candidates
@@ -24,13 +27,14 @@
 //!    `required-contact-point-nr`; Consul's `bootstrap_expect`, which waits
 //!    for that many servers before electing). It promises to the
 //!    lowest-named candidate already gathering promises (one that promised
-//!    to itself), or else to the lowest-named one that has not promised to
-//!    another (a candidate that promised away can never found); that may
-//!    be itself. Preferring a founder in progress matters when a candidate
-//!    arrives after the others promised: were it lower-named, promising to
-//!    itself would split the promises between two founders, neither
-//!    reaching `n` (the network model in the tests found this with a
-//!    fourth instance started 4 s after three). The promise is to that
+//!    to itself, or that another promised to; itself too), or else to the
+//!    lowest-named one that has not promised to another (a candidate that
+//!    promised away can never found); that may be itself. Preferring a
+//!    founder in progress matters when a candidate arrives after the
+//!    others promised: were it lower-named, promising to it would split
+//!    the promises between two founders, neither reaching `n` (the network
+//!    model in the tests found both forms of this with a fourth instance
+//!    started a few seconds after three). The promise is to that
 //!    process (name and run), and is never taken back: the process never
 //!    promises again.
 //! 3. **A candidate founds only with `n` promises**, its own included,
@@ -238,6 +242,10 @@ pub struct Formation {
     /// Cluster ids by member name.
     clusters: BTreeMap<String, u128>,
     first_cluster_at: Option<u64>,
+    /// When a cluster with an id was first heard.
+    first_id_at: Option<u64>,
+    /// The peers the caller can reach now (see [`Formation::peers_known`]).
+    known: BTreeSet<String>,
     /// A candidate given another count, and when it was found.
     differs: Option<(FormationError, u64)>,
 }
@@ -257,6 +265,8 @@ impl Formation {
             promisee_restarted: false,
             clusters: BTreeMap::new(),
             first_cluster_at: None,
+            first_id_at: None,
+            known: BTreeSet::new(),
             differs: None,
         }
     }
@@ -276,6 +286,13 @@ impl Formation {
         self.promised.as_ref()
     }
 
+    /// The peers the caller knows and tells what it is: once every one
+    /// of them answered, a node that heard of a cluster need not wait out
+    /// [`JOIN_GRACE_MS`] for more answers.
+    pub fn peers_known(&mut self, names: impl IntoIterator<Item = String>) {
+        self.known = names.into_iter().collect();
+    }
+
     /// Records what `from` said at `now_ms`.
     pub fn hear(&mut self, from: &str, what: Heard, now_ms: u64) {
         if from == self.me.name {
@@ -285,6 +302,9 @@ impl Formation {
             Heard::Cluster { cluster_id } => {
                 self.clusters.insert(from.to_owned(), cluster_id);
                 self.first_cluster_at.get_or_insert(now_ms);
+                if cluster_id != 0 {
+                    self.first_id_at.get_or_insert(now_ms);
+                }
             }
             Heard::Candidate {
                 run,
@@ -353,6 +373,32 @@ impl Formation {
         out
     }
 
+    /// Whom to promise to (rule 2): among the live candidates that may
+    /// still found (not promised to another), the lowest-named one already
+    /// gathering promises (it promised to itself, or another promised to
+    /// it), else the lowest-named.
+    fn choose(&self) -> Run {
+        let promised_to = |c: &Run| -> Option<Run> {
+            if *c == self.me {
+                self.promised.clone()
+            } else {
+                self.peers.get(&c.name).and_then(|p| p.promised.clone())
+            }
+        };
+        let may_found = |c: &&Run| promised_to(c).is_none_or(|to| to == **c);
+        let gathering = |c: &&Run| {
+            promised_to(c).as_ref() == Some(*c)
+                || self.peers.values().any(|p| p.promised.as_ref() == Some(*c))
+        };
+        self.view
+            .iter()
+            .filter(may_found)
+            .find(gathering)
+            .or_else(|| self.view.iter().find(may_found))
+            .cloned()
+            .unwrap_or_else(|| self.me.clone())
+    }
+
     /// Decides what to do at `now_ms` (see the module docs).
     pub fn decide(&mut self, now_ms: u64) -> Decision {
         // Rule 1: two clusters stop everything.
@@ -365,8 +411,19 @@ impl Formation {
                 });
             }
         }
-        if let Some(first) = self.first_cluster_at {
-            if now_ms.saturating_sub(first) >= JOIN_GRACE_MS {
+        if self.first_cluster_at.is_some() {
+            // Join once a cluster has its id (before, its members answer
+            // no join), and every reachable peer answered or the grace
+            // passed. A member whose cluster has no id yet (0) is asked
+            // again: a second cluster could not be told apart from it.
+            let Some(first) = self.first_id_at else {
+                return Decision::Wait;
+            };
+            let all_answered = self.known.iter().all(|n| match self.clusters.get(n) {
+                Some(id) => *id != 0,
+                None => self.peers.contains_key(n),
+            });
+            if all_answered || now_ms.saturating_sub(first) >= JOIN_GRACE_MS {
                 return Decision::Join(self.clusters.keys().cloned().collect());
             }
             return Decision::Wait;
@@ -404,19 +461,7 @@ impl Formation {
                 }
                 // Rule 2: the lowest-named candidate already gathering
                 // promises, else the lowest-named that may still found.
-                let promised_to =
-                    |c: &Run| self.peers.get(&c.name).and_then(|p| p.promised.clone());
-                let to = self
-                    .view
-                    .iter()
-                    .find(|c| *c != &self.me && promised_to(c).as_ref() == Some(*c))
-                    .or_else(|| {
-                        self.view
-                            .iter()
-                            .find(|c| *c == &self.me || promised_to(c).is_none())
-                    })
-                    .cloned()
-                    .unwrap_or_else(|| self.me.clone());
+                let to = self.choose();
                 self.promised = Some(to.clone());
                 Decision::Promise(to)
             }

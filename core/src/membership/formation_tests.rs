@@ -59,7 +59,11 @@ fn a_higher_candidate_promises_to_the_lowest_and_then_joins_it() {
     }
     assert_eq!(f.decide(3000), Decision::Promise(run("a", 1)));
     assert_eq!(f.decide(3500), Decision::Wait);
-    f.hear("a", Heard::Cluster { cluster_id: 0 }, 4000);
+    // x is reachable but has not answered yet.
+    f.peers_known(["a", "b", "x"].map(String::from));
+    f.hear("a", Heard::Cluster { cluster_id: 0 }, 3900);
+    assert_eq!(f.decide(3900), Decision::Wait, "no id yet");
+    f.hear("a", Heard::Cluster { cluster_id: 5 }, 4000);
     assert_eq!(f.decide(4000), Decision::Wait, "the grace for other seeds");
     assert_eq!(
         f.decide(4000 + JOIN_GRACE_MS),
@@ -120,6 +124,7 @@ fn a_silent_candidate_is_forgotten_and_its_promise_not_counted() {
 #[test]
 fn seeds_of_two_clusters_stop_the_start() {
     let mut f = Formation::new(run("z", 1), 3, 0);
+    f.peers_known(["a", "b", "c", "d"].map(String::from));
     f.hear("a", Heard::Cluster { cluster_id: 7 }, 10);
     f.hear("b", Heard::Cluster { cluster_id: 7 }, 10);
     f.hear("c", Heard::Cluster { cluster_id: 0 }, 10);
@@ -228,4 +233,42 @@ fn a_late_lower_candidate_promises_to_the_founder_in_progress() {
         t += 500;
     }
     assert_eq!(f.decide(7400), Decision::Promise(b));
+}
+
+#[test]
+fn a_node_joins_at_once_when_every_known_peer_answered() {
+    let mut f = Formation::new(run("z", 1), 0, 0);
+    f.peers_known(["a".to_owned(), "b".to_owned()]);
+    f.hear("a", Heard::Cluster { cluster_id: 4 }, 10);
+    assert_eq!(f.decide(10), Decision::Wait, "b has not answered");
+    f.hear("b", cand(3, 2, None), 20);
+    assert_eq!(f.decide(20), Decision::Join(vec!["a".into()]));
+    // A cluster without an id yet is waited on (it answers no join).
+    let mut g = Formation::new(run("z", 1), 0, 0);
+    g.peers_known(["a".to_owned()]);
+    g.hear("a", Heard::Cluster { cluster_id: 0 }, 10);
+    assert_eq!(g.decide(10 + 10 * JOIN_GRACE_MS), Decision::Wait);
+    g.hear("a", Heard::Cluster { cluster_id: 2 }, 20_000);
+    assert_eq!(g.decide(20_000), Decision::Join(vec!["a".into()]));
+}
+
+/// The other split the model found: two candidates promised to b before
+/// b promised; a lower-named a arrived in the meantime. b, being promised
+/// to, must promise to itself, not to a.
+#[test]
+fn a_candidate_others_promised_to_promises_to_itself() {
+    let b = run("b", 2);
+    let mut f = Formation::new(b.clone(), 3, 0);
+    let mut t = 0;
+    while t <= 3000 {
+        f.hear("a", cand(3, 1, None), t);
+        f.hear("c", cand(3, 3, Some(b.clone())), t);
+        f.hear("d", cand(3, 4, Some(b.clone())), t);
+        t += 500;
+    }
+    assert_eq!(f.decide(3000), Decision::Promise(b.clone()));
+    assert_eq!(
+        f.decide(3000),
+        Decision::Found(vec!["b".into(), "c".into(), "d".into()])
+    );
 }

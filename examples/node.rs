@@ -19,10 +19,12 @@
 //! | `holder NAME`  | `holder NAME NODE TOKEN WAITERS` or `holder NAME none` |
 //! | `status`       | `status ROLE term=.. leader=.. applied=..`          |
 //! | `members`      | `members NAME=voter|learner,live|silent,id=ID,addr=ADDR[,zone=ZONE] ...` (linearizable) |
-//! | `quit`         | graceful shutdown, then `bye`                       |
+//! | `quit`         | graceful shutdown, then `bye` (SIGTERM does the same) |
 //!
 //! `--seeds ADDR,..` instead of `--peers` joins a running cluster through
-//! any of those addresses (issue 9).
+//! any of those addresses (issue 9). With `--bootstrap-expect N` too, a
+//! blank node that finds no cluster forms one once N blank candidates see
+//! each other (`--bootstrap-expect 1` alone: a one-node cluster).
 //!
 //! `--name NAME`: this node's member name when every node is given the same
 //! certificate (default: the certificate's common name); `--zone ZONE`: its
@@ -63,9 +65,10 @@ struct Args {
     stabilization: Option<Duration>,
     name: Option<String>,
     zone: Option<String>,
+    bootstrap_expect: Option<usize>,
 }
 
-const USAGE: &str = "usage: node --listen ADDR (--peers ADDR,ADDR,.. | --seeds ADDR,..) --ca ca.pem --cert node.pem --key node.key [--ttl-ms N] [--lock-delay-ms N] [--data-dir DIR] [--max-voters N] [--dead-after-ms N] [--stabilization-ms N] [--name NAME] [--zone ZONE]";
+const USAGE: &str = "usage: node --listen ADDR (--peers ADDR,ADDR,.. | --seeds ADDR,.. [--bootstrap-expect N] | --bootstrap-expect 1) --ca ca.pem --cert node.pem --key node.key [--ttl-ms N] [--lock-delay-ms N] [--data-dir DIR] [--max-voters N] [--dead-after-ms N] [--stabilization-ms N] [--name NAME] [--zone ZONE]";
 
 fn parse_args() -> Result<Args, String> {
     let mut map: HashMap<String, String> = HashMap::new();
@@ -88,8 +91,16 @@ fn parse_args() -> Result<Args, String> {
     };
     let peers = list(map.remove("peers"));
     let seeds = list(map.remove("seeds"));
-    if peers.is_empty() == seeds.is_empty() {
-        return Err("give --peers (found a cluster) or --seeds (join a running one)".into());
+    let bootstrap_expect = map
+        .remove("bootstrap-expect")
+        .map(|s| {
+            s.parse::<usize>()
+                .map_err(|e| format!("--bootstrap-expect: {e}"))
+        })
+        .transpose()?;
+    // The library checks the combinations with bootstrap_expect itself.
+    if bootstrap_expect.is_none() && peers.is_empty() == seeds.is_empty() {
+        return Err("give --peers (found a cluster), --seeds (join a running one, or form one with --bootstrap-expect N)".into());
     }
     let ms = |v: Option<String>, default: u64| -> Result<Duration, String> {
         v.map_or(Ok(default), |s| {
@@ -133,6 +144,7 @@ fn parse_args() -> Result<Args, String> {
         stabilization,
         name,
         zone,
+        bootstrap_expect,
     })
 }
 
@@ -152,13 +164,16 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    match run(args).await {
-        Ok(()) => ExitCode::SUCCESS,
+    let code = match run(args).await {
+        Ok(()) => 0,
         Err(e) => {
             eprintln!("error: {e}");
-            ExitCode::FAILURE
+            1
         }
-    }
+    };
+    // Exit here: after SIGTERM a blocking read of stdin may still be under
+    // way, and dropping the runtime would wait for it (tokio's stdin).
+    std::process::exit(code)
 }
 
 async fn say(out: &mut tokio::io::Stdout, line: String) {
@@ -189,6 +204,10 @@ async fn run(args: Args) -> Result<(), peerlock::Error> {
     let builder = match &args.data_dir {
         Some(dir) => builder.data_dir(dir),
         None => builder.in_memory(),
+    };
+    let builder = match args.bootstrap_expect {
+        Some(n) => builder.bootstrap_expect(n),
+        None => builder,
     };
     let builder = match args.max_voters {
         Some(n) => builder.max_voters(n),
@@ -239,7 +258,18 @@ async fn run(args: Args) -> Result<(), peerlock::Error> {
     say(&mut out, format!("ready {}", node.status().name)).await;
     let mut guards: HashMap<String, LockGuard> = HashMap::new();
     let mut lines = BufReader::new(tokio::io::stdin()).lines();
-    while let Ok(Some(line)) = lines.next_line().await {
+    // SIGTERM (what an orchestrator sends to stop an instance) shuts the
+    // node down gracefully, as `quit` does.
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .map_err(peerlock::Error::Io)?;
+    loop {
+        let line = tokio::select! {
+            line = lines.next_line() => match line {
+                Ok(Some(line)) => line,
+                _ => break,
+            },
+            _ = term.recv() => break,
+        };
         let mut words = line.split_whitespace();
         let (cmd, name) = (words.next().unwrap_or(""), words.next().unwrap_or(""));
         let arg = words.next();

@@ -37,6 +37,7 @@ pub struct NodeBuilder {
     leave_on_shutdown: Option<bool>,
     name: Option<String>,
     zone: Option<String>,
+    bootstrap_expect: Option<usize>,
 }
 
 impl NodeBuilder {
@@ -75,7 +76,10 @@ impl NodeBuilder {
     /// founding one with [`NodeBuilder::peers`]: the node asks the seeds
     /// that answer, gets a Raft id the cluster allocates, and starts as a
     /// learner; the leader promotes it when a voter is wanted (issue 9).
-    /// A seeded node never founds a cluster.
+    /// A seeded node never founds a cluster, unless
+    /// [`NodeBuilder::bootstrap_expect`] is given and no cluster answers.
+    /// Seeds that answer for two different clusters stop the start with an
+    /// error (a split brain, not to be joined at random).
     pub fn seeds<I>(mut self, seeds: I) -> Self
     where
         I: IntoIterator,
@@ -112,6 +116,28 @@ impl NodeBuilder {
     /// are not moved for it.
     pub fn zone(mut self, zone: impl Into<String>) -> Self {
         self.zone = Some(zone.into());
+        self
+    }
+
+    /// Form a new cluster from the seeds when none runs yet (issue 9): a
+    /// blank node that finds no cluster through its [`NodeBuilder::seeds`]
+    /// waits until it sees `n` blank candidates (itself included), the set
+    /// unchanged for a few seconds; each promises once to the lowest-named
+    /// of them, which founds the cluster once `n` promised; the others
+    /// join it, and the leader promotes them to voters. A node with data
+    /// never founds, nor does one while any seed answers for a running
+    /// cluster (it joins that). Give every instance the same `n` (the
+    /// number first deployed: two clusters would need `2n` blank
+    /// instances before the first one answers); candidates given different
+    /// counts stop with an error. A start that never sees `n` candidates
+    /// fails at [`NodeBuilder::startup_timeout`], naming how many it saw.
+    ///
+    /// `bootstrap_expect(1)` without seeds asks for a one-node cluster
+    /// explicitly. `n` = 0, `n` > 1 without seeds, and any `n` together
+    /// with [`NodeBuilder::peers`] (the other, static, way to found) are
+    /// configuration errors.
+    pub fn bootstrap_expect(mut self, n: usize) -> Self {
+        self.bootstrap_expect = Some(n);
         self
     }
 
@@ -255,15 +281,38 @@ impl NodeBuilder {
         if let Some(name) = &self.name {
             tls = tls.with_member_name(name)?;
         }
-        if self.peers.is_empty() && self.seeds.is_empty() {
+        match self.bootstrap_expect {
+            Some(0) => {
+                return Err(Error::Config(
+                    "bootstrap_expect(0): a cluster needs at least one founding member; give the number of instances first deployed (bootstrap_expect(1) for a one-node cluster)".into(),
+                ))
+            }
+            Some(n) if !self.peers.is_empty() => {
+                return Err(Error::Config(format!(
+                    "bootstrap_expect({n}) and peers(..) were both given: peers(..) founds a static initial cluster of exactly the listed nodes, bootstrap_expect(n) forms one from the seeds; choose one (to form through these addresses, pass them to seeds(..))"
+                )))
+            }
+            Some(n) if n > 1 && self.seeds.is_empty() => {
+                return Err(Error::Config(format!(
+                    "bootstrap_expect({n}) needs seeds(..): the addresses where this node finds the other {} candidates",
+                    n - 1
+                )))
+            }
+            _ => {}
+        }
+        if self.peers.is_empty() && self.seeds.is_empty() && self.bootstrap_expect.is_none() {
             // Issue 9: an unset variable or a bad template gave every
             // instance an empty list, and each founded a one-node cluster of
             // its own that granted every lock.
             return Err(Error::Config(
-                "no peers given: peers(..) is empty. An empty list is refused so that instances misconfigured alike (an unset variable, a bad template) cannot each found a cluster of their own and all grant the same lock. List the cluster's addresses (or seeds(..) to join a running cluster); for a one-node cluster, give this node's own address as its only peer".into(),
+                "no peers given: peers(..) is empty. An empty list is refused so that instances misconfigured alike (an unset variable, a bad template) cannot each found a cluster of their own and all grant the same lock. List the cluster's addresses (or seeds(..) to join a running cluster, with bootstrap_expect(n) to form one); for a one-node cluster, give this node's own address as its only peer, or bootstrap_expect(1)".into(),
             ));
         }
         let join_only = self.peers.is_empty();
+        // Seeds: join, or form with bootstrap_expect (0: join only).
+        // bootstrap_expect(1) alone: no seeds, a one-node cluster.
+        let expect = self.bootstrap_expect.map_or(0, |n| n as u64);
+        let seeded = !self.seeds.is_empty();
         let peers = if join_only {
             resolve_all(&self.seeds).await?
         } else {
@@ -297,9 +346,11 @@ impl NodeBuilder {
         let (tx, rx) = mpsc::channel(1024);
         let transport = match (self.socket, self.listen) {
             (Some(socket), _) => {
-                QuicTransport::bind_socket(socket, self.advertise, &tls, peers, tx)?
+                QuicTransport::bind_socket(socket, self.advertise, &tls, peers.clone(), tx)?
             }
-            (None, Some(addr)) => QuicTransport::bind(addr, self.advertise, &tls, peers, tx)?,
+            (None, Some(addr)) => {
+                QuicTransport::bind(addr, self.advertise, &tls, peers.clone(), tx)?
+            }
             (None, None) => {
                 return Err(Error::Config(
                     "listen(..) is required: the UDP address this node binds".into(),
@@ -307,6 +358,8 @@ impl NodeBuilder {
             }
         };
         let local_addr = transport.local_addr();
+        let me_addr = self.advertise.unwrap_or(local_addr);
+        let mut rx = rx;
         // A startup_timeout too large to add to the clock waits for ever
         // (30 years), rather than overflowing (issue 8, item 6).
         let now = tokio::time::Instant::now();
@@ -317,8 +370,13 @@ impl NodeBuilder {
             &transport,
             recorded,
             joined,
-            join_only,
+            seeded.then_some(crate::members::Seeded {
+                seeds: peers.as_slice(),
+                expect,
+                me_addr,
+            }),
             data_dir.as_deref(),
+            &mut rx,
             deadline,
         )
         .await

@@ -52,6 +52,7 @@
 
 mod builder;
 mod data_dir;
+mod forming;
 mod members;
 mod node;
 

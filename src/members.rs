@@ -4,25 +4,27 @@
 //!   recorded (and looks for their current addresses in the background),
 //!   so it needs a majority of voters, not every peer;
 //! - a node given **seeds** asks whichever of them answer, and joins the
-//!   running cluster through them (it never founds one);
+//!   running cluster through them; with `bootstrap_expect(n)`, a blank
+//!   node that finds no cluster forms one with the other candidates
+//!   (`crate::forming`); seeds that name two clusters stop the start;
 //! - otherwise a **first start** dials every listed peer: all must answer,
 //!   and the founders compare what they were given. A first start that
 //!   finds the cluster already running joins it instead (see
 //!   `peerlock_core::raft::start_with`).
 
+use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
 
 use peerlock_core::raft::Member;
+use peerlock_core::transport::Incoming;
 use peerlock_core::{Error, NodeId, NodeName};
 use peerlock_transport::{PeerInfo, QuicTransport};
 
-use crate::data_dir;
+use tokio::sync::mpsc;
 
-/// How long one round of dialing the seeds lasts before the seeds that
-/// answered are asked (a dead seed must not hold the start up).
-const SEED_ROUND: Duration = Duration::from_secs(3);
+use crate::data_dir;
+use crate::forming::Formed;
 
 /// What a start begins with.
 pub(crate) struct Found {
@@ -43,13 +45,24 @@ fn member(p: PeerInfo) -> Member {
     }
 }
 
+/// A start through seeds.
+pub(crate) struct Seeded<'a> {
+    /// Every seed address.
+    pub(crate) seeds: &'a [SocketAddr],
+    /// `bootstrap_expect`, or 0 (join only).
+    pub(crate) expect: u64,
+    /// The address this node tells the others.
+    pub(crate) me_addr: SocketAddr,
+}
+
 /// Finds the members; see the module docs.
 pub(crate) async fn find(
     transport: &Arc<QuicTransport>,
     recorded: Option<Vec<Member>>,
     joined: Option<NodeId>,
-    join_only: bool,
+    seeded: Option<Seeded<'_>>,
     data_dir: Option<&Path>,
+    incoming: &mut mpsc::Receiver<Incoming>,
     deadline: tokio::time::Instant,
 ) -> Result<Found, Error> {
     if let Some(members) = recorded {
@@ -85,24 +98,40 @@ pub(crate) async fn find(
             join_only: false,
         });
     }
-    if join_only {
-        loop {
-            let round = deadline.min(tokio::time::Instant::now() + SEED_ROUND);
-            let infos = transport.discover_reachable(round).await?;
-            if infos.iter().any(|p| p.id != transport.local_id()) {
-                return Ok(Found {
+    if let Some(Seeded {
+        seeds,
+        expect,
+        me_addr,
+    }) = seeded
+    {
+        return match crate::forming::form(transport, incoming, seeds, expect, me_addr, deadline)
+            .await?
+        {
+            Formed::Join(members) => Ok(Found {
+                me: transport.local_id(),
+                members,
+                joined: None,
+                join_only: true,
+            }),
+            Formed::Found(me_addr) => {
+                // Alone as the only voter, like `peers([own address])`;
+                // the candidates that promised join it.
+                let members = vec![Member {
+                    id: transport.local_id(),
+                    name: NodeName(transport.local_name().to_owned()),
+                    addr: me_addr,
+                }];
+                if let Some(dir) = data_dir {
+                    data_dir::save_members(dir, &members)?;
+                }
+                Ok(Found {
                     me: transport.local_id(),
-                    members: infos.into_iter().map(member).collect(),
+                    members,
                     joined: None,
-                    join_only: true,
-                });
+                    join_only: false,
+                })
             }
-            if tokio::time::Instant::now() >= deadline {
-                return Err(Error::Config(
-                    "no seed answered before the start-up deadline; check that the seeds run, that UDP is open between the nodes, and that their certificates come from this cluster's CA".into(),
-                ));
-            }
-        }
+        };
     }
     let members: Vec<Member> = transport
         .discover(deadline)

@@ -128,6 +128,27 @@ pub enum PeerMessage {
         /// The removed id.
         id: NodeId,
     },
+    /// A starting node that found no cluster yet tells every peer it knows
+    /// what it is, every 500 ms (issue 9, `bootstrap_expect`; see
+    /// [`crate::membership::formation`]). A member of a running cluster
+    /// answers with [`PeerMessage::InCluster`]; another forming node
+    /// counts it. `name` must be the name its connection proved.
+    Forming {
+        /// The sender's name.
+        name: String,
+        /// Random, drawn once per process.
+        run: u64,
+        /// Its `bootstrap_expect`, or 0 when it only joins (seeds alone).
+        expect: u64,
+        /// The candidate (name, run) it promised to let found the cluster.
+        promised: Option<(String, u64)>,
+    },
+    /// A member's answer to [`PeerMessage::Forming`]: it belongs to a
+    /// running cluster, with this id (0: founded, its id not chosen yet).
+    InCluster {
+        /// The cluster's id.
+        cluster_id: u128,
+    },
 }
 
 /// One member, as [`PeerMessage::Joined`] lists it.

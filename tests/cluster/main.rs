@@ -12,6 +12,7 @@ mod t40_lease_loss;
 mod t50_failover;
 mod t60_restart;
 mod t70_membership;
+mod t75_bootstrap_expect;
 mod t76_names;
 mod t77_leave;
 mod t79_removed;

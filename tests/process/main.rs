@@ -12,6 +12,7 @@ mod t30_kill;
 mod t40_netns;
 mod t45_membership;
 mod t50_rolling;
+mod t50_scale;
 mod t52_dead_voters;
 mod t55_discovery;
 mod t60_restored;

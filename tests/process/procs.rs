@@ -38,6 +38,18 @@ impl Proc {
         self.child.id().expect("running")
     }
 
+    /// Wraps a node process spawned elsewhere with piped stdin and stdout
+    /// (tests that start nodes with other flags than [`Spec::spawn`]).
+    pub fn adopt(mut child: Child) -> Self {
+        let stdin = child.stdin.take().expect("piped stdin");
+        let stdout = child.stdout.take().expect("piped stdout");
+        Self {
+            child,
+            stdin,
+            lines: BufReader::new(stdout).lines(),
+        }
+    }
+
     /// Sends one command line and returns the answer line.
     pub async fn ask(&mut self, cmd: &str) -> String {
         self.stdin

@@ -90,6 +90,7 @@
 //! `ConfChangeV2` of each change.
 
 mod change;
+pub mod formation;
 mod health;
 mod planner;
 
@@ -100,6 +101,10 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use crate::types::{NodeId, NodeName};
 
+#[cfg(test)]
+mod formation_proptests;
+#[cfg(test)]
+mod formation_tests;
 #[cfg(test)]
 mod planner_proptests;
 #[cfg(test)]

@@ -305,10 +305,17 @@ impl<S: LogStore + Send + 'static> Driver<S> {
                     durable,
                     zone,
                 } => self.on_join_ask(from, token, name, addr, durable, zone),
+                // A starting node looks for a cluster (issue 9): this one.
+                PeerMessage::Forming { .. } => {
+                    let cluster_id = self.table.members().cluster_id();
+                    self.transport
+                        .send(from, vec![PeerMessage::InCluster { cluster_id }]);
+                }
                 // Answers meant for a joiner, or for a start (not this driver).
                 PeerMessage::Joined { .. }
                 | PeerMessage::JoinRefused { .. }
-                | PeerMessage::JoinInstead => {}
+                | PeerMessage::JoinInstead
+                | PeerMessage::InCluster { .. } => {}
                 PeerMessage::Removed { cluster_id, id } => self.on_removed(from, cluster_id, id),
             }
         }

@@ -1,0 +1,423 @@
+//! First formation with `bootstrap_expect(n)`: the pure decision of one
+//! starting node (issue 9, design item 3).
+//!
+//! A blank node started with seeds and `bootstrap_expect(n)` that finds no
+//! running cluster is a **candidate**. Every forming node tells every peer
+//! it knows what it is ([`Heard::Candidate`]: its name, a number drawn at
+//! random for this process, the `n` it was given, and whom it promised);
+//! a member of a running cluster answers with its cluster id
+//! ([`Heard::Cluster`]). From what it heard and the time, [`Formation`]
+//! decides: wait, promise, found, join, or fail.
+//!
+//! # The rules, and where they come from
+//!
+//! 1. **A node that hears of a cluster joins it**, and never founds
+//!    (Akka Cluster Bootstrap: a node that finds a contact point already in
+//!    a cluster joins it; Consul: a server that finds a leader joins). It
+//!    waits until the cluster has its id (chosen by its first leader; its
+//!    members answer no join before), then until every peer it can reach
+//!    answered, at most [`JOIN_GRACE_MS`] after the first id, so that the other
+//!    seeds answer too (best effort: a seed not reachable yet is not
+//!    waited for): seeds naming **two different cluster ids**
+//!    stop the start with an error (two clusters were formed, a split
+//!    brain to repair by hand, not to join at random).
+//! 2. **A candidate promises once per process, when the set of candidates
+//!    it sees is at least `n` and has not changed for [`STABLE_MARGIN_MS`]**
+//!    (Akka Cluster Bootstrap's `stable-margin` and
+//!    `required-contact-point-nr`; Consul's `bootstrap_expect`, which waits
+//!    for that many servers before electing). It promises to the
+//!    lowest-named candidate already gathering promises (one that promised
+//!    to itself, or that another promised to; itself too), or else to the
+//!    lowest-named one that has not promised to another (a candidate that
+//!    promised away can never found); that may be itself. Preferring a
+//!    founder in progress matters when a candidate arrives after the
+//!    others promised: were it lower-named, promising to it would split
+//!    the promises between two founders, neither reaching `n` (the network
+//!    model in the tests found both forms of this with a fourth instance
+//!    started a few seconds after three). The promise is to that
+//!    process (name and run), and is never taken back: the process never
+//!    promises again.
+//! 3. **A candidate founds only with `n` promises**, its own included,
+//!    from live candidates. As each process promises once, two foundings
+//!    need `2n` candidate processes before the first cluster answers: with
+//!    `n` the number of instances first deployed, a split needs the
+//!    deployment to double while it forms. The founder starts alone as the
+//!    only voter; the others join it like any late node, and the leader
+//!    promotes them.
+//! 4. **Every candidate must have been given the same `n`**: one that
+//!    differs stops the start with an error naming both counts (issue 9:
+//!    founders cross-check what they were given).
+//! 5. **A promise to a process that went away is not waited on for ever**:
+//!    when the promisee is silent for [`PROMISEE_GONE_MS`], or comes back as
+//!    another process (a new run under its name), the start fails with an
+//!    error. It does not promise again: a promisee that is only cut off
+//!    could still found with the old promise. A restarted process is a new
+//!    candidate and promises afresh (Consul and Akka have the same limit).
+//!    A start that never gathers `n` candidates fails at the start-up
+//!    deadline, naming what it saw ([`Formation::give_up`]).
+//!
+//! No clock and no IO here: time is plain milliseconds from the caller.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+mod error;
+pub use error::FormationError;
+
+/// How long the set of candidates must stay unchanged before a candidate
+/// promises. Akka Cluster Bootstrap calls this the `stable-margin` (5 s by
+/// default there); 3 s here, six announcements, is enough for every
+/// candidate to have heard every other one twice on a LAN.
+pub const STABLE_MARGIN_MS: u64 = 3_000;
+/// How often a forming node announces itself to every peer it knows.
+pub const ANNOUNCE_EVERY_MS: u64 = 500;
+/// A candidate not heard from for this long no longer counts (ten missed
+/// announcements: a loaded machine or a connection being set up must not
+/// make the set flap and restart the margin).
+pub const FORGET_AFTER_MS: u64 = 5_000;
+/// How long a candidate that found another was given a different count
+/// keeps announcing before it stops, so that the other hears it and stops
+/// on the same error rather than waiting for its deadline.
+pub const FAIL_LINGER_MS: u64 = 1_000;
+/// How long a candidate that promised waits on a silent promisee before
+/// the start fails (rule 5).
+pub const PROMISEE_GONE_MS: u64 = 10_000;
+/// How long a node that heard of a cluster waits for the other seeds'
+/// answers before it joins (rule 1).
+pub const JOIN_GRACE_MS: u64 = 1_000;
+
+/// One forming process: its name and the number it drew at start.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Run {
+    /// Its certificate-proven name.
+    pub name: String,
+    /// Random, drawn once per process.
+    pub run: u64,
+}
+
+/// What a peer said.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Heard {
+    /// A forming node. `expect` 0: it only joins (seeds without
+    /// `bootstrap_expect`) and is not a candidate.
+    Candidate {
+        /// Its process number.
+        run: u64,
+        /// The `n` it was given, or 0.
+        expect: u64,
+        /// Whom it promised, if it did.
+        promised: Option<Run>,
+    },
+    /// A member of a running cluster (`cluster_id` 0: founded, its id not
+    /// chosen yet).
+    Cluster {
+        /// The cluster's id.
+        cluster_id: u128,
+    },
+}
+
+/// What the starting node does now.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Decision {
+    /// Nothing yet: keep announcing and listening.
+    Wait,
+    /// It just promised to this process: announce it.
+    Promise(Run),
+    /// Found the cluster (this node its only voter); these candidates
+    /// promised to it (itself included) and will join.
+    Found(Vec<String>),
+    /// Join the running cluster through these members.
+    Join(Vec<String>),
+    /// Stop the start.
+    Fail(FormationError),
+}
+
+/// The latest announcement of one name.
+#[derive(Clone, Debug)]
+struct Peer {
+    run: u64,
+    expect: u64,
+    promised: Option<Run>,
+    heard_at: u64,
+}
+
+/// One starting node's formation state (see the module docs).
+#[derive(Clone, Debug)]
+pub struct Formation {
+    me: Run,
+    expect: u64,
+    peers: BTreeMap<String, Peer>,
+    /// The candidate set last seen, and since when it is unchanged.
+    view: BTreeSet<Run>,
+    view_since: u64,
+    promised: Option<Run>,
+    /// Whether the promisee came back under a new run.
+    promisee_restarted: bool,
+    /// Cluster ids by member name.
+    clusters: BTreeMap<String, u128>,
+    first_cluster_at: Option<u64>,
+    /// When a cluster with an id was first heard.
+    first_id_at: Option<u64>,
+    /// The peers the caller can reach now (see [`Formation::peers_known`]).
+    known: BTreeSet<String>,
+    /// A candidate given another count, and when it was found.
+    differs: Option<(FormationError, u64)>,
+}
+
+impl Formation {
+    /// A node named `me`, expecting `expect` candidates (0: join only),
+    /// starting at `now_ms`.
+    pub fn new(me: Run, expect: u64, now_ms: u64) -> Self {
+        let view = BTreeSet::from([me.clone()]);
+        Self {
+            me,
+            expect,
+            peers: BTreeMap::new(),
+            view,
+            view_since: now_ms,
+            promised: None,
+            promisee_restarted: false,
+            clusters: BTreeMap::new(),
+            first_cluster_at: None,
+            first_id_at: None,
+            known: BTreeSet::new(),
+            differs: None,
+        }
+    }
+
+    /// This node.
+    pub fn me(&self) -> &Run {
+        &self.me
+    }
+
+    /// The count this node was given (0: join only).
+    pub fn expect(&self) -> u64 {
+        self.expect
+    }
+
+    /// Whom this node promised.
+    pub fn promised(&self) -> Option<&Run> {
+        self.promised.as_ref()
+    }
+
+    /// The peers the caller knows and tells what it is: once every one
+    /// of them answered, a node that heard of a cluster need not wait out
+    /// [`JOIN_GRACE_MS`] for more answers.
+    pub fn peers_known(&mut self, names: impl IntoIterator<Item = String>) {
+        self.known = names.into_iter().collect();
+    }
+
+    /// Records what `from` said at `now_ms`.
+    pub fn hear(&mut self, from: &str, what: Heard, now_ms: u64) {
+        if from == self.me.name {
+            return;
+        }
+        match what {
+            Heard::Cluster { cluster_id } => {
+                self.clusters.insert(from.to_owned(), cluster_id);
+                self.first_cluster_at.get_or_insert(now_ms);
+                if cluster_id != 0 {
+                    self.first_id_at.get_or_insert(now_ms);
+                }
+            }
+            Heard::Candidate {
+                run,
+                expect,
+                promised,
+            } => {
+                if let Some(to) = &self.promised {
+                    if to.name == from && to.run != run {
+                        self.promisee_restarted = true;
+                    }
+                }
+                // A member heard earlier that now says it is a candidate
+                // (it restarted blank) still counts as a cluster: once a
+                // cluster answered, this process never founds (rule 1).
+                self.peers.insert(
+                    from.to_owned(),
+                    Peer {
+                        run,
+                        expect,
+                        promised,
+                        heard_at: now_ms,
+                    },
+                );
+                self.refresh_view(now_ms);
+            }
+        }
+    }
+
+    /// Notes when the set of live candidates last changed.
+    fn refresh_view(&mut self, now_ms: u64) {
+        let view = self.candidates(now_ms);
+        if view != self.view {
+            self.view = view;
+            self.view_since = now_ms;
+        }
+    }
+
+    /// The live candidates, this node included.
+    fn candidates(&self, now_ms: u64) -> BTreeSet<Run> {
+        let mut out = BTreeSet::from([self.me.clone()]);
+        for (name, p) in &self.peers {
+            if p.expect > 0 && now_ms.saturating_sub(p.heard_at) < FORGET_AFTER_MS {
+                out.insert(Run {
+                    name: name.clone(),
+                    run: p.run,
+                });
+            }
+        }
+        out
+    }
+
+    /// The live candidates that promised to this node, itself included.
+    fn promisers(&self, now_ms: u64) -> Vec<String> {
+        let mut out = Vec::new();
+        if self.promised.as_ref() == Some(&self.me) {
+            out.push(self.me.name.clone());
+        }
+        for (name, p) in &self.peers {
+            if p.promised.as_ref() == Some(&self.me)
+                && now_ms.saturating_sub(p.heard_at) < FORGET_AFTER_MS
+            {
+                out.push(name.clone());
+            }
+        }
+        out.sort();
+        out
+    }
+
+    /// Whom to promise to (rule 2): among the live candidates that may
+    /// still found (not promised to another), the lowest-named one already
+    /// gathering promises (it promised to itself, or another promised to
+    /// it), else the lowest-named.
+    fn choose(&self) -> Run {
+        let promised_to = |c: &Run| -> Option<Run> {
+            if *c == self.me {
+                self.promised.clone()
+            } else {
+                self.peers.get(&c.name).and_then(|p| p.promised.clone())
+            }
+        };
+        let may_found = |c: &&Run| promised_to(c).is_none_or(|to| to == **c);
+        let gathering = |c: &&Run| {
+            promised_to(c).as_ref() == Some(*c)
+                || self.peers.values().any(|p| p.promised.as_ref() == Some(*c))
+        };
+        self.view
+            .iter()
+            .filter(may_found)
+            .find(gathering)
+            .or_else(|| self.view.iter().find(may_found))
+            .cloned()
+            .unwrap_or_else(|| self.me.clone())
+    }
+
+    /// Decides what to do at `now_ms` (see the module docs).
+    pub fn decide(&mut self, now_ms: u64) -> Decision {
+        // Rule 1: two clusters stop everything.
+        let mut ids = self.clusters.iter().filter(|(_, id)| **id != 0);
+        if let Some((a, a_id)) = ids.next() {
+            if let Some((b, b_id)) = ids.find(|(_, id)| *id != a_id) {
+                return Decision::Fail(FormationError::TwoClusters {
+                    a: (a.clone(), *a_id),
+                    b: (b.clone(), *b_id),
+                });
+            }
+        }
+        if self.first_cluster_at.is_some() {
+            // Join once a cluster has its id (before, its members answer
+            // no join), and every reachable peer answered or the grace
+            // passed. A member whose cluster has no id yet (0) is asked
+            // again: a second cluster could not be told apart from it.
+            let Some(first) = self.first_id_at else {
+                return Decision::Wait;
+            };
+            let all_answered = self.known.iter().all(|n| match self.clusters.get(n) {
+                Some(id) => *id != 0,
+                None => self.peers.contains_key(n),
+            });
+            if all_answered || now_ms.saturating_sub(first) >= JOIN_GRACE_MS {
+                return Decision::Join(self.clusters.keys().cloned().collect());
+            }
+            return Decision::Wait;
+        }
+        if self.expect == 0 {
+            return Decision::Wait;
+        }
+        // Rule 4, after a moment in which this node still announces.
+        if self.differs.is_none() {
+            if let Some((name, p)) = self
+                .peers
+                .iter()
+                .find(|(_, p)| p.expect > 0 && p.expect != self.expect)
+            {
+                let e = FormationError::ExpectDiffers {
+                    peer: name.clone(),
+                    theirs: p.expect,
+                    ours: self.expect,
+                };
+                self.differs = Some((e, now_ms));
+            }
+        }
+        if let Some((e, since)) = &self.differs {
+            if now_ms.saturating_sub(*since) >= FAIL_LINGER_MS {
+                return Decision::Fail(e.clone());
+            }
+            return Decision::Wait;
+        }
+        self.refresh_view(now_ms);
+        match self.promised.clone() {
+            None => {
+                let stable = now_ms.saturating_sub(self.view_since) >= STABLE_MARGIN_MS;
+                if self.view.len() < usize::try_from(self.expect).unwrap_or(usize::MAX) || !stable {
+                    return Decision::Wait;
+                }
+                // Rule 2: the lowest-named candidate already gathering
+                // promises, else the lowest-named that may still found.
+                let to = self.choose();
+                self.promised = Some(to.clone());
+                Decision::Promise(to)
+            }
+            Some(to) if to == self.me => {
+                // Rule 3.
+                let promisers = self.promisers(now_ms);
+                if promisers.len() as u64 >= self.expect {
+                    Decision::Found(promisers)
+                } else {
+                    Decision::Wait
+                }
+            }
+            Some(to) => {
+                // Rule 5.
+                if self.promisee_restarted {
+                    return Decision::Fail(FormationError::PromiseeGone {
+                        to: to.name,
+                        how: "restarted as a new process".into(),
+                    });
+                }
+                let heard = self.peers.get(&to.name).map_or(0, |p| p.heard_at);
+                if now_ms.saturating_sub(heard) >= PROMISEE_GONE_MS {
+                    return Decision::Fail(FormationError::PromiseeGone {
+                        to: to.name,
+                        how: format!("was silent for {} s", PROMISEE_GONE_MS / 1000),
+                    });
+                }
+                Decision::Wait
+            }
+        }
+    }
+
+    /// The error of a start whose deadline passed at `now_ms`.
+    pub fn give_up(&self, now_ms: u64) -> FormationError {
+        FormationError::Deadline {
+            expect: self.expect,
+            seen: self
+                .candidates(now_ms)
+                .into_iter()
+                .map(|c| c.name)
+                .collect(),
+            promised: self.promised.as_ref().map(|r| r.name.clone()),
+            promises: self.promisers(now_ms).len(),
+        }
+    }
+}

@@ -1,0 +1,185 @@
+//! A start through seeds (issue 9): find the running cluster, or, with
+//! `bootstrap_expect(n)`, form one with the other blank candidates.
+//!
+//! The decision is the pure `peerlock_core::membership::formation` state
+//! machine (its module docs give the rules and their sources); this file
+//! is the wiring: dial the seeds in rounds (a seed not up yet is found
+//! when it comes), tell every known peer what this node is every
+//! `ANNOUNCE_EVERY_MS`, hand what peers say to the state machine, and act
+//! on its decision.
+
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use peerlock_core::membership::formation::{Decision, Formation, Heard, Run, ANNOUNCE_EVERY_MS};
+use peerlock_core::raft::Member;
+use peerlock_core::transport::{Incoming, PeerMessage, Transport};
+use peerlock_core::{Error, NodeId, NodeName};
+use peerlock_transport::{PeerInfo, QuicTransport};
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+/// How long one round of dialing the seeds lasts before the next (a seed
+/// that is down must not hold the others up).
+const SEED_ROUND: Duration = Duration::from_secs(3);
+
+/// One round of dialing the seeds.
+type Round = Pin<Box<dyn std::future::Future<Output = Result<Vec<PeerInfo>, Error>> + Send>>;
+
+/// How a start through seeds ended.
+pub(crate) enum Formed {
+    /// This node founds the cluster, alone as its only voter, at this
+    /// address; the candidates that promised to it join it.
+    Found(SocketAddr),
+    /// Join the running cluster through these members (this node
+    /// included, as `start_with` wants it among them).
+    Join(Vec<Member>),
+}
+
+/// Looks for a cluster through `seeds` (the addresses the transport was
+/// bound with); `expect` > 0 also forms one (see the module docs).
+/// `me_addr` is the address this node tells the others unless a seed
+/// address proves to be this node.
+pub(crate) async fn form(
+    transport: &Arc<QuicTransport>,
+    incoming: &mut mpsc::Receiver<Incoming>,
+    seeds: &[SocketAddr],
+    expect: u64,
+    mut me_addr: SocketAddr,
+    deadline: Instant,
+) -> Result<Formed, Error> {
+    let start = Instant::now();
+    let ms = |at: Instant| {
+        u64::try_from(at.saturating_duration_since(start).as_millis()).unwrap_or(u64::MAX)
+    };
+    let me = Run {
+        name: transport.local_name().to_owned(),
+        run: peerlock_core::raft::random_u64(),
+    };
+    let mut f = Formation::new(me.clone(), expect, 0);
+    tracing::info!(node = %me.name, expect, "looking for a cluster through the seeds");
+    let round = |t: &Arc<QuicTransport>| -> Round {
+        let t = Arc::clone(t);
+        Box::pin(async move {
+            let until = deadline.min(Instant::now() + SEED_ROUND);
+            t.discover_reachable(until).await
+        })
+    };
+    let mut dialing = round(transport);
+    let mut announce = tokio::time::interval(Duration::from_millis(ANNOUNCE_EVERY_MS));
+    let mut tick = tokio::time::interval(Duration::from_millis(100));
+    loop {
+        tokio::select! {
+            biased;
+            r = &mut dialing => {
+                // Errors here are configuration errors (a node presenting
+                // this node's name, two addresses with one certificate).
+                // This node's own entry carries the seed address that
+                // proved to be this node (else advertise, else bound).
+                if let Some(me) = r?.into_iter().find(|p| p.id == transport.local_id()) {
+                    me_addr = me.addr;
+                }
+                // Tell the peers just found at once (a join must not wait
+                // for the next announcement).
+                announce.reset_immediately();
+                // Dial again only while a seed is missing: a round dials
+                // every seed anew, and the new connection replaces the
+                // pair's, dropping what was queued on it.
+                if Instant::now() < deadline && missing(transport, seeds, me_addr) {
+                    dialing = round(transport);
+                } else {
+                    dialing = Box::pin(std::future::pending());
+                }
+            }
+            _ = announce.tick() => {
+                let msg = PeerMessage::Forming {
+                    name: me.name.clone(),
+                    run: me.run,
+                    expect,
+                    promised: f.promised().map(|r| (r.name.clone(), r.run)),
+                };
+                let known = transport.known_peers();
+                tracing::debug!(node = %me.name, known = known.len(), "announcing");
+                for p in known {
+                    transport.send(p.id, vec![msg.clone()]);
+                }
+            }
+            batch = incoming.recv() => {
+                let Some(batch) = batch else {
+                    return Err(Error::Shutdown);
+                };
+                let now = ms(Instant::now());
+                for msg in batch.msgs {
+                    match msg {
+                        PeerMessage::Forming { name, run, expect, promised }
+                            if NodeId::from_name(&name) == batch.from =>
+                        {
+                            tracing::debug!(node = %me.name, from = %name, expect, ?promised, "candidate heard");
+                            let promised = promised.map(|(name, run)| Run { name, run });
+                            f.hear(&name, Heard::Candidate { run, expect, promised }, now);
+                        }
+                        PeerMessage::InCluster { cluster_id } => {
+                            tracing::debug!(node = %me.name, from = %batch.from, cluster_id, "member heard");
+                            if let Some(p) = peer(transport, batch.from) {
+                                f.hear(&p.name, Heard::Cluster { cluster_id }, now);
+                            }
+                        }
+                        // Raft traffic, hellos, asks: not for a start.
+                        _ => {}
+                    }
+                }
+            }
+            _ = tick.tick() => {}
+            _ = tokio::time::sleep_until(deadline) => {
+                return Err(Error::Config(f.give_up(ms(Instant::now())).to_string()));
+            }
+        }
+        f.peers_known(transport.known_peers().into_iter().map(|p| p.name));
+        match f.decide(ms(Instant::now())) {
+            Decision::Wait => {}
+            Decision::Promise(to) => {
+                tracing::info!(node = %me.name, to = %to.name, "promised to let this candidate found the cluster");
+                // Tell everyone at once.
+                announce.reset_immediately();
+            }
+            Decision::Found(promisers) => {
+                tracing::info!(node = %me.name, promisers = %promisers.join(", "), "founding the cluster (bootstrap_expect)");
+                return Ok(Formed::Found(me_addr));
+            }
+            Decision::Join(via) => {
+                let mut members: Vec<Member> = via
+                    .iter()
+                    .filter_map(|name| peer(transport, NodeId::from_name(name)))
+                    .map(|p| Member {
+                        id: p.id,
+                        name: NodeName(p.name),
+                        addr: p.addr,
+                    })
+                    .collect();
+                members.push(Member {
+                    id: transport.local_id(),
+                    name: NodeName(me.name.clone()),
+                    addr: me_addr,
+                });
+                tracing::info!(node = %me.name, via = %via.join(", "), "a cluster answered; joining it");
+                return Ok(Formed::Join(members));
+            }
+            Decision::Fail(e) => return Err(Error::Config(e.to_string())),
+        }
+    }
+}
+
+/// Whether a seed address is neither this node nor a known peer's.
+fn missing(transport: &QuicTransport, seeds: &[SocketAddr], me_addr: SocketAddr) -> bool {
+    let known: Vec<SocketAddr> = transport.known_peers().iter().map(|p| p.addr).collect();
+    seeds
+        .iter()
+        .any(|a| *a != me_addr && *a != transport.local_addr() && !known.contains(a))
+}
+
+/// The known peer with transport key `key`.
+fn peer(transport: &QuicTransport, key: NodeId) -> Option<PeerInfo> {
+    transport.known_peers().into_iter().find(|p| p.id == key)
+}

@@ -1,0 +1,207 @@
+//! Issue 9, P2: scale 3 → 9 → 3 across real processes. Three in-memory
+//! `examples/node` processes found a cluster with `--seeds` (the three
+//! addresses) and `--bootstrap-expect 3`, nothing else; six more join
+//! through one seed address; the leader grows the voters 3 → 5 within
+//! `stabilization` + 2 s of the last one being ready. Then the six get
+//! SIGTERM at once (a scale-in): the cluster must end with 3 live voters
+//! and a leader, and keep granting locks.
+
+use std::collections::BTreeMap;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use tokio::process::Command;
+
+use crate::procs::{node_bin, Gone, Proc, Spec};
+
+const TTL: Duration = Duration::from_millis(1500);
+const STABILIZATION: Duration = Duration::from_secs(2);
+const DEAD_AFTER: Duration = Duration::from_secs(3);
+
+/// Spawns node `i` of `spec` with `args` instead of `--peers`.
+fn spawn(spec: &Spec, i: usize, args: &[String]) -> Proc {
+    let d = spec.dir.path();
+    let name = format!("proc-{i}");
+    let child = Command::new(node_bin())
+        .args(["--listen", &format!("127.0.0.1:{}", spec.ports[i])])
+        .args(args)
+        .arg("--ca")
+        .arg(d.join("ca.pem"))
+        .arg("--cert")
+        .arg(d.join(format!("{name}.pem")))
+        .arg("--key")
+        .arg(d.join(format!("{name}.key")))
+        .args(["--ttl-ms", &TTL.as_millis().to_string()])
+        .args([
+            "--stabilization-ms",
+            &STABILIZATION.as_millis().to_string(),
+            "--dead-after-ms",
+            &DEAD_AFTER.as_millis().to_string(),
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn node");
+    Proc::adopt(child)
+}
+
+/// `members NAME=voter|learner,live|silent[,..] ...` → name → (voter, live).
+fn parse_members(line: &str) -> Option<BTreeMap<String, (bool, bool)>> {
+    let rest = line.strip_prefix("members ")?;
+    let mut out = BTreeMap::new();
+    for m in rest.split_whitespace() {
+        let (name, state) = m.split_once('=')?;
+        let mut parts = state.split(',');
+        let voter = parts.next()? == "voter";
+        let live = parts.next()? == "live";
+        out.insert(name.to_owned(), (voter, live));
+    }
+    Some(out)
+}
+
+/// Asks `p` for the members until `ok` holds or `bound` passes; returns
+/// the members and when `ok` first held.
+async fn wait_members(
+    p: &mut Proc,
+    bound: Duration,
+    ok: impl Fn(&BTreeMap<String, (bool, bool)>) -> bool,
+) -> (BTreeMap<String, (bool, bool)>, Instant) {
+    let until = Instant::now() + bound;
+    let mut last = String::new();
+    while Instant::now() < until {
+        if let Ok(line) = p.try_ask("members", Duration::from_secs(3)).await {
+            if let Some(m) = parse_members(&line) {
+                if ok(&m) {
+                    return (m, Instant::now());
+                }
+            }
+            last = line;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("members did not get there within {bound:?}; last answer {last:?}");
+}
+
+fn live_voters(m: &BTreeMap<String, (bool, bool)>) -> usize {
+    m.values().filter(|(v, l)| *v && *l).count()
+}
+
+fn voters(m: &BTreeMap<String, (bool, bool)>) -> usize {
+    m.values().filter(|(v, _)| *v).count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn t50_issue_9_scale_3_to_9_to_3_founded_with_bootstrap_expect() {
+    let spec = Spec::new(9, TTL, false);
+    let addr = |i: usize| format!("127.0.0.1:{}", spec.ports[i]);
+    let founders_seeds = (0..3).map(addr).collect::<Vec<_>>().join(",");
+
+    // Found: seeds and the expected count only.
+    let t0 = Instant::now();
+    let mut procs: Vec<Proc> = (0..3)
+        .map(|i| {
+            spawn(
+                &spec,
+                i,
+                &[
+                    "--seeds".into(),
+                    founders_seeds.clone(),
+                    "--bootstrap-expect".into(),
+                    "3".into(),
+                ],
+            )
+        })
+        .collect();
+    for p in &mut procs {
+        let line = p.next_line().await;
+        assert!(line.starts_with("ready "), "unexpected first line {line:?}");
+    }
+    let formed = t0.elapsed();
+    let (m, at) = wait_members(&mut procs[0], Duration::from_secs(20), |m| {
+        m.len() == 3 && live_voters(m) == 3 && voters(m) == 3
+    })
+    .await;
+    eprintln!(
+        "P2: 3 founders ready after {formed:?}, 3 live voters after {:?}: {m:?}",
+        at - t0
+    );
+
+    // Scale out through one seed address.
+    let seed = addr(1);
+    let t1 = Instant::now();
+    for i in 3..9 {
+        procs.push(spawn(&spec, i, &["--seeds".into(), seed.clone()]));
+    }
+    for p in &mut procs[3..] {
+        let line = p.next_line().await;
+        assert!(line.starts_with("ready "), "unexpected first line {line:?}");
+    }
+    let all_ready = Instant::now();
+    let (m, at) = wait_members(&mut procs[0], Duration::from_secs(20), |m| {
+        m.len() == 9 && live_voters(m) == 5 && voters(m) == 5 && m.values().all(|(_, l)| *l)
+    })
+    .await;
+    let to_five = at.saturating_duration_since(all_ready);
+    eprintln!(
+        "P2: 6 joiners ready after {:?}; 5 live voters of 9 members {to_five:?} after the last was ready: {m:?}",
+        all_ready - t1
+    );
+    assert!(
+        to_five <= STABILIZATION + Duration::from_secs(2),
+        "voters 3 → 5 took {to_five:?}, more than stabilization + 2 s"
+    );
+    let g = procs[7].ask("lock scaled").await;
+    assert!(g.starts_with("granted scaled "), "{g}");
+    let r = procs[7].ask("unlock scaled").await;
+    assert!(r.starts_with("released"), "{r}");
+
+    // Scale in: SIGTERM the six at once.
+    let t2 = Instant::now();
+    for p in &procs[3..] {
+        p.signal("TERM");
+    }
+    for (i, p) in procs.iter_mut().enumerate().skip(3) {
+        // A graceful stop says `bye`; either way its output closes.
+        loop {
+            match p.try_next_line(Duration::from_secs(30)).await {
+                Ok(_) => continue,
+                Err(Gone::Closed) => break,
+                Err(Gone::Silent) => panic!("proc-{i} did not stop within 30 s of SIGTERM"),
+            }
+        }
+    }
+    let stopped = t2.elapsed();
+    procs.truncate(3);
+    let (m, at) = wait_members(&mut procs[0], Duration::from_secs(30), |m| {
+        voters(m) == 3 && live_voters(m) == 3
+    })
+    .await;
+    eprintln!(
+        "P2: the six stopped {stopped:?} after SIGTERM; 3 live voters {:?} after it: {m:?}",
+        at - t2
+    );
+    for name in m.iter().filter(|(_, (v, _))| *v).map(|(n, _)| n) {
+        let i: usize = name
+            .strip_prefix("proc-")
+            .and_then(|s| s.parse().ok())
+            .expect("a founder's name");
+        assert!(i < 3, "a stopped node is still a voter: {m:?}");
+    }
+    // A leader, and locks still granted.
+    let until = Instant::now() + Duration::from_secs(10);
+    loop {
+        let s = procs[1].ask("status").await;
+        if !s.contains("leader=none") {
+            break;
+        }
+        assert!(Instant::now() < until, "no leader: {s}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let g = procs[2].ask("lock after").await;
+    assert!(g.starts_with("granted after "), "{g}");
+    for p in &mut procs {
+        let _ = p.try_ask("quit", Duration::from_secs(10)).await;
+    }
+}

@@ -93,7 +93,7 @@ fn voters(m: &BTreeMap<String, (bool, bool)>) -> usize {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn t50_issue_9_scale_3_to_9_to_3_founded_with_bootstrap_expect() {
+async fn t63_issue_9_scale_3_to_9_to_3_founded_with_bootstrap_expect() {
     let spec = Spec::new(9, TTL, false);
     let addr = |i: usize| format!("127.0.0.1:{}", spec.ports[i]);
     let founders_seeds = (0..3).map(addr).collect::<Vec<_>>().join(",");

@@ -31,7 +31,10 @@
 //! - **Mutual exclusion of grants.** A lock is granted by a committed Raft
 //!   log entry; at most one session holds it at any index of the log.
 //! - **Fencing tokens.** A grant's token is the Raft index of the entry that
-//!   granted it: strictly increasing per lock and unique across locks. A
+//!   granted it plus the cluster's token base (its founder's wall clock in
+//!   microseconds, fixed once, so a cluster founded again after total loss
+//!   still hands out higher tokens): strictly increasing per lock and
+//!   unique across locks. A
 //!   resource that refuses writes with a token lower than the highest it
 //!   has seen can never be written by a holder that lost its lock. **This is
 //!   the real protection**: a process can pause between any check and its

@@ -151,7 +151,10 @@ impl fmt::Display for LockName {
     }
 }
 
-/// A fencing token: the Raft log index of the entry that granted the lock.
+/// A fencing token: the Raft log index of the entry that granted the lock,
+/// plus the cluster's token base (the founder's wall clock in microseconds
+/// since the Unix epoch, set once by the `Found` entry: a cluster founded
+/// again after every disk was lost still hands out higher tokens, issue 9).
 ///
 /// Pass it to the resource the lock protects, and have the resource refuse
 /// any write that carries a token lower than the highest it has seen. That,

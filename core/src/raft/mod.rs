@@ -348,9 +348,6 @@ impl<S: LogStore + Send + 'static> Driver<S> {
                 duty.watch.heard(NodeId(msg.from), self.clock.now());
             }
         }
-        if self.sent_by_reverted(from, &msg, self.clock.now()) {
-            return;
-        }
         if msg.get_msg_type() == raft::eraftpb::MessageType::MsgRequestVoteResponse && !msg.reject {
             let (from, term) = (msg.from, msg.term);
             self.hooks

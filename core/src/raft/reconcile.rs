@@ -222,14 +222,16 @@ impl<S: LogStore + Send + 'static> Driver<S> {
 
     /// Whether member `id` can never take part again, so removing it
     /// loses nothing: it kept its Raft state in memory (a restart joins
-    /// under a new id), or a newer member has its name (it came back
-    /// without its state and joined again).
+    /// under a new id), it left (a graceful shutdown; should it come back
+    /// from its disk it is told `Removed`), or a newer member has its name
+    /// (it came back without its state and joined again).
     fn can_never_return(&self, id: NodeId) -> bool {
         let members = self.table.members();
         let Some(m) = members.get(id) else {
             return false;
         };
         !m.durable
+            || m.leaving
             || members
                 .by_name(&m.name)
                 .any(|o| o.id != id && (o.joined_at, o.id) > (m.joined_at, m.id))

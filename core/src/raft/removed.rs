@@ -53,43 +53,6 @@ impl<S: LogStore + Send + 'static> Driver<S> {
         true
     }
 
-    /// Whether a Raft message from `id` shows its log went back: an append
-    /// rejected with a last index below what the same node acknowledged to
-    /// this leader. Its directory is an older copy (a backup or a volume
-    /// snapshot restored), and its old term and vote could vote twice: it
-    /// is told `Removed` like a removed member, so it stops and starts
-    /// blank next time (issue 9, design item 1: "the leader refuses a
-    /// member whose last index is below the matched it recorded"). A
-    /// follower that kept its log never rejects below its match: the
-    /// entries up to it agree with the leader's, so raft-rs's hint stops
-    /// there.
-    pub(super) fn sent_by_reverted(
-        &mut self,
-        key: NodeId,
-        msg: &raft::eraftpb::Message,
-        now: Instant,
-    ) -> bool {
-        let reverted = msg.get_msg_type() == raft::eraftpb::MessageType::MsgAppendResponse
-            && msg.reject
-            && msg.term == self.raw.raft.term
-            && self.is_leader()
-            && self
-                .raw
-                .raft
-                .prs()
-                .get(msg.from)
-                .is_some_and(|pr| msg.reject_hint < pr.matched);
-        if reverted {
-            self.tell_removed(
-                key,
-                NodeId(msg.from),
-                now,
-                "a member's log went back below what it acknowledged (an older copy of its directory); telling it to stop",
-            );
-        }
-        reverted
-    }
-
     fn tell_removed(&mut self, key: NodeId, id: NodeId, now: Instant, why: &'static str) {
         let cluster_id = self.table.members().cluster_id();
         let due = self

@@ -1,0 +1,418 @@
+//! The scale benchmark (issue 9, "Scale"): workload **M** (64 clients, each
+//! on its own name, acquire -> release pairs, clients spread over every
+//! node) on 25 peerlock nodes (5 voters + 20 learners) and, in the same run,
+//! on 3 nodes, with the leader's CPU per commit next to the throughput.
+//!
+//! ```text
+//! cargo bench --bench scale                        # 10 s windows, 3 runs per size
+//! PEERLOCK_BENCH_SECS=3 PEERLOCK_BENCH_RUNS=1 cargo bench --bench scale
+//! ```
+//!
+//! Every node binds 127.0.0.1 and talks real QUIC with mutual TLS; storage
+//! is in-memory (as cluster_load's in-memory rows), so the figures are the
+//! cost of Raft, the lock machine and the transport, without fsync noise.
+//!
+//! **Why nodes run in this process, each on a runtime of its own, rather
+//! than as `examples/node` processes.** The node example answers its stdin
+//! one command at a time (a `lock` waits before the next line is read), so
+//! a process carries one client at a time: 3 processes cannot carry 64
+//! concurrent clients, and workload M through them would measure the pipes
+//! and the serialisation, not peerlock. So each node gets its own tokio
+//! runtime (its own worker threads; the node's driver, transport and QUIC
+//! endpoint run there, since everything the node spawns inherits the
+//! runtime it was started on), and the clients run on the main runtime.
+//! Each node runtime records its threads' ids as they start, and the
+//! leader's CPU is the sum of utime + stime of its threads from
+//! `/proc/self/task/<tid>/stat`, read before and after the measured window.
+//! Commits in the window are the leader's applied-index delta. Blocking
+//! threads are kept alive for the whole run so none of them exits (and
+//! takes its CPU figure with it) inside a window.
+//!
+//! Each window opens after a 1 s warm-up under load (sessions, connections
+//! and the lock names' first grants), and the leader must be the same node,
+//! in the same term, at both ends; otherwise the row says so.
+//!
+//! Environment: `PEERLOCK_BENCH_SECS` (window, default 10),
+//! `PEERLOCK_BENCH_RUNS` (default 3; the sizes alternate within a run),
+//! `PEERLOCK_BENCH_NODES` (the large size, default 25),
+//! `PEERLOCK_BENCH_NODE_THREADS` (worker threads per node runtime, default 2).
+//! Without `--bench` (as `cargo test --benches` runs it) one 1 s window per
+//! size.
+
+use std::net::UdpSocket;
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use hdrhistogram::Histogram;
+use parking_lot::Mutex;
+use peerlock::certs::ClusterCa;
+use peerlock::{MemberRole, Node};
+use tokio::runtime::Runtime;
+
+const CLIENTS: usize = 64;
+const WARMUP: Duration = Duration::from_secs(1);
+/// Linux reports thread CPU in clock ticks of 1/100 s on every common
+/// configuration (`getconf CLK_TCK`).
+const TICK: Duration = Duration::from_millis(10);
+
+fn env_u64(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// The calling thread's id, from the `/proc/thread-self` link
+/// (`<pid>/task/<tid>`).
+fn this_tid() -> Option<u32> {
+    std::fs::read_link("/proc/thread-self")
+        .ok()?
+        .file_name()?
+        .to_str()?
+        .parse()
+        .ok()
+}
+
+/// One thread's CPU time (user + system), in ticks.
+fn thread_ticks(tid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/self/task/{tid}/stat")).ok()?;
+    let after = stat.rsplit_once(')')?.1;
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    Some(fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?)
+}
+
+/// This whole process's CPU time (every node and the clients), in ticks.
+fn process_ticks() -> Option<u64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    let after = stat.rsplit_once(')')?.1;
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    Some(fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?)
+}
+
+/// A node's own runtime and the ids of the threads it started.
+struct NodeRuntime {
+    rt: Runtime,
+    tids: Arc<Mutex<Vec<u32>>>,
+}
+
+impl NodeRuntime {
+    fn new(i: usize, threads: usize) -> Self {
+        let tids = Arc::new(Mutex::new(Vec::new()));
+        let record = Arc::clone(&tids);
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(threads)
+            .thread_name(format!("node-{i}"))
+            .thread_keep_alive(Duration::from_secs(3600))
+            .enable_all()
+            .on_thread_start(move || {
+                if let Some(tid) = this_tid() {
+                    record.lock().push(tid);
+                }
+            })
+            .build()
+            .expect("node runtime");
+        Self { rt, tids }
+    }
+
+    /// CPU of every thread this runtime started, in ticks.
+    fn ticks(&self) -> u64 {
+        self.tids
+            .lock()
+            .iter()
+            .filter_map(|&t| thread_ticks(t))
+            .sum()
+    }
+}
+
+struct Cluster {
+    nodes: Vec<Node>,
+    rts: Vec<NodeRuntime>,
+}
+
+/// `n` in-memory nodes founded together with `max_voters(5)`: the first 5
+/// (or all, if fewer) vote, the rest are learners from the start. Returns
+/// once every node is ready and the leader sees every member live.
+async fn cluster(n: usize, threads: usize) -> Cluster {
+    let ca = ClusterCa::generate("scale").expect("CA");
+    let socks: Vec<UdpSocket> = (0..n)
+        .map(|_| UdpSocket::bind("127.0.0.1:0").expect("bind"))
+        .collect();
+    let addrs: Vec<_> = socks
+        .iter()
+        .map(|s| s.local_addr().expect("addr"))
+        .collect();
+    let rts: Vec<NodeRuntime> = (0..n).map(|i| NodeRuntime::new(i, threads)).collect();
+    let mut starts = Vec::new();
+    for (i, s) in socks.into_iter().enumerate() {
+        let tls = ca
+            .issue_node(&format!("scale-{i}"), &["127.0.0.1"])
+            .expect("cert");
+        let b = Node::builder()
+            .socket(s)
+            .peers(addrs.clone())
+            .tls(tls)
+            .in_memory()
+            .max_voters(5);
+        starts.push(rts[i].rt.spawn(b.start()));
+    }
+    let mut nodes = Vec::new();
+    for s in starts {
+        nodes.push(s.await.expect("join").expect("start"));
+    }
+    for n in &nodes {
+        tokio::time::timeout(Duration::from_secs(60), n.ready())
+            .await
+            .expect("ready in 60 s")
+            .expect("ready");
+    }
+    let voters = n.min(5);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let formed = nodes.iter().map(Node::status).any(|s| {
+            s.is_leader()
+                && s.members.len() == n
+                && s.members.iter().filter(|m| m.role == MemberRole::Voter).count() == voters
+                && s.members.iter().all(|m| m.live == Some(true))
+        });
+        if formed {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{n} nodes: no leader seeing {voters} voters and every member live within 60 s"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Cluster { nodes, rts }
+}
+
+impl Cluster {
+    /// Stops every node at once (a crash: nothing to hand over in a
+    /// benchmark) and drops the runtimes without blocking.
+    async fn stop(self) {
+        let kills: Vec<_> = self.nodes.iter().map(Node::kill).collect();
+        let _ = tokio::time::timeout(
+            Duration::from_secs(10),
+            await_each(kills),
+        )
+        .await;
+        drop(self.nodes);
+        for r in self.rts {
+            r.rt.shutdown_background();
+        }
+    }
+}
+
+/// Awaits every future (one after another: they run concurrently anyway,
+/// on the node runtimes).
+async fn await_each<F: std::future::Future<Output = ()>>(fs: Vec<F>) {
+    for f in fs {
+        f.await;
+    }
+}
+
+/// One measured window.
+struct Window {
+    pairs: u64,
+    pairs_per_sec: f64,
+    acquire_p50_ms: f64,
+    acquire_p99_ms: f64,
+    commits: u64,
+    leader_cpu_per_commit_us: f64,
+    leader_cpu_per_pair_us: f64,
+    leader_core_share: f64,
+    process_cpu_per_pair_us: f64,
+    leader_stable: bool,
+    errors: u64,
+}
+
+const WARM: u8 = 0;
+const MEASURE: u8 = 1;
+const STOP: u8 = 2;
+
+/// Workload M on `c`: client `i` on node `i % n`, lock `m/i`.
+async fn run(c: &Cluster, secs: u64) -> Window {
+    let n = c.nodes.len();
+    let phase = Arc::new(AtomicU8::new(WARM));
+    let pairs = Arc::new(AtomicU64::new(0));
+    let errors = Arc::new(AtomicU64::new(0));
+    let mut tasks = Vec::new();
+    for i in 0..CLIENTS {
+        let node = c.nodes[i % n].clone();
+        let lock = format!("m/{i}");
+        let (phase, pairs, errors) = (phase.clone(), pairs.clone(), errors.clone());
+        tasks.push(tokio::spawn(async move {
+            // 1 µs to 60 s, 3 significant digits.
+            let mut hist = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("bounds");
+            loop {
+                let p = phase.load(Ordering::Relaxed);
+                if p == STOP {
+                    break;
+                }
+                let t = Instant::now();
+                match node.lock(&lock).await {
+                    Ok(g) => {
+                        let acquire = t.elapsed();
+                        let released = g.unlock().await.is_ok();
+                        if p == MEASURE && phase.load(Ordering::Relaxed) == MEASURE {
+                            hist.saturating_record(acquire.as_micros() as u64);
+                            if released {
+                                pairs.fetch_add(1, Ordering::Relaxed);
+                            }
+                        }
+                    }
+                    Err(e) => {
+                        if errors.fetch_add(1, Ordering::Relaxed) < 5 {
+                            eprintln!("lock failed: {e}");
+                        }
+                        tokio::time::sleep(Duration::from_millis(10)).await;
+                    }
+                }
+            }
+            hist
+        }));
+    }
+    tokio::time::sleep(WARMUP).await;
+    let leader = c
+        .nodes
+        .iter()
+        .position(|n| n.status().is_leader())
+        .unwrap_or(0);
+    let s0 = c.nodes[leader].status();
+    let (cpu0, proc0) = (c.rts[leader].ticks(), process_ticks().unwrap_or(0));
+    let (pairs0, t0) = (pairs.load(Ordering::Relaxed), Instant::now());
+    phase.store(MEASURE, Ordering::Relaxed);
+    tokio::time::sleep(Duration::from_secs(secs)).await;
+    phase.store(STOP, Ordering::Relaxed);
+    let wall = t0.elapsed();
+    let done = pairs.load(Ordering::Relaxed) - pairs0;
+    let (cpu1, proc1) = (c.rts[leader].ticks(), process_ticks().unwrap_or(0));
+    let s1 = c.nodes[leader].status();
+    let mut hist = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("bounds");
+    for t in tasks {
+        if let Ok(h) = t.await {
+            let _ = hist.add(h);
+        }
+    }
+    let commits = s1.applied_index.saturating_sub(s0.applied_index);
+    let cpu = TICK * (cpu1.saturating_sub(cpu0) as u32);
+    let all = TICK * (proc1.saturating_sub(proc0) as u32);
+    let per = |d: Duration, k: u64| d.as_secs_f64() * 1e6 / k.max(1) as f64;
+    Window {
+        pairs: done,
+        pairs_per_sec: done as f64 / wall.as_secs_f64(),
+        acquire_p50_ms: hist.value_at_quantile(0.5) as f64 / 1e3,
+        acquire_p99_ms: hist.value_at_quantile(0.99) as f64 / 1e3,
+        commits,
+        leader_cpu_per_commit_us: per(cpu, commits),
+        leader_cpu_per_pair_us: per(cpu, done),
+        leader_core_share: cpu.as_secs_f64() / wall.as_secs_f64(),
+        process_cpu_per_pair_us: per(all, done),
+        leader_stable: s1.is_leader() && s1.term == s0.term,
+        errors: errors.load(Ordering::Relaxed),
+    }
+}
+
+/// Median and range of one figure over the runs.
+fn stat(ws: &[Window], f: impl Fn(&Window) -> f64) -> (f64, f64, f64) {
+    let mut v: Vec<f64> = ws.iter().map(f).collect();
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
+    (v[v.len() / 2], v[0], v[v.len() - 1])
+}
+
+fn print_window(n: usize, r: usize, w: &Window) {
+    println!(
+        "  run {r} {n:>2} nodes: {:>7.0} pairs/s  acquire p50 {:.2} ms p99 {:.2} ms  \
+         commits {} ({:.2}/pair)  leader {:.1} µs/commit {:.1} µs/pair ({:.0} % of a core)  \
+         process {:.1} µs/pair{}{}",
+        w.pairs_per_sec,
+        w.acquire_p50_ms,
+        w.acquire_p99_ms,
+        w.commits,
+        w.commits as f64 / w.pairs.max(1) as f64,
+        w.leader_cpu_per_commit_us,
+        w.leader_cpu_per_pair_us,
+        w.leader_core_share * 100.0,
+        w.process_cpu_per_pair_us,
+        if w.leader_stable {
+            ""
+        } else {
+            "  LEADER CHANGED"
+        },
+        if w.errors > 0 {
+            format!("  {} errors", w.errors)
+        } else {
+            String::new()
+        },
+    );
+}
+
+fn main() {
+    // `cargo bench` passes `--bench`; anything else (`cargo test --benches`)
+    // gets a token run so the target stays checked.
+    let quick = !std::env::args().any(|a| a == "--bench");
+    let secs = if quick {
+        1
+    } else {
+        env_u64("PEERLOCK_BENCH_SECS", 10)
+    };
+    let runs = if quick {
+        1
+    } else {
+        env_u64("PEERLOCK_BENCH_RUNS", 3).max(1) as usize
+    };
+    let large = env_u64("PEERLOCK_BENCH_NODES", 25).max(3) as usize;
+    let threads = env_u64("PEERLOCK_BENCH_NODE_THREADS", 2).max(1) as usize;
+    let sizes = [3, large];
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        println!(
+            "peerlock scale: workload M ({CLIENTS} clients, own names, spread over every node), \
+             in-memory, 127.0.0.1, {secs} s x {runs} runs, sizes {sizes:?} \
+             (max_voters 5), {threads} worker threads per node runtime"
+        );
+        let mut results: Vec<Vec<Window>> = sizes.iter().map(|_| Vec::new()).collect();
+        for r in 0..runs {
+            for (k, &n) in sizes.iter().enumerate() {
+                let c = cluster(n, threads).await;
+                let w = run(&c, secs).await;
+                print_window(n, r, &w);
+                results[k].push(w);
+                c.stop().await;
+            }
+        }
+        println!(
+            "\nmedians (range) of {runs} run(s); leader CPU = its runtime's threads, \
+             utime + stime, over its applied-index delta"
+        );
+        println!(
+            "| nodes | M pairs/s | acquire p50 | acquire p99 | leader CPU per commit | \
+             leader CPU per pair | process CPU per pair |"
+        );
+        println!("|---|---|---|---|---|---|---|");
+        for (k, &n) in sizes.iter().enumerate() {
+            let ws = &results[k];
+            let (ops, lo, hi) = stat(ws, |w| w.pairs_per_sec);
+            let (p50, p50lo, p50hi) = stat(ws, |w| w.acquire_p50_ms);
+            let (p99, p99lo, p99hi) = stat(ws, |w| w.acquire_p99_ms);
+            let (cc, cclo, cchi) = stat(ws, |w| w.leader_cpu_per_commit_us);
+            let (cp, _, _) = stat(ws, |w| w.leader_cpu_per_pair_us);
+            let (pp, _, _) = stat(ws, |w| w.process_cpu_per_pair_us);
+            let shape = if n > 5 {
+                format!("{n} (5 voters + {} learners)", n - 5)
+            } else {
+                format!("{n} (voters)")
+            };
+            println!(
+                "| {shape} | {ops:.0} ({lo:.0}–{hi:.0}) | {p50:.2} ms ({p50lo:.2}–{p50hi:.2}) | \
+                 {p99:.2} ms ({p99lo:.2}–{p99hi:.2}) | {cc:.0} µs ({cclo:.0}–{cchi:.0}) | \
+                 {cp:.0} µs | {pp:.0} µs |"
+            );
+        }
+    });
+}

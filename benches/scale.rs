@@ -33,7 +33,7 @@
 //! in the same term, at both ends; otherwise the row says so.
 //!
 //! Environment: `PEERLOCK_BENCH_SECS` (window, default 10),
-//! `PEERLOCK_BENCH_RUNS` (default 3; the sizes alternate within a run),
+//! `PEERLOCK_BENCH_RUNS` (default 3; the rows alternate within a run),
 //! `PEERLOCK_BENCH_NODES` (the large size, default 25),
 //! `PEERLOCK_BENCH_NODE_THREADS` (worker threads per node runtime, default 2).
 //! Without `--bench` (as `cargo test --benches` runs it) one 1 s window per
@@ -172,7 +172,11 @@ async fn cluster(n: usize, threads: usize) -> Cluster {
         let formed = nodes.iter().map(Node::status).any(|s| {
             s.is_leader()
                 && s.members.len() == n
-                && s.members.iter().filter(|m| m.role == MemberRole::Voter).count() == voters
+                && s.members
+                    .iter()
+                    .filter(|m| m.role == MemberRole::Voter)
+                    .count()
+                    == voters
                 && s.members.iter().all(|m| m.live == Some(true))
         });
         if formed {
@@ -192,11 +196,7 @@ impl Cluster {
     /// benchmark) and drops the runtimes without blocking.
     async fn stop(self) {
         let kills: Vec<_> = self.nodes.iter().map(Node::kill).collect();
-        let _ = tokio::time::timeout(
-            Duration::from_secs(10),
-            await_each(kills),
-        )
-        .await;
+        let _ = tokio::time::timeout(Duration::from_secs(10), await_each(kills)).await;
         drop(self.nodes);
         for r in self.rts {
             r.rt.shutdown_background();
@@ -222,6 +222,7 @@ struct Window {
     leader_cpu_per_commit_us: f64,
     leader_cpu_per_pair_us: f64,
     leader_core_share: f64,
+    others_cpu_per_commit_us: f64,
     process_cpu_per_pair_us: f64,
     leader_stable: bool,
     errors: u64,
@@ -231,8 +232,20 @@ const WARM: u8 = 0;
 const MEASURE: u8 = 1;
 const STOP: u8 = 2;
 
-/// Workload M on `c`: client `i` on node `i % n`, lock `m/i`.
-async fn run(c: &Cluster, secs: u64) -> Window {
+/// Every runtime's CPU but the leader's, in ticks.
+fn others_ticks(c: &Cluster, leader: usize) -> u64 {
+    c.rts
+        .iter()
+        .enumerate()
+        .filter(|&(i, _)| i != leader)
+        .map(|(_, r)| r.ticks())
+        .sum()
+}
+
+/// Workload M on `c`: client `i` on node `i % n`, lock `m/i`. With
+/// `rate`, the clients together start at most that many pairs per second
+/// (each one pair per `CLIENTS / rate` s; a late client skips, never bursts).
+async fn run(c: &Cluster, secs: u64, rate: Option<f64>) -> Window {
     let n = c.nodes.len();
     let phase = Arc::new(AtomicU8::new(WARM));
     let pairs = Arc::new(AtomicU64::new(0));
@@ -242,10 +255,21 @@ async fn run(c: &Cluster, secs: u64) -> Window {
         let node = c.nodes[i % n].clone();
         let lock = format!("m/{i}");
         let (phase, pairs, errors) = (phase.clone(), pairs.clone(), errors.clone());
+        let mut pace = rate.map(|r| {
+            let every = Duration::from_secs_f64(CLIENTS as f64 / r.max(1.0));
+            // Clients spread evenly over one period.
+            let start = tokio::time::Instant::now() + every.mul_f64(i as f64 / CLIENTS as f64);
+            let mut t = tokio::time::interval_at(start, every);
+            t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+            t
+        });
         tasks.push(tokio::spawn(async move {
             // 1 µs to 60 s, 3 significant digits.
             let mut hist = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("bounds");
             loop {
+                if let Some(t) = pace.as_mut() {
+                    t.tick().await;
+                }
                 let p = phase.load(Ordering::Relaxed);
                 if p == STOP {
                     break;
@@ -281,6 +305,7 @@ async fn run(c: &Cluster, secs: u64) -> Window {
         .unwrap_or(0);
     let s0 = c.nodes[leader].status();
     let (cpu0, proc0) = (c.rts[leader].ticks(), process_ticks().unwrap_or(0));
+    let others0 = others_ticks(c, leader);
     let (pairs0, t0) = (pairs.load(Ordering::Relaxed), Instant::now());
     phase.store(MEASURE, Ordering::Relaxed);
     tokio::time::sleep(Duration::from_secs(secs)).await;
@@ -288,6 +313,7 @@ async fn run(c: &Cluster, secs: u64) -> Window {
     let wall = t0.elapsed();
     let done = pairs.load(Ordering::Relaxed) - pairs0;
     let (cpu1, proc1) = (c.rts[leader].ticks(), process_ticks().unwrap_or(0));
+    let others1 = others_ticks(c, leader);
     let s1 = c.nodes[leader].status();
     let mut hist = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("bounds");
     for t in tasks {
@@ -297,6 +323,7 @@ async fn run(c: &Cluster, secs: u64) -> Window {
     }
     let commits = s1.applied_index.saturating_sub(s0.applied_index);
     let cpu = TICK * (cpu1.saturating_sub(cpu0) as u32);
+    let others = TICK * (others1.saturating_sub(others0) as u32);
     let all = TICK * (proc1.saturating_sub(proc0) as u32);
     let per = |d: Duration, k: u64| d.as_secs_f64() * 1e6 / k.max(1) as f64;
     Window {
@@ -308,6 +335,7 @@ async fn run(c: &Cluster, secs: u64) -> Window {
         leader_cpu_per_commit_us: per(cpu, commits),
         leader_cpu_per_pair_us: per(cpu, done),
         leader_core_share: cpu.as_secs_f64() / wall.as_secs_f64(),
+        others_cpu_per_commit_us: per(others, commits) / (n - 1).max(1) as f64,
         process_cpu_per_pair_us: per(all, done),
         leader_stable: s1.is_leader() && s1.term == s0.term,
         errors: errors.load(Ordering::Relaxed),
@@ -321,11 +349,11 @@ fn stat(ws: &[Window], f: impl Fn(&Window) -> f64) -> (f64, f64, f64) {
     (v[v.len() / 2], v[0], v[v.len() - 1])
 }
 
-fn print_window(n: usize, r: usize, w: &Window) {
+fn print_window(label: &str, r: usize, w: &Window) {
     println!(
-        "  run {r} {n:>2} nodes: {:>7.0} pairs/s  acquire p50 {:.2} ms p99 {:.2} ms  \
+        "  run {r} {label:<8}: {:>7.0} pairs/s  acquire p50 {:.2} ms p99 {:.2} ms  \
          commits {} ({:.2}/pair)  leader {:.1} µs/commit {:.1} µs/pair ({:.0} % of a core)  \
-         process {:.1} µs/pair{}{}",
+         other nodes {:.1} µs/commit each  process {:.1} µs/pair{}{}",
         w.pairs_per_sec,
         w.acquire_p50_ms,
         w.acquire_p99_ms,
@@ -334,6 +362,7 @@ fn print_window(n: usize, r: usize, w: &Window) {
         w.leader_cpu_per_commit_us,
         w.leader_cpu_per_pair_us,
         w.leader_core_share * 100.0,
+        w.others_cpu_per_commit_us,
         w.process_cpu_per_pair_us,
         if w.leader_stable {
             ""
@@ -376,42 +405,56 @@ fn main() {
              in-memory, 127.0.0.1, {secs} s x {runs} runs, sizes {sizes:?} \
              (max_voters 5), {threads} worker threads per node runtime"
         );
-        let mut results: Vec<Vec<Window>> = sizes.iter().map(|_| Vec::new()).collect();
+        // Row 3 is the 3-node cluster held to the rate the 25 nodes reached
+        // in the same run: CPU per commit depends on how many entries each
+        // message carries, so the fan-out's own cost is the ratio at equal rate.
+        let labels = ["3".to_owned(), large.to_string(), format!("3@{large}")];
+        let mut results: Vec<Vec<Window>> = labels.iter().map(|_| Vec::new()).collect();
         for r in 0..runs {
-            for (k, &n) in sizes.iter().enumerate() {
+            let mut large_rate = None;
+            for (k, label) in labels.iter().enumerate() {
+                let (n, rate) = match k {
+                    0 => (3, None),
+                    1 => (large, None),
+                    _ => (3, large_rate),
+                };
                 let c = cluster(n, threads).await;
-                let w = run(&c, secs).await;
-                print_window(n, r, &w);
+                let w = run(&c, secs, rate).await;
+                print_window(label, r, &w);
+                if k == 1 {
+                    large_rate = Some(w.pairs_per_sec);
+                }
                 results[k].push(w);
                 c.stop().await;
             }
         }
         println!(
             "\nmedians (range) of {runs} run(s); leader CPU = its runtime's threads, \
-             utime + stime, over its applied-index delta"
+             utime + stime, over its applied-index delta; 3@{large} = 3 nodes paced \
+             to the {large}-node rate of the same run"
         );
         println!(
             "| nodes | M pairs/s | acquire p50 | acquire p99 | leader CPU per commit | \
-             leader CPU per pair | process CPU per pair |"
+             leader CPU per pair | each other node, CPU per commit | process CPU per pair |"
         );
-        println!("|---|---|---|---|---|---|---|");
-        for (k, &n) in sizes.iter().enumerate() {
-            let ws = &results[k];
+        println!("|---|---|---|---|---|---|---|---|");
+        for (k, ws) in results.iter().enumerate() {
             let (ops, lo, hi) = stat(ws, |w| w.pairs_per_sec);
             let (p50, p50lo, p50hi) = stat(ws, |w| w.acquire_p50_ms);
             let (p99, p99lo, p99hi) = stat(ws, |w| w.acquire_p99_ms);
             let (cc, cclo, cchi) = stat(ws, |w| w.leader_cpu_per_commit_us);
             let (cp, _, _) = stat(ws, |w| w.leader_cpu_per_pair_us);
+            let (oc, _, _) = stat(ws, |w| w.others_cpu_per_commit_us);
             let (pp, _, _) = stat(ws, |w| w.process_cpu_per_pair_us);
-            let shape = if n > 5 {
-                format!("{n} (5 voters + {} learners)", n - 5)
-            } else {
-                format!("{n} (voters)")
+            let shape = match k {
+                0 => "3 (3 voters)".to_owned(),
+                1 => format!("{large} (5 voters + {} learners)", large.saturating_sub(5)),
+                _ => format!("3, paced to the {large}-node rate"),
             };
             println!(
                 "| {shape} | {ops:.0} ({lo:.0}–{hi:.0}) | {p50:.2} ms ({p50lo:.2}–{p50hi:.2}) | \
                  {p99:.2} ms ({p99lo:.2}–{p99hi:.2}) | {cc:.0} µs ({cclo:.0}–{cchi:.0}) | \
-                 {cp:.0} µs | {pp:.0} µs |"
+                 {cp:.0} µs | {oc:.0} µs | {pp:.0} µs |"
             );
         }
     });

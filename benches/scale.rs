@@ -28,6 +28,12 @@
 //! threads are kept alive for the whole run so none of them exits (and
 //! takes its CPU figure with it) inside a window.
 //!
+//! A third row holds 3 nodes to the pair rate the 25 reached in the same
+//! run: per-commit CPU falls as more entries share one message, so only
+//! the ratio at equal rate is the learners' fan-out cost. "Other nodes" is
+//! the mean CPU per commit of every node but the leader; it includes
+//! serving that node's share of the clients (64/n each).
+//!
 //! Each window opens after a 1 s warm-up under load (sessions, connections
 //! and the lock names' first grants), and the leader must be the same node,
 //! in the same term, at both ends; otherwise the row says so.

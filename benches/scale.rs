@@ -9,8 +9,10 @@
 //! ```
 //!
 //! Every node binds 127.0.0.1 and talks real QUIC with mutual TLS; storage
-//! is in-memory (as cluster_load's in-memory rows), so the figures are the
-//! cost of Raft, the lock machine and the transport, without fsync noise.
+//! is in-memory by default (as cluster_load's in-memory rows), so the
+//! figures are the cost of Raft, the lock machine and the transport,
+//! without fsync noise; `PEERLOCK_BENCH_DURABLE=1` gives every node a data
+//! directory under `PEERLOCK_BENCH_DIR` (default: the temp dir) instead.
 //!
 //! **Why nodes run in this process, each on a runtime of its own, rather
 //! than as `examples/node` processes.** The node example answers its stdin
@@ -41,9 +43,10 @@
 //! Environment: `PEERLOCK_BENCH_SECS` (window, default 10),
 //! `PEERLOCK_BENCH_RUNS` (default 3; the rows alternate within a run),
 //! `PEERLOCK_BENCH_NODES` (the large size, default 25),
-//! `PEERLOCK_BENCH_NODE_THREADS` (worker threads per node runtime, default 2).
+//! `PEERLOCK_BENCH_NODE_THREADS` (worker threads per node runtime, default 2),
+//! `PEERLOCK_BENCH_DURABLE=1` and `PEERLOCK_BENCH_DIR` (see above).
 //! Without `--bench` (as `cargo test --benches` runs it) one 1 s window per
-//! size.
+//! row.
 
 use std::net::UdpSocket;
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
@@ -136,10 +139,10 @@ struct Cluster {
     rts: Vec<NodeRuntime>,
 }
 
-/// `n` in-memory nodes founded together with `max_voters(5)`: the first 5
+/// `n` nodes (in-memory, or durable under `data`) founded together with `max_voters(5)`: the first 5
 /// (or all, if fewer) vote, the rest are learners from the start. Returns
 /// once every node is ready and the leader sees every member live.
-async fn cluster(n: usize, threads: usize) -> Cluster {
+async fn cluster(n: usize, threads: usize, data: Option<&std::path::Path>) -> Cluster {
     let ca = ClusterCa::generate("scale").expect("CA");
     let socks: Vec<UdpSocket> = (0..n)
         .map(|_| UdpSocket::bind("127.0.0.1:0").expect("bind"))
@@ -158,8 +161,11 @@ async fn cluster(n: usize, threads: usize) -> Cluster {
             .socket(s)
             .peers(addrs.clone())
             .tls(tls)
-            .in_memory()
             .max_voters(5);
+        let b = match data {
+            Some(dir) => b.data_dir(dir.join(format!("node-{i}"))),
+            None => b.in_memory(),
+        };
         starts.push(rts[i].rt.spawn(b.start()));
     }
     let mut nodes = Vec::new();
@@ -400,6 +406,19 @@ fn main() {
     let large = env_u64("PEERLOCK_BENCH_NODES", 25).max(3) as usize;
     let threads = env_u64("PEERLOCK_BENCH_NODE_THREADS", 2).max(1) as usize;
     let sizes = [3, large];
+    let durable = std::env::var("PEERLOCK_BENCH_DURABLE").is_ok_and(|v| v == "1");
+    let storage = if durable {
+        "durable (data_dir, fsync per Raft Ready)"
+    } else {
+        "in-memory"
+    };
+    let base = durable.then(|| {
+        tempfile::tempdir_in(
+            std::env::var("PEERLOCK_BENCH_DIR")
+                .unwrap_or_else(|_| std::env::temp_dir().display().to_string()),
+        )
+        .expect("bench data dir")
+    });
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -408,7 +427,7 @@ fn main() {
     rt.block_on(async {
         println!(
             "peerlock scale: workload M ({CLIENTS} clients, own names, spread over every node), \
-             in-memory, 127.0.0.1, {secs} s x {runs} runs, sizes {sizes:?} \
+             {storage}, 127.0.0.1, {secs} s x {runs} runs, sizes {sizes:?} \
              (max_voters 5), {threads} worker threads per node runtime"
         );
         // Row 3 is the 3-node cluster held to the rate the 25 nodes reached
@@ -424,7 +443,8 @@ fn main() {
                     1 => (large, None),
                     _ => (3, large_rate),
                 };
-                let c = cluster(n, threads).await;
+                let dir = base.as_ref().map(|b| b.path().join(format!("run-{r}-{k}")));
+                let c = cluster(n, threads, dir.as_deref()).await;
                 let w = run(&c, secs, rate).await;
                 print_window(label, r, &w);
                 if k == 1 {
@@ -432,6 +452,9 @@ fn main() {
                 }
                 results[k].push(w);
                 c.stop().await;
+                if let Some(dir) = dir {
+                    let _ = std::fs::remove_dir_all(dir);
+                }
             }
         }
         println!(

@@ -36,7 +36,9 @@
 //! the mean CPU per commit of every node but the leader; it includes
 //! serving that node's share of the clients (64/n each).
 //!
-//! Each window opens after a 1 s warm-up under load (sessions, connections
+//! Before the load, 3 s idle give the leader's and the other nodes' idle
+//! CPU (ticks, heartbeats to every member, keepalives). Each window opens
+//! after a 1 s warm-up under load (sessions, connections
 //! and the lock names' first grants), and the leader must be the same node,
 //! in the same term, at both ends; otherwise the row says so.
 //!
@@ -54,84 +56,24 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
-use parking_lot::Mutex;
 use peerlock::certs::ClusterCa;
 use peerlock::{MemberRole, Node};
-use tokio::runtime::Runtime;
+
+// Not `benches/cpu.rs`: cargo would take that for a benchmark of its own.
+#[path = "scale/cpu.rs"]
+mod cpu;
+use cpu::{process_ticks, NodeRuntime, TICK};
 
 const CLIENTS: usize = 64;
 const WARMUP: Duration = Duration::from_secs(1);
-/// Linux reports thread CPU in clock ticks of 1/100 s on every common
-/// configuration (`getconf CLK_TCK`).
-const TICK: Duration = Duration::from_millis(10);
+/// The idle window before the load: ticks, heartbeats and keepalives only.
+const IDLE: Duration = Duration::from_secs(3);
 
 fn env_u64(name: &str, default: u64) -> u64 {
     std::env::var(name)
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
-}
-
-/// The calling thread's id, from the `/proc/thread-self` link
-/// (`<pid>/task/<tid>`).
-fn this_tid() -> Option<u32> {
-    std::fs::read_link("/proc/thread-self")
-        .ok()?
-        .file_name()?
-        .to_str()?
-        .parse()
-        .ok()
-}
-
-/// One thread's CPU time (user + system), in ticks.
-fn thread_ticks(tid: u32) -> Option<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/self/task/{tid}/stat")).ok()?;
-    let after = stat.rsplit_once(')')?.1;
-    let fields: Vec<&str> = after.split_whitespace().collect();
-    Some(fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?)
-}
-
-/// This whole process's CPU time (every node and the clients), in ticks.
-fn process_ticks() -> Option<u64> {
-    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
-    let after = stat.rsplit_once(')')?.1;
-    let fields: Vec<&str> = after.split_whitespace().collect();
-    Some(fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?)
-}
-
-/// A node's own runtime and the ids of the threads it started.
-struct NodeRuntime {
-    rt: Runtime,
-    tids: Arc<Mutex<Vec<u32>>>,
-}
-
-impl NodeRuntime {
-    fn new(i: usize, threads: usize) -> Self {
-        let tids = Arc::new(Mutex::new(Vec::new()));
-        let record = Arc::clone(&tids);
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(threads)
-            .thread_name(format!("node-{i}"))
-            .thread_keep_alive(Duration::from_secs(3600))
-            .enable_all()
-            .on_thread_start(move || {
-                if let Some(tid) = this_tid() {
-                    record.lock().push(tid);
-                }
-            })
-            .build()
-            .expect("node runtime");
-        Self { rt, tids }
-    }
-
-    /// CPU of every thread this runtime started, in ticks.
-    fn ticks(&self) -> u64 {
-        self.tids
-            .lock()
-            .iter()
-            .filter_map(|&t| thread_ticks(t))
-            .sum()
-    }
 }
 
 struct Cluster {
@@ -234,6 +176,8 @@ struct Window {
     leader_cpu_per_commit_us: f64,
     leader_cpu_per_pair_us: f64,
     leader_core_share: f64,
+    leader_idle_share: f64,
+    others_idle_share: f64,
     others_cpu_per_commit_us: f64,
     process_cpu_per_pair_us: f64,
     leader_stable: bool,
@@ -259,6 +203,20 @@ fn others_ticks(c: &Cluster, leader: usize) -> u64 {
 /// (each one pair per `CLIENTS / rate` s; a late client skips, never bursts).
 async fn run(c: &Cluster, secs: u64, rate: Option<f64>) -> Window {
     let n = c.nodes.len();
+    // Idle first: what the leader pays to lead n - 1 members doing nothing.
+    let leader = c.nodes.iter().position(|n| n.status().is_leader());
+    let leader = leader.unwrap_or(0);
+    let (l0, o0, t0) = (
+        c.rts[leader].ticks(),
+        others_ticks(c, leader),
+        Instant::now(),
+    );
+    tokio::time::sleep(IDLE).await;
+    let idle_wall = t0.elapsed().as_secs_f64();
+    let share = |ticks: u64| (TICK * ticks as u32).as_secs_f64() / idle_wall;
+    let leader_idle_share = share(c.rts[leader].ticks().saturating_sub(l0));
+    let others_idle_share =
+        share(others_ticks(c, leader).saturating_sub(o0)) / (n - 1).max(1) as f64;
     let phase = Arc::new(AtomicU8::new(WARM));
     let pairs = Arc::new(AtomicU64::new(0));
     let errors = Arc::new(AtomicU64::new(0));
@@ -347,6 +305,8 @@ async fn run(c: &Cluster, secs: u64, rate: Option<f64>) -> Window {
         leader_cpu_per_commit_us: per(cpu, commits),
         leader_cpu_per_pair_us: per(cpu, done),
         leader_core_share: cpu.as_secs_f64() / wall.as_secs_f64(),
+        leader_idle_share,
+        others_idle_share,
         others_cpu_per_commit_us: per(others, commits) / (n - 1).max(1) as f64,
         process_cpu_per_pair_us: per(all, done),
         leader_stable: s1.is_leader() && s1.term == s0.term,
@@ -365,7 +325,8 @@ fn print_window(label: &str, r: usize, w: &Window) {
     println!(
         "  run {r} {label:<8}: {:>7.0} pairs/s  acquire p50 {:.2} ms p99 {:.2} ms  \
          commits {} ({:.2}/pair)  leader {:.1} µs/commit {:.1} µs/pair ({:.0} % of a core)  \
-         other nodes {:.1} µs/commit each  process {:.1} µs/pair{}{}",
+         other nodes {:.1} µs/commit each  process {:.1} µs/pair  \
+         idle: leader {:.1} %, others {:.2} % of a core each{}{}",
         w.pairs_per_sec,
         w.acquire_p50_ms,
         w.acquire_p99_ms,
@@ -376,6 +337,8 @@ fn print_window(label: &str, r: usize, w: &Window) {
         w.leader_core_share * 100.0,
         w.others_cpu_per_commit_us,
         w.process_cpu_per_pair_us,
+        w.leader_idle_share * 100.0,
+        w.others_idle_share * 100.0,
         if w.leader_stable {
             ""
         } else {
@@ -464,9 +427,10 @@ fn main() {
         );
         println!(
             "| nodes | M pairs/s | acquire p50 | acquire p99 | leader CPU per commit | \
-             leader CPU per pair | each other node, CPU per commit | process CPU per pair |"
+             leader CPU per pair | each other node, CPU per commit | process CPU per pair | \
+             idle leader, idle other node (% of a core) |"
         );
-        println!("|---|---|---|---|---|---|---|---|");
+        println!("|---|---|---|---|---|---|---|---|---|");
         for (k, ws) in results.iter().enumerate() {
             let (ops, lo, hi) = stat(ws, |w| w.pairs_per_sec);
             let (p50, p50lo, p50hi) = stat(ws, |w| w.acquire_p50_ms);
@@ -475,6 +439,8 @@ fn main() {
             let (cp, _, _) = stat(ws, |w| w.leader_cpu_per_pair_us);
             let (oc, _, _) = stat(ws, |w| w.others_cpu_per_commit_us);
             let (pp, _, _) = stat(ws, |w| w.process_cpu_per_pair_us);
+            let (li, _, _) = stat(ws, |w| w.leader_idle_share * 100.0);
+            let (oi, _, _) = stat(ws, |w| w.others_idle_share * 100.0);
             let shape = match k {
                 0 => "3 (3 voters)".to_owned(),
                 1 => format!("{large} (5 voters + {} learners)", large.saturating_sub(5)),
@@ -483,7 +449,7 @@ fn main() {
             println!(
                 "| {shape} | {ops:.0} ({lo:.0}–{hi:.0}) | {p50:.2} ms ({p50lo:.2}–{p50hi:.2}) | \
                  {p99:.2} ms ({p99lo:.2}–{p99hi:.2}) | {cc:.0} µs ({cclo:.0}–{cchi:.0}) | \
-                 {cp:.0} µs | {oc:.0} µs | {pp:.0} µs |"
+                 {cp:.0} µs | {oc:.0} µs | {pp:.0} µs | {li:.1} %, {oi:.2} % |"
             );
         }
     });

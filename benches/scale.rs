@@ -81,9 +81,10 @@ struct Cluster {
     rts: Vec<NodeRuntime>,
 }
 
-/// `n` nodes (in-memory, or durable under `data`) founded together with `max_voters(5)`: the first 5
-/// (or all, if fewer) vote, the rest are learners from the start. Returns
-/// once every node is ready and the leader sees every member live.
+/// `n` nodes (in-memory, or durable under `data`) founded together with
+/// `max_voters(5)`: the first 5 (or all, if fewer) vote, the rest are
+/// learners from the start. Returns once every node is ready and the
+/// leader sees every member live.
 async fn cluster(n: usize, threads: usize, data: Option<&std::path::Path>) -> Cluster {
     let ca = ClusterCa::generate("scale").expect("CA");
     let socks: Vec<UdpSocket> = (0..n)
@@ -146,8 +147,9 @@ async fn cluster(n: usize, threads: usize, data: Option<&std::path::Path>) -> Cl
 }
 
 impl Cluster {
-    /// Stops every node at once (a crash: nothing to hand over in a
-    /// benchmark) and drops the runtimes without blocking.
+    /// Kills every node (a crash: a benchmark has nothing to hand over,
+    /// and 25 graceful leaves would each wait for a membership change),
+    /// then drops the runtimes without blocking.
     async fn stop(self) {
         let kills: Vec<_> = self.nodes.iter().map(Node::kill).collect();
         let _ = tokio::time::timeout(Duration::from_secs(10), await_each(kills)).await;
@@ -158,8 +160,8 @@ impl Cluster {
     }
 }
 
-/// Awaits every future (one after another: they run concurrently anyway,
-/// on the node runtimes).
+/// Awaits every future, one after another (a kill is quick; the whole is
+/// bounded by the caller's timeout).
 async fn await_each<F: std::future::Future<Output = ()>>(fs: Vec<F>) {
     for f in fs {
         f.await;

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use peerlock::{MemberRole, MembershipConfig, Node};
 
-use crate::common::{init_tracing, sockets, within, WAIT};
+use crate::common::{converge, init_tracing, sockets, within, WAIT};
 
 async fn start_cluster(n: usize, max_voters: usize) -> (Vec<Node>, peerlock::certs::ClusterCa) {
     init_tracing();
@@ -12,20 +12,9 @@ async fn start_cluster(n: usize, max_voters: usize) -> (Vec<Node>, peerlock::cer
     let (socks, addrs) = sockets(n);
     let mut starts = Vec::new();
     for (i, sock) in socks.into_iter().enumerate() {
-        let b = Node::builder()
-            .socket(sock)
+        let b = builder(&ca, &format!("node-{i}"), sock)
             .peers(addrs.clone())
-            .tls(ca.issue_node(&format!("node-{i}"), &["127.0.0.1"]).unwrap())
-            .in_memory()
-            .max_voters(max_voters)
-            .session_ttl(Duration::from_millis(1500))
-            .raft_tick(Duration::from_millis(20))
-            .membership(MembershipConfig {
-                dead_after: Duration::from_secs(3),
-                stabilization: Duration::from_secs(1),
-                ..MembershipConfig::default()
-            })
-            .startup_timeout(WAIT);
+            .max_voters(max_voters);
         starts.push(tokio::spawn(b.start()));
     }
     let mut nodes = Vec::new();
@@ -205,39 +194,7 @@ fn builder(
     name: &str,
     sock: std::net::UdpSocket,
 ) -> peerlock::NodeBuilder {
-    Node::builder()
-        .socket(sock)
-        .tls(ca.issue_node(name, &["127.0.0.1"]).unwrap())
-        .in_memory()
-        .session_ttl(Duration::from_millis(1500))
-        .raft_tick(Duration::from_millis(20))
-        .membership(MembershipConfig {
-            dead_after: Duration::from_secs(3),
-            stabilization: Duration::from_secs(1),
-            ..MembershipConfig::default()
-        })
-        .startup_timeout(WAIT)
-}
-
-/// Waits until `node` reports `voters` live voters and `learners` live
-/// learners (out of any joint configuration), and returns the members.
-async fn converge(node: &Node, voters: usize, learners: usize) -> Vec<peerlock::MemberInfo> {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    let mut last = Vec::new();
-    while tokio::time::Instant::now() < deadline {
-        if let Ok(Ok(m)) = tokio::time::timeout(Duration::from_secs(3), node.members()).await {
-            let count = |role| m.iter().filter(|x| x.role == role && x.live).count();
-            if count(MemberRole::Voter) == voters
-                && count(MemberRole::Learner) == learners
-                && m.iter().filter(|x| x.role == MemberRole::Voter).count() == voters
-            {
-                return m;
-            }
-            last = m;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    panic!("members did not converge to {voters} voters and {learners} learners: {last:?}");
+    crate::common::member_builder(ca, name, sock).in_memory()
 }
 
 /// Issue 9: a fourth instance could not join. Three founders run; a

@@ -5,23 +5,12 @@
 use std::path::Path;
 use std::time::Duration;
 
-use peerlock::{MemberRole, MembershipConfig, Node, NodeBuilder};
+use peerlock::{MemberRole, Node, NodeBuilder};
 
 use crate::common::{init_tracing, sockets, within, WAIT};
 
 fn builder(ca: &peerlock::certs::ClusterCa, i: usize, sock: std::net::UdpSocket) -> NodeBuilder {
-    Node::builder()
-        .socket(sock)
-        .tls(ca.issue_node(&format!("node-{i}"), &["127.0.0.1"]).unwrap())
-        .max_voters(3)
-        .session_ttl(Duration::from_millis(1500))
-        .raft_tick(Duration::from_millis(20))
-        .membership(MembershipConfig {
-            dead_after: Duration::from_secs(3),
-            stabilization: Duration::from_secs(1),
-            ..MembershipConfig::default()
-        })
-        .startup_timeout(WAIT)
+    crate::common::member_builder(ca, &format!("node-{i}"), sock).max_voters(3)
 }
 
 /// Four nodes (three voters and a learner), in memory or each in its own
@@ -55,24 +44,17 @@ async fn start_four(
 }
 
 /// Waits until `node` sees `voters` live voters and `learners` live
-/// learners and nothing else, and returns the members.
+/// learners and no other member, and returns the members.
 async fn converge(node: &Node, voters: usize, learners: usize) -> Vec<peerlock::MemberInfo> {
     let deadline = tokio::time::Instant::now() + WAIT;
-    let mut last = Vec::new();
-    while tokio::time::Instant::now() < deadline {
-        if let Ok(Ok(m)) = tokio::time::timeout(Duration::from_secs(3), node.members()).await {
-            let count = |role| m.iter().filter(|x| x.role == role && x.live).count();
-            if count(MemberRole::Voter) == voters
-                && count(MemberRole::Learner) == learners
-                && m.len() == voters + learners
-            {
-                return m;
-            }
-            last = m;
+    loop {
+        let m = crate::common::converge(node, voters, learners).await;
+        if m.len() == voters + learners {
+            return m;
         }
+        assert!(tokio::time::Instant::now() < deadline, "others left: {m:?}");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    panic!("members did not converge to {voters} voters and {learners} learners: {last:?}");
 }
 
 /// Issue 9: `shutdown()` stopped without leaving, so the voters counted a

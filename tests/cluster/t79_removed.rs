@@ -3,23 +3,12 @@
 
 use std::time::Duration;
 
-use peerlock::{Error, MembershipConfig, Node, NodeBuilder, Role};
+use peerlock::{Error, NodeBuilder, Role};
 
 use crate::common::{init_tracing, rebind, sockets, within, WAIT};
 
 fn builder(ca: &peerlock::certs::ClusterCa, i: usize, sock: std::net::UdpSocket) -> NodeBuilder {
-    Node::builder()
-        .socket(sock)
-        .tls(ca.issue_node(&format!("node-{i}"), &["127.0.0.1"]).unwrap())
-        .max_voters(3)
-        .session_ttl(Duration::from_millis(1500))
-        .raft_tick(Duration::from_millis(20))
-        .membership(MembershipConfig {
-            dead_after: Duration::from_secs(3),
-            stabilization: Duration::from_secs(1),
-            ..MembershipConfig::default()
-        })
-        .startup_timeout(WAIT)
+    crate::common::member_builder(ca, &format!("node-{i}"), sock).max_voters(3)
 }
 
 /// Issue 9: a member's old disk came back after the cluster had removed

@@ -164,3 +164,42 @@ pub async fn rebind(addr: SocketAddr) -> UdpSocket {
     }
     panic!("could not bind {addr} again");
 }
+
+/// A node builder with the membership tests' timings: TTL 1.5 s, tick
+/// 20 ms, `dead_after` 3 s, `stabilization` 1 s; in memory unless the
+/// test gives it a data directory.
+pub fn member_builder(ca: &ClusterCa, name: &str, sock: UdpSocket) -> peerlock::NodeBuilder {
+    Node::builder()
+        .socket(sock)
+        .tls(ca.issue_node(name, &["127.0.0.1"]).unwrap())
+        .session_ttl(Duration::from_millis(1500))
+        .raft_tick(Duration::from_millis(20))
+        .membership(peerlock::MembershipConfig {
+            dead_after: Duration::from_secs(3),
+            stabilization: Duration::from_secs(1),
+            ..peerlock::MembershipConfig::default()
+        })
+        .startup_timeout(WAIT)
+}
+
+/// Waits until `node` reports `voters` live voters and `learners` live
+/// learners (out of any joint configuration), and returns the members.
+pub async fn converge(node: &Node, voters: usize, learners: usize) -> Vec<peerlock::MemberInfo> {
+    use peerlock::MemberRole;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let mut last = Vec::new();
+    while tokio::time::Instant::now() < deadline {
+        if let Ok(Ok(m)) = tokio::time::timeout(Duration::from_secs(3), node.members()).await {
+            let count = |role| m.iter().filter(|x| x.role == role && x.live).count();
+            if count(MemberRole::Voter) == voters
+                && count(MemberRole::Learner) == learners
+                && m.iter().filter(|x| x.role == MemberRole::Voter).count() == voters
+            {
+                return m;
+            }
+            last = m;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("members did not converge to {voters} voters and {learners} learners: {last:?}");
+}

@@ -250,6 +250,11 @@ fn node_config(c: &SimConfig) -> NodeConfig {
             stabilization: Duration::from_secs(1),
             ..Default::default()
         },
+        // The simulator's graceful stops model a restart from the same
+        // disk (it brings the node back), and it keeps no directory to mark
+        // as left: the StatefulSet mode. Leaving is proven by the cluster
+        // tests `t77`/`t78` and process `t63`.
+        leave_on_shutdown: false,
         ..NodeConfig::default()
     }
 }

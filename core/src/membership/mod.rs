@@ -84,9 +84,9 @@
 //!
 //! A learner added after the last compaction rejects a snapshot whose
 //! configuration lacks it (tikv/raft-rs#472): refresh the stored snapshot
-//! after every change that adds a member. A removed leader keeps leading
-//! (tikv/raft-rs#373): the planner answers `SkipReason::LeaderNotVoter` and
-//! the driver should step down. See [`Change::to_conf_change`] for the exact
+//! after every change that adds a member. A removed or demoted leader keeps
+//! leading (tikv/raft-rs#373): the planner hands leadership to a healthy
+//! voter (`SkipReason::LeaderNotVoter` when there is none). See [`Change::to_conf_change`] for the exact
 //! `ConfChangeV2` of each change.
 
 mod change;

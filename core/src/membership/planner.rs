@@ -53,10 +53,17 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
     if !input.committed_in_term {
         return Plan::Skip(SkipReason::NotCommittedInTerm);
     }
-    if !input.conf.voters.contains(&input.leader) {
-        return Plan::Skip(SkipReason::LeaderNotVoter);
-    }
     let j = Judge::new(input);
+    if !input.conf.voters.contains(&input.leader) {
+        // A leader that is not a voter: leadership moved to a demoted voter
+        // while a leave-joint it did not propose was in flight, and that
+        // entry committed. raft-rs does not step it down (tikv/raft-rs#373),
+        // and it may plan nothing while it leads as a learner: hand over.
+        return match transfer_target(&j, &BTreeSet::new()) {
+            Some(to) => Plan::Change(Change::TransferLeader { to }),
+            None => Plan::Skip(SkipReason::LeaderNotVoter),
+        };
+    }
     // Rule 2: members that joined become learners (no quorum effect).
     let add = learners_to_add(&j);
     if !add.is_empty() {

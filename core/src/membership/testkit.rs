@@ -281,6 +281,14 @@ pub(super) fn check(w: &World, p: &Plan) -> Result<(), String> {
         "proposed a change other than leave while joint",
     )?;
     ensure(w.committed_in_term, "proposed before committing in term")?;
+    if let (false, Change::TransferLeader { to }) = (w.conf.voters.contains(&w.leader), change) {
+        // A leader outside the voters (tikv/raft-rs#373) may only hand over.
+        ensure(w.conf.voters.contains(to), "transfer to a non-voter")?;
+        return ensure(
+            healthy(*to) && !leaving(*to),
+            "transfer to an unhealthy voter",
+        );
+    }
     ensure(
         w.conf.voters.contains(&w.leader),
         "planned as a non-voter leader",

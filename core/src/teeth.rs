@@ -36,7 +36,9 @@ pub enum Bug {
     /// Joint configurations are entered with an automatic transition and
     /// never left explicitly: raft-rs's auto-leave is relied on, which a
     /// leader change before the joint entry applies leaves undone
-    /// (etcd-io/etcd#12136).
+    /// (etcd-io/etcd#12136); a leader stranded outside the voters is not
+    /// handed over either (the planner's safety net for that case is part
+    /// of what is left out, since it would mask the first symptom).
     RelyOnAutoLeave,
     /// The planner changes voters without checking that the live, caught-up
     /// voters are a majority of the old and the new configuration, and
@@ -44,7 +46,8 @@ pub enum Bug {
     SkipLiveMajorityCheck,
     /// A leader elected from the outgoing half of a joint configuration
     /// leaves it without handing leadership over first: a removed raft-rs
-    /// leader keeps leading (tikv/raft-rs#373, etcd-io/etcd#11038).
+    /// leader keeps leading (tikv/raft-rs#373, etcd-io/etcd#11038), and a
+    /// leader outside the voters is not handed over afterwards.
     RemoveLeaderWithoutTransfer,
     /// The planner's clock starts at the node's start, not the election: a
     /// new leader judges peers silent from before it led (no settle time,

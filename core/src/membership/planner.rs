@@ -54,6 +54,11 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
         return Plan::Skip(SkipReason::NotCommittedInTerm);
     }
     let j = Judge::new(input);
+    let stranded_ok = crate::teeth::planted(crate::teeth::Bug::RemoveLeaderWithoutTransfer)
+        || crate::teeth::planted(crate::teeth::Bug::RelyOnAutoLeave);
+    if !input.conf.voters.contains(&input.leader) && stranded_ok {
+        return Plan::Skip(SkipReason::LeaderNotVoter);
+    }
     if !input.conf.voters.contains(&input.leader) {
         // A leader that is not a voter: leadership moved to a demoted voter
         // while a leave-joint it did not propose was in flight, and that

@@ -54,17 +54,15 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
         return Plan::Skip(SkipReason::NotCommittedInTerm);
     }
     let j = Judge::new(input);
-    let stranded_ok = crate::teeth::planted(crate::teeth::Bug::RemoveLeaderWithoutTransfer)
-        || crate::teeth::planted(crate::teeth::Bug::RelyOnAutoLeave);
-    if !input.conf.voters.contains(&input.leader) && stranded_ok {
-        return Plan::Skip(SkipReason::LeaderNotVoter);
-    }
     if !input.conf.voters.contains(&input.leader) {
+        // (The planted bugs that strand a leader leave this out too.)
+        let hand_over = !crate::teeth::planted(crate::teeth::Bug::RemoveLeaderWithoutTransfer)
+            && !crate::teeth::planted(crate::teeth::Bug::RelyOnAutoLeave);
         // A leader that is not a voter: leadership moved to a demoted voter
         // while a leave-joint it did not propose was in flight, and that
         // entry committed. raft-rs does not step it down (tikv/raft-rs#373),
         // and it may plan nothing while it leads as a learner: hand over.
-        return match transfer_target(&j, &BTreeSet::new()) {
+        return match transfer_target(&j, &BTreeSet::new()).filter(|_| hand_over) {
             Some(to) => Plan::Change(Change::TransferLeader { to }),
             None => Plan::Skip(SkipReason::LeaderNotVoter),
         };

@@ -49,11 +49,6 @@ impl<S: LogStore + Send + 'static> Driver<S> {
         if id == self.me || !members.is_removed(id) {
             return false;
         }
-        self.tell_removed(key, id, now, "a removed member still sends; telling it");
-        true
-    }
-
-    fn tell_removed(&mut self, key: NodeId, id: NodeId, now: Instant, why: &'static str) {
         let cluster_id = self.table.members().cluster_id();
         let due = self
             .told
@@ -65,10 +60,11 @@ impl<S: LogStore + Send + 'static> Driver<S> {
                 self.told.0.clear();
             }
             self.told.0.insert(key, now);
-            tracing::warn!(node = %self.name, peer = %key, %id, "{why}");
+            tracing::warn!(node = %self.name, peer = %key, %id, "a removed member still sends; telling it");
             self.transport
                 .send(key, vec![PeerMessage::Removed { cluster_id, id }]);
         }
+        true
     }
 
     /// A peer says this node's id was removed.

@@ -20,12 +20,12 @@
 //!   change, never raft-rs's auto-leave (etcd#12136). A leader that is to be
 //!   demoted hands leadership over first (raft-rs#373: a removed leader does
 //!   not step down by itself).
-//! - **Removal** only of members that can never take part again: one that
-//!   kept its state in memory (its restart joins under a new id), or one a
-//!   newer member of the same name superseded (it came back without its
-//!   state). A durable member may come back from its disk under its id,
-//!   and removed members are not yet told so (to wipe and rejoin), so a
-//!   dead durable member stays, as a learner.
+//! - **Removal** of learners the planner gives up on: leaving, superseded
+//!   by a newer member of the same name, or dead for `dead_after` (a dead
+//!   voter is first demoted, then removed). A durable member removed while
+//!   it was away is answered `Removed` when it comes back from its disk
+//!   (`removed.rs`): it wipes its state and joins under a new id, so its
+//!   old id never counts again (issue 9, P3 and P4).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Duration;
@@ -193,16 +193,6 @@ impl<S: LogStore + Send + 'static> Driver<S> {
                 self.raw.transfer_leader(to.0);
             }
             Plan::Change(change) => {
-                // Removal only of members that can never come back (see the
-                // module docs): a durable member may return from its disk.
-                let change = match change {
-                    Change::Remove(ids) => Change::Remove(
-                        ids.into_iter()
-                            .filter(|id| self.can_never_return(*id))
-                            .collect(),
-                    ),
-                    other => other,
-                };
                 let Some(cc) = change.to_conf_change() else {
                     return;
                 };
@@ -218,23 +208,6 @@ impl<S: LogStore + Send + 'static> Driver<S> {
                 }
             }
         }
-    }
-
-    /// Whether member `id` can never take part again, so removing it
-    /// loses nothing: it kept its Raft state in memory (a restart joins
-    /// under a new id), it left (a graceful shutdown; should it come back
-    /// from its disk it is told `Removed`), or a newer member has its name
-    /// (it came back without its state and joined again).
-    fn can_never_return(&self, id: NodeId) -> bool {
-        let members = self.table.members();
-        let Some(m) = members.get(id) else {
-            return false;
-        };
-        !m.durable
-            || m.leaving
-            || members
-                .by_name(&m.name)
-                .any(|o| o.id != id && (o.joined_at, o.id) > (m.joined_at, m.id))
     }
 
     /// Each peer's health as this leader saw it in its term.

@@ -26,6 +26,9 @@
 //! blank node that finds no cluster forms one once N blank candidates see
 //! each other (`--bootstrap-expect 1` alone: a one-node cluster).
 //!
+//! `--rejoin-when-removed false`: a node the cluster removed exits with
+//! status 3 instead of joining again under a new id by itself.
+//!
 //! `--name NAME`: this node's member name when every node is given the same
 //! certificate (default: the certificate's common name); `--zone ZONE`: its
 //! failure zone, a hint for choosing voters.
@@ -66,9 +69,10 @@ struct Args {
     name: Option<String>,
     zone: Option<String>,
     bootstrap_expect: Option<usize>,
+    rejoin: bool,
 }
 
-const USAGE: &str = "usage: node --listen ADDR (--peers ADDR,ADDR,.. | --seeds ADDR,.. [--bootstrap-expect N] | --bootstrap-expect 1) --ca ca.pem --cert node.pem --key node.key [--ttl-ms N] [--lock-delay-ms N] [--data-dir DIR] [--max-voters N] [--dead-after-ms N] [--stabilization-ms N] [--name NAME] [--zone ZONE]";
+const USAGE: &str = "usage: node --listen ADDR (--peers ADDR,ADDR,.. | --seeds ADDR,.. [--bootstrap-expect N] | --bootstrap-expect 1) --ca ca.pem --cert node.pem --key node.key [--ttl-ms N] [--lock-delay-ms N] [--data-dir DIR] [--max-voters N] [--dead-after-ms N] [--stabilization-ms N] [--name NAME] [--zone ZONE] [--rejoin-when-removed true|false]";
 
 fn parse_args() -> Result<Args, String> {
     let mut map: HashMap<String, String> = HashMap::new();
@@ -126,6 +130,10 @@ fn parse_args() -> Result<Args, String> {
     let dead_after = opt_ms(map.remove("dead-after-ms"), "dead-after-ms")?;
     let stabilization = opt_ms(map.remove("stabilization-ms"), "stabilization-ms")?;
     let (name, zone) = (map.remove("name"), map.remove("zone"));
+    let rejoin = map
+        .remove("rejoin-when-removed")
+        .map_or(Ok(true), |s| s.parse::<bool>())
+        .map_err(|e| format!("--rejoin-when-removed: {e}"))?;
     if let Some(k) = map.keys().next() {
         return Err(format!("unknown flag --{k}"));
     }
@@ -145,6 +153,7 @@ fn parse_args() -> Result<Args, String> {
         name,
         zone,
         bootstrap_expect,
+        rejoin,
     })
 }
 
@@ -166,6 +175,12 @@ async fn main() -> ExitCode {
     };
     let code = match run(args).await {
         Ok(()) => 0,
+        // Removed before it was ready (an old disk of a removed member,
+        // with --rejoin-when-removed false): etcd's removed member's status.
+        Err(e @ peerlock::Error::Removed) => {
+            eprintln!("error: {e}");
+            3
+        }
         Err(e) => {
             eprintln!("error: {e}");
             1
@@ -221,7 +236,7 @@ async fn run(args: Args) -> Result<(), peerlock::Error> {
         Some(zone) => builder.zone(zone),
         None => builder,
     };
-    let builder = if args.dead_after.is_some() || args.stabilization.is_some() {
+    let builder = if args.dead_after.is_some() || args.stabilization.is_some() || !args.rejoin {
         let defaults = MembershipConfig::default();
         builder.membership(MembershipConfig {
             // The builder's own default when only stabilization is given.
@@ -229,6 +244,7 @@ async fn run(args: Args) -> Result<(), peerlock::Error> {
                 .dead_after
                 .unwrap_or_else(|| args.ttl.saturating_mul(2).max(defaults.dead_after)),
             stabilization: args.stabilization.unwrap_or(defaults.stabilization),
+            rejoin_when_removed: args.rejoin,
             ..defaults
         })
     } else {
@@ -241,10 +257,16 @@ async fn run(args: Args) -> Result<(), peerlock::Error> {
         .await?;
     node.ready().await?;
     // A node the cluster removed (replaced while cut off, or an older copy
-    // of its directory) stops for good; like etcd's removed member, the
-    // process exits, and its next start joins as a new member.
+    // of its directory) starts again by itself under a new id; with
+    // `--rejoin-when-removed false` it stops for good instead and, like
+    // etcd's removed member, the process exits (status 3): its next start
+    // joins as a new member.
     let mut status = node.watch_status();
+    let rejoin = args.rejoin;
     tokio::spawn(async move {
+        if rejoin {
+            return;
+        }
         if status
             .wait_for(|s| s.role == peerlock::Role::Removed)
             .await

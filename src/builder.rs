@@ -11,11 +11,14 @@ use peerlock_core::config::{MembershipConfig, NodeConfig};
 use peerlock_core::raft::{MemoryPeers, OnJoined, OnLeft, StartParams};
 
 use crate::data_dir;
-use peerlock_core::Error;
+use peerlock_core::{Error, NodeHandle};
 use peerlock_transport::{QuicTransport, TlsConfig};
 use tokio::sync::mpsc;
 
 use crate::node::Node;
+
+/// How long `start` waits for the peers unless told (`startup_timeout`).
+const STARTUP_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Options for a [`Node`]. Start with [`Node::builder`].
 #[derive(Default)]
@@ -259,7 +262,58 @@ impl NodeBuilder {
     }
 
     /// Binds, finds the peers, and starts the node.
+    ///
+    /// With `rejoin_when_removed` (the default, see [`MembershipConfig`]),
+    /// a node the cluster removes later starts again by itself: blank,
+    /// under a new id, at the same address and with these options.
     pub async fn start(self) -> Result<Node, Error> {
+        let rejoin = self
+            .membership
+            .as_ref()
+            .is_none_or(|m| m.rejoin_when_removed);
+        let recipe = rejoin.then(|| self.again());
+        let wait = self.startup_timeout.unwrap_or(STARTUP_TIMEOUT);
+        let (handle, local_addr) = self.start_core().await?;
+        let node = Node::new(handle, local_addr, rejoin.then_some(wait));
+        if let Some(recipe) = recipe {
+            crate::rejoin::watch(&node, recipe.listen(local_addr));
+        }
+        Ok(node)
+    }
+
+    /// The bound address asked for, if any.
+    pub(crate) fn listen_addr(&self) -> Option<SocketAddr> {
+        self.listen
+    }
+
+    /// These options again, for a rejoin: all but a socket handed over
+    /// (the rejoin binds the address the first run was bound to).
+    pub(crate) fn again(&self) -> NodeBuilder {
+        NodeBuilder {
+            listen: self.listen,
+            socket: None,
+            advertise: self.advertise,
+            peers: self.peers.clone(),
+            seeds: self.seeds.clone(),
+            tls: self.tls.clone(),
+            data_dir: self.data_dir.clone(),
+            in_memory: self.in_memory,
+            session_ttl: self.session_ttl,
+            lock_delay: self.lock_delay,
+            max_voters: self.max_voters,
+            tick: self.tick,
+            startup_timeout: self.startup_timeout,
+            membership: self.membership.clone(),
+            leave_on_shutdown: self.leave_on_shutdown,
+            name: self.name.clone(),
+            zone: self.zone.clone(),
+            bootstrap_expect: self.bootstrap_expect,
+        }
+    }
+
+    /// [`NodeBuilder::start`] without the rejoin watch: the core handle and
+    /// the bound address.
+    pub(crate) async fn start_core(self) -> Result<(NodeHandle, SocketAddr), Error> {
         let data_dir = match (self.data_dir.clone(), self.in_memory) {
             (Some(_), true) => {
                 return Err(Error::Config(
@@ -314,13 +368,13 @@ impl NodeBuilder {
         let expect = self.bootstrap_expect.map_or(0, |n| n as u64);
         let seeded = !self.seeds.is_empty();
         let peers = if join_only {
-            resolve_all(&self.seeds).await?
+            crate::resolve::resolve_all(&self.seeds).await?
         } else {
-            resolve_peers(&self.peers).await?
+            crate::resolve::resolve_peers(&self.peers).await?
         };
         let config = self.config(peers.len().max(1));
         config.validate()?;
-        let startup = self.startup_timeout.unwrap_or(Duration::from_secs(60));
+        let startup = self.startup_timeout.unwrap_or(STARTUP_TIMEOUT);
         if startup.is_zero() {
             return Err(Error::Config(
                 "startup_timeout must be more than zero".into(),
@@ -372,6 +426,7 @@ impl NodeBuilder {
             joined,
             seeded.then_some(crate::members::Seeded {
                 seeds: peers.as_slice(),
+                reresolve: crate::resolve::reresolve(&self.seeds),
                 expect,
                 me_addr,
             }),
@@ -421,58 +476,11 @@ impl NodeBuilder {
             }
         };
         match started {
-            Ok(handle) => Ok(Node { handle, local_addr }),
+            Ok(handle) => Ok((handle, local_addr)),
             Err(e) => {
                 transport.close();
                 Err(e)
             }
         }
     }
-}
-
-async fn resolve_peers(peers: &[String]) -> Result<Vec<SocketAddr>, Error> {
-    let mut out = Vec::with_capacity(peers.len());
-    for p in peers {
-        if let Ok(addr) = p.parse::<SocketAddr>() {
-            out.push(addr);
-            continue;
-        }
-        let mut found = tokio::net::lookup_host(p.as_str()).await.map_err(|e| {
-            Error::Config(format!(
-                "peer address {p:?} is not host:port or does not resolve: {e}"
-            ))
-        })?;
-        let addr = found
-            .next()
-            .ok_or_else(|| Error::Config(format!("peer address {p:?} resolves to nothing")))?;
-        out.push(addr);
-    }
-    Ok(out)
-}
-
-/// Every address of every seed: a DNS name stands for all its records (a
-/// Kubernetes headless service lists one per pod).
-async fn resolve_all(seeds: &[String]) -> Result<Vec<SocketAddr>, Error> {
-    let mut out = Vec::new();
-    for p in seeds {
-        if let Ok(addr) = p.parse::<SocketAddr>() {
-            out.push(addr);
-            continue;
-        }
-        let found = tokio::net::lookup_host(p.as_str()).await.map_err(|e| {
-            Error::Config(format!(
-                "seed address {p:?} is not host:port or does not resolve: {e}"
-            ))
-        })?;
-        let before = out.len();
-        out.extend(found);
-        if out.len() == before {
-            return Err(Error::Config(format!(
-                "seed address {p:?} resolves to nothing"
-            )));
-        }
-    }
-    out.sort();
-    out.dedup();
-    Ok(out)
 }

@@ -4,7 +4,10 @@
 //! The decision is the pure `peerlock_core::membership::formation` state
 //! machine (its module docs give the rules and their sources); this file
 //! is the wiring: dial the seeds in rounds (a seed not up yet is found
-//! when it comes), tell every known peer what this node is every
+//! when it comes), resolve the seeds' DNS names again every
+//! [`RESOLVE_EVERY`] (a Kubernetes headless service lists each pod only
+//! once it has an address, so the first pods up see few of the others),
+//! tell every known peer what this node is every
 //! `ANNOUNCE_EVERY_MS`, hand what peers say to the state machine, and act
 //! on its decision.
 
@@ -21,9 +24,14 @@ use peerlock_transport::{PeerInfo, QuicTransport};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
+use crate::resolve::Reresolve;
+
 /// How long one round of dialing the seeds lasts before the next (a seed
 /// that is down must not hold the others up).
 const SEED_ROUND: Duration = Duration::from_secs(3);
+
+/// How often the seeds' DNS names are resolved again while forming.
+const RESOLVE_EVERY: Duration = Duration::from_secs(2);
 
 /// One round of dialing the seeds.
 type Round = Pin<Box<dyn std::future::Future<Output = Result<Vec<PeerInfo>, Error>> + Send>>;
@@ -46,6 +54,7 @@ pub(crate) async fn form(
     transport: &Arc<QuicTransport>,
     incoming: &mut mpsc::Receiver<Incoming>,
     seeds: &[SocketAddr],
+    reresolve: Option<Reresolve>,
     expect: u64,
     mut me_addr: SocketAddr,
     deadline: Instant,
@@ -67,7 +76,12 @@ pub(crate) async fn form(
             t.discover_reachable(until).await
         })
     };
+    let mut seeds = seeds.to_vec();
     let mut dialing = round(transport);
+    let mut resolve_tick = tokio::time::interval(RESOLVE_EVERY);
+    resolve_tick.reset();
+    let mut resolving: Pin<Box<dyn std::future::Future<Output = Vec<SocketAddr>> + Send>> =
+        Box::pin(std::future::pending());
     let mut announce = tokio::time::interval(Duration::from_millis(ANNOUNCE_EVERY_MS));
     let mut tick = tokio::time::interval(Duration::from_millis(100));
     loop {
@@ -87,7 +101,7 @@ pub(crate) async fn form(
                 // Dial again only while a seed is missing: a round dials
                 // every seed anew, and the new connection replaces the
                 // pair's, dropping what was queued on it.
-                if Instant::now() < deadline && missing(transport, seeds, me_addr) {
+                if Instant::now() < deadline && missing(transport, &seeds, me_addr) {
                     dialing = round(transport);
                 } else {
                     dialing = Box::pin(std::future::pending());
@@ -129,6 +143,23 @@ pub(crate) async fn form(
                         // Raft traffic, hellos, asks: not for a start.
                         _ => {}
                     }
+                }
+            }
+            _ = resolve_tick.tick(), if reresolve.is_some() => {
+                if let Some(r) = &reresolve {
+                    resolving = r();
+                }
+            }
+            found = &mut resolving => {
+                resolving = Box::pin(std::future::pending());
+                let mut new: Vec<SocketAddr> = found.into_iter().filter(|a| !seeds.contains(a)).collect();
+                new.sort();
+                new.dedup();
+                if !new.is_empty() {
+                    transport.add_seed_addrs(new.iter().copied());
+                    tracing::info!(node = %me.name, new = ?new, "the seeds resolve to new addresses; dialing them");
+                    seeds.extend(new);
+                    dialing = round(transport);
                 }
             }
             _ = tick.tick() => {}
@@ -183,3 +214,7 @@ fn missing(transport: &QuicTransport, seeds: &[SocketAddr], me_addr: SocketAddr)
 fn peer(transport: &QuicTransport, key: NodeId) -> Option<PeerInfo> {
     transport.known_peers().into_iter().find(|p| p.id == key)
 }
+
+#[cfg(test)]
+#[path = "forming_tests.rs"]
+mod tests;

@@ -58,6 +58,8 @@ mod data_dir;
 mod forming;
 mod members;
 mod node;
+mod rejoin;
+mod resolve;
 
 pub use builder::NodeBuilder;
 pub use node::Node;

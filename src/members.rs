@@ -49,6 +49,8 @@ fn member(p: PeerInfo) -> Member {
 pub(crate) struct Seeded<'a> {
     /// Every seed address.
     pub(crate) seeds: &'a [SocketAddr],
+    /// The seeds' DNS names resolved again (`None`: addresses only).
+    pub(crate) reresolve: Option<crate::resolve::Reresolve>,
     /// `bootstrap_expect`, or 0 (join only).
     pub(crate) expect: u64,
     /// The address this node tells the others.
@@ -100,12 +102,15 @@ pub(crate) async fn find(
     }
     if let Some(Seeded {
         seeds,
+        reresolve,
         expect,
         me_addr,
     }) = seeded
     {
-        return match crate::forming::form(transport, incoming, seeds, expect, me_addr, deadline)
-            .await?
+        return match crate::forming::form(
+            transport, incoming, seeds, reresolve, expect, me_addr, deadline,
+        )
+        .await?
         {
             Formed::Join(members) => Ok(Found {
                 me: transport.local_id(),

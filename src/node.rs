@@ -1,8 +1,16 @@
 //! `Node`: the handle applications hold. A thin, non-generic face over the
 //! core's `NodeHandle`; clones share one node.
+//!
+//! The core handle sits behind a lock because a node the cluster removed
+//! starts again under a new id (`rejoin_when_removed`, see `rejoin.rs`):
+//! the same `Node` then speaks to the new core node.
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
+
+use parking_lot::RwLock;
 
 use peerlock_core::client::{MemberInfo, NodeStatus};
 use peerlock_core::{Error, LockGuard, LockInfo, NodeHandle};
@@ -17,11 +25,54 @@ use crate::builder::NodeBuilder;
 /// stops. Dropping the last clone does the same in the background.
 #[derive(Clone)]
 pub struct Node {
-    pub(crate) handle: NodeHandle,
-    pub(crate) local_addr: SocketAddr,
+    pub(crate) shared: Arc<Shared>,
 }
 
+/// What the clones of one `Node` share.
+pub(crate) struct Shared {
+    /// The core node this `Node` speaks to now (replaced by a rejoin).
+    pub(crate) handle: RwLock<NodeHandle>,
+    pub(crate) local_addr: SocketAddr,
+    /// Set by `shutdown`/`kill`: a rejoin under way stops instead.
+    pub(crate) stopping: AtomicBool,
+    /// Counts the runs started by a rejoin; [`NO_MORE_RUNS`] once the
+    /// rejoin watch ended (or with `rejoin_when_removed(false)`).
+    pub(crate) runs: tokio::sync::watch::Sender<u64>,
+    /// How long `ready` waits for a rejoin (the start-up timeout).
+    pub(crate) rejoin_wait: Duration,
+}
+
+/// The value of `Shared::runs` once no rejoin will come.
+pub(crate) const NO_MORE_RUNS: u64 = u64::MAX;
+
 impl Node {
+    /// `rejoin_wait`: `Some(bound)` when a removed node starts again by
+    /// itself (`ready` waits that long for it).
+    pub(crate) fn new(
+        handle: NodeHandle,
+        local_addr: SocketAddr,
+        rejoin_wait: Option<Duration>,
+    ) -> Self {
+        Self {
+            shared: Arc::new(Shared {
+                handle: RwLock::new(handle),
+                local_addr,
+                stopping: AtomicBool::new(false),
+                runs: tokio::sync::watch::Sender::new(if rejoin_wait.is_some() {
+                    0
+                } else {
+                    NO_MORE_RUNS
+                }),
+                rejoin_wait: rejoin_wait.unwrap_or_default(),
+            }),
+        }
+    }
+
+    /// The core node now: a clone, so no lock is held across an await.
+    fn handle(&self) -> NodeHandle {
+        self.shared.handle.read().clone()
+    }
+
     /// Starts configuring a node.
     pub fn builder() -> NodeBuilder {
         NodeBuilder::default()
@@ -29,12 +80,31 @@ impl Node {
 
     /// Waits until a leader is known and this node's session is open.
     ///
+    /// A node the cluster removed is not ready until it has joined again
+    /// under a new id (`rejoin_when_removed`, on by default): this waits
+    /// for that too, up to the start-up timeout.
+    ///
     /// # Errors
     ///
     /// `NoQuorum` when the node is not ready within twice the session TTL
-    /// (it cannot reach a majority); `Shutdown` once the node stopped.
+    /// (it cannot reach a majority); `Shutdown` once the node stopped;
+    /// `Removed` when the cluster removed it and it did not join again in
+    /// time (or does not rejoin by itself).
     pub async fn ready(&self) -> Result<(), Error> {
-        self.handle.ready().await
+        let mut runs = self.shared.runs.subscribe();
+        loop {
+            let seen = *runs.borrow_and_update();
+            match self.handle().ready().await {
+                Err(Error::Removed) if seen != NO_MORE_RUNS => {
+                    let next = runs.wait_for(|r| *r != seen);
+                    match tokio::time::timeout(self.shared.rejoin_wait, next).await {
+                        Ok(Ok(r)) if *r != NO_MORE_RUNS => {}
+                        _ => return Err(Error::Removed),
+                    }
+                }
+                other => return other,
+            }
+        }
     }
 
     /// Acquires `name`, waiting in its FIFO queue.
@@ -42,7 +112,7 @@ impl Node {
     /// Cancel safety: dropping the future gives up the place in the queue
     /// (and releases the lock if it was granted meanwhile).
     pub async fn lock(&self, name: &str) -> Result<LockGuard, Error> {
-        self.handle.lock(name).await
+        self.handle().lock(name).await
     }
 
     /// Acquires `name`, or fails with `Error::Timeout` after `timeout`.
@@ -52,12 +122,12 @@ impl Node {
     /// timeout too large for the clock waits like [`Node::lock`]. Without a
     /// quorum the call fails with `NoQuorum` after about one TTL.
     pub async fn lock_timeout(&self, name: &str, timeout: Duration) -> Result<LockGuard, Error> {
-        self.handle.lock_timeout(name, timeout).await
+        self.handle().lock_timeout(name, timeout).await
     }
 
     /// Acquires `name` if it is free now; `Ok(None)` if it is held.
     pub async fn try_lock(&self, name: &str) -> Result<Option<LockGuard>, Error> {
-        self.handle.try_lock(name).await
+        self.handle().try_lock(name).await
     }
 
     /// Runs `f` holding `name` and releases it afterwards, whatever happens.
@@ -75,7 +145,7 @@ impl Node {
     where
         F: AsyncFnOnce(&LockGuard) -> T,
     {
-        self.handle.with_lock(name, f).await
+        self.handle().with_lock(name, f).await
     }
 
     /// [`Node::with_lock`] with a bound on the wait for the lock.
@@ -88,13 +158,13 @@ impl Node {
     where
         F: AsyncFnOnce(&LockGuard) -> T,
     {
-        self.handle.with_lock_timeout(name, timeout, f).await
+        self.handle().with_lock_timeout(name, timeout, f).await
     }
 
     /// The current holder of `name`, read linearizably (a quorum round).
     /// Fails with `NoQuorum` when no quorum answers within one session TTL.
     pub async fn holder(&self, name: &str) -> Result<Option<LockInfo>, Error> {
-        self.handle.holder(name).await
+        self.handle().holder(name).await
     }
 
     /// The members, read linearizably (a quorum round): id, name, address,
@@ -102,22 +172,26 @@ impl Node {
     /// Fails with `NoQuorum` when no quorum or leader answers within one
     /// session TTL.
     pub async fn members(&self) -> Result<Vec<MemberInfo>, Error> {
-        self.handle.members().await
+        self.handle().members().await
     }
 
     /// This node's local view: id, role, leader, term, indexes, members.
     pub fn status(&self) -> NodeStatus {
-        self.handle.status()
+        self.handle().status()
     }
 
     /// A receiver of every status change, to wait for a condition.
+    ///
+    /// It follows one run of the node: after the cluster removed this
+    /// node and it joined again under a new id (`rejoin_when_removed`),
+    /// the receiver's sender is gone (`changed()` fails); call this again.
     pub fn watch_status(&self) -> tokio::sync::watch::Receiver<NodeStatus> {
-        self.handle.watch_status()
+        self.handle().watch_status()
     }
 
     /// The UDP address the node is bound to.
     pub fn local_addr(&self) -> SocketAddr {
-        self.local_addr
+        self.shared.local_addr
     }
 
     /// Revokes this node's guards (their `lost()` completes first), releases
@@ -131,13 +205,17 @@ impl Node {
     /// `NoQuorum` when the session could not be closed: its locks are then
     /// freed one TTL later, when the session expires.
     pub async fn shutdown(&self) -> Result<(), Error> {
-        self.handle.shutdown().await
+        // Before reading the handle: a rejoin that swaps it in later sees
+        // the flag and shuts the new node down itself (see `rejoin.rs`).
+        self.shared.stopping.store(true, Ordering::SeqCst);
+        self.handle().shutdown().await
     }
 
     /// Stops at once as a crash would: nothing is released, no one is told.
     /// For tests and demonstrations of failover.
     pub async fn kill(&self) {
-        self.handle.kill().await
+        self.shared.stopping.store(true, Ordering::SeqCst);
+        self.handle().kill().await
     }
 }
 
@@ -146,7 +224,7 @@ impl std::fmt::Debug for Node {
         let s = self.status();
         f.debug_struct("Node")
             .field("name", &s.name)
-            .field("addr", &self.local_addr)
+            .field("addr", &self.shared.local_addr)
             .field("role", &s.role)
             .finish()
     }

@@ -60,6 +60,12 @@ pub struct MembershipConfig {
     /// The fewest voters silence alone may leave (default 3; Consul
     /// autopilot's `min_quorum`).
     pub min_voters: usize,
+    /// Whether a node the cluster removed (it was replaced while it was
+    /// partitioned or stopped) starts again by itself, blank, and joins
+    /// under a new id (default `true`; etcd's removed member stops
+    /// instead, and needs an operator). Its old id never counts again
+    /// either way. Read by the `peerlock` crate's `Node`.
+    pub rejoin_when_removed: bool,
 }
 
 impl Default for MembershipConfig {
@@ -68,6 +74,7 @@ impl Default for MembershipConfig {
             dead_after: Duration::from_secs(20),
             stabilization: Duration::from_secs(5),
             min_voters: 3,
+            rejoin_when_removed: true,
         }
     }
 }

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use peerlock::{Error, NodeBuilder, Role};
+use peerlock::{Error, MembershipConfig, NodeBuilder, NodeId, Role};
 
 use crate::common::{init_tracing, rebind, sockets, within, WAIT};
 
@@ -11,22 +11,27 @@ fn builder(ca: &peerlock::certs::ClusterCa, i: usize, sock: std::net::UdpSocket)
     crate::common::member_builder(ca, &format!("node-{i}"), sock).max_voters(3)
 }
 
-/// Issue 9: a member's old disk came back after the cluster had removed
-/// its id (a blank restart under the same name superseded it), and its
-/// messages were dropped without a word: it waited for ever. Now every
-/// peer answers it `Removed`: it stops, its calls fail with
-/// `Error::Removed`, and its directory is marked, so its next start is
-/// blank and joins as a new member.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn t79_issue_9_a_removed_member_is_told_and_rejoins_blank() {
-    init_tracing();
-    let ca = peerlock::certs::ClusterCa::generate("removed").unwrap();
-    let base = tempfile::tempdir().unwrap();
-    let dir = |name: &str| base.path().join(name);
+/// The test timings of `member_builder`, without the rejoin.
+fn no_rejoin() -> MembershipConfig {
+    MembershipConfig {
+        dead_after: Duration::from_secs(3),
+        stabilization: Duration::from_secs(1),
+        rejoin_when_removed: false,
+        ..MembershipConfig::default()
+    }
+}
+
+/// Three durable members; the third is killed and superseded by a blank
+/// start of the same name, which is then killed too. Returns the nodes,
+/// their addresses, and the superseded id.
+async fn superseded_third(
+    ca: &peerlock::certs::ClusterCa,
+    dir: &dyn Fn(&str) -> std::path::PathBuf,
+) -> (Vec<peerlock::Node>, Vec<std::net::SocketAddr>, NodeId) {
     let (socks, addrs) = sockets(3);
     let mut starts = Vec::new();
     for (i, sock) in socks.into_iter().enumerate() {
-        let b = builder(&ca, i, sock)
+        let b = builder(ca, i, sock)
             .peers(addrs.clone())
             .data_dir(dir(&format!("n{i}")));
         starts.push(tokio::spawn(b.start()));
@@ -39,11 +44,8 @@ async fn t79_issue_9_a_removed_member_is_told_and_rejoins_blank() {
         within(n.ready()).await.expect("ready");
     }
     let old_id = nodes[2].status().id;
-
-    // Node 2 dies; an instance of the same name starts on a blank disk
-    // and supersedes it: the old id is removed.
     nodes[2].kill().await;
-    let fresh = builder(&ca, 2, std::net::UdpSocket::bind("127.0.0.1:0").unwrap())
+    let fresh = builder(ca, 2, std::net::UdpSocket::bind("127.0.0.1:0").unwrap())
         .seeds([addrs[0]])
         .data_dir(dir("fresh"))
         .start()
@@ -60,9 +62,27 @@ async fn t79_issue_9_a_removed_member_is_told_and_rejoins_blank() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     fresh.kill().await;
+    (nodes, addrs, old_id)
+}
 
-    // The old disk comes back: told `Removed`, it stops.
+/// Issue 9: a member's old disk came back after the cluster had removed
+/// its id (a blank restart under the same name superseded it), and its
+/// messages were dropped without a word: it waited for ever. Now every
+/// peer answers it `Removed`: it stops, its calls fail with
+/// `Error::Removed`, and its directory is marked, so its next start is
+/// blank and joins as a new member.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn t79_issue_9_a_removed_member_is_told_and_rejoins_blank() {
+    init_tracing();
+    let ca = peerlock::certs::ClusterCa::generate("removed").unwrap();
+    let base = tempfile::tempdir().unwrap();
+    let dir = |name: &str| base.path().join(name);
+    let (_nodes, addrs, old_id) = superseded_third(&ca, &dir).await;
+
+    // The old disk comes back: told `Removed`, it stops (and stays
+    // stopped: this test starts it again by hand).
     let back = builder(&ca, 2, rebind(addrs[2]).await)
+        .membership(no_rejoin())
         .peers(addrs.clone())
         .data_dir(dir("n2"))
         .start()
@@ -87,4 +107,51 @@ async fn t79_issue_9_a_removed_member_is_told_and_rejoins_blank() {
     assert_ne!(again.status().id, old_id, "never the old id");
     let g = within(again.lock("after")).await.unwrap();
     within(g.unlock()).await.unwrap();
+}
+
+/// Issue 9, design item 1 (`rejoin_when_removed`, the default): the
+/// removed node does not wait for someone to restart it. The same `Node`
+/// starts again by itself, blank, joins under a new id, and takes locks
+/// again; its old id is never a member again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn t79_issue_9_a_removed_member_rejoins_by_itself() {
+    init_tracing();
+    let ca = peerlock::certs::ClusterCa::generate("rejoin").unwrap();
+    let base = tempfile::tempdir().unwrap();
+    let dir = |name: &str| base.path().join(name);
+    let (nodes, addrs, old_id) = superseded_third(&ca, &dir).await;
+
+    let back = builder(&ca, 2, rebind(addrs[2]).await)
+        .peers(addrs.clone())
+        .data_dir(dir("n2"))
+        .start()
+        .await
+        .expect("the old directory starts");
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let mut saw_removed = false;
+    loop {
+        let s = back.status();
+        saw_removed |= s.role == Role::Removed;
+        if s.id != old_id && matches!(s.role, Role::Follower | Role::Leader) {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "never rejoined: {s:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(saw_removed, "it was told Removed first");
+    let new_id = back.status().id;
+    within(back.ready()).await.expect("ready under the new id");
+    let g = within(back.lock("after-rejoin")).await.unwrap();
+    assert!(g.token() > peerlock::FencingToken(0));
+    within(g.unlock()).await.unwrap();
+    let m = within(nodes[0].members()).await.unwrap();
+    assert!(m.iter().all(|x| x.id != old_id), "old id is gone: {m:?}");
+    assert!(
+        m.iter().any(|x| x.id == new_id),
+        "new id is a member: {m:?}"
+    );
+    let _ = within(back.shutdown()).await;
 }

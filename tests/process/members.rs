@@ -307,6 +307,23 @@ impl Loaded {
         took
     }
 
+    /// Starts node `i` with `extra` flags and waits (up to `bound`) for it
+    /// to exit, without a client; its exit status (`None`: killed by a
+    /// signal).
+    pub async fn run_to_exit(&mut self, i: usize, extra: &[&str], bound: Duration) -> Option<i32> {
+        let mut cmd = self.spec.command(i);
+        cmd.args(extra)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .kill_on_drop(true);
+        let mut child = cmd.spawn().expect("spawn node");
+        let status = tokio::time::timeout(bound, child.wait())
+            .await
+            .unwrap_or_else(|_| panic!("node {i} did not exit within {bound:?}"))
+            .expect("wait for node");
+        status.code()
+    }
+
     /// Stops every client, kills every node, runs the checker over all the
     /// histories (at least `min_grants` grants).
     pub async fn finish(mut self, what: &str, min_grants: u64) -> Report {

@@ -3,8 +3,9 @@
 //! (`--max-voters 3`), `dead_after` 3 s, `stabilization` 1 s, TTL 1.5 s,
 //! a client contending for one lock on every node. A voter cut off by
 //! nftables past `dead_after` must be replaced by a learner (the voters
-//! three and live again, the cut-off one a learner) while the majority
-//! side keeps granting; healed, it must come back live as a learner. Then
+//! three and live again) and then removed, while the majority side keeps
+//! granting; healed, it is told `Removed` and must come back live as a
+//! learner under a new id, never counted under its old one (P4). Then
 //! the same with the leader. Each is cut off holding the lock, stalled in
 //! its critical section, and writes late: the resource must refuse it.
 //! The merged history must pass the checker.
@@ -47,7 +48,8 @@ fn skip(reason: &str) {
 }
 
 /// Cuts `victim` off for [`FAULT`], checks it is replaced and the majority
-/// keeps granting, heals, checks it returns as a live learner.
+/// keeps granting, heals, checks it returns as a live learner under a new
+/// id (its old one was removed while it was cut off).
 async fn isolate_and_return(net: &Netns, shared: &Shared, victim: usize, what: &str) {
     let others: Vec<usize> = (0..NODES).filter(|&i| i != victim).collect();
     // Cut it off while it holds the lock, stalled in its critical section
@@ -62,12 +64,20 @@ async fn isolate_and_return(net: &Netns, shared: &Shared, victim: usize, what: &
         );
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
+    let old_id = members_until(shared, &others, RETURN_BOUND, "the victim's id", |m| {
+        m.of(victim).is_some()
+    })
+    .await
+    .0
+    .of(victim)
+    .map(|n| n.id)
+    .expect("the victim is a member");
     net.isolate(victim);
     let cut = Instant::now();
     let watch = watch_grants(shared, cut + FAULT);
     let replaced = members_until(shared, &others, DEAD_AFTER + REPLACE_SLACK, what, |m| {
         let v = m.voters();
-        v.len() == 3 && !v.contains(&victim) && m.all_voters_live() && m.of(victim).is_some()
+        v.len() == 3 && !v.contains(&victim) && m.all_voters_live()
     });
     let ((gap, granted), (after, took)) = tokio::join!(watch, replaced);
     println!(
@@ -91,15 +101,18 @@ async fn isolate_and_return(net: &Netns, shared: &Shared, victim: usize, what: &
             !m.of(victim).is_some_and(|n| n.voter),
             "{what}: stale read: the healed node {victim} reports itself a voter after its replacement committed: {m}"
         );
-        m.of(victim).is_some_and(|n| !n.voter && n.live)
+        m.of(victim).is_some_and(|n| !n.voter && n.live && n.id != old_id)
     })
     .await;
     println!(
-        "t45: node {victim} itself answers members as a live learner after {took:?} (voters {:?})",
+        "t45: node {victim} itself answers members as a live learner under a new id after {took:?} (voters {:?})",
         own.voters()
     );
     let (back, _) = members_until(shared, &others, RETURN_BOUND, "healed node live", |m| {
-        m.of(victim).is_some_and(|n| !n.voter && n.live) && m.all_voters_live()
+        m.of(victim)
+            .is_some_and(|n| !n.voter && n.live && n.id != old_id)
+            && m.by_id(old_id).is_none()
+            && m.all_voters_live()
     })
     .await;
     println!(

@@ -6,16 +6,18 @@
 //!   leader among them. Three of five voters live are a majority of both the
 //!   old and the new voter set, so the locks keep flowing and, once the new
 //!   leader has watched them silent for `dead_after`, one joint change swaps
-//!   both for the two learners. Restarted from their old disks they come
-//!   back under their old ids as learners: a dead durable member is demoted,
-//!   not removed, because it may return from its disk (see
-//!   `core/src/raft/reconcile.rs`). When removed members are told so (the
-//!   `Removed` frame) and wipe and rejoin, this part changes: they come back
-//!   under new ids.
+//!   both for the two learners, and then removes them (dead learners).
+//!   Restarted from their old disks, both are told `Removed` by every
+//!   peer: one (the default `rejoin_when_removed`) wipes its state and
+//!   joins again under a new id by itself, in the same process; the other
+//!   (`--rejoin-when-removed false`) exits with status 3, like etcd's
+//!   removed member, and its next start joins blank under a new id. Their
+//!   old ids never come back.
 //! - Five instances and no spare; SIGKILL two voters (the leader among
 //!   them): after `dead_after` the voters shrink to the three live ones in
-//!   one change (fault tolerance back from none to one); restarted from
-//!   their disks, the two are promoted again once stable: five voters.
+//!   one change (fault tolerance back from none to one) and removes the
+//!   two; restarted from their disks, they are told `Removed`, rejoin
+//!   under new ids, and are promoted once stable: five voters.
 //! - Five instances; SIGKILL three voters at once. No majority is left, so
 //!   nothing can commit: no grant, calls fail with `NoQuorum`, and no
 //!   membership change either. One voter returning from its disk restores
@@ -48,7 +50,8 @@ fn spec(n: usize) -> Spec {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn t52_issue_9_two_dead_voters_are_replaced_in_one_joint_change() {
+async fn t52_issue_9_two_dead_voters_are_replaced_in_one_joint_change_and_their_disks_rejoin_as_new_members(
+) {
     let started = Instant::now();
     let mut c = Loaded::start(spec(7), 7).await;
     let grants = GrantLog::start(&c.shared);
@@ -108,41 +111,54 @@ async fn t52_issue_9_two_dead_voters_are_replaced_in_one_joint_change() {
         half, None,
         "one dead voter was replaced before the other (two changes, not one joint change)"
     );
-    // Dead durable members stay, demoted to learners (they may return).
-    for id in &ids {
-        let d = after
-            .by_id(*id)
-            .expect("a dead durable member stays a member");
-        assert!(!d.voter && !d.live, "{after}");
-    }
+    // Then, dead learners, they are removed: their ids never count again.
+    let (gone, took_gone) = members_until(
+        &c.shared,
+        &survivors,
+        BOUND,
+        "both dead members removed",
+        |m| ids.iter().all(|id| m.by_id(*id).is_none()) && m.live_voters_are(5),
+    )
+    .await;
+    println!("t52: both dead members removed {took_gone:?} later: {gone}");
     let gap = grants.longest_gap(killed, Instant::now());
     println!(
         "t52: grants resumed {resumed:?} after the kill, longest gap {gap:?}; both replaced after {took:?}: {after}"
     );
     assert!(gap < GRANT_GAP, "no grant for {gap:?}");
 
-    // Back from their old disks: under their old ids, as learners.
-    for v in victims {
-        let ready = c.start_node(v, BOUND).await;
-        println!("t52: node {v} restarted from its disk, ready after {ready:?}");
-    }
+    // Back from their old disks. The first rejoins by itself under a new
+    // id (its `ready` waits for that); the second, told not to, exits 3.
     let back_at = Instant::now();
-    let (back, took) = members_until(
-        &c.shared,
-        &c.up(),
-        BOUND,
-        "old disks back as learners",
-        |m| {
-            ids.iter()
-                .all(|id| m.by_id(*id).is_some_and(|n| !n.voter && n.live))
-                && m.live_voters_are(5)
-                && m.voter_ids() == after.voter_ids()
-        },
-    )
-    .await;
+    let ready = c.start_node(victims[0], BOUND).await;
     println!(
-        "t52: the old disks are live learners under their old ids after {took:?}: {back} (the Removed frame will make them rejoin under new ids)"
+        "t52: node {} restarted from its disk, rejoined and ready after {ready:?}",
+        victims[0]
     );
+    let code = c
+        .run_to_exit(victims[1], &["--rejoin-when-removed", "false"], BOUND)
+        .await;
+    assert_eq!(
+        code,
+        Some(3),
+        "a removed node without rejoin exits with status 3"
+    );
+    println!(
+        "t52: node {} restarted from its disk without rejoin: exit status 3 after {:?}",
+        victims[1],
+        back_at.elapsed()
+    );
+    // Its directory was marked: the next start is blank and joins.
+    c.start_node(victims[1], BOUND).await;
+    let (back, took) = members_until(&c.shared, &c.up(), BOUND, "both back under new ids", |m| {
+        victims
+            .iter()
+            .all(|&v| m.of(v).is_some_and(|n| n.live && !ids.contains(&n.id)))
+            && ids.iter().all(|id| m.by_id(*id).is_none())
+            && m.live_voters_are(5)
+    })
+    .await;
+    println!("t52: both back as new members after {took:?}: {back}");
     grants_after(&c.shared, 5, Duration::from_secs(5), "after the restarts").await;
     assert!(back_at.elapsed() < BOUND);
     c.finish("t52 two dead voters", 50).await;
@@ -268,16 +284,29 @@ async fn t54_issue_9_two_dead_voters_of_five_without_spares_shrink_the_voters_to
         took < DEAD_AFTER + REPLACE_SLACK,
         "shrunk only {took:?} after the kill"
     );
+    // The two are removed (dead learners); back from their disks, they
+    // are told `Removed`, rejoin under new ids, and are promoted.
+    members_until(
+        &c.shared,
+        &c.up(),
+        BOUND,
+        "the two dead members removed",
+        |m| ids.iter().all(|id| m.by_id(*id).is_none()),
+    )
+    .await;
+    let back_at = Instant::now();
     for v in victims {
         c.start_node(v, BOUND).await;
     }
-    let back_at = Instant::now();
     let (back, _) = members_until(&c.shared, &c.up(), BOUND, "five voters again", |m| {
-        m.live_voters_are(5) && ids.iter().all(|id| m.voter_ids().contains(id))
+        m.live_voters_are(5)
+            && victims
+                .iter()
+                .all(|&v| m.of(v).is_some_and(|n| n.voter && !ids.contains(&n.id)))
     })
     .await;
     println!(
-        "t54: restarted from their disks, five voters again after {:?}: {back}",
+        "t54: restarted from their disks, rejoined under new ids, five voters again after {:?}: {back}",
         back_at.elapsed()
     );
     c.finish("t54 shrink to three", 50).await;

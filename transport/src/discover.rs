@@ -37,14 +37,15 @@ pub(crate) async fn discover(
     shared.discovery.send_replace(Discovery::Running);
     let _settle = Settle(shared);
     let span = tracing::info_span!("discover", node = %shared.name);
+    let configured = shared.configured.lock().clone();
     let probes = async {
         let mut set = tokio::task::JoinSet::new();
-        for &addr in &shared.configured {
+        for &addr in &configured {
             set.spawn(
                 probe(Arc::clone(shared), addr, deadline).instrument(tracing::Span::current()),
             );
         }
-        let mut out = Vec::with_capacity(shared.configured.len());
+        let mut out = Vec::with_capacity(configured.len());
         while let Some(r) = set.join_next().await {
             match r {
                 Ok(p) => out.push(p),
@@ -61,7 +62,7 @@ pub(crate) async fn discover(
     };
     // A probe task that failed (it cannot panic, but be sure) counts as
     // unreachable rather than silently missing.
-    for &addr in &shared.configured {
+    for &addr in &configured {
         if !results.iter().any(|p| p.addr() == addr) {
             results.push(Probe::Unreachable(addr, Some("probe task failed".into())));
         }
@@ -202,7 +203,8 @@ impl Shared {
             }
         }
         // Same order as configured, which users recognise.
-        let order = |addr: &SocketAddr| self.configured.iter().position(|a| a == addr);
+        let configured = self.configured.lock().clone();
+        let order = |addr: &SocketAddr| configured.iter().position(|a| a == addr);
         let mut out: Vec<PeerInfo> = Vec::with_capacity(found.len() + 1);
         for (info, conn) in found {
             if self.me < info.id {

@@ -75,7 +75,9 @@ pub(crate) struct Shared {
     pub(crate) cn: String,
     pub(crate) local_addr: SocketAddr,
     pub(crate) advertise: Option<SocketAddr>,
-    pub(crate) configured: Vec<SocketAddr>,
+    /// The addresses this node was given (peers or seeds); seeds that a
+    /// DNS name resolves to later are added (`add_seed_addrs`).
+    pub(crate) configured: Mutex<Vec<SocketAddr>>,
     pub(crate) endpoint: Endpoint,
     pub(crate) incoming: mpsc::Sender<Incoming>,
     peers: Mutex<HashMap<NodeId, PeerSlot>>,
@@ -305,7 +307,7 @@ impl QuicTransport {
             cn: tls.common_name().to_owned(),
             local_addr,
             advertise,
-            configured,
+            configured: Mutex::new(configured),
             endpoint,
             incoming,
             peers: Mutex::new(HashMap::new()),
@@ -401,6 +403,21 @@ impl QuicTransport {
         for info in peers {
             self.shared.learn(info);
         }
+    }
+
+    /// Adds seed addresses found after the start (a DNS name re-resolved:
+    /// a Kubernetes headless service lists pods as they come up); the
+    /// next [`QuicTransport::discover_reachable`] dials them too. Returns
+    /// how many were new.
+    pub fn add_seed_addrs(&self, addrs: impl IntoIterator<Item = SocketAddr>) -> usize {
+        let mut configured = self.shared.configured.lock();
+        let before = configured.len();
+        for a in addrs {
+            if !configured.contains(&a) {
+                configured.push(a);
+            }
+        }
+        configured.len() - before
     }
 
     /// Closes the endpoint (peers see the connections close at once) and

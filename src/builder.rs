@@ -271,9 +271,29 @@ impl NodeBuilder {
             .membership
             .as_ref()
             .is_none_or(|m| m.rejoin_when_removed);
-        let recipe = rejoin.then(|| self.again());
+        // A socket handed over is bound already: a new run binds its address.
+        let bound = self
+            .socket
+            .as_ref()
+            .and_then(|s| s.local_addr().ok())
+            .or(self.listen);
+        let recipe = rejoin.then(|| {
+            let again = self.again();
+            match bound {
+                Some(addr) => again.listen(addr),
+                None => again,
+            }
+        });
         let wait = self.startup_timeout.unwrap_or(STARTUP_TIMEOUT);
-        let (handle, local_addr) = self.start_core().await?;
+        let (handle, local_addr) = match (self.start_core().await, &recipe) {
+            // The directory's id was removed while the node was away (its
+            // directory is now marked): start once more, blank.
+            (Err(Error::Removed), Some(recipe)) => {
+                tracing::warn!("the cluster removed this node while it was away; starting blank under a new id");
+                crate::rejoin::start_blank(recipe).await?
+            }
+            (started, _) => started?,
+        };
         let node = Node::new(handle, local_addr, rejoin.then_some(wait));
         if let Some(recipe) = recipe {
             crate::rejoin::watch(&node, recipe.listen(local_addr));
@@ -428,6 +448,10 @@ impl NodeBuilder {
                 seeds: peers.as_slice(),
                 reresolve: crate::resolve::reresolve(&self.seeds),
                 expect,
+                me_addr,
+            }),
+            (!seeded).then_some(crate::members::Static {
+                peers: peers.as_slice(),
                 me_addr,
             }),
             data_dir.as_deref(),

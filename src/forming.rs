@@ -44,12 +44,17 @@ pub(crate) enum Formed {
     /// Join the running cluster through these members (this node
     /// included, as `start_with` wants it among them).
     Join(Vec<Member>),
+    /// No cluster answered by the deadline (only with `quiet`).
+    Quiet,
 }
 
 /// Looks for a cluster through `seeds` (the addresses the transport was
 /// bound with); `expect` > 0 also forms one (see the module docs).
 /// `me_addr` is the address this node tells the others unless a seed
-/// address proves to be this node.
+/// address proves to be this node. `quiet`: the deadline ends the search
+/// with [`Formed::Quiet`] instead of an error (a probe for a running
+/// cluster; with `expect` 0 only).
+#[allow(clippy::too_many_arguments)]
 pub(crate) async fn form(
     transport: &Arc<QuicTransport>,
     incoming: &mut mpsc::Receiver<Incoming>,
@@ -58,6 +63,7 @@ pub(crate) async fn form(
     expect: u64,
     mut me_addr: SocketAddr,
     deadline: Instant,
+    quiet: bool,
 ) -> Result<Formed, Error> {
     let start = Instant::now();
     let ms = |at: Instant| {
@@ -164,6 +170,9 @@ pub(crate) async fn form(
             }
             _ = tick.tick() => {}
             _ = tokio::time::sleep_until(deadline) => {
+                if quiet && expect == 0 {
+                    return Ok(Formed::Quiet);
+                }
                 return Err(Error::Config(f.give_up(ms(Instant::now())).to_string()));
             }
         }

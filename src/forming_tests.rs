@@ -40,13 +40,24 @@ async fn a_seed_name_resolved_again_finds_a_pod_that_came_up_later() {
     // which is all this test asks.
     let b2 = Arc::clone(&b);
     let waiting = tokio::spawn(async move {
-        let _ = form(&b2, &mut b_rx, &[b_addr], None, 2, b_addr, deadline).await;
+        let _ = form(&b2, &mut b_rx, &[b_addr], None, 2, b_addr, deadline, false).await;
     });
-    let fa = form(&a, &mut a_rx, &[a_addr], Some(later), 2, a_addr, deadline).await;
+    let fa = form(
+        &a,
+        &mut a_rx,
+        &[a_addr],
+        Some(later),
+        2,
+        a_addr,
+        deadline,
+        false,
+    )
+    .await;
     waiting.abort();
     let fa = match fa {
         Ok(Formed::Found(_)) => "found".to_owned(),
         Ok(Formed::Join(_)) => "join".to_owned(),
+        Ok(Formed::Quiet) => "quiet".to_owned(),
         Err(e) => format!("error: {e}"),
     };
     assert_eq!(

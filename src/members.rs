@@ -15,6 +15,7 @@
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 use peerlock_core::raft::Member;
 use peerlock_core::transport::Incoming;
@@ -57,12 +58,75 @@ pub(crate) struct Seeded<'a> {
     pub(crate) me_addr: SocketAddr,
 }
 
+/// A first start with `.peers(..)`.
+pub(crate) struct Static<'a> {
+    /// Every listed address.
+    pub(crate) peers: &'a [SocketAddr],
+    /// The address this node tells the others.
+    pub(crate) me_addr: SocketAddr,
+}
+
+/// How long each look for a running cluster waits for an answer.
+const CLUSTER_PROBE: Duration = Duration::from_millis(1500);
+/// How long one round of dialing the listed peers lasts.
+const DIAL_ROUND: Duration = Duration::from_secs(3);
+
+/// A first start with `.peers(..)`: every listed peer must answer before
+/// the founders compare their lists, but once the cluster runs, a listed
+/// peer may be dead for good. So while some listed peer is silent, ask
+/// those that answer whether they run a cluster already, and if so join
+/// it through them, as a start through seeds would (issue 9: a node that
+/// lost its disk, or was removed, comes back blank while another listed
+/// peer is dead). `None`: every listed peer answered, none runs a
+/// cluster yet: found statically (or join, if the hellos say so).
+async fn running_cluster(
+    transport: &Arc<QuicTransport>,
+    incoming: &mut mpsc::Receiver<Incoming>,
+    peers: &[SocketAddr],
+    me_addr: SocketAddr,
+    deadline: tokio::time::Instant,
+) -> Result<Option<Vec<Member>>, Error> {
+    let listed: std::collections::BTreeSet<SocketAddr> = peers.iter().copied().collect();
+    loop {
+        let now = tokio::time::Instant::now();
+        if now >= deadline {
+            return Ok(None);
+        }
+        let found = transport
+            .discover_reachable(deadline.min(now + DIAL_ROUND))
+            .await?;
+        let answered: std::collections::BTreeSet<SocketAddr> =
+            found.iter().map(|p| p.addr).collect();
+        if listed.is_subset(&answered) {
+            return Ok(None);
+        }
+        let until = deadline.min(tokio::time::Instant::now() + CLUSTER_PROBE);
+        match crate::forming::form(transport, incoming, peers, None, 0, me_addr, until, true)
+            .await?
+        {
+            Formed::Join(members) => return Ok(Some(members)),
+            Formed::Quiet | Formed::Found(_) => {}
+        }
+    }
+}
+
+/// A start that joins the running cluster through `members`.
+fn joining(transport: &QuicTransport, members: Vec<Member>) -> Found {
+    Found {
+        me: transport.local_id(),
+        members,
+        joined: None,
+        join_only: true,
+    }
+}
+
 /// Finds the members; see the module docs.
 pub(crate) async fn find(
     transport: &Arc<QuicTransport>,
     recorded: Option<Vec<Member>>,
     joined: Option<NodeId>,
     seeded: Option<Seeded<'_>>,
+    listed: Option<Static<'_>>,
     data_dir: Option<&Path>,
     incoming: &mut mpsc::Receiver<Incoming>,
     deadline: tokio::time::Instant,
@@ -108,16 +172,14 @@ pub(crate) async fn find(
     }) = seeded
     {
         return match crate::forming::form(
-            transport, incoming, seeds, reresolve, expect, me_addr, deadline,
+            transport, incoming, seeds, reresolve, expect, me_addr, deadline, false,
         )
         .await?
         {
-            Formed::Join(members) => Ok(Found {
-                me: transport.local_id(),
-                members,
-                joined: None,
-                join_only: true,
-            }),
+            Formed::Join(members) => Ok(joining(transport, members)),
+            Formed::Quiet => Err(Error::Config(
+                "no cluster answered through the seeds before the start-up deadline".into(),
+            )),
             Formed::Found(me_addr) => {
                 // Alone as the only voter, like `peers([own address])`;
                 // the candidates that promised join it.
@@ -137,6 +199,13 @@ pub(crate) async fn find(
                 })
             }
         };
+    }
+    if let Some(Static { peers, me_addr }) = listed {
+        if let Some(members) =
+            running_cluster(transport, incoming, peers, me_addr, deadline).await?
+        {
+            return Ok(joining(transport, members));
+        }
     }
     let members: Vec<Member> = transport
         .discover(deadline)

@@ -105,7 +105,7 @@ async fn start_again(shared: &Weak<Shared>, recipe: &NodeBuilder) -> Option<Node
             Some(s) if !s.stopping.load(Ordering::SeqCst) => {}
             _ => return None,
         }
-        match recipe.again().start_core().await {
+        match start_blank(recipe).await {
             Ok((handle, _)) => return Some(handle),
             Err(e @ (Error::Config(_) | Error::Tls(_) | Error::InvalidName { .. })) => {
                 tracing::error!(error = %e, "the removed node cannot start again; restart the process");
@@ -117,6 +117,26 @@ async fn start_again(shared: &Weak<Shared>, recipe: &NodeBuilder) -> Option<Node
             }
         }
     }
+}
+
+/// How long a new run waits for the old one's socket to be released.
+const REBIND_FOR: Duration = Duration::from_secs(5);
+
+/// Starts `recipe` right after a run that ended at its start, once its
+/// socket is free again (the endpoint closes in the background). It waits
+/// for the address before starting: a start that fails to bind has
+/// bumped the directory's boot count already, and a blank directory must
+/// start with its first.
+pub(crate) async fn start_blank(
+    recipe: &NodeBuilder,
+) -> Result<(NodeHandle, std::net::SocketAddr), Error> {
+    if let Some(addr) = recipe.listen_addr() {
+        let until = tokio::time::Instant::now() + REBIND_FOR;
+        while std::net::UdpSocket::bind(addr).is_err() && tokio::time::Instant::now() < until {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    recipe.again().start_core().await
 }
 
 fn recipe_addr(recipe: &NodeBuilder) -> String {

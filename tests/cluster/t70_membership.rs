@@ -275,3 +275,30 @@ async fn t74_issue_9_a_rolling_restart_of_in_memory_nodes_keeps_the_cluster() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
+
+/// Issue 9: a node started with `.peers(..)` that lost its state (in
+/// memory here; a wiped or removed directory alike) came back only once
+/// every listed peer answered, so one listed peer dead for good kept it
+/// out for ever (the start failed at its timeout). Every listed peer must
+/// answer only to found the cluster; once it runs, the blank start joins
+/// it through the peers that answer, as a start through seeds does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn t74_issue_9_a_blank_restart_with_peers_joins_while_a_listed_peer_is_dead() {
+    let (mut nodes, ca) = start_cluster(5, 5).await;
+    let addrs: Vec<_> = nodes.iter().map(|n| n.local_addr()).collect();
+    nodes[4].kill().await; // dead for good
+    let old = nodes[3].status().id;
+    nodes[3].kill().await;
+    let sock = crate::common::rebind(addrs[3]).await;
+    let again = builder(&ca, "node-3", sock)
+        .peers(addrs.clone())
+        .startup_timeout(Duration::from_secs(15))
+        .start()
+        .await
+        .expect("a blank restart joins although node 4 does not answer");
+    within(again.ready()).await.expect("ready");
+    assert_ne!(again.status().id, old, "never the old id");
+    let g = within(again.lock("one-dead")).await.unwrap();
+    within(g.unlock()).await.unwrap();
+    nodes[3] = again;
+}

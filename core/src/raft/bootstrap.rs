@@ -172,6 +172,18 @@ where
             Ok(seen) => incarnations = seen,
             Err(RoundEnd::Join)
                 if crate::teeth::planted(crate::teeth::Bug::ReuseIdOnBlankRestart) => {}
+            // A directory that ran before (its boot count rose) told to
+            // join: its id is no longer a member; the cluster removed it
+            // while it was away. Joining under a new id on top of the old
+            // Raft log would mix two identities in one store, so it stops
+            // as a removed member does: marked, its next start is blank.
+            Err(RoundEnd::Join) if this_run.boot > 1 => {
+                tracing::error!(node = %me.name, "the cluster removed this node's id while it was away; it starts blank next time and joins under a new id");
+                if let Some(on_left) = p.on_left.take() {
+                    on_left()?;
+                }
+                return Err(Error::Removed);
+            }
             Err(RoundEnd::Join) => joiner = true,
             Err(RoundEnd::Failed(e)) => return Err(e),
         }

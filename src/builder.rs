@@ -444,16 +444,19 @@ impl NodeBuilder {
             &transport,
             recorded,
             joined,
-            seeded.then_some(crate::members::Seeded {
-                seeds: peers.as_slice(),
-                reresolve: crate::resolve::reresolve(&self.seeds),
-                expect,
-                me_addr,
-            }),
-            (!seeded).then_some(crate::members::Static {
-                peers: peers.as_slice(),
-                me_addr,
-            }),
+            if seeded {
+                crate::members::First::Seeded(crate::members::Seeded {
+                    seeds: peers.as_slice(),
+                    reresolve: crate::resolve::reresolve(&self.seeds),
+                    expect,
+                    me_addr,
+                })
+            } else {
+                crate::members::First::Static(crate::members::Static {
+                    peers: peers.as_slice(),
+                    me_addr,
+                })
+            },
             data_dir.as_deref(),
             &mut rx,
             deadline,

@@ -58,6 +58,14 @@ pub(crate) struct Seeded<'a> {
     pub(crate) me_addr: SocketAddr,
 }
 
+/// How a start without recorded members finds them.
+pub(crate) enum First<'a> {
+    /// Through seeds (`.seeds(..)`).
+    Seeded(Seeded<'a>),
+    /// From the listed peers (`.peers(..)`).
+    Static(Static<'a>),
+}
+
 /// A first start with `.peers(..)`.
 pub(crate) struct Static<'a> {
     /// Every listed address.
@@ -125,8 +133,7 @@ pub(crate) async fn find(
     transport: &Arc<QuicTransport>,
     recorded: Option<Vec<Member>>,
     joined: Option<NodeId>,
-    seeded: Option<Seeded<'_>>,
-    listed: Option<Static<'_>>,
+    first: First<'_>,
     data_dir: Option<&Path>,
     incoming: &mut mpsc::Receiver<Incoming>,
     deadline: tokio::time::Instant,
@@ -164,12 +171,12 @@ pub(crate) async fn find(
             join_only: false,
         });
     }
-    if let Some(Seeded {
+    if let First::Seeded(Seeded {
         seeds,
         reresolve,
         expect,
         me_addr,
-    }) = seeded
+    }) = first
     {
         return match crate::forming::form(
             transport, incoming, seeds, reresolve, expect, me_addr, deadline, false,
@@ -200,7 +207,7 @@ pub(crate) async fn find(
             }
         };
     }
-    if let Some(Static { peers, me_addr }) = listed {
+    if let First::Static(Static { peers, me_addr }) = first {
         if let Some(members) =
             running_cluster(transport, incoming, peers, me_addr, deadline).await?
         {

@@ -43,7 +43,7 @@ const GRANT_GAP: Duration = Duration::from_secs(5);
 fn skip(reason: &str) {
     let _ = writeln!(
         std::io::stderr(),
-        "SKIPPED: t45_issue_9_an_isolated_voter_is_replaced_and_returns_as_a_learner: {reason}"
+        "SKIPPED: t45_issue_9_an_isolated_voter_is_replaced_and_returns_as_a_new_learner: {reason}"
     );
 }
 
@@ -128,7 +128,7 @@ async fn isolate_and_return(net: &Netns, shared: &Shared, victim: usize, what: &
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn t45_issue_9_an_isolated_voter_is_replaced_and_returns_as_a_learner() {
+async fn t45_issue_9_an_isolated_voter_is_replaced_and_returns_as_a_new_learner() {
     // Its own namespace names: t40 may run at the same time in this process.
     let prefix = format!("plk{}m", std::process::id());
     if let Some(reason) = missing_capability(&prefix) {

@@ -77,7 +77,7 @@ pub(crate) struct Static<'a> {
 /// How long each look for a running cluster waits for an answer.
 const CLUSTER_PROBE: Duration = Duration::from_millis(1500);
 /// How long one round of dialing the listed peers lasts.
-const DIAL_ROUND: Duration = Duration::from_secs(3);
+const DIAL_ROUND: Duration = Duration::from_secs(1);
 
 /// A first start with `.peers(..)`: every listed peer must answer before
 /// the founders compare their lists, but once the cluster runs, a listed

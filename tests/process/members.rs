@@ -278,6 +278,17 @@ impl Loaded {
 
     /// kill -9 of node `i`; its client's history is kept.
     pub async fn kill(&mut self, i: usize) {
+        self.stop(i, "-KILL").await;
+    }
+
+    /// SIGTERM to node `i` (a graceful shutdown: its locks released, its
+    /// membership left), and waits for it to exit; its client's history is
+    /// kept.
+    pub async fn terminate(&mut self, i: usize) {
+        self.stop(i, "-TERM").await;
+    }
+
+    async fn stop(&mut self, i: usize, signal: &str) {
         let pid = {
             let mut views = self.shared.views.lock();
             views[i].up = false;
@@ -285,10 +296,10 @@ impl Loaded {
             views[i].pid
         };
         let st = std::process::Command::new("kill")
-            .args(["-KILL", &pid.to_string()])
+            .args([signal, &pid.to_string()])
             .status()
             .expect("run kill");
-        assert!(st.success(), "kill -KILL {pid}");
+        assert!(st.success(), "kill {signal} {pid}");
         let task = self.tasks[i].take().expect("node runs");
         let (mut c, gone) = tokio::time::timeout(Duration::from_secs(30), task)
             .await

@@ -81,10 +81,13 @@ impl Proc {
         self.try_next_line(timeout).await
     }
 
-    /// The next line, or `Err` if the node died or stayed silent for `timeout`.
+    /// The next line, or `Err` if the node died or stayed silent for
+    /// `timeout`. `bye` (a graceful shutdown under way, after SIGTERM) is
+    /// the end of the node's answers: `Closed`.
     pub async fn try_next_line(&mut self, timeout: Duration) -> Result<String, Gone> {
         match tokio::time::timeout(timeout, self.lines.next_line()).await {
             Err(_) => Err(Gone::Silent),
+            Ok(Ok(Some(line))) if line == "bye" => Err(Gone::Closed),
             Ok(Ok(Some(line))) => Ok(line),
             Ok(_) => Err(Gone::Closed),
         }

@@ -35,12 +35,21 @@ const GRANT_GAP: Duration = Duration::from_secs(6);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn t50_issue_9_a_rolling_blank_disk_restart_keeps_five_live_voters() {
-    rolling("t50", true, false).await;
+    rolling("t50", true, false, false).await;
+}
+
+/// P1's graceful variant: each node in turn gets SIGTERM (what an
+/// orchestrator sends), so `shutdown()` releases its locks and leaves the
+/// membership; it is started again on the same directory, which its leave
+/// marked, so the start is blank and joins under a new id.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn t50_issue_9_a_rolling_restart_with_graceful_leaves_keeps_five_live_voters() {
+    rolling("t50-term", true, false, true).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn t51_issue_9_a_rolling_restart_of_in_memory_nodes_keeps_five_live_voters() {
-    rolling("t51", false, false).await;
+    rolling("t51", false, false, false).await;
 }
 
 /// Every node holds the one certificate all share and is named with
@@ -50,13 +59,14 @@ async fn t51_issue_9_a_rolling_restart_of_in_memory_nodes_keeps_five_live_voters
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn t59_issue_9_a_rolling_restart_under_new_names_with_a_shared_certificate_keeps_five_live_voters(
 ) {
-    rolling("t59", true, true).await;
+    rolling("t59", true, true, false).await;
 }
 
-/// Restarts every node in turn, blank (durable: its directory emptied),
-/// under its own name, or (`new_names`, a shared certificate) a new one:
-/// slot `i`'s newcomer is named `proc-{i + NODES}`.
-async fn rolling(t: &str, durable: bool, new_names: bool) {
+/// Restarts every node in turn, blank (durable: its directory emptied, or
+/// with `graceful` marked by its leave), under its own name, or
+/// (`new_names`, a shared certificate) a new one: slot `i`'s newcomer is
+/// named `proc-{i + NODES}`. `graceful`: SIGTERM instead of SIGKILL.
+async fn rolling(t: &str, durable: bool, new_names: bool, graceful: bool) {
     let started = Instant::now();
     let mut spec = Spec::new(NODES, TTL, durable);
     spec.extra_args = membership_args(DEAD_AFTER, STABILIZATION, None);
@@ -80,8 +90,12 @@ async fn rolling(t: &str, durable: bool, new_names: bool) {
         let old = m.of(i).expect("every node is a member").id;
         let leader = c.shared.leader(Duration::from_millis(500));
         let killed = Instant::now();
-        c.kill(i).await;
-        if durable {
+        if graceful {
+            c.terminate(i).await;
+        } else {
+            c.kill(i).await;
+        }
+        if durable && !graceful {
             std::fs::remove_dir_all(c.spec.data_dir(i)).expect("empty the data directory");
         }
         // The newcomer's name: its slot's, or a new one.
@@ -112,14 +126,14 @@ async fn rolling(t: &str, durable: bool, new_names: bool) {
         steps.push(step);
         grants_after(&c.shared, 3, Duration::from_secs(5), &what).await;
     }
-    // Superseded incarnations are removed, not kept as learners: each
-    // name is one member again. (Under new names a dead durable member is
-    // not superseded: it stays, a silent learner.)
-    let want = if new_names { 2 * NODES } else { NODES };
+    // Superseded, left and dead incarnations are removed, not kept as
+    // learners: each node is one member again (under new names the old
+    // ones go once dead for `dead_after`).
+    let want = NODES;
     let (m, _) = members_until(
         &c.shared,
         &c.up(),
-        Duration::from_secs(10),
+        DEAD_AFTER + Duration::from_secs(10),
         "old ids removed",
         |m| m.0.len() == want,
     )

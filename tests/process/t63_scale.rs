@@ -92,9 +92,9 @@ fn voters(m: &BTreeMap<String, (bool, bool)>) -> usize {
     m.values().filter(|(v, _)| *v).count()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn t63_issue_9_scale_3_to_9_to_3_founded_with_bootstrap_expect() {
-    let spec = Spec::new(9, TTL, false);
+/// Founds 3 with `--bootstrap-expect 3` and scales out to 9 through one
+/// seed address (checking the timings); the nine processes.
+async fn scale_out(spec: &Spec) -> Vec<Proc> {
     let addr = |i: usize| format!("127.0.0.1:{}", spec.ports[i]);
     let founders_seeds = (0..3).map(addr).collect::<Vec<_>>().join(",");
 
@@ -103,7 +103,7 @@ async fn t63_issue_9_scale_3_to_9_to_3_founded_with_bootstrap_expect() {
     let mut procs: Vec<Proc> = (0..3)
         .map(|i| {
             spawn(
-                &spec,
+                spec,
                 i,
                 &[
                     "--seeds".into(),
@@ -132,7 +132,7 @@ async fn t63_issue_9_scale_3_to_9_to_3_founded_with_bootstrap_expect() {
     let seed = addr(1);
     let t1 = Instant::now();
     for i in 3..9 {
-        procs.push(spawn(&spec, i, &["--seeds".into(), seed.clone()]));
+        procs.push(spawn(spec, i, &["--seeds".into(), seed.clone()]));
     }
     for p in &mut procs[3..] {
         let line = p.next_line().await;
@@ -156,6 +156,13 @@ async fn t63_issue_9_scale_3_to_9_to_3_founded_with_bootstrap_expect() {
     assert!(g.starts_with("granted scaled "), "{g}");
     let r = procs[7].ask("unlock scaled").await;
     assert!(r.starts_with("released"), "{r}");
+    procs
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn t63_issue_9_scale_3_to_9_to_3_founded_with_bootstrap_expect() {
+    let spec = Spec::new(9, TTL, false);
+    let mut procs = scale_out(&spec).await;
 
     // Scale in: SIGTERM the six at once.
     let t2 = Instant::now();
@@ -201,6 +208,51 @@ async fn t63_issue_9_scale_3_to_9_to_3_founded_with_bootstrap_expect() {
     }
     let g = procs[2].ask("lock after").await;
     assert!(g.starts_with("granted after "), "{g}");
+    for p in &mut procs {
+        let _ = p.try_ask("quit", Duration::from_secs(10)).await;
+    }
+}
+
+/// P2's crash variant: the six newest are killed with SIGKILL at once
+/// (two of the five voters among them, none told to leave). Three of five
+/// voters live are a majority of both the old and the new voter set, so
+/// after `dead_after` the voters shrink to the three founders, and the six
+/// dead learners are removed (issue 9: 3 voters within `dead_after` + 2 s
+/// of the kill; the removals follow).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn t64_issue_9_scale_in_by_crash_of_the_six_newest_leaves_three_voters() {
+    let spec = Spec::new(9, TTL, false);
+    let mut procs = scale_out(&spec).await;
+    let (m, _) = wait_members(&mut procs[0], Duration::from_secs(10), |m| {
+        m.len() == 9 && voters(m) == 5
+    })
+    .await;
+    let newest_voters = m
+        .iter()
+        .filter(|(n, (v, _))| *v && !["proc-0", "proc-1", "proc-2"].contains(&n.as_str()))
+        .count();
+    let t2 = Instant::now();
+    for p in &mut procs[3..] {
+        p.kill9().await;
+    }
+    procs.truncate(3);
+    let (m, at) = wait_members(&mut procs[0], DEAD_AFTER + Duration::from_secs(10), |m| {
+        voters(m) == 3 && live_voters(m) == 3
+    })
+    .await;
+    let took = at - t2;
+    eprintln!("P2 crash: killed the six newest ({newest_voters} of them voters); 3 live voters {took:?} later: {m:?}");
+    assert!(
+        took <= DEAD_AFTER + Duration::from_secs(2),
+        "3 voters only {took:?} after the kill (bound: dead_after + 2 s)"
+    );
+    let (m, gone) = wait_members(&mut procs[0], Duration::from_secs(10), |m| m.len() == 3).await;
+    eprintln!(
+        "P2 crash: the six removed {:?} after the kill: {m:?}",
+        gone - t2
+    );
+    let g = procs[1].ask("lock after-crash").await;
+    assert!(g.starts_with("granted after-crash "), "{g}");
     for p in &mut procs {
         let _ = p.try_ask("quit", Duration::from_secs(10)).await;
     }

@@ -19,9 +19,17 @@ use super::mtrace::Conf;
 use super::world::World;
 
 /// Waits up to `within` for M4 to hold; a violation if it never does.
-pub(crate) async fn check(world: &World, max_voters: usize, within: Duration, report: &mut Report) {
+pub(crate) async fn check(
+    world: &mut World,
+    max_voters: usize,
+    within: Duration,
+    report: &mut Report,
+) {
     let deadline = Instant::now() + within;
     loop {
+        // A node removed while it was away learns it now and starts
+        // again blank (the facade's `rejoin_when_removed`).
+        world.tend_removed().await;
         let verdict = judge(world, max_voters);
         let Err(why) = verdict else { return };
         if Instant::now() >= deadline {

@@ -43,6 +43,12 @@ impl World {
         let Some(n) = self.nodes.get_mut(i) else {
             return;
         };
+        if n.leave_on_shutdown {
+            self.churn.leave_stops += 1;
+            if n.disk.is_left() {
+                self.churn.left += 1;
+            }
+        }
         if let Some(h) = n.handle.take() {
             h.abort();
         }

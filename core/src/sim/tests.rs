@@ -33,6 +33,10 @@ fn summary(outcomes: &[SimOutcome]) -> String {
     let blank: u64 = outcomes.iter().map(|o| o.blank_refused).sum();
     let replaced = outcomes.iter().filter(|o| o.voters_changed).count();
     let sim: Duration = outcomes.iter().map(|o| o.sim_time).sum();
+    let mut churn = super::rejoin::Churn::default();
+    for o in outcomes {
+        churn.add(&o.churn);
+    }
     let mut faults = std::collections::BTreeMap::new();
     for o in outcomes {
         for (k, v) in &o.faults {
@@ -40,7 +44,7 @@ fn summary(outcomes: &[SimOutcome]) -> String {
         }
     }
     format!(
-        "{} seeds, {:.1} h simulated, {ops} ops, {grants} grants, {refused} stale writes refused, {blank} blank restarts kept off their old id, {replaced} runs ended with other voters, faults {faults:?}",
+        "{} seeds, {:.1} h simulated, {ops} ops, {grants} grants, {refused} stale writes refused, {blank} blank restarts kept off their old id, {replaced} runs ended with other voters, {churn:?}, faults {faults:?}",
         outcomes.len(),
         sim.as_secs_f64() / 3600.0
     )

@@ -172,6 +172,19 @@ where
             Ok(seen) => incarnations = seen,
             Err(RoundEnd::Join)
                 if crate::teeth::planted(crate::teeth::Bug::ReuseIdOnBlankRestart) => {}
+            // Told to join, with state of an earlier boot: the cluster no
+            // longer has this id (removed while the node was away). Joining
+            // under a new id on top of the old log would apply the cluster's
+            // entries onto that log with an empty member table (the
+            // simulator saw a log divergence); like `Removed`, mark the
+            // directory so the next start is blank.
+            Err(RoundEnd::Join) if p.durable && this_run.boot > 1 => {
+                tracing::error!(id = %me.id, "this node's id is no longer a member: it starts blank next time and joins under a new id");
+                if let Some(on_left) = p.on_left.take() {
+                    on_left()?;
+                }
+                return Err(Error::Removed);
+            }
             Err(RoundEnd::Join) => joiner = true,
             Err(RoundEnd::Failed(e)) => return Err(e),
         }

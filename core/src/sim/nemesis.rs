@@ -337,6 +337,16 @@ impl World {
                     }
                     self.spawn_clients(i);
                 }
+                Ok(Err(crate::error::Error::Removed)) => {
+                    // Removed while down: its disk is marked left; the
+                    // next start (M4's wait tends it) is blank.
+                    self.churn.removed_from_disk += 1;
+                    let at = self.shared.now();
+                    if let Some(x) = self.nodes.get_mut(i) {
+                        x.removed_at = Some(at);
+                        self.net.leave(x.member.id);
+                    }
+                }
                 Ok(Err(e)) => {
                     if std::env::var_os("PEERLOCK_SIM_DEBUG").is_some() {
                         eprintln!("{:?}: node {i} did not restart: {e}", self.shared.now());

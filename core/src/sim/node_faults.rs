@@ -125,6 +125,17 @@ impl World {
                     .leave(self.nodes.get(i).map_or(NodeId(0), |n| n.member.id));
                 Ok(false)
             }
+            Err(Error::Removed) => {
+                // Its id was removed while it was down: its disk is marked
+                // left, and it starts again blank soon.
+                self.churn.removed_from_disk += 1;
+                let at = self.shared.now();
+                if let Some(n) = self.nodes.get_mut(i) {
+                    n.removed_at = Some(at);
+                    self.net.leave(n.member.id);
+                }
+                Ok(false)
+            }
             Err(_) => {
                 // No majority answered the hello round in time: try later.
                 if let Some(n) = self.nodes.get(i) {

@@ -257,7 +257,7 @@ impl World {
             });
         let observer: crate::raft::ApplyObserver = Arc::new(
             move |node: NodeId, index: u64, cmd: Option<&Command>, effects: &[Effect]| {
-                record_apply(&shared, node, index, cmd, effects);
+                super::world_trace::record_apply(&shared, node, index, cmd, effects);
             },
         );
         let hooks = Hooks {
@@ -471,39 +471,5 @@ impl World {
     /// Nodes that run (not crashed).
     pub(crate) fn up(&self) -> Vec<usize> {
         (0..self.nodes.len()).filter(|i| self.is_up(*i)).collect()
-    }
-}
-
-/// The observer: records each applied entry once, and any disagreement.
-fn record_apply(
-    shared: &Shared,
-    node: NodeId,
-    index: u64,
-    cmd: Option<&Command>,
-    effects: &[Effect],
-) {
-    let at = shared.now();
-    let mut log = shared.log.lock();
-    match log.entries.get(&index) {
-        Some(seen) => {
-            if seen.command.as_ref() != cmd || seen.effects != effects {
-                let msg = format!(
-                    "index {index}: applied as {:?} (effects {:?}) and later by {node} as {cmd:?} (effects {effects:?})",
-                    seen.command, seen.effects
-                );
-                log.divergences.push(msg);
-            }
-        }
-        None => {
-            log.entries.insert(
-                index,
-                Committed {
-                    index,
-                    at,
-                    command: cmd.cloned(),
-                    effects: effects.to_vec(),
-                },
-            );
-        }
     }
 }

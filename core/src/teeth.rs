@@ -56,11 +56,19 @@ pub enum Bug {
     /// A joining learner is sent the stored snapshot even when that
     /// snapshot's configuration lacks it (tikv/raft-rs#472).
     SnapshotWithoutNewLearner,
+    /// A node answered `Removed` stops without marking its data directory:
+    /// its next start comes back from the old disk under the removed id
+    /// (etcd refuses such a member for good, `errMemberRemoved`), instead of
+    /// starting blank under a new one.
+    RemovedKeepsItsState,
+    /// Peers drop a removed member's messages without telling it: it never
+    /// stops, and campaigns into the void as a non-member for ever.
+    SilentToRemoved,
 }
 
 impl Bug {
     /// Every bug.
-    pub const ALL: [Bug; 13] = [
+    pub const ALL: [Bug; 15] = [
         Bug::GrantWithoutSessionCheck,
         Bug::AckBeforeFsync,
         Bug::AckKeepaliveWithoutQuorum,
@@ -74,6 +82,8 @@ impl Bug {
         Bug::RemoveLeaderWithoutTransfer,
         Bug::RemoveRightAfterElection,
         Bug::SnapshotWithoutNewLearner,
+        Bug::RemovedKeepsItsState,
+        Bug::SilentToRemoved,
     ];
 }
 

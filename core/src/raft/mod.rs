@@ -334,6 +334,11 @@ impl<S: LogStore + Send + 'static> Driver<S> {
         if self.sent_by_removed(from, NodeId(msg.from), self.clock.now()) {
             return;
         }
+        if msg.get_msg_type() == raft::eraftpb::MessageType::MsgUnreachable {
+            // A learner's membership probe (`removed.rs`): answered above
+            // if its sender was removed, and otherwise nothing to step.
+            return;
+        }
         if self.key_of(NodeId(msg.from)) != Some(from) {
             tracing::warn!(node = %self.name, peer = %from, claimed = msg.from, "raft message claims another sender; dropped");
             return;

@@ -36,9 +36,11 @@ const TELL_EVERY: Duration = Duration::from_secs(1);
 /// when full, which at worst tells some twice).
 const TOLD_MAX: usize = 1024;
 
-/// When each removed peer (by transport key) was last told.
+/// When each removed peer (by transport key) was last told; and, on this
+/// node, since when it has been a non-voter without a leader (see
+/// [`Driver::probe_if_orphaned`]).
 #[derive(Debug, Default)]
-pub(super) struct Told(HashMap<NodeId, Instant>);
+pub(super) struct Told(HashMap<NodeId, Instant>, Option<Instant>, Option<Instant>);
 
 impl<S: LogStore + Send + 'static> Driver<S> {
     /// Whether a Raft message from `id` (over the connection `key`) comes
@@ -55,7 +57,7 @@ impl<S: LogStore + Send + 'static> Driver<S> {
             .0
             .get(&key)
             .is_none_or(|at| now.saturating_duration_since(*at) >= TELL_EVERY);
-        if due {
+        if due && !crate::teeth::planted(crate::teeth::Bug::SilentToRemoved) {
             if self.told.0.len() >= TOLD_MAX {
                 self.told.0.clear();
             }
@@ -67,11 +69,64 @@ impl<S: LogStore + Send + 'static> Driver<S> {
         true
     }
 
+    /// A learner without a leader asks its peers whether it is still a
+    /// member. A removed voter learns it from the answer to its first
+    /// pre-vote; a learner never campaigns, and the leader no longer sends
+    /// to an id it removed, so a learner removed while it was down (and
+    /// back from its disk), or cut off, would otherwise wait in silence for
+    /// ever. After two election timeouts with no leader, and then every
+    /// two, it sends each member of its table a probe: a Raft message of a
+    /// type raft-rs only ever reports locally (`MsgUnreachable`), which a
+    /// peer drops unread, unless the sender's id is removed, which
+    /// [`Self::sent_by_removed`] answers with `Removed` first. (Found by
+    /// the simulator: a learner removed while crashed stayed a silent
+    /// non-member after its restart; so did a joiner removed before its
+    /// first snapshot, back from its disk with no table.)
+    pub(super) fn probe_if_orphaned(&mut self, now: Instant) {
+        let voter = self.raw.raft.prs().conf().voters().contains(self.me.0);
+        if voter || self.leader_id().is_some() || self.stopped {
+            self.told.1 = None;
+            return;
+        }
+        let every = self.cfg.election_timeout() * 2;
+        let since = *self.told.1.get_or_insert(now);
+        let due = self.told.2.is_none_or(|at| now >= at);
+        if now.saturating_duration_since(since) < every || !due {
+            return;
+        }
+        self.told.2 = Some(now + every);
+        // Before its first snapshot a joiner has no table: it asks the
+        // members it was told when it joined.
+        let peers: Vec<NodeId> = if self.table.members().is_empty() {
+            self.directory.keys().copied().collect()
+        } else {
+            self.table.members().iter().map(|m| m.id).collect()
+        };
+        let peers = peers.into_iter().filter(|id| *id != self.me);
+        for id in peers {
+            let Some(key) = self.key_of(id) else { continue };
+            let mut probe = raft::eraftpb::Message::default();
+            probe.set_msg_type(raft::eraftpb::MessageType::MsgUnreachable);
+            probe.from = self.me.0;
+            probe.to = id.0;
+            if let Ok(bytes) = protobuf::Message::write_to_bytes(&probe) {
+                self.transport.send(key, vec![PeerMessage::Raft(bytes)]);
+            }
+        }
+    }
+
     /// A peer says this node's id was removed.
     pub(super) fn on_removed(&mut self, from: NodeId, cluster_id: u128, id: NodeId) {
         let ours = self.table.members().cluster_id();
+        // A joiner before its first snapshot has no table: it trusts the
+        // members it was told when it joined (they answered its join).
+        let known = if self.table.members().is_empty() {
+            self.directory.values().any(|k| *k == from)
+        } else {
+            self.is_member_key(from)
+        };
         let believable = id == self.me
-            && self.is_member_key(from)
+            && known
             && (ours == 0 || cluster_id == ours)
             && self.stop_error.is_none();
         if !believable {
@@ -84,7 +139,8 @@ impl<S: LogStore + Send + 'static> Driver<S> {
             "this node was removed from the cluster: it stops; a durable node starts blank next time and joins under a new id"
         );
         self.stop_error = Some(|| Error::Removed);
-        if let Some(on_left) = self.on_left.take() {
+        let mark = !crate::teeth::planted(crate::teeth::Bug::RemovedKeepsItsState);
+        if let Some(on_left) = self.on_left.take().filter(|_| mark) {
             if let Err(e) = on_left() {
                 tracing::warn!(node = %self.name, error = %e, "could not mark the data directory as left");
             }

@@ -39,6 +39,7 @@ impl<S: LogStore + Send + 'static> Driver<S> {
         self.retry_reads(now);
         self.expire_live_asks(now);
         self.answer_without_quorum(now);
+        self.probe_if_orphaned(now);
         self.maybe_compact();
         self.shutdown_progress(now);
     }

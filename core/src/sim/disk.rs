@@ -45,6 +45,10 @@ struct DiskState {
     /// While set, every write fails (a storage failure).
     failing: bool,
     fsyncs: u64,
+    /// The data directory's `left` mark (durable at once, as the real one
+    /// is fsynced): the node left the membership or was removed, and its
+    /// next start wipes everything and joins under a new id.
+    left: bool,
 }
 
 /// One node's disk; survives the node's crashes.
@@ -106,6 +110,18 @@ impl SimDisk {
     /// Makes every write fail (or work again).
     pub fn set_failing(&self, failing: bool) {
         self.state.lock().failing = failing;
+    }
+
+    /// Writes the `left` mark (a graceful leave finished, or the cluster
+    /// answered `Removed`): the next start is blank (the facade's
+    /// `data_dir.rs` wipes a directory so marked).
+    pub fn mark_left(&self) {
+        self.state.lock().left = true;
+    }
+
+    /// Whether the `left` mark is on this disk.
+    pub fn is_left(&self) -> bool {
+        self.state.lock().left
     }
 
     /// How many fsyncs completed.

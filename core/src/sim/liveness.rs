@@ -41,7 +41,12 @@ pub(crate) async fn check(
     report: &mut Report,
 ) {
     for (i, n) in world.nodes.iter().enumerate() {
-        if n.handle.as_ref().is_some_and(|h| h.has_stopped()) {
+        // A removed node stops by design (and starts again blank).
+        let stopped = n
+            .handle
+            .as_ref()
+            .is_some_and(|h| h.has_stopped() && h.status().role != crate::client::Role::Removed);
+        if stopped {
             fail(
                 report,
                 format!("node {i} stopped on its own (a fatal error or a panic in its driver)"),

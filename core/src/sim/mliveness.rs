@@ -3,7 +3,8 @@
 //! not joint, the voters are the target count (the largest odd number up
 //! to `max_voters` and the live members) and every one of them runs, the
 //! leader is one of them, and every running node is a member that applied
-//! that configuration.
+//! that configuration. A node answered `Removed` counts as a live process:
+//! it must have started again, blank, and be one of those members.
 //!
 //! Judged on the simulator's ground truth (which nodes run, unfrozen) and
 //! the configurations the nodes reported applying; polled, so a cluster
@@ -19,9 +20,17 @@ use super::mtrace::Conf;
 use super::world::World;
 
 /// Waits up to `within` for M4 to hold; a violation if it never does.
-pub(crate) async fn check(world: &World, max_voters: usize, within: Duration, report: &mut Report) {
+pub(crate) async fn check(
+    world: &mut World,
+    max_voters: usize,
+    within: Duration,
+    report: &mut Report,
+) {
     let deadline = Instant::now() + within;
     loop {
+        // A node removed while it was away learns it now and starts
+        // again blank (the facade's `rejoin_when_removed`).
+        world.tend_removed().await;
         let verdict = judge(world, max_voters);
         let Err(why) = verdict else { return };
         if Instant::now() >= deadline {
@@ -47,6 +56,17 @@ fn latest(world: &World, key: crate::types::NodeId, id: u64) -> (u64, Conf) {
 }
 
 fn judge(world: &World, max_voters: usize) -> Result<(), String> {
+    // A process told `Removed` is live: it must be back as a member.
+    if let Some(n) = world
+        .nodes
+        .iter()
+        .find(|n| n.handle.is_none() && !n.gone && n.removed_at.is_some())
+    {
+        return Err(format!(
+            "{} was removed and is not back as a member",
+            n.member.name.0
+        ));
+    }
     let leader = world.leader().ok_or("no leader")?;
     let running: Vec<(crate::types::NodeId, u64)> = world
         .nodes

@@ -29,7 +29,7 @@ const MIN_RUNNING: usize = 4;
 
 impl World {
     /// Draws from the membership stream (0 outside membership runs).
-    fn m_below(&mut self, n: u64) -> u64 {
+    pub(crate) fn m_below(&mut self, n: u64) -> u64 {
         self.membership.as_mut().map_or(0, |r| r.below(n))
     }
 
@@ -156,6 +156,8 @@ impl World {
             gone: false,
             joined: Default::default(),
             blank_next: true,
+            removed_at: None,
+            leave_on_shutdown: false,
         });
         i
     }
@@ -250,7 +252,8 @@ impl World {
                 let room = MAX_NODES.saturating_sub(self.nodes.len());
                 let new: Vec<usize> = (0..k.min(room)).map(|_| self.add_node()).collect();
                 self.start_together(&new).await?;
-                tokio::time::sleep(Duration::from_millis(500 + self.m_below(2_000))).await;
+                let settle = Duration::from_millis(500 + self.m_below(2_000));
+                self.idle(settle).await;
             }
             FaultKind::Leave | FaultKind::BurstDown => {
                 let k = if kind == FaultKind::Leave { 1 } else { 2 };
@@ -262,7 +265,7 @@ impl World {
                         self.stop_for_good(i, kind == FaultKind::Leave).await;
                     }
                 }
-                tokio::time::sleep(long).await;
+                self.idle(long).await;
             }
             FaultKind::BlankRestart => {
                 let staying = self.staying();
@@ -275,13 +278,14 @@ impl World {
                 }
                 self.crash(i);
                 self.wipe(i);
-                tokio::time::sleep(Duration::from_millis(300 + self.m_below(3_000))).await;
+                let down = Duration::from_millis(300 + self.m_below(3_000));
+                self.idle(down).await;
                 self.restart(i).await?;
             }
             FaultKind::DiskRestartLate => {
                 let i = self.some_voter();
                 self.crash(i);
-                tokio::time::sleep(long).await;
+                self.idle(long).await;
                 self.restart(i).await?;
             }
             FaultKind::IsolateVoter | FaultKind::TransferInJoint => {
@@ -297,7 +301,7 @@ impl World {
                 if kind == FaultKind::TransferInJoint {
                     self.transfer_when_joint(long).await;
                 } else {
-                    tokio::time::sleep(long).await;
+                    self.idle(long).await;
                 }
                 self.heal();
             }
@@ -338,7 +342,7 @@ impl World {
                 tokio::time::sleep_until(end).await;
                 return;
             }
-            tokio::time::sleep(Duration::from_millis(20)).await;
+            self.idle(Duration::from_millis(20)).await;
         }
     }
 }

@@ -19,6 +19,7 @@ mod mtrace;
 pub mod nemesis;
 pub mod net;
 mod node_faults;
+pub mod rejoin;
 pub mod rng;
 pub mod run;
 mod workload;

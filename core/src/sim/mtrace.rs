@@ -175,6 +175,25 @@ impl MembershipTrace {
         }
     }
 
+    /// When Raft id `id` was first seen removed: the earliest time a node
+    /// applied a configuration without it at an index above every one that
+    /// had it (the founders' configuration counts as index 0). `None` if it
+    /// was never in one, or is in the latest.
+    pub(crate) fn removed_at(&self, id: u64) -> Option<Duration> {
+        let had = self
+            .confs
+            .iter()
+            .filter(|c| c.conf.ids().contains(&id))
+            .map(|c| c.index)
+            .max()
+            .or_else(|| self.initial.ids().contains(&id).then_some(0))?;
+        self.confs
+            .iter()
+            .filter(|c| c.index > had && !c.conf.ids().contains(&id))
+            .map(|c| c.at)
+            .min()
+    }
+
     /// Whether the process that ran as `id` came back blank under another
     /// id before `t`: the same-name rule replaces `id` without waiting for
     /// `dead_after` (it is not live).

@@ -166,26 +166,27 @@ impl World {
                 // In memory a crash is for good: keep a majority alive.
                 if !self.durable && gone + 1 > (n - 1) / 2 {
                     self.set_paused(i, true);
-                    tokio::time::sleep(hold).await;
+                    self.idle(hold).await;
                     self.set_paused(i, false);
                     return Ok(());
                 }
                 self.crash(i);
-                tokio::time::sleep(hold).await;
+                self.idle(hold).await;
                 violation = self.restart(i).await.map(|_| ());
             }
             FaultKind::CrashAll => {
                 for i in 0..n {
                     self.crash(i);
                 }
-                tokio::time::sleep(Duration::from_millis(self.rng.between(50, 1_500))).await;
+                let d = Duration::from_millis(self.rng.between(50, 1_500));
+                self.idle(d).await;
                 violation = self.restart_all().await;
             }
             FaultKind::Suspend => {
                 let i = self.target();
                 let d = ttl.mul_f64(self.rng.float(0.5, 3.0));
                 self.set_suspended(i, true);
-                tokio::time::sleep(d).await;
+                self.idle(d).await;
                 self.set_suspended(i, false);
             }
             FaultKind::Shutdown | FaultKind::ShutdownInboundCut => {
@@ -194,7 +195,7 @@ impl World {
                 // In memory a stopped node is gone for good: keep a
                 // majority alive (as for crashes).
                 if !self.is_up(i) || (!self.durable && gone + 1 > (n - 1) / 2) {
-                    tokio::time::sleep(hold).await;
+                    self.idle(hold).await;
                     return Ok(());
                 }
                 if kind == FaultKind::ShutdownInboundCut {
@@ -204,7 +205,7 @@ impl World {
                 }
                 self.shut_down(i).await;
                 self.heal();
-                tokio::time::sleep(hold).await;
+                self.idle(hold).await;
                 if self.durable {
                     violation = self.restart(i).await.map(|_| ());
                 }
@@ -213,20 +214,20 @@ impl World {
                 let i = self.target();
                 let d = ttl.mul_f64(self.rng.float(0.5, 3.0));
                 self.set_paused(i, true);
-                tokio::time::sleep(d).await;
+                self.idle(d).await;
                 self.set_paused(i, false);
             }
             FaultKind::Isolate => {
                 let i = self.target();
                 self.split(&[i]);
-                tokio::time::sleep(hold).await;
+                self.idle(hold).await;
                 self.heal();
             }
             FaultKind::Split => {
                 let k = (n - 1) / 2;
                 let side = self.subset(k.max(1));
                 self.split(&side);
-                tokio::time::sleep(hold).await;
+                self.idle(hold).await;
                 self.heal();
             }
             FaultKind::Bridge => {
@@ -240,7 +241,7 @@ impl World {
                     }
                     let _ = bridge;
                 }
-                tokio::time::sleep(hold).await;
+                self.idle(hold).await;
                 self.heal();
             }
             FaultKind::Ring => {
@@ -255,7 +256,7 @@ impl World {
                         }
                     }
                 }
-                tokio::time::sleep(hold).await;
+                self.idle(hold).await;
                 self.heal();
             }
             FaultKind::OneWay => {
@@ -268,7 +269,7 @@ impl World {
                         self.cut(self.id(j), self.id(i));
                     }
                 }
-                tokio::time::sleep(hold).await;
+                self.idle(hold).await;
                 self.heal();
             }
             FaultKind::LinkChaos => {
@@ -279,7 +280,7 @@ impl World {
                     delay_min: Duration::from_micros(100),
                     delay_max: Duration::from_millis(max),
                 });
-                tokio::time::sleep(hold).await;
+                self.idle(hold).await;
                 self.net.set_weather(calm());
             }
             FaultKind::LeaderTransfer => {
@@ -289,7 +290,7 @@ impl World {
                         h.transfer_leader(self.id(to));
                     }
                 }
-                tokio::time::sleep(hold).await;
+                self.idle(hold).await;
             }
             FaultKind::StorageFailure => {
                 let i = self.target();
@@ -298,7 +299,7 @@ impl World {
                 }
                 // Ground truth: a node whose disk fails stops answering.
                 self.trace_down(i, "disk", true);
-                tokio::time::sleep(hold).await;
+                self.idle(hold).await;
                 self.trace_down(i, "disk", false);
                 // The node stopped on its failed write (or will have to):
                 // its process is restarted on a working disk.
@@ -330,8 +331,21 @@ impl World {
                     if let Some(x) = self.nodes.get_mut(i) {
                         x.handle = Some(h);
                         x.blank_next = false;
+                        if x.removed_at.take().is_some() {
+                            self.churn.rejoined += 1;
+                        }
                     }
                     self.spawn_clients(i);
+                }
+                Ok(Err(crate::error::Error::Removed)) => {
+                    // Removed while down: its disk is marked left; the
+                    // next start (M4's wait tends it) is blank.
+                    self.churn.removed_from_disk += 1;
+                    let at = self.shared.now();
+                    if let Some(x) = self.nodes.get_mut(i) {
+                        x.removed_at = Some(at);
+                        self.net.leave(x.member.id);
+                    }
                 }
                 Ok(Err(e)) => {
                     if std::env::var_os("PEERLOCK_SIM_DEBUG").is_some() {

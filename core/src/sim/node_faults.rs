@@ -43,6 +43,12 @@ impl World {
         let Some(n) = self.nodes.get_mut(i) else {
             return;
         };
+        if n.leave_on_shutdown {
+            self.churn.leave_stops += 1;
+            if n.disk.is_left() {
+                self.churn.left += 1;
+            }
+        }
         if let Some(h) = n.handle.take() {
             h.abort();
         }
@@ -117,6 +123,17 @@ impl World {
                 self.blank_refused += 1;
                 self.net
                     .leave(self.nodes.get(i).map_or(NodeId(0), |n| n.member.id));
+                Ok(false)
+            }
+            Err(Error::Removed) => {
+                // Its id was removed while it was down: its disk is marked
+                // left, and it starts again blank soon.
+                self.churn.removed_from_disk += 1;
+                let at = self.shared.now();
+                if let Some(n) = self.nodes.get_mut(i) {
+                    n.removed_at = Some(at);
+                    self.net.leave(n.member.id);
+                }
                 Ok(false)
             }
             Err(_) => {

@@ -188,6 +188,8 @@ pub struct SimOutcome {
     /// Blank restarts of crashed in-memory nodes kept off their old id:
     /// joined under a new one (issue 9), or refused.
     pub blank_refused: u64,
+    /// Graceful leaves, `left` marks, removals and rejoins (issue 9).
+    pub churn: super::rejoin::Churn,
     /// Whether the voters at the end differ from those at the start: the
     /// leader replaced a silent voter (issue 9).
     pub voters_changed: bool,
@@ -230,6 +232,7 @@ pub fn run(config: SimConfig) -> SimOutcome {
                 sim_time: Duration::ZERO,
                 messages: (0, 0),
                 blank_refused: 0,
+                churn: Default::default(),
                 voters_changed: false,
             }
         }
@@ -250,10 +253,9 @@ fn node_config(c: &SimConfig) -> NodeConfig {
             stabilization: Duration::from_secs(1),
             ..Default::default()
         },
-        // The simulator's graceful stops model a restart from the same
-        // disk (it brings the node back), and it keeps no directory to mark
-        // as left: the StatefulSet mode. Leaving is proven by the cluster
-        // tests `t77`/`t78` and process `t63`.
+        // Drawn per start in membership runs (`World::params`); off in the
+        // others, whose graceful stops come back from the same disk (the
+        // StatefulSet mode).
         leave_on_shutdown: false,
         ..NodeConfig::default()
     }
@@ -313,9 +315,11 @@ async fn simulate(c: SimConfig) -> SimOutcome {
             report.add(Property::S6Durability, None, e);
         }
         let gap = Duration::from_millis(rng.between(0, 1_500));
-        tokio::time::sleep(gap).await;
+        world.idle(gap).await;
     }
-    tokio::time::sleep_until(end).await;
+    world
+        .idle(end.saturating_duration_since(tokio::time::Instant::now()))
+        .await;
 
     // Heal everything, then the liveness promises.
     world.heal();
@@ -324,13 +328,16 @@ async fn simulate(c: SimConfig) -> SimOutcome {
         world.set_suspended(i, false);
         world.set_paused(i, false);
     }
+    // Nodes the cluster removed learn it from their peers now, and start
+    // again blank with the others.
+    world.settle_removed().await;
     if let Err(e) = world.restart_all().await {
         report.add(Property::Liveness, None, e);
     }
     super::liveness::check(&mut world, &cfg, max_drift_ppm, &mut report).await;
     if c.membership() {
         let within = c.dead_after + cfg.membership.stabilization + Duration::from_secs(5);
-        super::mliveness::check(&world, c.max_voters, within, &mut report).await;
+        super::mliveness::check(&mut world, c.max_voters, within, &mut report).await;
     }
     if !report.violates(Property::Liveness) {
         super::liveness::handoff_after_crash(&mut world, &cfg, c.skew, max_drift_ppm, &mut report)
@@ -404,6 +411,7 @@ async fn simulate(c: SimConfig) -> SimOutcome {
         sim_time,
         messages,
         blank_refused: world.blank_refused,
+        churn: world.churn,
         voters_changed,
     }
 }

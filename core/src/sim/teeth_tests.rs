@@ -33,7 +33,9 @@ pub(super) fn config_for(bug: Bug, seed: u64) -> SimConfig {
         | Bug::SkipLiveMajorityCheck
         | Bug::RemoveLeaderWithoutTransfer
         | Bug::RemoveRightAfterElection
-        | Bug::SnapshotWithoutNewLearner => c = c.membership_run(),
+        | Bug::SnapshotWithoutNewLearner
+        | Bug::RemovedKeepsItsState
+        | Bug::SilentToRemoved => c = c.membership_run(),
         _ => {}
     }
     c
@@ -58,6 +60,11 @@ fn expected(bug: Bug) -> Option<&'static [Property]> {
         Bug::RemoveRightAfterElection => &[M5NoLiveVoterRemoved],
         // The joiner refuses every snapshot and never catches up.
         Bug::SnapshotWithoutNewLearner => &[M4Converges, Liveness, Convergence],
+        // The removed node comes back under its removed id, is told
+        // `Removed` again, and never becomes a member: M4.
+        Bug::RemovedKeepsItsState => &[M4Converges],
+        // The removed node runs on as a non-member: M4.
+        Bug::SilentToRemoved => &[M4Converges],
         _ => return None,
     })
 }

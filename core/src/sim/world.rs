@@ -112,6 +112,10 @@ pub(crate) struct SimNode {
     pub(crate) joined: JoinedRecord,
     /// Its next start is blank and joins through the others as seeds.
     pub(crate) blank_next: bool,
+    /// When its process stopped `Removed` (it starts again blank soon).
+    pub(crate) removed_at: Option<Duration>,
+    /// Whether its current run leaves the membership on a graceful stop.
+    pub(crate) leave_on_shutdown: bool,
 }
 
 /// The cluster.
@@ -140,6 +144,8 @@ pub(crate) struct World {
     pub(crate) membership: Option<Rng>,
     /// Every node of the run by its transport key (a blank start's seeds).
     pub(crate) seeds: Vec<Member>,
+    /// Leaves, `left` marks and removals seen (see `rejoin.rs`).
+    pub(crate) churn: super::rejoin::Churn,
 }
 
 impl World {
@@ -192,6 +198,8 @@ impl World {
                 gone: false,
                 joined: Arc::default(),
                 blank_next: false,
+                removed_at: None,
+                leave_on_shutdown: false,
             });
         }
         let fsync_latency = Duration::from_micros(rng.between(200, 3_000));
@@ -221,6 +229,7 @@ impl World {
             extended_faults: false,
             membership: None,
             seeds: members.clone(),
+            churn: Default::default(),
             members,
         }
     }
@@ -228,7 +237,16 @@ impl World {
     /// The start parameters and hooks of node `i`'s next run.
     fn params(&mut self, i: usize) -> Option<(StartParams, SimDisk)> {
         let shared = self.shared.clone();
+        // Membership runs: two graceful stops in three leave the
+        // membership (a scale-down, or a pod without a persistent volume).
+        let leave = self.membership.is_some() && self.m_below(3) < 2;
         let node = self.nodes.get_mut(i)?;
+        if node.disk.is_left() {
+            // The facade wipes a directory marked `left` at start.
+            super::rejoin::wipe_node(node);
+            self.churn.left_blank_starts += 1;
+        }
+        node.leave_on_shutdown = leave;
         node.net_incarnation += 1;
         let (transport, incoming) = self.net.join(node.member.id, node.net_incarnation);
         let key = node.member.id;
@@ -238,8 +256,8 @@ impl World {
                 super::world_trace::record_raft(&traced, key, me, event)
             });
         let observer: crate::raft::ApplyObserver = Arc::new(
-            move |_node: NodeId, index: u64, cmd: Option<&Command>, effects: &[Effect]| {
-                record_apply(&shared, index, cmd, effects);
+            move |node: NodeId, index: u64, cmd: Option<&Command>, effects: &[Effect]| {
+                super::world_trace::record_apply(&shared, node, index, cmd, effects);
             },
         );
         let hooks = Hooks {
@@ -265,6 +283,15 @@ impl World {
             None => (key, self.members.clone(), None, false),
         };
         let record = node.joined.clone();
+        let left_disk = node.disk.clone();
+        let on_left: Option<crate::raft::OnLeft> = self.durable.then(|| -> crate::raft::OnLeft {
+            Box::new(move || {
+                left_disk.mark_left();
+                Ok(())
+            })
+        });
+        let mut config = self.config.clone();
+        config.leave_on_shutdown = leave;
         let on_joined: Option<crate::raft::OnJoined> =
             self.durable.then(|| -> crate::raft::OnJoined {
                 Box::new(move |id: NodeId, members: &[Member]| {
@@ -273,7 +300,7 @@ impl World {
                 })
             });
         let params = StartParams {
-            config: self.config.clone(),
+            config,
             me,
             members,
             transport,
@@ -296,7 +323,7 @@ impl World {
             join_only,
             durable: self.durable,
             on_joined,
-            on_left: None,
+            on_left,
         };
         Some((params, node.disk.clone()))
     }
@@ -444,33 +471,5 @@ impl World {
     /// Nodes that run (not crashed).
     pub(crate) fn up(&self) -> Vec<usize> {
         (0..self.nodes.len()).filter(|i| self.is_up(*i)).collect()
-    }
-}
-
-/// The observer: records each applied entry once, and any disagreement.
-fn record_apply(shared: &Shared, index: u64, cmd: Option<&Command>, effects: &[Effect]) {
-    let at = shared.now();
-    let mut log = shared.log.lock();
-    match log.entries.get(&index) {
-        Some(seen) => {
-            if seen.command.as_ref() != cmd || seen.effects != effects {
-                let msg = format!(
-                    "index {index}: applied as {:?} (effects {:?}) and later as {cmd:?} (effects {effects:?})",
-                    seen.command, seen.effects
-                );
-                log.divergences.push(msg);
-            }
-        }
-        None => {
-            log.entries.insert(
-                index,
-                Committed {
-                    index,
-                    at,
-                    command: cmd.cloned(),
-                    effects: effects.to_vec(),
-                },
-            );
-        }
     }
 }

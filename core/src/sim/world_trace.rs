@@ -3,8 +3,10 @@
 //! under which Raft id, when a node is frozen or cut off, and what each
 //! node's Raft observer reports.
 
+use super::history::Committed;
 use super::world::{Shared, World};
 use crate::client::NodeHandle;
+use crate::machine::{Command, Effect};
 use crate::raft::RaftEvent;
 use crate::types::NodeId;
 
@@ -82,5 +84,39 @@ pub(crate) fn record_raft(shared: &Shared, key: NodeId, me: NodeId, event: RaftE
             key,
             at,
         }),
+    }
+}
+
+/// The observer: records each applied entry once, and any disagreement.
+pub(crate) fn record_apply(
+    shared: &Shared,
+    node: NodeId,
+    index: u64,
+    cmd: Option<&Command>,
+    effects: &[Effect],
+) {
+    let at = shared.now();
+    let mut log = shared.log.lock();
+    match log.entries.get(&index) {
+        Some(seen) => {
+            if seen.command.as_ref() != cmd || seen.effects != effects {
+                let msg = format!(
+                    "index {index}: applied as {:?} (effects {:?}) and later by {node} as {cmd:?} (effects {effects:?})",
+                    seen.command, seen.effects
+                );
+                log.divergences.push(msg);
+            }
+        }
+        None => {
+            log.entries.insert(
+                index,
+                Committed {
+                    index,
+                    at,
+                    command: cmd.cloned(),
+                    effects: effects.to_vec(),
+                },
+            );
+        }
     }
 }

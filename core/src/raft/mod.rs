@@ -287,14 +287,17 @@ impl<S: LogStore + Send + 'static> Driver<S> {
                     incarnation,
                     boot,
                     run,
-                } => self.on_hello(
+                    last_index,
+                    term,
+                } => self.on_hello(bootstrap::HelloFrom {
                     from,
-                    bootstrap::PeerRun {
+                    run: bootstrap::PeerRun {
                         incarnation,
                         boot,
                         run,
                     },
-                ),
+                    log: bootstrap::LogEnd { last_index, term },
+                }),
                 PeerMessage::HelloAck { .. } => {}
                 PeerMessage::LiveAsk { seq } => self.on_live_ask(from, seq, now),
                 PeerMessage::LiveTell { seq, live } => self.on_live_tell(seq, live),
@@ -367,17 +370,39 @@ impl<S: LogStore + Send + 'static> Driver<S> {
     /// Answers a starting peer's hello: refuse an identity that comes back
     /// with a different incarnation (it restarted without its state) or
     /// from an older copy of its directory (see `bootstrap::hello`).
-    fn on_hello(&mut self, from: NodeId, hello: bootstrap::PeerRun) {
+    /// The leader also refuses one whose log ends below what it
+    /// acknowledged (an older copy of a running node's directory).
+    fn on_hello(&mut self, hello: bootstrap::HelloFrom) {
+        let recorded = self.recorded_log(hello.from);
         let ack = bootstrap::answer_hello(
             self.peer_memory.as_mut(),
             &mut self.incarnations,
-            from,
             hello,
+            recorded,
             &self.founding,
         );
         if let Some(ack) = ack {
-            self.transport.send(from, vec![ack]);
+            self.transport.send(hello.from, vec![ack]);
         }
+    }
+
+    /// On the leader: what the member with transport key `key` acknowledged
+    /// to it (raft-rs's `matched`), and this term. `None` on a follower.
+    fn recorded_log(&self, key: NodeId) -> Option<bootstrap::Recorded> {
+        if !self.is_leader() {
+            return None;
+        }
+        let id = self
+            .table
+            .members()
+            .iter()
+            .find(|m| m.id != self.me && NodeId::from_name(m.name.as_str()) == key)?
+            .id;
+        let matched = self.raw.raft.prs().get(id.0)?.matched;
+        Some(bootstrap::Recorded {
+            term: self.raw.raft.term,
+            matched,
+        })
     }
 
     /// Sends raft messages, grouped by destination.

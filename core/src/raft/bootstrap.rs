@@ -10,6 +10,12 @@
 //! refuses it. A node takes part in Raft only once a majority of voters
 //! accepted it, so every incarnation that ever took part is remembered by a
 //! majority, and any majority a restarted node reaches includes one of them.
+//!
+//! A restart (a durable node's later boot) reads its store first: its hello
+//! says where its log ends, so the leader can refuse an older copy of a
+//! running node's directory (see `bootstrap/hello.rs`), and it counts the
+//! voters of the configuration its log last recorded, not the founding
+//! ones, which may have left for good (see `bootstrap/recorded.rs`).
 
 use std::net::SocketAddr;
 use std::sync::Arc;

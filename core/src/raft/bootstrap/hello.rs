@@ -34,10 +34,12 @@
 //! leader refuses a start whose log ends below the index it recorded the
 //! node as having acknowledged (raft-rs's `Progress::matched`): a
 //! restarted node that keeps its log on disk fsyncs before it
-//! acknowledges, so an honest restart always ends at or past `matched`
-//! (the design of etcd's and TiKV's "a member's log must never go back";
-//! raft-rs panics on a follower whose log lost committed entries, "to_commit
-//! is out of range"). No false positive, because:
+//! acknowledges, so an honest restart always ends at or past `matched`.
+//! A log that went back under a trusted identity is what openraft's FAQ
+//! calls log reversion (a wiped or restored node "can panic the leader or
+//! lose data", `allow_log_reversion`); raft-rs panics on such a follower
+//! ("to_commit N is out of range [last_index M]"), and a committed entry it
+//! counted for can be lost. No false positive, because:
 //!
 //! - `matched` only grows while one leader leads (raft-rs `maybe_update`),
 //!   and only from acknowledgements, which a durable node sends after its
@@ -64,8 +66,13 @@
 //! # What it cannot catch
 //!
 //! - A copy of a running node restored while the leader that recorded its
-//!   acknowledgements is gone (a new leader knows no `matched` yet), or
-//!   after the node also saw a higher term than that leader's.
+//!   acknowledgements is gone or no longer leads (a new leader knows no
+//!   `matched` yet), or one whose stored term is above that leader's.
+//! - A restart goes on once a majority accepted it and every peer answered,
+//!   or 1 s after the majority (`RESTART_GRACE`): a leader whose
+//!   answer comes later is not heard.
+//! - A member that joined (rather than founded) restarts without a hello
+//!   round, so neither the boot count nor the log's end protects it.
 //! - A peer can only refuse a start it has seen a later one of. A starting
 //!   node takes part once a majority of voters, itself included, accepted
 //!   it; if every peer that saw the later starts is down, the old copy gets

@@ -50,6 +50,10 @@ pub enum PeerMessage {
         boot: u64,
         /// Random, drawn at each start.
         run: u64,
+        /// The Raft id the sender starts under: the leader judges
+        /// `last_index` against what that id acknowledged (a name may have
+        /// had another id since, under which a blank start rejoined).
+        id: u64,
         /// The index of the last entry in the sender's log (0: empty). The
         /// leader refuses a start whose log ends below what the node
         /// acknowledged to it: an older copy of a running node's directory.

@@ -177,6 +177,7 @@ fn frames() -> Vec<FrameBody> {
                     incarnation: 77,
                     boot: 3,
                     run: 9,
+                    id: 2,
                     last_index: 41,
                     term: 2,
                 },

@@ -240,6 +240,7 @@ mod tests {
             incarnation: 1,
             boot: 1,
             run: 1,
+            id: 1,
             last_index: 1,
             term: 1,
         }));

@@ -287,10 +287,12 @@ impl<S: LogStore + Send + 'static> Driver<S> {
                     incarnation,
                     boot,
                     run,
+                    id,
                     last_index,
                     term,
                 } => self.on_hello(bootstrap::HelloFrom {
                     from,
+                    id: NodeId(id),
                     run: bootstrap::PeerRun {
                         incarnation,
                         boot,
@@ -373,7 +375,7 @@ impl<S: LogStore + Send + 'static> Driver<S> {
     /// The leader also refuses one whose log ends below what it
     /// acknowledged (an older copy of a running node's directory).
     fn on_hello(&mut self, hello: bootstrap::HelloFrom) {
-        let recorded = self.recorded_log(hello.from);
+        let recorded = self.recorded_log(hello.from, hello.id);
         let ack = bootstrap::answer_hello(
             self.peer_memory.as_mut(),
             &mut self.incarnations,
@@ -386,18 +388,18 @@ impl<S: LogStore + Send + 'static> Driver<S> {
         }
     }
 
-    /// On the leader: what the member with transport key `key` acknowledged
-    /// to it (raft-rs's `matched`), and this term. `None` on a follower.
-    fn recorded_log(&self, key: NodeId) -> Option<bootstrap::Recorded> {
-        if !self.is_leader() {
+    /// On the leader: what member `id` acknowledged to it (raft-rs's
+    /// `matched`), and this term; `None` on a follower, or when `id` is no
+    /// member whose name has transport key `key` (a removed id: a blank
+    /// start of the same name may have rejoined under a new one).
+    fn recorded_log(&self, key: NodeId, id: NodeId) -> Option<bootstrap::Recorded> {
+        if !self.is_leader() || id == self.me {
             return None;
         }
-        let id = self
-            .table
-            .members()
-            .iter()
-            .find(|m| m.id != self.me && NodeId::from_name(m.name.as_str()) == key)?
-            .id;
+        let m = self.table.members().get(id)?;
+        if NodeId::from_name(m.name.as_str()) != key {
+            return None;
+        }
         let matched = self.raw.raft.prs().get(id.0)?.matched;
         Some(bootstrap::Recorded {
             term: self.raw.raft.term,

@@ -32,7 +32,10 @@
 //! acknowledged after the copy. So the hello also carries where the
 //! starting node's log ends ([`LogEnd`]: last index and term), and the
 //! leader refuses a start whose log ends below the index it recorded the
-//! node as having acknowledged (raft-rs's `Progress::matched`): a
+//! node as having acknowledged (raft-rs's `Progress::matched`) under the
+//! Raft id the hello names (a name may be a member under a newer id, after
+//! a blank start of it rejoined; an old id is not judged here: the cluster
+//! tells it `Removed` once it runs): a
 //! restarted node that keeps its log on disk fsyncs before it
 //! acknowledges, so an honest restart always ends at or past `matched`.
 //! A log that went back under a trusted identity is what openraft's FAQ
@@ -102,12 +105,14 @@ pub struct PeerRun {
 }
 
 impl PeerRun {
-    /// The hello that announces this start, whose log ends at `log`.
-    pub(crate) fn hello(&self, log: LogEnd) -> PeerMessage {
+    /// The hello that announces this start of Raft id `id`, whose log
+    /// ends at `log`.
+    pub(crate) fn hello(&self, id: NodeId, log: LogEnd) -> PeerMessage {
         PeerMessage::Hello {
             incarnation: self.incarnation,
             boot: self.boot,
             run: self.run,
+            id: id.0,
             last_index: log.last_index,
             term: log.term,
         }
@@ -221,6 +226,8 @@ pub(crate) fn judge_with_log(
 pub(crate) struct HelloFrom {
     /// The sender's transport key.
     pub(crate) from: NodeId,
+    /// The Raft id it says it starts under.
+    pub(crate) id: NodeId,
     /// Its start.
     pub(crate) run: PeerRun,
     /// Where its log ends.
@@ -242,6 +249,7 @@ pub(crate) fn answer(
         from,
         run: hello,
         log,
+        ..
     } = hello;
     let known = seen.get(&from).copied();
     let verdict = judge_with_log(known.as_ref(), &hello, log, recorded);
@@ -346,6 +354,7 @@ mod tests {
     fn from(from: NodeId, run: PeerRun) -> HelloFrom {
         HelloFrom {
             from,
+            id: from,
             run,
             log: LogEnd::default(),
         }
@@ -442,6 +451,7 @@ mod tests {
         seen.insert(a, before);
         let hello = HelloFrom {
             from: a,
+            id: a,
             run: run(7, 5, 2),
             log: log(40, 3),
         };

@@ -144,7 +144,7 @@ pub(super) async fn hello_round(
             biased;
             _ = resend.tick() => {
                 for (_, key) in peers.others.iter().filter(|(id, _)| !accepted.contains(id)) {
-                    p.transport.send(*key, vec![this_run.hello(log)]);
+                    p.transport.send(*key, vec![this_run.hello(me.id, log)]);
                 }
             }
             batch = p.incoming.recv() => {
@@ -156,9 +156,10 @@ pub(super) async fn hello_round(
                 };
                 for msg in batch.msgs {
                     match msg {
-                        PeerMessage::Hello { incarnation, boot, run, last_index, term } => {
+                        PeerMessage::Hello { incarnation, boot, run, id, last_index, term } => {
                             let theirs = HelloFrom {
                                 from: batch.from,
+                                id: NodeId(id),
                                 run: PeerRun { incarnation, boot, run },
                                 log: LogEnd { last_index, term },
                             };

@@ -240,8 +240,10 @@ fn apply_change(t: &mut ProgressTracker, conf: &mut ConfState, cc: ConfChangeV2)
 }
 
 fn single(id: u64, kind: ConfChangeType) -> ConfChangeSingle {
-    let mut cc = ConfChangeSingle::default();
-    cc.node_id = id;
+    let mut cc = ConfChangeSingle {
+        node_id: id,
+        ..Default::default()
+    };
     cc.set_change_type(kind);
     cc
 }
@@ -417,8 +419,10 @@ mod tests {
         table.apply(1, &join(11, "x", 9001));
         let x = 1004;
         table.apply_conf(2, &[a, b, c], &[x]);
-        let mut snap = Snapshot::default();
-        snap.data = table.encode_snapshot().into();
+        let mut snap = Snapshot {
+            data: table.encode_snapshot().into(),
+            ..Default::default()
+        };
         snap.mut_metadata().index = 2;
         snap.mut_metadata().term = 1;
         snap.mut_metadata().set_conf_state(conf(&[a, b, c], &[x]));

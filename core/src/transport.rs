@@ -50,6 +50,18 @@ pub enum PeerMessage {
         boot: u64,
         /// Random, drawn at each start.
         run: u64,
+        /// The Raft id the sender starts under: the leader judges
+        /// `last_index` against what that id acknowledged (a name may have
+        /// had another id since, under which a blank start rejoined).
+        id: u64,
+        /// The index of the last entry in the sender's log (0: empty). The
+        /// leader refuses a start whose log ends below what the node
+        /// acknowledged to it: an older copy of a running node's directory.
+        last_index: u64,
+        /// The term in the sender's stored hard state: a leader in an
+        /// earlier term does not judge `last_index` (a newer leader may have
+        /// truncated what it matched).
+        term: u64,
     },
     /// The answer to a [`PeerMessage::Hello`]: `accepted` is false when the
     /// peer remembers a different incarnation under the same identity (the
@@ -71,6 +83,10 @@ pub enum PeerMessage {
         /// both (issue 9: nodes given different lists could disagree on the
         /// voters, which makes two leaders in one term possible).
         founding: Vec<String>,
+        /// On a refusal by the leader because the sender's log ends below
+        /// what it acknowledged: that index (the sender started from an
+        /// older copy of a running node's directory); otherwise 0.
+        acknowledged: u64,
     },
     /// Asks the leader which members it judges live (for `members()` on a
     /// follower; issue 9). Answered by [`PeerMessage::LiveTell`].

@@ -177,12 +177,16 @@ fn frames() -> Vec<FrameBody> {
                     incarnation: 77,
                     boot: 3,
                     run: 9,
+                    id: 2,
+                    last_index: 41,
+                    term: 2,
                 },
                 PeerMessage::HelloAck {
                     accepted: true,
                     seen_boot: 0,
                     run: 9,
                     founding: vec!["node-1 (voter)".into()],
+                    acknowledged: 0,
                 },
                 PeerMessage::KeepAlive {
                     session: SessionId(2),

@@ -7,17 +7,16 @@
 //! at every start; its peers remember the last start they accepted and
 //! refuse one whose boot does not rise (`core/src/raft/bootstrap/hello.rs`).
 //! So a copy is refused once the real directory has been started after
-//! the copy was taken. A copy of a running node restored before its next
-//! start is not caught (the same file, "What it cannot catch"): the
-//! leader would have to compare the node's log with what it recorded as
-//! matched (issue 9, design 1); [`t61_issue_9_a_copy_of_a_running_node_restored_at_once_is_refused`]
-//! shows it and is ignored until then. Joined members restart without a
-//! hello round and are not covered at all (README).
+//! the copy was taken (t60). A copy of a running node restored before its
+//! next start has the newest boot; the hello also says where its log ends,
+//! and the leader refuses one that ends below what the node acknowledged
+//! to it (t61). Joined members restart without a hello round and are not
+//! covered (README).
 
 use std::time::{Duration, Instant};
 
 use crate::members::{
-    copy_dir, grants_after, members_until, membership_args, refused_start, Loaded,
+    copy_dir, grants_after, leader_now, members_until, membership_args, refused_start, Loaded,
 };
 use crate::procs::{granted_token, Spec};
 
@@ -98,23 +97,43 @@ async fn t60_issue_9_a_restored_copy_of_a_founders_directory_is_refused() {
     println!("t60: done in {:?}", started.elapsed());
 }
 
+/// P6 as the design states it: copy a voter's directory while it runs,
+/// let it run on (it acknowledges more entries), kill it, start it from
+/// the copy. The copy's boot is the one the real next start would have,
+/// so the boot count lets it in; its hello also says where its log ends,
+/// and the leader refuses a log that ends below what the node acknowledged
+/// to it (`core/src/raft/bootstrap/hello.rs`). The victim is a follower:
+/// only the leader that recorded the acknowledgements can tell.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "not caught today: a copy of a running node's directory restored before its next start has the newest boot (core/src/raft/bootstrap/hello.rs, 'What it cannot catch'); a leader-side check on append rejections was tried and withdrawn: delayed or reordered rejections look the same (README, Membership)"]
 async fn t61_issue_9_a_copy_of_a_running_node_restored_at_once_is_refused() {
+    let started = Instant::now();
     let mut c = Loaded::start(spec(), 3).await;
     members_until(&c.shared, &c.up(), BOUND, "three live voters", |m| {
         m.live_voters_are(3)
     })
     .await;
-    let victim = 1;
-    let copy = c.spec.dir.path().join("copy-of-proc-1");
+    let leader = leader_now(&c.shared, BOUND).await;
+    let victim = (leader + 1) % 3;
+    let copy = c.spec.dir.path().join("copy-of-a-follower");
     snapshot_dir(&c, victim, &copy);
     grants_after(&c.shared, 50, BOUND, "after the copy").await;
     c.kill(victim).await;
     restore(&c, victim, &copy);
+    let at = Instant::now();
     let (status, stderr) = refused_start(&c.spec, victim, Duration::from_secs(10)).await;
+    println!(
+        "t61: the copy of running node {victim} (leader {leader}) ended after {:?} with {status}: {stderr}",
+        at.elapsed()
+    );
     assert!(!status.success(), "the restored copy started: {stderr}");
+    assert!(
+        stderr.contains("older copy of itself") && stderr.contains("acknowledged log entry"),
+        "the refusal does not say why: {stderr}"
+    );
+    // The others go on.
+    grants_after(&c.shared, 10, BOUND, "after the refusal").await;
     c.finish("t61 restored copy", 50).await;
+    println!("t61: done in {:?}", started.elapsed());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -239,7 +239,10 @@ mod tests {
         assert!(!is_bulk(&PeerMessage::Hello {
             incarnation: 1,
             boot: 1,
-            run: 1
+            run: 1,
+            id: 1,
+            last_index: 1,
+            term: 1,
         }));
     }
 }

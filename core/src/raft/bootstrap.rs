@@ -10,6 +10,12 @@
 //! refuses it. A node takes part in Raft only once a majority of voters
 //! accepted it, so every incarnation that ever took part is remembered by a
 //! majority, and any majority a restarted node reaches includes one of them.
+//!
+//! A restart (a durable node's later boot) reads its store first: its hello
+//! says where its log ends, so the leader can refuse an older copy of a
+//! running node's directory (see `bootstrap/hello.rs`), and it counts the
+//! voters of the configuration its log last recorded, not the founding
+//! ones, which may have left for good (see `bootstrap/recorded.rs`).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -36,11 +42,12 @@ use crate::types::{NodeId, NodeName};
 
 mod hello;
 mod joining;
+mod recorded;
 mod round;
 
-pub(crate) use hello::answer as answer_hello;
+pub(crate) use hello::{answer as answer_hello, HelloFrom, LogEnd, Recorded};
 pub use hello::{MemoryPeers, PeerMemory, PeerRun};
-use round::{founding_list, hello_round, RoundEnd};
+use round::{founding_list, hello_round, RoundEnd, RoundPeers};
 
 /// One member of the initial cluster.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -165,10 +172,39 @@ where
             run: incarnation,
         }
     });
+    let founders_cs = ConfState {
+        voters: voters.iter().map(|v| v.0).collect(),
+        learners: learners.iter().map(|v| v.0).collect(),
+        ..Default::default()
+    };
+    let mut make_store = Some(make_store);
+    let mut early: Option<S> = None;
+    let mut log = LogEnd::default();
+    let mut round_peers = RoundPeers::founding(&members, &voters, me.id);
+    // A restart reads its store first: its hello says where its log ends
+    // (the leader refuses an older copy of a running node's directory),
+    // and it counts the voters it last recorded (see `recorded.rs`).
+    if !joiner && this_run.boot > 1 {
+        let open = make_store
+            .take()
+            .ok_or_else(|| Error::Config("the store was opened twice".into()))?;
+        let store = open(founders_cs.clone())?;
+        log = recorded::log_end(&store)?;
+        if let Some(peers) = recorded::recorded_peers(&store, &members, &founders_cs, me.id)? {
+            for m in &peers.members {
+                let key = NodeId::from_name(m.name.as_str());
+                if !members.iter().any(|f| f.id == key) {
+                    p.transport.learn_peer(key, m.name.as_str(), m.addr);
+                }
+            }
+            round_peers = peers;
+        }
+        early = Some(store);
+    }
     let mut founding = founding_list(&member_status);
     let mut incarnations = p.peer_memory.load();
     if !joiner {
-        match hello_round(&mut p, &me, &voters, this_run, &founding).await {
+        match hello_round(&mut p, &me, &round_peers, this_run, log, &founding).await {
             Ok(seen) => incarnations = seen,
             Err(RoundEnd::Join)
                 if crate::teeth::planted(crate::teeth::Bug::ReuseIdOnBlankRestart) => {}
@@ -236,13 +272,14 @@ where
     let cs = if joiner {
         ConfState::default()
     } else {
-        ConfState {
-            voters: voters.iter().map(|v| v.0).collect(),
-            learners: learners.iter().map(|v| v.0).collect(),
-            ..Default::default()
-        }
+        founders_cs
     };
-    let mut store = make_store(cs.clone())?;
+    let mut store = match (early, make_store) {
+        (Some(store), _) => store,
+        (None, Some(open)) => open(cs.clone())?,
+        // `make_store` is taken only where `early` is set.
+        (None, None) => return Err(Error::Config("the store was not opened".into())),
+    };
     // The founding members (every founder builds the same table from the
     // list the founders compared in the hello round). A store whose writes
     // block on the disk keeps its Raft state: its node is durable.

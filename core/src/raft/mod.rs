@@ -15,6 +15,7 @@
 //! Ready, one append and one round of messages.
 
 mod bootstrap;
+mod hello_answer;
 mod hooks;
 mod input;
 mod join;
@@ -287,14 +288,19 @@ impl<S: LogStore + Send + 'static> Driver<S> {
                     incarnation,
                     boot,
                     run,
-                } => self.on_hello(
+                    id,
+                    last_index,
+                    term,
+                } => self.on_hello(bootstrap::HelloFrom {
                     from,
-                    bootstrap::PeerRun {
+                    id: NodeId(id),
+                    run: bootstrap::PeerRun {
                         incarnation,
                         boot,
                         run,
                     },
-                ),
+                    log: bootstrap::LogEnd { last_index, term },
+                }),
                 PeerMessage::HelloAck { .. } => {}
                 PeerMessage::LiveAsk { seq } => self.on_live_ask(from, seq, now),
                 PeerMessage::LiveTell { seq, live } => self.on_live_tell(seq, live),
@@ -366,22 +372,6 @@ impl<S: LogStore + Send + 'static> Driver<S> {
         };
         if let Err(e) = self.raw.step(msg) {
             tracing::debug!(node = %self.name, peer = %from, error = %e, "raft refused a message");
-        }
-    }
-
-    /// Answers a starting peer's hello: refuse an identity that comes back
-    /// with a different incarnation (it restarted without its state) or
-    /// from an older copy of its directory (see `bootstrap::hello`).
-    fn on_hello(&mut self, from: NodeId, hello: bootstrap::PeerRun) {
-        let ack = bootstrap::answer_hello(
-            self.peer_memory.as_mut(),
-            &mut self.incarnations,
-            from,
-            hello,
-            &self.founding,
-        );
-        if let Some(ack) = ack {
-            self.transport.send(from, vec![ack]);
         }
     }
 

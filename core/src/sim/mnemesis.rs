@@ -86,26 +86,7 @@ impl World {
                     && self.nodes.get(j).is_some_and(|x| !x.gone && !x.blank_next)
             })
         });
-        // A founder's restart from disk needs a majority of the *founding*
-        // voters to answer its hello round (a known limit of
-        // `raft/bootstrap/round.rs`, see the notes): keep a majority of
-        // them able to come back, or a power cut ends the cluster.
-        let mut founders: Vec<NodeId> = self.members.iter().map(|m| m.id).collect();
-        founders.sort_unstable();
-        founders.truncate(self.config.max_voters);
-        let founding: Vec<usize> = (0..n)
-            .filter(|j| {
-                self.nodes
-                    .get(*j)
-                    .is_some_and(|x| founders.contains(&x.member.id))
-            })
-            .collect();
-        let founding_left = founding
-            .iter()
-            .filter(|j| **j != i && self.nodes.get(**j).is_some_and(|x| !x.gone))
-            .count();
-        let founding_ok = !founding.contains(&i) || founding_left > founding.len() / 2;
-        others_back && founding_ok && self.nodes.get(i).is_some_and(|x| !x.gone)
+        others_back && self.nodes.get(i).is_some_and(|x| !x.gone)
     }
 
     /// A node of the current voters (by the latest configuration), or any.

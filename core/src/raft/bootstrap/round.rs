@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::{answer_hello, Member, PeerRun, StartParams};
+use super::hello::HelloFrom;
+use super::{answer_hello, LogEnd, Member, PeerRun, StartParams};
 use crate::client::status::MemberStatus;
 use crate::error::Error;
 use crate::transport::PeerMessage;
@@ -35,26 +36,70 @@ const FOUNDING_LINGER: Duration = Duration::from_secs(1);
 /// How long a restart waits for the peers beyond the majority.
 const RESTART_GRACE: Duration = Duration::from_secs(1);
 
+/// Who a hello round counts, and where to say hello.
+pub(super) struct RoundPeers {
+    /// The voters whose majority a restart needs (the incoming half of a
+    /// joint configuration), by Raft id.
+    pub(super) voters: Vec<NodeId>,
+    /// The outgoing half of a joint configuration (empty otherwise): a
+    /// restart needs a majority of it too.
+    pub(super) outgoing: Vec<NodeId>,
+    /// Every other member to say hello to: (Raft id, transport key).
+    pub(super) others: Vec<(NodeId, NodeId)>,
+    /// Their names and addresses, for the transport.
+    pub(super) members: Vec<Member>,
+}
+
+impl RoundPeers {
+    /// A founder's first start, or a restart with no recorded
+    /// configuration: the founding members, whose Raft ids are their keys.
+    pub(super) fn founding(members: &[Member], voters: &[NodeId], me: NodeId) -> Self {
+        Self {
+            voters: voters.to_vec(),
+            outgoing: Vec::new(),
+            others: members
+                .iter()
+                .filter(|m| m.id != me)
+                .map(|m| (m.id, m.id))
+                .collect(),
+            members: Vec::new(),
+        }
+    }
+
+    /// Whether `accepted` (Raft ids, this node's included) holds a
+    /// majority of each half of the voters.
+    fn quorum(&self, accepted: &BTreeSet<NodeId>) -> bool {
+        let majority = |half: &[NodeId]| {
+            half.is_empty()
+                || accepted.iter().filter(|id| half.contains(id)).count() > half.len() / 2
+        };
+        !self.voters.is_empty() && majority(&self.voters) && majority(&self.outgoing)
+    }
+
+    fn id_of(&self, key: NodeId) -> Option<NodeId> {
+        self.others
+            .iter()
+            .find(|(_, k)| *k == key)
+            .map(|(id, _)| *id)
+    }
+}
+
 /// Says hello until every peer accepted a first start (founders compare
 /// their initial clusters in the answers), or until a majority of voters
 /// accepted a restart (and every peer answered or [`RESTART_GRACE`]
-/// passed).
+/// passed). A restart counts the voters this node last recorded
+/// (`peers`), so it needs a majority of the current voters, not of the
+/// founding ones, which may have left for good.
 pub(super) async fn hello_round(
     p: &mut StartParams,
     me: &Member,
-    voters: &[NodeId],
+    peers: &RoundPeers,
     this_run: PeerRun,
+    log: LogEnd,
     founding: &[String],
 ) -> Result<HashMap<NodeId, PeerRun>, RoundEnd> {
-    let needed = voters.len() / 2 + 1;
-    let others: Vec<NodeId> = p
-        .members
-        .iter()
-        .map(|m| m.id)
-        .filter(|id| *id != me.id)
-        .collect();
     let mut accepted: BTreeSet<NodeId> = BTreeSet::new();
-    if voters.contains(&me.id) {
+    if peers.voters.contains(&me.id) || peers.outgoing.contains(&me.id) {
         accepted.insert(me.id);
     }
     let mut seen: HashMap<NodeId, PeerRun> = p.peer_memory.load();
@@ -65,7 +110,8 @@ pub(super) async fn hello_round(
     let mut resend = tokio::time::interval(Duration::from_millis(200));
     // A restart (boot > 1) also waits, a little, for the peers beyond the
     // majority: one of them may be the only peer that saw a later start of
-    // this directory, and refuse it as an older copy.
+    // this directory, or the leader, which knows what this node
+    // acknowledged; either refuses an older copy.
     let mut grace: Option<Instant> = None;
     // A founder whose list differs from a peer's keeps answering hellos for
     // a moment before it stops, so every other founder hears its list too
@@ -79,17 +125,14 @@ pub(super) async fn hello_round(
                 }
             }
         }
-        let all = differs.is_none() && others.iter().all(|id| accepted.contains(id));
+        let all = differs.is_none() && peers.others.iter().all(|(id, _)| accepted.contains(id));
         // A first start founds the cluster with every listed peer: each
         // must answer once, so every founder has compared its list with
         // every other's (issue 9) before any of them takes part.
         if this_run.boot <= 1 && all {
             break;
         }
-        if this_run.boot > 1
-            && differs.is_none()
-            && accepted.iter().filter(|id| voters.contains(id)).count() >= needed
-        {
+        if this_run.boot > 1 && differs.is_none() && peers.quorum(&accepted) {
             let until = *grace.get_or_insert_with(|| Instant::now() + RESTART_GRACE);
             if all || Instant::now() >= until {
                 break;
@@ -100,22 +143,28 @@ pub(super) async fn hello_round(
         tokio::select! {
             biased;
             _ = resend.tick() => {
-                for id in others.iter().filter(|id| !accepted.contains(id)) {
-                    p.transport.send(*id, vec![this_run.hello()]);
+                for (_, key) in peers.others.iter().filter(|(id, _)| !accepted.contains(id)) {
+                    p.transport.send(*key, vec![this_run.hello(me.id, log)]);
                 }
             }
             batch = p.incoming.recv() => {
                 let Some(batch) = batch else {
                     return Err(Error::Shutdown.into());
                 };
-                if !others.contains(&batch.from) {
+                let Some(from_id) = peers.id_of(batch.from) else {
                     continue;
-                }
+                };
                 for msg in batch.msgs {
                     match msg {
-                        PeerMessage::Hello { incarnation, boot, run } => {
-                            let theirs = PeerRun { incarnation, boot, run };
-                            if let Some(ack) = answer_hello(p.peer_memory.as_mut(), &mut seen, batch.from, theirs, founding) {
+                        PeerMessage::Hello { incarnation, boot, run, id, last_index, term } => {
+                            let theirs = HelloFrom {
+                                from: batch.from,
+                                id: NodeId(id),
+                                run: PeerRun { incarnation, boot, run },
+                                log: LogEnd { last_index, term },
+                            };
+                            // Not leading: nothing recorded of their log.
+                            if let Some(ack) = answer_hello(p.peer_memory.as_mut(), &mut seen, theirs, None, founding) {
                                 p.transport.send(batch.from, vec![ack]);
                             }
                         }
@@ -130,7 +179,12 @@ pub(super) async fn hello_round(
                             });
                         }
                         PeerMessage::HelloAck { accepted: true, .. } => {
-                            accepted.insert(batch.from);
+                            accepted.insert(from_id);
+                        }
+                        // The leader: this log ends below what the node
+                        // acknowledged to it (a copy of it while it ran).
+                        PeerMessage::HelloAck { accepted: false, acknowledged, .. } if acknowledged > 0 => {
+                            return Err(behind(batch.from, me, log, acknowledged).into());
                         }
                         // Another incarnation of this name took part: this
                         // node lost its state, and joins as a new member.
@@ -184,10 +238,22 @@ fn founding_differs(peer: NodeId, ours: &[String], theirs: &[String]) -> Error {
     ))
 }
 
+/// The error of a start whose log ends below what the node acknowledged
+/// to the leader `peer`: an older copy of a running node's directory.
+fn behind(peer: NodeId, me: &Member, log: LogEnd, acknowledged: u64) -> Error {
+    Error::Config(format!(
+        "the leader, peer {peer}, recorded that node {:?} acknowledged log entry {acknowledged}, but this data directory's log ends at entry {}: the directory is an older copy of itself (copied while the node ran, from a backup, a disk image or a VM snapshot) and misses entries the node acknowledged; taking part would roll them back. Start the node on its newest directory if it still exists. {OUT}",
+        me.name.as_str(),
+        log.last_index
+    ))
+}
+
+/// How every refusal of a start ends: what to do.
+const OUT: &str = "Do not copy another directory in. The cluster goes on without this node while a majority of voters is up; to bring this node back, empty its data directory: it then joins as a new member under a new id and never votes under the old one (README, Membership)";
+
 /// The error of a start a peer refused; `seen_boot` is 0 when the peer
 /// remembers another incarnation, else the later boot it saw.
 fn refused(peer: NodeId, me: &Member, boot: u64, seen_boot: u64) -> Error {
-    const OUT: &str = "Do not copy another directory in. The cluster goes on without this node while a majority of voters is up; to bring this node back, empty its data directory: it then joins as a new member under a new id and never votes under the old one (README, Membership)";
     if seen_boot > 0 {
         Error::Config(format!(
             "peer {peer} has already seen start {seen_boot} of node {:?}'s data directory, and this is start {boot}: the directory is an older copy of itself (restored from a backup, a disk image or a VM snapshot) and its log misses what the node acknowledged since; taking part would roll that back. Start the node on its newest directory if it still exists. {OUT}",
@@ -243,6 +309,16 @@ mod tests {
             refused(NodeId(1), &me, 3, 0).to_string(),
             refused(NodeId(1), &me, 3, 4).to_string(),
             corrupt.to_string(),
+            behind(
+                NodeId(1),
+                &me,
+                LogEnd {
+                    last_index: 40,
+                    term: 3,
+                },
+                55,
+            )
+            .to_string(),
         ];
         for m in &msgs {
             assert!(!unsafe_advice(m), "{m}");
@@ -253,5 +329,50 @@ mod tests {
         }
         assert!(msgs[1].contains("older copy"), "{}", msgs[1]);
         assert!(msgs[0].contains("without its state"), "{}", msgs[0]);
+        // P6: the leader's refusal of a copy of the running node says it
+        // is an older copy, what it misses, and that it must be emptied.
+        assert!(msgs[3].contains("older copy of itself"), "{}", msgs[3]);
+        assert!(msgs[3].contains("acknowledged log entry 55"), "{}", msgs[3]);
+        assert!(msgs[3].contains("ends at entry 40"), "{}", msgs[3]);
+        assert!(msgs[3].contains("empty its data directory"), "{}", msgs[3]);
+    }
+
+    fn ids(v: &[u64]) -> Vec<NodeId> {
+        v.iter().map(|i| NodeId(*i)).collect()
+    }
+
+    fn set(v: &[u64]) -> BTreeSet<NodeId> {
+        v.iter().map(|i| NodeId(*i)).collect()
+    }
+
+    /// A restart needs a majority of the voters it counts, of each half of
+    /// a joint configuration.
+    #[test]
+    fn a_restart_needs_a_majority_of_each_half_of_the_recorded_voters() {
+        let plain = RoundPeers {
+            voters: ids(&[1, 2, 3]),
+            outgoing: Vec::new(),
+            others: Vec::new(),
+            members: Vec::new(),
+        };
+        assert!(!plain.quorum(&set(&[1])));
+        assert!(plain.quorum(&set(&[1, 3])));
+        assert!(!plain.quorum(&set(&[1, 7, 8])), "non-voters do not count");
+        let joint = RoundPeers {
+            voters: ids(&[1, 2, 4]),
+            outgoing: ids(&[1, 2, 3]),
+            others: Vec::new(),
+            members: Vec::new(),
+        };
+        assert!(joint.quorum(&set(&[1, 2])));
+        assert!(!joint.quorum(&set(&[1, 4])), "outgoing half: 1 of 3");
+        assert!(!joint.quorum(&set(&[1, 3])), "incoming half: 1 of 3");
+        let none = RoundPeers {
+            voters: Vec::new(),
+            outgoing: Vec::new(),
+            others: Vec::new(),
+            members: Vec::new(),
+        };
+        assert!(!none.quorum(&set(&[1, 2, 3])));
     }
 }

@@ -10,8 +10,8 @@
 //! the copy was taken (t60). A copy of a running node restored before its
 //! next start has the newest boot; the hello also says where its log ends,
 //! and the leader refuses one that ends below what the node acknowledged
-//! to it (t61). Joined members restart without a hello round and are not
-//! covered (README).
+//! to it (t61). A member that joined through seeds says hello at its
+//! restart too, and is refused the same way (t65).
 
 use std::time::{Duration, Instant};
 
@@ -166,4 +166,45 @@ async fn t62_issue_9_a_durable_restart_needs_only_a_majority_while_a_peer_is_dea
     println!("t62: members: {m}");
     c.finish("t62 restart with a dead peer", 15).await;
     println!("t62: done in {:?}", started.elapsed());
+}
+
+/// P6 for a member that joined through a seed (an autoscaled instance,
+/// not a founder): its restart used to skip the hello round, so a copy of
+/// its running directory was let in with a log missing what it had
+/// acknowledged. It says hello now, and the leader refuses the copy.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn t65_issue_9_a_copy_of_a_joined_members_directory_is_refused() {
+    let started = Instant::now();
+    let mut spec = Spec::new(4, TTL, true);
+    spec.extra_args = membership_args(
+        Duration::from_millis(3000),
+        Duration::from_millis(1000),
+        None,
+    );
+    spec.seeds[3] = Some(spec.addr(0));
+    let mut c = Loaded::start(spec, 4).await;
+    c.start_node(3, BOUND).await;
+    members_until(&c.shared, &c.up(), BOUND, "four live members", |m| {
+        m.0.len() == 4 && m.0.iter().all(|n| n.live)
+    })
+    .await;
+    let copy = c.spec.dir.path().join("copy-of-a-joined-member");
+    snapshot_dir(&c, 3, &copy);
+    grants_after(&c.shared, 50, BOUND, "after the copy").await;
+    c.kill(3).await;
+    restore(&c, 3, &copy);
+    let at = Instant::now();
+    let (status, stderr) = refused_start(&c.spec, 3, Duration::from_secs(10)).await;
+    println!(
+        "t65: the copy of joined member 3 ended after {:?} with {status}: {stderr}",
+        at.elapsed()
+    );
+    assert!(!status.success(), "the restored copy started: {stderr}");
+    assert!(
+        stderr.contains("older copy of itself") && stderr.contains("acknowledged log entry"),
+        "the refusal does not say why: {stderr}"
+    );
+    grants_after(&c.shared, 10, BOUND, "after the refusal").await;
+    c.finish("t65 restored copy of a joined member", 50).await;
+    println!("t65: done in {:?}", started.elapsed());
 }

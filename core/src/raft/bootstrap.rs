@@ -183,14 +183,30 @@ where
     let mut round_peers = RoundPeers::founding(&members, &voters, me.id);
     // A restart reads its store first: its hello says where its log ends
     // (the leader refuses an older copy of a running node's directory),
-    // and it counts the voters it last recorded (see `recorded.rs`).
-    if !joiner && this_run.boot > 1 {
+    // and it counts the voters it last recorded (see `recorded.rs`). A
+    // member that joined says hello too, once its store holds the
+    // snapshot it joined from (before that it has nothing to roll back,
+    // and knows no configuration to count).
+    let rejoined = p.joined.is_some();
+    let mut hello = !joiner;
+    if (!joiner || rejoined) && this_run.boot > 1 {
         let open = make_store
             .take()
             .ok_or_else(|| Error::Config("the store was opened twice".into()))?;
-        let store = open(founders_cs.clone())?;
+        // A joined member's store starts from no configuration, as below.
+        let store = open(if rejoined {
+            ConfState::default()
+        } else {
+            founders_cs.clone()
+        })?;
         log = recorded::log_end(&store)?;
-        if let Some(peers) = recorded::recorded_peers(&store, &members, &founders_cs, me.id)? {
+        let counted = if rejoined && !recorded::has_snapshot(&store) {
+            None
+        } else {
+            recorded::recorded_peers(&store, &members, &founders_cs, me.id)?
+        };
+        if let Some(peers) = counted {
+            hello = true;
             for m in &peers.members {
                 let key = NodeId::from_name(m.name.as_str());
                 if !members.iter().any(|f| f.id == key) {
@@ -203,8 +219,10 @@ where
     }
     let mut founding = founding_list(&member_status);
     let mut incarnations = p.peer_memory.load();
-    if !joiner {
-        match hello_round(&mut p, &me, &round_peers, this_run, log, &founding).await {
+    if hello {
+        // A joined member compares no founding list (it has none).
+        let ours: &[String] = if rejoined { &[] } else { &founding };
+        match hello_round(&mut p, &me, &round_peers, this_run, log, ours).await {
             Ok(seen) => incarnations = seen,
             Err(RoundEnd::Join)
                 if crate::teeth::planted(crate::teeth::Bug::ReuseIdOnBlankRestart) => {}

@@ -87,6 +87,7 @@ impl<S: LogStore + Send + 'static> Driver<S> {
     /// The asynchronous end of step 4: write without waiting, hand the
     /// Ready's number and its dependent messages to the fsync thread, and
     /// record the Ready (raft-rs's `advance_append_async`).
+    ///
     fn submit_to_syncer(&mut self, mut ready: raft::Ready) {
         if let Err(e) = self
             .raw
@@ -96,6 +97,7 @@ impl<S: LogStore + Send + 'static> Driver<S> {
             self.fatal("write the raft log", &e);
             return;
         }
+        tracing::trace!(target: super::TIMELINE, node = %self.name, ready = ready.number(), entries = ready.entries().len(), "written");
         self.unsynced_upto = Some(ready.number());
         let mut msgs = ready.take_persisted_messages();
         if crate::teeth::planted(crate::teeth::Bug::AckBeforeFsync) {
@@ -188,6 +190,7 @@ impl<S: LogStore + Send + 'static> Driver<S> {
             return;
         }
         let now = self.clock.now();
+        tracing::trace!(target: super::TIMELINE, node = %self.name, first = entries.first().map_or(0, |e| e.index), n = entries.len(), "apply");
         for entry in entries {
             self.applied_entry = self.applied_entry.max(entry.index);
             match entry.get_entry_type() {
@@ -345,6 +348,7 @@ impl<S: LogStore + Send + 'static> Driver<S> {
         let Some(p) = self.pending.remove(request) else {
             return;
         };
+        tracing::trace!(target: super::TIMELINE, node = %self.name, request = request.0, "answer");
         match p.waiter {
             Waiter::Acquire { lock, reply, .. } => {
                 if outcome == Outcome::TableFull {

@@ -108,11 +108,13 @@ fn finish(batch: Vec<Job>, tx: &mpsc::UnboundedSender<Done>) -> bool {
     // Every job wrote to the same log file, or to one that a rotation
     // replaced after syncing everything into it: syncing the newest handle
     // covers them all.
+    tracing::trace!(target: super::TIMELINE, readies = batch.len(), "fsync start");
     let error = batch
         .iter()
         .rev()
         .find_map(|j| j.file.as_ref())
         .and_then(|f| f.sync().err());
+    tracing::trace!(target: super::TIMELINE, "fsync end");
     let number = batch.last().map_or(0, |j| j.number);
     let msgs = batch.into_iter().flat_map(|j| j.msgs).collect();
     tx.send(Done {
@@ -122,3 +124,4 @@ fn finish(batch: Vec<Job>, tx: &mpsc::UnboundedSender<Done>) -> bool {
     })
     .is_ok()
 }
+

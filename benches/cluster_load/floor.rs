@@ -174,6 +174,32 @@ impl Floor {
     }
 }
 
+/// Measures and prints the floor (fsync under `dir`, QUIC round trip).
+pub async fn measure(dir: &std::path::Path) -> Floor {
+    let (f50, f99) = fsync_latency(dir);
+    let (r50, r99) = quic_rtt(300).await.unwrap_or((0.0, 0.0));
+    let fl = Floor {
+        rtt_ms: r50,
+        fsync_ms: f50,
+    };
+    println!(
+        "floor: 4 KiB write+fdatasync p50 {f50:.3} ms (p99 {f99:.3}); loopback QUIC round trip (two peerlock transports, mutual TLS) p50 {r50:.3} ms (p99 {r99:.3}); U pair 2 x (RTT + fsync) = {:.3} ms; C 0.8 / (RTT + fsync) = {:.0} /s",
+        fl.pair_ms(),
+        fl.c_goal()
+    );
+    fl
+}
+
+/// The median of each part over several measures.
+pub fn median(floors: &[Floor]) -> Floor {
+    let mut r: Vec<f64> = floors.iter().map(|f| f.rtt_ms).collect();
+    let mut f: Vec<f64> = floors.iter().map(|f| f.fsync_ms).collect();
+    Floor {
+        rtt_ms: pct(&mut r, 0.5),
+        fsync_ms: pct(&mut f, 0.5),
+    }
+}
+
 /// This process's CPU time (user + system), from /proc (Linux only).
 pub fn cpu_time() -> Option<Duration> {
     let stat = std::fs::read_to_string("/proc/self/stat").ok()?;

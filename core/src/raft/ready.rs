@@ -58,7 +58,7 @@ impl<S: LogStore + Send + 'static> Driver<S> {
             !ready.entries().is_empty() || (ready.hs().is_some() && vote != self.written_vote);
         self.written_vote = vote;
         if self.syncer.is_some() && (writes || self.unsynced_upto.is_some()) {
-            self.submit_to_syncer(ready);
+            self.submit_to_syncer(ready, writes);
             return;
         }
         if let Err(e) = self.raw.mut_store().persist(ready.entries(), ready.hs()) {
@@ -88,7 +88,11 @@ impl<S: LogStore + Send + 'static> Driver<S> {
     /// Ready's number and its dependent messages to the fsync thread, and
     /// record the Ready (raft-rs's `advance_append_async`).
     ///
-    fn submit_to_syncer(&mut self, mut ready: raft::Ready) {
+    /// A Ready that `writes` nothing durable (a commit index at most,
+    /// unsynced by design) carries no file: its messages wait only for the
+    /// Readies before it. With one, a follower's commit-only Ready cost an
+    /// fsync in front of the next append's (see `syncer.rs`).
+    fn submit_to_syncer(&mut self, mut ready: raft::Ready, writes: bool) {
         if let Err(e) = self
             .raw
             .mut_store()
@@ -107,7 +111,7 @@ impl<S: LogStore + Send + 'static> Driver<S> {
         }
         let job = super::syncer::Job {
             number: ready.number(),
-            file: self.raw.store().sync_handle(),
+            file: writes.then(|| self.raw.store().sync_handle()).flatten(),
             msgs,
         };
         self.raw.advance_append_async(ready);

@@ -122,7 +122,10 @@ async fn ask(
 }
 
 /// 4 KiB write + fdatasync latency on the disk under `dir` (p50, p99 in ms).
-pub fn fsync_latency(dir: &std::path::Path) -> (f64, f64) {
+/// With `pace`, each write waits that long after the last fsync: this
+/// disk (ext4 on a shared virtual disk) often answers back-to-back fsyncs
+/// in 4 ms steps while spaced ones, like the nodes' own, take 0.1-0.3 ms.
+pub fn fsync_latency(dir: &std::path::Path, pace: Option<Duration>) -> (f64, f64) {
     use std::io::Write;
     let path = dir.join("fsync-probe");
     let Ok(mut f) = std::fs::File::create(&path) else {
@@ -131,6 +134,9 @@ pub fn fsync_latency(dir: &std::path::Path) -> (f64, f64) {
     let block = [0u8; 4096];
     let mut lat = Vec::new();
     for _ in 0..200 {
+        if let Some(p) = pace {
+            std::thread::sleep(p);
+        }
         let t = Instant::now();
         if f.write_all(&block).and_then(|()| f.sync_data()).is_err() {
             break;
@@ -176,14 +182,17 @@ impl Floor {
 
 /// Measures and prints the floor (fsync under `dir`, QUIC round trip).
 pub async fn measure(dir: &std::path::Path) -> Floor {
-    let (f50, f99) = fsync_latency(dir);
+    let (b50, b99) = fsync_latency(dir, None);
+    let (f50, f99) = fsync_latency(dir, Some(Duration::from_millis(1)));
     let (r50, r99) = quic_rtt(300).await.unwrap_or((0.0, 0.0));
+    // The faster of the two: a floor that is never above what the disk did.
+    let fsync_ms = f50.min(b50);
     let fl = Floor {
         rtt_ms: r50,
-        fsync_ms: f50,
+        fsync_ms,
     };
     println!(
-        "floor: 4 KiB write+fdatasync p50 {f50:.3} ms (p99 {f99:.3}); loopback QUIC round trip (two peerlock transports, mutual TLS) p50 {r50:.3} ms (p99 {r99:.3}); U pair 2 x (RTT + fsync) = {:.3} ms; C 0.8 / (RTT + fsync) = {:.0} /s",
+        "floor: 4 KiB write+fdatasync p50 back-to-back {b50:.3} ms (p99 {b99:.3}), paced 1 ms {f50:.3} ms (p99 {f99:.3}); loopback QUIC round trip (two peerlock transports, mutual TLS) p50 {r50:.3} ms (p99 {r99:.3}); U pair 2 x (RTT + fsync) = {:.3} ms; C 0.8 / (RTT + fsync) = {:.0} /s",
         fl.pair_ms(),
         fl.c_goal()
     );

@@ -279,6 +279,7 @@ impl<S: LogStore + Send + 'static> Driver<S> {
         let data = p.cmd.encode();
         match self.raw.propose(Vec::new(), data) {
             Ok(()) => {
+                tracing::trace!(target: super::TIMELINE, node = %self.name, request = request.0, "propose");
                 p.proposed = Some((now, term));
                 p.ever_proposed = true;
             }

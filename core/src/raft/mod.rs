@@ -72,6 +72,13 @@ pub use own::random_u64;
 pub use own::seed_thread_random;
 pub(crate) use proposals::AcquireReply;
 
+/// The `tracing` target of the hot path's timeline events (trace level):
+/// propose, send, receive, write, fsync, persisted, apply, answer. The
+/// benchmark's `PEERLOCK_BENCH_ONLY=timeline` collects them to show where
+/// one lock pair's time goes. A disabled trace event costs one cached
+/// interest check, so the events stay in the production build.
+pub const TIMELINE: &str = "peerlock::timeline";
+
 use leader::LeaderDuty;
 use own::OwnSession;
 use proposals::Proposals;
@@ -226,6 +233,7 @@ impl<S: LogStore + Send + 'static> Driver<S> {
             self.stopped = true;
             return;
         }
+        tracing::trace!(target: TIMELINE, node = %self.name, ready = done.number, msgs = done.msgs.len(), "persisted");
         self.raw.on_persist_ready(done.number);
         self.advance_applied();
         if self.unsynced_upto.is_some_and(|n| n <= done.number) {
@@ -333,6 +341,7 @@ impl<S: LogStore + Send + 'static> Driver<S> {
             tracing::warn!(node = %self.name, peer = %from, error = %e, "undecodable raft message; dropped");
             return;
         }
+        tracing::trace!(target: TIMELINE, node = %self.name, from = msg.from, kind = ?msg.get_msg_type(), index = msg.index, entries = msg.entries.len(), "recv");
         if msg.to != self.me.0 {
             tracing::warn!(node = %self.name, peer = %from, to = msg.to, "raft message for another node; dropped");
             return;
@@ -382,6 +391,7 @@ impl<S: LogStore + Send + 'static> Driver<S> {
         }
         let mut by_peer: BTreeMap<u64, Vec<PeerMessage>> = BTreeMap::new();
         for m in msgs {
+            tracing::trace!(target: TIMELINE, node = %self.name, to = m.to, kind = ?m.get_msg_type(), index = m.index, entries = m.entries.len(), "send");
             match m.write_to_bytes() {
                 Ok(bytes) => by_peer
                     .entry(m.to)

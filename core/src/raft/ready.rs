@@ -58,7 +58,7 @@ impl<S: LogStore + Send + 'static> Driver<S> {
             !ready.entries().is_empty() || (ready.hs().is_some() && vote != self.written_vote);
         self.written_vote = vote;
         if self.syncer.is_some() && (writes || self.unsynced_upto.is_some()) {
-            self.submit_to_syncer(ready);
+            self.submit_to_syncer(ready, writes);
             return;
         }
         if let Err(e) = self.raw.mut_store().persist(ready.entries(), ready.hs()) {
@@ -87,7 +87,12 @@ impl<S: LogStore + Send + 'static> Driver<S> {
     /// The asynchronous end of step 4: write without waiting, hand the
     /// Ready's number and its dependent messages to the fsync thread, and
     /// record the Ready (raft-rs's `advance_append_async`).
-    fn submit_to_syncer(&mut self, mut ready: raft::Ready) {
+    ///
+    /// A Ready that `writes` nothing durable (a commit index at most,
+    /// unsynced by design) carries no file: its messages wait only for the
+    /// Readies before it. With one, a follower's commit-only Ready cost an
+    /// fsync in front of the next append's (see `syncer.rs`).
+    fn submit_to_syncer(&mut self, mut ready: raft::Ready, writes: bool) {
         if let Err(e) = self
             .raw
             .mut_store()
@@ -96,6 +101,7 @@ impl<S: LogStore + Send + 'static> Driver<S> {
             self.fatal("write the raft log", &e);
             return;
         }
+        tracing::trace!(target: super::TIMELINE, node = %self.name, ready = ready.number(), entries = ready.entries().len(), "written");
         self.unsynced_upto = Some(ready.number());
         let mut msgs = ready.take_persisted_messages();
         if crate::teeth::planted(crate::teeth::Bug::AckBeforeFsync) {
@@ -105,7 +111,7 @@ impl<S: LogStore + Send + 'static> Driver<S> {
         }
         let job = super::syncer::Job {
             number: ready.number(),
-            file: self.raw.store().sync_handle(),
+            file: writes.then(|| self.raw.store().sync_handle()).flatten(),
             msgs,
         };
         self.raw.advance_append_async(ready);
@@ -188,6 +194,7 @@ impl<S: LogStore + Send + 'static> Driver<S> {
             return;
         }
         let now = self.clock.now();
+        tracing::trace!(target: super::TIMELINE, node = %self.name, first = entries.first().map_or(0, |e| e.index), n = entries.len(), "apply");
         for entry in entries {
             self.applied_entry = self.applied_entry.max(entry.index);
             match entry.get_entry_type() {
@@ -345,6 +352,7 @@ impl<S: LogStore + Send + 'static> Driver<S> {
         let Some(p) = self.pending.remove(request) else {
             return;
         };
+        tracing::trace!(target: super::TIMELINE, node = %self.name, request = request.0, "answer");
         match p.waiter {
             Waiter::Acquire { lock, reply, .. } => {
                 if outcome == Outcome::TableFull {

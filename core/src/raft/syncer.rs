@@ -10,6 +10,15 @@
 //! leader counts its own entries toward a commit only once they are; but
 //! the driver keeps taking proposals and acknowledgements while the disk
 //! works.
+//!
+//! A Ready that wrote nothing durable (no entries, no new term or vote: a
+//! commit index at most, which the store writes unsynced by design) comes
+//! with no file. Its messages still wait for every Ready queued before it,
+//! and a batch syncs only if one of its Readies wrote: a batch of such
+//! Readies alone costs no fsync. (Each used to carry the file, so a
+//! follower's commit-only Ready ran an fsync of its own in front of the
+//! next append's, in series on the acknowledgement path; issue 10's
+//! timeline of one lock pair showed it.)
 
 use std::sync::mpsc as std_mpsc;
 use std::time::Duration;
@@ -108,11 +117,13 @@ fn finish(batch: Vec<Job>, tx: &mpsc::UnboundedSender<Done>) -> bool {
     // Every job wrote to the same log file, or to one that a rotation
     // replaced after syncing everything into it: syncing the newest handle
     // covers them all.
+    tracing::trace!(target: super::TIMELINE, readies = batch.len(), "fsync start");
     let error = batch
         .iter()
         .rev()
         .find_map(|j| j.file.as_ref())
         .and_then(|f| f.sync().err());
+    tracing::trace!(target: super::TIMELINE, "fsync end");
     let number = batch.last().map_or(0, |j| j.number);
     let msgs = batch.into_iter().flat_map(|j| j.msgs).collect();
     tx.send(Done {
@@ -121,4 +132,103 @@ fn finish(batch: Vec<Job>, tx: &mpsc::UnboundedSender<Done>) -> bool {
         error,
     })
     .is_ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::{Arc, Barrier};
+
+    use super::*;
+    use crate::storage::SyncHandle;
+
+    /// Counts its fsyncs; the first waits at `gate` if there is one.
+    struct Disk {
+        syncs: Arc<AtomicUsize>,
+        gate: Option<Arc<Barrier>>,
+    }
+
+    impl SyncHandle for Disk {
+        fn sync(&self) -> std::io::Result<()> {
+            if let Some(g) = &self.gate {
+                g.wait();
+            }
+            self.syncs.fetch_add(1, Ordering::SeqCst);
+            Ok(())
+        }
+    }
+
+    fn ack(index: u64) -> Message {
+        Message {
+            index,
+            ..Message::default()
+        }
+    }
+
+    fn job(number: u64, disk: Option<Disk>, index: u64) -> Job {
+        Job {
+            number,
+            file: disk.map(|d| Box::new(d) as Box<dyn SyncHandle>),
+            msgs: vec![ack(index)],
+        }
+    }
+
+    /// Issue 10: an acknowledgement of a write never leaves before the
+    /// fsync that makes the write durable (the follower must not ack an
+    /// append it could lose), and a Ready queued after it (one that wrote
+    /// nothing) waits for that same fsync.
+    #[test]
+    fn issue_10_messages_of_a_write_wait_for_its_fsync() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("a current-thread runtime builds");
+        let syncs = Arc::new(AtomicUsize::new(0));
+        let gate = Arc::new(Barrier::new(2));
+        let mut s = Syncer::spawn("t").expect("the thread starts");
+        let disk = Disk {
+            syncs: syncs.clone(),
+            gate: Some(gate.clone()),
+        };
+        assert!(s.submit(job(1, Some(disk), 7)));
+        assert!(s.submit(job(2, None, 8)));
+        std::thread::sleep(Duration::from_millis(50));
+        assert!(s.done.try_recv().is_err(), "acked before the fsync");
+        gate.wait();
+        let mut acked = Vec::new();
+        while acked.len() < 2 {
+            let done = rt.block_on(s.done.recv()).expect("a report");
+            assert!(done.error.is_none());
+            assert_eq!(syncs.load(Ordering::SeqCst), 1, "reported before its fsync");
+            acked.extend(done.msgs.iter().map(|m| m.index));
+        }
+        assert_eq!(acked, [7, 8], "in order, after the write's fsync");
+    }
+
+    /// Issue 10: a Ready that wrote nothing durable costs no fsync of its
+    /// own; one that wrote always gets one.
+    #[test]
+    fn issue_10_a_ready_that_wrote_nothing_costs_no_fsync() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("a current-thread runtime builds");
+        let syncs = Arc::new(AtomicUsize::new(0));
+        let disk = || Disk {
+            syncs: syncs.clone(),
+            gate: None,
+        };
+        let mut s = Syncer::spawn("t").expect("the thread starts");
+        for (n, wrote) in [(1, true), (2, false), (3, false), (4, true), (5, false)] {
+            assert!(s.submit(job(n, wrote.then(disk), n)));
+            let mut upto = 0;
+            while upto < n {
+                let done = rt.block_on(s.done.recv()).expect("a report");
+                upto = done.number;
+            }
+        }
+        assert_eq!(
+            syncs.load(Ordering::SeqCst),
+            2,
+            "one fsync per write, none otherwise"
+        );
+    }
 }

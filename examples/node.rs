@@ -90,8 +90,14 @@ fn parse_args() -> Result<Args, String> {
         .map_err(|e| format!("--listen: {e}"))?;
     let (ca, cert, key) = (take("ca")?, take("cert")?, take("key")?);
     let list = |v: Option<String>| -> Vec<String> {
-        v.map(|s| s.split(',').map(str::to_owned).collect())
-            .unwrap_or_default()
+        v.map(|s| {
+            s.split(',')
+                .map(str::trim)
+                .filter(|p| !p.is_empty())
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default()
     };
     let peers = list(map.remove("peers"));
     let seeds = list(map.remove("seeds"));
@@ -295,78 +301,92 @@ async fn run(args: Args) -> Result<(), peerlock::Error> {
         let mut words = line.split_whitespace();
         let (cmd, name) = (words.next().unwrap_or(""), words.next().unwrap_or(""));
         let arg = words.next();
-        let answer = match cmd {
-            "lock" => match lock(&node, name, arg).await {
-                Ok(g) => {
-                    let a = format!("granted {name} {}", g.token());
-                    guards.insert(name.to_owned(), g);
-                    a
-                }
-                Err(e) => format!("error {e}"),
-            },
-            "try" => match node.try_lock(name).await {
-                Ok(Some(g)) => {
-                    let a = format!("granted {name} {}", g.token());
-                    guards.insert(name.to_owned(), g);
-                    a
-                }
-                Ok(None) => format!("busy {name}"),
-                Err(e) => format!("error {e}"),
-            },
-            "unlock" => match guards.remove(name) {
-                Some(g) => match g.unlock().await {
-                    Ok(()) => format!("released {name}"),
+        // A command runs while SIGTERM is watched too: a `lock` waiting
+        // for its turn must not hold a graceful stop up (an orchestrator
+        // would kill the process before it left).
+        let work = async {
+            let answer = match cmd {
+                "lock" => match lock(&node, name, arg).await {
+                    Ok(g) => {
+                        let a = format!("granted {name} {}", g.token());
+                        guards.insert(name.to_owned(), g);
+                        a
+                    }
                     Err(e) => format!("error {e}"),
                 },
-                None => format!("error this process holds no guard for {name:?}"),
-            },
-            "held" => format!(
-                "held {name} {}",
-                guards.get(name).is_some_and(|g| g.is_held())
-            ),
-            "holder" => match node.holder(name).await {
-                Ok(Some(i)) => format!("holder {name} {} {} {}", i.holder, i.token, i.waiters),
-                Ok(None) => format!("holder {name} none"),
-                Err(e) => format!("error {e}"),
-            },
-            "status" => {
-                let s = node.status();
-                format!(
-                    "status {:?} term={} leader={} applied={}",
-                    s.role,
-                    s.term,
-                    s.leader.map_or("none".to_owned(), |l| l.to_string()),
-                    s.applied_index
-                )
-            }
-            "members" => match node.members().await {
-                Ok(members) => {
-                    let list: Vec<String> = members
-                        .iter()
-                        .map(|m| {
-                            let role = match m.role {
-                                MemberRole::Voter => "voter",
-                                _ => "learner",
-                            };
-                            let live = if m.live { "live" } else { "silent" };
-                            let zone = m
-                                .zone
-                                .as_deref()
-                                .map(|z| format!(",zone={z}"))
-                                .unwrap_or_default();
-                            format!(
-                                "{}={role},{live},id={},addr={}{zone}",
-                                m.name, m.id.0, m.addr
-                            )
-                        })
-                        .collect();
-                    format!("members {}", list.join(" "))
+                "try" => match node.try_lock(name).await {
+                    Ok(Some(g)) => {
+                        let a = format!("granted {name} {}", g.token());
+                        guards.insert(name.to_owned(), g);
+                        a
+                    }
+                    Ok(None) => format!("busy {name}"),
+                    Err(e) => format!("error {e}"),
+                },
+                "unlock" => match guards.remove(name) {
+                    Some(g) => match g.unlock().await {
+                        Ok(()) => format!("released {name}"),
+                        Err(e) => format!("error {e}"),
+                    },
+                    None => format!("error this process holds no guard for {name:?}"),
+                },
+                "held" => format!(
+                    "held {name} {}",
+                    guards.get(name).is_some_and(|g| g.is_held())
+                ),
+                "holder" => match node.holder(name).await {
+                    Ok(Some(i)) => format!("holder {name} {} {} {}", i.holder, i.token, i.waiters),
+                    Ok(None) => format!("holder {name} none"),
+                    Err(e) => format!("error {e}"),
+                },
+                "status" => {
+                    let s = node.status();
+                    format!(
+                        "status {:?} term={} leader={} applied={}",
+                        s.role,
+                        s.term,
+                        s.leader.map_or("none".to_owned(), |l| l.to_string()),
+                        s.applied_index
+                    )
                 }
-                Err(e) => format!("error {e}"),
+                "members" => match node.members().await {
+                    Ok(members) => {
+                        let list: Vec<String> = members
+                            .iter()
+                            .map(|m| {
+                                let role = match m.role {
+                                    MemberRole::Voter => "voter",
+                                    _ => "learner",
+                                };
+                                let live = if m.live { "live" } else { "silent" };
+                                let zone = m
+                                    .zone
+                                    .as_deref()
+                                    .map(|z| format!(",zone={z}"))
+                                    .unwrap_or_default();
+                                format!(
+                                    "{}={role},{live},id={},addr={}{zone}",
+                                    m.name, m.id.0, m.addr
+                                )
+                            })
+                            .collect();
+                        format!("members {}", list.join(" "))
+                    }
+                    Err(e) => format!("error {e}"),
+                },
+                "quit" => return None,
+                "" => return Some(None),
+                other => format!("error unknown command {other:?}"),
+            };
+            Some(Some(answer))
+        };
+        let answer = tokio::select! {
+            step = work => match step {
+                None => break,
+                Some(None) => continue,
+                Some(Some(answer)) => answer,
             },
-            "quit" => break,
-            "" => continue,
-            other => format!("error unknown command {other:?}"),
+            _ = term.recv() => break,
         };
         say(&mut out, answer).await;
     }

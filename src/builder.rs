@@ -370,8 +370,9 @@ impl NodeBuilder {
             }
             Some(n) if n > 1 && self.seeds.is_empty() => {
                 return Err(Error::Config(format!(
-                    "bootstrap_expect({n}) needs seeds(..): the addresses where this node finds the other {} candidates",
-                    n - 1
+                    "bootstrap_expect({n}) needs seeds(..): the addresses where this node finds the {} other candidate{}",
+                    n - 1,
+                    if n == 2 { "" } else { "s" }
                 )))
             }
             _ => {}

@@ -258,7 +258,7 @@ pub(crate) fn mark_left(dir: &Path) -> Result<(), Error> {
 /// goes (`identity` first, so no crash leaves an identity without its
 /// log), then the mark.
 fn wipe_left(fs: &dyn Fs, dir: &Path, raft: &Path) -> Result<(), Error> {
-    tracing::info!(dir = %dir.display(), "this node left its cluster at its last shutdown; starting blank");
+    tracing::info!(dir = %dir.display(), "this node left its cluster, or the cluster removed it; starting blank to join under a new id");
     let remove = |path: &Path| match fs.remove(path) {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(io(path, "cannot remove", e)),
         _ => Ok(()),

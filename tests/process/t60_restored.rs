@@ -10,8 +10,9 @@
 //! the copy was taken (t60). A copy of a running node restored before its
 //! next start has the newest boot; the hello also says where its log ends,
 //! and the leader refuses one that ends below what the node acknowledged
-//! to it (t61). A member that joined through seeds says hello at its
-//! restart too, and is refused the same way (t65).
+//! to it (t61). A member that joined through seeds restarts without a
+//! hello round, so a copy of its directory is let in (t65, ignored: it
+//! shows the gap).
 
 use std::time::{Duration, Instant};
 
@@ -169,10 +170,14 @@ async fn t62_issue_9_a_durable_restart_needs_only_a_majority_while_a_peer_is_dea
 }
 
 /// P6 for a member that joined through a seed (an autoscaled instance,
-/// not a founder): its restart used to skip the hello round, so a copy of
-/// its running directory was let in with a log missing what it had
-/// acknowledged. It says hello now, and the leader refuses the copy.
+/// not a founder): its restart skips the hello round, so a copy of its
+/// running directory is let in with a log missing what it acknowledged.
+/// A hello for joined restarts was tried and withdrawn (peers remember
+/// starts by name: a joined restart looked like a blank start of the
+/// founder that once had its name, and a full restart of a churned cluster
+/// found no quorum in the simulator). Ignored: it shows the gap.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "known gap: a copy of a joined member's directory is let in (README, Membership, Not yet)"]
 async fn t65_issue_9_a_copy_of_a_joined_members_directory_is_refused() {
     let started = Instant::now();
     let mut spec = Spec::new(4, TTL, true);

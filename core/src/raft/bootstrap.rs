@@ -184,29 +184,19 @@ where
     // A restart reads its store first: its hello says where its log ends
     // (the leader refuses an older copy of a running node's directory),
     // and it counts the voters it last recorded (see `recorded.rs`). A
-    // member that joined says hello too, once its store holds the
-    // snapshot it joined from (before that it has nothing to roll back,
-    // and knows no configuration to count).
-    let rejoined = p.joined.is_some();
-    let mut hello = !joiner;
-    if (!joiner || rejoined) && this_run.boot > 1 {
+    // member that joined restarts without a hello round: peers remember
+    // starts by name, under which a founder of the same name may have
+    // had another incarnation (tried: every joined restart then looked
+    // blank, and a full restart of a churned cluster found no quorum).
+    let hello = !joiner;
+    if !joiner && this_run.boot > 1 {
         let open = make_store
             .take()
             .ok_or_else(|| Error::Config("the store was opened twice".into()))?;
-        // A joined member's store starts from no configuration, as below.
-        let store = open(if rejoined {
-            ConfState::default()
-        } else {
-            founders_cs.clone()
-        })?;
+        let store = open(founders_cs.clone())?;
         log = recorded::log_end(&store)?;
-        let counted = if rejoined && !recorded::has_snapshot(&store) {
-            None
-        } else {
-            recorded::recorded_peers(&store, &members, &founders_cs, me.id)?
-        };
+        let counted = recorded::recorded_peers(&store, &members, &founders_cs, me.id)?;
         if let Some(peers) = counted {
-            hello = true;
             for m in &peers.members {
                 let key = NodeId::from_name(m.name.as_str());
                 if !members.iter().any(|f| f.id == key) {
@@ -220,9 +210,7 @@ where
     let mut founding = founding_list(&member_status);
     let mut incarnations = p.peer_memory.load();
     if hello {
-        // A joined member compares no founding list (it has none).
-        let ours: &[String] = if rejoined { &[] } else { &founding };
-        match hello_round(&mut p, &me, &round_peers, this_run, log, ours).await {
+        match hello_round(&mut p, &me, &round_peers, this_run, log, &founding).await {
             Ok(seen) => incarnations = seen,
             Err(RoundEnd::Join)
                 if crate::teeth::planted(crate::teeth::Bug::ReuseIdOnBlankRestart) => {}
@@ -235,7 +223,7 @@ where
             // so it stops as a removed member does: marked, its next start
             // is blank.
             Err(RoundEnd::Join) if p.durable && this_run.boot > 1 => {
-                tracing::error!(node = %me.name, id = %me.id, "the cluster removed this node's id while it was away; it starts blank next time and joins under a new id");
+                tracing::warn!(node = %me.name, id = %me.id, "the cluster removed this node's id while it was away; its directory is marked, and its next start (at once, with rejoin_when_removed) is blank and joins under a new id");
                 if let Some(on_left) = p.on_left.take() {
                     on_left()?;
                 }

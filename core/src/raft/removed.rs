@@ -133,10 +133,10 @@ impl<S: LogStore + Send + 'static> Driver<S> {
             tracing::debug!(node = %self.name, peer = %from, %id, "a Removed frame not for this node; ignored");
             return;
         }
-        tracing::error!(
+        tracing::warn!(
             node = %self.name,
             id = %self.me,
-            "this node was removed from the cluster: it stops; a durable node starts blank next time and joins under a new id"
+            "this node was removed from the cluster: this run stops; the next start (at once, with rejoin_when_removed) is blank and joins under a new id"
         );
         self.stop_error = Some(|| Error::Removed);
         let mark = !crate::teeth::planted(crate::teeth::Bug::RemovedKeepsItsState);

@@ -64,7 +64,7 @@ impl fmt::Display for FormationError {
                 promises: _,
             } => write!(
                 f,
-                "no member of a running cluster answered before the start-up deadline; check that the seeds run, that UDP is open between the nodes, and that their certificates come from this cluster's CA (to found a new cluster, give bootstrap_expect(n))"
+                "no member of a running cluster answered before the start-up deadline; check that the seeds run, that UDP is open between the nodes, that their certificates come from this cluster's CA, and that no running instance already uses this node's name (its certificate's, or name(..)); to found a new cluster, give bootstrap_expect(n)"
             ),
             Self::Deadline {
                 expect,

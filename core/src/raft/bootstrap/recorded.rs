@@ -41,12 +41,6 @@ pub(super) fn log_end<S: LogStore>(store: &S) -> Result<LogEnd, Error> {
     })
 }
 
-/// Whether the store holds a snapshot (a member that joined has one once
-/// the leader's first snapshot arrived).
-pub(super) fn has_snapshot<S: LogStore>(store: &S) -> bool {
-    store.snapshot(0, 0).is_ok_and(|s| !s.is_empty())
-}
-
 /// The voters this store last recorded and every member to say hello to
 /// (see the module docs); `None` when it recorded no configuration (the
 /// founding members count then). A voter whose address the store does

@@ -171,7 +171,7 @@ pub(super) async fn hello_round(
                         // An answer to an earlier start of this node, delivered late.
                         PeerMessage::HelloAck { run, .. } if run != this_run.run => {}
                         PeerMessage::HelloAck { founding: theirs, .. }
-                            if !theirs.is_empty() && !founding.is_empty() && theirs != founding =>
+                            if !theirs.is_empty() && theirs != founding =>
                         {
                             differs.get_or_insert_with(|| {
                                 let e = founding_differs(batch.from, founding, &theirs);

@@ -92,10 +92,8 @@ impl World {
         }
     }
 
-    /// Ends the process of every node that stopped `Removed`, and starts
-    /// blank every one removed at least [`REJOIN_AFTER`] ago.
-    pub(crate) async fn tend_removed(&mut self) {
-        let now = self.shared.now();
+    /// Ends the process of every node that stopped `Removed`.
+    fn reap_every_removed(&mut self, now: Duration) {
         for i in 0..self.nodes.len() {
             let removed = self
                 .nodes
@@ -106,6 +104,13 @@ impl World {
                 self.reap_removed(i, now);
             }
         }
+    }
+
+    /// Ends the process of every node that stopped `Removed`, and starts
+    /// blank every one removed at least [`REJOIN_AFTER`] ago.
+    pub(crate) async fn tend_removed(&mut self) {
+        let now = self.shared.now();
+        self.reap_every_removed(now);
         for i in 0..self.nodes.len() {
             let due = self
                 .nodes
@@ -198,16 +203,7 @@ impl World {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
         loop {
             let now = self.shared.now();
-            for i in 0..self.nodes.len() {
-                let removed = self
-                    .nodes
-                    .get(i)
-                    .and_then(|n| n.handle.as_ref())
-                    .is_some_and(|h| h.status().role == Role::Removed);
-                if removed {
-                    self.reap_removed(i, now);
-                }
-            }
+            self.reap_every_removed(now);
             let waiting = {
                 let t = self.shared.mtrace.lock();
                 self.nodes.iter().any(|n| {

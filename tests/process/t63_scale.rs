@@ -257,3 +257,43 @@ async fn t64_issue_9_scale_in_by_crash_of_the_six_newest_leaves_three_voters() {
         let _ = p.try_ask("quit", Duration::from_secs(10)).await;
     }
 }
+
+/// The user trial of issue 9: `examples/node` watched SIGTERM only while
+/// it read its input, so a `lock` waiting for its turn held a graceful stop
+/// up (an orchestrator would kill the process before it left). SIGTERM
+/// now ends the wait: the node shuts down and says `bye` at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn t66_issue_9_sigterm_stops_a_node_whose_lock_is_waiting() {
+    let spec = Spec::new(2, TTL, false);
+    let first = format!("127.0.0.1:{}", spec.ports[0]);
+    let mut a = spawn(
+        &spec,
+        0,
+        &[
+            "--seeds".into(),
+            first.clone(),
+            "--bootstrap-expect".into(),
+            "1".into(),
+        ],
+    );
+    assert!(a.next_line().await.starts_with("ready "));
+    let mut b = spawn(&spec, 1, &["--seeds".into(), first]);
+    assert!(b.next_line().await.starts_with("ready "));
+    let g = a.ask("lock held").await;
+    assert!(g.starts_with("granted held "), "{g}");
+    // b's lock waits behind a's (no answer expected yet).
+    b.try_ask("lock held", Duration::from_millis(500))
+        .await
+        .expect_err("b's lock waits behind a's");
+    let at = Instant::now();
+    b.signal("TERM");
+    let end = b.try_next_line(Duration::from_secs(15)).await;
+    assert!(
+        matches!(end, Err(Gone::Closed)),
+        "b did not stop on SIGTERM while its lock waited: {end:?}"
+    );
+    let took = at.elapsed();
+    eprintln!("t66: stopped {took:?} after SIGTERM with its lock waiting");
+    assert!(took < Duration::from_secs(12), "took {took:?}");
+    let _ = a.try_ask("quit", Duration::from_secs(10)).await;
+}

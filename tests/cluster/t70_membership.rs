@@ -265,15 +265,7 @@ async fn t74_issue_9_a_rolling_restart_of_in_memory_nodes_keeps_the_cluster() {
     }
     // The old ids kept their state in memory and can never come back:
     // once dead for `dead_after` they are removed, three members are left.
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
-        let m = within(nodes[0].members()).await.unwrap();
-        if m.len() == 3 {
-            break;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "{m:?}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    crate::common::members_until(&nodes[0], |m| m.len() == 3).await;
 }
 
 /// Issue 9: a node started with `.peers(..)` that lost its state (in

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use peerlock::{Error, MembershipConfig, NodeBuilder, NodeId, Role};
 
-use crate::common::{init_tracing, rebind, sockets, within, WAIT};
+use crate::common::{init_tracing, members_until, rebind, sockets, within};
 
 fn builder(ca: &peerlock::certs::ClusterCa, i: usize, sock: std::net::UdpSocket) -> NodeBuilder {
     crate::common::member_builder(ca, &format!("node-{i}"), sock).max_voters(3)
@@ -52,15 +52,10 @@ async fn superseded_third(
         .await
         .expect("a blank start joins");
     within(fresh.ready()).await.expect("ready");
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
-        let m = within(nodes[0].members()).await.unwrap();
-        if m.iter().all(|x| x.id != old_id) && m.len() == 3 {
-            break;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "{m:?}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    members_until(&nodes[0], |m| {
+        m.iter().all(|x| x.id != old_id) && m.len() == 3
+    })
+    .await;
     fresh.kill().await;
     (nodes, addrs, old_id)
 }
@@ -135,7 +130,7 @@ async fn t79_issue_9_a_removed_member_rejoins_by_itself() {
     let g = within(back.lock("after-rejoin")).await.unwrap();
     assert!(g.token() > peerlock::FencingToken(0));
     within(g.unlock()).await.unwrap();
-    let m = within(nodes[0].members()).await.unwrap();
+    let m = members_until(&nodes[0], |m| m.iter().any(|x| x.id == new_id)).await;
     assert!(m.iter().all(|x| x.id != old_id), "old id is gone: {m:?}");
     assert!(
         m.iter().any(|x| x.id == new_id),

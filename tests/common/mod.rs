@@ -203,3 +203,26 @@ pub async fn converge(node: &Node, voters: usize, learners: usize) -> Vec<peerlo
     }
     panic!("members did not converge to {voters} voters and {learners} learners: {last:?}");
 }
+
+/// Polls `node.members()` until `done` holds and returns that view. A
+/// transient error (a `NoQuorum` while a leader is elected during a
+/// membership change, on a loaded machine) counts as "not yet", as a
+/// user's polling loop would treat it; the last view or error is in the
+/// panic message at `WAIT`.
+pub async fn members_until(
+    node: &Node,
+    done: impl Fn(&[peerlock::MemberInfo]) -> bool,
+) -> Vec<peerlock::MemberInfo> {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let mut last = String::new();
+    while tokio::time::Instant::now() < deadline {
+        match tokio::time::timeout(Duration::from_secs(3), node.members()).await {
+            Ok(Ok(m)) if done(&m) => return m,
+            Ok(Ok(m)) => last = format!("{m:?}"),
+            Ok(Err(e)) => last = format!("error: {e}"),
+            Err(_) => last = "members() took over 3 s".to_string(),
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("members did not reach the condition; last: {last}");
+}

@@ -17,6 +17,10 @@
 //! | `unlock NAME`  | `released NAME`                                     |
 //! | `held NAME`    | `held NAME true|false` (the guard's `is_held()`)    |
 //! | `holder NAME`  | `holder NAME NODE TOKEN WAITERS` or `holder NAME none` |
+//! | `campaign NAME` | `leading NAME TOKEN` once this process leads the election NAME |
+//! | `leading NAME` | `leading NAME true|false` (the term's `is_leader()`) |
+//! | `leader NAME`  | `leader NAME NODE TOKEN CANDIDATES` or `leader NAME none` (linearizable) |
+//! | `resign NAME`  | `resigned NAME`                                     |
 //! | `status`       | `status ROLE term=.. leader=.. applied=..`          |
 //! | `members`      | `members NAME=voter|learner,live|silent,id=ID,addr=ADDR[,zone=ZONE] ...` (linearizable) |
 //! | `quit`         | graceful shutdown, then `bye` (SIGTERM does the same) |
@@ -285,6 +289,7 @@ async fn run(args: Args) -> Result<(), peerlock::Error> {
     let mut out = tokio::io::stdout();
     say(&mut out, format!("ready {}", node.status().name)).await;
     let mut guards: HashMap<String, LockGuard> = HashMap::new();
+    let mut terms: HashMap<String, peerlock::Leadership> = HashMap::new();
     let mut lines = BufReader::new(tokio::io::stdin()).lines();
     // SIGTERM (what an orchestrator sends to stop an instance) shuts the
     // node down gracefully, as `quit` does.
@@ -334,6 +339,35 @@ async fn run(args: Args) -> Result<(), peerlock::Error> {
                     "held {name} {}",
                     guards.get(name).is_some_and(|g| g.is_held())
                 ),
+                // Leader election (issue 11): `campaign` waits until this
+                // process leads; `leading` is its local view; `leader` the
+                // linearizable read; `resign` steps down.
+                "campaign" => match node.campaign(name).await {
+                    Ok(l) => {
+                        let a = format!("leading {name} {}", l.token());
+                        terms.insert(name.to_owned(), l);
+                        a
+                    }
+                    Err(e) => format!("error {e}"),
+                },
+                "leading" => format!(
+                    "leading {name} {}",
+                    terms.get(name).is_some_and(|l| l.is_leader())
+                ),
+                "leader" => match node.leader(name).await {
+                    Ok(Some(l)) => {
+                        format!("leader {name} {} {} {}", l.holder, l.token, l.candidates)
+                    }
+                    Ok(None) => format!("leader {name} none"),
+                    Err(e) => format!("error {e}"),
+                },
+                "resign" => match terms.remove(name) {
+                    Some(l) => match l.resign().await {
+                        Ok(()) => format!("resigned {name}"),
+                        Err(e) => format!("error {e}"),
+                    },
+                    None => format!("error this process does not lead {name:?}"),
+                },
                 "holder" => match node.holder(name).await {
                     Ok(Some(i)) => format!("holder {name} {} {} {}", i.holder, i.token, i.waiters),
                     Ok(None) => format!("holder {name} none"),
@@ -391,6 +425,7 @@ async fn run(args: Args) -> Result<(), peerlock::Error> {
         say(&mut out, answer).await;
     }
     guards.clear();
+    terms.clear();
     node.shutdown().await?;
     say(&mut out, "bye".to_owned()).await;
     Ok(())

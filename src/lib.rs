@@ -55,6 +55,7 @@
 
 mod builder;
 mod data_dir;
+mod election;
 mod forming;
 mod members;
 mod node;
@@ -62,10 +63,12 @@ mod rejoin;
 mod resolve;
 
 pub use builder::NodeBuilder;
+pub use election::LeaderTask;
 pub use node::Node;
 pub use peerlock_core::client::{MemberInfo, MemberRole, MemberStatus, NodeStatus, Role};
 pub use peerlock_core::{
-    Error, FencingToken, LockGuard, LockInfo, MembershipConfig, NodeId, NodeName, SessionId,
+    Error, FencingToken, LeaderInfo, Leadership, LockGuard, LockInfo, LockName, MembershipConfig,
+    NodeId, NodeName, SessionId,
 };
 pub use peerlock_transport::TlsConfig;
 

@@ -69,7 +69,7 @@ impl Node {
     }
 
     /// The core node now: a clone, so no lock is held across an await.
-    fn handle(&self) -> NodeHandle {
+    pub(crate) fn handle(&self) -> NodeHandle {
         self.shared.handle.read().clone()
     }
 

@@ -429,7 +429,7 @@ mod tests {
     /// for the lease's end on the clock before the host slept.
     #[tokio::test(start_paused = true)]
     async fn lost_completes_promptly_after_a_resume() {
-        use crate::client::guard::{LeaseView, LockGuard, LOST_RECHECK};
+        use crate::client::guard::{LeaseView, LeaseWatch, LockGuard, LOST_RECHECK};
         use crate::types::{FencingToken, LockName, SessionId};
         let boot = FakeBoot::new();
         let clock = Clock::with_boot_clock(Box::new(boot.clone()));
@@ -442,11 +442,9 @@ mod tests {
             name: LockName::new("x").expect("a valid name"),
             token: FencingToken(1),
             session: SessionId(1),
-            lease,
             inbox,
             released: false,
-            clock,
-            gone: std::sync::atomic::AtomicBool::new(false),
+            watch: LeaseWatch::new(lease, clock),
         };
         let lost = g.lost();
         tokio::pin!(lost);

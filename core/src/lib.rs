@@ -36,7 +36,10 @@ pub mod teeth;
 pub mod transport;
 pub mod types;
 
-pub use client::{LockGuard, MemberInfo, MemberRole, MemberStatus, NodeHandle, NodeStatus, Role};
+pub use client::{
+    LeaderInfo, Leadership, LockGuard, MemberInfo, MemberRole, MemberStatus, NodeHandle,
+    NodeStatus, Role,
+};
 pub use config::{MembershipConfig, NodeConfig};
 pub use error::Error;
 pub use types::{FencingToken, LockInfo, LockName, NodeId, NodeName, RequestId, SessionId};

@@ -5,6 +5,7 @@
 mod common;
 
 mod t05_config;
+mod t100_election;
 mod t10_lock_basic;
 mod t20_fifo;
 mod t30_fencing;

@@ -114,6 +114,22 @@ pub async fn wait_until<T>(mut cond: impl FnMut() -> Option<T>) -> T {
     }
 }
 
+/// Polls the async `cond` every 50 ms until it returns Some, bounded by
+/// [`WAIT`].
+pub async fn wait_until_async<T, F: Future<Output = Option<T>>>(mut cond: impl FnMut() -> F) -> T {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        if let Some(v) = cond().await {
+            return v;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "condition not met before the test deadline"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// Waits until `node`'s status satisfies `pred`.
 pub async fn wait_status(node: &Node, pred: impl Fn(&NodeStatus) -> bool) {
     let mut rx = node.watch_status();

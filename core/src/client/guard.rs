@@ -6,6 +6,7 @@
 
 use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
@@ -34,46 +35,35 @@ impl LeaseView {
     }
 }
 
-/// A granted lock. Release it with [`LockGuard::unlock`], or drop it.
-///
-/// # Cancel safety and drop
-///
-/// Dropping the guard sends a release to the node without blocking; the
-/// lock is free once that release commits. If the node is gone, the lock is
-/// freed when the session expires.
-#[must_use = "dropping the guard releases the lock at once"]
-pub struct LockGuard {
-    pub(crate) name: LockName,
-    pub(crate) token: FencingToken,
-    pub(crate) session: SessionId,
+/// What a grant's holder watches to know whether its lease still holds:
+/// the session's lease, the node's clock, and whether this grant already
+/// reported the lease gone. Every kind of grant (a lock, a leadership, a
+/// permit) carries one, so all of them answer `is_held` and `lost` alike.
+#[derive(Clone)]
+pub(crate) struct LeaseWatch {
     pub(crate) lease: watch::Receiver<LeaseView>,
-    pub(crate) inbox: mpsc::UnboundedSender<Input>,
-    pub(crate) released: bool,
     /// The node's clock, which the lease's end is read on.
     pub(crate) clock: Clock,
-    /// Set once this guard has reported the lease gone (`is_held()` false
+    /// Set once this grant has reported the lease gone (`is_held()` false
     /// or `lost()` complete): a late acknowledgement that renews the
-    /// session's lease never makes this guard held again (issue 8, item 11).
-    pub(crate) gone: AtomicBool,
+    /// session's lease never makes this grant held again (issue 8, item 11).
+    /// Shared by the clones of one grant.
+    pub(crate) gone: Arc<AtomicBool>,
 }
 
-impl LockGuard {
-    /// The lock's name.
-    pub fn name(&self) -> &str {
-        self.name.as_str()
+impl LeaseWatch {
+    pub(crate) fn new(lease: watch::Receiver<LeaseView>, clock: Clock) -> Self {
+        Self {
+            lease,
+            clock,
+            gone: Arc::default(),
+        }
     }
 
-    /// The fencing token of this grant. Pass it to the protected resource
-    /// with every write; the resource must refuse tokens lower than the
-    /// highest it has seen.
-    pub fn token(&self) -> FencingToken {
-        self.token
-    }
-
-    /// This node's conservative view: true while the session's lease
-    /// certainly holds. Once false it never turns true again for this guard.
-    pub fn is_held(&self) -> bool {
-        if self.released || self.gone.load(Ordering::Acquire) {
+    /// True while the session's lease certainly holds; once false, false
+    /// for ever.
+    pub(crate) fn is_held(&self) -> bool {
+        if self.gone.load(Ordering::Acquire) {
             return false;
         }
         let held = self.lease.has_changed().is_ok() && self.lease.borrow().holds(self.clock.now());
@@ -83,14 +73,13 @@ impl LockGuard {
         held
     }
 
-    /// Completes once the lease may be gone: its end passed without a newer
-    /// acknowledgement, the session ended, or the node stopped.
-    ///
-    /// Within 200 ms of a host's resume from suspend: timers run
-    /// on the monotonic clock, which stood still while the host slept, so
-    /// the lease's end is looked at again at that period rather than
-    /// trusted to one timer.
-    pub async fn lost(&self) {
+    /// Whether the lease holds now, without marking the grant gone.
+    pub(crate) fn holds_now(&self) -> bool {
+        self.lease.borrow().holds(self.clock.now())
+    }
+
+    /// Completes once the lease may be gone (see [`LockGuard::lost`]).
+    pub(crate) async fn lost(&self) {
         self.wait_lost().await;
         self.gone.store(true, Ordering::Release);
     }
@@ -123,6 +112,55 @@ impl LockGuard {
             }
         }
     }
+}
+
+/// A granted lock. Release it with [`LockGuard::unlock`], or drop it.
+///
+/// # Cancel safety and drop
+///
+/// Dropping the guard sends a release to the node without blocking; the
+/// lock is free once that release commits. If the node is gone, the lock is
+/// freed when the session expires.
+#[must_use = "dropping the guard releases the lock at once"]
+pub struct LockGuard {
+    pub(crate) name: LockName,
+    pub(crate) token: FencingToken,
+    pub(crate) session: SessionId,
+    pub(crate) inbox: mpsc::UnboundedSender<Input>,
+    pub(crate) released: bool,
+    /// The session's lease, as this grant sees it.
+    pub(crate) watch: LeaseWatch,
+}
+
+impl LockGuard {
+    /// The lock's name.
+    pub fn name(&self) -> &str {
+        self.name.as_str()
+    }
+
+    /// The fencing token of this grant. Pass it to the protected resource
+    /// with every write; the resource must refuse tokens lower than the
+    /// highest it has seen.
+    pub fn token(&self) -> FencingToken {
+        self.token
+    }
+
+    /// This node's conservative view: true while the session's lease
+    /// certainly holds. Once false it never turns true again for this guard.
+    pub fn is_held(&self) -> bool {
+        !self.released && self.watch.is_held()
+    }
+
+    /// Completes once the lease may be gone: its end passed without a newer
+    /// acknowledgement, the session ended, or the node stopped.
+    ///
+    /// Within 200 ms of a host's resume from suspend: timers run
+    /// on the monotonic clock, which stood still while the host slept, so
+    /// the lease's end is looked at again at that period rather than
+    /// trusted to one timer.
+    pub async fn lost(&self) {
+        self.watch.lost().await;
+    }
 
     /// Releases the lock and waits until the release is committed.
     ///
@@ -135,12 +173,12 @@ impl LockGuard {
     ///
     /// `NoQuorum` as above; `Shutdown` when the node stopped.
     pub async fn unlock(self) -> Result<(), Error> {
-        let (lease, clock) = (self.lease.clone(), self.clock.clone());
+        let watch = self.watch.clone();
         match self.release().await {
             Ok(_) => Ok(()),
             // Not committed, but the lease is gone: the grant is no longer
             // this caller's, and the node keeps retrying the release.
-            Err(Error::NoQuorum) if !lease.borrow().holds(clock.now()) => Ok(()),
+            Err(Error::NoQuorum) if !watch.holds_now() => Ok(()),
             Err(e) => Err(e),
         }
     }
@@ -207,11 +245,9 @@ mod tests {
             name: LockName::new("x").unwrap(),
             token: FencingToken(7),
             session: SessionId(1),
-            lease,
             inbox,
             released: false,
-            clock: Clock::real(),
-            gone: AtomicBool::new(false),
+            watch: LeaseWatch::new(lease, Clock::real()),
         };
         assert!(g.is_held());
         tokio::time::advance(Duration::from_secs(2)).await;

@@ -60,7 +60,7 @@ pub struct NodeHandle {
 impl NodeHandle {
     /// What a call to a stopped node fails with: `Removed` when the
     /// cluster removed it (issue 9), else `Shutdown`.
-    fn gone(&self) -> Error {
+    pub(crate) fn gone(&self) -> Error {
         if self.inner.status.borrow().role == super::status::Role::Removed {
             Error::Removed
         } else {
@@ -87,6 +87,11 @@ impl Drop for AbandonOnDrop<'_> {
 }
 
 impl NodeHandle {
+    /// Hands `input` to the driver; `Shutdown` or `Removed` once it stopped.
+    pub(crate) fn send_input(&self, input: Input) -> Result<(), Error> {
+        self.inner.inbox.send(input).map_err(|_| self.gone())
+    }
+
     pub(crate) fn new(
         inbox: mpsc::UnboundedSender<Input>,
         status: watch::Receiver<NodeStatus>,

@@ -2,9 +2,11 @@
 
 pub mod guard;
 pub mod handle;
+pub mod leadership;
 pub mod status;
 mod with_lock;
 
 pub use guard::LockGuard;
 pub use handle::NodeHandle;
+pub use leadership::{LeaderInfo, Leadership};
 pub use status::{MemberInfo, MemberRole, MemberStatus, NodeStatus, Role};

@@ -378,6 +378,7 @@ where
         peer_memory: p.peer_memory,
         pending: Proposals::default(),
         reads: Reads::new(me.id),
+        watches: Default::default(),
         keepalive_batch: Vec::new(),
         keepalive_counts: (0, 0),
         inbox_peak: 0,

@@ -1,7 +1,7 @@
 //! Requests from `NodeHandle`s and guards to the driver, and how the
 //! driver turns them into proposals and reads.
 
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, watch};
 use tokio::time::Instant;
 
 use super::proposals::{AcquireReply, Pending, Waiter};
@@ -39,6 +39,11 @@ pub(crate) enum Input {
         reply: oneshot::Sender<Result<Option<LockInfo>, Error>>,
         /// The caller's place in the inbox, given back when taken in.
         place: tokio::sync::OwnedSemaphorePermit,
+    },
+    /// A watch on who holds `lock`, fed from the applied table (issue 11).
+    WatchHolder {
+        lock: LockName,
+        reply: oneshot::Sender<watch::Receiver<super::HolderView>>,
     },
     /// A linearizable read of the members (issue 9).
     Members {
@@ -159,6 +164,9 @@ impl<S: LogStore + Send + 'static> Driver<S> {
                 };
                 let ctx = self.reads.issue(purpose, now);
                 self.raw.read_index(ctx);
+            }
+            Input::WatchHolder { lock, reply } => {
+                let _ = reply.send(self.watches.subscribe(lock, &self.table));
             }
             Input::Members { reply, place } => {
                 drop(place);

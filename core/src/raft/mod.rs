@@ -32,6 +32,7 @@ mod shutdown;
 mod snapshot_decode;
 mod syncer;
 mod tick;
+mod watches;
 
 #[cfg(test)]
 mod compact_tests;
@@ -71,6 +72,7 @@ pub use own::random_u64;
 #[cfg(any(test, feature = "sim"))]
 pub use own::seed_thread_random;
 pub(crate) use proposals::AcquireReply;
+pub use watches::HolderView;
 
 /// The `tracing` target of the hot path's timeline events (trace level):
 /// propose, send, receive, write, fsync, persisted, apply, answer. The
@@ -109,6 +111,8 @@ pub(crate) struct Driver<S: LogStore + Send + 'static> {
     own: OwnSession,
     pending: Proposals,
     reads: Reads,
+    /// Watches on who holds a name (`watch_leader`, issue 11).
+    watches: watches::Watches,
     /// Keepalives that wait for the leader's next batched quorum round.
     keepalive_batch: Vec<tick::KeepAliveReq>,
     /// Keepalives this node heard as leader, and the quorum rounds it ran

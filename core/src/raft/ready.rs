@@ -168,6 +168,7 @@ impl<S: LogStore + Send + 'static> Driver<S> {
         self.applied_entry = self.applied_entry.max(snap_index);
         metrics::counter!(crate::metrics::SNAPSHOTS_INSTALLED).increment(1);
         tracing::info!(node = %self.name, applied = self.table.applied_index(), "caught up from a snapshot");
+        self.watches.refresh(&self.table);
         let now = self.clock.now();
         if self.own.opened && !self.table.session_exists(self.own.id) {
             self.own_session_ended(now);
@@ -235,6 +236,7 @@ impl<S: LogStore + Send + 'static> Driver<S> {
             }
         }
         metrics::gauge!(crate::metrics::APPLIED_INDEX).set(self.raw.raft.raft_log.applied as f64);
+        self.watches.refresh(&self.table);
     }
 
     /// Tells the simulator's observer, if any, of an applied entry.
@@ -375,11 +377,12 @@ impl<S: LogStore + Send + 'static> Driver<S> {
                             name: lock,
                             token,
                             session: self.own.id,
-                            lease: self.own.lease_tx.subscribe(),
                             inbox: self.inbox_tx.clone(),
                             released: false,
-                            clock: self.clock.clone(),
-                            gone: Default::default(),
+                            watch: crate::client::guard::LeaseWatch::new(
+                                self.own.lease_tx.subscribe(),
+                                self.clock.clone(),
+                            ),
                         })
                     }
                     Outcome::Busy => AcquireReply::Busy,

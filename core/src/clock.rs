@@ -444,6 +444,7 @@ mod tests {
             session: SessionId(1),
             inbox,
             released: false,
+            task_hold: None,
             watch: LeaseWatch::new(lease, clock),
         };
         let lost = g.lost();

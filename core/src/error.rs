@@ -48,6 +48,17 @@ pub enum Error {
     /// An operating-system error (binding a socket, reading a file).
     #[error("I/O error: {0}")]
     Io(#[from] std::io::Error),
+    /// The calling task already holds `name` through this node, and asked
+    /// for it again: waiting would wait behind itself for ever (issue 11,
+    /// item 5). peerlock's locks are owned by guards, not by threads or
+    /// tasks (an async task moves between threads), so a nested section
+    /// takes the guard (or its token) from its caller instead of locking
+    /// again. Nothing was queued.
+    #[error("this task already holds lock {name:?} through this node; locking it again would wait for ever: pass the guard (or its token) down to the nested code instead")]
+    AlreadyHeld {
+        /// The lock's name.
+        name: String,
+    },
     /// The lock table holds its maximum of locks and waiters
     /// ([`crate::machine::MAX_LOCK_ENTRIES`]); this acquire was refused and
     /// nothing is held or queued on your behalf.

@@ -6,6 +6,7 @@ mod common;
 
 mod t05_config;
 mod t100_election;
+mod t105_nested;
 mod t10_lock_basic;
 mod t20_fifo;
 mod t30_fencing;

@@ -128,6 +128,8 @@ pub struct LockGuard {
     pub(crate) session: SessionId,
     pub(crate) inbox: mpsc::UnboundedSender<Input>,
     pub(crate) released: bool,
+    /// The task that acquired it, for refusing a nested acquire (issue 11).
+    pub(crate) task_hold: Option<super::task_holds::TaskHold>,
     /// The session's lease, as this grant sees it.
     pub(crate) watch: LeaseWatch,
 }
@@ -247,6 +249,7 @@ mod tests {
             session: SessionId(1),
             inbox,
             released: false,
+            task_hold: None,
             watch: LeaseWatch::new(lease, Clock::real()),
         };
         assert!(g.is_held());

@@ -42,6 +42,8 @@ struct Inner {
     ready: watch::Receiver<bool>,
     tickets: AtomicU64,
     task: Mutex<Option<JoinHandle<()>>>,
+    /// Which task holds which lock (issue 11, item 5).
+    holds: Arc<super::task_holds::TaskHolds>,
 }
 
 impl Drop for Inner {
@@ -108,6 +110,7 @@ impl NodeHandle {
                 ready,
                 tickets: AtomicU64::new(1),
                 task: Mutex::new(Some(task)),
+                holds: Arc::default(),
             }),
         }
     }
@@ -137,15 +140,28 @@ impl NodeHandle {
     }
 
     /// Acquires `name`, waiting in its FIFO queue for as long as it takes.
+    ///
+    /// # Errors
+    ///
+    /// `AlreadyHeld` when the calling task holds `name` through this node
+    /// already (it would wait behind itself for ever; issue 11, item 5);
+    /// `InvalidName`, `TableFull`, `Shutdown`, `Removed`.
     pub async fn lock(&self, name: &str) -> Result<LockGuard, Error> {
         let lock = LockName::new(name)?;
+        self.inner.holds.check(&lock)?;
         loop {
             match self.acquire(&lock, true).await? {
-                AcquireReply::Granted(guard) => return Ok(guard),
+                AcquireReply::Granted(guard) => return Ok(self.held_by_task(guard)),
                 // Our session ended while we waited: queue again under the next one.
                 AcquireReply::SessionEnded | AcquireReply::Busy => continue,
             }
         }
+    }
+
+    /// Records the calling task as the guard's holder.
+    fn held_by_task(&self, mut guard: LockGuard) -> LockGuard {
+        guard.task_hold = Some(self.inner.holds.hold(&guard.name));
+        guard
     }
 
     /// Like [`NodeHandle::lock`], but gives up after `timeout` with
@@ -170,7 +186,7 @@ impl NodeHandle {
         let lock = LockName::new(name)?;
         loop {
             match self.acquire(&lock, false).await? {
-                AcquireReply::Granted(guard) => return Ok(Some(guard)),
+                AcquireReply::Granted(guard) => return Ok(Some(self.held_by_task(guard))),
                 AcquireReply::Busy => return Ok(None),
                 AcquireReply::SessionEnded => continue,
             }

@@ -4,6 +4,7 @@ pub mod guard;
 pub mod handle;
 pub mod leadership;
 pub mod status;
+mod task_holds;
 mod with_lock;
 
 pub use guard::LockGuard;

@@ -379,6 +379,7 @@ impl<S: LogStore + Send + 'static> Driver<S> {
                             session: self.own.id,
                             inbox: self.inbox_tx.clone(),
                             released: false,
+                            task_hold: None,
                             watch: crate::client::guard::LeaseWatch::new(
                                 self.own.lease_tx.subscribe(),
                                 self.clock.clone(),

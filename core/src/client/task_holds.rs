@@ -1,0 +1,120 @@
+//! Which task holds which lock through this node, so that a task asking
+//! again for a lock it holds gets `Error::AlreadyHeld` instead of waiting
+//! behind itself for ever (issue 11, item 5).
+//!
+//! Why an error and not reentrancy: peerlock's locks are owned by guards,
+//! not by threads (an async task moves between threads, and a guard moves
+//! between tasks), so "the same owner asks again" has no safe meaning to
+//! count on. Curator's and Redisson's reentrant locks count per thread;
+//! here a nested section takes the guard, or its token, from its caller.
+//!
+//! What counts as "the same task" is the Tokio task that acquired the
+//! guard, while the guard lives (moved elsewhere or not). A future run by
+//! `block_on` (`#[tokio::main]`'s body, a test's) is no task: it stays on
+//! the thread that called `block_on`, so that thread stands for it.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+use std::thread::ThreadId;
+
+/// Who asks: the Tokio task, or, for a future run by `block_on`, its thread.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+enum Asker {
+    Task(tokio::task::Id),
+    Thread(ThreadId),
+}
+
+fn asker() -> Asker {
+    match tokio::task::try_id() {
+        Some(id) => Asker::Task(id),
+        None => Asker::Thread(std::thread::current().id()),
+    }
+}
+
+use crate::error::Error;
+use crate::types::LockName;
+
+/// The holds of one node's guards, by lock name and acquiring task.
+#[derive(Default)]
+pub(crate) struct TaskHolds {
+    held: Mutex<HashMap<(LockName, Asker), u32>>,
+}
+
+/// One guard's hold, released when the guard is dropped.
+pub(crate) struct TaskHold {
+    holds: Arc<TaskHolds>,
+    key: (LockName, Asker),
+}
+
+impl TaskHolds {
+    /// `AlreadyHeld` when the calling task holds `name` through this node.
+    pub(crate) fn check(&self, name: &LockName) -> Result<(), Error> {
+        if self.held.lock().contains_key(&(name.clone(), asker())) {
+            return Err(Error::AlreadyHeld {
+                name: name.as_str().to_owned(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Records that the calling task now holds `name`.
+    pub(crate) fn hold(self: &Arc<Self>, name: &LockName) -> TaskHold {
+        let key = (name.clone(), asker());
+        *self.held.lock().entry(key.clone()).or_default() += 1;
+        TaskHold {
+            holds: self.clone(),
+            key,
+        }
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.held.lock().len()
+    }
+}
+
+impl Drop for TaskHold {
+    fn drop(&mut self) {
+        let mut held = self.holds.held.lock();
+        if let Some(n) = held.get_mut(&self.key) {
+            *n -= 1;
+            if *n == 0 {
+                held.remove(&self.key);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_task_holding_a_name_is_refused_and_others_are_not() {
+        let holds = Arc::new(TaskHolds::default());
+        let x = LockName::new("x").unwrap();
+        let h = tokio::spawn({
+            let holds = holds.clone();
+            let x = x.clone();
+            async move {
+                let hold = holds.hold(&x);
+                assert!(matches!(holds.check(&x), Err(Error::AlreadyHeld { .. })));
+                assert!(holds.check(&LockName::new("y").unwrap()).is_ok());
+                hold
+            }
+        });
+        let hold = h.await.unwrap();
+        // Another task may ask (it would wait for the holder, not itself).
+        let other = tokio::spawn({
+            let holds = holds.clone();
+            let x = x.clone();
+            async move { holds.check(&x).is_ok() }
+        });
+        assert!(other.await.unwrap());
+        assert_eq!(holds.len(), 1);
+        drop(hold);
+        assert_eq!(holds.len(), 0, "the hold ends with the guard");
+    }
+}

@@ -212,8 +212,7 @@ impl<S: LogStore + Send + 'static> Driver<S> {
 
     /// Records a new request and proposes it at once if it may be.
     fn track(&mut self, request: RequestId, cmd: Command, waiter: Waiter, now: Instant) {
-        self.pending
-            .insert(request, Pending::new(cmd, waiter, now));
+        self.pending.insert(request, Pending::new(cmd, waiter, now));
         self.propose_request(request, now);
     }
 

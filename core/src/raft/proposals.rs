@@ -267,7 +267,11 @@ mod tests {
             2
         );
         p.mark_queued(RequestId(5));
-        assert_eq!(p.floor(RequestId(9)), RequestId(7), "a queued request does not hold the floor");
+        assert_eq!(
+            p.floor(RequestId(9)),
+            RequestId(7),
+            "a queued request does not hold the floor"
+        );
         assert_eq!(p.due(t0, 2, Duration::from_secs(1)), vec![RequestId(7)]);
         p.remove(RequestId(5));
         assert_eq!(p.floor(RequestId(9)), RequestId(7));

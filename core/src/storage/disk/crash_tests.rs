@@ -194,7 +194,8 @@ fn issue_10_a_shared_sync_handle_makes_exactly_the_earlier_writes_durable() {
     let d = tempfile::tempdir().unwrap();
     let fs = Arc::new(FaultyFs::new());
     let mut s = prepare(d.path(), fs.clone());
-    s.write_unsynced(&[entry(11, 3), entry(12, 3)], None).unwrap();
+    s.write_unsynced(&[entry(11, 3), entry(12, 3)], None)
+        .unwrap();
     let first = s.sync_handle().unwrap();
     s.write_unsynced(&[entry(13, 3)], None).unwrap();
     let second = s.sync_handle().unwrap();
@@ -214,7 +215,8 @@ fn issue_10_a_shared_sync_handle_makes_exactly_the_earlier_writes_durable() {
     let old = s.sync_handle().unwrap();
     s.apply_snapshot(snap(20, 4, &voters(&[1, 2]), b"at 20"))
         .unwrap();
-    s.write_unsynced(&[entry(21, 4), entry(22, 4)], None).unwrap();
+    s.write_unsynced(&[entry(21, 4), entry(22, 4)], None)
+        .unwrap();
     old.sync().unwrap(); // the old segment: nothing of 21, 22
     drop(old);
     s.write_unsynced(&[entry(23, 4)], None).unwrap();

@@ -40,25 +40,57 @@ pub struct FrameBody {
 }
 
 /// Encodes one frame.
+///
+/// Written in one pass into one buffer sized up front (issue 10): the
+/// header's length is patched in after the payload, instead of encoding the
+/// payload into a buffer of its own that grows by doubling and copying it
+/// behind a header.
 pub fn encode(body: &FrameBody) -> Result<Vec<u8>, CodecError> {
-    let payload = bincode::serde::encode_to_vec(body, bincode::config::standard())
+    let mut out = Vec::with_capacity(HEADER + size_hint(body));
+    out.extend_from_slice(&MAGIC);
+    out.push(VERSION);
+    out.extend_from_slice(&[0; 4]);
+    bincode::serde::encode_into_writer(body, Tail(&mut out), bincode::config::standard())
         .map_err(|e| CodecError::Malformed(e.to_string()))?;
-    if payload.len() > MAX_FRAME {
+    let payload = out.len() - HEADER;
+    if payload > MAX_FRAME {
         return Err(CodecError::TooLarge {
-            len: payload.len(),
+            len: payload,
             max: MAX_FRAME,
         });
     }
-    let len = u32::try_from(payload.len()).map_err(|_| CodecError::TooLarge {
-        len: payload.len(),
+    let len = u32::try_from(payload).map_err(|_| CodecError::TooLarge {
+        len: payload,
         max: MAX_FRAME,
     })?;
-    let mut out = Vec::with_capacity(HEADER + payload.len());
-    out.extend_from_slice(&MAGIC);
-    out.push(VERSION);
-    out.extend_from_slice(&len.to_be_bytes());
-    out.extend_from_slice(&payload);
+    if let Some(field) = out.get_mut(4..HEADER) {
+        field.copy_from_slice(&len.to_be_bytes());
+    }
     Ok(out)
+}
+
+/// At least the payload's size for most bodies: a Raft message's bytes plus
+/// its variant tag and length, a fixed allowance for the small control
+/// messages. Only a capacity hint; a body larger than it still encodes.
+fn size_hint(body: &FrameBody) -> usize {
+    body.msgs
+        .iter()
+        .map(|m| match m {
+            PeerMessage::Raft(bytes) => bytes.len() + 10,
+            _ => 48,
+        })
+        .sum::<usize>()
+        + 20
+}
+
+/// Appends bincode's output to a `Vec` (the frame after its header).
+struct Tail<'a>(&'a mut Vec<u8>);
+
+impl bincode::enc::write::Writer for Tail<'_> {
+    fn write(&mut self, bytes: &[u8]) -> Result<(), bincode::error::EncodeError> {
+        self.0.extend_from_slice(bytes);
+        Ok(())
+    }
 }
 
 /// Decodes frames from a byte stream as it arrives.
@@ -233,7 +265,117 @@ mod tests {
         assert_eq!(d.buffered(), 0);
     }
 
+    /// The frame as version 1 wrote it (payload encoded on its own, a
+    /// `Vec<u8>` as a sequence of `u8`, then copied behind the header):
+    /// what peers not yet upgraded send and expect.
+    fn encode_v1_as_before(body: &FrameBody) -> Vec<u8> {
+        #[derive(Serialize)]
+        enum OldMessage<'a> {
+            Raft(&'a Vec<u8>),
+        }
+        #[derive(Serialize)]
+        struct OldBody<'a> {
+            from: NodeId,
+            msgs: Vec<OldMessage<'a>>,
+        }
+        let old = OldBody {
+            from: body.from,
+            msgs: body
+                .msgs
+                .iter()
+                .map(|m| match m {
+                    PeerMessage::Raft(b) => OldMessage::Raft(b),
+                    _ => unreachable!("only raft messages in this test"),
+                })
+                .collect(),
+        };
+        let payload = bincode::serde::encode_to_vec(&old, bincode::config::standard()).unwrap();
+        let mut out = MAGIC.to_vec();
+        out.push(VERSION);
+        out.extend_from_slice(&(payload.len() as u32).to_be_bytes());
+        out.extend_from_slice(&payload);
+        out
+    }
+
+    /// Issue 10: a Raft message is written as one byte string now; the
+    /// bytes on the wire are exactly what version 1 wrote (a sequence of
+    /// `u8`), both ways, so a mixed-version cluster keeps talking and the
+    /// frame version stays 1. Sizes cross the varint steps (250, 2^16).
+    #[test]
+    fn raft_bytes_are_the_same_on_the_wire_as_before() {
+        for n in [0usize, 1, 250, 251, 300, 65_535, 65_536, 70_000] {
+            let body = FrameBody {
+                from: NodeId(u64::MAX - 3),
+                msgs: vec![
+                    PeerMessage::Raft((0..n).map(|i| i as u8).collect()),
+                    PeerMessage::Raft(vec![0xff; n / 2]),
+                ],
+            };
+            let new = encode(&body).unwrap();
+            assert_eq!(new, encode_v1_as_before(&body), "{n} bytes");
+            let mut d = FrameDecoder::new();
+            d.extend(&encode_v1_as_before(&body));
+            assert_eq!(d.decode().unwrap(), Some(body), "{n} bytes");
+        }
+    }
+
+    /// A Raft message that claims more bytes than its frame holds is a
+    /// typed error, not a panic or an allocation of the claimed size.
+    #[test]
+    fn a_raft_message_claiming_more_than_its_frame_is_malformed() {
+        let mut frame = encode(&FrameBody {
+            from: NodeId(1),
+            msgs: vec![PeerMessage::Raft(vec![9; 40])],
+        })
+        .unwrap();
+        // Payload: from (1), msgs len (1), variant (1), then the length byte.
+        let at = HEADER + 3;
+        assert_eq!(frame[at], 40);
+        frame[at] = 0xfd; // a u64 length follows
+        let mut claim = u64::MAX.to_le_bytes().to_vec();
+        claim.truncate(8);
+        frame.splice(at + 1..at + 1, claim);
+        let len = (frame.len() - HEADER) as u32;
+        frame[4..HEADER].copy_from_slice(&len.to_be_bytes());
+        let mut d = FrameDecoder::new();
+        d.extend(&frame);
+        assert!(matches!(d.decode(), Err(CodecError::Malformed(_))));
+    }
+
+    /// The length patched into the header is the payload's, for bodies
+    /// larger and smaller than the size hint.
+    #[test]
+    fn the_header_length_is_the_payload_length() {
+        let many = FrameBody {
+            from: NodeId(3),
+            msgs: (0..100)
+                .map(|i| PeerMessage::LiveTell {
+                    seq: i,
+                    live: vec![u64::MAX; 20],
+                })
+                .collect(),
+        };
+        for body in [body(), many] {
+            let bytes = encode(&body).unwrap();
+            let len = u32::from_be_bytes(bytes[4..HEADER].try_into().unwrap()) as usize;
+            assert_eq!(len, bytes.len() - HEADER);
+            let mut d = FrameDecoder::new();
+            d.extend(&bytes);
+            assert_eq!(d.decode().unwrap(), Some(body));
+        }
+    }
+
     proptest! {
+        #[test]
+        fn random_raft_batches_round_trip_and_match_v1(msgs in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..600), 0..8)) {
+            let body = FrameBody { from: NodeId(7), msgs: msgs.into_iter().map(PeerMessage::Raft).collect() };
+            let bytes = encode(&body).unwrap();
+            prop_assert_eq!(&bytes, &encode_v1_as_before(&body));
+            let mut d = FrameDecoder::new();
+            d.extend(&bytes);
+            prop_assert_eq!(d.decode().unwrap(), Some(body));
+        }
+
         #[test]
         fn random_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..2048)) {
             let mut d = FrameDecoder::new();

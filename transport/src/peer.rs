@@ -477,7 +477,8 @@ async fn write_frame(
 ) -> Result<(), TransportError> {
     let n = msgs.len();
     match codec::encode(&FrameBody { from: me, msgs }) {
-        Ok(frame) => Ok(stream.write_all(&frame).await?),
+        // Handed over as is: quinn keeps the buffer instead of copying it.
+        Ok(frame) => Ok(stream.write_chunk(frame.into()).await?),
         Err(e) => {
             tracing::error!(error = %e, n, "messages cannot be framed; dropped");
             Ok(())

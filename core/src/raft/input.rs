@@ -220,18 +220,7 @@ impl<S: LogStore + Send + 'static> Driver<S> {
 
     /// Records a new request and proposes it at once if it may be.
     fn track(&mut self, request: RequestId, cmd: Command, waiter: Waiter, now: Instant) {
-        self.pending.insert(
-            request,
-            Pending {
-                cmd,
-                waiter,
-                proposed: None,
-                queued: false,
-                created: now,
-                ever_proposed: false,
-                cancel_sent: false,
-            },
-        );
+        self.pending.insert(request, Pending::new(cmd, waiter, now));
         self.propose_request(request, now);
     }
 
@@ -248,8 +237,9 @@ impl<S: LogStore + Send + 'static> Driver<S> {
             return;
         }
         p.waiter = Waiter::Abandoned;
-        p.queued = true;
-        if std::mem::replace(&mut p.cancel_sent, true) {
+        let cancel_sent = std::mem::replace(&mut p.cancel_sent, true);
+        self.pending.mark_queued(request);
+        if cancel_sent {
             return;
         }
         let cancel = self.own.next_id();

@@ -6,7 +6,7 @@
 //! change, or no answer for a while) is proposed again with the *same* id;
 //! the state machine answers the retry with the first result.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use tokio::sync::oneshot;
@@ -53,7 +53,9 @@ pub(crate) struct Pending {
     /// When and in which term it was last proposed.
     pub(crate) proposed: Option<(Instant, u64)>,
     /// The state machine queued it: wait for the grant, stop proposing.
-    pub(crate) queued: bool,
+    /// Set only through [`Proposals::mark_queued`], which keeps the floor's
+    /// index in step (so private to this module).
+    queued: bool,
     pub(crate) created: Instant,
     /// It was handed to Raft at least once, so it may commit.
     pub(crate) ever_proposed: bool,
@@ -61,10 +63,31 @@ pub(crate) struct Pending {
     pub(crate) cancel_sent: bool,
 }
 
+impl Pending {
+    /// A request just made: not proposed, not queued.
+    pub(crate) fn new(cmd: Command, waiter: Waiter, now: Instant) -> Self {
+        Self {
+            cmd,
+            waiter,
+            proposed: None,
+            queued: false,
+            created: now,
+            ever_proposed: false,
+            cancel_sent: false,
+        }
+    }
+}
+
 /// Outstanding requests of this node's current session, by request id.
 #[derive(Debug, Default)]
 pub(crate) struct Proposals {
     map: BTreeMap<RequestId, Pending>,
+    /// The outstanding requests not queued by the table, so that
+    /// [`Proposals::floor`] is its first element, O(log n), instead of a
+    /// scan past every parked waiter on each proposal (issue 10: 10 000
+    /// waiters parked behind one lock made every proposal visit them all).
+    /// Invariant: exactly the keys of `map` whose `queued` is false.
+    open: BTreeSet<RequestId>,
     /// Acquire tickets -> their request, both ways, so `by_ticket` is a
     /// lookup: 10 000 callers giving up together scanned all pending
     /// requests each (issue 8 item 10).
@@ -78,7 +101,22 @@ impl Proposals {
             self.tickets.insert(ticket, request);
             self.ticket_of.insert(request, ticket);
         }
+        if pending.queued {
+            self.open.remove(&request);
+        } else {
+            self.open.insert(request);
+        }
         self.map.insert(request, pending);
+    }
+
+    /// The table queued `request` (or its caller is gone and only its
+    /// cancel is awaited): it is never proposed again and no longer holds
+    /// the floor down.
+    pub(crate) fn mark_queued(&mut self, request: RequestId) {
+        if let Some(p) = self.map.get_mut(&request) {
+            p.queued = true;
+            self.open.remove(&request);
+        }
     }
 
     pub(crate) fn get_mut(&mut self, request: RequestId) -> Option<&mut Pending> {
@@ -89,6 +127,7 @@ impl Proposals {
         if let Some(ticket) = self.ticket_of.remove(&request) {
             self.tickets.remove(&ticket);
         }
+        self.open.remove(&request);
         self.map.remove(&request)
     }
 
@@ -104,10 +143,7 @@ impl Proposals {
     /// item 4). A duplicate of it that commits late is below the floor and
     /// ignored.
     pub(crate) fn floor(&self, next: RequestId) -> RequestId {
-        self.map
-            .iter()
-            .find(|(_, p)| !p.queued)
-            .map_or(next, |(r, _)| *r)
+        self.open.first().copied().unwrap_or(next)
     }
 
     /// Requests of `unlock` callers (with a reply waiting) older than `age`.
@@ -156,6 +192,7 @@ impl Proposals {
     pub(crate) fn drain(&mut self) -> Vec<(RequestId, Pending)> {
         self.tickets.clear();
         self.ticket_of.clear();
+        self.open.clear();
         std::mem::take(&mut self.map).into_iter().collect()
     }
 
@@ -229,7 +266,12 @@ mod tests {
                 .len(),
             2
         );
-        p.get_mut(RequestId(5)).unwrap().queued = true;
+        p.mark_queued(RequestId(5));
+        assert_eq!(
+            p.floor(RequestId(9)),
+            RequestId(7),
+            "a queued request does not hold the floor"
+        );
         assert_eq!(p.due(t0, 2, Duration::from_secs(1)), vec![RequestId(7)]);
         p.remove(RequestId(5));
         assert_eq!(p.floor(RequestId(9)), RequestId(7));
@@ -279,5 +321,52 @@ mod tests {
         p.insert(RequestId(1), acquire(7, t0));
         assert_eq!(p.drain().len(), 1);
         assert_eq!(p.by_ticket(7), None);
+    }
+
+    /// Issue 10: the floor is the lowest request not queued, found without
+    /// visiting the queued ones, and it agrees with a scan of the map
+    /// through inserts, queueing and removals in any order.
+    #[test]
+    fn issue_10_floor_agrees_with_a_scan_and_skips_queued_in_log_time() {
+        const N: u64 = 10_000;
+        let t0 = Instant::now();
+        let mut p = Proposals::default();
+        let scan = |p: &Proposals, next: RequestId| {
+            p.map
+                .iter()
+                .find(|(_, x)| !x.queued)
+                .map_or(next, |(r, _)| *r)
+        };
+        for i in 1..=N {
+            p.insert(RequestId(i), pending(t0));
+            if i < N {
+                p.mark_queued(RequestId(i));
+            }
+        }
+        assert_eq!(p.floor(RequestId(N + 1)), RequestId(N));
+        // A pseudo-random walk of removals, queueings and inserts.
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        for step in 0..20_000u64 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let r = RequestId(1 + x % (N + 50));
+            match step % 3 {
+                0 => {
+                    p.remove(r);
+                }
+                1 => p.mark_queued(r),
+                _ => {
+                    if p.get_mut(r).is_none() {
+                        p.insert(r, pending(t0));
+                    }
+                }
+            }
+            assert_eq!(p.floor(RequestId(N + 100)), scan(&p, RequestId(N + 100)));
+        }
+        p.mark_queued(RequestId(N + 500)); // unknown: no effect
+        assert_eq!(p.open.len(), p.map.values().filter(|x| !x.queued).count());
+        p.drain();
+        assert_eq!(p.floor(RequestId(3)), RequestId(3));
     }
 }

@@ -343,7 +343,7 @@ impl<S: LogStore + Send + 'static> Driver<S> {
             return;
         };
         if outcome == Outcome::Queued {
-            p.queued = true;
+            self.pending.mark_queued(request);
             return;
         }
         if matches!(p.waiter, Waiter::Abandoned) && matches!(outcome, Outcome::Granted(_)) {

@@ -73,7 +73,7 @@ impl<S: LogStore + Send + 'static> Driver<S> {
                     let _ = reply.send(Err(Error::Shutdown));
                 }
                 if p.ever_proposed {
-                    p.queued = true;
+                    self.pending.mark_queued(request);
                 } else {
                     self.pending.remove(request);
                 }

@@ -182,3 +182,49 @@ fn a_snapshot_newer_than_every_segment_keeps_only_entries_that_continue_it() {
         assert_eq!(st.entries, want, "snapshot term {snap_term}");
     }
 }
+
+/// Issue 10: the fsync thread's handles share one duplicate descriptor per
+/// segment instead of a `dup` per Ready. What a handle's fsync covers is
+/// unchanged: every write made before it, on the segment current when the
+/// handle was taken, survives a power cut; a write after it does not. After
+/// a rotation (snapshot install) a new handle syncs the new segment, and a
+/// handle of the old one still syncs harmlessly.
+#[test]
+fn issue_10_a_shared_sync_handle_makes_exactly_the_earlier_writes_durable() {
+    let d = tempfile::tempdir().unwrap();
+    let fs = Arc::new(FaultyFs::new());
+    let mut s = prepare(d.path(), fs.clone());
+    s.write_unsynced(&[entry(11, 3), entry(12, 3)], None)
+        .unwrap();
+    let first = s.sync_handle().unwrap();
+    s.write_unsynced(&[entry(13, 3)], None).unwrap();
+    let second = s.sync_handle().unwrap();
+    second.sync().unwrap();
+    s.write_unsynced(&[entry(14, 3)], None).unwrap();
+    first.sync().unwrap(); // an older handle of the same segment: covers 14 too
+    s.write_unsynced(&[entry(15, 3)], None).unwrap();
+    drop(s);
+    fs.power_cut();
+    let s = DiskStore::open(d.path()).unwrap();
+    assert_eq!(s.last_index().unwrap(), 14, "15 was never fsynced");
+
+    // Across a rotation.
+    let fs = Arc::new(FaultyFs::new());
+    let d = tempfile::tempdir().unwrap();
+    let mut s = prepare(d.path(), fs.clone());
+    let old = s.sync_handle().unwrap();
+    s.apply_snapshot(snap(20, 4, &voters(&[1, 2]), b"at 20"))
+        .unwrap();
+    s.write_unsynced(&[entry(21, 4), entry(22, 4)], None)
+        .unwrap();
+    old.sync().unwrap(); // the old segment: nothing of 21, 22
+    drop(old);
+    s.write_unsynced(&[entry(23, 4)], None).unwrap();
+    s.sync_handle().unwrap().sync().unwrap();
+    s.write_unsynced(&[entry(24, 4)], None).unwrap();
+    drop(s);
+    fs.power_cut();
+    let s = DiskStore::open(d.path()).unwrap();
+    assert_eq!(s.first_index().unwrap(), 21);
+    assert_eq!(s.last_index().unwrap(), 23, "24 was never fsynced");
+}

@@ -38,7 +38,7 @@ impl Synced {
 /// known fsynced (so the next batch can say so: `Rec::Synced`).
 pub(super) struct SegmentSync {
     fs: Arc<dyn Fs>,
-    file: File,
+    file: Arc<File>,
     seq: u64,
     len: u64,
     synced: Arc<Synced>,
@@ -118,6 +118,13 @@ pub(super) struct Wal {
     fs: Arc<dyn Fs>,
     dir: PathBuf,
     file: File,
+    /// One duplicate of `file`'s descriptor, shared with every
+    /// [`SegmentSync`] of this segment: made once per segment instead of a
+    /// `dup` + `close` per Ready (issue 10). Both descriptors name the same
+    /// open file, so an `fdatasync` through either makes the same writes
+    /// durable. `None` if the duplicate could not be made (each handle
+    /// then tries its own, as before).
+    sync_file: Option<Arc<File>>,
     path: PathBuf,
     seq: u64,
     len: u64,
@@ -149,6 +156,7 @@ impl Wal {
         Self {
             fs: s.fs,
             dir: s.dir,
+            sync_file: s.file.try_clone().ok().map(Arc::new),
             file: s.file,
             path: s.path,
             seq: s.seq,
@@ -258,6 +266,7 @@ impl Wal {
         // failed) was just replaced: it must not be removed as old.
         self.old.retain(|p| *p != path);
         let old = std::mem::replace(&mut self.path, path);
+        self.sync_file = file.try_clone().ok().map(Arc::new);
         self.file = file;
         self.seq = seq;
         self.len = content.len() as u64;
@@ -302,9 +311,13 @@ impl Wal {
 
     /// A handle on the current segment, for an fsync on another thread.
     pub(super) fn sync_handle(&self) -> Option<SegmentSync> {
+        let file = match &self.sync_file {
+            Some(f) => Arc::clone(f),
+            None => Arc::new(self.file.try_clone().ok()?),
+        };
         Some(SegmentSync {
             fs: Arc::clone(&self.fs),
-            file: self.file.try_clone().ok()?,
+            file,
             seq: self.seq,
             len: self.len,
             synced: Arc::clone(&self.synced),

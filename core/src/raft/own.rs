@@ -129,6 +129,14 @@ impl OwnSession {
         r
     }
 
+    /// What a new grant of this session watches (its lease, on `clock`).
+    pub(crate) fn lease_watch(
+        &self,
+        clock: &crate::clock::Clock,
+    ) -> crate::client::guard::LeaseWatch {
+        crate::client::guard::LeaseWatch::new(self.lease_tx.subscribe(), clock.clone())
+    }
+
     /// Marks the session ended for every guard that watches it.
     pub(crate) fn end(&self) {
         self.lease_tx.send_modify(|v| v.ended = true);

@@ -1,6 +1,5 @@
-//! Ready handling, in the one order raft-rs documents ("Processing the
-//! `Ready` State" in raft-rs's crate docs), and applying committed entries
-//! to the lock table.
+//! Ready handling, in the one order raft-rs documents ("Processing the `Ready`
+//! State" in its crate docs), and applying committed entries to the table.
 
 use protobuf::Message as _;
 use raft::eraftpb::{ConfChange, ConfChangeV2, Entry, EntryType, Snapshot};
@@ -380,10 +379,7 @@ impl<S: LogStore + Send + 'static> Driver<S> {
                             inbox: self.inbox_tx.clone(),
                             released: false,
                             task_hold: None,
-                            watch: crate::client::guard::LeaseWatch::new(
-                                self.own.lease_tx.subscribe(),
-                                self.clock.clone(),
-                            ),
+                            watch: self.own.lease_watch(&self.clock),
                         })
                     }
                     Outcome::Busy => AcquireReply::Busy,

@@ -33,25 +33,35 @@ fn asker() -> Asker {
     }
 }
 
+use super::guard::LeaseWatch;
 use crate::error::Error;
 use crate::types::LockName;
 
-/// The holds of one node's guards, by lock name and acquiring task.
+/// The holds of one node's guards, by lock name and acquiring task: each
+/// guard's lease watch, so that only a grant that still holds counts (a
+/// guard whose lease is gone cannot make its task wait behind itself).
 #[derive(Default)]
 pub(crate) struct TaskHolds {
-    held: Mutex<HashMap<(LockName, Asker), u32>>,
+    held: Mutex<HashMap<(LockName, Asker), Vec<LeaseWatch>>>,
 }
 
 /// One guard's hold, released when the guard is dropped.
 pub(crate) struct TaskHold {
     holds: Arc<TaskHolds>,
     key: (LockName, Asker),
+    /// Tells this guard's entry from the others' (its own `gone` flag).
+    watch: LeaseWatch,
 }
 
 impl TaskHolds {
-    /// `AlreadyHeld` when the calling task holds `name` through this node.
+    /// `AlreadyHeld` when the calling task holds `name` through this node
+    /// with a grant whose lease still holds.
     pub(crate) fn check(&self, name: &LockName) -> Result<(), Error> {
-        if self.held.lock().contains_key(&(name.clone(), asker())) {
+        let held = self.held.lock();
+        let holding = held
+            .get(&(name.clone(), asker()))
+            .is_some_and(|ws| ws.iter().any(LeaseWatch::holds_now));
+        if holding {
             return Err(Error::AlreadyHeld {
                 name: name.as_str().to_owned(),
             });
@@ -59,13 +69,19 @@ impl TaskHolds {
         Ok(())
     }
 
-    /// Records that the calling task now holds `name`.
-    pub(crate) fn hold(self: &Arc<Self>, name: &LockName) -> TaskHold {
+    /// Records that the calling task now holds `name` with the grant that
+    /// `watch` follows.
+    pub(crate) fn hold(self: &Arc<Self>, name: &LockName, watch: &LeaseWatch) -> TaskHold {
         let key = (name.clone(), asker());
-        *self.held.lock().entry(key.clone()).or_default() += 1;
+        self.held
+            .lock()
+            .entry(key.clone())
+            .or_default()
+            .push(watch.clone());
         TaskHold {
             holds: self.clone(),
             key,
+            watch: watch.clone(),
         }
     }
 
@@ -78,9 +94,9 @@ impl TaskHolds {
 impl Drop for TaskHold {
     fn drop(&mut self) {
         let mut held = self.holds.held.lock();
-        if let Some(n) = held.get_mut(&self.key) {
-            *n -= 1;
-            if *n == 0 {
+        if let Some(ws) = held.get_mut(&self.key) {
+            ws.retain(|w| !Arc::ptr_eq(&w.gone, &self.watch.gone));
+            if ws.is_empty() {
                 held.remove(&self.key);
             }
         }
@@ -91,15 +107,29 @@ impl Drop for TaskHold {
 mod tests {
     use super::*;
 
+    /// A lease valid for a minute, and its sender (drop it to end the lease).
+    fn lease() -> (
+        tokio::sync::watch::Sender<crate::client::guard::LeaseView>,
+        LeaseWatch,
+    ) {
+        let clock = crate::clock::Clock::real();
+        let (tx, rx) = tokio::sync::watch::channel(crate::client::guard::LeaseView {
+            valid_until: Some(clock.now() + std::time::Duration::from_secs(60)),
+            ended: false,
+        });
+        (tx, LeaseWatch::new(rx, clock))
+    }
+
     #[tokio::test]
     async fn a_task_holding_a_name_is_refused_and_others_are_not() {
         let holds = Arc::new(TaskHolds::default());
         let x = LockName::new("x").unwrap();
+        let (_tx, watch) = lease();
         let h = tokio::spawn({
             let holds = holds.clone();
             let x = x.clone();
             async move {
-                let hold = holds.hold(&x);
+                let hold = holds.hold(&x, &watch);
                 assert!(matches!(holds.check(&x), Err(Error::AlreadyHeld { .. })));
                 assert!(holds.check(&LockName::new("y").unwrap()).is_ok());
                 hold
@@ -116,5 +146,19 @@ mod tests {
         assert_eq!(holds.len(), 1);
         drop(hold);
         assert_eq!(holds.len(), 0, "the hold ends with the guard");
+    }
+
+    #[test]
+    fn a_grant_whose_lease_ended_does_not_count() {
+        let holds = Arc::new(TaskHolds::default());
+        let x = LockName::new("x").unwrap();
+        let (tx, watch) = lease();
+        let _hold = holds.hold(&x, &watch);
+        assert!(holds.check(&x).is_err());
+        tx.send_modify(|v| v.ended = true);
+        assert!(
+            holds.check(&x).is_ok(),
+            "a lost grant cannot deadlock its task"
+        );
     }
 }

@@ -94,7 +94,7 @@ pub fn run(cfg: &crate::Cfg) {
             if let Some(p) = p {
                 println!(
                     "  nodes run {r}: {n:>2} nodes idle leader {:.2} % others {:.2} % (max {:.2} %) \
-                     {:.0} datagrams/s/node RSS {:.1} MiB/node U {:.0}/s M {:.0}/s leader {:.0} µs/commit",
+                     {:.0} datagrams/s/node process RSS {:.1} MiB U {:.0}/s M {:.0}/s leader {:.0} µs/commit",
                     p.idle_leader * 100.0,
                     p.idle_others * 100.0,
                     p.idle_others_max * 100.0,

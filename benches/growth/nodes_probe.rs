@@ -97,12 +97,19 @@ impl Net {
     }
 }
 
-/// Whether this process has a network namespace of its own (not init's),
-/// so the loopback counters count its traffic alone.
+/// Whether this process's network namespace has no interface but `lo`
+/// (as under `unshare -n`), so the loopback counters count only this
+/// process and its children.
 pub fn private_netns() -> bool {
-    let me = std::fs::read_link("/proc/self/ns/net").ok();
-    let init = std::fs::read_link("/proc/1/ns/net").ok();
-    me.is_some() && init.is_some() && me != init
+    let Ok(dev) = std::fs::read_to_string("/proc/self/net/dev") else {
+        return false;
+    };
+    let ifaces: Vec<&str> = dev
+        .lines()
+        .filter_map(|l| l.split_once(':'))
+        .map(|(name, _)| name.trim())
+        .collect();
+    ifaces == ["lo"]
 }
 
 /// A node's own runtime and the ids of the threads it started.

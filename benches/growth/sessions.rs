@@ -1,6 +1,6 @@
-//! Curve `sessions` (issue 10, "Cost as the work grows", item 5): 3 -> 100
-//! -> 1 000 sessions, and what they cost at idle: keepalive traffic and the
-//! leader's CPU.
+//! Curve `sessions` (issue 10, "Cost as the work grows", item 5): 3 -> 30
+//! -> 100 -> 300 -> 1 000 sessions, and what they cost at idle: keepalive
+//! traffic and the leader's CPU.
 //!
 //! Where sessions come from: a node opens exactly one session, its own
 //! (`Command::OpenSession` in core/src/raft/tick.rs, proposed once the
@@ -32,7 +32,7 @@ use crate::nodes_cluster::{Cluster, Shape};
 use crate::nodes_load::stat;
 use crate::nodes_probe::{loadavg, private_netns, process_cpu, rss_mib, Net};
 
-const SIZES: [usize; 3] = [3, 100, 1000];
+const SIZES: [usize; 5] = [3, 30, 100, 300, 1000];
 /// Default session TTL / 4, the keepalive interval (core/src/config.rs).
 const KEEPALIVE_EVERY_S: f64 = 2.5;
 
@@ -71,7 +71,7 @@ pub fn run(cfg: &crate::Cfg) {
                 own_runtimes: n.min(5),
                 threads: 2,
                 data: None,
-                form_timeout: Duration::from_secs(60) + Duration::from_millis(250) * n as u32,
+                form_timeout: Duration::from_secs(60) + Duration::from_millis(400) * n as u32,
             };
             let p = rt.block_on(async {
                 let t0 = Instant::now();

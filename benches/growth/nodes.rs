@@ -77,7 +77,7 @@ pub fn run(cfg: &crate::Cfg) {
                 own_runtimes: n,
                 threads: 2,
                 data: None,
-                form_timeout: Duration::from_secs(60),
+                form_timeout: Duration::from_secs(120),
             };
             let p = rt.block_on(async {
                 let c = match Cluster::start(&shape).await {
@@ -181,9 +181,9 @@ fn print_table(cfg: &crate::Cfg, sizes: &[usize], results: &[Vec<Point>], rss0: 
     println!(
         "| nodes | idle CPU, leader | idle CPU, other node (mean, max) | RSS per node (added) | \
          idle datagrams/s per node (bytes/s) | U pairs/s (p50) | M pairs/s | leader CPU per commit (M) | \
-         errors, elections |"
+         process CPU per M pair (every node) | errors, elections |"
     );
-    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     let mut prev: Option<(usize, f64)> = None;
     for (k, ps) in results.iter().enumerate() {
         if ps.is_empty() {
@@ -205,12 +205,15 @@ fn print_table(cfg: &crate::Cfg, sizes: &[usize], results: &[Vec<Point>], rss0: 
         let (up50, _, _) = stat(ps, |p| p.u.p50_ms);
         let (m, mlo, mhi) = stat(ps, |p| p.m.per_sec);
         let (pc, pclo, pchi) = stat(ps, |p| per_commit_us(&p.m));
+        let (pp, _, _) = stat(ps, |p| {
+            p.m.process_cpu.as_secs_f64() * 1e6 / p.m.pairs.max(1) as f64
+        });
         let errors: u64 = ps.iter().map(|p| p.u.errors + p.m.errors).sum();
         let elections = ps.iter().filter(|p| !p.u.stable || !p.m.stable).count();
         println!(
             "| {n} ({} voters + {} learners) | {il:.2} % ({illo:.2}–{ilhi:.2}) | {io:.2} %, {iomax:.2} % | \
              {per_node:.1} MiB ({added}) | {pk:.0} ({by:.0}) | {u:.0} ({ulo:.0}–{uhi:.0}), {up50:.2} ms | \
-             {m:.0} ({mlo:.0}–{mhi:.0}) | {pc:.0} µs ({pclo:.0}–{pchi:.0}) | {errors}, {elections} |",
+             {m:.0} ({mlo:.0}–{mhi:.0}) | {pc:.0} µs ({pclo:.0}–{pchi:.0}) | {pp:.0} µs | {errors}, {elections} |",
             n.min(5),
             n.saturating_sub(5)
         );

@@ -58,37 +58,65 @@ fn builder(ca: &ClusterCa, i: usize, data: &Option<PathBuf>) -> peerlock::NodeBu
 }
 
 impl Cluster {
-    /// Starts `shape`; `Err` says why it did not form in time.
+    /// Starts `shape`; `Err` says why it did not form in time (the nodes
+    /// started are killed and their runtimes dropped without blocking).
     pub async fn start(shape: &Shape) -> Result<Cluster, String> {
-        let t0 = Instant::now();
-        let ca = ClusterCa::generate("growth").map_err(|e| e.to_string())?;
         let rts: Vec<NodeRuntime> = (0..shape.own_runtimes.min(shape.n))
             .map(|i| NodeRuntime::new(&format!("node-{i}"), shape.threads))
             .collect();
         let shared = (shape.n > rts.len()).then(|| NodeRuntime::new("nodes", shape.threads));
-        let rt_of = |i: usize| match rts.get(i) {
-            Some(r) => r.rt.handle().clone(),
-            None => shared.as_ref().expect("shared runtime").rt.handle().clone(),
+        let mut cluster = Cluster {
+            nodes: Vec::new(),
+            rts,
+            shared,
         };
+        match cluster.fill(shape).await {
+            Ok(()) => Ok(cluster),
+            Err(e) => {
+                cluster.stop().await;
+                Err(e)
+            }
+        }
+    }
+
+    /// The runtime node `i` runs on.
+    fn rt_of(&self, i: usize) -> tokio::runtime::Handle {
+        match (self.rts.get(i), &self.shared) {
+            (Some(r), _) => r.rt.handle().clone(),
+            (None, Some(s)) => s.rt.handle().clone(),
+            // `start` makes a shared runtime whenever some node has none.
+            (None, None) => unreachable!("no runtime for node {i}"),
+        }
+    }
+
+    async fn fill(&mut self, shape: &Shape) -> Result<(), String> {
+        let t0 = Instant::now();
+        let left = || shape.form_timeout.saturating_sub(t0.elapsed());
+        let ca = ClusterCa::generate("growth").map_err(|e| e.to_string())?;
         let founders = shape.founders.clamp(1, shape.n);
         let socks: Vec<UdpSocket> = (0..founders)
-            .map(|_| UdpSocket::bind("127.0.0.1:0").expect("bind"))
-            .collect();
+            .map(|_| UdpSocket::bind("127.0.0.1:0"))
+            .collect::<Result<_, _>>()
+            .map_err(|e| e.to_string())?;
         let addrs: Vec<SocketAddr> = socks
             .iter()
-            .map(|s| s.local_addr().expect("addr"))
-            .collect();
+            .map(UdpSocket::local_addr)
+            .collect::<Result<_, _>>()
+            .map_err(|e| e.to_string())?;
         let mut starts = Vec::new();
         for (i, s) in socks.into_iter().enumerate() {
             let b = builder(&ca, i, &shape.data).socket(s).peers(addrs.clone());
-            starts.push(rt_of(i).spawn(b.start()));
+            starts.push(self.rt_of(i).spawn(b.start()));
         }
-        let mut nodes = Vec::new();
         for s in starts {
-            nodes.push(s.await.map_err(|e| e.to_string())?.map_err(|e| e.to_string())?);
+            let node = tokio::time::timeout(left(), s)
+                .await
+                .map_err(|_| format!("{founders} founders: not started in {:?}", shape.form_timeout))?
+                .map_err(|e| e.to_string())?
+                .map_err(|e| e.to_string())?;
+            self.nodes.push(node);
         }
-        let mut cluster = Cluster { nodes, rts, shared };
-        cluster.wait_formed(founders, shape.form_timeout.saturating_sub(t0.elapsed())).await?;
+        self.wait_formed(founders, left()).await?;
         // The rest join through the founders, a batch at a time: each
         // join is a membership change, one at a time in Raft.
         let mut i = founders;
@@ -101,27 +129,19 @@ impl Cluster {
                     .socket(sock)
                     .seeds(addrs.clone())
                     .startup_timeout(shape.form_timeout);
-                let rt = match cluster.rts.get(k) {
-                    Some(r) => r.rt.handle().clone(),
-                    None => cluster.shared.as_ref().expect("shared").rt.handle().clone(),
-                };
-                joins.push(rt.spawn(b.start()));
+                joins.push(self.rt_of(k).spawn(b.start()));
             }
             for j in joins {
-                let left = shape.form_timeout.saturating_sub(t0.elapsed());
-                let node = tokio::time::timeout(left, j)
+                let node = tokio::time::timeout(left(), j)
                     .await
                     .map_err(|_| format!("{} nodes: joins not done in {:?}", shape.n, shape.form_timeout))?
                     .map_err(|e| e.to_string())?
                     .map_err(|e| e.to_string())?;
-                cluster.nodes.push(node);
+                self.nodes.push(node);
             }
             i += batch;
         }
-        cluster
-            .wait_formed(shape.n, shape.form_timeout.saturating_sub(t0.elapsed()))
-            .await?;
-        Ok(cluster)
+        self.wait_formed(shape.n, left()).await
     }
 
     /// Waits until every node is ready and the leader sees `n` members,

@@ -150,11 +150,17 @@ impl Cluster {
     async fn wait_formed(&self, n: usize, within: Duration) -> Result<(), String> {
         let deadline = Instant::now() + within;
         for node in &self.nodes {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match tokio::time::timeout(left, node.ready()).await {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => return Err(format!("ready: {e}")),
-                Err(_) => return Err(format!("{n} nodes: not ready in {within:?}")),
+            // `ready` may fail for a moment (NoQuorum while a membership
+            // change or an election is under way, as t79 found): a user's
+            // start-up would retry, so this does, until the deadline.
+            loop {
+                let left = deadline.saturating_duration_since(Instant::now());
+                match tokio::time::timeout(left, node.ready()).await {
+                    Ok(Ok(())) => break,
+                    Ok(Err(e)) if Instant::now() >= deadline => return Err(format!("ready: {e}")),
+                    Ok(Err(_)) => tokio::time::sleep(Duration::from_millis(100)).await,
+                    Err(_) => return Err(format!("{n} nodes: not ready in {within:?}")),
+                }
             }
         }
         let voters = n.min(5);

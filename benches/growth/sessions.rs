@@ -18,7 +18,8 @@
 //! least 5 s (two keepalive intervals at the default 10 s TTL): loopback
 //! datagrams and bytes per second (this process alone only in a network
 //! namespace of its own; the table says), the leader's CPU and the whole
-//! process's as a share of one core, the RSS per node, whether the leader
+//! process's as a share of one core, the RSS per node (the process's growth
+//! since the curve began, over the nodes, from the first run), whether the leader
 //! kept its term, and how many sessions hold a valid lease at the end.
 //! Next to the traffic, the keepalive messages the code sends (one
 //! KeepAlive and one KeepAliveAck per session per ttl/4) and the leader's
@@ -168,7 +169,8 @@ fn print_table(cfg: &crate::Cfg, sizes: &[usize], results: &[Vec<Point>], load0:
         let (by, _, _) = stat(ps, |p| p.bytes);
         let (lc, lclo, lchi) = stat(ps, |p| p.leader_cpu * 100.0);
         let (pc, _, _) = stat(ps, |p| p.process_cpu * 100.0);
-        let (rss, _, _) = stat(ps, |p| p.rss_per_node);
+        // Run 0's: later runs start with the memory the allocator kept.
+        let rss = ps[0].rss_per_node;
         let (leased, _, _) = stat(ps, |p| p.leased as f64);
         let (form, _, _) = stat(ps, |p| p.form_s);
         let elections = ps.iter().filter(|p| !p.stable).count();

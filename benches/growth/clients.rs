@@ -96,7 +96,13 @@ pub fn run(cfg: &crate::Cfg) {
     }
 }
 
-fn print_table(cfg: &crate::Cfg, durable: bool, sizes: &[usize], results: &[Vec<Window>], load0: &str) {
+fn print_table(
+    cfg: &crate::Cfg,
+    durable: bool,
+    sizes: &[usize],
+    results: &[Vec<Window>],
+    load0: &str,
+) {
     println!(
         "\n### clients: concurrent clients on distinct names, 3 nodes, {}\n",
         if durable {
@@ -113,7 +119,9 @@ fn print_table(cfg: &crate::Cfg, durable: bool, sizes: &[usize], results: &[Vec<
         cfg.runs,
         loadavg()
     );
-    println!("| clients | pairs/s | pair p50 | pair p99 | CPU per pair (process) | errors | elections |");
+    println!(
+        "| clients | pairs/s | pair p50 | pair p99 | CPU per pair (process) | errors | elections |"
+    );
     println!("|---:|---:|---:|---:|---:|---:|---:|");
     for (k, ws) in results.iter().enumerate() {
         if ws.is_empty() {

@@ -139,7 +139,15 @@ async fn point(c: &Cluster, secs: u64) -> Option<Point> {
         .collect();
     let rss = rss_mib().unwrap_or(0.0);
     let window = Duration::from_secs(secs);
-    let u = pairs(c, 1, |_| leader, |_| "g/n/u".into(), Duration::from_millis(500), window).await;
+    let u = pairs(
+        c,
+        1,
+        |_| leader,
+        |_| "g/n/u".into(),
+        Duration::from_millis(500),
+        window,
+    )
+    .await;
     let m = pairs(
         c,
         64,

@@ -111,7 +111,12 @@ impl Cluster {
         for s in starts {
             let node = tokio::time::timeout(left(), s)
                 .await
-                .map_err(|_| format!("{founders} founders: not started in {:?}", shape.form_timeout))?
+                .map_err(|_| {
+                    format!(
+                        "{founders} founders: not started in {:?}",
+                        shape.form_timeout
+                    )
+                })?
                 .map_err(|e| e.to_string())?
                 .map_err(|e| e.to_string())?;
             self.nodes.push(node);
@@ -134,7 +139,12 @@ impl Cluster {
             for j in joins {
                 let node = tokio::time::timeout(left(), j)
                     .await
-                    .map_err(|_| format!("{} nodes: joins not done in {:?}", shape.n, shape.form_timeout))?
+                    .map_err(|_| {
+                        format!(
+                            "{} nodes: joins not done in {:?}",
+                            shape.n, shape.form_timeout
+                        )
+                    })?
                     .map_err(|e| e.to_string())?
                     .map_err(|e| e.to_string())?;
                 self.nodes.push(node);
@@ -159,7 +169,13 @@ impl Cluster {
                     Ok(Ok(())) => break,
                     Ok(Err(e)) if Instant::now() >= deadline => return Err(format!("ready: {e}")),
                     Ok(Err(_)) => tokio::time::sleep(Duration::from_millis(100)).await,
-                    Err(_) => return Err(format!("{n} nodes: not ready in {within:?}")),
+                    Err(_) => {
+                        let st = node.status();
+                        return Err(format!(
+                            "{n} nodes: {} not ready in {within:?} (role {:?}, leader {:?}, applied {}, session {:?})",
+                            st.name, st.role, st.leader, st.applied_index, st.session
+                        ));
+                    }
                 }
             }
         }
@@ -168,7 +184,11 @@ impl Cluster {
             let formed = self.nodes.iter().map(Node::status).any(|s| {
                 s.is_leader()
                     && s.members.len() == n
-                    && s.members.iter().filter(|m| m.role == MemberRole::Voter).count() == voters
+                    && s.members
+                        .iter()
+                        .filter(|m| m.role == MemberRole::Voter)
+                        .count()
+                        == voters
                     && s.members.iter().all(|m| m.live == Some(true))
             });
             let sessions = self.nodes.iter().all(|n| n.status().session.is_some());

@@ -70,12 +70,8 @@ pub async fn pairs(
     for i in 0..clients {
         let node = c.nodes[place(i) % c.nodes.len()].clone();
         let lock = name(i);
-        let (phase, count, errors, hists) = (
-            phase.clone(),
-            count.clone(),
-            errors.clone(),
-            hists.clone(),
-        );
+        let (phase, count, errors, hists) =
+            (phase.clone(), count.clone(), errors.clone(), hists.clone());
         tasks.spawn(async move {
             loop {
                 let p = phase.load(Ordering::Relaxed);

@@ -72,7 +72,7 @@ pub fn run(cfg: &crate::Cfg) {
                 own_runtimes: n.min(5),
                 threads: 2,
                 data: None,
-                form_timeout: Duration::from_secs(60) + Duration::from_millis(400) * n as u32,
+                form_timeout: Duration::from_secs(60) + Duration::from_secs(1) * n as u32,
             };
             let p = rt.block_on(async {
                 let t0 = Instant::now();
@@ -106,7 +106,10 @@ pub fn run(cfg: &crate::Cfg) {
                 }
                 None => {
                     reached = k;
-                    println!("sessions: stopping at {} sessions", sizes[..k].last().copied().unwrap_or(0));
+                    println!(
+                        "sessions: stopping at {} sessions",
+                        sizes[..k].last().copied().unwrap_or(0)
+                    );
                     break;
                 }
             }

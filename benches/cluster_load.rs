@@ -15,6 +15,11 @@
 //! against: floor = 2 x (loopback QUIC round trip + 4 KiB write+fdatasync
 //! p50). Each workload's figure is printed as a ratio to its goal.
 //!
+//! `PEERLOCK_BENCH_QUICK=1` (or `cargo test --benches`) is a smoke run for
+//! CI: 1 s windows, one run, every part (idle, floor, U, C, M in both modes,
+//! and a 5-pair timeline), in well under a minute; it asserts nothing
+//! about speed (issue 10, "Rules").
+//!
 //! `PEERLOCK_BENCH_ONLY=idle|floor|U|C|M|timeline` runs one part (for
 //! profiles: `perf record` on the binary with `PEERLOCK_BENCH_ONLY=M`, and
 //! `PEERLOCK_BENCH_MODE=memory|durable` for one mode);
@@ -160,7 +165,7 @@ fn rss_mib() -> Option<f64> {
 
 /// Idle cost: three nodes in this process doing nothing but ticks,
 /// heartbeats and keepalives.
-async fn idle(secs: u64) {
+async fn idle(secs: u64, quick: bool) {
     let nodes = cluster(None).await;
     tokio::time::sleep(Duration::from_secs(1)).await;
     let (Some(c0), t0) = (cpu_time(), Instant::now()) else {
@@ -176,8 +181,18 @@ async fn idle(secs: u64) {
         "idle: {per_node:.2} % of one core per node; process RSS with 3 nodes {:.1} MiB",
         rss_mib().unwrap_or(0.0)
     );
-    for n in &nodes {
-        let _ = n.shutdown().await;
+    stop(&nodes, quick).await;
+}
+
+/// Stops the nodes: gracefully, or, in the smoke run, by a kill (a graceful
+/// leave waits seconds for a membership change, the smoke run's largest cost).
+async fn stop(nodes: &[Node], quick: bool) {
+    for n in nodes {
+        if quick {
+            n.kill().await;
+        } else {
+            let _ = n.shutdown().await;
+        }
     }
 }
 
@@ -249,7 +264,10 @@ fn against_goals(durable: bool, f: &Floor, rows: &[(f64, f64, f64, f64)]) {
 fn main() {
     // `cargo bench` passes `--bench`; `cargo test --benches` passes nothing
     // useful: run a token workload then, so the target stays checked.
-    let quick = std::env::args().any(|a| a == "--test");
+    // Without either (the binary run by hand, under `perf record`), the
+    // full windows, unless PEERLOCK_BENCH_QUICK asks for the smoke run.
+    let quick = std::env::args().any(|a| a == "--test")
+        || std::env::var("PEERLOCK_BENCH_QUICK").is_ok_and(|v| !v.is_empty() && v != "0");
     let secs = if quick {
         1
     } else {
@@ -273,7 +291,7 @@ fn main() {
         // Idle first, in a fresh process, so its memory figure is not the
         // allocator's leftovers from the load runs.
         if wants("idle") {
-            idle(secs).await;
+            idle(secs, quick).await;
         }
         let base = tempfile::tempdir_in(
             std::env::var("PEERLOCK_BENCH_DIR")
@@ -331,9 +349,7 @@ fn main() {
                     }
                     results[i].1.push(res);
                 }
-                for n in &nodes {
-                    let _ = n.shutdown().await;
-                }
+                stop(&nodes, quick).await;
                 let _ = std::fs::remove_dir_all(&dir);
             }
             println!(
@@ -371,6 +387,12 @@ fn main() {
                 against_goals(false, &fl, &medians);
                 mem_rows = medians.iter().map(|m| m.0).collect();
             }
+        }
+        // The smoke run also goes through the timeline (it installs the
+        // process's tracing subscriber, so it comes last).
+        if quick && only.is_empty() {
+            println!();
+            timeline::run(base.path(), 5).await;
         }
     });
 }

@@ -24,6 +24,14 @@ mod clients;
 mod locks;
 #[path = "growth/nodes.rs"]
 mod nodes;
+// What the clients, nodes and sessions curves share: a cluster in this
+// process, the pair loop, and the readings from /proc.
+#[path = "growth/nodes_cluster.rs"]
+mod nodes_cluster;
+#[path = "growth/nodes_load.rs"]
+mod nodes_load;
+#[path = "growth/nodes_probe.rs"]
+mod nodes_probe;
 #[path = "growth/sessions.rs"]
 mod sessions;
 #[path = "growth/waiters.rs"]

@@ -72,6 +72,26 @@ async fn fill(nodes: &[Node], n: usize, len: usize) -> Vec<LockGuard> {
     all
 }
 
+/// As many callers as the fill take and release a lock each, so what the
+/// fill's concurrency costs (task slots, buffers) is in the baseline RSS
+/// and not counted per lock: at 1 000 locks it would dominate.
+async fn warm_up(nodes: &[Node]) {
+    let mut tasks = Vec::new();
+    for c in 0..CALLERS_PER_NODE * nodes.len() {
+        let node = nodes[c % nodes.len()].clone();
+        tasks.push(tokio::spawn(async move {
+            let name = format!("warm-{c}");
+            let call = node.try_lock(&name);
+            if let Ok(Ok(Some(g))) = tokio::time::timeout(Duration::from_secs(30), call).await {
+                let _ = g.unlock().await;
+            }
+        }));
+    }
+    for t in tasks {
+        let _ = t.await;
+    }
+}
+
 /// `clients` loops of acquire -> release for `secs`; client `i` on node
 /// `i % 3` (U: one client on the leader), on a fresh name every pair (U)
 /// or its own name (M). Returns pairs/s and p50 ms.
@@ -122,6 +142,7 @@ pub async fn measure(n: usize, len: usize, secs: u64, runs: usize) -> ClusterPoi
     )
     .expect("bench data dir");
     let mut c = Cluster::start(Some(base.path()), None).await;
+    warm_up(&c.nodes).await;
     tokio::time::sleep(Duration::from_secs(1)).await;
     let rss0 = rss_bytes();
     let at = Instant::now();

@@ -68,7 +68,7 @@ pub fn run(cfg: &crate::Cfg) {
         let (dr, dlo, dhi) = f(|r| r.drained_ms);
         let (cpu, clo, chi) = f(|r| r.timeout_cpu_ms);
         println!(
-            "| {w} | {:.2} | {rate:.0} ({lo:.0}-{hi:.0}) | {:.2} | {:.2} | {:.0} | {ans:.0} ({alo:.0}-{ahi:.0}) | {dr:.0} ({dlo:.0}-{dhi:.0}) | {cpu:.0} ({clo:.0}-{chi:.0}) | {:.0} | {load} |",
+            "| {w} | {:.2} | {rate:.0} ({lo:.0}-{hi:.0}) | {:.2} | {:.2} | {:.0} | {ans:.0} ({alo:.0}-{ahi:.0}) | {dr:.0} ({dlo:.0}-{dhi:.0}) | {cpu:.1} ({clo:.1}-{chi:.1}) | {:.0} | {load} |",
             f(|r| r.queue_s).0,
             f(|r| r.gap_p50_ms).0,
             f(|r| r.gap_p99_ms).0,

@@ -62,19 +62,34 @@ pub fn run(cfg: &crate::Cfg) {
     }
     let sizes = list(
         "PEERLOCK_BENCH_LOCKS_SIZES",
-        if cfg.quick { &[1_000] } else { &[1_000, 10_000, 100_000, 999_000] },
+        if cfg.quick {
+            &[1_000]
+        } else {
+            &[1_000, 10_000, 100_000, 999_000]
+        },
     );
     let lens = list("PEERLOCK_BENCH_LOCKS_LENS", &[10, 250]);
     let started = Instant::now();
     println!("\ncurve locks: held locks on a 3-node durable cluster on 127.0.0.1");
-    println!("command: PEERLOCK_BENCH_CURVE=locks cargo bench --bench growth ({} s windows, {} runs)", cfg.secs, cfg.runs);
-    println!("started {} UTC-epoch-s, loadavg {}", epoch(), cluster::loadavg());
+    println!(
+        "command: PEERLOCK_BENCH_CURVE=locks cargo bench --bench growth ({} s windows, {} runs)",
+        cfg.secs, cfg.runs
+    );
+    println!(
+        "started {} UTC-epoch-s, loadavg {}",
+        epoch(),
+        cluster::loadavg()
+    );
     let mut rows = Vec::new();
     for &len in &lens {
         for &n in &sizes {
             let t = spawn(cfg, &format!("table:{n}:{len}"));
             let c = spawn(cfg, &format!("cluster:{n}:{len}"));
-            eprintln!("locks {n} x {len} B done after {:.0} s, loadavg {}", started.elapsed().as_secs_f64(), cluster::loadavg());
+            eprintln!(
+                "locks {n} x {len} B done after {:.0} s, loadavg {}",
+                started.elapsed().as_secs_f64(),
+                cluster::loadavg()
+            );
             rows.push((n, len, t, c, cluster::loadavg()));
         }
     }
@@ -110,7 +125,17 @@ pub fn run(cfg: &crate::Cfg) {
             g(c, "m_lo"), g(c, "m_hi"), g(c, "m_p50"), m / m0,
         );
     }
-    println!("\ncurve locks took {:.0} s; loadavg at the end {}", started.elapsed().as_secs_f64(), cluster::loadavg());
+    for (n, len, _, c, _) in &rows {
+        let (lost, el, busy) = (g(c, "lost"), g(c, "elections"), g(c, "busy_s"));
+        if lost != 0.0 || el != 0.0 || busy.is_nan() || busy < 0.0 || c.is_empty() {
+            println!("  {n} x {len} B: NOT CLEAN: {lost} guards lost, {el} term changes, probe after restart {busy:.2} s (negative: free), report {}", if c.is_empty() { "missing" } else { "present" });
+        }
+    }
+    println!(
+        "\ncurve locks took {:.0} s; loadavg at the end {}",
+        started.elapsed().as_secs_f64(),
+        cluster::loadavg()
+    );
 }
 
 fn epoch() -> u64 {
@@ -166,8 +191,14 @@ fn child(cfg: &crate::Cfg, spec: &str) {
     let mut parts = spec.split(':');
     let (kind, n, len) = (
         parts.next().unwrap_or(""),
-        parts.next().and_then(|v| v.parse::<usize>().ok()).unwrap_or(1_000),
-        parts.next().and_then(|v| v.parse::<usize>().ok()).unwrap_or(10),
+        parts
+            .next()
+            .and_then(|v| v.parse::<usize>().ok())
+            .unwrap_or(1_000),
+        parts
+            .next()
+            .and_then(|v| v.parse::<usize>().ok())
+            .unwrap_or(10),
     );
     if kind == "table" {
         let p = table::measure(n, len, cfg.runs);
@@ -184,9 +215,9 @@ fn child(cfg: &crate::Cfg, spec: &str) {
         .expect("runtime");
     let p = rt.block_on(point::measure(n, len, cfg.secs, cfg.runs));
     println!(
-        "{REPORT} fill_s={} bytes_per_lock_node={} disk_per_lock_node={} u={} u_lo={} u_hi={} u_p50={} m={} m_lo={} m_hi={} m_p50={} ready_s={} busy_s={}",
+        "{REPORT} fill_s={} bytes_per_lock_node={} disk_per_lock_node={} u={} u_lo={} u_hi={} u_p50={} m={} m_lo={} m_hi={} m_p50={} ready_s={} busy_s={} lost={} elections={}",
         p.fill_s, p.bytes_per_lock_node, p.disk_per_lock_node, p.u.0, p.u.1, p.u.2, p.u_p50,
-        p.m.0, p.m.1, p.m.2, p.m_p50, p.ready_s, p.busy_s
+        p.m.0, p.m.1, p.m.2, p.m_p50, p.ready_s, p.busy_s, p.lost, p.elections
     );
     rt.shutdown_timeout(Duration::from_secs(5));
 }

@@ -24,7 +24,12 @@ pub struct Cluster {
 /// restart may read a large data directory.
 pub const START_BOUND: Duration = Duration::from_secs(300);
 
-fn builder(ca: &ClusterCa, i: usize, sock: UdpSocket, addrs: &[SocketAddr]) -> peerlock::NodeBuilder {
+fn builder(
+    ca: &ClusterCa,
+    i: usize,
+    sock: UdpSocket,
+    addrs: &[SocketAddr],
+) -> peerlock::NodeBuilder {
     let tls = ca
         .issue_node(&format!("growth-{i}"), &["127.0.0.1"])
         .expect("cert");
@@ -39,19 +44,38 @@ impl Cluster {
     /// Starts three nodes. `data`: durable under this directory, else in
     /// memory. `runtimes`: one per node (their tasks run there), else the
     /// current runtime.
-    pub async fn start(data: Option<&Path>, runtimes: Option<&[tokio::runtime::Handle]>) -> Cluster {
+    pub async fn start(
+        data: Option<&Path>,
+        runtimes: Option<&[tokio::runtime::Handle]>,
+    ) -> Cluster {
         let ca = ClusterCa::generate("growth").expect("CA");
         let socks: Vec<UdpSocket> = (0..3)
             .map(|_| UdpSocket::bind("127.0.0.1:0").expect("bind"))
             .collect();
-        let addrs: Vec<SocketAddr> = socks.iter().map(|s| s.local_addr().expect("addr")).collect();
-        let dirs = data.map(|d| (0..3).map(|i| d.join(format!("node-{i}"))).collect::<Vec<_>>());
-        let mut c = Cluster { nodes: Vec::new(), ca, addrs, dirs };
+        let addrs: Vec<SocketAddr> = socks
+            .iter()
+            .map(|s| s.local_addr().expect("addr"))
+            .collect();
+        let dirs = data.map(|d| {
+            (0..3)
+                .map(|i| d.join(format!("node-{i}")))
+                .collect::<Vec<_>>()
+        });
+        let mut c = Cluster {
+            nodes: Vec::new(),
+            ca,
+            addrs,
+            dirs,
+        };
         c.nodes = c.boot(socks, runtimes).await;
         c
     }
 
-    async fn boot(&self, socks: Vec<UdpSocket>, runtimes: Option<&[tokio::runtime::Handle]>) -> Vec<Node> {
+    async fn boot(
+        &self,
+        socks: Vec<UdpSocket>,
+        runtimes: Option<&[tokio::runtime::Handle]>,
+    ) -> Vec<Node> {
         let mut starts = Vec::new();
         for (i, s) in socks.into_iter().enumerate() {
             let b = builder(&self.ca, i, s, &self.addrs);
@@ -100,7 +124,10 @@ impl Cluster {
 
     /// The index of the node that believes it leads (0 if none yet).
     pub fn leader(&self) -> usize {
-        self.nodes.iter().position(|n| n.status().is_leader()).unwrap_or(0)
+        self.nodes
+            .iter()
+            .position(|n| n.status().is_leader())
+            .unwrap_or(0)
     }
 
     /// Stops every node as a crash would: quick, and nothing is released.

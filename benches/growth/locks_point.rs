@@ -35,6 +35,11 @@ pub struct ClusterPoint {
     /// answers Busy on try_lock (negative when it answered free).
     pub ready_s: f64,
     pub busy_s: f64,
+    /// Guards whose lease was gone after the load (a session expired:
+    /// the point is then not what it claims).
+    pub lost: usize,
+    /// Raft term rises from the fill's start to the kill (elections).
+    pub elections: u64,
 }
 
 const CALLERS_PER_NODE: usize = 256;
@@ -51,7 +56,9 @@ async fn fill(nodes: &[Node], n: usize, len: usize) -> Vec<LockGuard> {
             let mut held = Vec::new();
             let mut i = next.fetch_add(1, Ordering::Relaxed);
             while i < n && Instant::now() < deadline {
-                match tokio::time::timeout(Duration::from_secs(60), node.try_lock(&name(i, len))).await {
+                match tokio::time::timeout(Duration::from_secs(60), node.try_lock(&name(i, len)))
+                    .await
+                {
                     Ok(Ok(Some(g))) => {
                         held.push(g);
                         i = next.fetch_add(1, Ordering::Relaxed);
@@ -100,13 +107,22 @@ async fn load(nodes: &[Node], leader: usize, clients: usize, secs: u64, tag: &st
     let count = Arc::new(AtomicU64::new(0));
     let mut tasks = Vec::new();
     for c in 0..clients {
-        let node = nodes[if clients == 1 { leader } else { c % nodes.len() }].clone();
+        let node = nodes[if clients == 1 {
+            leader
+        } else {
+            c % nodes.len()
+        }]
+        .clone();
         let (stop, count, tag) = (stop.clone(), count.clone(), tag.to_string());
         tasks.push(tokio::spawn(async move {
             let mut h = histogram();
             let mut k = 0u64;
             while !stop.load(Ordering::Relaxed) {
-                let lock = if clients == 1 { format!("{tag}/{k}") } else { format!("{tag}/{c}") };
+                let lock = if clients == 1 {
+                    format!("{tag}/{k}")
+                } else {
+                    format!("{tag}/{c}")
+                };
                 k += 1;
                 let t = Instant::now();
                 match tokio::time::timeout(Duration::from_secs(10), node.lock(&lock)).await {
@@ -138,13 +154,15 @@ async fn load(nodes: &[Node], leader: usize, clients: usize, secs: u64, tag: &st
 /// Runs the point in this process (a child of the curve).
 pub async fn measure(n: usize, len: usize, secs: u64, runs: usize) -> ClusterPoint {
     let base = tempfile::tempdir_in(
-        std::env::var("PEERLOCK_BENCH_DIR").unwrap_or_else(|_| std::env::temp_dir().display().to_string()),
+        std::env::var("PEERLOCK_BENCH_DIR")
+            .unwrap_or_else(|_| std::env::temp_dir().display().to_string()),
     )
     .expect("bench data dir");
     let mut c = Cluster::start(Some(base.path()), None).await;
     warm_up(&c.nodes).await;
     tokio::time::sleep(Duration::from_secs(1)).await;
     let rss0 = rss_bytes();
+    let term0 = c.nodes[0].status().term;
     let at = Instant::now();
     let guards = fill(&c.nodes, n, len).await;
     let fill_s = at.elapsed().as_secs_f64();
@@ -163,7 +181,17 @@ pub async fn measure(n: usize, len: usize, secs: u64, runs: usize) -> ClusterPoi
         m.push(rate);
         mp.push(p50);
     }
-    let probe = guards.first().map(|g| g.name().to_string()).unwrap_or_default();
+    let lost = guards.iter().filter(|g| !g.is_held()).count();
+    let elections = c.nodes[0].status().term.saturating_sub(term0);
+    if lost > 0 || elections > 0 {
+        eprintln!(
+            "locks {n} x {len} B: {lost} guards lost, {elections} term changes during the point"
+        );
+    }
+    let probe = guards
+        .first()
+        .map(|g| g.name().to_string())
+        .unwrap_or_default();
     // Crash every node first: a guard dropped while its node runs would
     // release its lock.
     c.kill().await;
@@ -193,5 +221,7 @@ pub async fn measure(n: usize, len: usize, secs: u64, runs: usize) -> ClusterPoi
         m_p50: med(&mp).0,
         ready_s,
         busy_s,
+        lost,
+        elections,
     }
 }

@@ -27,9 +27,18 @@ use std::time::Duration;
 use crate::locks::cluster::{loadavg, med};
 
 pub fn run(cfg: &crate::Cfg) {
-    let sizes: &[usize] = if cfg.quick { &[16] } else { &[16, 1_024, 10_000] };
-    println!("\ncurve waiters: waiters on one lock, 3 in-memory nodes on 127.0.0.1 (one runtime each)");
-    println!("command: PEERLOCK_BENCH_CURVE=waiters cargo bench --bench growth ({} runs per size)", cfg.runs);
+    let sizes: &[usize] = if cfg.quick {
+        &[16]
+    } else {
+        &[16, 1_024, 10_000]
+    };
+    println!(
+        "\ncurve waiters: waiters on one lock, 3 in-memory nodes on 127.0.0.1 (one runtime each)"
+    );
+    println!(
+        "command: PEERLOCK_BENCH_CURVE=waiters cargo bench --bench growth ({} runs per size)",
+        cfg.runs
+    );
     println!("loadavg at start {}", loadavg());
     let client = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -58,7 +67,10 @@ pub fn run(cfg: &crate::Cfg) {
         rows.push((w, runs, loadavg()));
     }
     client.shutdown_timeout(Duration::from_secs(5));
-    println!("\nmedian (range) of {} runs; leader CPU = CPU of the leader's runtime threads\n", cfg.runs);
+    println!(
+        "\nmedian (range) of {} runs; leader CPU = CPU of the leader's runtime threads\n",
+        cfg.runs
+    );
     println!("| waiters | queued in s | hand-offs/s | gap p50 ms | gap p99 ms | leader CPU µs/hand-off | time-out: all callers answered ms | time-out: queue empty ms | leader CPU ms | leader CPU µs/waiter | loadavg |");
     println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|");
     for (w, runs, load) in rows {

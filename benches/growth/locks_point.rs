@@ -40,6 +40,8 @@ pub struct ClusterPoint {
     pub lost: usize,
     /// Raft term rises from the fill's start to the kill (elections).
     pub elections: u64,
+    /// Locks the fill took within its bound (n when clean).
+    pub filled: usize,
 }
 
 const CALLERS_PER_NODE: usize = 256;
@@ -73,9 +75,14 @@ async fn fill(nodes: &[Node], n: usize, len: usize) -> Vec<LockGuard> {
     }
     let mut all = Vec::with_capacity(n);
     for t in tasks {
-        all.extend(t.await.expect("fill task"));
+        all.extend(t.await.unwrap_or_default());
     }
-    assert_eq!(all.len(), n, "the fill finished within {FILL_BOUND:?}");
+    if all.len() < n {
+        eprintln!(
+            "locks {n} x {len} B: only {} filled within {FILL_BOUND:?}",
+            all.len()
+        );
+    }
     all
 }
 
@@ -166,6 +173,7 @@ pub async fn measure(n: usize, len: usize, secs: u64, runs: usize) -> ClusterPoi
     let at = Instant::now();
     let guards = fill(&c.nodes, n, len).await;
     let fill_s = at.elapsed().as_secs_f64();
+    let filled = guards.len();
     // Let compaction and the followers settle before reading RSS.
     tokio::time::sleep(Duration::from_secs(2)).await;
     let rss1 = rss_bytes();
@@ -213,8 +221,8 @@ pub async fn measure(n: usize, len: usize, secs: u64, runs: usize) -> ClusterPoi
     c.kill().await;
     ClusterPoint {
         fill_s,
-        bytes_per_lock_node: rss1.saturating_sub(rss0) as f64 / n as f64 / 3.0,
-        disk_per_lock_node: disk as f64 / n as f64 / 3.0,
+        bytes_per_lock_node: rss1.saturating_sub(rss0) as f64 / filled.max(1) as f64 / 3.0,
+        disk_per_lock_node: disk as f64 / filled.max(1) as f64 / 3.0,
         u: med(&u),
         u_p50: med(&up).0,
         m: med(&m),
@@ -223,5 +231,6 @@ pub async fn measure(n: usize, len: usize, secs: u64, runs: usize) -> ClusterPoi
         busy_s,
         lost,
         elections,
+        filled,
     }
 }

@@ -111,7 +111,7 @@ pub fn run(cfg: &crate::Cfg) {
     println!("| held locks | name B | table B/lock | cluster B/lock/node | goal | disk B/lock/node | snapshot MiB | encode ms | restore ms | fill s | restart: ready s | restart: held name Busy s | loadavg |");
     println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|");
     for (n, len, t, c, load) in &rows {
-        println!(
+        let row = format!(
             "| {n} | {len} | {:.0} | {:.0} | {} | {:.0} | {:.1} | {:.1} ({:.1}-{:.1}) | {:.1} ({:.1}-{:.1}) | {:.2} | {:.2} | {:.2} | {load} |",
             g(t, "bytes_per_lock"),
             g(c, "bytes_per_lock_node"),
@@ -124,12 +124,14 @@ pub fn run(cfg: &crate::Cfg) {
             g(c, "ready_s"),
             g(c, "busy_s"),
         );
+        // A point not measured (skipped, or its child failed) shows "-".
+        println!("{}", row.replace("NaN", "-"));
     }
     println!("\nThroughput with the locks held (durable; U: 1 client on the leader, a fresh name per pair; M: 64 clients on 64 names, spread over the nodes; median (range) of {} runs; goal: flat within 20 %)\n", cfg.runs);
     println!("| held locks | name B | U pairs/s | U p50 ms | U vs smallest | M pairs/s | M p50 ms | M vs smallest |");
     println!("|---:|---:|---:|---:|---:|---:|---:|---:|");
     let mut first: HashMap<usize, (f64, f64)> = HashMap::new();
-    for (n, len, _, c, _) in &rows {
+    for (n, len, _, c, _) in rows.iter().filter(|r| !r.3.contains_key("skipped")) {
         let (u, m) = (g(c, "u"), g(c, "m"));
         let (u0, m0) = *first.entry(*len).or_insert((u, m));
         println!(

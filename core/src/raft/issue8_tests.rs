@@ -247,6 +247,50 @@ async fn issue_8_keepalives_that_arrive_together_share_one_quorum_round() {
     );
 }
 
+/// Issue 10 (cost as nodes grow): keepalives that arrive spread out, as
+/// idle nodes' do, each started a quorum round of their own, so the
+/// leader's keepalive traffic grew as nodes squared. Rounds are now paced
+/// (at most one per TTL / 20): 40 keepalives 10 ms apart share a handful.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue_10_keepalives_spread_out_share_paced_quorum_rounds() {
+    let (net, ids, nodes) = cluster_with(3, config()).await;
+    let leader = nodes[0].status().leader.unwrap();
+    let li = ids.iter().position(|id| *id == leader).unwrap();
+    let sender = (li + 1) % 3;
+    let session = nodes[sender].status().session.unwrap();
+    let before = nodes[li].inspect().await.unwrap();
+    for seq in 0..40u64 {
+        net.inject(
+            ids[sender],
+            leader,
+            vec![PeerMessage::KeepAlive {
+                session,
+                seq: u64::MAX - seq,
+            }],
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let after = nodes[li].inspect().await.unwrap();
+    let heard = after.keepalives_heard - before.keepalives_heard;
+    let rounds = after.keepalive_rounds - before.keepalive_rounds;
+    assert!(heard >= 40, "the leader heard {heard}");
+    // 400 ms at one round per 50 ms (TTL 1 s / 20), plus the nodes' own
+    // keepalives: about 10 rounds; one per keepalive before the pacing.
+    assert!(
+        rounds * 3 <= heard,
+        "{heard} keepalives took {rounds} quorum rounds"
+    );
+    // Sessions still renew: every node keeps a valid lease.
+    for n in &nodes {
+        let g = timeout(WAIT, n.lock(&format!("after-{}", n.status().id.0)))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(g.is_held());
+    }
+}
+
 /// Issue 8, item 10: the client inbox is bounded. 12 000 `holder` calls
 /// at once used to enter the driver's unbounded inbox together; now at
 /// most `MAX_CALLS_IN_FLIGHT` wait there and the rest wait for a place.

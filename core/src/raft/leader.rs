@@ -47,6 +47,9 @@ pub(crate) struct LeaderDuty {
     pub(crate) snapshot_since: BTreeMap<u64, Instant>,
     /// What this leader saw of its peers, for the membership planner.
     pub(crate) watch: super::reconcile::Watch,
+    /// When this leader last began a ReadIndex round for keepalives (see
+    /// `Driver::flush_keepalives`).
+    pub(crate) keepalive_round_at: Option<Instant>,
 }
 
 impl LeaderDuty {
@@ -72,6 +75,7 @@ impl LeaderDuty {
             lock_delay,
             snapshot_since: BTreeMap::new(),
             watch: super::reconcile::Watch::new(now),
+            keepalive_round_at: None,
         };
         for h in table.pending_handoffs() {
             duty.schedule(h.lock, h.freed_at, h.delayed, now);

@@ -22,6 +22,11 @@ pub(crate) struct KeepAliveReq {
     pub(crate) seq: u64,
 }
 
+/// Keepalive rounds begin at most once per this fraction of the session
+/// TTL (see `flush_keepalives`): 20, so at most 2 rounds a second at the
+/// default 10 s TTL, whatever the number of sessions.
+pub(crate) const KEEPALIVE_ROUND_EVERY: u32 = 20;
+
 impl<S: LogStore + Send + 'static> Driver<S> {
     pub(super) fn on_tick(&mut self, now: Instant) {
         self.open_session_if_needed(now);
@@ -173,6 +178,16 @@ impl<S: LogStore + Send + 'static> Driver<S> {
 
     /// Starts one ReadIndex round for every keepalive queued, if this node
     /// leads and has committed in its term. Returns whether it did.
+    ///
+    /// Rounds are paced: at most one per [`KEEPALIVE_ROUND_EVERY`] of the
+    /// session TTL (issue 10). A round is a heartbeat to every member and
+    /// its answers, 2 (n - 1) messages, and idle nodes' keepalives arrive
+    /// spread out, so one round each made the leader's keepalive traffic
+    /// grow as nodes squared; paced, it grows with the nodes. The delay
+    /// (at most TTL / 20, then the next tick) costs the holder that much of
+    /// its lease's remaining time, never its safety: the holder dates its
+    /// lease from when it sent the keepalive, and the round still begins
+    /// after the keepalive arrived.
     pub(super) fn flush_keepalives(&mut self, now: Instant) -> bool {
         if self.keepalive_batch.is_empty() {
             return false;
@@ -184,6 +199,13 @@ impl<S: LogStore + Send + 'static> Driver<S> {
         }
         if !self.raw.raft.commit_to_current_term() {
             return false;
+        }
+        let pace = self.cfg.session_ttl / KEEPALIVE_ROUND_EVERY;
+        if let Some(duty) = self.leader.as_mut() {
+            if duty.keepalive_round_at.is_some_and(|at| now < at + pace) {
+                return false;
+            }
+            duty.keepalive_round_at = Some(now);
         }
         let batch = std::mem::take(&mut self.keepalive_batch);
         let ctx = self.reads.issue(Purpose::KeepAlives(batch), now);

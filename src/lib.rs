@@ -44,6 +44,32 @@
 //!   session, as long as clock *rates* differ by less than the lease margin
 //!   (a tenth of the TTL). No wall clock or clock synchronisation is used.
 //!
+//! ## Leader election
+//!
+//! A campaign is an acquire of the election's name, and the leader holds
+//! it: one leader at a time, a fencing token per term of office, and the
+//! leader learns of its loss before another candidate can be granted the
+//! election. [`Node::run_as_leader`] keeps a job running on exactly one
+//! node, dropping it before the leadership is released
+//! (`cargo run --example scheduler` runs one through a crash).
+//!
+//! ```no_run
+//! # async fn demo(node: peerlock::Node) -> Result<(), peerlock::Error> {
+//! let task = node.run_as_leader("scheduler", |l: peerlock::Leadership| async move {
+//!     loop {
+//!         println!("running the job with token {}", l.token());
+//!         tokio::time::sleep(std::time::Duration::from_secs(60)).await;
+//!     }
+//! });
+//! println!("leader now: {:?}", node.leader("scheduler").await?);
+//! task.stop().await?; // drops the job, then resigns
+//! # Ok(()) }
+//! ```
+//!
+//! A task that holds a lock and asks the same node for it again gets
+//! [`Error::AlreadyHeld`] rather than waiting behind itself: locks are
+//! owned by guards, not threads (issue 11, item 5).
+//!
 //! ## What peerlock is not
 //!
 //! Not a key-value store and not a queue. With `.data_dir(path)` the lock

@@ -59,6 +59,8 @@ mod proptests;
 #[cfg(test)]
 mod session_tests;
 #[cfg(test)]
+mod snapshot_compat_tests;
+#[cfg(test)]
 mod snapshot_tests;
 #[cfg(test)]
 mod tests;

@@ -138,6 +138,7 @@ impl Model {
             | Command::Leave { .. }
             | Command::Found { .. }
             | Command::SetZone { .. } => {}
+            Command::AcquireClaims { .. } | Command::ReleaseGrant { .. } => {}
         }
         fx
     }

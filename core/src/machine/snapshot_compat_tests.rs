@@ -52,6 +52,9 @@ fn a_version_2_snapshot_restores_to_the_same_table() {
     let mut new = v2_source();
     assert_eq!(old, new);
     assert_eq!(old.state_hash(), new.state_hash());
+    assert_eq!(old.lock_entries(), 5, "rebuilt on restore");
+    // The old layout the tests encode with is the one the old code wrote.
+    assert_eq!(super::snapshot_v2::encode_v2(&new), V2_FIXTURE);
     for t in [&mut old, &mut new] {
         rel(t, 20, A, 4, "x", 1_010);
         handoff(t, 21, "z", 16);

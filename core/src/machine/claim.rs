@@ -140,7 +140,7 @@ pub fn validate_claims(claims: &[Claim]) -> Result<(), ClaimError> {
         // At most 64 claims: the position fits a u8, and the quadratic
         // duplicate check is at most 2 016 comparisons.
         let at = i as u8;
-        if claims[..i].iter().any(|p| p.lock == c.lock) {
+        if claims.iter().take(i).any(|p| p.lock == c.lock) {
             return Err(ClaimError::Duplicate(at));
         }
         if let ClaimKind::Permits { n, count } = c.kind {

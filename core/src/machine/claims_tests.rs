@@ -57,8 +57,14 @@ fn grants(t: &LockTable, lock: &str) -> Vec<(SessionId, u64)> {
 #[test]
 fn readers_share_and_a_writer_queued_first_goes_first() {
     let mut t = table();
-    assert_eq!(claims(&mut t, 10, A, 1, &[("x", S)], true), [granted(A, 1, 10)]);
-    assert_eq!(claims(&mut t, 11, B, 1, &[("x", S)], true), [granted(B, 1, 11)]);
+    assert_eq!(
+        claims(&mut t, 10, A, 1, &[("x", S)], true),
+        [granted(A, 1, 10)]
+    );
+    assert_eq!(
+        claims(&mut t, 11, B, 1, &[("x", S)], true),
+        [granted(B, 1, 11)]
+    );
     assert_eq!(claims(&mut t, 12, C, 1, &[("x", X)], true), [queued(C, 1)]);
     assert_eq!(claims(&mut t, 13, A, 2, &[("x", S)], true), [queued(A, 2)]);
     assert_eq!(release(&mut t, 14, A, 3, 1), [released(A, 3)]);
@@ -67,11 +73,12 @@ fn readers_share_and_a_writer_queued_first_goes_first() {
         release(&mut t, 15, B, 2, 1),
         [granted(C, 1, 15), released(B, 2)]
     );
+    // The writer's token (15) is above every read grant's before it.
+    assert_eq!(grants(&t, "x"), [(C, 15)]);
     assert_eq!(
         release(&mut t, 16, C, 2, 1),
         [granted(A, 2, 16), released(C, 2)]
     );
-    assert!(16 > 11, "the writer's token 15 is above every read grant's");
 }
 
 /// Readers queued together behind a writer are granted together, in one
@@ -86,7 +93,10 @@ fn consecutive_readers_are_granted_together_and_a_mutex_excludes_them() {
         rel(&mut t, 13, A, 2, "x", 10),
         [granted(B, 1, 13), granted(C, 1, 13), released(A, 2)]
     );
-    assert_eq!(acq(&mut t, 14, A, 3, "x", false), [reply(A, 3, Outcome::Busy)]);
+    assert_eq!(
+        acq(&mut t, 14, A, 3, "x", false),
+        [reply(A, 3, Outcome::Busy)]
+    );
     assert_eq!(acq(&mut t, 15, A, 4, "x", true), [queued(A, 4)]);
     release(&mut t, 16, B, 2, 1);
     assert_eq!(
@@ -106,15 +116,27 @@ fn consecutive_readers_are_granted_together_and_a_mutex_excludes_them() {
 #[test]
 fn a_big_permit_request_is_not_overtaken_by_small_ones() {
     let mut t = table();
-    assert_eq!(claims(&mut t, 10, A, 1, &[("s", p(2, 3))], true), [granted(A, 1, 10)]);
-    assert_eq!(claims(&mut t, 11, B, 1, &[("s", p(3, 3))], true), [queued(B, 1)]);
+    assert_eq!(
+        claims(&mut t, 10, A, 1, &[("s", p(2, 3))], true),
+        [granted(A, 1, 10)]
+    );
+    assert_eq!(
+        claims(&mut t, 11, B, 1, &[("s", p(3, 3))], true),
+        [queued(B, 1)]
+    );
     // One permit is free, but B queued first.
-    assert_eq!(claims(&mut t, 12, C, 1, &[("s", p(1, 3))], true), [queued(C, 1)]);
+    assert_eq!(
+        claims(&mut t, 12, C, 1, &[("s", p(1, 3))], true),
+        [queued(C, 1)]
+    );
     assert_eq!(
         claims(&mut t, 13, C, 2, &[("s", p(1, 3))], false),
         [reply(C, 2, Outcome::Busy)]
     );
-    assert_eq!(claims(&mut t, 14, A, 2, &[("s", p(1, 3))], true), [queued(A, 2)]);
+    assert_eq!(
+        claims(&mut t, 14, A, 2, &[("s", p(1, 3))], true),
+        [queued(A, 2)]
+    );
     assert_eq!(
         release(&mut t, 15, A, 3, 1),
         [granted(B, 1, 15), released(A, 3)]
@@ -149,15 +171,24 @@ fn a_name_in_use_refuses_another_kind_or_count() {
     ];
     for (n, (want, out)) in cases.iter().enumerate() {
         let r = 10 + n as u64;
-        assert_eq!(claims(&mut t, 20 + r, B, r, want, true), [reply(B, r, *out)]);
+        assert_eq!(
+            claims(&mut t, 20 + r, B, r, want, true),
+            [reply(B, r, *out)]
+        );
     }
-    assert_eq!(acq(&mut t, 40, B, 20, "s", true), [reply(B, 20, wrong(0, sem))]);
+    assert_eq!(
+        acq(&mut t, 40, B, 20, "s", true),
+        [reply(B, 20, wrong(0, sem))]
+    );
     assert_eq!(waiters(&t, "s"), []);
     assert_eq!(t.lock_entries(), 2);
     assert_ne!(t.state_hash(), hash, "only the outcomes are recorded");
     release(&mut t, 41, A, 3, 1);
     assert_eq!(t.holders(&name("s")), None, "forgotten once free");
-    assert_eq!(claims(&mut t, 42, B, 21, &[("s", p(4, 4))], true), [granted(B, 21, 42)]);
+    assert_eq!(
+        claims(&mut t, 42, B, 21, &[("s", p(4, 4))], true),
+        [granted(B, 21, 42)]
+    );
 }
 
 /// Limits are answered `Invalid` and change nothing.
@@ -176,7 +207,10 @@ fn claims_past_the_limits_are_invalid() {
     ];
     for (n, (want, e)) in cases.iter().enumerate() {
         let r = 1 + n as u64;
-        assert_eq!(claims(&mut t, 10 + r, A, r, want, true), [reply(A, r, invalid(*e))]);
+        assert_eq!(
+            claims(&mut t, 10 + r, A, r, want, true),
+            [reply(A, r, invalid(*e))]
+        );
     }
     assert_eq!((t.lock_count(), t.lock_entries()), (0, 0));
 }
@@ -193,19 +227,31 @@ fn a_multi_lock_is_all_or_nothing_and_never_overtaken() {
         [reply(B, 1, Outcome::Busy)]
     );
     assert_eq!(t.lock_count(), 1, "a try changes nothing");
-    assert_eq!(claims(&mut t, 12, B, 2, &[("a", X), ("b", X)], true), [queued(B, 2)]);
+    assert_eq!(
+        claims(&mut t, 12, B, 2, &[("a", X), ("b", X)], true),
+        [queued(B, 2)]
+    );
     assert_eq!(grants(&t, "a"), [], "no partial grant");
     // `a` is free, but B queued there first.
     assert_eq!(acq(&mut t, 13, C, 1, "a", true), [queued(C, 1)]);
     assert_eq!(claims(&mut t, 14, C, 2, &[("a", S)], true), [queued(C, 2)]);
     // A name B does not want goes at once.
-    assert_eq!(claims(&mut t, 15, C, 3, &[("c", X)], true), [granted(C, 3, 15)]);
+    assert_eq!(
+        claims(&mut t, 15, C, 3, &[("c", X)], true),
+        [granted(C, 3, 15)]
+    );
     assert_eq!(
         rel(&mut t, 16, A, 2, "b", 10),
         [granted(B, 2, 16), released(A, 2)]
     );
-    assert_eq!((grants(&t, "a"), grants(&t, "b")), (vec![(B, 16)], vec![(B, 16)]));
-    assert_eq!(t.locks_of(B), [(name("a"), FencingToken(16)), (name("b"), FencingToken(16))]);
+    assert_eq!(
+        (grants(&t, "a"), grants(&t, "b")),
+        (vec![(B, 16)], vec![(B, 16)])
+    );
+    assert_eq!(
+        t.locks_of(B),
+        [(name("a"), FencingToken(16)), (name("b"), FencingToken(16))]
+    );
     assert_eq!(
         release(&mut t, 17, B, 3, 2),
         [granted(C, 1, 17), released(B, 3)]
@@ -220,8 +266,14 @@ fn a_multi_lock_is_all_or_nothing_and_never_overtaken() {
 fn multi_locks_in_opposite_orders_do_not_deadlock() {
     let mut t = table();
     acq(&mut t, 10, A, 1, "a", true);
-    assert_eq!(claims(&mut t, 11, B, 1, &[("a", X), ("b", X)], true), [queued(B, 1)]);
-    assert_eq!(claims(&mut t, 12, C, 1, &[("b", X), ("a", X)], true), [queued(C, 1)]);
+    assert_eq!(
+        claims(&mut t, 11, B, 1, &[("a", X), ("b", X)], true),
+        [queued(B, 1)]
+    );
+    assert_eq!(
+        claims(&mut t, 12, C, 1, &[("b", X), ("a", X)], true),
+        [queued(C, 1)]
+    );
     assert_eq!(grants(&t, "b"), []);
     assert_eq!(
         rel(&mut t, 13, A, 2, "a", 10),
@@ -282,7 +334,10 @@ fn cancel_of_a_head_waiter_lets_the_next_in() {
     claims(&mut t, 18, B, 5, &[("c", X), ("d", S)], true);
     assert_eq!(
         cancel(&mut t, 19, B, 6, 5),
-        [reply(B, 5, Outcome::Cancelled), reply(B, 6, Outcome::Released)]
+        [
+            reply(B, 5, Outcome::Cancelled),
+            reply(B, 6, Outcome::Released)
+        ]
     );
     assert_eq!((grants(&t, "c"), grants(&t, "d")), (vec![], vec![]));
 }
@@ -300,7 +355,10 @@ fn retries_are_idempotent_and_stale_releases_change_nothing() {
     assert_eq!(claims(&mut t, 12, B, 1, &[("a", X)], true), [queued(B, 1)]);
     assert_eq!(claims(&mut t, 13, B, 1, &[("a", X)], true), [queued(B, 1)]);
     assert_eq!(waiters(&t, "a").len(), 1);
-    assert_eq!(release(&mut t, 14, A, 2, 1), [granted(B, 1, 14), released(A, 2)]);
+    assert_eq!(
+        release(&mut t, 14, A, 2, 1),
+        [granted(B, 1, 14), released(A, 2)]
+    );
     assert_eq!(release(&mut t, 15, A, 2, 1), [released(A, 2)], "retry");
     assert_eq!(
         release(&mut t, 16, A, 3, 1),
@@ -339,7 +397,11 @@ fn expiry_frees_every_kind_through_the_handoff() {
             ended(A, true)
         ]
     );
-    assert_eq!(grants(&t, "r"), [(B, 12)], "the other reader keeps its grant");
+    assert_eq!(
+        grants(&t, "r"),
+        [(B, 12)],
+        "the other reader keeps its grant"
+    );
     // Nothing is granted on a name awaiting its handoff, not even a reader.
     assert_eq!(claims(&mut t, 18, C, 3, &[("r", S)], true), [queued(C, 3)]);
     assert_eq!(handoff(&mut t, 19, "r", 17), [granted(C, 3, 19)]);
@@ -358,10 +420,17 @@ fn a_session_end_lets_in_a_multi_lock_its_waiter_held_back() {
     let mut t = table();
     acq(&mut t, 10, A, 1, "c", true);
     claims(&mut t, 11, B, 1, &[("b", X), ("c", X)], true);
-    assert_eq!(claims(&mut t, 12, C, 1, &[("a", X), ("b", X)], true), [queued(C, 1)]);
+    assert_eq!(
+        claims(&mut t, 12, C, 1, &[("a", X), ("b", X)], true),
+        [queued(C, 1)]
+    );
     assert_eq!(
         t.apply(13, &Command::CloseSession { session: B }),
-        [reply(B, 1, Outcome::NoSession), granted(C, 1, 13), ended(B, false)]
+        [
+            reply(B, 1, Outcome::NoSession),
+            granted(C, 1, 13),
+            ended(B, false)
+        ]
     );
 }
 
@@ -375,13 +444,27 @@ fn queries_report_every_grant_and_the_queue() {
     claims(&mut t, 12, C, 1, &[("x", X)], true);
     acq(&mut t, 13, A, 2, "x", true);
     let info = t.holders(&name("x")).unwrap();
-    let who: Vec<_> = info.holders.iter().map(|g| (g.session, g.request.0, g.kind)).collect();
+    let who: Vec<_> = info
+        .holders
+        .iter()
+        .map(|g| (g.session, g.request.0, g.kind))
+        .collect();
     assert_eq!(who, [(B, 1, S), (A, 1, S)]);
-    assert_eq!((info.kind, info.waiters, info.awaiting_handoff), (NameKind::Lock, 2, false));
-    let queue: Vec<_> = t.waiters(&name("x"), 1).iter().map(|w| (w.session, w.kind)).collect();
+    assert_eq!(
+        (info.kind, info.waiters, info.awaiting_handoff),
+        (NameKind::Lock, 2, false)
+    );
+    let queue: Vec<_> = t
+        .waiters(&name("x"), 1)
+        .iter()
+        .map(|w| (w.session, w.kind))
+        .collect();
     assert_eq!(queue, [(C, X)]);
     let h = t.holder(&name("x")).unwrap();
     assert_eq!((h.session, h.token.0, h.waiters), (B, 10, 2));
-    assert_eq!(t.request_state(A, RequestId(1)), Some(Outcome::Granted(FencingToken(11))));
+    assert_eq!(
+        t.request_state(A, RequestId(1)),
+        Some(Outcome::Granted(FencingToken(11)))
+    );
     assert_eq!(t.holders(&name("nope")), None);
 }

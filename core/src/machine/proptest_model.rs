@@ -310,7 +310,9 @@ impl Model {
                 q.token.is_none()
                     && q.claims.iter().all(|(name, kind)| {
                         let l = self.find(name).unwrap();
-                        l.queue.first() == Some(&(q.id, q.r)) && l.handoff.is_none() && fits(l, *kind)
+                        l.queue.first() == Some(&(q.id, q.r))
+                            && l.handoff.is_none()
+                            && fits(l, *kind)
                     })
             });
             let Some(at) = next else {
@@ -370,7 +372,11 @@ impl Model {
     pub(super) fn check(&mut self, t: &LockTable) {
         assert_eq!(t.applied_index(), self.applied);
         self.tidy();
-        assert_eq!(t.lock_count(), self.locks.len(), "free names leave the table");
+        assert_eq!(
+            t.lock_count(),
+            self.locks.len(),
+            "free names leave the table"
+        );
         let entries: usize = self.reqs.iter().map(|q| q.claims.len()).sum();
         assert_eq!(t.lock_entries(), entries, "lock entries");
         for l in &self.locks {
@@ -431,7 +437,11 @@ impl Model {
                 .iter()
                 .filter(|q| q.id == s.id)
                 .filter_map(|q| q.token.map(|t| (q, t)))
-                .flat_map(|(q, t)| q.claims.iter().map(move |(n, _)| (n.clone(), FencingToken(t))))
+                .flat_map(|(q, t)| {
+                    q.claims
+                        .iter()
+                        .map(move |(n, _)| (n.clone(), FencingToken(t)))
+                })
                 .collect();
             held.sort();
             assert_eq!(t.locks_of(s.id), held);

@@ -134,13 +134,13 @@ impl History {
     }
 
     fn release(&mut self, w: W) {
-        self.holding.values_mut().for_each(|h| h.retain(|g| g.0 != w));
+        self.holding
+            .values_mut()
+            .for_each(|h| h.retain(|g| g.0 != w));
     }
 
     fn unqueue(&mut self, w: W) {
-        self.queued
-            .values_mut()
-            .for_each(|q| q.retain(|x| *x != w));
+        self.queued.values_mut().for_each(|q| q.retain(|x| *x != w));
     }
 
     fn entry(&mut self, index: u64, cmd: &Command, fx: &[Effect]) {
@@ -238,7 +238,11 @@ impl History {
             match outcome {
                 Outcome::Granted(t) if t.0 == index => {
                     assert!(self.open.contains(session), "granted to an ended session");
-                    let ask = self.asks.get(&w).expect("grant of an unknown request").clone();
+                    let ask = self
+                        .asks
+                        .get(&w)
+                        .expect("grant of an unknown request")
+                        .clone();
                     let from_queue = own != Some(w);
                     for (name, kind) in &ask {
                         if from_queue {
@@ -252,17 +256,25 @@ impl History {
                             ClaimKind::Exclusive => {
                                 assert!(h.is_empty(), "an exclusive grant beside another on {name}")
                             }
-                            ClaimKind::Shared => assert!(!excl, "a reader beside a writer on {name}"),
+                            ClaimKind::Shared => {
+                                assert!(!excl, "a reader beside a writer on {name}")
+                            }
                             ClaimKind::Permits { n, count } => {
                                 let used: u32 = h.iter().map(|g| g.2.permits()).sum();
-                                assert!(!excl && used + n <= *count, "more permits than {count} on {name}");
+                                assert!(
+                                    !excl && used + n <= *count,
+                                    "more permits than {count} on {name}"
+                                );
                             }
                         }
                         h.push((w, t.0, *kind));
                         let last = self.last_token.insert(name.clone(), t.0).unwrap_or(0);
                         assert!(t.0 >= last, "token {t:?} fell on {name}");
                         if *kind == ClaimKind::Exclusive {
-                            assert!(t.0 > last, "exclusive token {t:?} not above {last} on {name}");
+                            assert!(
+                                t.0 > last,
+                                "exclusive token {t:?} not above {last} on {name}"
+                            );
                         }
                     }
                 }

@@ -78,6 +78,8 @@ mod members_proptests;
 #[cfg(test)]
 mod members_tests;
 #[cfg(test)]
+mod probe_tests;
+#[cfg(test)]
 mod proptest_model;
 #[cfg(test)]
 mod proptests;

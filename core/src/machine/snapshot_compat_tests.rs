@@ -70,3 +70,72 @@ fn a_version_2_snapshot_restores_to_the_same_table() {
         Some((C, 1_021))
     );
 }
+
+/// Restore checks issue 11's invariants too: permits within the count, an
+/// exclusive holder alone, grants of the name's kind, and every claim of
+/// a session present on its name.
+#[test]
+fn restore_rejects_an_impossible_table_of_claims() {
+    use super::claims_tests::claims;
+    let mut t = table();
+    let p2 = ClaimKind::Permits { n: 1, count: 2 };
+    claims(
+        &mut t,
+        10,
+        A,
+        1,
+        &[("s", p2), ("r", ClaimKind::Shared)],
+        true,
+    );
+    claims(&mut t, 11, B, 1, &[("s", p2)], true);
+    claims(&mut t, 12, C, 1, &[("r", ClaimKind::Exclusive)], true);
+    let r = LockTable::restore(&t.encode_snapshot()).unwrap();
+    assert_eq!(r, t);
+    assert_eq!(r.holders(&name("s")).unwrap().permits_used, 2);
+    let broken: [fn(&mut LockTable); 5] = [
+        // A third permit of two.
+        |t| {
+            let s = t.locks.get_mut(&name("s")).unwrap();
+            let share = lock::Share {
+                token: FencingToken(11),
+                permits: 1,
+            };
+            s.shared.insert((C, RequestId(1)), share);
+        },
+        // A writer beside a reader.
+        |t| {
+            let r = t.locks.get_mut(&name("r")).unwrap();
+            r.holder = Some(lock::Holder {
+                session: C,
+                request: RequestId(1),
+                token: FencingToken(12),
+            });
+        },
+        // A semaphore's grant without permits (a reader's on a semaphore).
+        |t| {
+            let s = t.locks.get_mut(&name("s")).unwrap();
+            s.shared.get_mut(&(B, RequestId(1))).unwrap().permits = 0;
+        },
+        // A claim its name does not have.
+        |t| {
+            t.locks
+                .get_mut(&name("s"))
+                .unwrap()
+                .shared
+                .remove(&(B, RequestId(1)));
+        },
+        // A count out of range.
+        |t| {
+            t.locks.get_mut(&name("s")).unwrap().kind = NameKind::Semaphore { count: 0 };
+        },
+    ];
+    for (n, f) in broken.iter().enumerate() {
+        let mut bad = t.clone();
+        f(&mut bad);
+        let err = LockTable::restore(&bad.encode_snapshot());
+        assert!(
+            matches!(err, Err(DecodeError::Malformed(_))),
+            "case {n}: {err:?}"
+        );
+    }
+}

@@ -1,6 +1,6 @@
 //! A fixed mutex workload for instruction counts (callgrind) of the mutex
 //! path, the same loops as `benches/machine.rs`'s uncontended and
-//! contended cases: `PEERLOCK_PROBE=u|c` picks one. Ignored by default.
+//! contended cases: `PEERLOCK_PROBE=u|u1|c` picks one. Ignored by default.
 
 use super::*;
 
@@ -30,9 +30,11 @@ fn mutex_path_probe() {
     const N: u64 = 100_000;
     const WAITERS: u64 = 1_000;
     let mode = std::env::var("PEERLOCK_PROBE").unwrap_or_default();
+    // `u1`: uncontended with one session open, as in the bench.
+    let sessions = if mode == "u1" { 1 } else { WAITERS + 1 };
     let mut t = LockTable::new();
     let mut index = 0;
-    for s in 1..=WAITERS + 1 {
+    for s in 1..=sessions {
         index += 1;
         let name = NodeName(format!("node-{s}"));
         let cmd = Command::OpenSession {
@@ -44,7 +46,7 @@ fn mutex_path_probe() {
         t.apply(index, &cmd);
     }
     let lock = LockName::new("orders/42").unwrap();
-    if mode == "u" {
+    if mode.starts_with('u') {
         for _ in 0..N {
             index += 1;
             let acquire = Command::Acquire {

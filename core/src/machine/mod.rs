@@ -80,6 +80,8 @@ mod members_tests;
 #[cfg(test)]
 mod probe_tests;
 #[cfg(test)]
+mod proptest_history;
+#[cfg(test)]
 mod proptest_model;
 #[cfg(test)]
 mod proptests;

@@ -9,6 +9,7 @@ use std::net::SocketAddr;
 
 use serde::{Deserialize, Serialize};
 
+use super::claim::Claim;
 use crate::types::{FencingToken, LockName, NodeId, NodeName, RequestId, SessionId};
 
 /// The encoding version written before every command.
@@ -157,6 +158,31 @@ pub enum Command {
         #[serde(deserialize_with = "crate::types::opt_string_as_read")]
         zone: Option<String>,
     },
+    // Issue 11's primitives. Appended, for the same reason as membership.
+    /// Take every claim at once (a read lock, a write lock, permits of a
+    /// semaphore, a multi-lock, or any mix): granted in this entry when the
+    /// FIFO rule allows it on every name, else queued when `wait` (FIFO,
+    /// granted later in one entry on all names at once), else `Busy`.
+    /// Refused with `Invalid` past the limits of
+    /// [`super::validate_claims`], and with `WrongKind` when a name in use
+    /// is of another kind or count; neither changes anything.
+    AcquireClaims {
+        /// Who asks.
+        key: RequestKey,
+        /// What it asks for: 1 to 64 claims on distinct names.
+        claims: Vec<Claim>,
+        /// Queue when not grantable now, or fail at once (`try_`).
+        wait: bool,
+    },
+    /// Release every claim of the grant that answered request `grant` of
+    /// the same session (an `AcquireClaims` or an `Acquire`). A grant that
+    /// already ended answers `NotHolder` and changes nothing.
+    ReleaseGrant {
+        /// Who asks.
+        key: RequestKey,
+        /// The request whose grant is released.
+        grant: RequestId,
+    },
 }
 
 /// Why an entry's bytes are not a command.
@@ -227,6 +253,15 @@ impl Command {
             Self::SetZone { zone, .. } => {
                 return super::members::validate_zone(zone.as_deref())
                     .map_err(|e| DecodeError::Malformed(e.to_string()));
+            }
+            // The claims' limits are the table's to answer (`Invalid`), so
+            // the client hears why; names are checked here like all names.
+            Self::AcquireClaims { claims, .. } => {
+                for c in claims {
+                    LockName::new(c.lock.as_str())
+                        .map_err(|e| DecodeError::Malformed(e.to_string()))?;
+                }
+                return Ok(());
             }
             _ => return Ok(()),
         };

@@ -2,6 +2,7 @@
 
 use std::net::SocketAddr;
 
+use super::claim::{ClaimError, NameKind};
 use super::members::JoinRefusal;
 use crate::types::{FencingToken, LockName, NodeId, RequestId, SessionId};
 
@@ -26,8 +27,20 @@ pub enum Outcome {
     /// The session does not exist (it expired or was closed).
     NoSession,
     /// The acquire would have passed [`super::MAX_LOCK_ENTRIES`]: nothing
-    /// changed. (Last, so older encodings keep their variant numbers.)
+    /// changed. (After the others, so older encodings keep their variant
+    /// numbers; issue 11's outcomes follow it for the same reason.)
     TableFull,
+    /// A claim (at position `claim` of the request; 0 for `Acquire`) names
+    /// a name in use as another kind, or a semaphore of another count:
+    /// nothing changed. `actual` is what the name is.
+    WrongKind {
+        /// The position of the disagreeing claim in the request.
+        claim: u8,
+        /// What the name is while in use.
+        actual: NameKind,
+    },
+    /// The request's claims break a limit: nothing changed.
+    Invalid(ClaimError),
 }
 
 /// One thing the driver must act on after an apply.

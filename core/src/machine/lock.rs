@@ -1,4 +1,10 @@
-//! One lock: its holder, its FIFO queue, and whether it awaits a handoff.
+//! One name: its kind, its holders, its FIFO queue, and whether it awaits
+//! a handoff.
+//!
+//! An exclusive grant (a mutex, a write lock, a multi-lock's name) is the
+//! `holder`, exactly as before issue 11, so the mutex path pays for
+//! nothing new; shared grants (readers, permits) are in `shared`, keyed by
+//! their request, beside the count of permits they use.
 //!
 //! The queue is indexed both ways (position -> waiter and waiter ->
 //! position), so removing any waiter is O(log n): 10 000 waiters giving up
@@ -11,6 +17,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use super::claim::{ClaimKind, NameKind};
 use crate::types::{FencingToken, RequestId, SessionId};
 
 /// The current grant of a lock.
@@ -53,6 +60,16 @@ impl WaitQueue {
         self.order.insert(self.next, w);
         self.next += 1;
         true
+    }
+
+    /// The waiter at the front.
+    pub(crate) fn front(&self) -> Option<Waiter> {
+        self.order.first_key_value().map(|(_, w)| *w)
+    }
+
+    /// The waiter at the back.
+    pub(crate) fn back(&self) -> Option<Waiter> {
+        self.order.last_key_value().map(|(_, w)| *w)
     }
 
     /// Takes the waiter at the front.
@@ -131,20 +148,100 @@ impl<'de> Deserialize<'de> for WaitQueue {
     }
 }
 
-/// One lock's state. A lock with no holder, no pending handoff and no
-/// waiters is removed from the table.
+/// A shared grant on a name: a reader's, or a permit holder's.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Share {
+    pub(crate) token: FencingToken,
+    /// Permits taken (0 for a reader).
+    pub(crate) permits: u32,
+}
+
+/// One name's state. A name with no holder, no pending handoff and no
+/// waiters is removed from the table (and its kind forgotten).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct Lock {
+    /// Fixed while the name is in the table.
+    pub(crate) kind: NameKind,
+    /// The exclusive grant, if any.
     pub(crate) holder: Option<Holder>,
+    /// Shared grants (readers, permits), by request.
+    pub(crate) shared: BTreeMap<Waiter, Share>,
     pub(crate) handoff: Option<PendingHandoffState>,
     pub(crate) waiters: WaitQueue,
+    /// The permits `shared` uses: derived (rebuilt on restore, never encoded).
+    #[serde(skip)]
+    pub(crate) used: u64,
 }
 
 impl Lock {
+    /// A new entry of `kind`, with nobody in it yet.
+    pub(crate) fn of(kind: NameKind) -> Self {
+        Self {
+            kind,
+            ..Self::default()
+        }
+    }
+
     /// Free right now: nobody holds it, nobody waits, no handoff pending.
     /// Such a lock has nothing left to remember and leaves the table.
     pub(crate) fn is_free(&self) -> bool {
-        self.holder.is_none() && self.handoff.is_none() && self.waiters.is_empty()
+        self.holder.is_none()
+            && self.shared.is_empty()
+            && self.handoff.is_none()
+            && self.waiters.is_empty()
+    }
+
+    /// Whether a claim of `kind` fits beside the current holders (queue
+    /// and handoff aside): exclusive needs nobody; shared needs no
+    /// exclusive holder; permits need room in the count.
+    pub(crate) fn admits(&self, kind: ClaimKind) -> bool {
+        use crate::teeth::{planted, Bug};
+        match kind {
+            ClaimKind::Exclusive => {
+                self.holder.is_none()
+                    && (self.shared.is_empty() || planted(Bug::WriterBesideReader))
+            }
+            ClaimKind::Shared => self.holder.is_none(),
+            ClaimKind::Permits { n, .. } => {
+                let count = match self.kind {
+                    NameKind::Semaphore { count } => u64::from(count),
+                    NameKind::Lock => 0,
+                };
+                let slack = u64::from(planted(Bug::PermitOverCount));
+                self.holder.is_none() && self.used + u64::from(n) <= count + slack
+            }
+        }
+    }
+
+    /// Records a grant of `kind` to `(session, request)`.
+    pub(crate) fn add_grant(&mut self, w: Waiter, token: FencingToken, kind: ClaimKind) {
+        if kind == ClaimKind::Exclusive {
+            let (session, request) = w;
+            self.holder = Some(Holder {
+                session,
+                request,
+                token,
+            });
+        } else {
+            let permits = kind.permits();
+            self.used += u64::from(permits);
+            self.shared.insert(w, Share { token, permits });
+        }
+    }
+
+    /// Removes the grant of `(session, request)`; true if it held here.
+    pub(crate) fn remove_grant(&mut self, w: Waiter) -> bool {
+        if self.holder.is_some_and(|h| (h.session, h.request) == w) {
+            self.holder = None;
+            return true;
+        }
+        match self.shared.remove(&w) {
+            Some(s) => {
+                self.used = self.used.saturating_sub(u64::from(s.permits));
+                true
+            }
+            None => false,
+        }
     }
 
     /// Removes a waiter; true if it was queued.

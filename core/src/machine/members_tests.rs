@@ -402,7 +402,7 @@ fn version_1_snapshots_restore_with_an_empty_member_table() {
     let mut t = super::tests::table();
     super::tests::acq(&mut t, 10, super::tests::A, 1, "x", true);
     super::tests::acq(&mut t, 11, super::tests::B, 1, "x", true);
-    let v2 = t.encode_snapshot();
+    let v2 = super::snapshot_v2::encode_v2(&t);
     let tail = bincode::serde::encode_to_vec(t.members(), bincode::config::standard()).unwrap();
     let mut v1 = vec![1];
     v1.extend_from_slice(&v2[1..v2.len() - tail.len()]);

@@ -4,19 +4,35 @@
 //! randomness, no IO, and only ordered collections, so every node that
 //! applies the same log holds the same table, byte for byte.
 //!
-//! Invariants (checked by `tests.rs` and `proptests.rs`):
+//! A request claims names: `Acquire` one lock exclusively (the mutex
+//! path, unchanged since before issue 11), `AcquireClaims` a set of
+//! claims, exclusive, shared (read) or permits of a semaphore (see
+//! `claim.rs`), granted in one entry on all its names or not at all.
 //!
-//! - a lock has at most one holder;
+//! Invariants (checked by `tests.rs`, `claims_tests.rs` and the proptests):
+//!
+//! - an exclusive grant on a name has no other grant beside it; a shared
+//!   grant has only shared grants beside it; a semaphore's grants never
+//!   use more permits than its count;
 //! - a grant's token is the index of the entry that granted it plus the
-//!   cluster's token base (fixed once, at founding), and an entry grants
-//!   at most one lock, so tokens are unique across locks and strictly
-//!   increase per lock;
-//! - waiters are granted in the order they were queued, and a waiter whose
-//!   session ended is never granted;
+//!   cluster's token base (fixed once, at founding). Every grant an entry
+//!   makes carries that entry's token: several readers or permit holders
+//!   granted together share one, and a multi-lock has one for all its
+//!   names. So tokens never fall per name, and an exclusive grant's token
+//!   is strictly above every earlier grant's on each of its names (a
+//!   resource can fence writers against readers). The mutex path still
+//!   grants at most one lock per entry, so its tokens are unique;
+//! - a request is granted only when, on each of its names, no request
+//!   queued before it still waits there, its claim fits beside the
+//!   holders, and no handoff is pending: FIFO per name, no overtaking on a
+//!   shared name, no partial grant. The earliest waiting request is never
+//!   blocked by a waiter, so waiters cannot deadlock (a multi-lock never
+//!   holds some names while waiting for others); a waiter whose session
+//!   ended is never granted;
 //! - a request retried with the same `(session, request)` gets its first
 //!   outcome again and never a second grant;
-//! - a release with a stale token changes nothing;
-//! - a lock freed by session expiry or close is granted only by a later
+//! - a release with a stale token or grant changes nothing;
+//! - a name freed by session expiry or close is granted only by a later
 //!   `Handoff` entry, which the leader proposes after the lock-delay.
 //!
 //! Beside the locks the table carries the member table (`members.rs`):
@@ -35,15 +51,24 @@
 //!   recorded outcome: the same answer while the outcome is remembered, and
 //!   a waiter is still removable if a client raised its floor too early.
 
+mod claim;
 mod command;
 pub(crate) mod cost;
 mod effect;
+mod ending;
+mod grant;
 mod lock;
 mod members;
+mod mutex;
 mod query;
+mod request;
 mod session;
 mod snapshot;
+mod snapshot_check;
+mod snapshot_v2;
 
+#[cfg(test)]
+mod claims_tests;
 #[cfg(test)]
 mod cost_tests;
 #[cfg(test)]
@@ -53,11 +78,17 @@ mod members_proptests;
 #[cfg(test)]
 mod members_tests;
 #[cfg(test)]
+mod probe_tests;
+#[cfg(test)]
+mod proptest_history;
+#[cfg(test)]
 mod proptest_model;
 #[cfg(test)]
 mod proptests;
 #[cfg(test)]
 mod session_tests;
+#[cfg(test)]
+mod snapshot_compat_tests;
 #[cfg(test)]
 mod snapshot_tests;
 #[cfg(test)]
@@ -65,23 +96,26 @@ mod tests;
 
 use std::collections::{BTreeMap, BTreeSet};
 
+pub use claim::{validate_claims, Claim, ClaimError, ClaimKind, NameKind, MAX_CLAIMS, MAX_PERMITS};
 pub use command::{Command, DecodeError, RequestKey, COMMAND_VERSION, MAX_COMMAND_BYTES};
 pub use effect::{Effect, Outcome};
 pub use members::{
     validate_member, validate_zone, FoundingError, JoinRefusal, MemberRecord, MemberTable,
     MAX_MEMBERS, MAX_MEMBER_NAME, MAX_ZONE,
 };
+pub use query::{GrantInfo, NameInfo, WaiterInfo};
 pub use snapshot::{MAX_SNAPSHOT_BYTES, SNAPSHOT_VERSION};
 
-use lock::{Holder, Lock, PendingHandoffState};
+use lock::Lock;
 use session::Session;
 
 use crate::types::{FencingToken, LockName, NodeId, NodeName, RequestId, SessionId};
 
-/// The most lock entries the table holds at once: each held lock and each
-/// queued waiter counts one. An acquire that would pass it (a grant or a
-/// queued wait; a `try_lock` that finds the lock held changes nothing)
-/// gets [`Outcome::TableFull`] instead, decided in the log like every
+/// The most lock entries the table holds at once: each claim held and each
+/// claim waited on counts one (a mutex grant or waiter one, a multi-lock
+/// of three names three, a read lock or a permit grant one). An acquire
+/// that would pass it (a grant or a queued wait; a `try_` that finds its
+/// names busy changes nothing) gets [`Outcome::TableFull`] instead, decided in the log like every
 /// outcome, so every node agrees. Why a limit: the whole table travels as
 /// one snapshot to a follower that fell behind, and at this count, even
 /// with 256-byte names, that snapshot stays below [`MAX_SNAPSHOT_BYTES`].
@@ -123,6 +157,9 @@ pub struct LockTable {
     awaiting: BTreeSet<LockName>,
     /// Who is a member, beside the locks (see `members.rs`).
     members: MemberTable,
+    /// Claims held plus claims waited on: derived state (rebuilt on
+    /// restore, never encoded), so the limit check is O(1).
+    entries: usize,
 }
 
 impl LockTable {
@@ -182,18 +219,17 @@ impl LockTable {
                     self.finish_request(key, out, &mut fx);
                 }
             }
-            Command::Handoff { lock, freed_at } => {
-                let awaited = self
-                    .locks
-                    .get(lock)
-                    .and_then(|l| l.handoff)
-                    .is_some_and(|h| h.freed_at == *freed_at);
-                if awaited {
-                    if let Some(l) = self.locks.get_mut(lock) {
-                        l.handoff = None;
-                    }
-                    self.awaiting.remove(lock);
-                    self.grant_next(index, lock, &mut fx);
+            Command::Handoff { lock, freed_at } => self.handoff(index, lock, *freed_at, &mut fx),
+            Command::AcquireClaims { key, claims, wait } => {
+                if self.begin_request(key, &mut fx) {
+                    let out = self.acquire_claims(index, key, claims, *wait);
+                    self.finish_request(key, out, &mut fx);
+                }
+            }
+            Command::ReleaseGrant { key, grant } => {
+                if self.begin_request(key, &mut fx) {
+                    let out = self.release_grant(index, key.session, *grant, &mut fx);
+                    self.finish_request(key, out, &mut fx);
                 }
             }
             Command::Join { .. }
@@ -205,14 +241,10 @@ impl LockTable {
         fx
     }
 
-    /// Held locks plus queued waiters, counted through the sessions (few)
-    /// rather than the locks (many): each grant and each waiter is recorded
-    /// in its session.
+    /// Claims held plus claims waited on (what [`MAX_LOCK_ENTRIES`]
+    /// bounds), kept as a count.
     pub fn lock_entries(&self) -> usize {
-        self.sessions
-            .values()
-            .map(|s| s.held.len() + s.waiting.len())
-            .sum()
+        self.entries
     }
 
     /// The common front of a request: false when it must not execute
@@ -263,226 +295,5 @@ impl LockTable {
     /// (issue 9, item 10).
     fn token_at(&self, index: u64) -> FencingToken {
         FencingToken(self.members.token_base().saturating_add(index))
-    }
-
-    fn acquire(&mut self, index: u64, key: &RequestKey, name: &LockName, wait: bool) -> Outcome {
-        let adds = wait || self.locks.get(name).is_none_or(Lock::is_free);
-        if adds && self.lock_entries() >= MAX_LOCK_ENTRIES {
-            return Outcome::TableFull;
-        }
-        let token = self.token_at(index);
-        let lock = self.locks.entry(name.clone()).or_default();
-        if lock.is_free() {
-            lock.holder = Some(Holder {
-                session: key.session,
-                request: key.request,
-                token,
-            });
-            if let Some(s) = self.sessions.get_mut(&key.session) {
-                s.held.insert(name.clone(), token);
-            }
-            return Outcome::Granted(token);
-        }
-        if !wait {
-            return Outcome::Busy;
-        }
-        lock.waiters.push_back((key.session, key.request));
-        if let Some(s) = self.sessions.get_mut(&key.session) {
-            s.waiting.insert(key.request, name.clone());
-        }
-        Outcome::Queued
-    }
-
-    fn release(
-        &mut self,
-        index: u64,
-        session: SessionId,
-        name: &LockName,
-        token: FencingToken,
-        fx: &mut Vec<Effect>,
-    ) -> Outcome {
-        let held = self
-            .locks
-            .get(name)
-            .and_then(|l| l.holder)
-            .is_some_and(|h| h.session == session && h.token == token);
-        if !held {
-            return Outcome::NotHolder;
-        }
-        self.free(index, session, name, fx);
-        Outcome::Released
-    }
-
-    /// Frees a held lock and grants it to the next waiter in this entry.
-    fn free(&mut self, index: u64, session: SessionId, name: &LockName, fx: &mut Vec<Effect>) {
-        if let Some(l) = self.locks.get_mut(name) {
-            l.holder = None;
-        }
-        if let Some(s) = self.sessions.get_mut(&session) {
-            s.held.remove(name);
-        }
-        self.grant_next(index, name, fx);
-    }
-
-    /// Abandons the acquire `target` of `session`. The queue and the grant
-    /// are looked up directly (in `waiting`, and by the holder's request),
-    /// which agrees with the recorded outcome while it is remembered and
-    /// still works if the floor already dropped it.
-    fn cancel(
-        &mut self,
-        index: u64,
-        session: SessionId,
-        target: RequestId,
-        fx: &mut Vec<Effect>,
-    ) -> Outcome {
-        let Some(s) = self.sessions.get_mut(&session) else {
-            return Outcome::NoSession;
-        };
-        let cancelled = Effect::Reply {
-            session,
-            request: target,
-            outcome: Outcome::Cancelled,
-        };
-        if let Some(name) = s.waiting.remove(&target) {
-            s.record(target, Outcome::Cancelled);
-            self.drop_waiter(&name, session, target);
-            fx.push(cancelled);
-            return Outcome::Cancelled;
-        }
-        let granted = s.held.keys().find(|name| {
-            self.locks
-                .get(*name)
-                .and_then(|l| l.holder)
-                .is_some_and(|h| h.session == session && h.request == target)
-        });
-        if let Some(name) = granted.cloned() {
-            s.record(target, Outcome::Cancelled);
-            fx.push(cancelled);
-            self.free(index, session, &name, fx);
-            return Outcome::Released;
-        }
-        if !s.results.contains_key(&target) {
-            // Not arrived yet: the acquire, when it comes, is a duplicate.
-            s.record(target, Outcome::Cancelled);
-        }
-        Outcome::Cancelled
-    }
-
-    /// Removes one waiter from `name`'s queue, and the lock if nothing is
-    /// left of it.
-    fn drop_waiter(&mut self, name: &LockName, session: SessionId, request: RequestId) {
-        let Some(l) = self.locks.get_mut(name) else {
-            return;
-        };
-        l.remove_waiter(session, request);
-        if l.is_free() {
-            self.locks.remove(name);
-        }
-    }
-
-    /// Grants `name` to its first waiter whose session still exists.
-    fn grant_next(&mut self, index: u64, name: &LockName, fx: &mut Vec<Effect>) {
-        let token = self.token_at(index);
-        let Some(lock) = self.locks.get_mut(name) else {
-            return;
-        };
-        if lock.holder.is_some() || lock.handoff.is_some() {
-            return;
-        }
-        loop {
-            let next = if crate::teeth::planted(crate::teeth::Bug::GrantOutOfFifoOrder) {
-                lock.waiters.pop_back()
-            } else {
-                lock.waiters.pop_front()
-            };
-            let Some((session, request)) = next else {
-                break;
-            };
-            let Some(s) = self.sessions.get_mut(&session) else {
-                if crate::teeth::planted(crate::teeth::Bug::GrantWithoutSessionCheck) {
-                    lock.holder = Some(Holder {
-                        session,
-                        request,
-                        token,
-                    });
-                    fx.push(Effect::Reply {
-                        session,
-                        request,
-                        outcome: Outcome::Granted(token),
-                    });
-                    return;
-                }
-                continue;
-            };
-            lock.holder = Some(Holder {
-                session,
-                request,
-                token,
-            });
-            s.waiting.remove(&request);
-            s.held.insert(name.clone(), token);
-            s.record(request, Outcome::Granted(token));
-            fx.push(Effect::Reply {
-                session,
-                request,
-                outcome: Outcome::Granted(token),
-            });
-            return;
-        }
-        if lock.is_free() {
-            self.locks.remove(name);
-        }
-    }
-
-    /// Ends `session` (closed, or expired by the leader): its waiters are
-    /// answered `NoSession`, and each lock it held is freed, awaiting a
-    /// `Handoff` when it has waiters or lock-delay applies. Nothing is
-    /// granted in this entry, so it grants at most one lock (none).
-    fn end_session(
-        &mut self,
-        index: u64,
-        session: SessionId,
-        expired: bool,
-        lock_delay: bool,
-        fx: &mut Vec<Effect>,
-    ) {
-        let Some(s) = self.sessions.remove(&session) else {
-            return;
-        };
-        for (request, name) in &s.waiting {
-            if !crate::teeth::planted(crate::teeth::Bug::GrantWithoutSessionCheck) {
-                self.drop_waiter(name, session, *request);
-            }
-            fx.push(Effect::Reply {
-                session,
-                request: *request,
-                outcome: Outcome::NoSession,
-            });
-        }
-        let delayed = expired && lock_delay;
-        for name in s.held.keys() {
-            let Some(l) = self.locks.get_mut(name) else {
-                continue;
-            };
-            if l.holder.is_none_or(|h| h.session != session) {
-                continue; // not this session's grant (defensive)
-            }
-            l.holder = None;
-            if delayed || !l.waiters.is_empty() {
-                l.handoff = Some(PendingHandoffState {
-                    freed_at: index,
-                    delayed,
-                });
-                self.awaiting.insert(name.clone());
-                fx.push(Effect::AwaitingHandoff {
-                    lock: name.clone(),
-                    freed_at: index,
-                    delayed,
-                });
-            } else if l.is_free() {
-                self.locks.remove(name);
-            }
-        }
-        fx.push(Effect::SessionEnded { session, expired });
     }
 }

@@ -1,7 +1,10 @@
-//! The naive reference model for `proptests.rs`: DESIGN's rules written
-//! out as plainly as possible, with vectors and linear scans, and with each
-//! session's locks and waiters derived from the locks instead of stored, so
-//! that it shares no bookkeeping with the real table.
+//! The naive reference model for `proptests.rs`: DESIGN's rules and issue
+//! 11's written out as plainly as possible, with vectors and linear scans.
+//! Each name keeps its holders and queue; requests (granted or waiting)
+//! are kept in one list in the order they were made; and after every
+//! command the model grants, again and again, the first waiting request
+//! (in queue order) that the rule allows, until none is left: the rule as
+//! a fixpoint, sharing no bookkeeping and no worklist with the real table.
 
 use super::*;
 
@@ -18,9 +21,22 @@ struct RefSession {
 #[derive(Clone, Debug)]
 struct RefLock {
     name: LockName,
-    holder: Option<(SessionId, u64, u64)>,
+    kind: NameKind,
+    /// (session, request, token, claim)
+    holders: Vec<(SessionId, u64, u64, ClaimKind)>,
     handoff: Option<(u64, bool)>,
     queue: Vec<(SessionId, u64)>,
+}
+
+#[derive(Clone, Debug)]
+struct RefReq {
+    id: SessionId,
+    r: u64,
+    claims: Vec<(LockName, ClaimKind)>,
+    /// An `Acquire` (released by `Release` too).
+    mutex: bool,
+    /// The grant's token; `None` while it waits.
+    token: Option<u64>,
 }
 
 /// The reference model: the rules written out as plainly as possible.
@@ -29,6 +45,7 @@ pub(super) struct Model {
     applied: u64,
     sessions: Vec<RefSession>,
     locks: Vec<RefLock>,
+    reqs: Vec<RefReq>,
 }
 
 fn reply(session: SessionId, request: u64, outcome: Outcome) -> Effect {
@@ -40,19 +57,35 @@ fn reply(session: SessionId, request: u64, outcome: Outcome) -> Effect {
     }
 }
 
+fn fits(l: &RefLock, kind: ClaimKind) -> bool {
+    let excl = l.holders.iter().any(|h| h.3 == ClaimKind::Exclusive);
+    match kind {
+        ClaimKind::Exclusive => l.holders.is_empty(),
+        ClaimKind::Shared => !excl,
+        ClaimKind::Permits { n, count } => {
+            let used: u64 = l.holders.iter().map(|h| u64::from(h.3.permits())).sum();
+            !excl && used + u64::from(n) <= u64::from(count)
+        }
+    }
+}
+
 impl Model {
     fn session(&mut self, id: SessionId) -> Option<&mut RefSession> {
         self.sessions.iter_mut().find(|s| s.id == id)
     }
 
-    fn lock(&mut self, name: &LockName) -> &mut RefLock {
-        if !self.locks.iter().any(|l| l.name == *name) {
-            let (holder, handoff, queue) = (None, None, Vec::new());
+    fn find(&self, name: &LockName) -> Option<&RefLock> {
+        self.locks.iter().find(|l| l.name == *name)
+    }
+
+    fn lock(&mut self, name: &LockName, kind: NameKind) -> &mut RefLock {
+        if self.find(name).is_none() {
             self.locks.push(RefLock {
                 name: name.clone(),
-                holder,
-                handoff,
-                queue,
+                kind,
+                holders: vec![],
+                handoff: None,
+                queue: vec![],
             });
         }
         self.locks.iter_mut().find(|l| l.name == *name).unwrap()
@@ -66,11 +99,17 @@ impl Model {
         }
     }
 
+    fn tidy(&mut self) {
+        self.locks
+            .retain(|l| !l.holders.is_empty() || l.handoff.is_some() || !l.queue.is_empty());
+    }
+
     pub(super) fn apply(&mut self, index: u64, cmd: &Command) -> Vec<Effect> {
         if index <= self.applied {
             return vec![];
         }
         self.applied = index;
+        self.tidy();
         let mut fx = vec![];
         match cmd {
             Command::OpenSession {
@@ -94,26 +133,23 @@ impl Model {
                 }
                 fx.push(reply(*session, 0, Outcome::Opened));
             }
-            Command::CloseSession { session } => self.end(index, *session, false, &mut fx),
+            Command::CloseSession { session } => self.end(index, *session, false, false, &mut fx),
             Command::ExpireSession {
                 session,
                 lock_delay,
-            } => {
-                self.end(index, *session, *lock_delay, &mut fx);
-                if let Some(Effect::SessionEnded { expired, .. }) = fx.last_mut() {
-                    *expired = true;
-                }
-            }
+            } => self.end(index, *session, true, *lock_delay, &mut fx),
             Command::Handoff { lock, freed_at } => {
-                let l = self.lock(lock);
-                if l.handoff.is_some_and(|(at, _)| at == *freed_at) {
+                let l = self.locks.iter_mut().find(|l| l.name == *lock);
+                if let Some(l) = l.filter(|l| l.handoff.is_some_and(|(at, _)| at == *freed_at)) {
                     l.handoff = None;
-                    self.grant_next(index, lock, &mut fx);
+                    self.fixpoint(index, &mut fx);
                 }
             }
             Command::Acquire { key, .. }
             | Command::Release { key, .. }
-            | Command::Cancel { key, .. } => {
+            | Command::Cancel { key, .. }
+            | Command::AcquireClaims { key, .. }
+            | Command::ReleaseGrant { key, .. } => {
                 let (id, r) = (key.session, key.request.0);
                 let Some(s) = self.session(id) else {
                     return vec![reply(id, r, Outcome::NoSession)];
@@ -152,91 +188,169 @@ impl Model {
     ) -> Outcome {
         match cmd {
             Command::Acquire { lock, wait, .. } => {
-                let l = self.lock(lock);
-                if l.holder.is_none() && l.handoff.is_none() && l.queue.is_empty() {
-                    l.holder = Some((id, r, index));
-                    Outcome::Granted(FencingToken(index))
-                } else if *wait {
-                    l.queue.push((id, r));
-                    Outcome::Queued
-                } else {
-                    Outcome::Busy
+                let claims = vec![(lock.clone(), ClaimKind::Exclusive)];
+                self.request(index, id, r, claims, true, *wait)
+            }
+            Command::AcquireClaims { claims, wait, .. } => {
+                if let Err(e) = validate_claims(claims) {
+                    return Outcome::Invalid(e);
                 }
+                let claims = claims.iter().map(|c| (c.lock.clone(), c.kind)).collect();
+                self.request(index, id, r, claims, false, *wait)
             }
             Command::Release { lock, token, .. } => {
-                let l = self.lock(lock);
-                if !l.holder.is_some_and(|(s, _, t)| s == id && t == token.0) {
+                let found = self.reqs.iter().position(|q| {
+                    q.id == id && q.mutex && q.token == Some(token.0) && q.claims[0].0 == *lock
+                });
+                let Some(at) = found else {
                     return Outcome::NotHolder;
-                }
-                l.holder = None;
-                self.grant_next(index, lock, fx);
+                };
+                self.free(index, at, fx);
+                Outcome::Released
+            }
+            Command::ReleaseGrant { grant, .. } => {
+                let found = self
+                    .reqs
+                    .iter()
+                    .position(|q| q.id == id && q.r == grant.0 && q.token.is_some());
+                let Some(at) = found else {
+                    return Outcome::NotHolder;
+                };
+                self.free(index, at, fx);
                 Outcome::Released
             }
             Command::Cancel { target, .. } => {
                 let t = target.0;
-                if let Some(l) = self.locks.iter_mut().find(|l| l.queue.contains(&(id, t))) {
-                    l.queue.retain(|w| *w != (id, t));
-                    self.record(id, t, Outcome::Cancelled);
-                    fx.push(reply(id, t, Outcome::Cancelled));
+                let Some(at) = self.reqs.iter().position(|q| (q.id, q.r) == (id, t)) else {
+                    if !self
+                        .session(id)
+                        .unwrap()
+                        .results
+                        .iter()
+                        .any(|(q, _)| *q == t)
+                    {
+                        self.record(id, t, Outcome::Cancelled);
+                    }
                     return Outcome::Cancelled;
-                }
-                let held = self
-                    .locks
-                    .iter()
-                    .find(|l| l.holder.is_some_and(|(s, q, _)| (s, q) == (id, t)));
-                if let Some(name) = held.map(|l| l.name.clone()) {
-                    self.record(id, t, Outcome::Cancelled);
-                    fx.push(reply(id, t, Outcome::Cancelled));
-                    self.lock(&name).holder = None;
-                    self.grant_next(index, &name, fx);
+                };
+                self.record(id, t, Outcome::Cancelled);
+                fx.push(reply(id, t, Outcome::Cancelled));
+                if self.reqs[at].token.is_some() {
+                    self.free(index, at, fx);
                     return Outcome::Released;
                 }
-                if !self
-                    .session(id)
-                    .unwrap()
-                    .results
-                    .iter()
-                    .any(|(q, _)| *q == t)
-                {
-                    self.record(id, t, Outcome::Cancelled);
+                self.reqs.remove(at);
+                for l in &mut self.locks {
+                    l.queue.retain(|w| *w != (id, t));
                 }
+                self.fixpoint(index, fx);
                 Outcome::Cancelled
             }
             _ => unreachable!("not a request"),
         }
     }
 
-    fn grant_next(&mut self, index: u64, name: &LockName, fx: &mut Vec<Effect>) {
-        let l = self.lock(name);
-        if l.holder.is_some() || l.handoff.is_some() || l.queue.is_empty() {
-            return;
+    fn request(
+        &mut self,
+        index: u64,
+        id: SessionId,
+        r: u64,
+        claims: Vec<(LockName, ClaimKind)>,
+        mutex: bool,
+        wait: bool,
+    ) -> Outcome {
+        for (i, (name, kind)) in claims.iter().enumerate() {
+            if let Some(l) = self.find(name).filter(|l| l.kind != kind.name_kind()) {
+                let (claim, actual) = (i as u8, l.kind);
+                return Outcome::WrongKind { claim, actual };
+            }
         }
-        let (id, r) = l.queue.remove(0);
-        l.holder = Some((id, r, index));
-        self.record(id, r, Outcome::Granted(FencingToken(index)));
-        fx.push(reply(id, r, Outcome::Granted(FencingToken(index))));
+        let now = claims.iter().all(|(name, kind)| match self.find(name) {
+            None => true,
+            Some(l) => l.queue.is_empty() && l.handoff.is_none() && fits(l, *kind),
+        });
+        if !now && !wait {
+            return Outcome::Busy;
+        }
+        for (name, kind) in &claims {
+            let l = self.lock(name, kind.name_kind());
+            if now {
+                l.holders.push((id, r, index, *kind));
+            } else {
+                l.queue.push((id, r));
+            }
+        }
+        let token = now.then_some(index);
+        self.reqs.push(RefReq {
+            id,
+            r,
+            claims,
+            mutex,
+            token,
+        });
+        match token {
+            Some(t) => Outcome::Granted(FencingToken(t)),
+            None => Outcome::Queued,
+        }
     }
 
-    fn end(&mut self, index: u64, id: SessionId, delayed: bool, fx: &mut Vec<Effect>) {
+    /// Releases the granted request at `at` and grants what follows.
+    fn free(&mut self, index: u64, at: usize, fx: &mut Vec<Effect>) {
+        let q = self.reqs.remove(at);
+        for l in &mut self.locks {
+            l.holders.retain(|h| (h.0, h.1) != (q.id, q.r));
+        }
+        self.fixpoint(index, fx);
+    }
+
+    /// Grants the first waiting request the rule allows, until none.
+    fn fixpoint(&mut self, index: u64, fx: &mut Vec<Effect>) {
+        loop {
+            let next = self.reqs.iter().position(|q| {
+                q.token.is_none()
+                    && q.claims.iter().all(|(name, kind)| {
+                        let l = self.find(name).unwrap();
+                        l.queue.first() == Some(&(q.id, q.r))
+                            && l.handoff.is_none()
+                            && fits(l, *kind)
+                    })
+            });
+            let Some(at) = next else {
+                return;
+            };
+            let q = self.reqs[at].clone();
+            for (name, kind) in &q.claims {
+                let l = self.lock(name, kind.name_kind());
+                l.queue.remove(0);
+                l.holders.push((q.id, q.r, index, *kind));
+            }
+            self.reqs[at].token = Some(index);
+            self.record(q.id, q.r, Outcome::Granted(FencingToken(index)));
+            fx.push(reply(q.id, q.r, Outcome::Granted(FencingToken(index))));
+        }
+    }
+
+    fn end(&mut self, index: u64, id: SessionId, expired: bool, delay: bool, fx: &mut Vec<Effect>) {
         if self.session(id).is_none() {
             return;
         }
-        let mut waiting: Vec<u64> = vec![];
-        for l in &mut self.locks {
-            waiting.extend(l.queue.iter().filter(|(s, _)| *s == id).map(|(_, r)| *r));
-            l.queue.retain(|(s, _)| *s != id);
-        }
+        let mut waiting: Vec<u64> = self
+            .reqs
+            .iter()
+            .filter(|q| q.id == id && q.token.is_none())
+            .map(|q| q.r)
+            .collect();
         waiting.sort_unstable();
-        fx.extend(
-            waiting
-                .into_iter()
-                .map(|r| reply(id, r, Outcome::NoSession)),
-        );
+        fx.extend(waiting.iter().map(|r| reply(id, *r, Outcome::NoSession)));
+        self.reqs.retain(|q| q.id != id);
+        let delayed = expired && delay;
         self.locks.sort_by(|a, b| a.name.cmp(&b.name));
         for l in &mut self.locks {
-            if l.holder.is_some_and(|(s, _, _)| s == id) {
-                l.holder = None;
+            l.queue.retain(|(s, _)| *s != id);
+            if l.holders.iter().any(|h| h.0 == id) {
+                l.holders.retain(|h| h.0 != id);
                 if delayed || !l.queue.is_empty() {
+                    let delayed = delayed || l.handoff.is_some_and(|(_, d)| d);
                     l.handoff = Some((index, delayed));
                     fx.push(Effect::AwaitingHandoff {
                         lock: l.name.clone(),
@@ -247,32 +361,42 @@ impl Model {
             }
         }
         self.sessions.retain(|s| s.id != id);
+        self.fixpoint(index, fx);
         fx.push(Effect::SessionEnded {
             session: id,
-            expired: false,
+            expired,
         });
     }
 
     /// Compares every query (and the queues) with the real table.
     pub(super) fn check(&mut self, t: &LockTable) {
         assert_eq!(t.applied_index(), self.applied);
-        self.locks
-            .retain(|l| l.holder.is_some() || l.handoff.is_some() || !l.queue.is_empty());
+        self.tidy();
         assert_eq!(
             t.lock_count(),
             self.locks.len(),
-            "free locks leave the table"
+            "free names leave the table"
         );
+        let entries: usize = self.reqs.iter().map(|q| q.claims.len()).sum();
+        assert_eq!(t.lock_entries(), entries, "lock entries");
         for l in &self.locks {
             let real = t.locks.get(&l.name).unwrap();
             let queue: Vec<_> = real.waiters.iter().map(|(s, r)| (*s, r.0)).collect();
             assert_eq!(queue, l.queue, "queue of {}", l.name);
+            let info = t.holders(&l.name).unwrap();
+            assert_eq!(info.kind, l.kind, "kind of {}", l.name);
+            let mut real: Vec<_> = info
+                .holders
+                .iter()
+                .map(|g| (g.session, g.request.0, g.token.0, g.kind))
+                .collect();
+            real.sort();
+            let mut want = l.holders.clone();
+            want.sort();
+            assert_eq!(real, want, "holders of {}", l.name);
+            let oldest = l.holders.iter().min_by_key(|h| (h.2, h.0, h.1));
             let holder = t.holder(&l.name).map(|i| (i.session, i.token.0, i.waiters));
-            assert_eq!(holder, l.holder.map(|(s, _, tok)| (s, tok, l.queue.len())));
-            assert_eq!(
-                real.holder.map(|h| h.request.0),
-                l.holder.map(|(_, r, _)| r)
-            );
+            assert_eq!(holder, oldest.map(|h| (h.0, h.2, l.queue.len())));
         }
         let mut handoffs: Vec<_> = self
             .locks
@@ -309,11 +433,14 @@ impl Model {
                 );
             }
             let mut held: Vec<_> = self
-                .locks
+                .reqs
                 .iter()
-                .filter_map(|l| match l.holder {
-                    Some((h, _, tok)) if h == s.id => Some((l.name.clone(), FencingToken(tok))),
-                    _ => None,
+                .filter(|q| q.id == s.id)
+                .filter_map(|q| q.token.map(|t| (q, t)))
+                .flat_map(|(q, t)| {
+                    q.claims
+                        .iter()
+                        .map(move |(n, _)| (n.clone(), FencingToken(t)))
                 })
                 .collect();
             held.sort();

@@ -3,21 +3,141 @@
 //! driver calls some of them per entry or per tick, and a scan there grows
 //! with the table, not with the work: issue 8 item 10).
 
+use super::claim::{ClaimKind, NameKind};
+use super::lock::Lock;
 use super::{LockTable, Outcome, PendingHandoff, SessionInfo};
-use crate::types::{FencingToken, LockInfo, LockName, NodeId, RequestId, SessionId};
+use crate::types::{FencingToken, LockInfo, LockName, NodeId, NodeName, RequestId, SessionId};
+
+/// One grant on a name, as [`LockTable::holders`] reports it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct GrantInfo {
+    /// The holding session.
+    pub session: SessionId,
+    /// The request the grant answered (what `ReleaseGrant` names).
+    pub request: RequestId,
+    /// The name of the node whose session holds it.
+    pub holder: NodeName,
+    /// The id of that node.
+    pub holder_id: NodeId,
+    /// The grant's fencing token.
+    pub token: FencingToken,
+    /// How it holds the name.
+    pub kind: ClaimKind,
+}
+
+/// A name's holders and queue, as [`LockTable::holders`] reports them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct NameInfo {
+    /// A lock, or a semaphore and its count.
+    pub kind: NameKind,
+    /// Every grant on the name: the exclusive one, or the shared ones in
+    /// grant order (token, then session and request).
+    pub holders: Vec<GrantInfo>,
+    /// Permits in use (0 for a lock).
+    pub permits_used: u64,
+    /// How many requests wait in its queue.
+    pub waiters: usize,
+    /// Whether it awaits a `Handoff` (freed by a session's end).
+    pub awaiting_handoff: bool,
+}
+
+/// One queued request on a name, as [`LockTable::waiters`] reports it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct WaiterInfo {
+    /// The waiting session.
+    pub session: SessionId,
+    /// Its request.
+    pub request: RequestId,
+    /// What it claims on this name.
+    pub kind: ClaimKind,
+}
 
 impl LockTable {
-    /// The current holder of `lock`.
+    /// The holder of `lock`: its exclusive holder, or, for a name held
+    /// shared (read locks, permits), the oldest of its grants (lowest
+    /// token, then session and request order), so a caller learns that it
+    /// is held; [`LockTable::holders`] lists them all. `None` only when
+    /// nobody holds it.
     pub fn holder(&self, lock: &LockName) -> Option<LockInfo> {
         let l = self.locks.get(lock)?;
-        let h = l.holder?;
-        let s = self.sessions.get(&h.session)?;
+        let (session, token) = match l.holder {
+            Some(h) => (h.session, h.token),
+            None => {
+                let (w, share) = l.shared.iter().min_by_key(|(w, s)| (s.token, **w))?;
+                (w.0, share.token)
+            }
+        };
+        let s = self.sessions.get(&session)?;
         Some(LockInfo {
-            token: h.token,
+            token,
             holder: s.name.clone(),
             holder_id: s.node,
-            session: h.session,
+            session,
             waiters: l.waiters.len(),
+        })
+    }
+
+    /// Every grant on `lock`, its kind and its queue's length; `None` when
+    /// the name is not in use (then it has no kind either). Costs
+    /// O(holders), never O(waiters).
+    pub fn holders(&self, lock: &LockName) -> Option<NameInfo> {
+        let l = self.locks.get(lock)?;
+        let mut holders: Vec<GrantInfo> = Vec::new();
+        if let Some(h) = l.holder {
+            holders.extend(self.grant_info((h.session, h.request), h.token, ClaimKind::Exclusive));
+        }
+        let mut shared: Vec<_> = l.shared.iter().collect();
+        shared.sort_by_key(|(w, s)| (s.token, **w));
+        for (w, share) in shared {
+            let kind = share_kind(l, share.permits);
+            holders.extend(self.grant_info(*w, share.token, kind));
+        }
+        Some(NameInfo {
+            kind: l.kind,
+            holders,
+            permits_used: l.used,
+            waiters: l.waiters.len(),
+            awaiting_handoff: l.handoff.is_some(),
+        })
+    }
+
+    /// The first `limit` requests queued on `lock`, in queue order (the
+    /// order they will be granted in). Costs O(limit).
+    pub fn waiters(&self, lock: &LockName, limit: usize) -> Vec<WaiterInfo> {
+        let Some(l) = self.locks.get(lock) else {
+            return Vec::new();
+        };
+        l.waiters
+            .iter()
+            .take(limit)
+            .filter_map(|(session, request)| {
+                let ask = self.sessions.get(session)?.waiting.get(request)?;
+                Some(WaiterInfo {
+                    session: *session,
+                    request: *request,
+                    kind: ask.claim_on(lock)?,
+                })
+            })
+            .collect()
+    }
+
+    fn grant_info(
+        &self,
+        (session, request): (SessionId, RequestId),
+        token: FencingToken,
+        kind: ClaimKind,
+    ) -> Option<GrantInfo> {
+        let s = self.sessions.get(&session)?;
+        Some(GrantInfo {
+            session,
+            request,
+            holder: s.name.clone(),
+            holder_id: s.node,
+            token,
+            kind,
         })
     }
 
@@ -81,7 +201,7 @@ impl LockTable {
 
     /// Where request `request` of `session` stands: its recorded outcome if
     /// the table still remembers it, else `Queued` while it waits in a
-    /// queue, or `Granted` while it holds the lock it asked for. A parked
+    /// queue, or `Granted` while it holds what it asked for. A parked
     /// waiter's outcome is forgotten once the session's floor passes it,
     /// so a node that catches up from a snapshot finds its grant here.
     pub fn request_state(&self, session: SessionId, request: RequestId) -> Option<Outcome> {
@@ -92,13 +212,7 @@ impl LockTable {
         if s.waiting.contains_key(&request) {
             return Some(Outcome::Queued);
         }
-        s.held.iter().find_map(|(name, token)| {
-            self.locks
-                .get(name)
-                .and_then(|l| l.holder)
-                .filter(|h| h.request == request)
-                .map(|_| Outcome::Granted(*token))
-        })
+        s.held.get(&request).map(|h| Outcome::Granted(h.token))
     }
 
     /// The node that opened `session`, if it is open.
@@ -112,12 +226,19 @@ impl LockTable {
         self.sessions.values().map(|s| s.results.len()).sum()
     }
 
-    /// The locks `session` holds, with their tokens, in lock-name order.
+    /// The names `session` holds, with their tokens, in name order (then
+    /// token order: a session may hold a name twice, as two read locks).
     pub fn locks_of(&self, session: SessionId) -> Vec<(LockName, FencingToken)> {
-        self.sessions
-            .get(&session)
-            .map(|s| s.held.iter().map(|(n, t)| (n.clone(), *t)).collect())
-            .unwrap_or_default()
+        let Some(s) = self.sessions.get(&session) else {
+            return Vec::new();
+        };
+        let mut out: Vec<(LockName, FencingToken)> = s
+            .held
+            .values()
+            .flat_map(|h| h.ask.claims().map(|(n, _)| (n.clone(), h.token)))
+            .collect();
+        out.sort();
+        out
     }
 
     /// The index of the last entry applied.
@@ -125,7 +246,7 @@ impl LockTable {
         self.applied_index
     }
 
-    /// How many locks the table remembers (held, awaited or awaiting handoff).
+    /// How many names the table remembers (held, awaited or awaiting handoff).
     pub fn lock_count(&self) -> usize {
         self.locks.len()
     }
@@ -138,5 +259,13 @@ impl LockTable {
             h = h.wrapping_mul(0x0100_0000_01b3);
         }
         h
+    }
+}
+
+/// The claim a shared grant of `permits` makes on `l`.
+fn share_kind(l: &Lock, permits: u32) -> ClaimKind {
+    match l.kind {
+        NameKind::Lock => ClaimKind::Shared,
+        NameKind::Semaphore { count } => ClaimKind::Permits { n: permits, count },
     }
 }

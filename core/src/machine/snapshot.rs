@@ -15,8 +15,14 @@
 //! checks the member table too: ids below `next_id`, valid names and
 //! zones, keys matching ids.
 //!
-//! The set of locks awaiting a handoff is derived state: it is not in the
-//! image and is rebuilt here, so adding it changed nothing in the format.
+//! Version 3 (issue 11) adds each name's kind and shared grants, and keys
+//! a session's grants by request (a session may hold a name twice, as two
+//! read locks). Version 2 and 1 images still restore: every grant and
+//! waiter in them is a mutex's (`snapshot_v2.rs` converts them).
+//!
+//! The set of locks awaiting a handoff, each semaphore's permits in use and
+//! the count of lock entries are derived state: not in the image, rebuilt
+//! here.
 //!
 //! The decode limit bounds what garbage can make us allocate. bincode counts
 //! every integer at its full width against that limit (a one-byte varint
@@ -24,7 +30,7 @@
 //! [`MAX_SNAPSHOT_BYTES`] / 8 (128 MiB, millions of locks); larger tables
 //! are refused as malformed rather than risking unbounded allocation.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -36,29 +42,24 @@ use super::{DecodeError, LockTable};
 use crate::types::{LockName, SessionId};
 
 /// The snapshot encoding version.
-pub const SNAPSHOT_VERSION: u8 = 2;
+pub const SNAPSHOT_VERSION: u8 = 3;
+
+/// The version before issue 11's primitives: still restored.
+pub(super) const SNAPSHOT_VERSION_2: u8 = 2;
 
 /// The version before the member table: still restored.
-const SNAPSHOT_VERSION_1: u8 = 1;
+pub(super) const SNAPSHOT_VERSION_1: u8 = 1;
 
 /// The largest snapshot accepted when decoding (1 GiB), and the bincode
 /// decode limit.
 pub const MAX_SNAPSHOT_BYTES: usize = 1 << 30;
 
 #[derive(Serialize, Deserialize)]
-struct Image {
-    sessions: BTreeMap<SessionId, Session>,
-    locks: BTreeMap<LockName, Lock>,
-    applied_index: u64,
-    members: MemberTable,
-}
-
-/// A version 1 image: the same without the member table.
-#[derive(Deserialize)]
-struct ImageV1 {
-    sessions: BTreeMap<SessionId, Session>,
-    locks: BTreeMap<LockName, Lock>,
-    applied_index: u64,
+pub(super) struct Image {
+    pub(super) sessions: BTreeMap<SessionId, Session>,
+    pub(super) locks: BTreeMap<LockName, Lock>,
+    pub(super) applied_index: u64,
+    pub(super) members: MemberTable,
 }
 
 #[derive(Serialize)]
@@ -91,24 +92,17 @@ impl LockTable {
     /// Rebuilds a table from [`LockTable::encode_snapshot`]'s bytes.
     pub fn restore(bytes: &[u8]) -> Result<Self, DecodeError> {
         let (version, body) = bytes.split_first().ok_or(DecodeError::Empty)?;
-        if *version != SNAPSHOT_VERSION && *version != SNAPSHOT_VERSION_1 {
-            return Err(DecodeError::Version(*version));
-        }
         if bytes.len() > MAX_SNAPSHOT_BYTES {
             return Err(DecodeError::TooLarge(bytes.len()));
         }
-        let image = if *version == SNAPSHOT_VERSION_1 {
-            let v1: ImageV1 = decode_body(body)?;
-            Image {
-                sessions: v1.sessions,
-                locks: v1.locks,
-                applied_index: v1.applied_index,
-                members: MemberTable::default(),
+        let mut image = match *version {
+            SNAPSHOT_VERSION => decode_body(body)?,
+            SNAPSHOT_VERSION_2 | SNAPSHOT_VERSION_1 => {
+                super::snapshot_v2::decode(*version, body).map_err(DecodeError::Malformed)?
             }
-        } else {
-            decode_body(body)?
+            v => return Err(DecodeError::Version(v)),
         };
-        check(&image).map_err(DecodeError::Malformed)?;
+        let entries = super::snapshot_check::check(&mut image).map_err(DecodeError::Malformed)?;
         image
             .members
             .check(image.applied_index)
@@ -125,12 +119,13 @@ impl LockTable {
             applied_index: image.applied_index,
             awaiting,
             members: image.members,
+            entries,
         })
     }
 }
 
 /// Decodes a whole snapshot body (no trailing bytes) within the limit.
-fn decode_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, DecodeError> {
+pub(super) fn decode_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, DecodeError> {
     let config = bincode::config::standard().with_limit::<MAX_SNAPSHOT_BYTES>();
     let (image, used): (T, usize) = bincode::serde::decode_from_slice(body, config)
         .map_err(|e| DecodeError::Malformed(e.to_string()))?;
@@ -141,59 +136,4 @@ fn decode_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, DecodeError> {
         )));
     }
     Ok(image)
-}
-
-/// Checks what the table's code guarantees and serde cannot: valid lock
-/// names, no empty lock entries, and a one-to-one match between each lock's
-/// holder and waiters and its sessions' `held` and `waiting`.
-fn check(image: &Image) -> Result<(), String> {
-    let mut holders = 0usize;
-    let mut tokens = BTreeSet::new();
-    let mut waiters = BTreeSet::new();
-    for (name, lock) in &image.locks {
-        LockName::new(name.as_str()).map_err(|e| e.to_string())?;
-        if lock.is_free() {
-            return Err(format!("lock {name} has an empty entry"));
-        }
-        if let Some(h) = lock.holder {
-            let held = image
-                .sessions
-                .get(&h.session)
-                .and_then(|s| s.held.get(name));
-            if held != Some(&h.token) || lock.handoff.is_some() {
-                return Err(format!("lock {name}'s holder disagrees with its session"));
-            }
-            if h.token.0
-                > image
-                    .members
-                    .token_base()
-                    .saturating_add(image.applied_index)
-                || !tokens.insert(h.token)
-            {
-                return Err(format!("lock {name} has an impossible token"));
-            }
-            holders += 1;
-        }
-        if lock
-            .handoff
-            .is_some_and(|h| h.freed_at > image.applied_index)
-        {
-            return Err(format!("lock {name} awaits a handoff from the future"));
-        }
-        for (session, request) in lock.waiters.iter() {
-            let queued = image
-                .sessions
-                .get(session)
-                .and_then(|s| s.waiting.get(request));
-            if queued != Some(name) || !waiters.insert((*session, *request)) {
-                return Err(format!("lock {name}'s queue disagrees with its sessions"));
-            }
-        }
-    }
-    let held: usize = image.sessions.values().map(|s| s.held.len()).sum();
-    let waiting: usize = image.sessions.values().map(|s| s.waiting.len()).sum();
-    if held != holders || waiting != waiters.len() {
-        return Err("sessions name grants or waiters the locks do not have".into());
-    }
-    Ok(())
 }

@@ -119,11 +119,13 @@ fn restore_rejects_an_inconsistent_table() {
                 .push_back((C, RequestId(1)));
         },
         |t| {
-            t.sessions
-                .get_mut(&C)
-                .unwrap()
-                .held
-                .insert(name("y"), FencingToken(4));
+            t.sessions.get_mut(&C).unwrap().held.insert(
+                RequestId(9),
+                session::Held {
+                    ask: session::Ask::Lock(name("y")),
+                    token: FencingToken(4),
+                },
+            );
         },
         |t| {
             t.locks.insert(name("y"), lock::Lock::default());

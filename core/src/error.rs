@@ -59,6 +59,24 @@ pub enum Error {
         /// The lock's name.
         name: String,
     },
+    /// The name is in use as another kind of primitive (a semaphore, or a
+    /// lock while a semaphore was asked for) or with another permit count;
+    /// nothing was queued (issue 11). A name's kind is fixed while anyone
+    /// holds or waits on it.
+    #[error("{name:?} is in use as {actual}; nothing was queued: use another name, or the same kind and count everywhere")]
+    WrongKind {
+        /// The name.
+        name: String,
+        /// What the name is in use as.
+        actual: String,
+    },
+    /// The request broke a rule of its primitive (no name, too many names,
+    /// a name twice, a permit count out of range); nothing was queued.
+    #[error("invalid request: {reason}")]
+    InvalidRequest {
+        /// Which rule.
+        reason: String,
+    },
     /// The lock table holds its maximum of locks and waiters
     /// ([`crate::machine::MAX_LOCK_ENTRIES`]); this acquire was refused and
     /// nothing is held or queued on your behalf.

@@ -14,7 +14,7 @@ use tokio::time::Instant;
 
 use crate::client::guard::LockGuard;
 use crate::error::Error;
-use crate::machine::Command;
+use crate::machine::{Command, Outcome};
 use crate::types::{LockName, RequestId};
 
 /// What an acquire ends in, as the driver reports it to the caller.
@@ -224,6 +224,27 @@ mod tests {
     use crate::machine::RequestKey;
     use crate::types::SessionId;
 
+    /// Issue 11: an acquire answered `WrongKind` or `Invalid` is a typed
+    /// error, not a lost session (which the acquire loop would retry for
+    /// ever).
+    #[test]
+    fn new_outcomes_are_typed_errors_not_a_lost_session() {
+        let name = LockName::new("pay").unwrap();
+        let wrong = Outcome::WrongKind {
+            claim: 0,
+            actual: crate::machine::NameKind::Semaphore { count: 8 },
+        };
+        let e = acquire_error(wrong, &name).unwrap();
+        assert!(e.to_string().contains("a semaphore of 8 permits"), "{e}");
+        let e = acquire_error(Outcome::Invalid(crate::machine::ClaimError::Empty), &name);
+        assert!(matches!(e, Some(Error::InvalidRequest { .. })));
+        assert!(matches!(
+            acquire_error(Outcome::TableFull, &name),
+            Some(Error::TableFull { .. })
+        ));
+        assert!(acquire_error(Outcome::Busy, &name).is_none());
+    }
+
     fn pending(now: Instant) -> Pending {
         Pending {
             cmd: Command::Cancel {
@@ -368,5 +389,28 @@ mod tests {
         assert_eq!(p.open.len(), p.map.values().filter(|x| !x.queued).count());
         p.drain();
         assert_eq!(p.floor(RequestId(3)), RequestId(3));
+    }
+}
+
+/// The error an acquire's outcome stands for, if it is one: the table is
+/// full, or the name is another kind of primitive (issue 11).
+pub(crate) fn acquire_error(outcome: Outcome, lock: &LockName) -> Option<Error> {
+    match outcome {
+        Outcome::TableFull => Some(Error::TableFull {
+            limit: crate::machine::MAX_LOCK_ENTRIES,
+        }),
+        Outcome::WrongKind { actual, .. } => Some(Error::WrongKind {
+            name: lock.as_str().to_owned(),
+            actual: match actual {
+                crate::machine::NameKind::Lock => "a lock".to_owned(),
+                crate::machine::NameKind::Semaphore { count } => {
+                    format!("a semaphore of {count} permits")
+                }
+            },
+        }),
+        Outcome::Invalid(e) => Some(Error::InvalidRequest {
+            reason: e.to_string(),
+        }),
+        _ => None,
     }
 }

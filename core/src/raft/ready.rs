@@ -11,7 +11,6 @@ use super::proposals::{AcquireReply, Waiter};
 use super::reads::Purpose;
 use super::Driver;
 use crate::client::guard::LockGuard;
-use crate::error::Error;
 use crate::machine::{Command, Effect, LockTable, Outcome};
 use crate::storage::LogStore;
 use crate::transport::PeerMessage;
@@ -356,9 +355,8 @@ impl<S: LogStore + Send + 'static> Driver<S> {
         tracing::trace!(target: super::TIMELINE, node = %self.name, request = request.0, "answer");
         match p.waiter {
             Waiter::Acquire { lock, reply, .. } => {
-                if outcome == Outcome::TableFull {
-                    let limit = crate::machine::MAX_LOCK_ENTRIES;
-                    let _ = reply.send(Err(Error::TableFull { limit }));
+                if let Some(e) = super::proposals::acquire_error(outcome, &lock) {
+                    let _ = reply.send(Err(e));
                     return;
                 }
                 let answer = match outcome {

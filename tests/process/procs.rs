@@ -289,3 +289,14 @@ pub fn granted_token(line: &str) -> u64 {
     );
     parts[2].parse().expect("token")
 }
+
+/// Parses `leading NAME TOKEN` (the answer to `campaign NAME`).
+pub fn leading_token(line: &str) -> u64 {
+    let parts: Vec<&str> = line.split_whitespace().collect();
+    assert_eq!(
+        parts.first(),
+        Some(&"leading"),
+        "expected to lead: {line:?}"
+    );
+    parts[2].parse().expect("token")
+}

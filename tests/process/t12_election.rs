@@ -7,18 +7,7 @@
 use std::time::{Duration, Instant};
 
 use crate::common::Fenced;
-use crate::procs::{start, Proc};
-
-/// Parses `leading NAME TOKEN`.
-fn leading_token(line: &str) -> u64 {
-    let parts: Vec<&str> = line.split_whitespace().collect();
-    assert_eq!(
-        parts.first(),
-        Some(&"leading"),
-        "expected to lead: {line:?}"
-    );
-    parts[2].parse().expect("token")
-}
+use crate::procs::{leading_token, start, Proc};
 
 /// Starts `campaign NAME` on `p` in the background; the task hands the
 /// process back with its answer once it leads.

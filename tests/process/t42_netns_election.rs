@@ -11,20 +11,10 @@ use std::io::Write;
 use std::time::{Duration, Instant};
 
 use crate::common::Fenced;
-use crate::procs::Spec;
+use crate::procs::{leading_token, Spec};
 use crate::t40_netns::{ip_of, missing_capability, remove_stale, start_in, Netns};
 
 const TTL: Duration = Duration::from_millis(1500);
-
-fn leading_token(line: &str) -> u64 {
-    let parts: Vec<&str> = line.split_whitespace().collect();
-    assert_eq!(
-        parts.first(),
-        Some(&"leading"),
-        "expected to lead: {line:?}"
-    );
-    parts[2].parse().expect("token")
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn t42_issue_11_a_cut_off_leader_knows_it_lost_before_a_successor_leads() {

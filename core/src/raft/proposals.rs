@@ -218,6 +218,29 @@ impl Proposals {
     }
 }
 
+/// The error an acquire's outcome stands for, if it is one: the table is
+/// full, or the name is another kind of primitive (issue 11).
+pub(crate) fn acquire_error(outcome: Outcome, lock: &LockName) -> Option<Error> {
+    match outcome {
+        Outcome::TableFull => Some(Error::TableFull {
+            limit: crate::machine::MAX_LOCK_ENTRIES,
+        }),
+        Outcome::WrongKind { actual, .. } => Some(Error::WrongKind {
+            name: lock.as_str().to_owned(),
+            actual: match actual {
+                crate::machine::NameKind::Lock => "a lock".to_owned(),
+                crate::machine::NameKind::Semaphore { count } => {
+                    format!("a semaphore of {count} permits")
+                }
+            },
+        }),
+        Outcome::Invalid(e) => Some(Error::InvalidRequest {
+            reason: e.to_string(),
+        }),
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -389,28 +412,5 @@ mod tests {
         assert_eq!(p.open.len(), p.map.values().filter(|x| !x.queued).count());
         p.drain();
         assert_eq!(p.floor(RequestId(3)), RequestId(3));
-    }
-}
-
-/// The error an acquire's outcome stands for, if it is one: the table is
-/// full, or the name is another kind of primitive (issue 11).
-pub(crate) fn acquire_error(outcome: Outcome, lock: &LockName) -> Option<Error> {
-    match outcome {
-        Outcome::TableFull => Some(Error::TableFull {
-            limit: crate::machine::MAX_LOCK_ENTRIES,
-        }),
-        Outcome::WrongKind { actual, .. } => Some(Error::WrongKind {
-            name: lock.as_str().to_owned(),
-            actual: match actual {
-                crate::machine::NameKind::Lock => "a lock".to_owned(),
-                crate::machine::NameKind::Semaphore { count } => {
-                    format!("a semaphore of {count} permits")
-                }
-            },
-        }),
-        Outcome::Invalid(e) => Some(Error::InvalidRequest {
-            reason: e.to_string(),
-        }),
-        _ => None,
     }
 }

@@ -71,7 +71,7 @@ pub trait BootClock: Send + Sync + fmt::Debug {
 
     /// Boot time alone, one cheap read, if the source has it: lets a
     /// reading within [`FRESH`] of boot time after a full one reuse that
-    /// one's suspended time (see [`Suspension::suspended`]). `None` (the
+    /// one's suspended time (see `Suspension::suspended`). `None` (the
     /// default) makes every reading a full one.
     fn boot(&self) -> Option<Duration> {
         None

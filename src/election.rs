@@ -115,8 +115,9 @@ impl Node {
     /// - The job's future is dropped as soon as the term may be over
     ///   (`Leadership::lost`), before the cluster can grant the election to
     ///   another candidate; then the leadership is resigned.
-    /// - When the job returns by itself, the leadership is resigned and
-    ///   the node campaigns again (at the back of the queue).
+    /// - When the job returns by itself, or panics (logged at ERROR), the
+    ///   leadership is resigned and the node campaigns again (at the back
+    ///   of the queue). The job runs in a task of its own.
     /// - [`LeaderTask::stop`] drops the job's future, then resigns, then
     ///   returns: a new leader cannot start before the old job was dropped.
     /// - A campaign that fails (`NoQuorum`, this node being removed and
@@ -202,6 +203,7 @@ enum TermEnd {
     Stopped,
     Lost,
     Returned,
+    Panicked,
 }
 
 /// The loop of `run_as_leader`.
@@ -243,18 +245,32 @@ where
         };
         pause = RETRY_FIRST;
         tracing::info!(election = %name, token = %l.token(), "leading");
-        let end = {
-            let work = job(l.clone());
-            tokio::select! {
-                biased;
-                _ = stop.wait_for(|s| *s) => TermEnd::Stopped,
-                _ = l.lost() => TermEnd::Lost,
-                _ = work => TermEnd::Returned,
-            }
-            // `work` is dropped here, before the resign below.
+        // The job runs in a task of its own, so that a panic in it ends
+        // this term (logged), not the loop.
+        let mut work = tokio::spawn(job(l.clone()));
+        let end = tokio::select! {
+            biased;
+            _ = stop.wait_for(|s| *s) => TermEnd::Stopped,
+            _ = l.lost() => TermEnd::Lost,
+            done = &mut work => match done {
+                Err(e) if e.is_panic() => TermEnd::Panicked,
+                _ => TermEnd::Returned,
+            },
         };
-        if matches!(end, TermEnd::Lost) {
-            tracing::warn!(election = %name, token = %l.token(), "leadership lost; the job was stopped");
+        if !work.is_finished() {
+            // Dropped before the resign below: awaiting an aborted task
+            // returns once its future is gone.
+            work.abort();
+            let _ = work.await;
+        }
+        match end {
+            TermEnd::Lost => {
+                tracing::warn!(election = %name, token = %l.token(), "leadership lost; the job was stopped")
+            }
+            TermEnd::Panicked => {
+                tracing::error!(election = %name, token = %l.token(), "the job panicked; resigning and campaigning again")
+            }
+            _ => {}
         }
         if let Err(e) = l.resign().await {
             tracing::debug!(election = %name, error = %e, "resign failed; the session's end frees the election");

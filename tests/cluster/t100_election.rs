@@ -235,3 +235,34 @@ async fn t104_issue_11_a_bad_election_name_is_refused() {
     let mut s = c.nodes[0].watch_leader("");
     assert_eq!(within(s.next()).await, None, "the stream ends at once");
 }
+
+/// A job that panics ends its term, not its node's loop: the election
+/// passes on, and the panicking node campaigns again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn t106_issue_11_a_panicking_job_ends_its_term_not_the_loop() {
+    let c = Cluster::start(3).await;
+    let terms = Arc::new(Mutex::new(Vec::<usize>::new()));
+    let mut tasks = Vec::new();
+    for (i, node) in c.nodes.iter().enumerate().take(2) {
+        let terms = terms.clone();
+        tasks.push(node.run_as_leader("panics", move |_l| {
+            let terms = terms.clone();
+            async move {
+                terms.lock().push(i);
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                if i == 0 {
+                    panic!("the job of node 0 fails");
+                }
+            }
+        }));
+    }
+    crate::common::wait_until(|| {
+        let t = terms.lock();
+        (t.iter().filter(|i| **i == 0).count() >= 2 && t.contains(&1)).then_some(())
+    })
+    .await;
+    assert!(!tasks[0].is_finished(), "node 0 still campaigns");
+    for t in tasks {
+        within(t.stop()).await.unwrap();
+    }
+}

@@ -37,20 +37,22 @@ use super::guard::LeaseWatch;
 use crate::error::Error;
 use crate::types::LockName;
 
-/// The holds of one node's guards, by lock name and acquiring task: each
-/// guard's lease watch, so that only a grant that still holds counts (a
+/// The holds of one node's guards, by lock name: which task acquired each,
+/// and its lease watch, so that only a grant that still holds counts (a
 /// guard whose lease is gone cannot make its task wait behind itself).
+/// Keyed by name alone so that `check`, on every acquire, looks up without
+/// building a key.
 #[derive(Default)]
 pub(crate) struct TaskHolds {
-    held: Mutex<HashMap<(LockName, Asker), Vec<LeaseWatch>>>,
+    held: Mutex<HashMap<LockName, Vec<(Asker, LeaseWatch)>>>,
 }
 
 /// One guard's hold, released when the guard is dropped.
 pub(crate) struct TaskHold {
     holds: Arc<TaskHolds>,
-    key: (LockName, Asker),
+    name: LockName,
     /// Tells this guard's entry from the others' (its own `gone` flag).
-    watch: LeaseWatch,
+    gone: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl TaskHolds {
@@ -58,10 +60,11 @@ impl TaskHolds {
     /// with a grant whose lease still holds.
     pub(crate) fn check(&self, name: &LockName) -> Result<(), Error> {
         let held = self.held.lock();
-        let holding = held
-            .get(&(name.clone(), asker()))
-            .is_some_and(|ws| ws.iter().any(LeaseWatch::holds_now));
-        if holding {
+        let Some(holds) = held.get(name) else {
+            return Ok(());
+        };
+        let me = asker();
+        if holds.iter().any(|(a, w)| *a == me && w.holds_now()) {
             return Err(Error::AlreadyHeld {
                 name: name.as_str().to_owned(),
             });
@@ -72,16 +75,15 @@ impl TaskHolds {
     /// Records that the calling task now holds `name` with the grant that
     /// `watch` follows.
     pub(crate) fn hold(self: &Arc<Self>, name: &LockName, watch: &LeaseWatch) -> TaskHold {
-        let key = (name.clone(), asker());
         self.held
             .lock()
-            .entry(key.clone())
+            .entry(name.clone())
             .or_default()
-            .push(watch.clone());
+            .push((asker(), watch.clone()));
         TaskHold {
             holds: self.clone(),
-            key,
-            watch: watch.clone(),
+            name: name.clone(),
+            gone: watch.gone.clone(),
         }
     }
 
@@ -94,10 +96,10 @@ impl TaskHolds {
 impl Drop for TaskHold {
     fn drop(&mut self) {
         let mut held = self.holds.held.lock();
-        if let Some(ws) = held.get_mut(&self.key) {
-            ws.retain(|w| !Arc::ptr_eq(&w.gone, &self.watch.gone));
-            if ws.is_empty() {
-                held.remove(&self.key);
+        if let Some(holds) = held.get_mut(&self.name) {
+            holds.retain(|(_, w)| !Arc::ptr_eq(&w.gone, &self.gone));
+            if holds.is_empty() {
+                held.remove(&self.name);
             }
         }
     }

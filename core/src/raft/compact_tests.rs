@@ -18,9 +18,9 @@ use crate::transport::{PeerMessage, Transport};
 use crate::types::{NodeId, NodeName};
 
 /// Counts the snapshots a node sends, and passes everything on.
-struct Counting {
-    inner: Arc<dyn Transport>,
-    snapshots: Arc<AtomicU64>,
+pub(super) struct Counting {
+    pub(super) inner: Arc<dyn Transport>,
+    pub(super) snapshots: Arc<AtomicU64>,
 }
 
 impl Transport for Counting {

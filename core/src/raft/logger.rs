@@ -5,6 +5,13 @@ use std::fmt::{self, Write as _};
 
 use slog::{Drain, Level, OwnedKVList, Record, Serializer, KV};
 
+/// The `tracing` target of the hot path's timeline events (trace level):
+/// propose, send, receive, write, fsync, persisted, apply, answer. The
+/// benchmark's `PEERLOCK_BENCH_ONLY=timeline` collects them to show where
+/// one lock pair's time goes. A disabled trace event costs one cached
+/// interest check, so the events stay in the production build.
+pub const TIMELINE: &str = "peerlock::timeline";
+
 /// A slog drain that re-emits every record as a tracing event.
 pub(crate) struct TracingDrain;
 

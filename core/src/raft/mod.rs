@@ -42,6 +42,8 @@ mod issue8_tests;
 mod nemesis_tests;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod watch_tests;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -68,18 +70,12 @@ pub use hooks::{ApplyObserver, Hooks, PauseGate, RaftEvent, RaftObserver};
 pub(crate) use input::Input;
 #[cfg(any(test, feature = "sim"))]
 pub use input::Inspection;
+pub use logger::TIMELINE;
 pub use own::random_u64;
 #[cfg(any(test, feature = "sim"))]
 pub use own::seed_thread_random;
 pub(crate) use proposals::AcquireReply;
 pub use watches::HolderView;
-
-/// The `tracing` target of the hot path's timeline events (trace level):
-/// propose, send, receive, write, fsync, persisted, apply, answer. The
-/// benchmark's `PEERLOCK_BENCH_ONLY=timeline` collects them to show where
-/// one lock pair's time goes. A disabled trace event costs one cached
-/// interest check, so the events stay in the production build.
-pub const TIMELINE: &str = "peerlock::timeline";
 
 use leader::LeaderDuty;
 use own::OwnSession;

@@ -23,7 +23,7 @@ pub(super) fn config() -> NodeConfig {
     }
 }
 
-fn params(net: &MemNet, m: &Member, members: &[Member], cfg: NodeConfig) -> StartParams {
+pub(super) fn params(net: &MemNet, m: &Member, members: &[Member], cfg: NodeConfig) -> StartParams {
     let (transport, incoming) = net.join(m.id);
     StartParams {
         config: cfg,
@@ -44,7 +44,7 @@ fn params(net: &MemNet, m: &Member, members: &[Member], cfg: NodeConfig) -> Star
     }
 }
 
-fn members(n: usize, prefix: &str) -> Vec<Member> {
+pub(super) fn members(n: usize, prefix: &str) -> Vec<Member> {
     (0..n)
         .map(|i| {
             let name = format!("{prefix}{i}");

@@ -86,3 +86,74 @@ pub enum Error {
         limit: usize,
     },
 }
+
+impl Error {
+    /// Whether the same call may succeed if made again later, unchanged
+    /// (issue 12: which errors are worth retrying, as etcd's clients and
+    /// openraft split API errors from fatal ones).
+    ///
+    /// | retry | errors | why |
+    /// |---|---|---|
+    /// | yes | `Timeout`, `NoQuorum` | the cluster was slow or lost its majority for a while; nothing is held for you |
+    /// | yes | `LockLost` | run the whole critical section again: a new grant gets a new token |
+    /// | yes | `TableFull` | once other holders release or stop waiting |
+    /// | no | `Removed`, `Shutdown` | this `Node` is done: start a new one (a removed node rejoins as a new member) |
+    /// | no | `InvalidName`, `InvalidRequest`, `WrongKind`, `AlreadyHeld` | the call itself is wrong: fix the name, the count, or pass the guard down |
+    /// | no | `Config`, `Tls`, `Io` | the node's set-up: fix it and start again |
+    ///
+    /// Retry with a pause (and a bound): a `NoQuorum` lasts as long as the
+    /// majority is missing.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Error::Timeout | Error::NoQuorum | Error::LockLost { .. } | Error::TableFull { .. } => {
+                true
+            }
+            Error::Removed
+            | Error::Shutdown
+            | Error::InvalidName { .. }
+            | Error::Config(_)
+            | Error::Tls(_)
+            | Error::Io(_)
+            | Error::AlreadyHeld { .. }
+            | Error::WrongKind { .. }
+            | Error::InvalidRequest { .. } => false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Error;
+
+    #[test]
+    fn transient_errors_are_retryable_and_wrong_calls_are_not() {
+        let token = crate::types::FencingToken(7);
+        for e in [
+            Error::Timeout,
+            Error::NoQuorum,
+            Error::LockLost {
+                name: "a".into(),
+                token,
+            },
+            Error::TableFull { limit: 1 },
+        ] {
+            assert!(e.is_retryable(), "{e}");
+        }
+        for e in [
+            Error::Removed,
+            Error::Shutdown,
+            Error::InvalidName { reason: "x".into() },
+            Error::Config("x".into()),
+            Error::Tls("x".into()),
+            Error::Io(std::io::Error::other("x")),
+            Error::AlreadyHeld { name: "a".into() },
+            Error::WrongKind {
+                name: "a".into(),
+                actual: "b".into(),
+            },
+            Error::InvalidRequest { reason: "x".into() },
+        ] {
+            assert!(!e.is_retryable(), "{e}");
+        }
+    }
+}

@@ -21,7 +21,7 @@
 //! | `leading NAME` | `leading NAME true|false` (the term's `is_leader()`) |
 //! | `leader NAME`  | `leader NAME NODE TOKEN CANDIDATES` or `leader NAME none` (linearizable) |
 //! | `resign NAME`  | `resigned NAME`                                     |
-//! | `status`       | `status ROLE term=.. leader=.. applied=..`          |
+//! | `status`       | `status ROLE term=.. leader=ID leader_name=NAME applied=..` |
 //! | `members`      | `members NAME=voter|learner,live|silent,id=ID,addr=ADDR[,zone=ZONE] ...` (linearizable) |
 //! | `quit`         | graceful shutdown, then `bye` (SIGTERM does the same) |
 //!
@@ -376,10 +376,11 @@ async fn run(args: Args) -> Result<(), peerlock::Error> {
                 "status" => {
                     let s = node.status();
                     format!(
-                        "status {:?} term={} leader={} applied={}",
+                        "status {:?} term={} leader={} leader_name={} applied={}",
                         s.role,
                         s.term,
                         s.leader.map_or("none".to_owned(), |l| l.to_string()),
+                        s.leader_name().map_or("none", |n| n.as_str()),
                         s.applied_index
                     )
                 }

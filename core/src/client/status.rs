@@ -123,4 +123,57 @@ impl NodeStatus {
     pub fn is_leader(&self) -> bool {
         self.role == Role::Leader
     }
+
+    /// The leader's member record (name, address, role), if this node
+    /// knows the leader and has applied its membership.
+    pub fn leader_member(&self) -> Option<&MemberStatus> {
+        let leader = self.leader?;
+        self.members.iter().find(|m| m.id == leader)
+    }
+
+    /// The leader's name (issue 12: `status()` named it only by its Raft
+    /// id), if known.
+    pub fn leader_name(&self) -> Option<&NodeName> {
+        self.leader_member().map(|m| &m.name)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn member(id: u64, name: &str) -> MemberStatus {
+        MemberStatus {
+            id: NodeId(id),
+            name: NodeName(name.into()),
+            addr: ([127, 0, 0, 1], 7000).into(),
+            voter: true,
+            role: MemberRole::Voter,
+            live: None,
+            durable: false,
+            zone: None,
+            leaving: false,
+        }
+    }
+
+    #[test]
+    fn the_leader_is_named_from_the_members() {
+        let mut s = NodeStatus {
+            id: NodeId(1),
+            name: NodeName("a".into()),
+            role: Role::Follower,
+            leader: Some(NodeId(2)),
+            term: 3,
+            commit_index: 0,
+            applied_index: 0,
+            session: None,
+            lease_valid: false,
+            members: vec![member(1, "a"), member(2, "b")],
+        };
+        assert_eq!(s.leader_name().map(|n| n.as_str()), Some("b"));
+        s.leader = Some(NodeId(9));
+        assert_eq!(s.leader_name(), None, "a leader not (yet) in the members");
+        s.leader = None;
+        assert_eq!(s.leader_member(), None);
+    }
 }

@@ -90,7 +90,25 @@ pub(crate) async fn form(
         Box::pin(std::future::pending());
     let mut announce = tokio::time::interval(Duration::from_millis(ANNOUNCE_EVERY_MS));
     let mut tick = tokio::time::interval(Duration::from_millis(100));
+    let mut note = crate::startup_note::StartupNote::new(deadline);
     loop {
+        if !quiet {
+            let known: Vec<SocketAddr> = transport.known_peers().iter().map(|p| p.addr).collect();
+            let silent: Vec<SocketAddr> = seeds
+                .iter()
+                .copied()
+                .filter(|a| *a != me_addr && *a != transport.local_addr() && !known.contains(a))
+                .collect();
+            note.missing(
+                &me.name,
+                &silent,
+                if expect > 1 {
+                    "no cluster yet: waiting for the seeds to answer, to join a cluster or to form one with bootstrap_expect: start them, or check the seed addresses and the network"
+                } else {
+                    "no cluster has answered yet through the seeds: start a member, or check the seed addresses and the network"
+                },
+            );
+        }
         tokio::select! {
             biased;
             r = &mut dialing => {

@@ -87,6 +87,7 @@ mod members;
 mod node;
 mod rejoin;
 mod resolve;
+mod startup_note;
 
 pub use builder::NodeBuilder;
 pub use election::LeaderTask;

@@ -95,6 +95,7 @@ async fn running_cluster(
     deadline: tokio::time::Instant,
 ) -> Result<Option<Vec<Member>>, Error> {
     let listed: std::collections::BTreeSet<SocketAddr> = peers.iter().copied().collect();
+    let mut note = crate::startup_note::StartupNote::new(deadline);
     loop {
         let now = tokio::time::Instant::now();
         if now >= deadline {
@@ -108,6 +109,16 @@ async fn running_cluster(
         if listed.is_subset(&answered) {
             return Ok(None);
         }
+        let missing: Vec<SocketAddr> = listed
+            .difference(&answered)
+            .copied()
+            .filter(|a| *a != me_addr && *a != transport.local_addr())
+            .collect();
+        note.missing(
+            transport.local_name(),
+            &missing,
+            "first start: waiting for every peer listed in peers(..) to answer (a cluster is founded by all of them, or joined through any that runs one): start them, or check their addresses and the network",
+        );
         let until = deadline.min(tokio::time::Instant::now() + CLUSTER_PROBE);
         match crate::forming::form(transport, incoming, peers, None, 0, me_addr, until, true)
             .await?

@@ -16,6 +16,7 @@ mod t45_membership;
 mod t50_rolling;
 mod t52_dead_voters;
 mod t55_discovery;
+mod t56_startup_note;
 mod t60_restored;
 mod t63_scale;
 mod workload;

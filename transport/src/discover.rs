@@ -173,10 +173,11 @@ impl Shared {
             }
         }
         if !unreachable.is_empty() && !require_all {
-            // A restart started from the members it recorded; the peers
+            // A restart from the members it recorded, or one round of a
+            // first start (whose caller says what it waits for): the peers
             // still missing are dialed by their slots as usual.
             let list: Vec<String> = unreachable.iter().map(|(a, _)| a.to_string()).collect();
-            tracing::info!(unreachable = %list.join(", "), "configured peers not reachable at start-up; going on with the recorded members");
+            tracing::debug!(unreachable = %list.join(", "), "peers not reachable in this round");
         } else if !unreachable.is_empty() {
             unreachable.sort_by_key(|(a, _)| *a);
             let list: Vec<String> = unreachable

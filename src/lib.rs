@@ -122,7 +122,6 @@ mod semaphore;
 pub use builder::NodeBuilder;
 pub use election::LeaderTask;
 pub use node::Node;
-pub use semaphore::Semaphore;
 pub use peerlock_core::client::{MemberInfo, MemberRole, MemberStatus, NodeStatus, Role};
 pub use peerlock_core::machine::{ClaimKind, NameKind};
 pub use peerlock_core::{
@@ -131,6 +130,7 @@ pub use peerlock_core::{
     WriteGuard,
 };
 pub use peerlock_transport::TlsConfig;
+pub use semaphore::Semaphore;
 
 /// Metric names (through the `metrics` facade; install any exporter).
 pub use peerlock_core::metrics;

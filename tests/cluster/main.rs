@@ -30,3 +30,8 @@ mod t92_failover_ttl;
 mod t93_durations;
 mod t95_issue_8_large_table;
 mod t119_break_sem;
+mod t119_break_cancel;
+mod t119_break_multi;
+mod t119_break_nested;
+mod t119_break_rw;
+mod t119_break_failover;

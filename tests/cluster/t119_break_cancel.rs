@@ -1,0 +1,116 @@
+//! Cancel safety, bounded waits without a quorum, and election interplay
+//! (helper `break`, issue 11).
+
+use std::time::{Duration, Instant};
+
+use peerlock::Error;
+
+use super::t119_break_sem::Rng;
+use crate::common::{wait_until_async, within, Cluster};
+
+/// Eighteen tasks on three nodes start read, write, multi and permit
+/// acquires on three names and drop each future at a random moment (some
+/// after the grant arrived), for 3 s. Afterwards no name has a holder or a
+/// waiter left on any node.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn t119_break_cancel_dropped_futures_leave_no_ghosts() {
+    let c = Cluster::start(3).await;
+    let stop_at = Instant::now() + Duration::from_secs(3);
+    let mut tasks = Vec::new();
+    for t in 0..18u64 {
+        let node = c.nodes[(t % 3) as usize].clone();
+        tasks.push(tokio::spawn(async move {
+            let mut r = Rng(0xD1B5_4A32_D192_ED03 ^ (t + 1) * 104_729);
+            let sem = node.semaphore("cs", 3);
+            while Instant::now() < stop_at {
+                let d = Duration::from_millis(r.below(80));
+                let name = ["c1", "c2"][r.below(2) as usize];
+                let out: Result<bool, Error> = match r.below(5) {
+                    0 => tokio::time::timeout(d, node.read_lock(name))
+                        .await
+                        .map_or(Ok(false), |g| g.map(|_| true)),
+                    1 => tokio::time::timeout(d, node.write_lock(name))
+                        .await
+                        .map_or(Ok(false), |g| g.map(|_| true)),
+                    2 => tokio::time::timeout(d, node.lock_all(["c2", "c1"]))
+                        .await
+                        .map_or(Ok(false), |g| g.map(|_| true)),
+                    3 => tokio::time::timeout(d, node.lock(name))
+                        .await
+                        .map_or(Ok(false), |g| g.map(|_| true)),
+                    _ => tokio::time::timeout(d, sem.acquire(1 + r.below(3) as u32))
+                        .await
+                        .map_or(Ok(false), |g| g.map(|_| true)),
+                };
+                out?;
+            }
+            Ok::<_, Error>(())
+        }));
+    }
+    for t in tasks {
+        within(t).await.unwrap().unwrap();
+    }
+    for n in &c.nodes {
+        for name in ["c1", "c2", "cs"] {
+            wait_until_async(|| async {
+                n.holders(name).await.ok()?.is_none().then_some(())
+            })
+            .await;
+        }
+    }
+}
+
+/// With two of three nodes stopped, every call on the third returns
+/// within a bound (NoQuorum, Timeout, or for a release Ok), never hangs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn t119_break_cancel_every_call_is_bounded_without_a_quorum() {
+    let c = Cluster::start(3).await;
+    let leader = c.leader().await;
+    let me = (leader + 1) % 3;
+    let n = c.nodes[me].clone();
+    let sem = n.semaphore("b", 2);
+    let held_permit = within(sem.acquire(1)).await.unwrap();
+    let held_read = within(n.read_lock("r")).await.unwrap();
+    let held_multi = within(n.lock_all(["m1", "m2"])).await.unwrap();
+    for i in 0..3 {
+        if i != me {
+            c.nodes[i].kill().await;
+        }
+    }
+    let bound = Duration::from_secs(8);
+    let timed = |what: &'static str, started: Instant| {
+        let took = started.elapsed();
+        assert!(took < bound, "{what} took {took:?}");
+    };
+    macro_rules! bounded {
+        ($what:literal, $call:expr) => {{
+            let s = Instant::now();
+            let out = tokio::time::timeout(Duration::from_secs(20), $call)
+                .await
+                .unwrap_or_else(|_| panic!("{} hung for 20 s", $what));
+            timed($what, s);
+            out
+        }};
+    }
+    let other = n.semaphore("b2", 2);
+    let e = bounded!("acquire", other.acquire(1)).unwrap_err();
+    assert!(matches!(e, Error::NoQuorum), "{e}");
+    let _ = bounded!("try_acquire", other.try_acquire(1));
+    let _ = bounded!(
+        "acquire_timeout",
+        other.acquire_timeout(1, Duration::from_secs(3600))
+    );
+    let _ = bounded!("read_lock", n.read_lock("q"));
+    let _ = bounded!("try_read_lock", n.try_read_lock("q"));
+    let _ = bounded!("write_lock", n.write_lock("q"));
+    let _ = bounded!("try_write_lock", n.try_write_lock("q"));
+    let _ = bounded!("lock_all", n.lock_all(["q1", "q2"]));
+    let _ = bounded!("try_lock_all", n.try_lock_all(["q1", "q2"]));
+    let _ = bounded!("with_locks", n.with_locks(["q3"], async |_| ()));
+    let _ = bounded!("holders", n.holders("b"));
+    let _ = bounded!("campaign", n.campaign("el"));
+    let _ = bounded!("leader", n.leader("el"));
+    bounded!("permit release", held_permit.release()).unwrap();
+    bounded!("read unlock", held_read.unlock()).unwrap();
+    bounded!("multi unlock", held_multi.unlock()).unwrap();
+}

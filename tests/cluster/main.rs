@@ -35,3 +35,4 @@ mod t119_break_multi;
 mod t119_break_nested;
 mod t119_break_rw;
 mod t119_break_failover;
+mod t119_break_fails;

@@ -52,10 +52,8 @@ async fn t119_break_cancel_dropped_futures_leave_no_ghosts() {
     }
     for n in &c.nodes {
         for name in ["c1", "c2", "cs"] {
-            wait_until_async(|| async {
-                n.holders(name).await.ok()?.is_none().then_some(())
-            })
-            .await;
+            wait_until_async(|| async { n.holders(name).await.ok()?.is_none().then_some(()) })
+                .await;
         }
     }
 }

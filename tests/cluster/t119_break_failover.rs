@@ -86,9 +86,9 @@ async fn t119_break_failover_shutdown_answers_waiters_and_frees_their_places() {
             n.semaphore("sd", 1).acquire(1).await.map(|_| ())
         }));
         let n = c.nodes[gone].clone();
-        calls.push(tokio::spawn(async move {
-            n.read_lock("sdw").await.map(|_| ())
-        }));
+        calls.push(tokio::spawn(
+            async move { n.read_lock("sdw").await.map(|_| ()) },
+        ));
         let n = c.nodes[gone].clone();
         calls.push(tokio::spawn(async move {
             n.lock_all(["sdw", "sdx"]).await.map(|_| ())

@@ -57,8 +57,7 @@ async fn t119_break_multi_opposite_orders_and_no_partial_grant_seen() {
                 let b = n.holders("b").await?;
                 let a2 = n.holders("a").await?;
                 let tok = |i: &Option<peerlock::HoldersInfo>| {
-                    i.as_ref()
-                        .and_then(|i| i.holders.first().map(|h| h.token))
+                    i.as_ref().and_then(|i| i.holders.first().map(|h| h.token))
                 };
                 if let (Some(t1), Some(t2)) = (tok(&a1), tok(&a2)) {
                     if t1 == t2 {
@@ -146,4 +145,47 @@ async fn t119_break_multi_waits_without_holding_and_token_rises() {
     drop(q);
     let g = within(waiter).await.unwrap().unwrap();
     assert!(g.token() > t_p && g.token() > t_q);
+}
+
+/// FIFO across names: `X = [a, b]` waits for `a`; `Y = [b]` behind it must
+/// not overtake it on `b` when `b` is freed, while `Z = [c]` on another
+/// name is granted at once. When X times out and leaves, Y goes at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn t119_break_multi_a_later_request_never_overtakes_on_a_shared_name() {
+    let c = Cluster::start(3).await;
+    let ha = within(c.nodes[0].lock("fa")).await.unwrap();
+    let hb = within(c.nodes[0].lock("fb")).await.unwrap();
+    let x = {
+        let n = c.nodes[1].clone();
+        tokio::spawn(async move {
+            n.lock_all_timeout(["fa", "fb"], Duration::from_secs(3))
+                .await
+        })
+    };
+    crate::common::wait_until_async(|| async {
+        let i = c.nodes[2].holders("fb").await.ok().flatten()?;
+        (i.waiters == 1).then_some(())
+    })
+    .await;
+    let y = {
+        let n = c.nodes[2].clone();
+        tokio::spawn(async move { n.lock_all(["fb"]).await })
+    };
+    crate::common::wait_until_async(|| async {
+        let i = c.nodes[2].holders("fb").await.ok().flatten()?;
+        (i.waiters == 2).then_some(())
+    })
+    .await;
+    drop(hb);
+    let z = within(c.nodes[2].lock_all(["fc"])).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!y.is_finished(), "Y overtook X on fb");
+    let e = within(x).await.unwrap().unwrap_err();
+    assert!(matches!(e, Error::Timeout), "{e}");
+    let started = Instant::now();
+    let yg = within(y).await.unwrap().unwrap();
+    assert!(started.elapsed() < Duration::from_secs(2));
+    let i = within(c.nodes[0].holders("fa")).await.unwrap().unwrap();
+    assert_eq!(i.waiters, 0, "X left a ghost on fa");
+    drop((ha, yg, z));
 }

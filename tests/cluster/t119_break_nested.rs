@@ -46,7 +46,10 @@ async fn t119_break_nested_every_pair_is_already_held_and_queues_nothing() {
         let held = within(take(&n, first)).await;
         let again: Vec<(&str, Error)> = vec![
             ("lock", within(n.lock("x")).await.unwrap_err()),
-            ("lock_timeout", within(n.lock_timeout("x", t)).await.unwrap_err()),
+            (
+                "lock_timeout",
+                within(n.lock_timeout("x", t)).await.unwrap_err(),
+            ),
             ("read_lock", within(n.read_lock("x")).await.unwrap_err()),
             (
                 "read_lock_timeout",
@@ -57,16 +60,17 @@ async fn t119_break_nested_every_pair_is_already_held_and_queues_nothing() {
                 "write_lock_timeout",
                 within(n.write_lock_timeout("x", t)).await.unwrap_err(),
             ),
-            ("lock_all", within(n.lock_all(["x", "z"])).await.unwrap_err()),
+            (
+                "lock_all",
+                within(n.lock_all(["x", "z"])).await.unwrap_err(),
+            ),
             (
                 "lock_all_timeout",
                 within(n.lock_all_timeout(["z", "x"], t)).await.unwrap_err(),
             ),
             (
                 "with_locks",
-                within(n.with_locks(["x"], async |_| ()))
-                    .await
-                    .unwrap_err(),
+                within(n.with_locks(["x"], async |_| ())).await.unwrap_err(),
             ),
             (
                 "with_lock",

@@ -89,10 +89,12 @@ async fn t119_break_sem_churn_never_exceeds_the_count_and_leaves_no_ghosts() {
     }
     let peak = peak.load(Ordering::SeqCst);
     assert!(peak <= u64::from(COUNT), "{peak} permits in use of {COUNT}");
-    assert!(grants.load(Ordering::SeqCst) > 10, "hardly anything granted");
+    assert!(
+        grants.load(Ordering::SeqCst) > 10,
+        "hardly anything granted"
+    );
     for n in &c.nodes {
-        wait_until_async(|| async { n.holders("pool").await.ok()?.is_none().then_some(()) })
-            .await;
+        wait_until_async(|| async { n.holders("pool").await.ok()?.is_none().then_some(()) }).await;
     }
 }
 
@@ -107,11 +109,17 @@ async fn t119_break_sem_limits_zero_full_and_a_million() {
         let e = within(n0.semaphore("lim", count).acquire(n))
             .await
             .unwrap_err();
-        assert!(matches!(e, Error::InvalidRequest { .. }), "{n}/{count}: {e}");
+        assert!(
+            matches!(e, Error::InvalidRequest { .. }),
+            "{n}/{count}: {e}"
+        );
         let e = within(n0.semaphore("lim", count).try_acquire(n))
             .await
             .unwrap_err();
-        assert!(matches!(e, Error::InvalidRequest { .. }), "{n}/{count}: {e}");
+        assert!(
+            matches!(e, Error::InvalidRequest { .. }),
+            "{n}/{count}: {e}"
+        );
     }
     assert_eq!(within(n0.holders("lim")).await.unwrap(), None);
     let all = within(n0.semaphore("lim", 3).acquire(3)).await.unwrap();

@@ -12,6 +12,7 @@ mod t110_semaphore;
 mod t111_rwlock;
 mod t112_multilock;
 mod t119_break_cancel;
+mod t119_break_delay;
 mod t119_break_failover;
 mod t119_break_fails;
 mod t119_break_multi;

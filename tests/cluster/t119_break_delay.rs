@@ -1,0 +1,54 @@
+//! Lock-delay on shared names (helper `break`, issue 11): a dead holder's
+//! permits (or read lock) are kept from others for the lock-delay; the
+//! rest of the semaphore, or other readers, need not wait.
+
+use std::time::{Duration, Instant};
+
+use crate::common::{wait_until_async, within, Cluster, Opts};
+
+/// A semaphore of 10: the victim node holds 1 permit and is killed, with a
+/// 4 s lock-delay. Once its session expired, 9 permits are free whatever
+/// the victim still does, so `try_acquire(1)` on a survivor should succeed
+/// during the lock-delay (the dead permit stays counted), as should a read
+/// lock beside a dead reader.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn t119_break_fails_one_dead_permit_blocks_the_whole_semaphore_for_the_lock_delay() {
+    let c = Cluster::start_with(
+        3,
+        Opts {
+            ttl: Duration::from_millis(1500),
+            lock_delay: Duration::from_secs(4),
+        },
+    )
+    .await;
+    let leader = c.leader().await;
+    let victim = (leader + 1) % 3;
+    let p = within(c.nodes[victim].semaphore("wide", 10).acquire(1))
+        .await
+        .unwrap();
+    let r = within(c.nodes[victim].read_lock("shared")).await.unwrap();
+    c.nodes[victim].kill().await;
+    drop((p, r));
+    // Wait for the session's expiry: the victim's grant leaves `holders`.
+    let expired = wait_until_async(|| async {
+        let i = c.nodes[leader].holders("wide").await.ok()??;
+        i.holders.is_empty().then(Instant::now)
+    })
+    .await;
+    let sem = c.nodes[leader].semaphore("wide", 10);
+    let got = within(sem.try_acquire(1)).await.unwrap();
+    let reader = within(c.nodes[leader].try_read_lock("shared"))
+        .await
+        .unwrap();
+    let in_delay = expired.elapsed() < Duration::from_secs(3);
+    assert!(
+        in_delay,
+        "the test was too slow to look inside the lock-delay"
+    );
+    assert!(
+        got.is_some() && reader.is_some(),
+        "during the lock-delay: try_acquire(1) of 9 free permits = {:?}, try_read_lock beside a dead reader = {:?}",
+        got.map(|p| p.token()),
+        reader.map(|r| r.token())
+    );
+}

@@ -38,3 +38,4 @@ mod t91_blocked_runtime;
 mod t92_failover_ttl;
 mod t93_durations;
 mod t95_issue_8_large_table;
+mod t119_break_misc;

@@ -186,3 +186,78 @@ async fn t119_break_failover_a_large_request_is_not_starved_by_a_stream() {
         within(s).await.unwrap().unwrap();
     }
 }
+
+/// Churn on a semaphore of 3 from 9 tasks on 3 nodes (acquire, timeouts,
+/// dropped futures) while the Raft leader's node is killed mid-run: the
+/// survivors' calls fail only by `Timeout`, permits in use never pass 3
+/// (a holder on the killed node stops counting when its `lost()` fires),
+/// and the name ends free.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn t119_break_failover_churn_through_the_leaders_death() {
+    use super::t119_break_sem::Rng;
+    let c = Cluster::start(3).await;
+    let leader = c.leader().await;
+    let in_use = Arc::new(AtomicU64::new(0));
+    let peak = Arc::new(AtomicU64::new(0));
+    let stop_at = Instant::now() + Duration::from_secs(5);
+    let mut tasks = Vec::new();
+    for t in 0..9u64 {
+        let i = (t % 3) as usize;
+        let sem = c.nodes[i].semaphore("churn", 3);
+        let (in_use, peak) = (in_use.clone(), peak.clone());
+        let doomed = i == leader;
+        tasks.push(tokio::spawn(async move {
+            let mut r = Rng(0xA076_1D64_78BD_642F ^ (t + 1) * 65_537);
+            while Instant::now() < stop_at {
+                let n = 1 + r.below(3) as u32;
+                let got = match r.below(3) {
+                    0 => sem.acquire(n).await.map(Some),
+                    1 => match sem
+                        .acquire_timeout(n, Duration::from_millis(1 + r.below(300)))
+                        .await
+                    {
+                        Err(Error::Timeout) => Ok(None),
+                        x => x.map(Some),
+                    },
+                    _ => match tokio::time::timeout(
+                        Duration::from_millis(r.below(80)),
+                        sem.acquire(n),
+                    )
+                    .await
+                    {
+                        Ok(x) => x.map(Some),
+                        Err(_) => Ok(None),
+                    },
+                };
+                let p = match got {
+                    Ok(Some(p)) => p,
+                    Ok(None) => continue,
+                    Err(Error::Shutdown) if doomed => return Ok(()),
+                    Err(e) => return Err(format!("node {i}: {e}")),
+                };
+                let n = u64::from(n);
+                let now = in_use.fetch_add(n, Ordering::SeqCst) + n;
+                peak.fetch_max(now, Ordering::SeqCst);
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_millis(r.below(20))) => {}
+                    _ = p.lost() => {}
+                }
+                in_use.fetch_sub(n, Ordering::SeqCst);
+                drop(p);
+            }
+            Ok::<_, String>(())
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    c.nodes[leader].kill().await;
+    for t in tasks {
+        within(t).await.unwrap().unwrap();
+    }
+    let peak = peak.load(Ordering::SeqCst);
+    assert!(peak <= 3, "{peak} permits of 3 in use");
+    let alive = (leader + 1) % 3;
+    wait_until_async(|| async {
+        c.nodes[alive].holders("churn").await.ok()?.is_none().then_some(())
+    })
+    .await;
+}

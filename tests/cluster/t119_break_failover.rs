@@ -257,7 +257,12 @@ async fn t119_break_failover_churn_through_the_leaders_death() {
     assert!(peak <= 3, "{peak} permits of 3 in use");
     let alive = (leader + 1) % 3;
     wait_until_async(|| async {
-        c.nodes[alive].holders("churn").await.ok()?.is_none().then_some(())
+        c.nodes[alive]
+            .holders("churn")
+            .await
+            .ok()?
+            .is_none()
+            .then_some(())
     })
     .await;
 }

@@ -16,15 +16,21 @@ async fn t119_break_misc_huge_timeouts_wait_and_do_not_panic() {
         .await
         .unwrap();
     drop(p);
-    let r = within(n.read_lock_timeout("h2", Duration::MAX)).await.unwrap();
+    let r = within(n.read_lock_timeout("h2", Duration::MAX))
+        .await
+        .unwrap();
     drop(r);
-    let w = within(n.write_lock_timeout("h2", Duration::MAX)).await.unwrap();
+    let w = within(n.write_lock_timeout("h2", Duration::MAX))
+        .await
+        .unwrap();
     drop(w);
     let m = within(n.lock_all_timeout(["h3", "h4"], Duration::MAX))
         .await
         .unwrap();
     drop(m);
-    let l = within(n.campaign_timeout("h5", Duration::MAX)).await.unwrap();
+    let l = within(n.campaign_timeout("h5", Duration::MAX))
+        .await
+        .unwrap();
     drop(l);
 }
 
@@ -38,16 +44,27 @@ async fn t119_break_misc_holders_is_linearizable_across_nodes() {
         let (a, b) = (&c.nodes[round % 3], &c.nodes[(round + 1) % 3]);
         let p = within(a.semaphore("lin", 3).acquire(2)).await.unwrap();
         let i = within(b.holders("lin")).await.unwrap().unwrap();
-        assert!(i.holders.iter().any(|h| h.token == p.token()), "round {round}");
+        assert!(
+            i.holders.iter().any(|h| h.token == p.token()),
+            "round {round}"
+        );
         within(p.release()).await.unwrap();
-        assert_eq!(within(b.holders("lin")).await.unwrap(), None, "round {round}");
+        assert_eq!(
+            within(b.holders("lin")).await.unwrap(),
+            None,
+            "round {round}"
+        );
         let r = within(a.read_lock("linr")).await.unwrap();
         assert_eq!(
             within(b.holders("linr")).await.unwrap().unwrap().holders[0].token,
             r.token()
         );
         within(r.unlock()).await.unwrap();
-        assert_eq!(within(b.holders("linr")).await.unwrap(), None, "round {round}");
+        assert_eq!(
+            within(b.holders("linr")).await.unwrap(),
+            None,
+            "round {round}"
+        );
     }
 }
 

@@ -107,3 +107,93 @@ async fn t119_break_rw_bad_names_are_invalid_name() {
         assert!(matches!(e, Error::InvalidName { .. }), "{e}");
     }
 }
+
+/// Readers and writers on three nodes churn for 4 s (timeouts and dropped
+/// futures included) while a non-leader node is killed: a writer never
+/// holds beside anyone (counted by the holders, who stop counting when
+/// `lost()` fires), readers do share, and the name ends free.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn t119_break_rw_churn_never_lets_a_writer_beside_anyone() {
+    use super::t119_break_sem::Rng;
+    use std::sync::atomic::{AtomicI64, Ordering};
+    use std::sync::Arc;
+    let c = Cluster::start(3).await;
+    let victim = (c.leader().await + 1) % 3;
+    // Readers count +1 each; a writer counts +1000.
+    let state = Arc::new(AtomicI64::new(0));
+    let max_readers = Arc::new(AtomicI64::new(0));
+    let stop_at = Instant::now() + Duration::from_secs(4);
+    let mut tasks = Vec::new();
+    for t in 0..9u64 {
+        let i = (t % 3) as usize;
+        let node = c.nodes[i].clone();
+        let (state, max_readers) = (state.clone(), max_readers.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut r = Rng(0x2545_F491_4F6C_DD1D ^ (t + 1) * 31_337);
+            while Instant::now() < stop_at {
+                let write = r.below(3) == 0;
+                let d = Duration::from_millis(1 + r.below(200));
+                let held: Result<Option<Box<dyn std::any::Any + Send + Sync>>, Error> = if write {
+                    match node.write_lock_timeout("churn", d).await {
+                        Ok(g) => Ok(Some(Box::new(g))),
+                        Err(Error::Timeout) => Ok(None),
+                        Err(e) => Err(e),
+                    }
+                } else {
+                    match tokio::time::timeout(d, node.read_lock("churn")).await {
+                        Ok(Ok(g)) => Ok(Some(Box::new(g))),
+                        Ok(Err(e)) => Err(e),
+                        Err(_) => Ok(None),
+                    }
+                };
+                let g = match held {
+                    Ok(Some(g)) => g,
+                    Ok(None) => continue,
+                    Err(Error::Shutdown) if i == victim => return Ok(()),
+                    Err(e) => return Err(format!("node {i}: {e}")),
+                };
+                let add = if write { 1000 } else { 1 };
+                let now = state.fetch_add(add, Ordering::SeqCst) + add;
+                if write {
+                    assert_eq!(now, 1000, "a writer beside others ({now})");
+                } else {
+                    assert!(now < 1000, "a reader beside a writer ({now})");
+                    max_readers.fetch_max(now, Ordering::SeqCst);
+                }
+                let lost = async {
+                    if let Some(w) = g.downcast_ref::<peerlock::WriteGuard>() {
+                        w.lost().await
+                    } else if let Some(r) = g.downcast_ref::<peerlock::ReadGuard>() {
+                        r.lost().await
+                    }
+                };
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_millis(r.below(25))) => {}
+                    _ = lost => {}
+                }
+                state.fetch_sub(add, Ordering::SeqCst);
+                drop(g);
+            }
+            Ok::<_, String>(())
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    c.nodes[victim].kill().await;
+    for t in tasks {
+        within(t).await.unwrap().unwrap();
+    }
+    assert!(
+        max_readers.load(Ordering::SeqCst) >= 2,
+        "readers never shared"
+    );
+    let alive = (victim + 1) % 3;
+    wait_until_async(|| async {
+        c.nodes[alive]
+            .holders("churn")
+            .await
+            .ok()?
+            .is_none()
+            .then_some(())
+    })
+    .await;
+}

@@ -112,3 +112,57 @@ async fn t119_break_cancel_every_call_is_bounded_without_a_quorum() {
     bounded!("read unlock", held_read.unlock()).unwrap();
     bounded!("multi unlock", held_multi.unlock()).unwrap();
 }
+
+/// Calls already queued (behind holders on another node) when two of three
+/// nodes stop: each returns within a bound (`NoQuorum`), not never.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn t119_break_cancel_queued_calls_are_bounded_when_the_quorum_goes() {
+    let c = Cluster::start(3).await;
+    let leader = c.leader().await;
+    let me = (leader + 1) % 3;
+    let holder = (leader + 2) % 3;
+    let h = &c.nodes[holder];
+    let p = within(h.semaphore("qb", 1).acquire(1)).await.unwrap();
+    let w = within(h.write_lock("qr")).await.unwrap();
+    let g = within(h.lock("qm")).await.unwrap();
+    let n = c.nodes[me].clone();
+    let calls: Vec<(&str, tokio::task::JoinHandle<Result<(), Error>>)> = vec![
+        ("acquire", {
+            let n = n.clone();
+            tokio::spawn(async move { n.semaphore("qb", 1).acquire(1).await.map(|_| ()) })
+        }),
+        ("read_lock", {
+            let n = n.clone();
+            tokio::spawn(async move { n.read_lock("qr").await.map(|_| ()) })
+        }),
+        ("lock_all", {
+            let n = n.clone();
+            tokio::spawn(async move { n.lock_all(["qx", "qm"]).await.map(|_| ()) })
+        }),
+        ("campaign", {
+            let n = n.clone();
+            tokio::spawn(async move { n.campaign("qm").await.map(|_| ()) })
+        }),
+    ];
+    wait_until_async(|| async {
+        let i = n.holders("qm").await.ok().flatten()?;
+        (i.waiters == 2).then_some(())
+    })
+    .await;
+    let started = Instant::now();
+    c.nodes[leader].kill().await;
+    c.nodes[holder].kill().await;
+    for (what, call) in calls {
+        let out = tokio::time::timeout(Duration::from_secs(20), call)
+            .await
+            .unwrap_or_else(|_| panic!("{what} hung"))
+            .unwrap();
+        assert!(matches!(out, Err(Error::NoQuorum)), "{what}: {out:?}");
+        assert!(
+            started.elapsed() < Duration::from_secs(8),
+            "{what} took {:?}",
+            started.elapsed()
+        );
+    }
+    drop((p, w, g));
+}

@@ -20,7 +20,7 @@ async fn t119_break_cancel_dropped_futures_leave_no_ghosts() {
     for t in 0..18u64 {
         let node = c.nodes[(t % 3) as usize].clone();
         tasks.push(tokio::spawn(async move {
-            let mut r = Rng(0xD1B5_4A32_D192_ED03 ^ (t + 1) * 104_729);
+            let mut r = Rng(0xD1B5_4A32_D192_ED03 ^ ((t + 1) * 104_729));
             let sem = node.semaphore("cs", 3);
             while Instant::now() < stop_at {
                 let d = Duration::from_millis(r.below(80));

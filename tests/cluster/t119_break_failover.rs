@@ -207,7 +207,7 @@ async fn t119_break_failover_churn_through_the_leaders_death() {
         let (in_use, peak) = (in_use.clone(), peak.clone());
         let doomed = i == leader;
         tasks.push(tokio::spawn(async move {
-            let mut r = Rng(0xA076_1D64_78BD_642F ^ (t + 1) * 65_537);
+            let mut r = Rng(0xA076_1D64_78BD_642F ^ ((t + 1) * 65_537));
             while Instant::now() < stop_at {
                 let n = 1 + r.below(3) as u32;
                 let got = match r.below(3) {

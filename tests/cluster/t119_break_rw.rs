@@ -129,7 +129,7 @@ async fn t119_break_rw_churn_never_lets_a_writer_beside_anyone() {
         let node = c.nodes[i].clone();
         let (state, max_readers) = (state.clone(), max_readers.clone());
         tasks.push(tokio::spawn(async move {
-            let mut r = Rng(0x2545_F491_4F6C_DD1D ^ (t + 1) * 31_337);
+            let mut r = Rng(0x2545_F491_4F6C_DD1D ^ ((t + 1) * 31_337));
             while Instant::now() < stop_at {
                 let write = r.below(3) == 0;
                 let d = Duration::from_millis(1 + r.below(200));

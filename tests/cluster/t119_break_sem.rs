@@ -46,7 +46,7 @@ async fn t119_break_sem_churn_never_exceeds_the_count_and_leaves_no_ghosts() {
         let sem = c.nodes[(t % 3) as usize].semaphore("pool", COUNT);
         let (in_use, peak, grants) = (in_use.clone(), peak.clone(), grants.clone());
         tasks.push(tokio::spawn(async move {
-            let mut r = Rng(0x9E37_79B9_7F4A_7C15 ^ (t + 1) * 7919);
+            let mut r = Rng(0x9E37_79B9_7F4A_7C15 ^ ((t + 1) * 7919));
             while Instant::now() < stop_at {
                 let n = 1 + r.below(u64::from(COUNT)) as u32;
                 let got = match r.below(4) {

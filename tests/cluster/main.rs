@@ -21,6 +21,7 @@ mod t119_break_nested;
 mod t119_break_restart;
 mod t119_break_rw;
 mod t119_break_sem;
+mod t119_break_tokens;
 mod t11_support;
 mod t20_fifo;
 mod t30_fencing;

@@ -52,3 +52,49 @@ async fn t119_break_fails_one_dead_permit_blocks_the_whole_semaphore_for_the_loc
         reader.map(|r| r.token())
     );
 }
+
+/// The Raft leader's node holds all permits and a read lock, with a 1 s
+/// lock-delay, and is killed: the new leader expires its session and,
+/// after the delay, hands the names on: the waiters are granted (not
+/// before the delay, within a bound), with tokens above the dead grants.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn t119_break_delay_a_dead_leaders_permits_come_back_after_the_delay() {
+    let delay = Duration::from_secs(1);
+    let c = Cluster::start_with(
+        3,
+        Opts {
+            ttl: Duration::from_millis(1500),
+            lock_delay: delay,
+        },
+    )
+    .await;
+    let leader = c.leader().await;
+    let other = (leader + 1) % 3;
+    let p = within(c.nodes[leader].semaphore("dl", 2).acquire(2))
+        .await
+        .unwrap();
+    let r = within(c.nodes[leader].read_lock("dlr")).await.unwrap();
+    let waiter = {
+        let n = c.nodes[other].clone();
+        tokio::spawn(async move {
+            let q = n.semaphore("dl", 2).acquire(1).await?;
+            let w = n.write_lock("dlr").await?;
+            Ok::<_, peerlock::Error>((q.token(), w.token()))
+        })
+    };
+    wait_until_async(|| async {
+        let i = c.nodes[other].holders("dl").await.ok().flatten()?;
+        (i.waiters == 1).then_some(())
+    })
+    .await;
+    let killed = Instant::now();
+    c.nodes[leader].kill().await;
+    let (qt, wt) = within(waiter).await.unwrap().unwrap();
+    let took = killed.elapsed();
+    assert!(took >= delay, "granted {took:?} after the kill");
+    assert!(
+        took < Duration::from_secs(10),
+        "granted only {took:?} after the kill"
+    );
+    assert!(qt > p.token() && wt > r.token());
+}

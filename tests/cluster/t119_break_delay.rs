@@ -98,3 +98,55 @@ async fn t119_break_delay_a_dead_leaders_permits_come_back_after_the_delay() {
     );
     assert!(qt > p.token() && wt > r.token());
 }
+
+/// Five nodes, 3 s lock-delay: a follower holding all permits is killed;
+/// after its session expired (handoff pending) the Raft leader is killed
+/// too, inside the delay. The new leader still hands the permits on, not
+/// sooner than the delay after the expiry, and within a bound.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn t119_break_delay_the_handoff_survives_a_leader_change_inside_the_delay() {
+    let delay = Duration::from_secs(3);
+    let c = Cluster::start_with(
+        5,
+        Opts {
+            ttl: Duration::from_millis(1500),
+            lock_delay: delay,
+        },
+    )
+    .await;
+    let leader = c.leader().await;
+    let victim = (leader + 1) % 5;
+    let other = (leader + 2) % 5;
+    let watcher = (leader + 3) % 5;
+    let p = within(c.nodes[victim].semaphore("hl", 2).acquire(2))
+        .await
+        .unwrap();
+    let waiter = {
+        let n = c.nodes[other].clone();
+        tokio::spawn(async move {
+            let q = n.semaphore("hl", 2).acquire(2).await?;
+            Ok::<_, peerlock::Error>((Instant::now(), q.token()))
+        })
+    };
+    wait_until_async(|| async {
+        let i = c.nodes[watcher].holders("hl").await.ok().flatten()?;
+        (i.waiters == 1).then_some(())
+    })
+    .await;
+    c.nodes[victim].kill().await;
+    let expired = wait_until_async(|| async {
+        let i = c.nodes[watcher].holders("hl").await.ok()??;
+        i.holders.is_empty().then(Instant::now)
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    c.nodes[leader].kill().await;
+    let (at, token) = within(waiter).await.unwrap().unwrap();
+    let after = at.duration_since(expired);
+    assert!(
+        after + Duration::from_millis(300) >= delay,
+        "granted {after:?} after the expiry, inside the lock-delay"
+    );
+    assert!(after < Duration::from_secs(12), "granted only {after:?} after the expiry");
+    assert!(token > p.token());
+}

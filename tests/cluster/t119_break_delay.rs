@@ -147,6 +147,9 @@ async fn t119_break_delay_the_handoff_survives_a_leader_change_inside_the_delay(
         after + Duration::from_millis(300) >= delay,
         "granted {after:?} after the expiry, inside the lock-delay"
     );
-    assert!(after < Duration::from_secs(12), "granted only {after:?} after the expiry");
+    assert!(
+        after < Duration::from_secs(12),
+        "granted only {after:?} after the expiry"
+    );
     assert!(token > p.token());
 }

@@ -49,7 +49,7 @@ async fn t119_break_fails_a_task_holding_a_moved_guard_waits_behind_itself() {
 async fn t119_break_fails_two_jobs_of_one_task_cannot_each_take_a_permit() {
     let c = Cluster::start(3).await;
     let sem = c.nodes[0].semaphore("jobs", 4);
-    let job = |delay: u64| {
+    let job = move |delay: u64| {
         let sem = sem.clone();
         async move {
             tokio::time::sleep(Duration::from_millis(delay)).await;
@@ -59,7 +59,10 @@ async fn t119_break_fails_two_jobs_of_one_task_cannot_each_take_a_permit() {
             Ok::<_, Error>(())
         }
     };
-    let (a, b) = within(async { tokio::join!(job(0), job(200)) }).await;
+    // One spawned task runs both jobs (as `FuturesUnordered` would).
+    let (a, b) = within(tokio::spawn(async move { tokio::join!(job(0), job(200)) }))
+        .await
+        .unwrap();
     a.unwrap();
     b.expect("the second job of the task got a permit");
 }

@@ -189,3 +189,66 @@ async fn t119_break_multi_a_later_request_never_overtakes_on_a_shared_name() {
     assert_eq!(i.waiters, 0, "X left a ghost on fa");
     drop((ha, yg, z));
 }
+
+/// Wide multi-locks: six tasks on three nodes take overlapping windows of
+/// 64 of 100 names (timeouts and dropped futures included) for 3 s. No
+/// name is ever held by two grants at once (each holder marks its names),
+/// and every name ends free.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn t119_break_multi_wide_overlapping_windows_churn() {
+    use super::t119_break_sem::Rng;
+    use parking_lot::Mutex;
+    let c = Cluster::start(3).await;
+    let marks = Arc::new(Mutex::new(vec![0u8; 100]));
+    let stop_at = Instant::now() + Duration::from_secs(3);
+    let grants = Arc::new(AtomicU64::new(0));
+    let mut tasks = Vec::new();
+    for t in 0..6u64 {
+        let node = c.nodes[(t % 3) as usize].clone();
+        let (marks, grants) = (marks.clone(), grants.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut r = Rng(0x94D0_49BB_1331_11EB ^ ((t + 1) * 977));
+            while Instant::now() < stop_at {
+                let start = r.below(37) as usize;
+                let mut names: Vec<usize> = (start..start + 64).collect();
+                if r.below(2) == 0 {
+                    names.reverse();
+                }
+                let list: Vec<String> = names.iter().map(|i| format!("w{i}")).collect();
+                let d = Duration::from_millis(1 + r.below(150));
+                let g = match tokio::time::timeout(d, node.lock_all(&list)).await {
+                    Ok(g) => g?,
+                    Err(_) => continue,
+                };
+                grants.fetch_add(1, Ordering::SeqCst);
+                {
+                    let mut m = marks.lock();
+                    for &i in &names {
+                        assert_eq!(m[i], 0, "w{i} held twice");
+                        m[i] = 1;
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(r.below(10))).await;
+                {
+                    let mut m = marks.lock();
+                    for &i in &names {
+                        m[i] = 0;
+                    }
+                }
+                drop(g);
+            }
+            Ok::<_, Error>(())
+        }));
+    }
+    for t in tasks {
+        within(t).await.unwrap().unwrap();
+    }
+    assert!(grants.load(Ordering::SeqCst) >= 3);
+    for i in [0, 36, 50, 63, 99] {
+        let name = format!("w{i}");
+        crate::common::wait_until_async(|| async {
+            c.nodes[1].holders(&name).await.ok()?.is_none().then_some(())
+        })
+        .await;
+    }
+}

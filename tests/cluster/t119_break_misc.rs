@@ -97,3 +97,36 @@ async fn t119_break_misc_guards_outlive_their_node() {
     );
     drop((r, m, q, w, mm));
 }
+
+/// A `with_locks` closure that panics: the panic reaches the caller's
+/// task, and every name is released (granted at once elsewhere).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn t119_break_misc_a_panicking_with_locks_releases_every_name() {
+    let c = Cluster::start(3).await;
+    let n = c.nodes[0].clone();
+    let out = tokio::spawn(async move {
+        n.with_locks(["pa", "pb"], async |_| -> () { panic!("boom") })
+            .await
+    })
+    .await;
+    assert!(out.unwrap_err().is_panic());
+    let g = within(c.nodes[1].lock_all_timeout(["pb", "pa"], Duration::from_secs(5)))
+        .await
+        .unwrap();
+    drop(g);
+    let sem = c.nodes[0].semaphore("pp", 1);
+    let out = tokio::spawn(async move {
+        let _p = sem.acquire(1).await.unwrap();
+        panic!("boom");
+    })
+    .await;
+    assert!(out.unwrap_err().is_panic());
+    let p = within(
+        c.nodes[2]
+            .semaphore("pp", 1)
+            .acquire_timeout(1, Duration::from_secs(5)),
+    )
+    .await
+    .unwrap();
+    drop(p);
+}

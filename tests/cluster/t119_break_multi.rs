@@ -247,7 +247,12 @@ async fn t119_break_multi_wide_overlapping_windows_churn() {
     for i in [0, 36, 50, 63, 99] {
         let name = format!("w{i}");
         crate::common::wait_until_async(|| async {
-            c.nodes[1].holders(&name).await.ok()?.is_none().then_some(())
+            c.nodes[1]
+                .holders(&name)
+                .await
+                .ok()?
+                .is_none()
+                .then_some(())
         })
         .await;
     }

@@ -266,3 +266,21 @@ async fn t119_break_failover_churn_through_the_leaders_death() {
     })
     .await;
 }
+
+/// `drop(permit)` then at once `try_acquire` of all permits on the same
+/// (follower) node, 20 rounds: the drop's release is proposed first by
+/// the same node, so the try is granted every time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn t119_break_failover_drop_then_try_acquire_on_the_same_node() {
+    let c = Cluster::start(3).await;
+    let n = &c.nodes[(c.leader().await + 1) % 3];
+    let sem = n.semaphore("again", 2);
+    let mut p = within(sem.acquire(2)).await.unwrap();
+    for round in 0..20 {
+        drop(p);
+        p = within(sem.try_acquire(2))
+            .await
+            .unwrap()
+            .unwrap_or_else(|| panic!("round {round}: the dropped permit was not back"));
+    }
+}

@@ -88,3 +88,29 @@ async fn t119_break_fails_leader_names_a_permit_holder_or_a_reader() {
         "leader() names a leader of a semaphore ({l_sem:?}) or of a read-locked name ({l_read:?})"
     );
 }
+
+/// The same hole through `run_as_leader`: the job runs in a task of its
+/// own, holding the leadership it was handed, and locks the election's
+/// name (say, a `with_lock("scheduler")` left over from before the
+/// election). Expected `AlreadyHeld`; it waits behind its own leadership.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn t119_break_fails_a_leader_job_locking_its_election_waits_behind_itself() {
+    let c = Cluster::start(3).await;
+    let node = c.nodes[0].clone();
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let task = c.nodes[0].run_as_leader("sched", move |_l| {
+        let (node, tx) = (node.clone(), tx.clone());
+        async move {
+            let again = node.lock_timeout("sched", Duration::from_secs(3)).await;
+            let _ = tx.send(again.map(|g| g.token()));
+            std::future::pending::<()>().await
+        }
+    });
+    let mut rx = rx;
+    let again = within(rx.recv()).await.unwrap();
+    within(task.stop()).await.unwrap();
+    assert!(
+        matches!(again, Err(Error::AlreadyHeld { .. })),
+        "the leader's job locked its own election and got {again:?} (Timeout = it waited behind itself)"
+    );
+}

@@ -227,7 +227,11 @@ where
         };
         let l = match campaign {
             Ok(l) => l,
-            Err(e @ (Error::Shutdown | Error::InvalidName { .. })) => return Err(e),
+            // A name in use as a semaphore stays one while anyone uses
+            // it: retrying would hide the error for ever.
+            Err(e @ (Error::Shutdown | Error::InvalidName { .. } | Error::WrongKind { .. })) => {
+                return Err(e)
+            }
             Err(e) => {
                 if matches!(e, Error::Removed) && matches!(node.ready().await, Err(Error::Removed))
                 {
@@ -247,7 +251,14 @@ where
         tracing::info!(election = %name, token = %l.token(), "leading");
         // The job runs in a task of its own, so that a panic in it ends
         // this term (logged), not the loop.
-        let mut work = tokio::spawn(job(l.clone()));
+        // Scoped: the job's task holds the election too, so a job that
+        // locks the election's name is told `AlreadyHeld`, not left to
+        // wait behind its own leadership.
+        let mut work = tokio::spawn({
+            let l = l.clone();
+            let fut = job(l.clone());
+            async move { l.scoped(fut).await }
+        });
         let end = tokio::select! {
             biased;
             _ = stop.wait_for(|s| *s) => TermEnd::Stopped,
@@ -297,7 +308,7 @@ impl LeaderTask {
     /// # Errors
     ///
     /// The error that ended the loop before it was stopped: `Shutdown`
-    /// (the node stopped), `Removed`, or `InvalidName`.
+    /// (the node stopped), `Removed`, `InvalidName`, or `WrongKind` (the name is in use as a semaphore).
     pub async fn stop(mut self) -> Result<(), Error> {
         let _ = self.stop.send(true);
         match self.task.take() {

@@ -33,8 +33,11 @@
 //! - **Fencing tokens.** A grant's token is the Raft index of the entry that
 //!   granted it plus the cluster's token base (its founder's wall clock in
 //!   microseconds, fixed once, so a cluster founded again after total loss
-//!   still hands out higher tokens): strictly increasing per lock and
-//!   unique across locks. A
+//!   still hands out higher tokens): strictly increasing per mutex and
+//!   unique across mutexes. The grants one entry makes share its token
+//!   (readers or permit holders let in together, every name of a
+//!   multi-lock), so a token never falls per name and an exclusive grant's
+//!   token is above every earlier grant's on its names. A
 //!   resource that refuses writes with a token lower than the highest it
 //!   has seen can never be written by a holder that lost its lock. **This is
 //!   the real protection**: a process can pause between any check and its

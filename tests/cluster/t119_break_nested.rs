@@ -102,17 +102,20 @@ async fn t119_break_nested_every_pair_is_already_held_and_queues_nothing() {
             .unwrap_or_else(|e| panic!("{first:?}: again after release: {e}"));
         drop(g);
     }
-    // Semaphores: a second wait is refused too.
+    // Semaphores: more permits may be asked for while some are held (a
+    // task's concurrent jobs), unless what it holds plus what it asks
+    // exceed the count: that would wait for its own permits for ever.
     let sem = n.semaphore("s", 4);
     let p = within(sem.acquire(1)).await.unwrap();
-    let e = within(sem.acquire(1)).await.unwrap_err();
+    let p2 = within(sem.acquire(2)).await.unwrap();
+    let e = within(sem.acquire(2)).await.unwrap_err();
     assert!(matches!(e, Error::AlreadyHeld { .. }), "{e}");
-    let e = within(sem.acquire_timeout(1, t)).await.unwrap_err();
+    let e = within(sem.acquire_timeout(2, t)).await.unwrap_err();
     assert!(matches!(e, Error::AlreadyHeld { .. }), "{e}");
     // ... while try_acquire is not refused (it cannot wait).
     let q = within(sem.try_acquire(1)).await.unwrap();
     assert!(q.is_some());
-    drop((p, q));
+    drop((p, p2, q));
     let p = within(sem.acquire_timeout(4, Duration::from_secs(5)))
         .await
         .unwrap();

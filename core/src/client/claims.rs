@@ -94,7 +94,7 @@ impl NodeHandle {
     pub async fn acquire_claims(&self, claims: Vec<Claim>) -> Result<Grant, Error> {
         check(&claims)?;
         for c in &claims {
-            self.holds().check(&c.lock)?;
+            self.holds().check_claim(c)?;
         }
         loop {
             match self.send_claims(&claims, true).await? {
@@ -166,7 +166,13 @@ impl NodeHandle {
         grant.task_holds = grant
             .claims
             .iter()
-            .map(|c| self.holds().hold(&c.lock, &grant.watch))
+            .map(|c| {
+                let permits = match c.kind {
+                    crate::machine::ClaimKind::Permits { n, .. } => Some(n),
+                    _ => None,
+                };
+                self.holds().hold(&c.lock, &grant.watch, permits)
+            })
             .collect();
         grant
     }

@@ -175,7 +175,7 @@ impl NodeHandle {
 
     /// Records the calling task as the guard's holder.
     fn held_by_task(&self, mut guard: LockGuard) -> LockGuard {
-        guard.task_hold = Some(self.inner.holds.hold(&guard.name, &guard.watch));
+        guard.task_hold = Some(self.inner.holds.hold(&guard.name, &guard.watch, None));
         guard
     }
 

@@ -98,6 +98,25 @@ impl Leadership {
         self.watch.lost().await;
     }
 
+    /// Runs `fut` in the calling task as a holder of this term of office:
+    /// a `lock`, `campaign` or other waiting acquire of the election's name
+    /// made inside it through this node is refused with
+    /// `Error::AlreadyHeld` instead of waiting behind this leadership for
+    /// ever (issue 11, item 5). `run_as_leader` runs its job this way; use
+    /// it for work a leader hands to a task of its own.
+    pub async fn scoped<F: std::future::Future>(&self, fut: F) -> F::Output {
+        let hold = {
+            let guard = self.guard.lock();
+            guard
+                .as_ref()
+                .and_then(|g| g.task_hold.as_ref())
+                .map(|h| h.also_in_current_task(&self.watch))
+        };
+        let out = fut.await;
+        drop(hold);
+        out
+    }
+
     /// Steps down: releases the name, so the next candidate in line is
     /// granted it, and waits until the release commits. Every clone then
     /// reports `is_leader() == false`. Resigning twice is `Ok`.
@@ -156,14 +175,35 @@ impl NodeHandle {
 
     /// Who leads `name` now, read linearizably (a quorum round), or `None`
     /// when nobody does (no candidate, or the last leader's session ended
-    /// and its lock-delay still runs).
+    /// and its lock-delay still runs). Only an exclusive holder leads:
+    /// readers of a name hold it shared and are no leader (a user-style
+    /// test found `leader()` naming the oldest reader, issue 11).
     ///
     /// # Errors
     ///
     /// `NoQuorum` when no quorum answered within one session TTL;
+    /// `WrongKind` when `name` is in use as a semaphore;
     /// `InvalidName`; `Shutdown`.
     pub async fn leader(&self, name: &str) -> Result<Option<LeaderInfo>, Error> {
-        Ok(self.holder(name).await?.map(LeaderInfo::from))
+        let Some(info) = self.holders(name).await? else {
+            return Ok(None);
+        };
+        if let crate::machine::NameKind::Semaphore { count } = info.kind {
+            return Err(Error::WrongKind {
+                name: name.to_owned(),
+                actual: format!("a semaphore of {count} permits"),
+            });
+        }
+        Ok(info
+            .holders
+            .into_iter()
+            .find(|h| h.kind == crate::machine::ClaimKind::Exclusive)
+            .map(|h| LeaderInfo {
+                token: h.token,
+                holder: h.holder,
+                holder_id: h.holder_id,
+                candidates: info.waiters,
+            }))
     }
 
     /// A watch of who holds `name`, as this node applies the log: each new

@@ -19,6 +19,15 @@
 //! the first permit, and a multi-lock waits for its own name. The `try_`
 //! calls never wait, so they are not refused (they answer `None`).
 //!
+//! Permits are the one exception, because a task often runs several
+//! futures that each take a permit (`join!`, `buffer_unordered`): a task
+//! that holds permits of a semaphore and asks for more is refused only
+//! when what it holds plus what it asks exceeds the count, since then the
+//! request can never be granted while its own permits are kept. Below
+//! that it waits like anyone; nested sequential code that keeps its first
+//! permit while a large request heads the queue can still wait behind
+//! itself (found by a user-style test, issue 11).
+//!
 //! What counts as "the same task" is the Tokio task that acquired the
 //! guard, while the guard lives (moved elsewhere or not). A future run by
 //! `block_on` (`#[tokio::main]`'s body, a test's) is no task: it stays on
@@ -55,7 +64,15 @@ use crate::types::LockName;
 /// building a key.
 #[derive(Default)]
 pub(crate) struct TaskHolds {
-    held: Mutex<HashMap<LockName, Vec<(Asker, LeaseWatch)>>>,
+    held: Mutex<HashMap<LockName, Vec<Hold>>>,
+}
+
+/// One grant of a name to a task.
+struct Hold {
+    asker: Asker,
+    watch: LeaseWatch,
+    /// The permits it holds, for a semaphore's grant.
+    permits: Option<u32>,
 }
 
 /// One guard's hold, released when the guard is dropped.
@@ -75,7 +92,7 @@ impl TaskHolds {
             return Ok(());
         };
         let me = asker();
-        if holds.iter().any(|(a, w)| *a == me && w.holds_now()) {
+        if holds.iter().any(|h| h.asker == me && h.watch.holds_now()) {
             return Err(Error::AlreadyHeld {
                 name: name.as_str().to_owned(),
             });
@@ -83,14 +100,48 @@ impl TaskHolds {
         Ok(())
     }
 
+    /// [`TaskHolds::check`] for a claim: for permits, `AlreadyHeld` only
+    /// when the calling task's live permits of `name` plus `n` exceed
+    /// `count` (see the module docs).
+    pub(crate) fn check_claim(&self, claim: &crate::machine::Claim) -> Result<(), Error> {
+        let crate::machine::ClaimKind::Permits { n, count } = claim.kind else {
+            return self.check(&claim.lock);
+        };
+        let held = self.held.lock();
+        let Some(holds) = held.get(&claim.lock) else {
+            return Ok(());
+        };
+        let me = asker();
+        let mine = holds
+            .iter()
+            .filter(|h| h.asker == me && h.watch.holds_now())
+            .map(|h| u64::from(h.permits.unwrap_or(count)))
+            .sum::<u64>();
+        if mine > 0 && mine + u64::from(n) > u64::from(count) {
+            return Err(Error::AlreadyHeld {
+                name: claim.lock.as_str().to_owned(),
+            });
+        }
+        Ok(())
+    }
+
     /// Records that the calling task now holds `name` with the grant that
-    /// `watch` follows.
-    pub(crate) fn hold(self: &Arc<Self>, name: &LockName, watch: &LeaseWatch) -> TaskHold {
+    /// `watch` follows (`permits`: how many, for a semaphore's grant).
+    pub(crate) fn hold(
+        self: &Arc<Self>,
+        name: &LockName,
+        watch: &LeaseWatch,
+        permits: Option<u32>,
+    ) -> TaskHold {
         self.held
             .lock()
             .entry(name.clone())
             .or_default()
-            .push((asker(), watch.clone()));
+            .push(Hold {
+                asker: asker(),
+                watch: watch.clone(),
+                permits,
+            });
         TaskHold {
             holds: self.clone(),
             name: name.clone(),
@@ -104,11 +155,19 @@ impl TaskHolds {
     }
 }
 
+impl TaskHold {
+    /// The same grant held by the calling task too (a job a leader runs
+    /// in a task of its own, issue 11).
+    pub(crate) fn also_in_current_task(&self, watch: &LeaseWatch) -> TaskHold {
+        self.holds.hold(&self.name, watch, None)
+    }
+}
+
 impl Drop for TaskHold {
     fn drop(&mut self) {
         let mut held = self.holds.held.lock();
         if let Some(holds) = held.get_mut(&self.name) {
-            holds.retain(|(_, w)| !Arc::ptr_eq(&w.gone, &self.gone));
+            holds.retain(|h| !Arc::ptr_eq(&h.watch.gone, &self.gone));
             if holds.is_empty() {
                 held.remove(&self.name);
             }
@@ -142,7 +201,7 @@ mod tests {
             let holds = holds.clone();
             let x = x.clone();
             async move {
-                let hold = holds.hold(&x, &watch);
+                let hold = holds.hold(&x, &watch, None);
                 assert!(matches!(holds.check(&x), Err(Error::AlreadyHeld { .. })));
                 assert!(holds.check(&LockName::new("y").unwrap()).is_ok());
                 hold
@@ -161,12 +220,30 @@ mod tests {
         assert_eq!(holds.len(), 0, "the hold ends with the guard");
     }
 
+    #[tokio::test]
+    async fn more_permits_are_refused_only_past_the_count() {
+        let holds = Arc::new(TaskHolds::default());
+        let x = LockName::new("sem").unwrap();
+        let claim = |n| crate::machine::Claim::permits(x.clone(), n, 4);
+        let (_tx, watch) = lease();
+        let _two = holds.hold(&x, &watch, Some(2));
+        assert!(holds.check_claim(&claim(2)).is_ok(), "2 + 2 of 4: may wait");
+        assert!(
+            matches!(holds.check_claim(&claim(3)), Err(Error::AlreadyHeld { .. })),
+            "2 + 3 of 4 waits for its own permits for ever"
+        );
+        assert!(
+            holds.check(&x).is_err(),
+            "a lock of the name is refused as before"
+        );
+    }
+
     #[test]
     fn a_grant_whose_lease_ended_does_not_count() {
         let holds = Arc::new(TaskHolds::default());
         let x = LockName::new("x").unwrap();
         let (tx, watch) = lease();
-        let _hold = holds.hold(&x, &watch);
+        let _hold = holds.hold(&x, &watch, None);
         assert!(holds.check(&x).is_err());
         tx.send_modify(|v| v.ended = true);
         assert!(

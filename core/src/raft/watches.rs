@@ -42,10 +42,26 @@ pub(crate) struct Watches {
     names: BTreeMap<LockName, watch::Sender<HolderView>>,
 }
 
+/// The name's exclusive holder: readers and permit holders hold a name
+/// shared and lead nothing (a user-style test found the watch naming the
+/// oldest reader, issue 11). O(holders) of the name.
 fn view(table: &LockTable, name: &LockName) -> HolderView {
+    let holder = table.holders(name).and_then(|info| {
+        let waiters = info.waiters;
+        info.holders
+            .into_iter()
+            .find(|g| g.kind == crate::machine::ClaimKind::Exclusive)
+            .map(|g| LockInfo {
+                token: g.token,
+                holder: g.holder,
+                holder_id: g.holder_id,
+                session: g.session,
+                waiters,
+            })
+    });
     HolderView {
         index: table.applied_index(),
-        holder: table.holder(name),
+        holder,
     }
 }
 

@@ -30,6 +30,8 @@ use crate::procs::Spec;
 const TTL: Duration = Duration::from_millis(1500);
 const ACCOUNTS: usize = 4;
 const WORKERS: usize = 6;
+/// Acknowledged deposits sent again after the load, to check idempotency.
+const REPLAYS: usize = 20;
 /// Every HTTP request is bounded by this.
 const REQUEST: Duration = Duration::from_secs(15);
 
@@ -108,7 +110,14 @@ fn spawn(spec: &Spec, i: usize, url: &str) -> Svc {
     let peers = (0..3).map(|j| spec.addr(j)).collect::<Vec<_>>().join(",");
     let http = format!("127.0.0.1:{}", free_tcp_port());
     let child = Command::new(service_bin())
-        .args(["--http", &http, "--listen", &spec.addr(i), "--peers", &peers])
+        .args([
+            "--http",
+            &http,
+            "--listen",
+            &spec.addr(i),
+            "--peers",
+            &peers,
+        ])
         .arg("--ca")
         .arg(d.join("ca.pem"))
         .arg("--cert")
@@ -357,9 +366,30 @@ async fn scenario(spec: &Spec, url: &str, db: &str) {
     stop.store(true, Ordering::SeqCst);
     let mut sent = Vec::new();
     for w in workers {
-        sent.extend(tokio::time::timeout(REQUEST * 4, w).await.expect("worker ends").expect("worker"));
+        sent.extend(
+            tokio::time::timeout(REQUEST * 4, w)
+                .await
+                .expect("worker ends")
+                .expect("worker"),
+        );
     }
     let load_secs = load_from.elapsed().as_secs_f64();
+    // Retries of acknowledged deposits (an answer lost on the way, a
+    // client that gave up): each must be answered "duplicate" and change
+    // nothing, whichever instance gets it.
+    let mut replayed = 0;
+    for (i, s) in sent.iter().filter(|s| s.acked).take(REPLAYS).enumerate() {
+        let path = format!("/accounts/{}/deposit", s.account);
+        let body = json!({"amount": s.amount, "key": s.key});
+        let (code, v) = post(&http, &bases[i % 2], &path, body).await;
+        assert_eq!(
+            (code, &v["outcome"]),
+            (200, &json!("duplicate")),
+            "{}: {v}",
+            s.key
+        );
+        replayed += 1;
+    }
     for s in &mut svcs {
         let _ = s.child.start_kill();
         let _ = tokio::time::timeout(Duration::from_secs(10), s.child.wait()).await;
@@ -367,10 +397,10 @@ async fn scenario(spec: &Spec, url: &str, db: &str) {
     let audit = audit(url, &prefix, &sent, first_token).await;
     let acked = sent.iter().filter(|s| s.acked).count();
     println!(
-        "t70 [{db}]: ready after {:.1} s; {:.1} s of load: {} deposits sent in {} requests, \
-         {acked} acknowledged ({} answered as duplicates of a retried key), {} not \
-         acknowledged of which {} applied, {} refused with 409 under load; the paused holder \
-         stopped {:.1} s (TTL {} ms), its late write refused; {} refused stale writes in the \
+        "t70 [{db}]: ready after {:.1} s; {:.1} s of load on 3 then 2 services: {} deposits \
+         sent in {} requests, {acked} acknowledged ({} answered as duplicates of a retried key), {} not \
+         acknowledged of which {} applied, {} refused with 409 under load, {replayed} \
+         acknowledged ones sent again and answered duplicate; the paused holder stopped {:.1} s (TTL {} ms), its late write refused; {} refused stale writes in the \
          database; audit clean; {:.1} s in all",
         ready_after.as_secs_f64(),
         load_secs,
@@ -440,7 +470,10 @@ async fn audit(url: &str, prefix: &str, sent: &[Sent], stale_token: u64) -> Audi
             .unwrap_or_else(|| panic!("{key} applied but never sent"));
         assert_eq!(s.amount, *amount, "{key}");
     }
-    assert!(!applied.contains_key(&stale_late), "the stale write applied");
+    assert!(
+        !applied.contains_key(&stale_late),
+        "the stale write applied"
+    );
     assert!(applied.contains_key(&stale_next), "the next holder's write");
 
     let accounts = sqlx::query("SELECT id, balance, fence, writes FROM accounts WHERE id LIKE $1")
@@ -471,7 +504,10 @@ async fn audit(url: &str, prefix: &str, sent: &[Sent], stale_token: u64) -> Audi
         for pair in mine.windows(2) {
             assert!(pair[0].2 < pair[1].2, "{id}: token fell {pair:?}");
         }
-        assert!(mine.iter().all(|d| d.2 <= fence), "{id}: fence below a token");
+        assert!(
+            mine.iter().all(|d| d.2 <= fence),
+            "{id}: fence below a token"
+        );
         fences.insert(id, fence);
     }
     for s in sent.iter().filter(|s| s.acked) {

@@ -355,6 +355,32 @@ async fn scenario(spec: &Spec, url: &str, db: &str) {
     assert_eq!(code, 409, "the paused holder's late write: {refused}");
     assert_eq!(refused["token"].as_u64(), Some(first_token));
     healthy(&http, &svcs[0]).await;
+    let acct: Value = http
+        .get(format!("{}/accounts/{stale_acct}", bases[0]))
+        .send()
+        .await
+        .expect("GET account")
+        .json()
+        .await
+        .expect("account JSON");
+    assert_eq!(acct["balance"], 7, "{acct}");
+    assert_eq!(acct["fence"].as_u64(), Some(next_token), "{acct}");
+    // The refusal shows in the paused service's metrics, beside peerlock's.
+    let scrape = http
+        .get(format!("{}/metrics", bases[0]))
+        .send()
+        .await
+        .expect("GET /metrics")
+        .text()
+        .await
+        .expect("metrics text");
+    for want in [
+        "service_deposits_total{outcome=\"stale\"} 1",
+        "peerlock_locks_granted_total",
+        "peerlock_applied_index",
+    ] {
+        assert!(scrape.contains(want), "/metrics lacks {want}:\n{scrape}");
+    }
     targets.live.lock().push(0);
     tokio::time::sleep(Duration::from_secs(1)).await;
 

@@ -29,7 +29,7 @@ use peerlock::{Node, TlsConfig};
 
 /// A fenced bank-account service over peerlock and SQL.
 #[derive(Parser, Debug)]
-#[command(version, about)]
+#[command(version)]
 struct Args {
     /// HTTP address to serve on.
     #[arg(long, env = "SERVICE_HTTP", default_value = "127.0.0.1:8080")]

@@ -19,4 +19,5 @@ mod t55_discovery;
 mod t56_startup_note;
 mod t60_restored;
 mod t63_scale;
+mod t70_service;
 mod workload;

@@ -75,11 +75,16 @@ pub enum Bug {
     /// while the requester is told it holds them all (Curator's and
     /// Redisson's one-by-one `MultiLock`, reported as a whole).
     PartialMultiLock,
+    /// A leader is never told it lost its term: `Leadership::is_leader()`
+    /// answers from the term's own record (not resigned) without looking at
+    /// the lease, and `lost()` never completes (client-go's leader that
+    /// keeps working after its lease ran out).
+    SkipLeaderLossNotice,
 }
 
 impl Bug {
     /// Every bug the simulator's hunt catches (see [`Bug::PRIMITIVES`]).
-    pub const ALL: [Bug; 15] = [
+    pub const ALL: [Bug; 16] = [
         Bug::GrantWithoutSessionCheck,
         Bug::AckBeforeFsync,
         Bug::AckKeepaliveWithoutQuorum,
@@ -95,6 +100,7 @@ impl Bug {
         Bug::SnapshotWithoutNewLearner,
         Bug::RemovedKeepsItsState,
         Bug::SilentToRemoved,
+        Bug::SkipLeaderLossNotice,
     ];
 
     /// The bugs of issue 11's primitives, caught by the state machine's

@@ -24,8 +24,10 @@ pub(super) fn config_for(bug: Bug, seed: u64) -> SimConfig {
         Bug::AckBeforeFsync | Bug::TokenReuseAfterRestart => c.durable = true,
         // Blank restarts happen to in-memory nodes.
         Bug::ReuseIdOnBlankRestart => c.durable = false,
-        // Caught by S4, which is only promised within the clock bound.
-        Bug::LeaseClockStopsInSuspend if c.skew == Skew::BeyondBound => {
+        // Caught by S4 (or L1), only promised within the clock bound.
+        Bug::LeaseClockStopsInSuspend | Bug::SkipLeaderLossNotice
+            if c.skew == Skew::BeyondBound =>
+        {
             c.skew = Skew::WithinBound;
         }
         // The membership bugs need learners and the membership nemesis.
@@ -65,6 +67,8 @@ fn expected(bug: Bug) -> Option<&'static [Property]> {
         Bug::RemovedKeepsItsState => &[M4Converges],
         // The removed node runs on as a non-member: M4.
         Bug::SilentToRemoved => &[M4Converges],
+        // Issue 11: a deposed leader that still says it leads.
+        Bug::SkipLeaderLossNotice => &[L1OneLeader],
         _ => return None,
     })
 }

@@ -10,7 +10,10 @@ use std::fmt;
 
 use super::history::History;
 
+mod claims_history;
+mod claims_replay;
 mod convergence;
+mod leader_once;
 mod ops;
 mod replay;
 mod s1_tokens;
@@ -20,7 +23,13 @@ mod s4_single_holder;
 mod s5_linearizable;
 mod s6_durability;
 mod s7_fifo;
+mod s7_claims_fifo;
+mod s8_permits;
+mod s9_rw;
+mod s10_multi;
 
+#[cfg(test)]
+mod claims_tests;
 #[cfg(test)]
 mod log_proptests;
 #[cfg(test)]
@@ -46,6 +55,17 @@ pub enum Property {
     S6Durability,
     /// Waiters are granted in commit order; an expired waiter never is.
     S7Fifo,
+    /// Permits in use never exceed a semaphore's count (issue 11).
+    S8Permits,
+    /// No reader beside a writer, nor two writers, on a read-write lock
+    /// (issue 11).
+    S9ReadWrite,
+    /// A multi-lock is granted all at once: one entry, one token, every
+    /// name free of conflicting holders (issue 11).
+    S10MultiLock,
+    /// At most one `is_leader() == true` at any instant, and none after a
+    /// higher term was acknowledged (issue 11; within the clock bound).
+    L1OneLeader,
     /// Every live node ended in the same state.
     Convergence,
     /// After healing: a leader, a free lock acquirable, a dead session's
@@ -160,6 +180,9 @@ pub fn check(history: &History) -> Report {
     s5_linearizable::check(history, &mut report);
     s6_durability::check(history, &mut report);
     s7_fifo::check(history, &mut report);
+    claims_replay::check(history, &mut report);
+    claims_history::check(history, &mut report);
+    leader_once::check(history, &mut report);
     convergence::check(history, &mut report);
     report
 }

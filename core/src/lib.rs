@@ -37,8 +37,8 @@ pub mod transport;
 pub mod types;
 
 pub use client::{
-    LeaderInfo, Leadership, LockGuard, MemberInfo, MemberRole, MemberStatus, NodeHandle,
-    NodeStatus, Role,
+    Grant, HolderInfo, HoldersInfo, LeaderInfo, Leadership, LockGuard, MemberInfo, MemberRole,
+    MemberStatus, MultiGuard, NodeHandle, NodeStatus, Permit, ReadGuard, Role, WriteGuard,
 };
 pub use config::{MembershipConfig, NodeConfig};
 pub use error::Error;

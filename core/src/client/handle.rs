@@ -72,10 +72,10 @@ impl NodeHandle {
 }
 
 /// Sends `Abandon` for an acquire whose future is dropped before its answer.
-struct AbandonOnDrop<'a> {
-    inbox: &'a mpsc::UnboundedSender<Input>,
-    ticket: u64,
-    armed: bool,
+pub(super) struct AbandonOnDrop<'a> {
+    pub(super) inbox: &'a mpsc::UnboundedSender<Input>,
+    pub(super) ticket: u64,
+    pub(super) armed: bool,
 }
 
 impl Drop for AbandonOnDrop<'_> {
@@ -89,6 +89,21 @@ impl Drop for AbandonOnDrop<'_> {
 }
 
 impl NodeHandle {
+    /// The inbox, for an acquire's `AbandonOnDrop`.
+    pub(super) fn inbox(&self) -> &mpsc::UnboundedSender<Input> {
+        &self.inner.inbox
+    }
+
+    /// A fresh acquire ticket.
+    pub(super) fn ticket(&self) -> u64 {
+        self.inner.tickets.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Which task holds which name through this node.
+    pub(super) fn holds(&self) -> &Arc<super::task_holds::TaskHolds> {
+        &self.inner.holds
+    }
+
     /// Hands `input` to the driver; `Shutdown` or `Removed` once it stopped.
     pub(crate) fn send_input(&self, input: Input) -> Result<(), Error> {
         self.inner.inbox.send(input).map_err(|_| self.gone())
@@ -343,7 +358,7 @@ impl NodeHandle {
     }
 
     /// A place in the inbox (see [`MAX_CALLS_IN_FLIGHT`]).
-    async fn place(&self) -> Result<tokio::sync::OwnedSemaphorePermit, Error> {
+    pub(super) async fn place(&self) -> Result<tokio::sync::OwnedSemaphorePermit, Error> {
         Arc::clone(&self.inner.calls)
             .acquire_owned()
             .await

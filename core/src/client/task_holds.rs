@@ -8,6 +8,17 @@
 //! count on. Curator's and Redisson's reentrant locks count per thread;
 //! here a nested section takes the guard, or its token, from its caller.
 //!
+//! It covers every kind of grant, keyed by name alone: a mutex, a
+//! leadership, a read or write lock, permits of a semaphore, or one name of
+//! a multi-lock. A waiting acquire of any primitive on a name the task
+//! holds in any kind is refused, because with FIFO queues each of them can
+//! wait behind itself, not only the exclusive ones: a recursive read lock
+//! queues behind a writer that waits for the first read lock (Java's
+//! `ReentrantReadWriteLock` documents the same deadlock for fair mode), a
+//! second permit queues behind a large request at the head that waits for
+//! the first permit, and a multi-lock waits for its own name. The `try_`
+//! calls never wait, so they are not refused (they answer `None`).
+//!
 //! What counts as "the same task" is the Tokio task that acquired the
 //! guard, while the guard lives (moved elsewhere or not). A future run by
 //! `block_on` (`#[tokio::main]`'s body, a test's) is no task: it stays on

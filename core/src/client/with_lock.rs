@@ -38,6 +38,38 @@ impl NodeHandle {
     }
 }
 
+/// A grant that a closure can run under: the mutex's `LockGuard` and the
+/// claims' guards (issue 11) share [`run_locked`], so a closure is
+/// cancelled on the loss of the lease in exactly one way.
+pub(crate) trait Held: Sized {
+    /// True while the lease certainly holds (see `LockGuard::is_held`).
+    fn held(&self) -> bool;
+    /// Completes once the lease may be gone.
+    fn lost(&self) -> impl std::future::Future<Output = ()> + Send;
+    /// The `LockLost` error this grant's loss is reported as.
+    fn lost_error(&self) -> Error;
+    /// Releases, telling whether the grant was still there to release.
+    fn release(self) -> impl std::future::Future<Output = Result<bool, Error>> + Send;
+}
+
+impl Held for LockGuard {
+    fn held(&self) -> bool {
+        self.is_held()
+    }
+    fn lost(&self) -> impl std::future::Future<Output = ()> + Send {
+        LockGuard::lost(self)
+    }
+    fn lost_error(&self) -> Error {
+        Error::LockLost {
+            name: self.name().to_owned(),
+            token: self.token(),
+        }
+    }
+    fn release(self) -> impl std::future::Future<Output = Result<bool, Error>> + Send {
+        LockGuard::release(self)
+    }
+}
+
 /// Runs `f` raced against the loss of the lease, then releases.
 ///
 /// The closure's result counts only if the lease still held when it was
@@ -45,9 +77,9 @@ impl NodeHandle {
 /// blocking section) past the lease's end and still return, and then the
 /// work may have overlapped another holder. A release that finds the grant
 /// already gone (its session ended) is not success either.
-async fn run_locked<T, F>(guard: LockGuard, f: F) -> Result<T, Error>
+pub(crate) async fn run_locked<G: Held, T, F>(guard: G, f: F) -> Result<T, Error>
 where
-    F: AsyncFnOnce(&LockGuard) -> T,
+    F: AsyncFnOnce(&G) -> T,
 {
     let out = {
         let work = f(&guard);
@@ -55,13 +87,10 @@ where
             biased;
             _ = guard.lost() => None,
             // Judged at the instant the result is taken, on the node's clock.
-            out = work => guard.is_held().then_some(out),
+            out = work => guard.held().then_some(out),
         }
     };
-    let lost = Error::LockLost {
-        name: guard.name().to_owned(),
-        token: guard.token(),
-    };
+    let lost = guard.lost_error();
     let Some(out) = out else {
         drop(guard);
         return Err(lost);

@@ -4,11 +4,12 @@
 use tokio::sync::{oneshot, watch};
 use tokio::time::Instant;
 
-use super::proposals::{AcquireReply, Pending, Waiter};
+use super::proposals::{AcquireReply, Ask, Pending, Waiter};
 use super::reads::Purpose;
 use super::Driver;
+use crate::client::grant::Grant;
 use crate::error::Error;
-use crate::machine::{Command, RequestKey};
+use crate::machine::{Claim, Command, NameInfo, RequestKey};
 use crate::storage::LogStore;
 use crate::types::{FencingToken, LockInfo, LockName, RequestId, SessionId};
 
@@ -21,6 +22,30 @@ pub(crate) enum Input {
         lock: LockName,
         wait: bool,
         reply: oneshot::Sender<Result<AcquireReply, Error>>,
+        /// The caller's place in the inbox, given back when taken in.
+        place: tokio::sync::OwnedSemaphorePermit,
+    },
+    /// Take every claim at once (issue 11): wait in the queues or not.
+    /// The claims were checked by `validate_claims` in the caller.
+    AcquireClaims {
+        ticket: u64,
+        claims: Vec<Claim>,
+        wait: bool,
+        reply: oneshot::Sender<Result<AcquireReply<Grant>, Error>>,
+        /// The caller's place in the inbox, given back when taken in.
+        place: tokio::sync::OwnedSemaphorePermit,
+    },
+    /// Release the grant that answered request `grant` (a `Grant`'s
+    /// `unlock`, or its drop with no reply).
+    ReleaseGrant {
+        session: SessionId,
+        grant: RequestId,
+        reply: Option<oneshot::Sender<Result<bool, Error>>>,
+    },
+    /// A linearizable read of every holder of `lock` (issue 11).
+    Holders {
+        lock: LockName,
+        reply: oneshot::Sender<Result<Option<NameInfo>, Error>>,
         /// The caller's place in the inbox, given back when taken in.
         place: tokio::sync::OwnedSemaphorePermit,
     },
@@ -122,11 +147,60 @@ impl<S: LogStore + Send + 'static> Driver<S> {
                     cmd,
                     Waiter::Acquire {
                         ticket,
-                        lock,
-                        reply,
+                        ask: Ask::Lock { lock, reply },
                     },
                     now,
                 );
+            }
+            Input::AcquireClaims {
+                ticket,
+                claims,
+                wait,
+                reply,
+                place,
+            } => {
+                drop(place);
+                if self.shutdown.is_some() {
+                    let _ = reply.send(Err(Error::Shutdown));
+                    return;
+                }
+                let request = self.own.next_id();
+                let cmd = Command::AcquireClaims {
+                    key: self.key(request),
+                    claims: claims.clone(),
+                    wait,
+                };
+                let ask = Ask::Claims { claims, reply };
+                self.track(request, cmd, Waiter::Acquire { ticket, ask }, now);
+            }
+            Input::ReleaseGrant {
+                session,
+                grant,
+                reply,
+            } => {
+                if session != self.own.id || !self.own.opened {
+                    // That session ended: its grants are gone already.
+                    if let Some(r) = reply {
+                        let _ = r.send(Ok(false));
+                    }
+                    return;
+                }
+                let request = self.own.next_id();
+                let cmd = Command::ReleaseGrant {
+                    key: self.key(request),
+                    grant,
+                };
+                self.track(request, cmd, Waiter::Release { reply }, now);
+            }
+            Input::Holders { lock, reply, place } => {
+                drop(place);
+                let purpose = Purpose::Holders {
+                    lock,
+                    reply,
+                    deadline: now + self.cfg.session_ttl,
+                };
+                let ctx = self.reads.issue(purpose, now);
+                self.raw.read_index(ctx);
             }
             Input::Abandon { ticket } => {
                 if let Some(request) = self.pending.by_ticket(ticket) {
@@ -269,7 +343,9 @@ impl<S: LogStore + Send + 'static> Driver<S> {
         match &mut p.cmd {
             Command::Acquire { key, .. }
             | Command::Release { key, .. }
-            | Command::Cancel { key, .. } => {
+            | Command::Cancel { key, .. }
+            | Command::AcquireClaims { key, .. }
+            | Command::ReleaseGrant { key, .. } => {
                 key.floor = floor;
             }
             _ => {}

@@ -14,6 +14,7 @@
 //! Inputs are batched with `recv_many`, so a burst of proposals becomes one
 //! Ready, one append and one round of messages.
 
+mod answer;
 mod bootstrap;
 mod hello_answer;
 mod hooks;
@@ -34,6 +35,8 @@ mod syncer;
 mod tick;
 mod watches;
 
+#[cfg(test)]
+mod claims_tests;
 #[cfg(test)]
 mod compact_tests;
 #[cfg(test)]

@@ -12,20 +12,63 @@ use std::time::Duration;
 use tokio::sync::oneshot;
 use tokio::time::Instant;
 
+use crate::client::grant::Grant;
 use crate::client::guard::LockGuard;
 use crate::error::Error;
-use crate::machine::{Command, Outcome};
+use crate::machine::{Claim, Command, Outcome};
 use crate::types::{LockName, RequestId};
 
-/// What an acquire ends in, as the driver reports it to the caller.
+/// What an acquire ends in, as the driver reports it to the caller: a
+/// mutex acquire's guard is a `LockGuard`, a claims acquire's a `Grant`.
 #[derive(Debug)]
-pub(crate) enum AcquireReply {
+pub(crate) enum AcquireReply<G = LockGuard> {
     /// Granted: here is the guard.
-    Granted(LockGuard),
+    Granted(G),
     /// `try_lock` found it held.
     Busy,
     /// The session ended before the grant; the caller retries under the next one.
     SessionEnded,
+}
+
+/// What an acquire asks for, and where its answer goes.
+#[derive(Debug)]
+pub(crate) enum Ask {
+    /// A mutex acquire (`lock`, `try_lock`, `campaign`).
+    Lock {
+        lock: LockName,
+        reply: oneshot::Sender<Result<AcquireReply, Error>>,
+    },
+    /// A claims acquire (issue 11: permits, read/write locks, multi-locks).
+    Claims {
+        claims: Vec<Claim>,
+        reply: oneshot::Sender<Result<AcquireReply<Grant>, Error>>,
+    },
+}
+
+impl Ask {
+    /// Answers the caller with `err`.
+    pub(crate) fn fail(self, err: Error) {
+        match self {
+            Self::Lock { reply, .. } => {
+                let _ = reply.send(Err(err));
+            }
+            Self::Claims { reply, .. } => {
+                let _ = reply.send(Err(err));
+            }
+        }
+    }
+
+    /// Tells the caller its session ended before a grant (it asks again).
+    pub(crate) fn session_ended(self) {
+        match self {
+            Self::Lock { reply, .. } => {
+                let _ = reply.send(Ok(AcquireReply::SessionEnded));
+            }
+            Self::Claims { reply, .. } => {
+                let _ = reply.send(Ok(AcquireReply::SessionEnded));
+            }
+        }
+    }
 }
 
 /// Who waits for a request's answer.
@@ -33,14 +76,15 @@ pub(crate) enum AcquireReply {
 pub(crate) enum Waiter {
     Acquire {
         ticket: u64,
-        lock: LockName,
-        reply: oneshot::Sender<Result<AcquireReply, Error>>,
+        ask: Ask,
     },
     Release {
         reply: Option<oneshot::Sender<Result<bool, Error>>>,
     },
     /// A cancel of the abandoned acquire `target`: nobody waits.
-    Cancel { target: RequestId },
+    Cancel {
+        target: RequestId,
+    },
     /// An acquire whose caller is gone; kept until its cancel commits.
     Abandoned,
 }
@@ -241,6 +285,17 @@ pub(crate) fn acquire_error(outcome: Outcome, lock: &LockName) -> Option<Error> 
     }
 }
 
+/// [`acquire_error`] for a claims acquire: a `WrongKind` names the claim's
+/// name by its position in `claims`.
+pub(crate) fn claims_error(outcome: Outcome, claims: &[Claim]) -> Option<Error> {
+    let at = match outcome {
+        Outcome::WrongKind { claim, .. } => usize::from(claim),
+        _ => 0,
+    };
+    let name = claims.get(at).or(claims.first()).map(|c| &c.lock)?;
+    acquire_error(outcome, name)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -328,8 +383,10 @@ mod tests {
         Pending {
             waiter: Waiter::Acquire {
                 ticket,
-                lock: LockName::new("x").unwrap(),
-                reply,
+                ask: Ask::Lock {
+                    lock: LockName::new("x").unwrap(),
+                    reply,
+                },
             },
             ..pending(now)
         }

@@ -28,6 +28,12 @@ pub(crate) enum Purpose {
         reply: oneshot::Sender<Result<Option<LockInfo>, Error>>,
         deadline: Instant,
     },
+    /// A caller waits for `holders(lock)` (issue 11).
+    Holders {
+        lock: LockName,
+        reply: oneshot::Sender<Result<Option<crate::machine::NameInfo>, Error>>,
+        deadline: Instant,
+    },
     /// A caller waits for `members()` (issue 9).
     Members {
         reply: oneshot::Sender<Result<Vec<MemberInfo>, Error>>,
@@ -40,7 +46,9 @@ impl Purpose {
     fn deadline(&self) -> Option<Instant> {
         match self {
             Self::KeepAlives(_) => None,
-            Self::Holder { deadline, .. } | Self::Members { deadline, .. } => Some(*deadline),
+            Self::Holder { deadline, .. }
+            | Self::Holders { deadline, .. }
+            | Self::Members { deadline, .. } => Some(*deadline),
         }
     }
 
@@ -49,6 +57,9 @@ impl Purpose {
         match self {
             Self::KeepAlives(_) => {}
             Self::Holder { reply, .. } => {
+                let _ = reply.send(Err(err));
+            }
+            Self::Holders { reply, .. } => {
                 let _ = reply.send(Err(err));
             }
             Self::Members { reply, .. } => {

@@ -7,10 +7,9 @@ use tokio::time::Instant;
 
 use super::leader::LeaderDuty;
 use super::own::OwnSession;
-use super::proposals::{AcquireReply, Waiter};
+use super::proposals::Waiter;
 use super::reads::Purpose;
 use super::Driver;
-use crate::client::guard::LockGuard;
 use crate::machine::{Command, Effect, LockTable, Outcome};
 use crate::storage::LogStore;
 use crate::transport::PeerMessage;
@@ -354,39 +353,7 @@ impl<S: LogStore + Send + 'static> Driver<S> {
         };
         tracing::trace!(target: super::TIMELINE, node = %self.name, request = request.0, "answer");
         match p.waiter {
-            Waiter::Acquire { lock, reply, .. } => {
-                if let Some(e) = super::proposals::acquire_error(outcome, &lock) {
-                    let _ = reply.send(Err(e));
-                    return;
-                }
-                let answer = match outcome {
-                    Outcome::Granted(token) => {
-                        metrics::counter!(crate::metrics::LOCKS_GRANTED).increment(1);
-                        let token =
-                            if crate::teeth::planted(crate::teeth::Bug::TokenReuseAfterRestart) {
-                                crate::types::FencingToken(
-                                    token.0 - self.started_at.min(token.0 - 1),
-                                )
-                            } else {
-                                token
-                            };
-                        AcquireReply::Granted(LockGuard {
-                            name: lock,
-                            token,
-                            session: self.own.id,
-                            inbox: self.inbox_tx.clone(),
-                            released: false,
-                            task_hold: None,
-                            watch: self.own.lease_watch(&self.clock),
-                        })
-                    }
-                    Outcome::Busy => AcquireReply::Busy,
-                    _ => AcquireReply::SessionEnded,
-                };
-                // If the caller is gone, the guard comes back and its drop
-                // releases the lock.
-                let _ = reply.send(Ok(answer));
-            }
+            Waiter::Acquire { ask, .. } => self.answer_acquire(request, ask, outcome),
             Waiter::Release { reply } => {
                 if let Some(r) = reply {
                     let _ = r.send(Ok(outcome == Outcome::Released));
@@ -405,9 +372,7 @@ impl<S: LogStore + Send + 'static> Driver<S> {
         self.own.end();
         for (_, p) in self.pending.drain() {
             match p.waiter {
-                Waiter::Acquire { reply, .. } => {
-                    let _ = reply.send(Ok(AcquireReply::SessionEnded));
-                }
+                Waiter::Acquire { ask, .. } => ask.session_ended(),
                 Waiter::Release { reply: Some(r) } => {
                     let _ = r.send(Ok(false));
                 }
@@ -459,6 +424,9 @@ impl<S: LogStore + Send + 'static> Driver<S> {
         match purpose {
             Purpose::Holder { lock, reply, .. } => {
                 let _ = reply.send(Ok(self.table.holder(&lock)));
+            }
+            Purpose::Holders { lock, reply, .. } => {
+                let _ = reply.send(Ok(self.table.holders(&lock)));
             }
             Purpose::Members { reply, deadline } => self.answer_members(reply, deadline),
             Purpose::KeepAlives(batch) => {

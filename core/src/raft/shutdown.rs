@@ -67,10 +67,10 @@ impl<S: LogStore + Send + 'static> Driver<S> {
                 continue;
             };
             if let Waiter::Acquire { .. } = p.waiter {
-                if let Waiter::Acquire { reply, .. } =
+                if let Waiter::Acquire { ask, .. } =
                     std::mem::replace(&mut p.waiter, Waiter::Abandoned)
                 {
-                    let _ = reply.send(Err(Error::Shutdown));
+                    ask.fail(Error::Shutdown);
                 }
                 if p.ever_proposed {
                     self.pending.mark_queued(request);
@@ -236,9 +236,7 @@ impl<S: LogStore + Send + 'static> Driver<S> {
         self.own.end();
         for (_, p) in self.pending.drain() {
             match p.waiter {
-                Waiter::Acquire { reply, .. } => {
-                    let _ = reply.send(Err(err()));
-                }
+                Waiter::Acquire { ask, .. } => ask.fail(err()),
                 Waiter::Release { reply: Some(r) } => {
                     let _ = r.send(Err(err()));
                 }
@@ -253,8 +251,15 @@ impl<S: LogStore + Send + 'static> Driver<S> {
                 super::Input::Acquire { reply, .. } => {
                     let _ = reply.send(Err(err()));
                 }
-                super::Input::Release { reply: Some(r), .. } => {
+                super::Input::AcquireClaims { reply, .. } => {
+                    let _ = reply.send(Err(err()));
+                }
+                super::Input::Release { reply: Some(r), .. }
+                | super::Input::ReleaseGrant { reply: Some(r), .. } => {
                     let _ = r.send(Err(err()));
+                }
+                super::Input::Holders { reply, .. } => {
+                    let _ = reply.send(Err(err()));
                 }
                 super::Input::Holder { reply, .. } => {
                     let _ = reply.send(Err(err()));

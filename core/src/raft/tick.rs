@@ -352,10 +352,10 @@ impl<S: LogStore + Send + 'static> Driver<S> {
         }
         for request in self.pending.acquires_older_than(now, self.cfg.session_ttl) {
             if let Some(p) = self.pending.get_mut(request) {
-                if let Waiter::Acquire { reply, .. } =
+                if let Waiter::Acquire { ask, .. } =
                     std::mem::replace(&mut p.waiter, Waiter::Abandoned)
                 {
-                    let _ = reply.send(Err(Error::NoQuorum));
+                    ask.fail(Error::NoQuorum);
                 }
             }
             self.abandon(request, now);

@@ -84,7 +84,7 @@ pub enum Bug {
 
 impl Bug {
     /// Every bug the simulator's hunt catches (see [`Bug::PRIMITIVES`]).
-    pub const ALL: [Bug; 16] = [
+    pub const ALL: [Bug; 19] = [
         Bug::GrantWithoutSessionCheck,
         Bug::AckBeforeFsync,
         Bug::AckKeepaliveWithoutQuorum,
@@ -100,13 +100,15 @@ impl Bug {
         Bug::SnapshotWithoutNewLearner,
         Bug::RemovedKeepsItsState,
         Bug::SilentToRemoved,
+        Bug::PermitOverCount,
+        Bug::WriterBesideReader,
+        Bug::PartialMultiLock,
         Bug::SkipLeaderLossNotice,
     ];
 
-    /// The bugs of issue 11's primitives, caught by the state machine's
-    /// proptest (`machine::proptests`). Not in [`Bug::ALL`] yet: the
-    /// simulator's workload does not use the primitives, so its hunt
-    /// would miss them; they join `ALL` when it does.
+    /// The bugs of issue 11's primitives in the state machine, caught by
+    /// its proptest (`machine::proptests`) and, being in [`Bug::ALL`] too,
+    /// by the simulator's hunt, whose workload uses every primitive.
     pub const PRIMITIVES: [Bug; 3] = [
         Bug::PermitOverCount,
         Bug::WriterBesideReader,

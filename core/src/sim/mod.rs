@@ -23,6 +23,7 @@ pub mod rejoin;
 pub mod rng;
 pub mod run;
 mod workload;
+mod workload_claims;
 mod workload_leader;
 mod world;
 mod world_trace;

@@ -67,6 +67,12 @@ fn expected(bug: Bug) -> Option<&'static [Property]> {
         Bug::RemovedKeepsItsState => &[M4Converges],
         // The removed node runs on as a non-member: M4.
         Bug::SilentToRemoved => &[M4Converges],
+        // Issue 11: each primitive's bug, by its property (a conflict
+        // that involves a multi-lock is S10's, and a partial multi-lock
+        // shows as a later single grant beside it too).
+        Bug::PermitOverCount => &[S8Permits],
+        Bug::WriterBesideReader => &[S9ReadWrite, S10MultiLock],
+        Bug::PartialMultiLock => &[S10MultiLock, S9ReadWrite],
         // Issue 11: a deposed leader that still says it leads.
         Bug::SkipLeaderLossNotice => &[L1OneLeader],
         _ => return None,

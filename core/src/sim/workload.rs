@@ -8,7 +8,8 @@
 //! and the write: exactly the window fencing exists for.
 //!
 //! Now and then a client campaigns in the leader election instead
-//! (`workload_leader.rs`).
+//! (`workload_leader.rs`), or asks for permits of a semaphore, a read or
+//! write lock, or a multi-lock (`workload_claims.rs`; issue 11).
 //!
 //! In mass-timeout runs a client now and then starts a burst: many waiters
 //! (one-operation clients, each its own process) queue on one lock with the
@@ -80,12 +81,14 @@ impl Client {
                 continue;
             }
             let dice = self.rng.below(100);
-            if dice >= 88 {
+            if dice >= 80 {
+                self.claims().await;
+            } else if dice >= 70 {
                 self.campaign().await;
-            } else if dice < 50 {
+            } else if dice < 40 {
                 let wait = Duration::from_millis(self.rng.between(200, 3_000));
                 self.acquire(lock, wait).await;
-            } else if dice < 72 {
+            } else if dice < 58 {
                 let op = self.invoke(lock, Call::TryAcquire);
                 let got = self.handle.try_lock(lock).await;
                 self.gate().await;

@@ -90,7 +90,10 @@ impl Client {
         let op = self.invoke(&label, call);
         let got = if wait {
             let d = Duration::from_millis(self.rng.between(200, 3_000));
-            self.handle.acquire_claims_timeout(claims, d).await.map(Some)
+            self.handle
+                .acquire_claims_timeout(claims, d)
+                .await
+                .map(Some)
         } else {
             self.handle.try_acquire_claims(claims).await
         };

@@ -181,10 +181,19 @@ fn instants(h: &History, acks: &[Ack<'_>]) -> Vec<(Property, String, String)> {
             let holders: Vec<(u64, ClaimKind, bool)> =
                 alive.iter().map(|a| (a.token, a.kind, a.multi)).collect();
             if let Some((p, why)) = beside(&holders, s.kind) {
-                let p = if s.multi || alive.iter().any(|a| a.multi) { Property::S10MultiLock } else { p };
-                found.push((p, name.to_owned(), format!(
-                    "clients held at once: token {} ({:?}) from {:?}; {why}", s.token, s.kind, s.start
-                )));
+                let p = if s.multi || alive.iter().any(|a| a.multi) {
+                    Property::S10MultiLock
+                } else {
+                    p
+                };
+                found.push((
+                    p,
+                    name.to_owned(),
+                    format!(
+                        "clients held at once: token {} ({:?}) from {:?}; {why}",
+                        s.token, s.kind, s.start
+                    ),
+                ));
             }
             alive.push(s);
         }
@@ -213,7 +222,10 @@ fn stale(
     let mut grants: BTreeMap<&str, Vec<(Duration, u64, ClaimKind)>> = BTreeMap::new();
     for a in by_key.values() {
         for c in a.claims {
-            grants.entry(c.lock.as_str()).or_default().push((a.done, a.token, c.kind));
+            grants
+                .entry(c.lock.as_str())
+                .or_default()
+                .push((a.done, a.token, c.kind));
         }
     }
     let mut acked: BTreeMap<&str, Acked> = BTreeMap::new();
@@ -225,7 +237,11 @@ fn stale(
         let mut highest = vec![0u64; g.len() * kinds.len()];
         let mut row = vec![0u64; kinds.len()];
         for (i, (_, token, kind)) in g.iter().enumerate() {
-            if let Some(slot) = kinds.iter().position(|k| k == kind).and_then(|k| row.get_mut(k)) {
+            if let Some(slot) = kinds
+                .iter()
+                .position(|k| k == kind)
+                .and_then(|k| row.get_mut(k))
+            {
                 *slot = (*slot).max(*token);
             }
             if let Some(dst) = highest.get_mut(i * kinds.len()..(i + 1) * kinds.len()) {
@@ -233,19 +249,37 @@ fn stale(
             }
         }
         let done = g.iter().map(|g| g.0).collect();
-        acked.insert(name, Acked { kinds, done, highest });
+        acked.insert(
+            name,
+            Acked {
+                kinds,
+                done,
+                highest,
+            },
+        );
     }
     samples.sort();
     let mut reported = BTreeSet::new();
     for &(at, process, token) in samples.iter() {
-        let Some(a) = by_key.get(&(process, token)) else { continue };
+        let Some(a) = by_key.get(&(process, token)) else {
+            continue;
+        };
         for c in a.claims {
-            let Some(g) = acked.get(c.lock.as_str()) else { continue };
-            let Some(i) = g.done.partition_point(|d| *d < at).checked_sub(1) else { continue };
-            let row = g.highest.get(i * g.kinds.len()..(i + 1) * g.kinds.len()).unwrap_or_default();
-            let later = g.kinds.iter().zip(row).find(|(k, t)| {
-                **t > token && beside(&[(**t, **k, false)], c.kind).is_some()
-            });
+            let Some(g) = acked.get(c.lock.as_str()) else {
+                continue;
+            };
+            let Some(i) = g.done.partition_point(|d| *d < at).checked_sub(1) else {
+                continue;
+            };
+            let row = g
+                .highest
+                .get(i * g.kinds.len()..(i + 1) * g.kinds.len())
+                .unwrap_or_default();
+            let later = g
+                .kinds
+                .iter()
+                .zip(row)
+                .find(|(k, t)| **t > token && beside(&[(**t, **k, false)], c.kind).is_some());
             if let Some((k, t)) = later {
                 if reported.insert((process, token, c.lock.as_str())) {
                     let p = match c.kind {

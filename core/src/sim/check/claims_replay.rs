@@ -29,7 +29,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use super::{s10_multi, s7_claims_fifo, s8_permits, s9_rw, Property, Report};
+use super::{s10_multi, s6_claims, s7_claims_fifo, s8_permits, s9_rw, Property, Report};
 use crate::machine::{Claim, ClaimKind, Command, Effect, Outcome};
 use crate::sim::history::{Committed, History};
 use crate::types::{LockName, RequestId, SessionId};
@@ -64,12 +64,13 @@ pub(super) struct Granted<'a> {
 }
 
 /// The replay's state.
-#[derive(Default)]
 pub(super) struct Claims<'a> {
     /// The claims of every `AcquireClaims` seen.
     asked: BTreeMap<Req, &'a [Claim]>,
     /// Requests the table executed (a later `Queued` is a retry's).
     answered: BTreeSet<Req>,
+    /// Mutex `Acquire` requests seen (their grants are not claims').
+    mutex: BTreeSet<Req>,
     pub(super) names: BTreeMap<&'a LockName, NameState>,
     /// Waiters: arrival number.
     waiting: BTreeMap<Req, u64>,
@@ -83,25 +84,46 @@ pub(super) struct Claims<'a> {
     prev: Option<u64>,
     /// Names not seen yet have an empty queue (true until the first gap).
     fresh_known: bool,
+    /// What S6 for claims compares the clients' grants with.
+    pub(super) log: s6_claims::Granted<'a>,
 }
 
 pub(super) fn check(h: &History, r: &mut Report) {
     if h.log.is_empty() {
-        for p in [Property::S8Permits, Property::S9ReadWrite, Property::S10MultiLock] {
+        for p in [
+            Property::S8Permits,
+            Property::S9ReadWrite,
+            Property::S10MultiLock,
+        ] {
             r.skipped.push((p, "no committed log".to_owned()));
         }
         return;
     }
     let mut c = Claims {
+        asked: BTreeMap::new(),
+        answered: BTreeSet::new(),
+        mutex: BTreeSet::new(),
+        names: BTreeMap::new(),
+        waiting: BTreeMap::new(),
+        current: BTreeMap::new(),
+        granted: BTreeSet::new(),
+        ended: BTreeMap::new(),
+        arrivals: 0,
+        prev: None,
         fresh_known: true,
-        ..Claims::default()
+        log: s6_claims::Granted {
+            at: BTreeMap::new(),
+            claims: BTreeMap::new(),
+        },
     };
     for e in &h.log {
         if c.prev.is_some_and(|p| e.index <= p) {
             continue; // a duplicate from merged logs
         }
+        c.log.at.insert(e.index, e.at);
         c.step(e, h, r);
     }
+    s6_claims::check(h, &c.log, r);
 }
 
 fn range(session: SessionId) -> std::ops::RangeInclusive<Req> {
@@ -162,11 +184,19 @@ impl<'a> Claims<'a> {
                 self.asked.insert(req, claims);
                 (Some(req), None, !self.answered.contains(&req))
             }
-            Some(Command::ReleaseGrant { key, grant }) => {
-                (Some((key.session, key.request)), Some((key.session, *grant)), false)
-            }
-            Some(Command::Cancel { key, target }) => {
-                (Some((key.session, key.request)), Some((key.session, *target)), false)
+            Some(Command::ReleaseGrant { key, grant }) => (
+                Some((key.session, key.request)),
+                Some((key.session, *grant)),
+                false,
+            ),
+            Some(Command::Cancel { key, target }) => (
+                Some((key.session, key.request)),
+                Some((key.session, *target)),
+                false,
+            ),
+            Some(Command::Acquire { key, .. }) => {
+                self.mutex.insert((key.session, key.request));
+                (None, None, false)
             }
             _ => (None, None, false),
         };
@@ -188,11 +218,14 @@ impl<'a> Claims<'a> {
                 } => {
                     let req = (*session, *request);
                     match outcome {
-                        Outcome::Granted(t)
-                            if crate::sim::token_index(t.0) == e.index
-                                && self.asked.contains_key(&req) =>
-                        {
-                            grants.push(req);
+                        Outcome::Granted(t) if crate::sim::token_index(t.0) == e.index => {
+                            let claims = self.asked.get(&req).copied();
+                            if claims.is_some() || !self.mutex.contains(&req) {
+                                self.log.claims.entry(e.index).or_default().push(claims);
+                            }
+                            if claims.is_some() {
+                                grants.push(req);
+                            }
                         }
                         Outcome::Queued if own == Some(req) && first_sight => queued = true,
                         Outcome::Cancelled | Outcome::NoSession if own != Some(req) => {
@@ -208,11 +241,19 @@ impl<'a> Claims<'a> {
                 }
                 Effect::SessionEnded { session, expired } => {
                     let at = (*expired && delayed).then_some(e.at);
-                    let held: Vec<Req> = self.current.range(range(*session)).map(|(q, _)| *q).collect();
+                    let held: Vec<Req> = self
+                        .current
+                        .range(range(*session))
+                        .map(|(q, _)| *q)
+                        .collect();
                     for req in held {
                         self.free(req, at);
                     }
-                    let waits: Vec<Req> = self.waiting.range(range(*session)).map(|(q, _)| *q).collect();
+                    let waits: Vec<Req> = self
+                        .waiting
+                        .range(range(*session))
+                        .map(|(q, _)| *q)
+                        .collect();
                     for req in waits {
                         self.unqueue(req);
                     }
@@ -274,7 +315,10 @@ impl<'a> Claims<'a> {
             r.add(
                 Property::S7Fifo,
                 None,
-                format!("entry {} granted {session} (request {request:?}), which ended at entry {at}", e.index),
+                format!(
+                    "entry {} granted {session} (request {request:?}), which ended at entry {at}",
+                    e.index
+                ),
             );
         }
         if !self.granted.insert(g.req) {
@@ -286,7 +330,9 @@ impl<'a> Claims<'a> {
         for c in g.claims {
             let state = self.name(&c.lock);
             if let Some(at) = state.delayed_expiry {
-                let earliest = at.saturating_add(h.params.lock_delay).saturating_sub(tolerance);
+                let earliest = at
+                    .saturating_add(h.params.lock_delay)
+                    .saturating_sub(tolerance);
                 if e.at < earliest {
                     r.add(
                         Property::S2LogOrder,
@@ -325,14 +371,19 @@ impl<'a> Claims<'a> {
         let multi = g.claims.len() > 1;
         self.current.insert(g.req, index);
         for c in g.claims {
-            self.name(&c.lock).holders.insert(g.req, (index, c.kind, multi));
+            self.name(&c.lock)
+                .holders
+                .insert(g.req, (index, c.kind, multi));
         }
     }
 }
 
 /// Whether a claim of `kind` fits beside `holders` (token, claim, multi):
 /// S8's rule for permits, S9's for lock claims.
-pub(super) fn beside(holders: &[(u64, ClaimKind, bool)], kind: ClaimKind) -> Option<(Property, String)> {
+pub(super) fn beside(
+    holders: &[(u64, ClaimKind, bool)],
+    kind: ClaimKind,
+) -> Option<(Property, String)> {
     match kind {
         ClaimKind::Permits { n, count } => s8_permits::beside(holders, n, count),
         kind => s9_rw::beside(holders, kind),

@@ -114,7 +114,15 @@ impl Log {
 
 fn granted(fx: &[Effect]) -> usize {
     fx.iter()
-        .filter(|f| matches!(f, Effect::Reply { outcome: Outcome::Granted(_), .. }))
+        .filter(|f| {
+            matches!(
+                f,
+                Effect::Reply {
+                    outcome: Outcome::Granted(_),
+                    ..
+                }
+            )
+        })
         .count()
 }
 
@@ -280,14 +288,20 @@ fn planted_primitive_bugs_break_their_log_property() {
         run(&mut l);
         plant(None);
         let r = check(&l.history());
-        assert!(!found(&r, property).is_empty(), "{bug:?} not caught by {property:?}: {r}");
+        assert!(
+            !found(&r, property).is_empty(),
+            "{bug:?} not caught by {property:?}: {r}"
+        );
     }
 }
 
 // ---- the clients' side ----
 
 fn grant(h: &mut History, op: u64, p: u32, claims: Vec<Claim>, inv: u64, done: u64, token: u64) {
-    let label = claims.first().map(|c| c.lock.as_str().to_owned()).unwrap_or_default();
+    let label = claims
+        .first()
+        .map(|c| c.lock.as_str().to_owned())
+        .unwrap_or_default();
     let call = Call::Claims { claims, wait: true };
     h.push(ms(inv), p, &label, EventKind::Invoke { op, call });
     let outcome = Out::Granted { token };
@@ -374,7 +388,15 @@ fn claims_tokens_falling_or_shared_by_writers_are_caught() {
 // ---- L1 ----
 
 fn campaign(h: &mut History, op: u64, p: u32, inv: u64, done: u64, token: u64) {
-    h.push(ms(inv), p, "lead", EventKind::Invoke { op, call: Call::Acquire });
+    h.push(
+        ms(inv),
+        p,
+        "lead",
+        EventKind::Invoke {
+            op,
+            call: Call::Acquire,
+        },
+    );
     let outcome = Out::Granted { token };
     h.push(ms(done), p, "lead", EventKind::Complete { op, outcome });
 }
@@ -419,7 +441,10 @@ fn two_leaders_or_a_revived_one_are_caught() {
     leader(&mut h, 1, 5, 6, false);
     leader(&mut h, 1, 5, 7, true);
     let r = judged(h);
-    assert!(found(&r, Property::L1OneLeader)[0].contains("after it said"), "{r}");
+    assert!(
+        found(&r, Property::L1OneLeader)[0].contains("after it said"),
+        "{r}"
+    );
     // Beyond the clock bound the overlap is only counted.
     let mut h = History::default();
     leader(&mut h, 1, 5, 6, true);
@@ -428,4 +453,23 @@ fn two_leaders_or_a_revived_one_are_caught() {
     h.params.expect_s4 = false;
     let r = check(&h);
     assert!(found(&r, Property::L1OneLeader).is_empty(), "{r}");
+}
+
+#[test]
+fn a_claims_grant_the_log_does_not_show_is_caught() {
+    let mut l = Log::new(2);
+    l.claims(1, 1, vec![sem(2)], true); // entry 3
+    l.claims(2, 1, vec![read()], true); // entry 4
+    let mut h = l.history();
+    grant(&mut h, 1, 1, vec![sem(2)], 25, 35, 3);
+    grant(&mut h, 2, 2, vec![read()], 36, 45, 4);
+    let r = judged(h.clone());
+    assert!(found(&r, Property::S6Durability).is_empty(), "{r}");
+    // Told of token 4 for permits (entry 4 granted a read lock), of a
+    // token beyond the log, and of token 3 before any node applied it.
+    grant(&mut h, 3, 1, vec![sem(1)], 50, 55, 4);
+    grant(&mut h, 4, 2, vec![sem(1)], 50, 56, 9);
+    grant(&mut h, 5, 1, vec![sem(2)], 20, 25, 3);
+    let r = judged(h);
+    assert_eq!(found(&r, Property::S6Durability).len(), 3, "{r}");
 }

@@ -1,5 +1,7 @@
 //! The history checker: judges a [`History`] against the properties every
-//! safety test promises (S1 to S7, and convergence).
+//! safety test promises (S1 to S7, and convergence), and issue 11's
+//! primitives: S8 permits, S9 read-write, S10 multi-locks, L1 one leader;
+//! S1, S2, S6 and S7 extend to the claims per name (`claims_*.rs`).
 //!
 //! Each property lives in its own file and only adds violations to the
 //! [`Report`]; none of them trusts another. A property that needs data the
@@ -16,17 +18,18 @@ mod convergence;
 mod leader_once;
 mod ops;
 mod replay;
+mod s10_multi;
 mod s1_tokens;
 mod s2_log_order;
 mod s3_fencing;
 mod s4_single_holder;
 mod s5_linearizable;
+mod s6_claims;
 mod s6_durability;
-mod s7_fifo;
 mod s7_claims_fifo;
+mod s7_fifo;
 mod s8_permits;
 mod s9_rw;
-mod s10_multi;
 
 #[cfg(test)]
 mod claims_tests;

@@ -21,21 +21,19 @@ pub(super) fn beside(
     for (token, kind, _) in holders {
         match *kind {
             ClaimKind::Permits { n: k, count: c } if c == count => used += u64::from(k),
-            other => {
-                return Some((
-                    Property::S8Permits,
-                    format!("the name is held as {other:?} (token {token}), not as a semaphore of {count}"),
-                ))
-            }
+            other => return Some((
+                Property::S8Permits,
+                format!(
+                    "the name is held as {other:?} (token {token}), not as a semaphore of {count}"
+                ),
+            )),
         }
     }
     (used > u64::from(count)).then(|| {
         let tokens: Vec<u64> = holders.iter().map(|(t, ..)| *t).collect();
         (
             Property::S8Permits,
-            format!(
-                "{used} permits in use of {count} (beside the grants with tokens {tokens:?})"
-            ),
+            format!("{used} permits in use of {count} (beside the grants with tokens {tokens:?})"),
         )
     })
 }

@@ -258,7 +258,8 @@ fn a_request_granted_twice_is_caught() {
 #[test]
 fn planted_primitive_bugs_break_their_log_property() {
     use crate::teeth::{plant, Bug};
-    let cases: [(Bug, Property, fn(&mut Log)); 4] = [
+    type Case = (Bug, Property, fn(&mut Log));
+    let cases: [Case; 4] = [
         (Bug::PermitOverCount, Property::S8Permits, |l| {
             l.claims(1, 1, vec![sem(3)], true);
             l.claims(2, 1, vec![sem(1)], false);

@@ -21,12 +21,14 @@ pub(super) fn beside(
     for (token, kind, _) in holders {
         match *kind {
             ClaimKind::Permits { n: k, count: c } if c == count => used += u64::from(k),
-            other => return Some((
-                Property::S8Permits,
-                format!(
+            other => {
+                return Some((
+                    Property::S8Permits,
+                    format!(
                     "the name is held as {other:?} (token {token}), not as a semaphore of {count}"
                 ),
-            )),
+                ))
+            }
         }
     }
     (used > u64::from(count)).then(|| {

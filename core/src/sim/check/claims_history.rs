@@ -40,6 +40,19 @@ pub(super) fn check(h: &History, r: &mut Report) {
     if acks.is_empty() {
         return;
     }
+    for a in &acks {
+        let kind = match a.claims {
+            [one] => match one.kind {
+                ClaimKind::Permits { .. } => 0,
+                ClaimKind::Shared => 1,
+                ClaimKind::Exclusive => 2,
+            },
+            _ => 3,
+        };
+        if let Some(n) = r.stats.claims_grants.get_mut(kind) {
+            *n += 1;
+        }
+    }
     tokens(&acks, r);
     let found = instants(h, &acks);
     if h.params.expect_s4 {

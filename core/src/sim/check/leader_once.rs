@@ -60,6 +60,7 @@ pub(super) fn check(h: &History, r: &mut Report) {
         span.1 = span.1.max(e.at);
         samples.entry(&e.lock).or_default().push((e.at, token));
     }
+    r.stats.leader_terms += spans.values().map(|t| t.len() as u64).sum::<u64>();
     if spans.is_empty() {
         return;
     }

@@ -127,6 +127,11 @@ pub struct Stats {
     /// Acknowledgements S6 could not check because their entries fell into
     /// a gap of the log (covered by a snapshot).
     pub unverifiable: u64,
+    /// Acknowledged claims grants (issue 11): permits, read locks, write
+    /// locks (one exclusive claim), multi-locks (several claims).
+    pub claims_grants: [u64; 4],
+    /// Terms of office whose leader said `is_leader() == true` at least once.
+    pub leader_terms: u64,
 }
 
 /// The checker's verdict.

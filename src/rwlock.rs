@@ -154,6 +154,22 @@ impl Node {
         self.handle().with_locks(names, f).await
     }
 
+    /// [`Node::with_locks`] with a bound on the wait for the locks
+    /// (`Error::Timeout`); the closure itself is not timed.
+    pub async fn with_locks_timeout<I, N, T, F>(
+        &self,
+        names: I,
+        timeout: Duration,
+        f: F,
+    ) -> Result<T, Error>
+    where
+        I: IntoIterator<Item = N>,
+        N: AsRef<str>,
+        F: AsyncFnOnce(&MultiGuard) -> T,
+    {
+        self.handle().with_locks_timeout(names, timeout, f).await
+    }
+
     /// Who holds `name` and how: its kind (lock, or semaphore and count),
     /// every grant with its token and node, permits in use and waiters;
     /// read linearizably (a quorum round). `None` when the name is not in

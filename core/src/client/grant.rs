@@ -4,7 +4,7 @@
 //! token.
 //!
 //! It is the claims counterpart of [`LockGuard`](super::LockGuard) and
-//! watches the same [`LeaseWatch`], so `is_held` and `lost` mean the same
+//! watches the same lease watch, so `is_held` and `lost` mean the same
 //! thing: the session's lease certainly holds, or may be gone (before the
 //! cluster can grant any of these names to someone else: lock-delay, as for
 //! the mutex). The public guards (`Permit`, `ReadGuard`, `WriteGuard`,

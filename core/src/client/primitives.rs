@@ -238,4 +238,21 @@ impl NodeHandle {
         let guard = self.lock_all(names).await?;
         super::with_lock::run_locked(guard, f).await
     }
+
+    /// [`NodeHandle::with_locks`] that gives up acquiring after `timeout`
+    /// with `Error::Timeout`. The timeout bounds only the wait for the locks.
+    pub async fn with_locks_timeout<I, N, T, F>(
+        &self,
+        names: I,
+        timeout: Duration,
+        f: F,
+    ) -> Result<T, Error>
+    where
+        I: IntoIterator<Item = N>,
+        N: AsRef<str>,
+        F: AsyncFnOnce(&MultiGuard) -> T,
+    {
+        let guard = self.lock_all_timeout(names, timeout).await?;
+        super::with_lock::run_locked(guard, f).await
+    }
 }

@@ -203,3 +203,34 @@ async fn a_crashed_holders_permits_come_back_and_a_dropped_waiter_leaves() {
     assert_eq!((info.permits_used, info.waiters), (2, 0));
     nodes[h].kill().await;
 }
+
+/// Every claims call has a bounded wait when the cluster cannot answer: on
+/// a node cut off from the others, an acquire, a `holders` read and a
+/// release each end within a few TTLs (`NoQuorum`, or `Ok` for a release
+/// whose lease is gone).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn claims_calls_are_bounded_without_a_quorum() {
+    let (net, ids, nodes) = cluster_with(3, config()).await;
+    let leader = nodes[0].status().leader.unwrap();
+    let cut = ids.iter().position(|id| *id != leader).unwrap();
+    let w = timeout(WAIT, nodes[cut].write_lock("held"))
+        .await
+        .unwrap()
+        .unwrap();
+    net.isolate(ids[cut]);
+    let bound = Duration::from_secs(5);
+    let e = timeout(bound, nodes[cut].lock_all(["a", "b"]))
+        .await
+        .expect("lock_all bounded")
+        .unwrap_err();
+    assert!(matches!(e, Error::NoQuorum), "{e}");
+    let e = timeout(bound, nodes[cut].holders("a"))
+        .await
+        .expect("holders bounded")
+        .unwrap_err();
+    assert!(matches!(e, Error::NoQuorum), "{e}");
+    timeout(bound, w.unlock())
+        .await
+        .expect("unlock bounded")
+        .unwrap();
+}

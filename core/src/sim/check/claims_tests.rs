@@ -168,7 +168,7 @@ fn contended() -> Log {
 #[test]
 fn contended_primitives_pass() {
     let mut l = contended();
-    // 11 entries later than the expiry: past the 100 ms delay.
+    // The handoff 110 ms after the expiry: past the 100 ms delay.
     if let Some(last) = l.entries.last_mut() {
         last.at += ms(100);
     }
@@ -184,8 +184,7 @@ fn a_grant_inside_the_lock_delay_is_caught() {
     assert!(v[0].contains("lock-delay is 100ms"), "{v:?}");
 }
 
-/// Moves the `Granted` reply of entry `from` into a new entry appended at
-/// the end (as if the table granted it later), or drops it.
+/// Rewrites the effects of entry `index` (a table that answered otherwise).
 fn tamper(h: &mut History, index: u64, f: impl Fn(&mut Vec<Effect>)) {
     let e = h.log.iter_mut().find(|c| c.index == index).unwrap();
     f(&mut e.effects);

@@ -75,11 +75,16 @@ pub enum Bug {
     /// while the requester is told it holds them all (Curator's and
     /// Redisson's one-by-one `MultiLock`, reported as a whole).
     PartialMultiLock,
+    /// A leader is never told it lost its term: `Leadership::is_leader()`
+    /// answers from the term's own record (not resigned) without looking at
+    /// the lease, and `lost()` never completes (client-go's leader that
+    /// keeps working after its lease ran out).
+    SkipLeaderLossNotice,
 }
 
 impl Bug {
     /// Every bug the simulator's hunt catches (see [`Bug::PRIMITIVES`]).
-    pub const ALL: [Bug; 15] = [
+    pub const ALL: [Bug; 19] = [
         Bug::GrantWithoutSessionCheck,
         Bug::AckBeforeFsync,
         Bug::AckKeepaliveWithoutQuorum,
@@ -95,12 +100,15 @@ impl Bug {
         Bug::SnapshotWithoutNewLearner,
         Bug::RemovedKeepsItsState,
         Bug::SilentToRemoved,
+        Bug::PermitOverCount,
+        Bug::WriterBesideReader,
+        Bug::PartialMultiLock,
+        Bug::SkipLeaderLossNotice,
     ];
 
-    /// The bugs of issue 11's primitives, caught by the state machine's
-    /// proptest (`machine::proptests`). Not in [`Bug::ALL`] yet: the
-    /// simulator's workload does not use the primitives, so its hunt
-    /// would miss them; they join `ALL` when it does.
+    /// The bugs of issue 11's primitives in the state machine, caught by
+    /// its proptest (`machine::proptests`) and, being in [`Bug::ALL`] too,
+    /// by the simulator's hunt, whose workload uses every primitive.
     pub const PRIMITIVES: [Bug; 3] = [
         Bug::PermitOverCount,
         Bug::WriterBesideReader,

@@ -89,12 +89,17 @@ impl Leadership {
     /// This node's conservative view: true while this term of office
     /// certainly holds. Once false (lease gone, or resigned) it stays false.
     pub fn is_leader(&self) -> bool {
-        self.guard.lock().is_some() && self.watch.is_held()
+        // Planted bug (feature `teeth`, sim helper): the loss is not told.
+        let skip = crate::teeth::planted(crate::teeth::Bug::SkipLeaderLossNotice);
+        self.guard.lock().is_some() && (skip || self.watch.is_held())
     }
 
     /// Completes once this term of office may be over: the lease may have
     /// run out, the session ended, the node stopped, or it resigned.
     pub async fn lost(&self) {
+        if crate::teeth::planted(crate::teeth::Bug::SkipLeaderLossNotice) {
+            std::future::pending::<()>().await; // planted bug (sim helper)
+        }
         self.watch.lost().await;
     }
 

@@ -9,7 +9,7 @@
 
 use std::time::Duration;
 
-use crate::machine::{Command, Effect};
+use crate::machine::{Claim, Command, Effect};
 use crate::types::NodeId;
 
 /// Identifies one operation within a history (unique per history).
@@ -29,6 +29,20 @@ pub enum Call {
     },
     /// `holder`: a linearizable read.
     Holder,
+    /// `acquire_claims` / `acquire_claims_timeout` (`wait`) or
+    /// `try_acquire_claims` (issue 11): all the claims in one grant. The
+    /// event's `lock` is a label; the names are the claims'.
+    Claims {
+        /// What was asked for.
+        claims: Vec<Claim>,
+        /// Whether it waits in the queues (false: a `try_`).
+        wait: bool,
+    },
+    /// The release of the claims grant with `token`.
+    ReleaseGrant {
+        /// The grant's token.
+        token: u64,
+    },
 }
 
 /// How an operation ended.
@@ -45,6 +59,10 @@ pub enum Outcome {
     Released,
     /// The release found the guard no longer current (its lease was lost).
     NotHeld,
+    /// A leader resigned (`Leadership::resign` answered `Ok`): the name
+    /// was freed by it, or the term had already ended (the public API does
+    /// not tell which), so it constrains no order.
+    Resigned,
     /// `holder` answered: the current grant's token, or free.
     Holder {
         /// The token of the grant that holds the lock, if any.
@@ -79,6 +97,23 @@ pub enum EventKind {
     /// A probe of `is_held()` on the guard with `token`, at `Event::at`.
     Held {
         /// The guard's token.
+        token: u64,
+        /// What `is_held()` returned.
+        held: bool,
+    },
+    /// A probe of `is_leader()` on the leadership with `token` (the
+    /// election's name is the event's `lock`), at `Event::at`; also
+    /// recorded `false` when `lost()` completed.
+    Leader {
+        /// The term of office's token.
+        token: u64,
+        /// What `is_leader()` returned.
+        leader: bool,
+    },
+    /// A probe of `is_held()` on the claims grant with `token` (its claims
+    /// are those of the `Claims` call that was granted `token`).
+    ClaimsHeld {
+        /// The grant's token.
         token: u64,
         /// What `is_held()` returned.
         held: bool,

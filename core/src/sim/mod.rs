@@ -5,7 +5,8 @@
 //! The checker ([`check`]) is shared: the simulator, the in-process cluster
 //! tests and the real-process tests all record a [`history::History`] and
 //! judge it with the same properties S1 to S7 (see the README's "Tested
-//! faults").
+//! faults"), and issue 11's primitives with S8 (permits), S9 (read-write),
+//! S10 (multi-locks) and L1 (one leader), beside S1 to S7 per name.
 
 pub mod check;
 pub mod disk;
@@ -23,6 +24,8 @@ pub mod rejoin;
 pub mod rng;
 pub mod run;
 mod workload;
+mod workload_claims;
+mod workload_leader;
 mod world;
 mod world_trace;
 

@@ -79,6 +79,10 @@ pub struct SimConfig {
     /// The membership's `dead_after` (short in the membership runs, so the
     /// nemesis's crashes and partitions outlast it).
     pub dead_after: Duration,
+    /// Every disk's fsync latency, when set; else drawn per run (0.2 to 3
+    /// ms). The hunt for `AckBeforeFsync` sets a slow disk, where the
+    /// window that bug opens is wide enough to be hit within a few seeds.
+    pub fsync_latency: Option<Duration>,
 }
 
 impl SimConfig {
@@ -129,6 +133,7 @@ impl SimConfig {
             faults: true,
             workload,
             extended_faults: true,
+            fsync_latency: None,
         }
     }
 
@@ -278,6 +283,9 @@ async fn simulate(c: SimConfig) -> SimOutcome {
     let cfg = node_config(&c);
     let mut world = World::new(rng.fork(), c.voters, cfg.clone(), c.durable, rates);
     world.workload = c.workload;
+    if let Some(f) = c.fsync_latency {
+        world.fsync_latency = f;
+    }
     world.extended_faults = c.extended_faults;
     if c.workload == Workload::LargeTable {
         // Two thousand held locks in all (kept small enough that a seed

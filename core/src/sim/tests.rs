@@ -43,8 +43,15 @@ fn summary(outcomes: &[SimOutcome]) -> String {
             *faults.entry(*k).or_insert(0u64) += v;
         }
     }
+    let mut claims = [0u64; 4];
+    for o in outcomes {
+        for (sum, n) in claims.iter_mut().zip(o.report.stats.claims_grants) {
+            *sum += n;
+        }
+    }
+    let terms: u64 = outcomes.iter().map(|o| o.report.stats.leader_terms).sum();
     format!(
-        "{} seeds, {:.1} h simulated, {ops} ops, {grants} grants, {refused} stale writes refused, {blank} blank restarts kept off their old id, {replaced} runs ended with other voters, {churn:?}, faults {faults:?}",
+        "{} seeds, {:.1} h simulated, {ops} ops, {grants} grants, claims grants (permits, read, write, multi) {claims:?}, {terms} terms of office, {refused} stale writes refused, {blank} blank restarts kept off their old id, {replaced} runs ended with other voters, {churn:?}, faults {faults:?}",
         outcomes.len(),
         sim.as_secs_f64() / 3600.0
     )
@@ -108,6 +115,24 @@ fn five_hundred_seeds_keep_every_promise() {
         assert!(o.sim_time >= Duration::from_secs(60));
     }
     let failures: Vec<String> = outcomes.iter().filter_map(SimOutcome::failure).collect();
+    // Issue 11: every primitive was used, in most seeds.
+    let using = |f: fn(&super::check::Stats) -> bool| {
+        outcomes.iter().filter(|o| f(&o.report.stats)).count()
+    };
+    let used = [
+        ("permits", using(|s| s.claims_grants[0] > 0)),
+        ("read locks", using(|s| s.claims_grants[1] > 0)),
+        ("write locks", using(|s| s.claims_grants[2] > 0)),
+        ("multi-locks", using(|s| s.claims_grants[3] > 0)),
+        ("leadership", using(|s| s.leader_terms > 0)),
+    ];
+    for (what, seeds) in used {
+        assert!(
+            n < 50 || seeds * 10 >= outcomes.len() * 9,
+            "{what} granted in only {seeds} of {} seeds",
+            outcomes.len()
+        );
+    }
     for o in outcomes.iter().filter(|o| !o.report.is_ok()) {
         let first = o
             .report
@@ -428,6 +453,24 @@ fn membership_soak() {
     });
     eprintln!("{} in {:?}", summary(&outcomes), t0.elapsed());
     let failures: Vec<String> = outcomes.iter().filter_map(SimOutcome::failure).collect();
+    // Issue 11: every primitive was used, in most seeds.
+    let using = |f: fn(&super::check::Stats) -> bool| {
+        outcomes.iter().filter(|o| f(&o.report.stats)).count()
+    };
+    let used = [
+        ("permits", using(|s| s.claims_grants[0] > 0)),
+        ("read locks", using(|s| s.claims_grants[1] > 0)),
+        ("write locks", using(|s| s.claims_grants[2] > 0)),
+        ("multi-locks", using(|s| s.claims_grants[3] > 0)),
+        ("leadership", using(|s| s.leader_terms > 0)),
+    ];
+    for (what, seeds) in used {
+        assert!(
+            n < 50 || seeds * 10 >= outcomes.len() * 9,
+            "{what} granted in only {seeds} of {} seeds",
+            outcomes.len()
+        );
+    }
     for o in outcomes.iter().filter(|o| !o.report.is_ok()) {
         let first = o
             .report

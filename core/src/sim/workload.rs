@@ -7,6 +7,10 @@
 //! lock's fenced resource, with a chance of being paused between the probe
 //! and the write: exactly the window fencing exists for.
 //!
+//! Now and then a client campaigns in the leader election instead
+//! (`workload_leader.rs`), or asks for permits of a semaphore, a read or
+//! write lock, or a multi-lock (`workload_claims.rs`; issue 11).
+//!
 //! In mass-timeout runs a client now and then starts a burst: many waiters
 //! (one-operation clients, each its own process) queue on one lock with the
 //! same short timeout, so they time out together. In large-table runs a
@@ -37,7 +41,7 @@ pub(crate) struct Client {
 }
 
 impl Client {
-    fn record(&self, lock: &str, kind: EventKind) {
+    pub(super) fn record(&self, lock: &str, kind: EventKind) {
         let at = self.shared.now();
         self.shared
             .history
@@ -45,24 +49,24 @@ impl Client {
             .push(at, self.process, lock, kind);
     }
 
-    fn invoke(&self, lock: &str, call: Call) -> u64 {
+    pub(super) fn invoke(&self, lock: &str, call: Call) -> u64 {
         let op = self.shared.next_op.fetch_add(1, Ordering::Relaxed);
         self.record(lock, EventKind::Invoke { op, call });
         op
     }
 
-    fn complete(&self, lock: &str, op: u64, outcome: Outcome) {
+    pub(super) fn complete(&self, lock: &str, op: u64, outcome: Outcome) {
         self.record(lock, EventKind::Complete { op, outcome });
     }
 
     /// Waits while this client's node is paused.
-    async fn gate(&mut self) {
+    pub(super) async fn gate(&mut self) {
         if let Some(p) = &self.pause {
             p.wait_until(false).await;
         }
     }
 
-    async fn sleep_ms(&mut self, lo: u64, hi: u64) {
+    pub(super) async fn sleep_ms(&mut self, lo: u64, hi: u64) {
         let ms = self.rng.between(lo, hi);
         tokio::time::sleep(Duration::from_millis(ms)).await;
         self.gate().await;
@@ -77,10 +81,14 @@ impl Client {
                 continue;
             }
             let dice = self.rng.below(100);
-            if dice < 55 {
+            if dice >= 80 {
+                self.claims().await;
+            } else if dice >= 70 {
+                self.campaign().await;
+            } else if dice < 40 {
                 let wait = Duration::from_millis(self.rng.between(200, 3_000));
                 self.acquire(lock, wait).await;
-            } else if dice < 80 {
+            } else if dice < 58 {
                 let op = self.invoke(lock, Call::TryAcquire);
                 let got = self.handle.try_lock(lock).await;
                 self.gate().await;
@@ -204,7 +212,7 @@ impl Client {
     }
 
     /// Writes to the lock's fenced resource with `token`.
-    fn write(&self, lock: &str, token: u64) {
+    pub(super) fn write(&self, lock: &str, token: u64) {
         let accepted = {
             let mut res = self.shared.resources.lock();
             let top = res.entry(lock.to_owned()).or_insert(0);

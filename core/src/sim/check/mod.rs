@@ -1,5 +1,7 @@
 //! The history checker: judges a [`History`] against the properties every
-//! safety test promises (S1 to S7, and convergence).
+//! safety test promises (S1 to S7, and convergence), and issue 11's
+//! primitives: S8 permits, S9 read-write, S10 multi-locks, L1 one leader;
+//! S1, S2, S6 and S7 extend to the claims per name (`claims_*.rs`).
 //!
 //! Each property lives in its own file and only adds violations to the
 //! [`Report`]; none of them trusts another. A property that needs data the
@@ -10,17 +12,27 @@ use std::fmt;
 
 use super::history::History;
 
+mod claims_history;
+mod claims_replay;
 mod convergence;
+mod leader_once;
 mod ops;
 mod replay;
+mod s10_multi;
 mod s1_tokens;
 mod s2_log_order;
 mod s3_fencing;
 mod s4_single_holder;
 mod s5_linearizable;
+mod s6_claims;
 mod s6_durability;
+mod s7_claims_fifo;
 mod s7_fifo;
+mod s8_permits;
+mod s9_rw;
 
+#[cfg(test)]
+mod claims_tests;
 #[cfg(test)]
 mod log_proptests;
 #[cfg(test)]
@@ -46,6 +58,17 @@ pub enum Property {
     S6Durability,
     /// Waiters are granted in commit order; an expired waiter never is.
     S7Fifo,
+    /// Permits in use never exceed a semaphore's count (issue 11).
+    S8Permits,
+    /// No reader beside a writer, nor two writers, on a read-write lock
+    /// (issue 11).
+    S9ReadWrite,
+    /// A multi-lock is granted all at once: one entry, one token, every
+    /// name free of conflicting holders (issue 11).
+    S10MultiLock,
+    /// At most one `is_leader() == true` at any instant, and none after a
+    /// higher term was acknowledged (issue 11; within the clock bound).
+    L1OneLeader,
     /// Every live node ended in the same state.
     Convergence,
     /// After healing: a leader, a free lock acquirable, a dead session's
@@ -104,6 +127,11 @@ pub struct Stats {
     /// Acknowledgements S6 could not check because their entries fell into
     /// a gap of the log (covered by a snapshot).
     pub unverifiable: u64,
+    /// Acknowledged claims grants (issue 11): permits, read locks, write
+    /// locks (one exclusive claim), multi-locks (several claims).
+    pub claims_grants: [u64; 4],
+    /// Terms of office whose leader said `is_leader() == true` at least once.
+    pub leader_terms: u64,
 }
 
 /// The checker's verdict.
@@ -160,6 +188,9 @@ pub fn check(history: &History) -> Report {
     s5_linearizable::check(history, &mut report);
     s6_durability::check(history, &mut report);
     s7_fifo::check(history, &mut report);
+    claims_replay::check(history, &mut report);
+    claims_history::check(history, &mut report);
+    leader_once::check(history, &mut report);
     convergence::check(history, &mut report);
     report
 }

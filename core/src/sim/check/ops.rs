@@ -74,7 +74,10 @@ pub(super) fn pair(h: &History) -> Vec<Op<'_>> {
                     o.done = Some((e.at, outcome));
                 }
             }
-            EventKind::Held { .. } | EventKind::Write { .. } => {}
+            EventKind::Held { .. }
+            | EventKind::Write { .. }
+            | EventKind::Leader { .. }
+            | EventKind::ClaimsHeld { .. } => {}
         }
     }
     ops

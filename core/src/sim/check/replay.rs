@@ -13,6 +13,9 @@
 //! - a grant handed to a waiter is also attributed to the lock the waiter's
 //!   own `Acquire` asked for ([`Grant::asked`]), so a property can compare.
 //!
+//! Grants of `AcquireClaims` requests (issue 11) are left out: a shared
+//! grant is not a mutex's, and `claims_replay` judges them all.
+//!
 //! A session's end frees the grants of that session the replay saw begin
 //! since the last gap. Entries can be missing (a snapshot covered them
 //! before any node applied them one by one): a [`Step`] after such a gap
@@ -135,6 +138,11 @@ pub(super) struct Replay<'a> {
     answered: BTreeSet<Req>,
     /// Grants seen since the last gap and not seen ending: token and lock.
     current: BTreeMap<Req, (u64, Option<&'a LockName>)>,
+    /// Requests that asked for claims (issue 11), and the names claimed:
+    /// their grants are `claims_replay`'s, not a mutex's (a `Handoff` on
+    /// such a name that grants a request of no known `Acquire` is too).
+    claims: BTreeSet<Req>,
+    claim_names: BTreeSet<&'a LockName>,
 }
 
 impl<'a> Replay<'a> {
@@ -145,6 +153,8 @@ impl<'a> Replay<'a> {
             asked: BTreeMap::new(),
             answered: BTreeSet::new(),
             current: BTreeMap::new(),
+            claims: BTreeSet::new(),
+            claim_names: BTreeSet::new(),
         }
     }
 
@@ -191,8 +201,15 @@ impl<'a> Replay<'a> {
             Some(Command::Cancel { key, target }) => {
                 self.asked.get(&(key.session, *target)).copied()
             }
+            Some(Command::AcquireClaims { key, claims, .. }) => {
+                self.claims.insert((key.session, key.request));
+                self.claim_names.extend(claims.iter().map(|c| &c.lock));
+                None
+            }
             _ => None,
         };
+        let claims_handoff = matches!(cmd, Some(Command::Handoff { lock, .. })
+            if self.claim_names.contains(lock));
         // The request the command itself made (its own reply is its answer).
         let own = match cmd {
             Some(
@@ -210,6 +227,11 @@ impl<'a> Replay<'a> {
                     outcome,
                 } => {
                     let req = (*session, *request);
+                    let claims = self.claims.contains(&req)
+                        || (claims_handoff && !self.asked.contains_key(&req));
+                    if claims {
+                        continue; // a claims grant: not a mutex's
+                    }
                     self.reply(
                         c.index,
                         cmd,

@@ -80,7 +80,7 @@ pub(super) fn check(h: &History, r: &mut Report) {
 }
 
 /// Spans of distinct tokens that overlap.
-fn overlaps<'a>(
+pub(super) fn overlaps<'a>(
     lock: &'a str,
     by_token: &BTreeMap<u64, (Duration, Duration)>,
     found: &mut Vec<(&'a str, String)>,
@@ -105,7 +105,7 @@ fn overlaps<'a>(
 }
 
 /// True samples of a token after a higher token was acknowledged.
-fn stale<'a>(
+pub(super) fn stale<'a>(
     lock: &'a str,
     samples: &[(Duration, u64)],
     grants: &[(Duration, u64)],

@@ -130,12 +130,26 @@ impl Shared {
         let (queue, rx) = crate::queue::channel(QUEUE_DEPTH, crate::QUEUE_BYTES);
         let (conn, conn_rx) = watch::channel(conn);
         let poke = Arc::new(Notify::new());
+        let activity = Arc::new(crate::activity::Activity::new());
         let span = tracing::info_span!("peer", node = %self.name, peer = %info.name);
         tracing::debug!(peer = %info.name, id = %info.id, addr = %info.addr, configured, "new peer");
         let (bulk, bulk_rx) = mpsc::channel(BULK_QUEUE_DEPTH);
-        let sender = peer::bulk_loop(Arc::clone(self), bulk_rx, conn_rx.clone());
+        let sender = peer::bulk_loop(
+            Arc::clone(self),
+            bulk_rx,
+            conn_rx.clone(),
+            Arc::clone(&poke),
+            Arc::clone(&activity),
+        );
         self.spawn(sender.instrument(span.clone()));
-        let writer = peer::write_loop(Arc::clone(self), info.id, rx, conn_rx, Arc::clone(&poke));
+        let writer = crate::writer::write_loop(
+            Arc::clone(self),
+            info.id,
+            rx,
+            conn_rx,
+            Arc::clone(&poke),
+            Arc::clone(&activity),
+        );
         self.spawn(writer.instrument(span));
         peers.insert(
             info.id,
@@ -146,6 +160,7 @@ impl Shared {
                 bulk,
                 conn,
                 poke,
+                activity,
             },
         );
     }

@@ -10,6 +10,7 @@
 use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -101,6 +102,9 @@ pub(crate) struct Shared {
     shutdown: watch::Sender<bool>,
     /// Where discovery is; see [`Shared::discovery_settled`].
     pub(crate) discovery: watch::Sender<Discovery>,
+    /// [`IDLE_CLOSE`], in milliseconds; tests shorten it
+    /// ([`QuicTransport::set_idle_close`]).
+    idle_close_ms: AtomicU64,
 }
 
 /// Where [`QuicTransport::discover`] is.
@@ -346,6 +350,7 @@ impl QuicTransport {
             self_keys: Mutex::new(HashSet::new()),
             shutdown,
             discovery,
+            idle_close_ms: AtomicU64::new(duration_ms(IDLE_CLOSE)),
         });
         let span = tracing::info_span!("peerlock_transport", node = %shared.name);
         shared.spawn(crate::accept::accept_loop(Arc::clone(&shared)).instrument(span));
@@ -452,6 +457,23 @@ impl QuicTransport {
         configured.len() - before
     }
 
+    /// How many peers this node has an open connection with now (tests
+    /// and benchmarks: issue 10's connections on demand).
+    #[doc(hidden)]
+    pub fn open_connections(&self) -> usize {
+        self.shared.open_connections()
+    }
+
+    /// Sets how long an unused connection stays open (default
+    /// [`IDLE_CLOSE`]), for tests that watch connections close; applies
+    /// from each connection's next check.
+    #[doc(hidden)]
+    pub fn set_idle_close(&self, idle: Duration) {
+        self.shared
+            .idle_close_ms
+            .store(duration_ms(idle), Ordering::Relaxed);
+    }
+
     /// Closes the endpoint (peers see the connections close at once) and
     /// stops every task. Idempotent.
     pub fn close(&self) {
@@ -479,7 +501,30 @@ impl Transport for QuicTransport {
     }
 }
 
+fn duration_ms(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
 impl Shared {
+    /// See [`IDLE_CLOSE`].
+    pub(crate) fn idle_close(&self) -> Duration {
+        Duration::from_millis(self.idle_close_ms.load(Ordering::Relaxed))
+    }
+
+    /// See [`QuicTransport::open_connections`].
+    fn open_connections(&self) -> usize {
+        self.peers
+            .lock()
+            .values()
+            .filter(|s| {
+                s.conn
+                    .borrow()
+                    .as_ref()
+                    .is_some_and(|c| c.close_reason().is_none())
+            })
+            .count()
+    }
+
     /// When the pair with `peer` last exchanged a message, for its readers.
     pub(crate) fn activity(&self, peer: NodeId) -> Option<Arc<crate::activity::Activity>> {
         self.peers

@@ -13,9 +13,9 @@ use quinn::{Connection, RecvStream, VarInt};
 use tokio::sync::{mpsc, watch, Notify, Semaphore};
 use tracing::Instrument;
 
+use crate::activity::Activity;
 use crate::bulk;
 use crate::codec::{FrameBody, FrameDecoder};
-use crate::activity::Activity;
 use crate::endpoint::{Shared, HANDSHAKE_TIMEOUT};
 use crate::error::TransportError;
 use crate::tls::common_name;
@@ -291,4 +291,3 @@ pub(crate) fn live(conn_rx: &mut watch::Receiver<Option<Connection>>) -> Option<
         .filter(|c| c.close_reason().is_none())
         .cloned()
 }
-

@@ -19,7 +19,7 @@
 //!   writer), or a connection that died while in use (so a dead or
 //!   restarted peer of an active pair is re-dialed at once, as before).
 //! - It closes the connection ([`CLOSE_IDLE`]) once no message went either
-//!   way for [`IDLE_CLOSE`]. Heartbeats (empty frames, sent on a poke) and
+//!   way for [`crate::IDLE_CLOSE`]. Heartbeats (empty frames, sent on a poke) and
 //!   QUIC's pings do not count. Only with a peer of ALPN 4, which asks for a
 //!   connection again when it needs one.
 //! - The higher id, with a message queued and no connection, sends a dial
@@ -45,7 +45,7 @@ use tracing::Instrument;
 
 use crate::activity::Activity;
 use crate::codec::{self, FrameBody};
-use crate::endpoint::{Shared, BACKOFF_MAX, BACKOFF_MIN, IDLE_CLOSE};
+use crate::endpoint::{Shared, BACKOFF_MAX, BACKOFF_MIN};
 use crate::error::TransportError;
 use crate::peer::{live, read_connection, CLOSE_IDLE, CLOSE_PROBE, STALE_AFTER};
 
@@ -269,7 +269,7 @@ impl Writer {
     }
 
     /// Writes on `conn` until it ends (or, on the lower id, until it has
-    /// been idle for [`IDLE_CLOSE`]). False when the writer is done.
+    /// been idle for [`crate::IDLE_CLOSE`]). False when the writer is done.
     async fn serve(&mut self, conn: Connection) -> bool {
         let mut stream = match conn.open_uni().await {
             Ok(s) => s,
@@ -292,7 +292,7 @@ impl Writer {
             result = write_batch(self.shared.me, &mut stream, &mut self.batch).await;
         }
         let closes_idle = self.owner && crate::bulk::on_demand(&conn);
-        let idle = tokio::time::sleep_until(self.activity.last() + IDLE_CLOSE);
+        let idle = tokio::time::sleep_until(self.activity.last() + self.shared.idle_close());
         tokio::pin!(idle);
         let mut closed_idle = false;
         while result.is_ok() {
@@ -309,12 +309,12 @@ impl Writer {
                 }
                 () = self.poke.notified() => write_frame(self.shared.me, &mut stream, Vec::new()).await,
                 () = &mut idle, if closes_idle => {
-                    let due = self.activity.last() + IDLE_CLOSE;
+                    let due = self.activity.last() + self.shared.idle_close();
                     if Instant::now() < due {
                         idle.as_mut().reset(due);
                         continue;
                     }
-                    tracing::debug!("no message either way for {IDLE_CLOSE:?}; closing the connection until one is queued");
+                    tracing::debug!("no message either way for a while; closing the connection until one is queued");
                     conn.close(VarInt::from_u32(CLOSE_IDLE), b"idle");
                     closed_idle = true;
                     break;
@@ -335,7 +335,7 @@ impl Writer {
         // dead or restarted peer of an active pair); the batch that failed
         // is lost either way (Raft retries).
         self.batch.clear();
-        if !closed_as_idle(&conn) && self.activity.last().elapsed() < IDLE_CLOSE {
+        if !closed_as_idle(&conn) && self.activity.last().elapsed() < self.shared.idle_close() {
             self.demand = Some(Instant::now());
         }
         // A connection that lived resets the backoff; one that dies at

@@ -177,7 +177,9 @@ impl Writer {
         if !self.await_demand().await {
             return false;
         }
-        if live(&mut self.conn_rx).is_some() {
+        if self.demand.is_none() || live(&mut self.conn_rx).is_some() {
+            // The connection changed (installed, or retired, which pokes):
+            // look again.
             return true;
         }
         let Some((_, configured)) = self.shared.peer_addr(self.peer) else {
@@ -291,7 +293,8 @@ impl Writer {
             // What asked for this connection.
             result = write_batch(self.shared.me, &mut stream, &mut self.batch).await;
         }
-        let closes_idle = self.owner && crate::bulk::on_demand(&conn);
+        let on_demand = crate::bulk::on_demand(&conn);
+        let closes_idle = self.owner && on_demand;
         let idle = tokio::time::sleep_until(self.activity.last() + self.shared.idle_close());
         tokio::pin!(idle);
         let mut closed_idle = false;
@@ -332,10 +335,12 @@ impl Writer {
             return true;
         }
         // A connection that dies while in use is wanted back at once (a
-        // dead or restarted peer of an active pair); the batch that failed
-        // is lost either way (Raft retries).
+        // dead or restarted peer of an active pair), and so is any with a
+        // peer of ALPN 3 or older, which never asks for one; the batch that
+        // failed is lost either way (Raft retries).
         self.batch.clear();
-        if !closed_as_idle(&conn) && self.activity.last().elapsed() < self.shared.idle_close() {
+        let recent = self.activity.last().elapsed() < self.shared.idle_close();
+        if !closed_as_idle(&conn) && (recent || !on_demand) {
             self.demand = Some(Instant::now());
         }
         // A connection that lived resets the backoff; one that dies at

@@ -166,28 +166,30 @@ impl Shared {
     }
 
     /// Registers a peer this node learned of (from its data directory or
-    /// the member table, not from a connection the peer made) and, when
-    /// the peer owns the pair's connection (the lower id) and had no slot
-    /// yet, tells it where this process is (see [`Shared::announce`]).
+    /// the member table, not from a connection the peer made).
+    ///
+    /// It used to announce this process at once to a peer that owns the
+    /// pair's connection (the lower id), so that the peer would dial it
+    /// (at a new address, after a restart). Since issue 10 the first
+    /// message queued for that peer does (a dial request, see `writer.rs`),
+    /// with the same probe; announcing to every member a joining node
+    /// learns cost n / 2 handshakes per join, n^2 / 4 for a cluster formed
+    /// by joins, for pairs that may never talk.
     pub(crate) fn learn(self: &Arc<Self>, info: PeerInfo) {
-        let owner = info.id < self.me && !self.peers.lock().contains_key(&info.id);
-        let addr = info.addr;
         self.ensure_peer(info, true, None);
-        if owner {
-            self.announce(addr);
-        }
     }
 
     /// Dials `addr` once and closes the connection at once, like a
     /// discovery probe. The peer there owns the pair's connection and only
-    /// it dials; a probe is how it learns that this node runs as a new
-    /// process, maybe at a new address: its accept side retires the
-    /// connection to the previous process and re-dials at the probe's
-    /// address ([`Shared::retire_stale`]). Start-up discovery probes only
-    /// the configured addresses (a joined node's seeds); without this, a
-    /// node restarted at a new address would never be dialed there by the
-    /// other members whose pairs they own, and could not reach a leader
-    /// among them.
+    /// it dials; a probe is how it learns that this node wants a
+    /// connection (issue 10: a dial request) and that this node runs as a
+    /// new process, maybe at a new address: its accept side retires the
+    /// connection to the previous process and dials at the probe's address
+    /// ([`Shared::retire_stale`]). Start-up discovery probes only the
+    /// configured addresses (a joined node's seeds); without this, a node
+    /// restarted at a new address would never be dialed there by the other
+    /// members whose pairs they own, and could not reach a leader among
+    /// them.
     pub(crate) fn announce(self: &Arc<Self>, addr: SocketAddr) {
         let shared = Arc::clone(self);
         self.spawn(async move {

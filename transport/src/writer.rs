@@ -56,6 +56,10 @@ const RECV_BATCHES: usize = 64;
 const FRAME_BUDGET: usize = 4 * 1024 * 1024;
 /// Failed dials after which an unconfigured peer is forgotten.
 const FORGET_AFTER: u32 = 10;
+/// A dial in flight this long is abandoned for a new one when the peer
+/// probes again (its new process may not answer the old dial's packets
+/// until their retransmission). Several handshakes' time on a busy host.
+const DIAL_STALLED: Duration = Duration::from_millis(250);
 
 /// One peer's writer state.
 struct Writer {
@@ -198,10 +202,23 @@ impl Writer {
         };
         // A dial to an address whose process is down waits out the
         // handshake timeout; a poke (the peer's new process just probed
-        // us) abandons it and dials again at once.
-        let dialed = tokio::select! {
-            r = self.shared.dial(addr) => Some(r),
-            () = self.poke.notified() => None,
+        // us) abandons it and dials again at once, if the peer moved or
+        // the dial looks stalled. Not a young dial to the same address:
+        // the peer's dial requests, repeated while it waits, poke too.
+        let started = Instant::now();
+        let shared = Arc::clone(&self.shared);
+        let dial = shared.dial(addr);
+        tokio::pin!(dial);
+        let dialed = loop {
+            tokio::select! {
+                r = &mut dial => break Some(r),
+                () = self.poke.notified() => {
+                    let moved = shared.peer_addr(self.peer).map(|(a, _)| a) != Some(addr);
+                    if moved || started.elapsed() >= DIAL_STALLED {
+                        break None;
+                    }
+                }
+            }
         };
         let Some(dialed) = dialed else {
             return true;

@@ -10,7 +10,7 @@
 use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -350,7 +350,7 @@ impl QuicTransport {
             self_keys: Mutex::new(HashSet::new()),
             shutdown,
             discovery,
-            idle_close_ms: AtomicU64::new(duration_ms(IDLE_CLOSE)),
+            idle_close_ms: AtomicU64::new(shared::duration_ms(IDLE_CLOSE)),
         });
         let span = tracing::info_span!("peerlock_transport", node = %shared.name);
         shared.spawn(crate::accept::accept_loop(Arc::clone(&shared)).instrument(span));
@@ -457,21 +457,17 @@ impl QuicTransport {
         configured.len() - before
     }
 
-    /// How many peers this node has an open connection with now (tests
-    /// and benchmarks: issue 10's connections on demand).
+    /// How many peers this node has an open connection with (tests).
     #[doc(hidden)]
     pub fn open_connections(&self) -> usize {
         self.shared.open_connections()
     }
 
     /// Sets how long an unused connection stays open (default
-    /// [`IDLE_CLOSE`]), for tests that watch connections close; applies
-    /// from each connection's next check.
+    /// [`IDLE_CLOSE`]), for tests that watch connections close.
     #[doc(hidden)]
     pub fn set_idle_close(&self, idle: Duration) {
-        self.shared
-            .idle_close_ms
-            .store(duration_ms(idle), Ordering::Relaxed);
+        self.shared.set_idle_close(idle);
     }
 
     /// Closes the endpoint (peers see the connections close at once) and
@@ -498,47 +494,6 @@ impl Transport for QuicTransport {
             name: name.to_owned(),
             addr,
         });
-    }
-}
-
-fn duration_ms(d: Duration) -> u64 {
-    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
-}
-
-impl Shared {
-    /// See [`IDLE_CLOSE`].
-    pub(crate) fn idle_close(&self) -> Duration {
-        Duration::from_millis(self.idle_close_ms.load(Ordering::Relaxed))
-    }
-
-    /// See [`QuicTransport::open_connections`].
-    fn open_connections(&self) -> usize {
-        self.peers
-            .lock()
-            .values()
-            .filter(|s| {
-                s.conn
-                    .borrow()
-                    .as_ref()
-                    .is_some_and(|c| c.close_reason().is_none())
-            })
-            .count()
-    }
-
-    /// When the pair with `peer` last exchanged a message, for its readers.
-    pub(crate) fn activity(&self, peer: NodeId) -> Option<Arc<crate::activity::Activity>> {
-        self.peers
-            .lock()
-            .get(&peer)
-            .map(|s| Arc::clone(&s.activity))
-    }
-
-    /// Asks `peer`, which owns the pair's connection, to dial this node: a
-    /// probe, as [`Shared::announce`] sends, at the address its slot has.
-    pub(crate) fn request_dial(self: &Arc<Self>, peer: NodeId) {
-        if let Some((addr, _)) = self.peer_addr(peer) {
-            self.announce(addr);
-        }
     }
 }
 

@@ -1,7 +1,10 @@
 //! The shared state's operations: peer slots, connection replacement and
-//! retirement of stale connections, sending, and forgetting peers. Split
+//! retirement of stale connections, sending, forgetting peers, and what
+//! connections on demand need (issue 10: dial requests, the idle time). Split
 //! from `endpoint.rs` (which holds the types, configuration and the
 //! transport handle) to keep each file to one job.
+
+use std::sync::atomic::Ordering;
 
 use super::*;
 
@@ -323,4 +326,51 @@ fn peer_cert(conn: &Connection) -> Option<Vec<u8>> {
         .downcast::<Vec<rustls::pki_types::CertificateDer<'static>>>()
         .ok()?;
     certs.first().map(|c| c.as_ref().to_vec())
+}
+
+pub(super) fn duration_ms(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+impl Shared {
+    /// See [`QuicTransport::set_idle_close`].
+    pub(super) fn set_idle_close(&self, idle: Duration) {
+        self.idle_close_ms
+            .store(duration_ms(idle), Ordering::Relaxed);
+    }
+
+    /// See [`IDLE_CLOSE`].
+    pub(crate) fn idle_close(&self) -> Duration {
+        Duration::from_millis(self.idle_close_ms.load(Ordering::Relaxed))
+    }
+
+    /// See [`QuicTransport::open_connections`].
+    pub(super) fn open_connections(&self) -> usize {
+        self.peers
+            .lock()
+            .values()
+            .filter(|s| {
+                s.conn
+                    .borrow()
+                    .as_ref()
+                    .is_some_and(|c| c.close_reason().is_none())
+            })
+            .count()
+    }
+
+    /// When the pair with `peer` last exchanged a message, for its readers.
+    pub(crate) fn activity(&self, peer: NodeId) -> Option<Arc<crate::activity::Activity>> {
+        self.peers
+            .lock()
+            .get(&peer)
+            .map(|s| Arc::clone(&s.activity))
+    }
+
+    /// Asks `peer`, which owns the pair's connection, to dial this node: a
+    /// probe, as [`Shared::announce`] sends, at the address its slot has.
+    pub(crate) fn request_dial(self: &Arc<Self>, peer: NodeId) {
+        if let Some((addr, _)) = self.peer_addr(peer) {
+            self.announce(addr);
+        }
+    }
 }

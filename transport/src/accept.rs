@@ -1,7 +1,8 @@
 //! Accepting connections: the handshake, the identity its certificate
 //! proves, and what an accepted connection means for the pair (see
 //! [`crate::QuicTransport`]: a lower peer's connection becomes the pair's;
-//! a higher peer only connects to probe, which may show that it restarted).
+//! a higher peer only connects to probe, which asks this node to dial it
+//! (issue 10) and may show that it restarted).
 
 use std::sync::Arc;
 

@@ -39,4 +39,5 @@ mod t90_no_quorum;
 mod t91_blocked_runtime;
 mod t92_failover_ttl;
 mod t93_durations;
+mod t94_issue_10_election_after_idle;
 mod t95_issue_8_large_table;

@@ -1,7 +1,8 @@
 //! Accepting connections: the handshake, the identity its certificate
 //! proves, and what an accepted connection means for the pair (see
 //! [`crate::QuicTransport`]: a lower peer's connection becomes the pair's;
-//! a higher peer only connects to probe, which may show that it restarted).
+//! a higher peer only connects to probe, which asks this node to dial it
+//! (issue 10) and may show that it restarted).
 
 use std::sync::Arc;
 
@@ -74,16 +75,8 @@ async fn accept_one(shared: Arc<Shared>, incoming: quinn::Incoming) {
     tracing::debug!(%remote, peer = %name, "accepted connection");
     // The lower id owns the pair: its connection becomes the pair's.
     let pair = (id < shared.me).then(|| conn.clone());
-    if pair.is_none() {
-        // A higher node only connects to probe (its discovery runs once,
-        // as it starts): it may just have restarted, leaving the pair's
-        // connection to its dead process. If the probe proves a new
-        // process (another address or another certificate), that
-        // connection is dropped now; if not, a poke finds out (a stateless
-        // reset from a new process on the same address and key).
-        shared.retire_stale(id, &conn);
-        shared.poke(id);
-    }
+    let higher = pair.is_none();
+    // The slot first, so that the poke below reaches its writer.
     shared.ensure_peer(
         PeerInfo {
             id,
@@ -93,6 +86,18 @@ async fn accept_one(shared: Arc<Shared>, incoming: quinn::Incoming) {
         false,
         pair,
     );
+    if higher {
+        // A higher node only connects to probe: its discovery, as it
+        // starts, or a dial request (it has a message for us and no
+        // connection; issue 10). Either way this node dials it now (the
+        // poke). It may also just have restarted, leaving the pair's
+        // connection to its dead process. If the probe proves a new
+        // process (another address or another certificate), that
+        // connection is dropped now; if not, the poke finds out (a
+        // stateless reset from a new process on the same address and key).
+        shared.retire_stale(id, &conn);
+        shared.poke(id);
+    }
     peer::read_connection(shared, conn, id)
         .instrument(tracing::info_span!("peer", peer = %name))
         .await;

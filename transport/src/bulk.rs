@@ -60,9 +60,17 @@ pub(crate) fn is_bulk(m: &PeerMessage) -> bool {
 }
 
 /// Whether `conn` negotiated bulk streams (ALPN 2, or 3 which adds the
-/// name preamble to 2).
+/// name preamble to 2, or 4 which adds connections on demand to 3).
 pub(crate) fn supports_bulk(conn: &Connection) -> bool {
-    protocol(conn).is_some_and(|p| p == crate::ALPN_V2 || p == crate::ALPN_V3)
+    protocol(conn)
+        .is_some_and(|p| p == crate::ALPN_V2 || p == crate::ALPN_V3 || p == crate::ALPN_V4)
+}
+
+/// Whether `conn` negotiated connections on demand (ALPN 4): only then may
+/// the lower id close it when idle, since only such a peer asks for a new
+/// one when it has something to send.
+pub(crate) fn on_demand(conn: &Connection) -> bool {
+    protocol(conn).is_some_and(|p| p == crate::ALPN_V4)
 }
 
 /// The ALPN id `conn` negotiated.

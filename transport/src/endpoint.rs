@@ -10,6 +10,7 @@
 use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::net::SocketAddr;
+use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -29,6 +30,17 @@ use crate::TransportError;
 pub const KEEP_ALIVE: Duration = Duration::from_millis(500);
 /// How long a silent connection lives: a dead peer is noticed this fast.
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(3);
+/// How long a pair's connection may carry no message, either way, before
+/// the lower id closes it (issue 10). Keeping every pair connected cost
+/// about 2 n (n - 1) keep-alive pings a second for n nodes, though in a
+/// Raft group only the leader talks to every member all the time; two
+/// followers or learners talk only during an election. Longer than an
+/// election (pre-vote and vote rounds, each within an election timeout,
+/// 0.5 to 1 s at the default tick), so the connections a candidate opened
+/// serve its whole election; short enough that an idle pair's pings (about
+/// 4 datagrams a second) cost no more, over this time, than a few
+/// handshakes. Re-opened on demand (see `writer.rs`).
+pub const IDLE_CLOSE: Duration = Duration::from_secs(5);
 /// The longest a handshake may take.
 pub(crate) const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 /// First delay before re-dialing a peer; doubles up to [`BACKOFF_MAX`].
@@ -61,8 +73,11 @@ struct PeerSlot {
     /// Large messages, sent on bulk streams (see `bulk.rs`).
     bulk: mpsc::Sender<PeerMessage>,
     conn: watch::Sender<Option<Connection>>,
-    /// Asks the writer to send a heartbeat on the pair's connection now.
+    /// Asks the writer to send a heartbeat on the pair's connection now,
+    /// or, with no connection, to get one (see `writer.rs`).
     poke: Arc<Notify>,
+    /// When the pair last exchanged a message.
+    activity: Arc<crate::activity::Activity>,
 }
 
 /// State shared by the transport handle and its tasks.
@@ -87,6 +102,9 @@ pub(crate) struct Shared {
     shutdown: watch::Sender<bool>,
     /// Where discovery is; see [`Shared::discovery_settled`].
     pub(crate) discovery: watch::Sender<Discovery>,
+    /// [`IDLE_CLOSE`], in milliseconds; tests shorten it
+    /// ([`QuicTransport::set_idle_close`]).
+    idle_close_ms: AtomicU64,
 }
 
 /// Where [`QuicTransport::discover`] is.
@@ -121,8 +139,26 @@ const DISCOVERY_GRACE: Duration = Duration::from_secs(1);
 /// waits for the lower node's. A connection accepted from a lower peer
 /// replaces the pair's previous one (the lower node only dials again when it
 /// lost the old connection or restarted). The only transient extra
-/// connections are [`QuicTransport::discover`]'s probes from the higher
-/// side, closed as soon as the peer's certificate has been read.
+/// connections are probes from the higher side ([`QuicTransport::discover`]'s,
+/// and dial requests, below), closed as soon as the peer's certificate has
+/// been read.
+///
+/// # Connections on demand
+///
+/// A pair's connection is open only while the pair talks (issue 10): the
+/// lower node dials when it has a message queued for the peer (or is asked
+/// to), and closes the connection once no message went either way for
+/// [`IDLE_CLOSE`]; so n idle nodes keep about n connections (each member's
+/// with the leader, whose heartbeats keep them busy), not n (n - 1) / 2,
+/// each pinged every [`KEEP_ALIVE`]. When the higher node has a message
+/// queued and no connection, it asks for one with a probe (a dial request):
+/// the lower node's accept side takes any probe from a higher node as the
+/// cue to dial it at once, as it already did for a restarted peer. The
+/// lower-id-dials rule is unchanged, so there is still one connection per
+/// pair. Closing idle connections needs both nodes of ALPN
+/// [`crate::ALPN_V4`]; with an older peer the connection is kept open.
+/// A connection that dies while in use is re-dialed at once, as before;
+/// one that was idle is re-dialed on demand.
 ///
 /// A peer that crashed and restarted on the same address is noticed at
 /// once, not after [`IDLE_TIMEOUT`]: the first packet of its old
@@ -314,6 +350,7 @@ impl QuicTransport {
             self_keys: Mutex::new(HashSet::new()),
             shutdown,
             discovery,
+            idle_close_ms: AtomicU64::new(shared::duration_ms(IDLE_CLOSE)),
         });
         let span = tracing::info_span!("peerlock_transport", node = %shared.name);
         shared.spawn(crate::accept::accept_loop(Arc::clone(&shared)).instrument(span));
@@ -418,6 +455,19 @@ impl QuicTransport {
             }
         }
         configured.len() - before
+    }
+
+    /// How many peers this node has an open connection with (tests).
+    #[doc(hidden)]
+    pub fn open_connections(&self) -> usize {
+        self.shared.open_connections()
+    }
+
+    /// Sets how long an unused connection stays open (default
+    /// [`IDLE_CLOSE`]), for tests that watch connections close.
+    #[doc(hidden)]
+    pub fn set_idle_close(&self, idle: Duration) {
+        self.shared.set_idle_close(idle);
     }
 
     /// Closes the endpoint (peers see the connections close at once) and

@@ -90,7 +90,11 @@
 //!   the peers (QUIC flow control) instead of buffering without bound.
 //! - Keep-alive every [`KEEP_ALIVE`], idle timeout [`IDLE_TIMEOUT`]: a dead
 //!   peer is noticed within seconds, and the lower id re-dials with
-//!   exponential backoff (50 ms doubling to 1 s). A peer that crashed and
+//!   exponential backoff (50 ms doubling to 1 s).
+//! - Connections on demand (issue 10): a pair's connection that carried no
+//!   message for [`IDLE_CLOSE`] is closed, and opened again when either
+//!   side has a message for the other, so idle traffic grows with the
+//!   members, not with their pairs (see [`QuicTransport`]). A peer that crashed and
 //!   restarted on the same address is noticed at once (a stateless reset
 //!   from the new process; see [`QuicTransport`]), and so is one restarted
 //!   on another address or with a re-issued key (its discovery probe
@@ -100,6 +104,7 @@
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
 mod accept;
+mod activity;
 pub mod bulk;
 mod certs;
 pub mod codec;
@@ -112,12 +117,13 @@ mod queue;
 #[doc(hidden)]
 pub mod testing;
 mod tls;
+mod writer;
 
 pub use bulk::{BULK_THRESHOLD, MAX_BULK};
 pub use certs::ClusterCa;
 pub use endpoint::{
-    PeerInfo, QuicTransport, BULK_QUEUE_DEPTH, IDLE_TIMEOUT, KEEP_ALIVE, QUEUE_DEPTH,
+    PeerInfo, QuicTransport, BULK_QUEUE_DEPTH, IDLE_CLOSE, IDLE_TIMEOUT, KEEP_ALIVE, QUEUE_DEPTH,
 };
 pub use error::{CodecError, TransportError};
 pub use queue::QUEUE_BYTES;
-pub use tls::{TlsConfig, ALPN, ALPN_V2, ALPN_V3};
+pub use tls::{TlsConfig, ALPN, ALPN_V2, ALPN_V3, ALPN_V4};

@@ -105,9 +105,9 @@ pub fn decode(bytes: &[u8]) -> Result<String, TransportError> {
     Ok(name.0)
 }
 
-/// Whether `conn` negotiated preambles (ALPN 3).
+/// Whether `conn` negotiated preambles (ALPN 3, or 4 which keeps them).
 pub(crate) fn negotiated(conn: &Connection) -> bool {
-    crate::bulk::protocol(conn).is_some_and(|p| p == crate::ALPN_V3)
+    crate::bulk::protocol(conn).is_some_and(|p| p == crate::ALPN_V3 || p == crate::ALPN_V4)
 }
 
 /// Sends this node's preamble and reads the peer's, on a connection that

@@ -47,10 +47,22 @@ pub const ALPN_V2: &[u8] = b"peerlock/2";
 /// certificate are told apart. Offered first; a node of version 2 agrees
 /// on 2 and is known by its certificate's name.
 pub const ALPN_V3: &[u8] = b"peerlock/3";
+/// ALPN protocol id of version 4: version 3's bytes on the wire, and
+/// connections on demand (issue 10): the lower id closes a connection that
+/// carried no message for [`crate::IDLE_CLOSE`], and the higher id asks
+/// for one with a probe when it has something to send (see `writer.rs`).
+/// Offered first; with a node of version 3 the pair's connection is kept
+/// open as before, since that node would never ask for it again.
+pub const ALPN_V4: &[u8] = b"peerlock/4";
 
 /// The ids offered, most preferred first.
 fn alpn_ids() -> Vec<Vec<u8>> {
-    vec![ALPN_V3.to_vec(), ALPN_V2.to_vec(), ALPN.to_vec()]
+    vec![
+        ALPN_V4.to_vec(),
+        ALPN_V3.to_vec(),
+        ALPN_V2.to_vec(),
+        ALPN.to_vec(),
+    ]
 }
 
 /// Mutual TLS material for one node: the trusted cluster CA certificates,

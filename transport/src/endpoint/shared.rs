@@ -1,7 +1,10 @@
 //! The shared state's operations: peer slots, connection replacement and
-//! retirement of stale connections, sending, and forgetting peers. Split
+//! retirement of stale connections, sending, forgetting peers, and what
+//! connections on demand need (issue 10: dial requests, the idle time). Split
 //! from `endpoint.rs` (which holds the types, configuration and the
 //! transport handle) to keep each file to one job.
+
+use std::sync::atomic::Ordering;
 
 use super::*;
 
@@ -130,12 +133,26 @@ impl Shared {
         let (queue, rx) = crate::queue::channel(QUEUE_DEPTH, crate::QUEUE_BYTES);
         let (conn, conn_rx) = watch::channel(conn);
         let poke = Arc::new(Notify::new());
+        let activity = Arc::new(crate::activity::Activity::new());
         let span = tracing::info_span!("peer", node = %self.name, peer = %info.name);
         tracing::debug!(peer = %info.name, id = %info.id, addr = %info.addr, configured, "new peer");
         let (bulk, bulk_rx) = mpsc::channel(BULK_QUEUE_DEPTH);
-        let sender = peer::bulk_loop(Arc::clone(self), bulk_rx, conn_rx.clone());
+        let sender = peer::bulk_loop(
+            Arc::clone(self),
+            bulk_rx,
+            conn_rx.clone(),
+            Arc::clone(&poke),
+            Arc::clone(&activity),
+        );
         self.spawn(sender.instrument(span.clone()));
-        let writer = peer::write_loop(Arc::clone(self), info.id, rx, conn_rx, Arc::clone(&poke));
+        let writer = crate::writer::write_loop(
+            Arc::clone(self),
+            info.id,
+            rx,
+            conn_rx,
+            Arc::clone(&poke),
+            Arc::clone(&activity),
+        );
         self.spawn(writer.instrument(span));
         peers.insert(
             info.id,
@@ -146,33 +163,36 @@ impl Shared {
                 bulk,
                 conn,
                 poke,
+                activity,
             },
         );
     }
 
     /// Registers a peer this node learned of (from its data directory or
-    /// the member table, not from a connection the peer made) and, when
-    /// the peer owns the pair's connection (the lower id) and had no slot
-    /// yet, tells it where this process is (see [`Shared::announce`]).
+    /// the member table, not from a connection the peer made).
+    ///
+    /// It used to announce this process at once to a peer that owns the
+    /// pair's connection (the lower id), so that the peer would dial it
+    /// (at a new address, after a restart). Since issue 10 the first
+    /// message queued for that peer does (a dial request, see `writer.rs`),
+    /// with the same probe; announcing to every member a joining node
+    /// learns cost n / 2 handshakes per join, n^2 / 4 for a cluster formed
+    /// by joins, for pairs that may never talk.
     pub(crate) fn learn(self: &Arc<Self>, info: PeerInfo) {
-        let owner = info.id < self.me && !self.peers.lock().contains_key(&info.id);
-        let addr = info.addr;
         self.ensure_peer(info, true, None);
-        if owner {
-            self.announce(addr);
-        }
     }
 
     /// Dials `addr` once and closes the connection at once, like a
     /// discovery probe. The peer there owns the pair's connection and only
-    /// it dials; a probe is how it learns that this node runs as a new
-    /// process, maybe at a new address: its accept side retires the
-    /// connection to the previous process and re-dials at the probe's
-    /// address ([`Shared::retire_stale`]). Start-up discovery probes only
-    /// the configured addresses (a joined node's seeds); without this, a
-    /// node restarted at a new address would never be dialed there by the
-    /// other members whose pairs they own, and could not reach a leader
-    /// among them.
+    /// it dials; a probe is how it learns that this node wants a
+    /// connection (issue 10: a dial request) and that this node runs as a
+    /// new process, maybe at a new address: its accept side retires the
+    /// connection to the previous process and dials at the probe's address
+    /// ([`Shared::retire_stale`]). Start-up discovery probes only the
+    /// configured addresses (a joined node's seeds); without this, a node
+    /// restarted at a new address would never be dialed there by the other
+    /// members whose pairs they own, and could not reach a leader among
+    /// them.
     pub(crate) fn announce(self: &Arc<Self>, addr: SocketAddr) {
         let shared = Arc::clone(self);
         self.spawn(async move {
@@ -306,4 +326,51 @@ fn peer_cert(conn: &Connection) -> Option<Vec<u8>> {
         .downcast::<Vec<rustls::pki_types::CertificateDer<'static>>>()
         .ok()?;
     certs.first().map(|c| c.as_ref().to_vec())
+}
+
+pub(super) fn duration_ms(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+impl Shared {
+    /// See [`QuicTransport::set_idle_close`].
+    pub(super) fn set_idle_close(&self, idle: Duration) {
+        self.idle_close_ms
+            .store(duration_ms(idle), Ordering::Relaxed);
+    }
+
+    /// See [`IDLE_CLOSE`].
+    pub(crate) fn idle_close(&self) -> Duration {
+        Duration::from_millis(self.idle_close_ms.load(Ordering::Relaxed))
+    }
+
+    /// See [`QuicTransport::open_connections`].
+    pub(super) fn open_connections(&self) -> usize {
+        self.peers
+            .lock()
+            .values()
+            .filter(|s| {
+                s.conn
+                    .borrow()
+                    .as_ref()
+                    .is_some_and(|c| c.close_reason().is_none())
+            })
+            .count()
+    }
+
+    /// When the pair with `peer` last exchanged a message, for its readers.
+    pub(crate) fn activity(&self, peer: NodeId) -> Option<Arc<crate::activity::Activity>> {
+        self.peers
+            .lock()
+            .get(&peer)
+            .map(|s| Arc::clone(&s.activity))
+    }
+
+    /// Asks `peer`, which owns the pair's connection, to dial this node: a
+    /// probe, as [`Shared::announce`] sends, at the address its slot has.
+    pub(crate) fn request_dial(self: &Arc<Self>, peer: NodeId) {
+        if let Some((addr, _)) = self.peer_addr(peer) {
+            self.announce(addr);
+        }
+    }
 }

@@ -189,7 +189,7 @@ async fn idle(secs: u64, quick: bool) {
 async fn stop(nodes: &[Node], quick: bool) {
     for n in nodes {
         if quick {
-            n.kill().await;
+            peerlock::testing::crash(n).await;
         } else {
             let _ = n.shutdown().await;
         }

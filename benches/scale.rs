@@ -151,7 +151,7 @@ impl Cluster {
     /// and 25 graceful leaves would each wait for a membership change),
     /// then drops the runtimes without blocking.
     async fn stop(self) {
-        let kills: Vec<_> = self.nodes.iter().map(Node::kill).collect();
+        let kills: Vec<_> = self.nodes.iter().map(peerlock::testing::crash).collect();
         let _ = tokio::time::timeout(Duration::from_secs(10), await_each(kills)).await;
         drop(self.nodes);
         for r in self.rts {

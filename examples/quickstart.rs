@@ -265,7 +265,7 @@ async fn run() -> Result<bool, peerlock::Error> {
     };
     tokio::time::sleep(Duration::from_millis(200)).await;
     let crashed_at = Instant::now();
-    nodes[leader].kill().await;
+    peerlock::testing::crash(&nodes[leader]).await;
     println!("crashed node-{leader} (it was also the Raft leader) holding token {old_token}");
     let granted = tokio::time::timeout(Duration::from_secs(30), waiter)
         .await

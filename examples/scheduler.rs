@@ -125,7 +125,7 @@ async fn run() -> Result<bool, peerlock::Error> {
         .unwrap_or(0);
     println!("crashing node-{crashed}, the leader...");
     let crash = Instant::now();
-    nodes[crashed].kill().await;
+    peerlock::testing::crash(&nodes[crashed]).await;
     let survivor = (crashed + 1) % 3;
     let second = loop {
         if let Ok(Some(l)) = nodes[survivor].leader("scheduler").await {

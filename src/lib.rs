@@ -122,6 +122,7 @@ mod resolve;
 mod rwlock;
 mod semaphore;
 mod startup_note;
+pub mod testing;
 
 pub use builder::NodeBuilder;
 pub use election::LeaderTask;

@@ -211,9 +211,8 @@ impl Node {
         self.handle().shutdown().await
     }
 
-    /// Stops at once as a crash would: nothing is released, no one is told.
-    /// For tests and demonstrations of failover.
-    pub async fn kill(&self) {
+    /// Stops at once as a crash would (see [`crate::testing::crash`]).
+    pub(crate) async fn crash(&self) {
         self.shared.stopping.store(true, Ordering::SeqCst);
         self.handle().kill().await
     }

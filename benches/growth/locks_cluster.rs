@@ -105,7 +105,7 @@ impl Cluster {
     /// again on the same addresses and data directories.
     pub async fn restart(&mut self) {
         for n in &self.nodes {
-            n.kill().await;
+            peerlock::testing::crash(n).await;
         }
         self.nodes.clear();
         let mut socks = Vec::new();
@@ -133,7 +133,7 @@ impl Cluster {
     /// Stops every node as a crash would: quick, and nothing is released.
     pub async fn kill(&self) {
         for n in &self.nodes {
-            n.kill().await;
+            peerlock::testing::crash(n).await;
         }
     }
 }

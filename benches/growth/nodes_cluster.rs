@@ -221,7 +221,7 @@ impl Cluster {
     pub async fn stop(self) {
         let kills = async {
             for n in &self.nodes {
-                n.kill().await;
+                peerlock::testing::crash(n).await;
             }
         };
         let _ = tokio::time::timeout(Duration::from_secs(30), kills).await;

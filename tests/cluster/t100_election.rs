@@ -76,7 +76,7 @@ async fn t101_issue_11_watch_leader_moves_forward_across_a_leader_crash() {
         (l.candidates == 1).then_some(())
     })
     .await;
-    c.nodes[victim].kill().await;
+    peerlock::testing::crash(&c.nodes[victim]).await;
     let l1 = within(next).await.unwrap().unwrap();
     assert!(l1.token() > l0.token());
     // The stream may show the gap (nobody, while the session expired),
@@ -151,7 +151,7 @@ async fn t102_issue_11_run_as_leader_runs_one_job_at_a_time_across_a_crash_and_a
     }
     let first = crate::common::wait_until(|| terms.lock().first().copied()).await;
     let (leader_node, old_token) = first;
-    c.nodes[leader_node].kill().await;
+    peerlock::testing::crash(&c.nodes[leader_node]).await;
     let second = crate::common::wait_until(|| {
         terms
             .lock()

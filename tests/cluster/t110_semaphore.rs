@@ -155,7 +155,7 @@ async fn t110_issue_11_permits_come_back_when_a_holders_node_dies() {
     })
     .await;
     let killed = Instant::now();
-    c.nodes[victim].kill().await;
+    peerlock::testing::crash(&c.nodes[victim]).await;
     within(p.lost()).await;
     assert!(!p.is_held());
     let q = within(waiter).await.unwrap().unwrap();

@@ -131,7 +131,7 @@ async fn t112_issue_11_with_locks_cancels_the_closure_on_loss() {
         let node = c.nodes[other].clone();
         tokio::spawn(async move { node.with_locks(["q"], async |g| g.token()).await })
     };
-    c.nodes[victim].kill().await;
+    peerlock::testing::crash(&c.nodes[victim]).await;
     let out = within(run).await.unwrap();
     assert!(matches!(out, Err(Error::LockLost { .. })), "{out:?}");
     let token = within(next).await.unwrap().unwrap();

@@ -72,7 +72,7 @@ async fn t119_break_cancel_every_call_is_bounded_without_a_quorum() {
     let held_multi = within(n.lock_all(["m1", "m2"])).await.unwrap();
     for i in 0..3 {
         if i != me {
-            c.nodes[i].kill().await;
+            peerlock::testing::crash(&c.nodes[i]).await;
         }
     }
     // Every call at once, each timed on its own (one after the other they
@@ -164,8 +164,8 @@ async fn t119_break_cancel_queued_calls_are_bounded_when_the_quorum_goes() {
     })
     .await;
     let started = Instant::now();
-    c.nodes[leader].kill().await;
-    c.nodes[holder].kill().await;
+    peerlock::testing::crash(&c.nodes[leader]).await;
+    peerlock::testing::crash(&c.nodes[holder]).await;
     for (what, call) in calls {
         let out = tokio::time::timeout(Duration::from_secs(20), call)
             .await

@@ -27,7 +27,7 @@ async fn t119_break_fails_one_dead_permit_blocks_the_whole_semaphore_for_the_loc
         .await
         .unwrap();
     let r = within(c.nodes[victim].read_lock("shared")).await.unwrap();
-    c.nodes[victim].kill().await;
+    peerlock::testing::crash(&c.nodes[victim]).await;
     drop((p, r));
     // Wait for the session's expiry: the victim's grant leaves `holders`.
     let expired = wait_until_async(|| async {
@@ -88,7 +88,7 @@ async fn t119_break_delay_a_dead_leaders_permits_come_back_after_the_delay() {
     })
     .await;
     let killed = Instant::now();
-    c.nodes[leader].kill().await;
+    peerlock::testing::crash(&c.nodes[leader]).await;
     let (qt, wt) = within(waiter).await.unwrap().unwrap();
     let took = killed.elapsed();
     assert!(took >= delay, "granted {took:?} after the kill");
@@ -133,14 +133,14 @@ async fn t119_break_delay_the_handoff_survives_a_leader_change_inside_the_delay(
         (i.waiters == 1).then_some(())
     })
     .await;
-    c.nodes[victim].kill().await;
+    peerlock::testing::crash(&c.nodes[victim]).await;
     let expired = wait_until_async(|| async {
         let i = c.nodes[watcher].holders("hl").await.ok()??;
         i.holders.is_empty().then(Instant::now)
     })
     .await;
     tokio::time::sleep(Duration::from_millis(500)).await;
-    c.nodes[leader].kill().await;
+    peerlock::testing::crash(&c.nodes[leader]).await;
     let (at, token) = within(waiter).await.unwrap().unwrap();
     let after = at.duration_since(expired);
     assert!(

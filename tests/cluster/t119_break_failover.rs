@@ -46,7 +46,7 @@ async fn t119_break_failover_queued_permits_survive_the_leaders_death() {
         (i.waiters == 6).then_some(())
     })
     .await;
-    c.nodes[leader].kill().await;
+    peerlock::testing::crash(&c.nodes[leader]).await;
     drop(first);
     for (on_leader, w) in waiters {
         let out = within(w).await.unwrap();
@@ -249,7 +249,7 @@ async fn t119_break_failover_churn_through_the_leaders_death() {
         }));
     }
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    c.nodes[leader].kill().await;
+    peerlock::testing::crash(&c.nodes[leader]).await;
     for t in tasks {
         within(t).await.unwrap().unwrap();
     }

@@ -76,7 +76,7 @@ async fn t119_break_restart_every_node_restarts_with_grants_held() {
     .await;
     let top = p.token().max(r.token()).max(m.token());
     for n in &nodes {
-        n.kill().await;
+        peerlock::testing::crash(n).await;
     }
     let _ = within(waiting).await.unwrap();
     drop((p, r, m));
@@ -108,7 +108,7 @@ async fn t119_break_restart_every_node_restarts_with_grants_held() {
     }
     drop((a, w, mm));
     for n in &nodes {
-        n.kill().await;
+        peerlock::testing::crash(n).await;
     }
 }
 
@@ -158,7 +158,7 @@ async fn t119_break_restart_a_paused_permit_holder_sees_its_loss() {
             let released = p.release().await;
             let again = sem.acquire_timeout(1, Duration::from_secs(10)).await;
             let _ = done_tx.send((held, lost_at_once, released, again.map(|p| p.token())));
-            a.kill().await;
+            peerlock::testing::crash(&a).await;
         });
     });
     let mut others = Vec::new();

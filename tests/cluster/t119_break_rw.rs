@@ -78,7 +78,7 @@ async fn t119_break_rw_a_readers_node_killed_lets_the_writer_in() {
     .await;
     drop(r_other);
     let killed = Instant::now();
-    c.nodes[victim].kill().await;
+    peerlock::testing::crash(&c.nodes[victim]).await;
     within(r.lost()).await;
     let w = within(writer).await.unwrap().unwrap();
     assert!(w.token() > r.token());
@@ -178,7 +178,7 @@ async fn t119_break_rw_churn_never_lets_a_writer_beside_anyone() {
         }));
     }
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    c.nodes[victim].kill().await;
+    peerlock::testing::crash(&c.nodes[victim]).await;
     for t in tasks {
         within(t).await.unwrap().unwrap();
     }

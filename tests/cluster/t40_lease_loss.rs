@@ -14,8 +14,8 @@ async fn t40_holder_without_quorum_sees_lost_within_ttl() {
     assert!(g.is_held());
     // Take the quorum away: the two other nodes die.
     let t0 = Instant::now();
-    c.nodes[1].kill().await;
-    c.nodes[2].kill().await;
+    peerlock::testing::crash(&c.nodes[1]).await;
+    peerlock::testing::crash(&c.nodes[2]).await;
     within(g.lost()).await;
     let took = t0.elapsed();
     assert!(!g.is_held());
@@ -32,7 +32,7 @@ async fn t41_with_lock_returns_lock_lost_when_the_lease_goes() {
     let others = [c.nodes[1].clone(), c.nodes[2].clone()];
     let r: Result<(), Error> = within(c.nodes[0].with_lock("wl-lost", async |_g| {
         for n in &others {
-            n.kill().await;
+            peerlock::testing::crash(n).await;
         }
         // A long critical section; it must be cut short.
         tokio::time::sleep(Duration::from_secs(60)).await;

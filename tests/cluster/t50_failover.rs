@@ -40,7 +40,7 @@ async fn t50_leader_crash_during_contention_keeps_granting_with_rising_tokens() 
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
     let before = tokens.lock().len();
-    c.nodes[leader].kill().await;
+    peerlock::testing::crash(&c.nodes[leader]).await;
     // Grants continue after the crash.
     let t0 = Instant::now();
     loop {
@@ -80,7 +80,7 @@ async fn t51_holder_crash_grants_a_waiter_within_ttl_plus_election() {
     };
     tokio::time::sleep(Duration::from_millis(100)).await;
     let t0 = Instant::now();
-    c.nodes[holder].kill().await;
+    peerlock::testing::crash(&c.nodes[holder]).await;
     let g2 = within(w).await.unwrap().unwrap();
     let took = t0.elapsed();
     assert!(g2.token() > token);

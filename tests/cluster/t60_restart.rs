@@ -19,7 +19,7 @@ async fn t60_issue_9_a_blank_restart_joins_under_a_new_id() {
     let c = Cluster::start(3).await;
     let g = within(c.nodes[0].lock("kept")).await.unwrap();
     let old = c.nodes[2].status().id;
-    c.nodes[2].kill().await;
+    peerlock::testing::crash(&c.nodes[2]).await;
     let socket = crate::common::rebind(c.addrs[2]).await;
     let again = Node::builder()
         .socket(socket)
@@ -133,7 +133,7 @@ async fn t61_issue_8_a_restored_older_copy_of_a_data_directory_is_refused() {
     within(g.unlock()).await.unwrap();
 
     // Stop node 2 and copy its directory.
-    nodes[2].kill().await;
+    peerlock::testing::crash(&nodes[2]).await;
     let copy = base.path().join("copy");
     copy_dir(&dirs[2], &copy);
 
@@ -150,7 +150,7 @@ async fn t61_issue_8_a_restored_older_copy_of_a_data_directory_is_refused() {
     within(again.ready()).await.expect("ready");
     let g = within(again.lock("after-copy")).await.unwrap();
     within(g.unlock()).await.unwrap();
-    again.kill().await;
+    peerlock::testing::crash(&again).await;
 
     // The copy is restored: refused.
     std::fs::remove_dir_all(&dirs[2]).unwrap();
@@ -195,9 +195,9 @@ async fn t62_issue_9_a_durable_restart_needs_only_a_majority_not_every_peer() {
 
     // Node 2's machine is gone for good; node 0 restarts routinely.
     let dead = nodes.pop().unwrap();
-    dead.kill().await;
+    peerlock::testing::crash(&dead).await;
     let n0 = nodes.remove(0);
-    n0.kill().await;
+    peerlock::testing::crash(&n0).await;
     let again = start_durable(
         &ca,
         &addrs,
@@ -229,7 +229,7 @@ async fn t63_issue_9_a_lost_data_directory_rejoins_and_then_restarts_as_itself()
         mut nodes,
     } = DurableCluster::start().await;
     let old = nodes[2].status().id;
-    nodes.pop().unwrap().kill().await;
+    peerlock::testing::crash(&nodes.pop().unwrap()).await;
     std::fs::remove_dir_all(&dirs[2]).unwrap();
     let again = start_durable(
         &ca,
@@ -246,7 +246,7 @@ async fn t63_issue_9_a_lost_data_directory_rejoins_and_then_restarts_as_itself()
     let g = within(again.lock("rejoined")).await.unwrap();
     within(g.unlock()).await.unwrap();
 
-    again.kill().await;
+    peerlock::testing::crash(&again).await;
     let back = start_durable(
         &ca,
         &addrs,

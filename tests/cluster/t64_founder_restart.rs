@@ -84,7 +84,7 @@ async fn t64_issue_9_founders_restart_after_most_founding_voters_left_for_good()
     // needs a live majority of the voters it leaves).
     let kept = founding[0];
     for (k, gone) in founding[1..].iter().enumerate() {
-        nodes[*gone].take().unwrap().kill().await;
+        peerlock::testing::crash(&nodes[*gone].take().unwrap()).await;
         let m = converge(nodes[kept].as_ref().unwrap(), 3, 1 - k).await;
         println!("t64: founding voter {gone} replaced: {m:?}");
     }
@@ -97,7 +97,7 @@ async fn t64_issue_9_founders_restart_after_most_founding_voters_left_for_good()
     // A full power cut.
     for n in nodes.iter_mut() {
         if let Some(n) = n.take() {
-            n.kill().await;
+            peerlock::testing::crash(&n).await;
         }
     }
     // The current voters come back from their disks: only one of them is

@@ -61,8 +61,8 @@ async fn t70_issue_9_dead_voters_are_replaced_by_learners() {
         .find(|i| *i != leader)
         .unwrap();
     let dead = [nodes[leader].status().id, nodes[other].status().id];
-    nodes[leader].kill().await;
-    nodes[other].kill().await;
+    peerlock::testing::crash(&nodes[leader]).await;
+    peerlock::testing::crash(&nodes[other]).await;
 
     let survivor = (0..7).find(|i| *i != leader && *i != other).unwrap();
     // Five voters, all live, out of the joint configuration too.
@@ -153,7 +153,7 @@ async fn t72_issue_9_three_of_five_voters_dead_change_nothing() {
         5
     );
     for n in nodes.drain(2..) {
-        n.kill().await;
+        peerlock::testing::crash(&n).await;
     }
     // Well past dead_after: still no quorum, and still the same voters.
     tokio::time::sleep(Duration::from_secs(5)).await;
@@ -242,7 +242,7 @@ async fn t74_issue_9_a_rolling_restart_of_in_memory_nodes_keeps_the_cluster() {
     let addrs: Vec<_> = nodes.iter().map(|n| n.local_addr()).collect();
     for i in 0..3 {
         let old = nodes[i].status().id;
-        nodes[i].kill().await;
+        peerlock::testing::crash(&nodes[i]).await;
         let sock = crate::common::rebind(addrs[i]).await;
         let again = builder(&ca, &format!("node-{i}"), sock)
             .peers(addrs.clone())
@@ -278,9 +278,9 @@ async fn t74_issue_9_a_rolling_restart_of_in_memory_nodes_keeps_the_cluster() {
 async fn t74_issue_9_a_blank_restart_with_peers_joins_while_a_listed_peer_is_dead() {
     let (mut nodes, ca) = start_cluster(5, 5).await;
     let addrs: Vec<_> = nodes.iter().map(|n| n.local_addr()).collect();
-    nodes[4].kill().await; // dead for good
+    peerlock::testing::crash(&nodes[4]).await; // dead for good
     let old = nodes[3].status().id;
-    nodes[3].kill().await;
+    peerlock::testing::crash(&nodes[3]).await;
     let sock = crate::common::rebind(addrs[3]).await;
     let again = builder(&ca, "node-3", sock)
         .peers(addrs.clone())

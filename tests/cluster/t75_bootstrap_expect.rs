@@ -335,7 +335,7 @@ async fn t75_issue_9_durable_members_restart_as_themselves_and_never_found_again
     let token = g.token();
     std::mem::forget(g);
     for n in &nodes {
-        n.kill().await;
+        peerlock::testing::crash(n).await;
     }
     let mut socks = Vec::new();
     for a in &addrs {

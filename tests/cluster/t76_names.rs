@@ -133,7 +133,7 @@ async fn t76_issue_9_a_blank_restart_with_a_shared_certificate_waits_for_dead_af
     let victim = (0..3).rev().find(|i| *i != leader).unwrap();
     let name = ["a", "b", "c"][victim];
     let old = nodes[victim].status().id;
-    nodes[victim].kill().await;
+    peerlock::testing::crash(&nodes[victim]).await;
     let killed = Instant::now();
 
     let sock = rebind(addrs[victim]).await;
@@ -273,7 +273,7 @@ async fn t76_issue_9_voters_are_chosen_across_zones() {
     // Kill whichever of a and b does not lead: z1 keeps one voter.
     let leader = wait_until(|| nodes.iter().position(|n| n.status().is_leader())).await;
     let victim = if leader == 1 { 0 } else { 1 };
-    nodes[victim].kill().await;
+    peerlock::testing::crash(&nodes[victim]).await;
     let watcher = &nodes[if victim == 0 { 1 } else { 0 }];
     let deadline = Instant::now() + WAIT;
     loop {

@@ -44,7 +44,7 @@ async fn superseded_third(
         within(n.ready()).await.expect("ready");
     }
     let old_id = nodes[2].status().id;
-    nodes[2].kill().await;
+    peerlock::testing::crash(&nodes[2]).await;
     let fresh = builder(ca, 2, std::net::UdpSocket::bind("127.0.0.1:0").unwrap())
         .seeds([addrs[0]])
         .data_dir(dir("fresh"))
@@ -56,7 +56,7 @@ async fn superseded_third(
         m.iter().all(|x| x.id != old_id) && m.len() == 3
     })
     .await;
-    fresh.kill().await;
+    peerlock::testing::crash(&fresh).await;
     (nodes, addrs, old_id)
 }
 

@@ -31,8 +31,8 @@ async fn t90_issue_8_every_call_is_bounded_without_quorum() {
         })
     };
     within(started_rx).await.unwrap();
-    c.nodes[1].kill().await;
-    c.nodes[2].kill().await;
+    peerlock::testing::crash(&c.nodes[1]).await;
+    peerlock::testing::crash(&c.nodes[2]).await;
     let t0 = Instant::now();
 
     let unlock = tokio::spawn(x.unlock());

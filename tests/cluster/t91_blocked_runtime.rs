@@ -51,7 +51,7 @@ async fn t91_issue_8_work_after_the_lease_ended_is_lock_lost() {
                 })
                 .await;
             let _ = done_tx.send(r);
-            a.kill().await;
+            peerlock::testing::crash(&a).await;
         });
     });
     let mut others = Vec::new();

@@ -84,7 +84,7 @@ async fn t92_issue_8_the_smallest_ttl_keeps_locks_across_twenty_leader_kills() {
         tokio::time::sleep(TTL / 4).await;
         let killed = std::time::Instant::now();
         tracing::info!(trial, leader, holder, "killing the leader");
-        nodes[leader].kill().await;
+        peerlock::testing::crash(&nodes[leader]).await;
         match within(section).await.unwrap() {
             Ok(_) => {}
             Err(e) => {

@@ -62,7 +62,7 @@ async fn t94_issue_10_election_time_after_a_leader_crash_on_idle_pairs() {
         let leader = wait_until(|| nodes.iter().position(|n| n.status().is_leader())).await;
         let term = nodes[leader].status().term;
         let killed = Instant::now();
-        nodes[leader].kill().await;
+        peerlock::testing::crash(&nodes[leader]).await;
         let next = wait_until(|| {
             nodes
                 .iter()
@@ -81,7 +81,7 @@ async fn t94_issue_10_election_time_after_a_leader_crash_on_idle_pairs() {
         grants.push(grant);
         for (i, n) in nodes.iter().enumerate() {
             if i != leader {
-                n.kill().await;
+                peerlock::testing::crash(n).await;
             }
         }
     }

@@ -117,7 +117,7 @@ async fn follower_catches_up(count: usize, name_len: usize) {
         "{count} locks of {name_len} bytes taken in {:?}",
         at.elapsed()
     );
-    nodes[follower].kill().await;
+    peerlock::testing::crash(&nodes[follower]).await;
     let at = Instant::now();
     churn(&nodes[leader], 25_000, 16).await;
     println!("25 000 churn pairs in {:?}", at.elapsed());
@@ -167,9 +167,9 @@ async fn follower_catches_up(count: usize, name_len: usize) {
         println!("at the limit: {err}");
     }
     drop(guards);
-    f.kill().await;
+    peerlock::testing::crash(&f).await;
     for n in &nodes {
-        n.kill().await;
+        peerlock::testing::crash(n).await;
     }
 }
 

@@ -18,6 +18,13 @@
 //! (each beside those granted before it in the entry), so two grants that
 //! conflict are reported whatever their order.
 //!
+//! A session's end keeps its grants on every name the entry says awaits a
+//! `Handoff` (`AwaitingHandoff`): until the `Handoff` of that freeing entry
+//! they count as held, so a grant beside them is judged beside them too,
+//! and with lock-delay S2 requires that `Handoff` at least the delay after
+//! the freeing entry (issue 11: lock-delay keeps what the ended holder
+//! held, not the whole name).
+//!
 //! Mutex commands (`Acquire`, `Release`) are S2 and S7's; they are not
 //! replayed here, and the simulator keeps the claims' names apart from the
 //! mutex's. After a gap in the log (entries a snapshot covered before any
@@ -48,9 +55,12 @@ pub(super) struct NameState {
     /// Whether `waiters` is every waiter, in order (false after a gap
     /// until a grant at once showed the queue empty).
     pub(super) known: bool,
-    /// When a holder of it last expired with lock-delay (the expiry
-    /// entry's time).
-    pub(super) delayed_expiry: Option<Duration>,
+    /// Ended grants kept until the name's `Handoff` (same shape as
+    /// `holders`).
+    pub(super) kept: BTreeMap<Req, (u64, ClaimKind, bool)>,
+    /// The handoff it awaits: the freeing entry's index and time, and
+    /// whether lock-delay applies.
+    pub(super) awaiting: Option<(u64, Duration, bool)>,
 }
 
 /// One grant an entry made.
@@ -150,18 +160,63 @@ impl<'a> Claims<'a> {
         }
     }
 
-    /// Ends the grant of `req`; `expired_at`: by an expiry with lock-delay.
-    fn free(&mut self, req: Req, expired_at: Option<Duration>) {
+    /// Ends the grant of `req`; with `keep_at`, a session's end at that
+    /// entry, whose grant stays counted on the names awaiting its handoff.
+    fn free(&mut self, req: Req, keep_at: Option<u64>) {
         if self.current.remove(&req).is_none() {
             return; // a retry's answer, or a grant the replay never saw
         }
         for c in self.asked.get(&req).copied().unwrap_or_default() {
             if let Some(s) = self.names.get_mut(&c.lock) {
-                s.holders.remove(&req);
-                if expired_at.is_some() {
-                    s.delayed_expiry = expired_at;
+                if let Some(held) = s.holders.remove(&req) {
+                    let awaits = s.awaiting.is_some_and(|(at, _, _)| Some(at) == keep_at);
+                    if awaits {
+                        s.kept.insert(req, held);
+                    }
                 }
             }
+        }
+    }
+
+    /// The leader's `Handoff` of `lock` for the entry `freed_at`: releases
+    /// what the name kept, if it still awaits that entry's handoff (else the
+    /// machine ignores it too); S2: not before the lock-delay.
+    fn handoff(
+        &mut self,
+        e: &Committed,
+        h: &History,
+        lock: &'a LockName,
+        freed_at: u64,
+        r: &mut Report,
+    ) {
+        let Some(s) = self.names.get_mut(lock) else {
+            return;
+        };
+        let Some((at_index, at, delayed)) = s.awaiting else {
+            return;
+        };
+        if at_index != freed_at {
+            return;
+        }
+        s.awaiting = None;
+        s.kept.clear();
+        let tolerance =
+            super::s2_log_order::drift_tolerance(h.params.lock_delay, h.params.max_clock_drift_ppm);
+        let earliest = at
+            .saturating_add(h.params.lock_delay)
+            .saturating_sub(tolerance);
+        if delayed && !h.params.lock_delay.is_zero() && e.at < earliest {
+            r.add(
+                Property::S2LogOrder,
+                Some(lock.as_str()),
+                format!(
+                    "entry {} handed {lock} on at {:?}, {:?} after the expiry at entry {at_index} ({at:?}); lock-delay is {:?}",
+                    e.index,
+                    e.at,
+                    e.at.saturating_sub(at),
+                    h.params.lock_delay
+                ),
+            );
         }
     }
 
@@ -200,13 +255,9 @@ impl<'a> Claims<'a> {
             }
             _ => (None, None, false),
         };
-        let delayed = matches!(
-            cmd,
-            Some(Command::ExpireSession {
-                lock_delay: true,
-                ..
-            })
-        ) && !h.params.lock_delay.is_zero();
+        if let Some(Command::Handoff { lock, freed_at }) = cmd {
+            self.handoff(e, h, lock, *freed_at, r);
+        }
         let mut grants: Vec<Req> = Vec::new();
         let mut queued = false;
         for fx in &e.effects {
@@ -239,8 +290,20 @@ impl<'a> Claims<'a> {
                         _ => {}
                     }
                 }
-                Effect::SessionEnded { session, expired } => {
-                    let at = (*expired && delayed).then_some(e.at);
+                Effect::AwaitingHandoff {
+                    lock,
+                    freed_at,
+                    delayed,
+                } => {
+                    // Before the `SessionEnded` it belongs to (the machine
+                    // pushes it first), so that end keeps its grants here.
+                    // Only names the claims use (a mutex's is S2's).
+                    if let Some(s) = self.names.get_mut(lock) {
+                        s.awaiting = Some((*freed_at, e.at, *delayed));
+                    }
+                }
+                Effect::SessionEnded { session, .. } => {
+                    let at = Some(e.index);
                     let held: Vec<Req> = self
                         .current
                         .range(range(*session))
@@ -286,7 +349,7 @@ impl<'a> Claims<'a> {
                 immediate: own == Some(req) && matches!(cmd, Some(Command::AcquireClaims { .. })),
                 arrival: self.waiting.get(&req).copied(),
             };
-            self.judge(e, h, &g, r);
+            self.judge(e, &g, r);
             self.install(&g, e.index);
             made.push(g);
         }
@@ -309,7 +372,7 @@ impl<'a> Claims<'a> {
     }
 
     /// Judges grant `g` against the names' current grants.
-    fn judge(&mut self, e: &Committed, h: &History, g: &Granted<'a>, r: &mut Report) {
+    fn judge(&mut self, e: &Committed, g: &Granted<'a>, r: &mut Report) {
         let (session, request) = g.req;
         if let Some(at) = self.ended.get(&session) {
             r.add(
@@ -325,26 +388,16 @@ impl<'a> Claims<'a> {
             s10_multi::granted_twice(e.index, g, r);
         }
         let multi = g.claims.len() > 1;
-        let tolerance =
-            super::s2_log_order::drift_tolerance(h.params.lock_delay, h.params.max_clock_drift_ppm);
         for c in g.claims {
             let state = self.name(&c.lock);
-            if let Some(at) = state.delayed_expiry {
-                let earliest = at
-                    .saturating_add(h.params.lock_delay)
-                    .saturating_sub(tolerance);
-                if e.at < earliest {
-                    r.add(
-                        Property::S2LogOrder,
-                        Some(c.lock.as_str()),
-                        format!(
-                            "entry {} granted {:?} at {:?}, {:?} after a holder's expiry applied at {at:?}; lock-delay is {:?}",
-                            e.index, c.kind, e.at, e.at.saturating_sub(at), h.params.lock_delay
-                        ),
-                    );
-                }
-            }
-            let holders: Vec<(u64, ClaimKind, bool)> = state.holders.values().copied().collect();
+            // Ended grants awaiting their handoff still count (lock-delay
+            // keeps what they held).
+            let holders: Vec<(u64, ClaimKind, bool)> = state
+                .holders
+                .values()
+                .chain(state.kept.values())
+                .copied()
+                .collect();
             let found = beside(&holders, c.kind);
             if let Some((property, detail)) = found {
                 let holder_multi = holders.iter().any(|(_, _, m)| *m);

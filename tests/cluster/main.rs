@@ -11,6 +11,7 @@ mod t10_lock_basic;
 mod t110_semaphore;
 mod t111_rwlock;
 mod t112_multilock;
+mod t119_break_delay;
 mod t11_support;
 mod t20_fifo;
 mod t30_fencing;

@@ -1,6 +1,7 @@
 //! Lock-delay on shared names (helper `break`, issue 11): a dead holder's
 //! permits (or read lock) are kept from others for the lock-delay; the
-//! rest of the semaphore, or other readers, need not wait.
+//! rest of the semaphore, or other readers, need not wait. The first test
+//! failed before the fix (a name awaiting its handoff refused every grant).
 
 use std::time::{Duration, Instant};
 
@@ -12,7 +13,7 @@ use crate::common::{wait_until_async, within, Cluster, Opts};
 /// during the lock-delay (the dead permit stays counted), as should a read
 /// lock beside a dead reader.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn t119_break_fails_one_dead_permit_blocks_the_whole_semaphore_for_the_lock_delay() {
+async fn t119_issue_11_a_dead_permit_holder_blocks_only_its_own_permits_during_lock_delay() {
     let c = Cluster::start_with(
         3,
         Opts {
@@ -27,6 +28,7 @@ async fn t119_break_fails_one_dead_permit_blocks_the_whole_semaphore_for_the_loc
         .await
         .unwrap();
     let r = within(c.nodes[victim].read_lock("shared")).await.unwrap();
+    let dead_token = p.token();
     peerlock::testing::crash(&c.nodes[victim]).await;
     drop((p, r));
     // Wait for the session's expiry: the victim's grant leaves `holders`.
@@ -35,6 +37,14 @@ async fn t119_break_fails_one_dead_permit_blocks_the_whole_semaphore_for_the_loc
         i.holders.is_empty().then(Instant::now)
     })
     .await;
+    // `holders` says why the 10th permit waits: the dead grant is kept.
+    let info = within(c.nodes[leader].holders("wide"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(info.awaiting_handoff, "{info:?}");
+    assert_eq!(info.expired.len(), 1, "{info:?}");
+    assert_eq!(info.expired[0].token, dead_token, "{info:?}");
     let sem = c.nodes[leader].semaphore("wide", 10);
     let got = within(sem.try_acquire(1)).await.unwrap();
     let reader = within(c.nodes[leader].try_read_lock("shared"))

@@ -20,7 +20,7 @@ use tokio::sync::oneshot;
 use super::grant::Grant;
 use super::handle::{AbandonOnDrop, NodeHandle};
 use crate::error::Error;
-use crate::machine::{validate_claims, Claim, ClaimKind, NameInfo, NameKind};
+use crate::machine::{validate_claims, Claim, ClaimKind, GrantInfo, NameInfo, NameKind};
 use crate::raft::{AcquireReply, Input};
 use crate::types::{FencingToken, LockName, NodeId, NodeName};
 
@@ -38,6 +38,15 @@ pub struct HoldersInfo {
     pub permits_used: u64,
     /// How many requests wait in the name's queue.
     pub waiters: usize,
+    /// Whether the name awaits its handoff after a holder's session ended
+    /// (expired or closed): the leader hands it on after the lock-delay.
+    pub awaiting_handoff: bool,
+    /// The grants of ended sessions the name keeps until that handoff, in
+    /// grant order: they still count as held (their permits in use, a
+    /// reader excluding writers, an exclusive grant excluding everyone),
+    /// which is why a request that does not fit beside them waits; others
+    /// are granted beside them. Not in `holders` nor in `permits_used`.
+    pub expired: Vec<HolderInfo>,
 }
 
 /// One grant on a name, in [`HoldersInfo`].
@@ -54,22 +63,26 @@ pub struct HolderInfo {
     pub kind: ClaimKind,
 }
 
+impl From<GrantInfo> for HolderInfo {
+    fn from(g: GrantInfo) -> Self {
+        Self {
+            token: g.token,
+            holder: g.holder,
+            holder_id: g.holder_id,
+            kind: g.kind,
+        }
+    }
+}
+
 impl From<NameInfo> for HoldersInfo {
     fn from(i: NameInfo) -> Self {
         Self {
             kind: i.kind,
-            holders: i
-                .holders
-                .into_iter()
-                .map(|g| HolderInfo {
-                    token: g.token,
-                    holder: g.holder,
-                    holder_id: g.holder_id,
-                    kind: g.kind,
-                })
-                .collect(),
+            holders: i.holders.into_iter().map(HolderInfo::from).collect(),
             permits_used: i.permits_used,
             waiters: i.waiters,
+            awaiting_handoff: i.awaiting_handoff,
+            expired: i.expired.into_iter().map(HolderInfo::from).collect(),
         }
     }
 }

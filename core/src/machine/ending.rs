@@ -1,25 +1,38 @@
 //! A session's end (close or expiry) and the `Handoff` that follows it.
 //!
-//! Every grant of the ended session is freed, on every kind of name. A
-//! name it held awaits a `Handoff` (proposed by the leader, after the
-//! lock-delay on expiry) before anyone else is granted on it, when lock
-//! delay applies or someone waits: the old holder may still act on its
-//! grant until its lease runs out, whatever kind the grant was. A name
-//! already awaiting a handoff takes the new freeing entry (so a stale
+//! Every grant of the ended session leaves the session. On a name where
+//! lock-delay applies or someone waits, the grant is not given away: the
+//! name awaits a `Handoff` (proposed by the leader, after the lock-delay on
+//! expiry), and until that entry the ended grant keeps counting as held,
+//! exactly as it held: its permits stay in use, an ended reader still
+//! excludes writers (not other readers), an ended exclusive grant (a
+//! mutex, a write lock) still excludes everyone. The old holder may still
+//! act on what it held until its lease runs out (Chubby's lock-delay,
+//! Burrows, OSDI 2006, §2.4; etcd's and Consul's session lock-delay), but
+//! it never had the rest of a semaphore or the right to exclude other
+//! readers, so requests that fit beside the ended grant and the live ones,
+//! in FIFO order, are granted as usual (issue 11: one dead permit held a
+//! semaphore of 10 for the whole lock-delay). FIFO stays strict: a head
+//! that does not fit because of an ended grant holds back everyone behind
+//! it on that name.
+//!
+//! A name already awaiting a handoff keeps the grants it already kept,
+//! takes the new ones, and takes the new freeing entry (so a stale
 //! `Handoff` of the earlier one does nothing) and keeps a lock-delay it
 //! owed: the leader then waits the full delay again from the later entry,
-//! never less than either session was owed.
+//! never less than either session was owed. The `Handoff` releases every
+//! grant the name kept.
 //!
 //! The session's waiters leave their queues. A waiter that was at the head
-//! of a queue may have held back a multi-name request behind it, so those
-//! names are examined and may be granted in this entry (never a name the
-//! session held: that one awaits its handoff). With mutexes alone nothing
-//! is ever granted here, as before issue 11: a mutex queue's head waits
-//! only on the lock's holder or handoff.
+//! of a queue may have held back a request behind it, so those names are
+//! examined and may be granted in this entry (beside any grant kept for a
+//! handoff, as above). With mutexes alone nothing is ever granted here, as
+//! before issue 11: a mutex queue's head waits only on the lock's holder
+//! or handoff.
 
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 
-use super::lock::PendingHandoffState;
+use super::lock::{Awaiting, Expired, Waiter};
 use super::{Effect, LockTable, Outcome};
 use crate::teeth::{planted, Bug};
 use crate::types::{LockName, SessionId};
@@ -51,28 +64,43 @@ impl LockTable {
             });
         }
         let delayed = expired && lock_delay;
-        // Each name once, in name order: a session may hold several grants
-        // on one name (two read locks).
-        let mut freed: BTreeSet<&LockName> = BTreeSet::new();
+        // By name, in name order: a session may hold several grants on one
+        // name (two read locks).
+        let mut freed: BTreeMap<&LockName, Vec<(Waiter, Expired)>> = BTreeMap::new();
         for (request, held) in &s.held {
             self.entries = self.entries.saturating_sub(held.ask.len());
-            for (name, _) in held.ask.claims() {
+            for (name, kind) in held.ask.claims() {
                 let w = (session, *request);
                 if self.locks.get_mut(name).is_some_and(|l| l.remove_grant(w)) {
-                    freed.insert(name);
+                    let e = Expired {
+                        token: held.token,
+                        kind,
+                        node: s.node,
+                        name: s.name.clone(),
+                    };
+                    freed.entry(name).or_default().push((w, e));
                 }
             }
         }
-        for name in freed {
+        for (name, grants) in freed {
             let Some(l) = self.locks.get_mut(name) else {
                 continue;
             };
             if delayed || !l.waiters.is_empty() {
-                let delayed = delayed || l.handoff.is_some_and(|h| h.delayed);
-                l.handoff = Some(PendingHandoffState {
+                let h = l.handoff.get_or_insert_with(|| Awaiting {
                     freed_at: index,
                     delayed,
+                    whole: false,
+                    grants: BTreeMap::new(),
+                    permits: 0,
+                    exclusive: false,
                 });
+                h.freed_at = index;
+                h.delayed |= delayed;
+                for (w, e) in grants {
+                    h.keep(w, e);
+                }
+                let delayed = h.delayed;
                 self.awaiting.insert(name.clone());
                 fx.push(Effect::AwaitingHandoff {
                     lock: name.clone(),
@@ -100,9 +128,10 @@ impl LockTable {
         let Some(l) = self.locks.get_mut(lock) else {
             return;
         };
-        if l.handoff.is_none_or(|h| h.freed_at != freed_at) {
+        if l.handoff.as_ref().is_none_or(|h| h.freed_at != freed_at) {
             return;
         }
+        // Every ended grant the name kept is released here.
         l.handoff = None;
         self.awaiting.remove(lock);
         self.settle(index, lock, fx);

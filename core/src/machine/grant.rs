@@ -2,8 +2,9 @@
 //!
 //! A request is granted, in one entry and on all its names at once, iff on
 //! each of its names (a) no request queued before it still waits there,
-//! (b) its claim fits beside the holders ([`Lock::admits`]), and (c) no
-//! handoff is pending. Queues are FIFO by the entry that queued each
+//! and (b) its claim fits beside the holders, counting a grant whose
+//! session ended as held until the name's `Handoff` ([`Lock::admits`],
+//! `ending.rs`). Queues are FIFO by the entry that queued each
 //! request, and every queue is pushed in log order, so any two requests
 //! that wait on two names are in the same order on both: the earliest
 //! waiting request is at the head of every queue it is in, waits only on
@@ -25,7 +26,7 @@
 use std::collections::BTreeMap;
 
 use super::claim::ClaimKind;
-use super::lock::{Lock, Waiter};
+use super::lock::{Awaiting, Lock, Waiter};
 use super::session::{Ask, Held};
 use super::{Effect, LockTable, Outcome};
 use crate::teeth::{planted, Bug};
@@ -52,7 +53,7 @@ pub(super) fn grantable(
                 } else {
                     l.waiters.is_empty()
                 };
-                next && l.handoff.is_none() && l.admits(kind)
+                next && l.admits(kind)
             }
         };
         if partial {
@@ -148,7 +149,7 @@ impl LockTable {
             let Some(lock) = self.locks.get_mut(name) else {
                 return;
             };
-            if lock.holder.is_some() || lock.handoff.is_some() {
+            if lock.holder.is_some() || lock.handoff.as_ref().is_some_and(Awaiting::blocks_all) {
                 return; // nothing fits beside an exclusive holder
             }
             let out_of_order = planted(Bug::GrantOutOfFifoOrder);

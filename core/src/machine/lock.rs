@@ -18,7 +18,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::claim::{ClaimKind, NameKind};
-use crate::types::{FencingToken, RequestId, SessionId};
+use crate::types::{FencingToken, NodeId, NodeName, RequestId, SessionId};
 
 /// The current grant of a lock.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -29,11 +29,93 @@ pub(crate) struct Holder {
 }
 
 /// A lock freed by session expiry or close, waiting for the leader's
-/// `Handoff` entry.
+/// `Handoff` entry, as snapshots of version 3 and older encode it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct PendingHandoffState {
     pub(crate) freed_at: u64,
     pub(crate) delayed: bool,
+}
+
+/// A grant whose session ended while its name awaits the handoff: still
+/// counted as held (its permits in use, a reader excluding writers, an
+/// exclusive grant excluding everyone) until the `Handoff` entry, because
+/// the dead holder may still act on it until its lease runs out. Its node
+/// is kept so `holders` can say whose grant it was (the session is gone).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Expired {
+    pub(crate) token: FencingToken,
+    pub(crate) kind: ClaimKind,
+    pub(crate) node: NodeId,
+    pub(crate) name: NodeName,
+}
+
+/// A name awaiting the leader's `Handoff` entry after a session's end,
+/// and the ended grants it keeps until then (issue 11: lock-delay keeps
+/// what the dead holder held, not what it never had).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Awaiting {
+    /// The entry that freed it last (what the `Handoff` names).
+    pub(crate) freed_at: u64,
+    /// Whether lock-delay applies.
+    pub(crate) delayed: bool,
+    /// Restored from a snapshot of version 3 or older, which does not say
+    /// what the ended grants held: every grant on the name waits for the
+    /// handoff (the rule before), so the lock-delay is never cut short.
+    pub(crate) whole: bool,
+    /// The ended grants, by request; all kept until the handoff.
+    pub(crate) grants: BTreeMap<Waiter, Expired>,
+    /// The permits `grants` use: derived (rebuilt on restore, never encoded).
+    #[serde(skip)]
+    pub(crate) permits: u64,
+    /// Whether one of `grants` is exclusive (then it is the only one):
+    /// derived, like `permits`.
+    #[serde(skip)]
+    pub(crate) exclusive: bool,
+}
+
+impl Awaiting {
+    /// An awaited handoff from an old snapshot (see `whole`).
+    pub(crate) fn whole(h: PendingHandoffState) -> Self {
+        Self {
+            freed_at: h.freed_at,
+            delayed: h.delayed,
+            whole: true,
+            grants: BTreeMap::new(),
+            permits: 0,
+            exclusive: false,
+        }
+    }
+
+    /// As an old snapshot encodes it.
+    #[cfg(test)]
+    pub(crate) fn state(&self) -> PendingHandoffState {
+        PendingHandoffState {
+            freed_at: self.freed_at,
+            delayed: self.delayed,
+        }
+    }
+
+    /// Keeps the ended grant of `w` until the handoff.
+    pub(crate) fn keep(&mut self, w: Waiter, e: Expired) {
+        self.grants.insert(w, e);
+        self.recount();
+    }
+
+    /// Rebuilds the derived counts from `grants`.
+    pub(crate) fn recount(&mut self) {
+        self.permits = self
+            .grants
+            .values()
+            .map(|e| u64::from(e.kind.permits()))
+            .sum();
+        self.exclusive = self.grants.values().any(|e| e.kind == ClaimKind::Exclusive);
+    }
+
+    /// Nothing at all fits beside it: an exclusive grant awaits its
+    /// handoff, or what the ended grants held is not known.
+    pub(crate) fn blocks_all(&self) -> bool {
+        self.whole || self.exclusive
+    }
 }
 
 /// One queued acquire.
@@ -166,7 +248,8 @@ pub(crate) struct Lock {
     pub(crate) holder: Option<Holder>,
     /// Shared grants (readers, permits), by request.
     pub(crate) shared: BTreeMap<Waiter, Share>,
-    pub(crate) handoff: Option<PendingHandoffState>,
+    /// Set while the name awaits a handoff, with the ended grants it keeps.
+    pub(crate) handoff: Option<Awaiting>,
     pub(crate) waiters: WaitQueue,
     /// The permits `shared` uses: derived (rebuilt on restore, never encoded).
     #[serde(skip)]
@@ -191,24 +274,31 @@ impl Lock {
             && self.waiters.is_empty()
     }
 
-    /// Whether a claim of `kind` fits beside the current holders (queue
-    /// and handoff aside): exclusive needs nobody; shared needs no
-    /// exclusive holder; permits need room in the count.
+    /// Whether a claim of `kind` fits beside the current holders and the
+    /// ended grants awaiting the handoff (queue aside): exclusive needs
+    /// nobody; shared needs no exclusive grant; permits need room in the
+    /// count. An ended grant counts as held until its handoff.
     pub(crate) fn admits(&self, kind: ClaimKind) -> bool {
         use crate::teeth::{planted, Bug};
+        let (blocked, ended, ended_permits) = match &self.handoff {
+            None => (false, false, 0),
+            Some(h) => (h.blocks_all(), !h.grants.is_empty(), h.permits),
+        };
+        if self.holder.is_some() || blocked {
+            return false;
+        }
         match kind {
             ClaimKind::Exclusive => {
-                self.holder.is_none()
-                    && (self.shared.is_empty() || planted(Bug::WriterBesideReader))
+                (self.shared.is_empty() && !ended) || planted(Bug::WriterBesideReader)
             }
-            ClaimKind::Shared => self.holder.is_none(),
+            ClaimKind::Shared => true,
             ClaimKind::Permits { n, .. } => {
                 let count = match self.kind {
                     NameKind::Semaphore { count } => u64::from(count),
                     NameKind::Lock => 0,
                 };
                 let slack = u64::from(planted(Bug::PermitOverCount));
-                self.holder.is_none() && self.used + u64::from(n) <= count + slack
+                self.used + ended_permits + u64::from(n) <= count + slack
             }
         }
     }

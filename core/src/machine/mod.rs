@@ -23,17 +23,21 @@
 //!   resource can fence writers against readers). The mutex path still
 //!   grants at most one lock per entry, so its tokens are unique;
 //! - a request is granted only when, on each of its names, no request
-//!   queued before it still waits there, its claim fits beside the
-//!   holders, and no handoff is pending: FIFO per name, no overtaking on a
-//!   shared name, no partial grant. The earliest waiting request is never
+//!   queued before it still waits there and its claim fits beside the
+//!   holders, where a grant whose session ended counts as held until the
+//!   name's handoff: FIFO per name, no overtaking on a shared name, no
+//!   partial grant. The earliest waiting request is never
 //!   blocked by a waiter, so waiters cannot deadlock (a multi-lock never
 //!   holds some names while waiting for others); a waiter whose session
 //!   ended is never granted;
 //! - a request retried with the same `(session, request)` gets its first
 //!   outcome again and never a second grant;
 //! - a release with a stale token or grant changes nothing;
-//! - a name freed by session expiry or close is granted only by a later
-//!   `Handoff` entry, which the leader proposes after the lock-delay.
+//! - what a session held when it expired or closed is granted to no one
+//!   else before a later `Handoff` entry, which the leader proposes after
+//!   the lock-delay; until then its grant counts as held (`ending.rs`), so
+//!   what it never held (the rest of a semaphore, a read beside a read)
+//!   is still granted.
 //!
 //! Beside the locks the table carries the member table (`members.rs`):
 //! Raft ids allocated by `Join` entries, never reused, and following every
@@ -66,11 +70,14 @@ mod session;
 mod snapshot;
 mod snapshot_check;
 mod snapshot_v2;
+mod snapshot_v3;
 
 #[cfg(test)]
 mod claims_tests;
 #[cfg(test)]
 mod cost_tests;
+#[cfg(test)]
+mod handoff_tests;
 #[cfg(test)]
 mod limit_tests;
 #[cfg(test)]

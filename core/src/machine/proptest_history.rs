@@ -1,5 +1,7 @@
 //! The history checker of `proptests.rs`: the rules asserted from the
-//! commands and effects alone (no access to the table or the model).
+//! commands and effects alone (no access to the table or the model). A
+//! grant whose session ended on a name awaiting a handoff still counts as
+//! held there until that handoff (lock-delay).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -18,6 +20,12 @@ pub(super) struct History {
     asks: BTreeMap<W, Vec<(LockName, ClaimKind)>>,
     answer: BTreeMap<W, Outcome>,
     last_token: BTreeMap<LockName, u64>,
+    /// Names awaiting a handoff: the entry that freed them last.
+    pending: BTreeMap<LockName, u64>,
+    /// Grants of ended sessions on names awaiting a handoff: still counted
+    /// as held until the `Handoff` of that name's latest freeing entry
+    /// (lock-delay: what the dead holder held is given to no one before).
+    kept: BTreeMap<LockName, Vec<(W, u64, ClaimKind)>>,
 }
 
 fn asked(cmd: &Command) -> Option<Vec<(LockName, ClaimKind)>> {
@@ -31,10 +39,16 @@ fn asked(cmd: &Command) -> Option<Vec<(LockName, ClaimKind)>> {
 }
 
 impl History {
-    fn forget(&mut self, s: SessionId) {
-        self.holding
-            .values_mut()
-            .for_each(|h| h.retain(|g| g.0 .0 != s));
+    /// Forgets session `s`; its grants on the names in `awaiting` (their
+    /// `AwaitingHandoff` is in this entry) are kept until the handoff.
+    fn forget(&mut self, s: SessionId, awaiting: &BTreeSet<LockName>) {
+        for (name, h) in &mut self.holding {
+            if awaiting.contains(name) {
+                let kept = self.kept.entry(name.clone()).or_default();
+                kept.extend(h.iter().filter(|g| g.0 .0 == s));
+            }
+            h.retain(|g| g.0 .0 != s);
+        }
         self.queued
             .values_mut()
             .for_each(|q| q.retain(|w| w.0 != s));
@@ -79,6 +93,19 @@ impl History {
             self.asks.insert(w, ask);
         }
         // Frees first: within an entry they happen before any grant.
+        if let Command::Handoff { lock, freed_at } = cmd {
+            if self.pending.get(lock) == Some(freed_at) {
+                self.pending.remove(lock);
+                self.kept.remove(lock);
+            }
+        }
+        let mut awaiting = BTreeSet::new();
+        for e in fx {
+            if let Effect::AwaitingHandoff { lock, freed_at, .. } = e {
+                self.pending.insert(lock.clone(), *freed_at);
+                awaiting.insert(lock.clone());
+            }
+        }
         for e in fx {
             match (e, cmd) {
                 (
@@ -123,11 +150,11 @@ impl History {
                     _,
                 ) => self.unqueue((*session, *request)),
                 (Effect::SessionEnded { session, .. }, _) => {
-                    self.forget(*session);
+                    self.forget(*session, &awaiting);
                     self.open.remove(session);
                 }
                 (Effect::SessionOpened { session }, _) => {
-                    self.forget(*session);
+                    self.forget(*session, &BTreeSet::new());
                     self.open.insert(*session);
                 }
                 _ => {}
@@ -158,17 +185,22 @@ impl History {
                             assert_eq!(q.first(), Some(&w), "granted out of FIFO order on {name}");
                             q.remove(0);
                         }
+                        let kept = self.kept.get(name).cloned().unwrap_or_default();
                         let h = self.holding.entry(name.clone()).or_default();
-                        let excl = h.iter().any(|g| g.2 == ClaimKind::Exclusive);
+                        let all = || h.iter().chain(&kept);
+                        let excl = all().any(|g| g.2 == ClaimKind::Exclusive);
                         match kind {
                             ClaimKind::Exclusive => {
-                                assert!(h.is_empty(), "an exclusive grant beside another on {name}")
+                                assert!(
+                                    all().next().is_none(),
+                                    "an exclusive grant beside another on {name}"
+                                )
                             }
                             ClaimKind::Shared => {
                                 assert!(!excl, "a reader beside a writer on {name}")
                             }
                             ClaimKind::Permits { n, count } => {
-                                let used: u32 = h.iter().map(|g| g.2.permits()).sum();
+                                let used: u32 = all().map(|g| g.2.permits()).sum();
                                 assert!(
                                     !excl && used + n <= *count,
                                     "more permits than {count} on {name}"

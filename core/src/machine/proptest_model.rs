@@ -5,6 +5,8 @@
 //! command the model grants, again and again, the first waiting request
 //! (in queue order) that the rule allows, until none is left: the rule as
 //! a fixpoint, sharing no bookkeeping and no worklist with the real table.
+//! A grant whose session ended stays in its name's `ended` list, counted
+//! as held, until the name's handoff (issue 11).
 
 use super::*;
 
@@ -25,6 +27,9 @@ struct RefLock {
     /// (session, request, token, claim)
     holders: Vec<(SessionId, u64, u64, ClaimKind)>,
     handoff: Option<(u64, bool)>,
+    /// Grants of ended sessions kept until the handoff: (session, request,
+    /// token, claim), counted as held.
+    ended: Vec<(SessionId, u64, u64, ClaimKind)>,
     queue: Vec<(SessionId, u64)>,
 }
 
@@ -57,13 +62,16 @@ fn reply(session: SessionId, request: u64, outcome: Outcome) -> Effect {
     }
 }
 
+/// Whether `kind` fits beside the holders and the ended grants awaiting
+/// the handoff, all counted as held.
 fn fits(l: &RefLock, kind: ClaimKind) -> bool {
-    let excl = l.holders.iter().any(|h| h.3 == ClaimKind::Exclusive);
+    let all = || l.holders.iter().chain(&l.ended);
+    let excl = all().any(|h| h.3 == ClaimKind::Exclusive);
     match kind {
-        ClaimKind::Exclusive => l.holders.is_empty(),
+        ClaimKind::Exclusive => all().next().is_none(),
         ClaimKind::Shared => !excl,
         ClaimKind::Permits { n, count } => {
-            let used: u64 = l.holders.iter().map(|h| u64::from(h.3.permits())).sum();
+            let used: u64 = all().map(|h| u64::from(h.3.permits())).sum();
             !excl && used + u64::from(n) <= u64::from(count)
         }
     }
@@ -85,6 +93,7 @@ impl Model {
                 kind,
                 holders: vec![],
                 handoff: None,
+                ended: vec![],
                 queue: vec![],
             });
         }
@@ -142,6 +151,7 @@ impl Model {
                 let l = self.locks.iter_mut().find(|l| l.name == *lock);
                 if let Some(l) = l.filter(|l| l.handoff.is_some_and(|(at, _)| at == *freed_at)) {
                     l.handoff = None;
+                    l.ended.clear();
                     self.fixpoint(index, &mut fx);
                 }
             }
@@ -267,7 +277,7 @@ impl Model {
         }
         let now = claims.iter().all(|(name, kind)| match self.find(name) {
             None => true,
-            Some(l) => l.queue.is_empty() && l.handoff.is_none() && fits(l, *kind),
+            Some(l) => l.queue.is_empty() && fits(l, *kind),
         });
         if !now && !wait {
             return Outcome::Busy;
@@ -310,9 +320,7 @@ impl Model {
                 q.token.is_none()
                     && q.claims.iter().all(|(name, kind)| {
                         let l = self.find(name).unwrap();
-                        l.queue.first() == Some(&(q.id, q.r))
-                            && l.handoff.is_none()
-                            && fits(l, *kind)
+                        l.queue.first() == Some(&(q.id, q.r)) && fits(l, *kind)
                     })
             });
             let Some(at) = next else {
@@ -348,8 +356,10 @@ impl Model {
         for l in &mut self.locks {
             l.queue.retain(|(s, _)| *s != id);
             if l.holders.iter().any(|h| h.0 == id) {
-                l.holders.retain(|h| h.0 != id);
+                let (gone, kept) = l.holders.iter().partition(|h| h.0 == id);
+                l.holders = kept;
                 if delayed || !l.queue.is_empty() {
+                    l.ended.extend::<Vec<_>>(gone);
                     let delayed = delayed || l.handoff.is_some_and(|(_, d)| d);
                     l.handoff = Some((index, delayed));
                     fx.push(Effect::AwaitingHandoff {
@@ -394,6 +404,16 @@ impl Model {
             let mut want = l.holders.clone();
             want.sort();
             assert_eq!(real, want, "holders of {}", l.name);
+            let mut real: Vec<_> = info
+                .expired
+                .iter()
+                .map(|g| (g.session, g.request.0, g.token.0, g.kind))
+                .collect();
+            real.sort();
+            let mut want = l.ended.clone();
+            want.sort();
+            assert_eq!(real, want, "ended grants kept by {}", l.name);
+            assert_eq!(info.awaiting_handoff, l.handoff.is_some());
             let oldest = l.holders.iter().min_by_key(|h| (h.2, h.0, h.1));
             let holder = t.holder(&l.name).map(|i| (i.session, i.token.0, i.waiters));
             assert_eq!(holder, oldest.map(|h| (h.0, h.2, l.queue.len())));

@@ -41,6 +41,15 @@ pub struct NameInfo {
     pub waiters: usize,
     /// Whether it awaits a `Handoff` (freed by a session's end).
     pub awaiting_handoff: bool,
+    /// The grants of ended sessions the name keeps until its `Handoff`
+    /// (lock-delay), in grant order: they still count as held (their
+    /// permits in use, a reader excluding writers, an exclusive grant
+    /// excluding everyone), which is why a request that does not fit
+    /// beside them waits. Not in `holders` nor in `permits_used`. Empty
+    /// when the name does not await a handoff, or when it was restored
+    /// from an old snapshot that did not record them (then every request
+    /// on it waits for the handoff).
+    pub expired: Vec<GrantInfo>,
 }
 
 /// One queued request on a name, as [`LockTable::waiters`] reports it.
@@ -95,12 +104,27 @@ impl LockTable {
             let kind = share_kind(l, share.permits);
             holders.extend(self.grant_info(*w, share.token, kind));
         }
+        let mut expired: Vec<GrantInfo> = l
+            .handoff
+            .iter()
+            .flat_map(|h| &h.grants)
+            .map(|((session, request), e)| GrantInfo {
+                session: *session,
+                request: *request,
+                holder: e.name.clone(),
+                holder_id: e.node,
+                token: e.token,
+                kind: e.kind,
+            })
+            .collect();
+        expired.sort_by_key(|g| (g.token, g.session, g.request));
         Some(NameInfo {
             kind: l.kind,
             holders,
             permits_used: l.used,
             waiters: l.waiters.len(),
             awaiting_handoff: l.handoff.is_some(),
+            expired,
         })
     }
 
@@ -178,7 +202,7 @@ impl LockTable {
             .iter()
             .filter_map(|name| {
                 super::cost::step(1);
-                let h = self.locks.get(name)?.handoff?;
+                let h = self.locks.get(name)?.handoff.as_ref()?;
                 Some(PendingHandoff {
                     lock: name.clone(),
                     freed_at: h.freed_at,
@@ -191,7 +215,7 @@ impl LockTable {
     /// The entry index that freed `lock`, if it awaits a handoff.
     pub fn handoff_of(&self, lock: &LockName) -> Option<u64> {
         super::cost::step(1);
-        self.locks.get(lock)?.handoff.map(|h| h.freed_at)
+        self.locks.get(lock)?.handoff.as_ref().map(|h| h.freed_at)
     }
 
     /// The recorded outcome of a request, if the table still remembers it.

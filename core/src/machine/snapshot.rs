@@ -20,6 +20,11 @@
 //! read locks). Version 2 and 1 images still restore: every grant and
 //! waiter in them is a mutex's (`snapshot_v2.rs` converts them).
 //!
+//! Version 4 (issue 11) keeps, on a name awaiting a handoff, the grants of
+//! the ended sessions (they count as held until the handoff, and the
+//! session is gone). Version 3 images still restore (`snapshot_v3.rs`):
+//! a pending handoff there blocks the whole name, as it did.
+//!
 //! The set of locks awaiting a handoff, each semaphore's permits in use and
 //! the count of lock entries are derived state: not in the image, rebuilt
 //! here.
@@ -42,7 +47,11 @@ use super::{DecodeError, LockTable};
 use crate::types::{LockName, SessionId};
 
 /// The snapshot encoding version.
-pub const SNAPSHOT_VERSION: u8 = 3;
+pub const SNAPSHOT_VERSION: u8 = 4;
+
+/// The version before a name awaiting a handoff kept its ended grants:
+/// still restored.
+pub(super) const SNAPSHOT_VERSION_3: u8 = 3;
 
 /// The version before issue 11's primitives: still restored.
 pub(super) const SNAPSHOT_VERSION_2: u8 = 2;
@@ -97,6 +106,9 @@ impl LockTable {
         }
         let mut image = match *version {
             SNAPSHOT_VERSION => decode_body(body)?,
+            SNAPSHOT_VERSION_3 => {
+                super::snapshot_v3::decode(body).map_err(DecodeError::Malformed)?
+            }
             SNAPSHOT_VERSION_2 | SNAPSHOT_VERSION_1 => {
                 super::snapshot_v2::decode(*version, body).map_err(DecodeError::Malformed)?
             }

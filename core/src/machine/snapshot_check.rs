@@ -13,9 +13,13 @@
 //! - every claim in the sessions appears on its name: the counts match,
 //!   and the names within one request are distinct (validated), so the
 //!   two sides correspond one to one;
-//! - no handoff comes from an entry not yet applied.
+//! - no handoff comes from an entry not yet applied; a name awaiting one
+//!   keeps at least one ended grant (unless restored from version 3), of
+//!   the name's kind, an exclusive one alone, and its permits count
+//!   against the semaphore's.
 //!
-//! It also rebuilds the derived state of each name (permits in use) and
+//! It also rebuilds the derived state of each name (permits in use, and
+//! those of the ended grants awaiting the handoff) and
 //! returns the number of lock entries.
 
 use super::claim::{validate_claims, ClaimKind, NameKind, MAX_PERMITS};
@@ -76,20 +80,42 @@ pub(super) fn check(image: &mut Image) -> Result<usize, String> {
             used += u64::from(share.permits);
             on_names += 1;
         }
+        let mut ended = 0u64;
+        if let Some(h) = &lock.handoff {
+            if h.freed_at > image.applied_index {
+                return Err(format!("lock {name} awaits a handoff from the future"));
+            }
+            if !h.whole && h.grants.is_empty() {
+                return Err(format!("lock {name} awaits a handoff for no grant"));
+            }
+            for e in h.grants.values() {
+                let ok = match (lock.kind, e.kind) {
+                    (NameKind::Lock, ClaimKind::Exclusive) => {
+                        h.grants.len() == 1 && lock.shared.is_empty()
+                    }
+                    (NameKind::Lock, ClaimKind::Shared) => true,
+                    (NameKind::Semaphore { count }, ClaimKind::Permits { n, count: c }) => {
+                        c == count && n > 0
+                    }
+                    _ => false,
+                };
+                if !ok {
+                    return Err(format!("lock {name} keeps an impossible ended grant"));
+                }
+                if e.token.0 > max_token {
+                    return Err(format!("lock {name} has an impossible token"));
+                }
+                ended += u64::from(e.kind.permits());
+            }
+        }
         if let NameKind::Semaphore { count } = lock.kind {
-            if used > u64::from(count) {
+            if used + ended > u64::from(count) {
                 return Err(format!(
                     "semaphore {name} has more permits out than its count"
                 ));
             }
         }
         used_by_name.push(used);
-        if lock
-            .handoff
-            .is_some_and(|h| h.freed_at > image.applied_index)
-        {
-            return Err(format!("lock {name} awaits a handoff from the future"));
-        }
         for (session, request) in lock.waiters.iter() {
             let ask = image
                 .sessions
@@ -119,6 +145,9 @@ pub(super) fn check(image: &mut Image) -> Result<usize, String> {
     }
     for (lock, used) in image.locks.values_mut().zip(used_by_name) {
         lock.used = used;
+        if let Some(h) = &mut lock.handoff {
+            h.recount();
+        }
     }
     Ok(held + waiting)
 }

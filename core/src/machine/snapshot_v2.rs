@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 
 use super::effect::Outcome;
-use super::lock::{Holder, Lock, PendingHandoffState, WaitQueue};
+use super::lock::{Awaiting, Holder, Lock, PendingHandoffState, WaitQueue};
 use super::members::MemberTable;
 use super::session::{Ask, Held, Session};
 use super::snapshot::{decode_body, Image, SNAPSHOT_VERSION_1};
@@ -105,7 +105,9 @@ pub(super) fn decode(version: u8, body: &[u8]) -> Result<Image, String> {
         .map(|(name, l)| {
             let lock = Lock {
                 holder: l.holder,
-                handoff: l.handoff,
+                // What the ended grant held is not recorded: the whole
+                // name waits for the handoff, as it did then.
+                handoff: l.handoff.map(Awaiting::whole),
                 waiters: l.waiters,
                 ..Lock::default()
             };
@@ -163,7 +165,7 @@ pub(super) fn encode_v2(t: &super::LockTable) -> Vec<u8> {
         .map(|(name, l)| {
             let old = LockV2 {
                 holder: l.holder,
-                handoff: l.handoff,
+                handoff: l.handoff.as_ref().map(Awaiting::state),
                 waiters: l.waiters.clone(),
             };
             (name.clone(), old)

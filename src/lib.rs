@@ -96,7 +96,9 @@
 //! ```
 //!
 //! `cargo run --example semaphore` limits calls to a slow resource across
-//! three nodes.
+//! three nodes; `cargo run --example transfers` moves money between
+//! accounts with `with_locks` under a read lock that an auditor's write
+//! lock excludes.
 //!
 //! A task that holds a lock and asks the same node for it again gets
 //! [`Error::AlreadyHeld`] rather than waiting behind itself: locks are

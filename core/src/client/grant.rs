@@ -75,12 +75,7 @@ impl Grant {
     /// `NoQuorum` as above; `Shutdown` when the node stopped.
     pub async fn unlock(self) -> Result<(), Error> {
         let watch = self.watch.clone();
-        match self.release().await {
-            Ok(_) => Ok(()),
-            // Not committed, but the lease is gone: the node keeps retrying.
-            Err(Error::NoQuorum) if !watch.holds_now() => Ok(()),
-            Err(e) => Err(e),
-        }
+        watch.unlock_answer(self.release().await)
     }
 
     /// Like [`Grant::unlock`], and tells whether this release ended the

@@ -62,6 +62,17 @@ impl LeaseWatch {
 
     /// True while the session's lease certainly holds; once false, false
     /// for ever.
+    /// An unlock's answer from its release's: `Ok` also when the release
+    /// did not commit but the lease is gone (the grant is no longer the
+    /// caller's, and the node keeps retrying the release; issue 8, item 1).
+    pub(crate) fn unlock_answer(&self, released: Result<bool, Error>) -> Result<(), Error> {
+        match released {
+            Ok(_) => Ok(()),
+            Err(Error::NoQuorum) if !self.holds_now() => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
     pub(crate) fn is_held(&self) -> bool {
         if self.gone.load(Ordering::Acquire) {
             return false;
@@ -176,13 +187,7 @@ impl LockGuard {
     /// `NoQuorum` as above; `Shutdown` when the node stopped.
     pub async fn unlock(self) -> Result<(), Error> {
         let watch = self.watch.clone();
-        match self.release().await {
-            Ok(_) => Ok(()),
-            // Not committed, but the lease is gone: the grant is no longer
-            // this caller's, and the node keeps retrying the release.
-            Err(Error::NoQuorum) if !watch.holds_now() => Ok(()),
-            Err(e) => Err(e),
-        }
+        watch.unlock_answer(self.release().await)
     }
 
     /// Like [`LockGuard::unlock`], and tells whether this release freed the

@@ -177,21 +177,10 @@ impl<S: LogStore + Send + 'static> Driver<S> {
                 session,
                 grant,
                 reply,
-            } => {
-                if session != self.own.id || !self.own.opened {
-                    // That session ended: its grants are gone already.
-                    if let Some(r) = reply {
-                        let _ = r.send(Ok(false));
-                    }
-                    return;
-                }
-                let request = self.own.next_id();
-                let cmd = Command::ReleaseGrant {
-                    key: self.key(request),
-                    grant,
-                };
-                self.track(request, cmd, Waiter::Release { reply }, now);
-            }
+            } => self.propose_release(session, reply, now, |key| Command::ReleaseGrant {
+                key,
+                grant,
+            }),
             Input::Holders { lock, reply, place } => {
                 drop(place);
                 let purpose = Purpose::Holders {
@@ -212,22 +201,11 @@ impl<S: LogStore + Send + 'static> Driver<S> {
                 lock,
                 token,
                 reply,
-            } => {
-                if session != self.own.id || !self.own.opened {
-                    // That session ended: its locks are gone already.
-                    if let Some(r) = reply {
-                        let _ = r.send(Ok(false));
-                    }
-                    return;
-                }
-                let request = self.own.next_id();
-                let cmd = Command::Release {
-                    key: self.key(request),
-                    lock,
-                    token,
-                };
-                self.track(request, cmd, Waiter::Release { reply }, now);
-            }
+            } => self.propose_release(session, reply, now, |key| Command::Release {
+                key,
+                lock,
+                token,
+            }),
             Input::Holder { lock, reply, place } => {
                 drop(place);
                 let purpose = Purpose::Holder {
@@ -282,6 +260,27 @@ impl<S: LogStore + Send + 'static> Driver<S> {
                 let _ = reply.send((self.table.applied_index(), self.table.state_hash()));
             }
         }
+    }
+
+    /// Proposes a release by `session` (a mutex's or a claims grant's;
+    /// `make` builds the command from its request key). A session that
+    /// ended has nothing left to release: `Ok(false)` at once.
+    fn propose_release(
+        &mut self,
+        session: SessionId,
+        reply: Option<oneshot::Sender<Result<bool, Error>>>,
+        now: Instant,
+        make: impl FnOnce(RequestKey) -> Command,
+    ) {
+        if session != self.own.id || !self.own.opened {
+            if let Some(r) = reply {
+                let _ = r.send(Ok(false));
+            }
+            return;
+        }
+        let request = self.own.next_id();
+        let cmd = make(self.key(request));
+        self.track(request, cmd, Waiter::Release { reply }, now);
     }
 
     fn key(&self, request: RequestId) -> RequestKey {

@@ -14,7 +14,8 @@
 //! are the linearizable reads.
 //!
 //! The cost when no one watches is one emptiness check per applied batch;
-//! with watchers, one table lookup per watched name per batch (a batch
+//! with watchers, one table lookup per watched name per batch, O(holders)
+//! of that name (an election's name has one; a batch
 //! coalesces its entries, so a watcher sees the latest holder, not every
 //! one in between). Names nobody watches any more are dropped at the next
 //! batch.

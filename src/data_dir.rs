@@ -211,7 +211,7 @@ pub(crate) fn open_with(
             }
             if !clusters.contains(&id.cluster) {
                 return Err(Error::Config(format!(
-                    "data directory {} was made for another cluster (a different cluster CA): start this node on the data directory it has in this cluster. An empty directory works only for a node that never ran in this cluster; one that did is refused by its peers without its own directory",
+                    "data directory {} was made under a cluster CA that this node's CA bundle does not hold: if the cluster is rotating its CA, keep the old CA in the bundle until every member has started (or reloaded its TLS) once with the new one; if this node's certificate comes from a CA created by mistake (say, each instance made its own), issue it from the cluster's CA instead, since peers refuse a certificate from a CA they do not trust whatever the directory holds; if this is another cluster's directory, start the node on its own",
                     dir.display()
                 )));
             }

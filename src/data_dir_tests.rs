@@ -18,7 +18,7 @@ fn identity_is_created_once_and_checked_after() {
     // Issue 8 item 9 (and 12): this advised "use an empty directory",
     // which peers refuse for a node that ran in the cluster before.
     assert!(
-        matches!(open(dir.path(), "node-a", 8), Err(Error::Config(m)) if m.contains("another cluster") && !m.contains("use an empty directory") && m.contains("the data directory it has in this cluster"))
+        matches!(open(dir.path(), "node-a", 8), Err(Error::Config(m)) if m.contains("CA bundle does not hold") && !m.contains("empty directory") && m.contains("issue it from the cluster's CA"))
     );
     std::fs::write(dir.path().join(IDENTITY), "junk").unwrap();
     assert!(matches!(

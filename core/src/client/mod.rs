@@ -6,6 +6,7 @@ pub mod guard;
 pub mod guards;
 pub mod handle;
 pub mod leadership;
+mod observe;
 mod primitives;
 pub mod status;
 mod task_holds;

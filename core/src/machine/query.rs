@@ -170,6 +170,11 @@ impl LockTable {
         self.sessions.contains_key(&session)
     }
 
+    /// How many sessions are open.
+    pub fn session_count(&self) -> usize {
+        self.sessions.len()
+    }
+
     /// Every open session, in session order.
     pub fn sessions(&self) -> Vec<SessionInfo> {
         self.sessions

@@ -186,8 +186,8 @@ impl NodeBuilder {
         self
     }
 
-    /// Raft's tick period (default 50 ms, or `ttl / 62` when the session
-    /// TTL is under about 3.1 s; the election timeout is 10 ticks). A tick
+    /// Raft's tick period (default 50 ms, or `ttl / 80` when the session
+    /// TTL is under 4 s; the election timeout is 10 ticks). A tick
     /// too coarse for the TTL to survive a leader change is refused by
     /// `start` with the minimum TTL in the message.
     pub fn raft_tick(mut self, tick: Duration) -> Self {

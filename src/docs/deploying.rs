@@ -40,7 +40,7 @@
 //! # systemd
 //!
 //! Three machines, a static peer list, a durable data directory, and the
-//! certificates passed as credentials (systemd 250 or newer):
+//! certificates passed as credentials (systemd 247 or newer):
 //!
 //! ```ini
 //! # /etc/systemd/system/orders.service

@@ -186,8 +186,8 @@ impl NodeBuilder {
         self
     }
 
-    /// Raft's tick period (default 50 ms, or `ttl / 62` when the session
-    /// TTL is under about 3.1 s; the election timeout is 10 ticks). A tick
+    /// Raft's tick period (default 50 ms, or `ttl / 80` when the session
+    /// TTL is under 4 s; the election timeout is 10 ticks). A tick
     /// too coarse for the TTL to survive a leader change is refused by
     /// `start` with the minimum TTL in the message.
     pub fn raft_tick(mut self, tick: Duration) -> Self {
@@ -239,6 +239,18 @@ impl NodeBuilder {
     /// With `rejoin_when_removed` (the default, see [`MembershipConfig`]),
     /// a node the cluster removes later starts again by itself: blank,
     /// under a new id, at the same address and with these options.
+    ///
+    /// # Errors
+    ///
+    /// `Config` for a wrong or missing option (it names the option: an empty
+    /// peer list, a TTL too short for the Raft tick, founders given different
+    /// peer lists, ...); `Tls` when the certificate does not fit the cluster;
+    /// `Io` when the socket cannot be bound or the data directory cannot be
+    /// used (refused directories say why: another node's or cluster's, an
+    /// older copy); `NoQuorum`, or `Config` naming what it saw, when the
+    /// peers or seeds did not answer within
+    /// [`NodeBuilder::startup_timeout`] (60 s by default; it logs at WARN
+    /// every 10 s what it waits for).
     pub async fn start(self) -> Result<Node, Error> {
         let rejoin = self
             .membership

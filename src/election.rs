@@ -53,6 +53,11 @@ impl Node {
     }
 
     /// [`Node::campaign`] that gives up after `timeout` with `Error::Timeout`.
+    ///
+    /// # Errors
+    ///
+    /// `Timeout` when `timeout` passes first (nothing is held or queued
+    /// then); otherwise as [`Node::campaign`].
     pub async fn campaign_timeout(
         &self,
         name: &str,

@@ -104,6 +104,14 @@
 //! [`Error::AlreadyHeld`] rather than waiting behind itself: locks are
 //! owned by guards, not threads (issue 11, item 5).
 //!
+//! ## Guides
+//!
+//! The [`docs`] module teaches: [getting started](docs::getting_started),
+//! [fencing a resource](docs::fencing), [choosing a TTL](docs::choosing_ttl),
+//! [certificates](docs::certificates), [deploying](docs::deploying),
+//! [operating](docs::operating), [failure modes](docs::failure_modes) and
+//! [coming from etcd, ZooKeeper or Redis](docs::coming_from).
+//!
 //! ## What peerlock is not
 //!
 //! Not a key-value store and not a queue. With `.data_dir(path)` the lock
@@ -115,6 +123,7 @@
 
 mod builder;
 mod data_dir;
+pub mod docs;
 mod election;
 mod forming;
 mod members;

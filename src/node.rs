@@ -111,6 +111,13 @@ impl Node {
     ///
     /// Cancel safety: dropping the future gives up the place in the queue
     /// (and releases the lock if it was granted meanwhile).
+    ///
+    /// # Errors
+    ///
+    /// `InvalidName` (not 1 to 256 bytes of UTF-8); `WrongKind` when `name`
+    /// is in use as a semaphore; `AlreadyHeld` when this task holds `name`
+    /// through this node; `NoQuorum` after about one session TTL without a
+    /// quorum; `TableFull`; `Shutdown`; `Removed`.
     pub async fn lock(&self, name: &str) -> Result<LockGuard, Error> {
         self.handle().lock(name).await
     }
@@ -121,11 +128,20 @@ impl Node {
     /// [`Node::try_lock`], but `Err(Timeout)` when the lock is held); a
     /// timeout too large for the clock waits like [`Node::lock`]. Without a
     /// quorum the call fails with `NoQuorum` after about one TTL.
+    ///
+    /// # Errors
+    ///
+    /// `Timeout` when `timeout` passes first (nothing is held or queued
+    /// then); otherwise as [`Node::lock`].
     pub async fn lock_timeout(&self, name: &str, timeout: Duration) -> Result<LockGuard, Error> {
         self.handle().lock_timeout(name, timeout).await
     }
 
     /// Acquires `name` if it is free now; `Ok(None)` if it is held.
+    ///
+    /// # Errors
+    ///
+    /// As [`Node::lock`], but never `AlreadyHeld` (it never waits).
     pub async fn try_lock(&self, name: &str) -> Result<Option<LockGuard>, Error> {
         self.handle().try_lock(name).await
     }
@@ -149,6 +165,12 @@ impl Node {
     }
 
     /// [`Node::with_lock`] with a bound on the wait for the lock.
+    ///
+    /// # Errors
+    ///
+    /// `Timeout` when `timeout` passes first (nothing is held or queued
+    /// then); otherwise as [`Node::with_lock`].
+    /// The closure itself is not timed.
     pub async fn with_lock_timeout<T, F>(
         &self,
         name: &str,
@@ -163,6 +185,11 @@ impl Node {
 
     /// The current holder of `name`, read linearizably (a quorum round).
     /// Fails with `NoQuorum` when no quorum answers within one session TTL.
+    ///
+    /// # Errors
+    ///
+    /// `NoQuorum` when no quorum answers within one session TTL;
+    /// `InvalidName`; `Shutdown`; `Removed`.
     pub async fn holder(&self, name: &str) -> Result<Option<LockInfo>, Error> {
         self.handle().holder(name).await
     }
@@ -171,6 +198,10 @@ impl Node {
     /// voter or learner, and whether the leader hears from it (issue 9).
     /// Fails with `NoQuorum` when no quorum or leader answers within one
     /// session TTL.
+    ///
+    /// # Errors
+    ///
+    /// `NoQuorum` as above; `Shutdown`; `Removed`.
     pub async fn members(&self) -> Result<Vec<MemberInfo>, Error> {
         self.handle().members().await
     }

@@ -46,12 +46,21 @@ impl Node {
 
     /// [`Node::read_lock`] only if granted right now (no writer holds or
     /// waits); `Ok(None)` otherwise. Never waits in the queue.
+    ///
+    /// # Errors
+    ///
+    /// As [`Node::read_lock`], but never `AlreadyHeld` (it never waits).
     pub async fn try_read_lock(&self, name: &str) -> Result<Option<ReadGuard>, Error> {
         self.handle().try_read_lock(name).await
     }
 
     /// [`Node::read_lock`] that gives up after `timeout` with
     /// `Error::Timeout` and leaves the queue.
+    ///
+    /// # Errors
+    ///
+    /// `Timeout` when `timeout` passes first (nothing is held or queued
+    /// then); otherwise as [`Node::read_lock`].
     pub async fn read_lock_timeout(
         &self,
         name: &str,
@@ -71,12 +80,21 @@ impl Node {
     }
 
     /// [`Node::write_lock`] only if granted right now; `Ok(None)` otherwise.
+    ///
+    /// # Errors
+    ///
+    /// As [`Node::write_lock`], but never `AlreadyHeld` (it never waits).
     pub async fn try_write_lock(&self, name: &str) -> Result<Option<WriteGuard>, Error> {
         self.handle().try_write_lock(name).await
     }
 
     /// [`Node::write_lock`] that gives up after `timeout` with
     /// `Error::Timeout` and leaves the queue.
+    ///
+    /// # Errors
+    ///
+    /// `Timeout` when `timeout` passes first (nothing is held or queued
+    /// then); otherwise as [`Node::write_lock`].
     pub async fn write_lock_timeout(
         &self,
         name: &str,
@@ -114,6 +132,10 @@ impl Node {
 
     /// [`Node::lock_all`] only if every name is granted right now;
     /// `Ok(None)` otherwise. Never waits in a queue.
+    ///
+    /// # Errors
+    ///
+    /// As [`Node::lock_all`], but never `AlreadyHeld` (it never waits).
     pub async fn try_lock_all<I, N>(&self, names: I) -> Result<Option<MultiGuard>, Error>
     where
         I: IntoIterator<Item = N>,
@@ -124,6 +146,11 @@ impl Node {
 
     /// [`Node::lock_all`] that gives up after `timeout` with
     /// `Error::Timeout` and leaves every queue.
+    ///
+    /// # Errors
+    ///
+    /// `Timeout` when `timeout` passes first (nothing is held or queued
+    /// then); otherwise as [`Node::lock_all`].
     pub async fn lock_all_timeout<I, N>(
         &self,
         names: I,
@@ -156,6 +183,12 @@ impl Node {
 
     /// [`Node::with_locks`] with a bound on the wait for the locks
     /// (`Error::Timeout`); the closure itself is not timed.
+    ///
+    /// # Errors
+    ///
+    /// `Timeout` when `timeout` passes first (nothing is held or queued
+    /// then); otherwise as [`Node::with_locks`].
+    /// The closure itself is not timed.
     pub async fn with_locks_timeout<I, N, T, F>(
         &self,
         names: I,

@@ -105,6 +105,11 @@ impl Semaphore {
     /// [`Semaphore::acquire`] that gives up after `timeout` with
     /// `Error::Timeout` and leaves the queue. `Duration::ZERO` is one
     /// attempt that never queues.
+    ///
+    /// # Errors
+    ///
+    /// `Timeout` when `timeout` passes first (nothing is held or queued
+    /// then); otherwise as [`Semaphore::acquire`].
     pub async fn acquire_timeout(&self, n: u32, timeout: Duration) -> Result<Permit, Error> {
         let h = self.node.handle();
         h.acquire_permits_timeout(&self.name, n, self.permits, timeout)

@@ -122,6 +122,10 @@ pub struct LockName(#[serde(deserialize_with = "string_as_read")] String);
 
 impl LockName {
     /// Checks `name` and wraps it; `Error::InvalidName` says what is wrong.
+    ///
+    /// # Errors
+    ///
+    /// `InvalidName` for an empty name or one over [`MAX_LOCK_NAME`] bytes.
     pub fn new(name: &str) -> Result<Self, Error> {
         if name.is_empty() {
             return Err(Error::InvalidName {

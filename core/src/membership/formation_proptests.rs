@@ -127,7 +127,7 @@ fn simulate(net: &Net, until: u64) -> Outcome {
                 Decision::Fail(e) => states[i] = State::Failed(e.to_string()),
             }
             // Announce every 500 ms (starting at its own start).
-            if (t - net.nodes[i].0) % ANNOUNCE_EVERY_MS == 0 {
+            if (t - net.nodes[i].0).is_multiple_of(ANNOUNCE_EVERY_MS) {
                 for j in 0..k {
                     if j == i {
                         continue;

@@ -58,7 +58,11 @@ async fn run_seed(seed: u64) {
             let mut n = 0u64;
             while !stop.load(Ordering::Relaxed) {
                 n += 1;
-                let lock = if (n + i as u64) % 2 == 0 { "a" } else { "b" };
+                let lock = if (n + i as u64).is_multiple_of(2) {
+                    "a"
+                } else {
+                    "b"
+                };
                 let Ok(g) = node.lock_timeout(lock, Duration::from_millis(700)).await else {
                     continue;
                 };

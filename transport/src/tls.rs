@@ -22,6 +22,7 @@
 //! One crypto provider, ring, is passed explicitly, so no process-wide
 //! default is needed.
 
+pub(crate) mod expiry;
 mod verify;
 
 pub(crate) use verify::SERVER_NAME;
@@ -253,6 +254,19 @@ impl TlsConfig {
             name,
             member: None,
         };
+        cfg.verify_own(src)?;
+        Ok(cfg)
+    }
+
+    /// Checks the node's certificate against the bundle and its key, as
+    /// peers will in every handshake.
+    fn verify_own(&self, src: &Sources<'_>) -> Result<(), Error> {
+        let cfg = self;
+        let leaf = cfg
+            .chain
+            .first()
+            .cloned()
+            .ok_or_else(|| tls_err(format!("no certificate in {}", src.cert)))?;
         // Check now what peers will check in every handshake, so a
         // mismatched file fails at start-up with a clear message.
         let roots = cfg
@@ -297,7 +311,7 @@ impl TlsConfig {
                 src.key, src.cert
             ))
         })?;
-        Ok(cfg)
+        Ok(())
     }
 
     /// The node's name, and its identity among its peers: the member name
@@ -375,6 +389,52 @@ impl TlsConfig {
     /// of them belongs to a cluster this node still trusts.
     pub fn ca_fingerprints(&self) -> Vec<u64> {
         self.cas.iter().map(|c| fingerprint(c)).collect()
+    }
+
+    /// When this node's own certificate (the leaf of its chain) expires;
+    /// `None` if its date cannot be read (it was valid when loaded). See
+    /// [`crate::CERT_EXPIRY_SECONDS`] for the metric.
+    pub fn not_after(&self) -> Option<std::time::SystemTime> {
+        let secs = expiry::not_after_unix(self.chain.first()?)?;
+        let secs = u64::try_from(secs).ok()?;
+        std::time::UNIX_EPOCH.checked_add(std::time::Duration::from_secs(secs))
+    }
+
+    /// This node's own certificate (the leaf of its chain), DER.
+    pub fn certificate_der(&self) -> &[u8] {
+        self.chain.first().map_or(&[], |c| c.as_ref())
+    }
+
+    /// How many CA certificates the trusted bundle holds.
+    pub fn ca_count(&self) -> usize {
+        self.cas.len()
+    }
+
+    /// The same node certificate and key, trusting the CAs of `ca_bundle`
+    /// (PEM, one or more certificates) instead: steps 1 and 3 of a CA
+    /// rotation (see `Node::reload_tls` in the `peerlock` crate) change
+    /// only the bundle. The member name, if set, is kept.
+    ///
+    /// # Errors
+    ///
+    /// As [`TlsConfig::from_pem`]: in particular [`Error::Tls`] when this
+    /// node's certificate does not chain to any CA of the new bundle (a
+    /// CA dropped before the node was re-issued from the new one).
+    pub fn with_ca_bundle(&self, ca_bundle: &str) -> Result<Self, Error> {
+        let cas = parse_certs(ca_bundle, "the CA bundle")?;
+        let cfg = Self {
+            cas,
+            chain: self.chain.clone(),
+            key: self.key.clone_key(),
+            name: self.name.clone(),
+            member: self.member.clone(),
+        };
+        cfg.verify_own(&Sources {
+            ca: "the CA bundle",
+            cert: "the node certificate",
+            key: "the node key",
+        })?;
+        Ok(cfg)
     }
 
     /// Every CA of the bundle as a trusted root.

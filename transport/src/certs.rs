@@ -279,7 +279,10 @@ mod tests {
         // still the old CA's.
         let a3 = a2.with_ca_bundle(&new.ca_pem()).unwrap();
         assert_eq!(a3.ca_count(), 1);
-        assert!(matches!(a1.with_ca_bundle(&new.ca_pem()), Err(Error::Tls(_))));
+        assert!(matches!(
+            a1.with_ca_bundle(&new.ca_pem()),
+            Err(Error::Tls(_))
+        ));
         assert!(matches!(
             other.issue_node_trusting("node-a", &[], &both),
             Err(Error::Tls(_))

@@ -98,9 +98,9 @@ async fn reconnect_and_check(a: &mut Node, b: &mut Node, n: u8, a_cert: &[u8], b
         }
         assert!(
             Instant::now() < deadline,
-            "step {n}: the new connection does not carry the expected certificates (seen: {}, {})",
-            seen_by_a.is_some(),
-            seen_by_b.is_some()
+            "step {n}: the new connection does not carry the expected certificates (a sees b's: {}, b sees a's: {}; None: no connection)",
+            seen_by_a.map(|c| c == b_cert).map_or("None", |m| if m { "right" } else { "old" }),
+            seen_by_b.map(|c| c == a_cert).map_or("None", |m| if m { "right" } else { "old" }),
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -162,20 +162,14 @@ async fn t01_a_ca_rolls_in_three_reloads_and_every_new_handshake_uses_the_new_ma
     // certificate is not taken as a peer (it trusts both, so only the
     // dialer's check can refuse).
     let (tx, _rx) = mpsc::channel(16);
-    let x = QuicTransport::bind_socket(
-        socket(),
-        None,
-        &issue(&old, "rot-y", &both),
-        Vec::new(),
-        tx,
-    )
-    .unwrap();
+    let x =
+        QuicTransport::bind_socket(socket(), None, &issue(&old, "rot-y", &both), Vec::new(), tx)
+            .unwrap();
     assert_eq!(a.t.add_seed_addrs([x.local_addr()]), 1);
-    let found = a
-        .t
-        .discover_reachable(Instant::now() + Duration::from_millis(500))
-        .await
-        .unwrap();
+    let found =
+        a.t.discover_reachable(Instant::now() + Duration::from_millis(500))
+            .await
+            .unwrap();
     assert!(
         found.iter().all(|p| p.name != "rot-y"),
         "a peer of the dropped CA was taken: {found:?}"

@@ -88,11 +88,7 @@ impl Shared {
             let offered = if tls.node_name() == tls.common_name() {
                 tls.node_name().to_owned()
             } else {
-                format!(
-                    "{} (certificate {:?})",
-                    tls.node_name(),
-                    tls.common_name()
-                )
+                format!("{} (certificate {:?})", tls.node_name(), tls.common_name())
             };
             let running = if self.name == self.cn {
                 self.name.clone()
@@ -128,8 +124,11 @@ impl QuicTransport {
     ///
     /// # Errors
     ///
-    /// As [`QuicTransport::reload_tls`], except [`Error::Shutdown`].
+    /// As [`QuicTransport::reload_tls`].
     pub fn check_tls(&self, tls: &TlsConfig) -> Result<(), Error> {
+        if self.shared.is_closed() {
+            return Err(Error::Shutdown);
+        }
         self.shared.check_identity(tls)?;
         quic_configs(tls).map(|_| ())
     }
@@ -149,10 +148,7 @@ impl QuicTransport {
     /// unusable. [`Error::Shutdown`] once the transport is closed. Nothing
     /// is changed on an error.
     pub fn reload_tls(&self, tls: &TlsConfig) -> Result<(), Error> {
-        if self.shared.is_closed() {
-            return Err(Error::Shutdown);
-        }
-        self.shared.check_identity(tls)?;
+        self.check_tls(tls)?;
         let (server, client) = quic_configs(tls)?;
         {
             // One lock order (config, then client) so two reloads at once

@@ -16,9 +16,11 @@ use crate::tls::TlsConfig;
 /// A cluster certificate authority: it signs every node's certificate, and
 /// every node trusts it. Certificates from another CA are refused in both
 /// directions. To rotate to a new CA, give every node the bundle of both
-/// (PEM texts concatenated, the original CA first, as data directories are
-/// tied to the first CA's fingerprint; see [`TlsConfig::ca_fingerprint`]),
-/// then re-issue the nodes from the new CA.
+/// ([`ClusterCa::bundle_pem`], the new CA first, as data directories follow
+/// the first CA's fingerprint; see [`TlsConfig::ca_fingerprint`]), then
+/// re-issue the nodes from the new CA ([`ClusterCa::issue_node_trusting`]),
+/// then drop the old CA from the bundles. Each step is a reload, without a
+/// restart: `Node::reload_tls` in the `peerlock` crate.
 ///
 /// ```
 /// use peerlock_transport::{ClusterCa, TlsConfig};
@@ -30,10 +32,10 @@ use crate::tls::TlsConfig;
 ///
 /// // A rotation: trust both CAs while nodes move to the new one.
 /// let new_ca = ClusterCa::generate("orders-2025")?;
-/// let bundle = format!("{}{}", ca.ca_pem(), new_ca.ca_pem());
-/// let (cert_pem, key_pem) = new_ca.issue_node_pem("node-c", &[])?;
-/// let tls_c = TlsConfig::from_pem(&bundle, &cert_pem, &key_pem)?;
-/// assert_eq!(tls_c.ca_fingerprint(), tls.ca_fingerprint());
+/// let bundle = ClusterCa::bundle_pem(&[&new_ca, &ca]);
+/// let tls_a = tls.with_ca_bundle(&bundle)?; // still the old CA's certificate
+/// let tls_c = new_ca.issue_node_trusting("node-c", &[], &bundle)?;
+/// assert_eq!(tls_c.ca_fingerprints(), tls_a.ca_fingerprints());
 ///
 /// // Store the CA, reload it later to add nodes.
 /// let again = ClusterCa::from_pem(&ca.ca_pem(), &ca.key_pem())?;
@@ -201,8 +203,7 @@ impl ClusterCa {
 
     /// The certificates of `cas`, in the order given, as one PEM bundle:
     /// what every node trusts while the cluster moves from one CA to
-    /// another. Put the CA that made the nodes' data directories first
-    /// until every node has reloaded (see [`TlsConfig::ca_fingerprint`]).
+    /// another. Put the new CA first (see [`TlsConfig::ca_fingerprint`]).
     pub fn bundle_pem(cas: &[&ClusterCa]) -> String {
         let mut out = String::new();
         for ca in cas {

@@ -14,10 +14,14 @@
 //! The CA input is a PEM bundle: every certificate in it is a trusted root
 //! on both sides, so a cluster can move to a new CA without a new cluster:
 //! every node first trusts old and new CA, then nodes are re-issued from
-//! the new one, one by one. The bundle's first certificate is the one
-//! [`TlsConfig::ca_fingerprint`] names, which ties data directories to
-//! their cluster: keep the original CA first while rotating. Dropping it
-//! from the bundle changes that fingerprint.
+//! the new one, one by one, and finally the old CA leaves the bundles;
+//! without a restart through `Node::reload_tls` of the `peerlock` crate
+//! (issue 12), which documents the procedure. The bundle's first
+//! certificate is the one [`TlsConfig::ca_fingerprint`] names, which ties
+//! data directories to their cluster: a directory made under any CA of the
+//! bundle is accepted and recorded under the first at each start (and each
+//! reload), so put the new CA first while rotating, and every directory
+//! has moved to it before the old CA leaves the bundle.
 //!
 //! One crypto provider, ring, is passed explicitly, so no process-wide
 //! default is needed.
@@ -166,7 +170,7 @@ impl TlsConfig {
     ///
     /// `ca` may hold several certificates (a PEM bundle): all are trusted,
     /// for accepting and for dialing, so old and new CA can both be trusted
-    /// while a cluster rotates its CA. Keep the original CA first (see
+    /// while a cluster rotates its CA. Put the new CA first (see
     /// [`TlsConfig::ca_fingerprint`]).
     ///
     /// # Errors
@@ -375,9 +379,11 @@ impl TlsConfig {
     /// A fingerprint of the cluster CA (64-bit FNV-1a of its DER): what
     /// makes a data directory belong to one cluster. For a CA bundle it is
     /// the fingerprint of the bundle's *first* certificate, so a single-CA
-    /// configuration keeps the value it always had. While rotating to a new
-    /// CA, put the original CA first in every node's bundle; see
-    /// [`TlsConfig::ca_fingerprints`] for all of them.
+    /// configuration keeps the value it always had. A data directory made
+    /// under any CA of the bundle is accepted, and recorded under this one
+    /// at each start (and each reload): while rotating to a new CA, put it
+    /// first in every node's bundle, so that the old one can leave the
+    /// bundle later. See [`TlsConfig::ca_fingerprints`] for all of them.
     pub fn ca_fingerprint(&self) -> u64 {
         // `cas` is never empty (`load` refuses an empty bundle); 0 is
         // returned for the impossible case instead of a panic.

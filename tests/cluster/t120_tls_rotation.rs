@@ -211,3 +211,60 @@ async fn t120_certificates_and_the_ca_rotate_under_lock_load() {
     let ops = state.ops.load(Ordering::SeqCst);
     eprintln!("t120: {ops} lock/unlock operations across the rotation");
 }
+
+/// A durable node records its data directory under the CA of its start;
+/// after the CA rotated away without a restart it must still start on it
+/// (the reloads moved the record to the new CA), with its state.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn t120b_a_durable_node_restarts_on_its_directory_after_the_ca_rotation() {
+    crate::common::init_tracing();
+    let dir = tempfile::tempdir().unwrap();
+    let (old, new) = (
+        ClusterCa::generate("durable").unwrap(),
+        ClusterCa::generate("durable-2").unwrap(),
+    );
+    let (mut socks, addrs) = crate::common::sockets(1);
+    let start = |sock, tls| {
+        Node::builder()
+            .socket(sock)
+            .peers(addrs.clone())
+            .tls(tls)
+            .data_dir(dir.path())
+            .session_ttl(Duration::from_millis(1500))
+            .raft_tick(Duration::from_millis(20))
+            .startup_timeout(WAIT)
+            .start()
+    };
+    let first = old.issue_node("solo", &[]).unwrap();
+    let node = within(start(socks.pop().unwrap(), first.clone()))
+        .await
+        .unwrap();
+    within(node.ready()).await.unwrap();
+    let g = within(node.lock("kept")).await.unwrap();
+    let before = g.token();
+    within(g.unlock()).await.unwrap();
+
+    let both = ClusterCa::bundle_pem(&[&new, &old]);
+    node.reload_tls(first.with_ca_bundle(&both).unwrap())
+        .unwrap();
+    let moved = new.issue_node_trusting("solo", &[], &both).unwrap();
+    node.reload_tls(moved.clone()).unwrap();
+    let last = moved.with_ca_bundle(&new.ca_pem()).unwrap();
+    node.reload_tls(last.clone()).unwrap();
+    peerlock::testing::crash(&node).await;
+    drop(node);
+
+    let sock = crate::common::rebind(addrs[0]).await;
+    let node = within(start(sock, last))
+        .await
+        .expect("starts on its directory with the new CA alone");
+    within(node.ready()).await.unwrap();
+    let g = within(node.lock("kept")).await.unwrap();
+    assert!(
+        g.token() > before,
+        "the state was kept: {} after {before}",
+        g.token()
+    );
+    within(g.unlock()).await.unwrap();
+    within(node.shutdown()).await.unwrap();
+}

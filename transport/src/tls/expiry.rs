@@ -131,7 +131,7 @@ pub(crate) fn check(tls: &TlsConfig, window: Duration, now: SystemTime) -> Repor
         note(format!("CA {} of the bundle", i + 1), c);
     }
     Report {
-        own_seconds_left: tls.chain.first().and_then(|c| left(c)),
+        own_seconds_left: tls.chain.first().and_then(left),
         expiring,
     }
 }

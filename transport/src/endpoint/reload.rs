@@ -162,7 +162,10 @@ impl QuicTransport {
         tracing::info!(
             node = %self.shared.name,
             cas = tls.ca_count(),
-            not_after = ?tls.not_after(),
+            days_left = ?tls
+                .not_after()
+                .and_then(|t| t.duration_since(SystemTime::now()).ok())
+                .map(|d| d.as_secs() / 86_400),
             "TLS configuration reloaded: new connections use it, existing ones stay up"
         );
         self.shared.check_expiry(true);

@@ -6,6 +6,10 @@
 //! the last step, must make a new connection with the reloaded files
 //! (the new CA alone) to elect a leader and grant a lock. A node that
 //! did not reload would present the old CA's certificate and be refused.
+//! Last, the killed node starts again on its data directory with the
+//! files of step 3: the survivors must accept its new process, which they
+//! can only with the reloaded bundle (had all three kept the files they
+//! started with, they would still agree with each other, but refuse it).
 
 use std::process::Stdio;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -39,7 +43,7 @@ async fn reloads(counts: &[Arc<AtomicUsize>], n: usize, what: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn t74_issue_12_the_node_reloads_its_pem_files_and_rolls_its_ca() {
-    let mut spec = Spec::new(3, Duration::from_millis(1500), false);
+    let mut spec = Spec::new(3, Duration::from_millis(1500), true);
     spec.extra_args = vec!["--tls-poll-ms".into(), POLL_MS.into()];
     let d = spec.dir.path().to_owned();
     let old_ca = std::fs::read_to_string(d.join("ca.pem")).unwrap();
@@ -112,4 +116,12 @@ async fn t74_issue_12_the_node_reloads_its_pem_files_and_rolls_its_ca() {
         procs[survivor].ask("unlock rolled").await,
         "released rolled"
     );
+    // The killed node comes back with the new files; only the reloaded
+    // survivors can let it in.
+    let mut back = spawn(leader, Arc::clone(&counts[leader]));
+    let line = back.next_line().await;
+    assert!(line.starts_with("ready "), "unexpected first line {line:?}");
+    let line = back.ask("lock rolled 15000").await;
+    granted_token(&line);
+    assert_eq!(back.ask("unlock rolled").await, "released rolled");
 }

@@ -44,6 +44,9 @@ pub struct NodeBuilder {
     name: Option<String>,
     zone: Option<String>,
     bootstrap_expect: Option<usize>,
+    cert_expiry_warning: Option<Duration>,
+    /// Shared with the `Node` and the runs of a rejoin (`tls_reload.rs`).
+    tls_slot: Option<Arc<crate::tls_reload::TlsSlot>>,
 }
 
 impl NodeBuilder {
@@ -228,6 +231,18 @@ impl NodeBuilder {
         self
     }
 
+    /// Certificates (this node's chain and every trusted CA) that expire
+    /// within `window` of now are logged at `warn`, at start, at each
+    /// [`Node::reload_tls`] and then once a day, and counted in the gauge
+    /// `peerlock_tls_certs_expiring`; the gauge
+    /// `peerlock_tls_cert_expiry_seconds` holds the seconds until this
+    /// node's own certificate expires (both checked every hour). Default
+    /// 30 days; `Duration::ZERO` reports only expired certificates.
+    pub fn cert_expiry_warning(mut self, window: Duration) -> Self {
+        self.cert_expiry_warning = Some(window);
+        self
+    }
+
     /// How long `start` waits for the peers to be reachable (default 60 s).
     pub fn startup_timeout(mut self, timeout: Duration) -> Self {
         self.startup_timeout = Some(timeout);
@@ -251,7 +266,9 @@ impl NodeBuilder {
     /// peers or seeds did not answer within
     /// [`NodeBuilder::startup_timeout`] (60 s by default; it logs at WARN
     /// every 10 s what it waits for).
-    pub async fn start(self) -> Result<Node, Error> {
+    pub async fn start(mut self) -> Result<Node, Error> {
+        let slot = crate::tls_reload::TlsSlot::new(self.name.clone(), self.data_dir.clone());
+        self.tls_slot = Some(Arc::clone(&slot));
         let rejoin = self
             .membership
             .as_ref()
@@ -279,7 +296,7 @@ impl NodeBuilder {
             }
             (started, _) => started?,
         };
-        let node = Node::new(handle, local_addr, rejoin.then_some(wait));
+        let node = Node::new(handle, local_addr, rejoin.then_some(wait), slot);
         if let Some(recipe) = recipe {
             crate::rejoin::watch(&node, recipe.listen(local_addr));
         }
@@ -309,6 +326,10 @@ impl NodeBuilder {
         })?;
         if let Some(name) = &self.name {
             tls = tls.with_member_name(name)?;
+        }
+        // A rejoin starts with the configuration of the last reload.
+        if let Some(reloaded) = self.tls_slot.as_ref().and_then(|s| s.reloaded()) {
+            tls = reloaded;
         }
         match self.bootstrap_expect {
             Some(0) => {
@@ -388,6 +409,13 @@ impl NodeBuilder {
             }
         };
         let local_addr = transport.local_addr();
+        if let Some(slot) = &self.tls_slot {
+            slot.attach(&transport, &tls);
+        }
+        transport.watch_cert_expiry(
+            self.cert_expiry_warning
+                .unwrap_or(peerlock_transport::CERT_EXPIRY_WARNING),
+        );
         let me_addr = self.advertise.unwrap_or(local_addr);
         let mut rx = rx;
         // A startup_timeout too large to add to the clock waits for ever

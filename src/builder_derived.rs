@@ -71,6 +71,8 @@ impl NodeBuilder {
             name: self.name.clone(),
             zone: self.zone.clone(),
             bootstrap_expect: self.bootstrap_expect,
+            cert_expiry_warning: self.cert_expiry_warning,
+            tls_slot: self.tls_slot.clone(),
         }
     }
 }

@@ -160,6 +160,34 @@ fn a_directory_follows_its_cluster_through_a_ca_rotation() {
     ));
 }
 
+/// Issue 12: a TLS reload records the directory under its new bundle's
+/// first CA, so the node starts on it after the old CA left the bundle;
+/// the boot count is left alone.
+#[test]
+fn a_reload_moves_the_directory_to_the_new_bundle() {
+    let dir = tempfile::tempdir().unwrap();
+    recluster(dir.path(), &[7], &[9, 7]).unwrap();
+    assert!(!dir.path().join(IDENTITY).exists(), "nothing to record yet");
+    let (first, _) = open_bundle(dir.path(), "n", &[7]).unwrap();
+    // Step 1 (new CA first), then step 3 (the old one dropped).
+    recluster(dir.path(), &[7], &[9, 7]).unwrap();
+    recluster(dir.path(), &[9, 7], &[9]).unwrap();
+    let (id, _) = open_bundle(dir.path(), "n", &[9]).unwrap();
+    assert_eq!((id.cluster, id.incarnation), (9, first.incarnation));
+    assert_eq!(id.boot, first.boot + 1, "a reload is not a boot");
+    // Straight from the old bundle to the new one: the running bundle
+    // vouches for the directory.
+    let other = tempfile::tempdir().unwrap();
+    open_bundle(other.path(), "n", &[7]).unwrap();
+    recluster(other.path(), &[7], &[9]).unwrap();
+    assert_eq!(open_bundle(other.path(), "n", &[9]).unwrap().0.cluster, 9);
+    // A directory of a CA in neither bundle is refused.
+    assert!(matches!(
+        recluster(other.path(), &[5], &[6]),
+        Err(Error::Config(_))
+    ));
+}
+
 #[test]
 fn a_joined_members_id_survives_a_reopen_and_damage_is_refused() {
     let dir = tempfile::tempdir().unwrap();

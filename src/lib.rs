@@ -134,6 +134,7 @@ mod rwlock;
 mod semaphore;
 mod startup_note;
 pub mod testing;
+mod tls_reload;
 
 pub use builder::NodeBuilder;
 pub use election::LeaderTask;

@@ -16,6 +16,7 @@ use peerlock_core::client::{MemberInfo, NodeStatus};
 use peerlock_core::{Error, LockGuard, LockInfo, NodeHandle};
 
 use crate::builder::NodeBuilder;
+use crate::TlsConfig;
 
 /// A running peerlock node. `Clone + Send + Sync`; clones share one node.
 ///
@@ -40,6 +41,8 @@ pub(crate) struct Shared {
     pub(crate) runs: tokio::sync::watch::Sender<u64>,
     /// How long `ready` waits for a rejoin (the start-up timeout).
     pub(crate) rejoin_wait: Duration,
+    /// The TLS configuration of this node's runs (`reload_tls`).
+    pub(crate) tls: Arc<crate::tls_reload::TlsSlot>,
 }
 
 /// The value of `Shared::runs` once no rejoin will come.
@@ -52,6 +55,7 @@ impl Node {
         handle: NodeHandle,
         local_addr: SocketAddr,
         rejoin_wait: Option<Duration>,
+        tls: Arc<crate::tls_reload::TlsSlot>,
     ) -> Self {
         Self {
             shared: Arc::new(Shared {
@@ -64,6 +68,7 @@ impl Node {
                     NO_MORE_RUNS
                 }),
                 rejoin_wait: rejoin_wait.unwrap_or_default(),
+                tls,
             }),
         }
     }
@@ -240,6 +245,78 @@ impl Node {
         // the flag and shuts the new node down itself (see `rejoin.rs`).
         self.shared.stopping.store(true, Ordering::SeqCst);
         self.handle().shutdown().await
+    }
+
+    /// Rotates this node's certificate, key or trusted CAs without a
+    /// restart (issue 12): every connection made from now on, accepted or
+    /// dialed, uses `tls`.
+    ///
+    /// Connections already up stay up: they were authenticated when they
+    /// were made, and the node does not close them after some time (etcd
+    /// and Consul keep theirs on a reload too). They are re-made with the
+    /// new configuration when they end: an idle pair's connection closes
+    /// after a few seconds without messages and is dialed again on demand,
+    /// a peer restarts, the network drops it. So a peer whose CA was dropped
+    /// keeps a connection it already had until that connection ends; to
+    /// cut a peer off at once, stop it.
+    ///
+    /// The node's name is its identity: `tls` must name the same member
+    /// (the certificate's common name, and the member name given to
+    /// [`NodeBuilder::name`], which is applied to `tls` as at start). A
+    /// durable node records its data directory under the first CA of the
+    /// new bundle, as a start with it would, so it still starts on its
+    /// directory after the old CA left the bundle. A node that the cluster
+    /// removed and that joins again (`rejoin_when_removed`) starts with the
+    /// last configuration reloaded.
+    ///
+    /// # Rotating the CA
+    ///
+    /// Three reloads on every node, each step finished on every node before
+    /// the next; no lock is lost and no peer refused at any step, since
+    /// every pair of nodes trusts each other's certificates throughout:
+    ///
+    /// 1. Trust both CAs: reload every node with the bundle `new CA, old
+    ///    CA` (PEM certificates concatenated, the new one first;
+    ///    [`crate::certs::ClusterCa::bundle_pem`]) and its current
+    ///    certificate ([`TlsConfig::with_ca_bundle`]).
+    /// 2. Issue every node a certificate from the new CA for its own name,
+    ///    and reload it with that certificate, its key and the same bundle
+    ///    ([`crate::certs::ClusterCa::issue_node_trusting`]).
+    /// 3. Drop the old CA: reload every node with the new CA alone.
+    ///
+    /// A node's own certificate alone (same CA) is rotated in one reload.
+    /// Certificates that expire soon are logged and counted (see
+    /// [`NodeBuilder::cert_expiry_warning`]).
+    ///
+    /// ```no_run
+    /// use peerlock::certs::ClusterCa;
+    /// use peerlock::{Node, TlsConfig};
+    ///
+    /// // One node's part; each step runs on every node before the next.
+    /// // (Where the CA key lives, issue the certificates there and ship
+    /// // the PEM files; then each node calls `TlsConfig::from_pem_files`.)
+    /// fn rotate(node: &Node, name: &str, old: &ClusterCa, new: &ClusterCa) -> Result<(), peerlock::Error> {
+    ///     let both = ClusterCa::bundle_pem(&[new, old]);
+    ///     // 1. Its current certificate, both CAs trusted.
+    ///     let current = TlsConfig::from_pem_files("ca.pem", "node.pem", "node.key")?;
+    ///     node.reload_tls(current.with_ca_bundle(&both)?)?;
+    ///     // 2. A certificate from the new CA, both CAs trusted.
+    ///     let moved = new.issue_node_trusting(name, &[], &both)?;
+    ///     node.reload_tls(moved.clone())?;
+    ///     // 3. The new CA alone.
+    ///     node.reload_tls(moved.with_ca_bundle(&new.ca_pem())?)
+    /// }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// `TlsIdentityChanged` when `tls` names another member than this
+    /// node: a rotation cannot rename a member. `Tls` when the material is
+    /// unusable; `Config` or `Io` when the data directory cannot be
+    /// recorded; `Shutdown` once the node stopped (or while a rejoin is
+    /// starting its next run). Nothing is changed on an error.
+    pub fn reload_tls(&self, tls: TlsConfig) -> Result<(), Error> {
+        self.shared.tls.reload(tls)
     }
 
     /// Stops at once as a crash would (see [`crate::testing::crash`]).

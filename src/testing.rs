@@ -12,3 +12,24 @@ use crate::Node;
 pub async fn crash(node: &Node) {
     node.crash().await
 }
+
+/// Closes every connection `node` has with its peers now, as if the
+/// network had dropped them: a pair in use is re-made at once, with a new
+/// TLS handshake (after [`Node::reload_tls`], with the new configuration).
+/// Returns how many were closed. For tests that must see a new handshake.
+pub fn close_connections(node: &Node) -> usize {
+    node.shared
+        .tls
+        .transport()
+        .map_or(0, |t| t.close_connections())
+}
+
+/// The name and leaf certificate (DER) each peer connected to `node`
+/// presented in its handshake, sorted by name, for tests that check which
+/// certificate a connection was made with.
+pub fn peer_certificates(node: &Node) -> Vec<(String, Vec<u8>)> {
+    node.shared
+        .tls
+        .transport()
+        .map_or_else(Vec::new, |t| t.peer_certificates())
+}

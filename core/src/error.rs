@@ -45,6 +45,18 @@ pub enum Error {
     /// Certificates or keys could not be loaded or do not fit together.
     #[error("TLS error: {0}")]
     Tls(String),
+    /// A TLS reload (`Node::reload_tls` in the `peerlock` crate) was
+    /// given a configuration that names another member than the
+    /// running node's: a certificate rotation cannot rename a member (its
+    /// name is its identity in the cluster, issue 12). Nothing was changed;
+    /// issue the new certificate for the running node's name.
+    #[error("the new TLS configuration names member {offered:?}, but this node runs as {running:?}: a certificate rotation cannot rename a member; issue the new certificate for {running:?} (nothing was changed)")]
+    TlsIdentityChanged {
+        /// The running node's name (and certificate common name).
+        running: String,
+        /// What the refused configuration names.
+        offered: String,
+    },
     /// An operating-system error (binding a socket, reading a file).
     #[error("I/O error: {0}")]
     Io(#[from] std::io::Error),
@@ -100,6 +112,7 @@ impl Error {
     /// | no | `Removed`, `Shutdown` | this `Node` is done: start a new one (a removed node rejoins as a new member) |
     /// | no | `InvalidName`, `InvalidRequest`, `WrongKind`, `AlreadyHeld` | the call itself is wrong: fix the name, the count, or pass the guard down |
     /// | no | `Config`, `Tls`, `Io` | the node's set-up: fix it and start again |
+    /// | no | `TlsIdentityChanged` | a reload named another member: issue the certificate for this node's name |
     ///
     /// Retry with a pause (and a bound): a `NoQuorum` lasts as long as the
     /// majority is missing.
@@ -113,6 +126,7 @@ impl Error {
             | Error::InvalidName { .. }
             | Error::Config(_)
             | Error::Tls(_)
+            | Error::TlsIdentityChanged { .. }
             | Error::Io(_)
             | Error::AlreadyHeld { .. }
             | Error::WrongKind { .. }
@@ -152,6 +166,10 @@ mod tests {
                 actual: "b".into(),
             },
             Error::InvalidRequest { reason: "x".into() },
+            Error::TlsIdentityChanged {
+                running: "a".into(),
+                offered: "b".into(),
+            },
         ] {
             assert!(!e.is_retryable(), "{e}");
         }

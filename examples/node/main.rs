@@ -48,6 +48,13 @@
 //! flag can also be given as an environment variable, named in `--help`
 //! (`PEERLOCK_LISTEN`, `PEERLOCK_PEERS`, ..).
 //!
+//! Certificates (issue 12): the node checks `--ca`, `--cert` and `--key`
+//! every `--tls-poll-ms` (default 5000; 0: never) and, when they changed,
+//! reloads them without a restart (`Node::reload_tls`), logging the result:
+//! replace the files in place to rotate a certificate or roll a CA bundle.
+//! Certificates expiring within `--cert-expiry-warning-days` (default 30)
+//! are logged at `warn` and counted in the metrics.
+//!
 //! Membership flags (see the README's "Membership" section):
 //! `--max-voters N` (how many members vote; default 5, or 3 with fewer
 //! than 5 peers), `--dead-after-ms N` (a voter silent this long is replaced
@@ -57,6 +64,7 @@
 //! given alone keeps the default of the other.
 
 mod commands;
+mod pem_watch;
 mod telemetry;
 
 use std::net::SocketAddr;
@@ -123,6 +131,13 @@ struct Args {
     /// joining again under a new id.
     #[arg(long, env = "PEERLOCK_REJOIN_WHEN_REMOVED", default_value_t = true, action = clap::ArgAction::Set)]
     rejoin_when_removed: bool,
+    /// How often (ms) the CA, certificate and key files are checked for a
+    /// change, which is reloaded without a restart (0: never).
+    #[arg(long, env = "PEERLOCK_TLS_POLL_MS", default_value_t = 5_000)]
+    tls_poll_ms: u64,
+    /// Certificates expiring within this many days are logged and counted.
+    #[arg(long, env = "PEERLOCK_CERT_EXPIRY_WARNING_DAYS", default_value_t = 30)]
+    cert_expiry_warning_days: u64,
     /// Serve Prometheus text on http://ADDR/metrics.
     #[arg(long, env = "PEERLOCK_METRICS", value_name = "ADDR")]
     metrics: Option<SocketAddr>,
@@ -184,7 +199,10 @@ async fn run(args: Args) -> Result<(), peerlock::Error> {
         .seeds(args.seeds)
         .tls(tls)
         .session_ttl(ttl)
-        .lock_delay(Duration::from_millis(args.lock_delay_ms));
+        .lock_delay(Duration::from_millis(args.lock_delay_ms))
+        .cert_expiry_warning(Duration::from_secs(
+            args.cert_expiry_warning_days.saturating_mul(86_400),
+        ));
     builder = match &args.data_dir {
         Some(dir) => builder.data_dir(dir),
         None => builder.in_memory(),
@@ -217,6 +235,13 @@ async fn run(args: Args) -> Result<(), peerlock::Error> {
         });
     }
     let node = builder.start().await?;
+    if args.tls_poll_ms > 0 {
+        pem_watch::spawn(
+            node.clone(),
+            [args.ca, args.cert, args.key],
+            Duration::from_millis(args.tls_poll_ms),
+        );
+    }
     node.ready().await?;
     // A node the cluster removed (replaced while cut off, or an older copy
     // of its directory) starts again by itself under a new id; with

@@ -23,6 +23,7 @@ mod t119_break_rw;
 mod t119_break_sem;
 mod t119_break_tokens;
 mod t11_support;
+mod t120_tls_rotation;
 mod t20_fifo;
 mod t30_fencing;
 mod t40_lease_loss;

@@ -21,4 +21,5 @@ mod t60_restored;
 mod t63_scale;
 mod t70_service;
 mod t72_metrics;
+mod t74_tls_reload;
 mod workload;

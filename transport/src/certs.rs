@@ -16,9 +16,11 @@ use crate::tls::TlsConfig;
 /// A cluster certificate authority: it signs every node's certificate, and
 /// every node trusts it. Certificates from another CA are refused in both
 /// directions. To rotate to a new CA, give every node the bundle of both
-/// (PEM texts concatenated, the original CA first, as data directories are
-/// tied to the first CA's fingerprint; see [`TlsConfig::ca_fingerprint`]),
-/// then re-issue the nodes from the new CA.
+/// ([`ClusterCa::bundle_pem`], the new CA first, as data directories follow
+/// the first CA's fingerprint; see [`TlsConfig::ca_fingerprint`]), then
+/// re-issue the nodes from the new CA ([`ClusterCa::issue_node_trusting`]),
+/// then drop the old CA from the bundles. Each step is a reload, without a
+/// restart: `Node::reload_tls` in the `peerlock` crate.
 ///
 /// ```
 /// use peerlock_transport::{ClusterCa, TlsConfig};
@@ -30,10 +32,10 @@ use crate::tls::TlsConfig;
 ///
 /// // A rotation: trust both CAs while nodes move to the new one.
 /// let new_ca = ClusterCa::generate("orders-2025")?;
-/// let bundle = format!("{}{}", ca.ca_pem(), new_ca.ca_pem());
-/// let (cert_pem, key_pem) = new_ca.issue_node_pem("node-c", &[])?;
-/// let tls_c = TlsConfig::from_pem(&bundle, &cert_pem, &key_pem)?;
-/// assert_eq!(tls_c.ca_fingerprint(), tls.ca_fingerprint());
+/// let bundle = ClusterCa::bundle_pem(&[&new_ca, &ca]);
+/// let tls_a = tls.with_ca_bundle(&bundle)?; // still the old CA's certificate
+/// let tls_c = new_ca.issue_node_trusting("node-c", &[], &bundle)?;
+/// assert_eq!(tls_c.ca_fingerprints(), tls_a.ca_fingerprints());
 ///
 /// // Store the CA, reload it later to add nodes.
 /// let again = ClusterCa::from_pem(&ca.ca_pem(), &ca.key_pem())?;
@@ -179,6 +181,39 @@ impl ClusterCa {
         let (cert, key) = self.issue_node_pem(node_name, sans)?;
         TlsConfig::from_pem(&self.ca_pem, &cert, &key)
     }
+
+    /// Issues a certificate for `node_name` from this CA, trusting every
+    /// CA of `ca_bundle` (PEM; see [`ClusterCa::bundle_pem`]) rather than
+    /// this one alone: step 2 of a CA rotation, a node moved to the new CA
+    /// while its peers may still present the old one's certificates.
+    ///
+    /// # Errors
+    ///
+    /// As [`ClusterCa::issue_node_pem`], and [`Error::Tls`] when the
+    /// bundle does not hold this CA.
+    pub fn issue_node_trusting(
+        &self,
+        node_name: &str,
+        sans: &[&str],
+        ca_bundle: &str,
+    ) -> Result<TlsConfig, Error> {
+        let (cert, key) = self.issue_node_pem(node_name, sans)?;
+        TlsConfig::from_pem(ca_bundle, &cert, &key)
+    }
+
+    /// The certificates of `cas`, in the order given, as one PEM bundle:
+    /// what every node trusts while the cluster moves from one CA to
+    /// another. Put the new CA first (see [`TlsConfig::ca_fingerprint`]).
+    pub fn bundle_pem(cas: &[&ClusterCa]) -> String {
+        let mut out = String::new();
+        for ca in cas {
+            out.push_str(&ca.ca_pem);
+            if !out.ends_with('\n') {
+                out.push('\n');
+            }
+        }
+        out
+    }
 }
 
 #[cfg(test)]
@@ -222,5 +257,37 @@ mod tests {
             TlsConfig::from_pem_files("/nonexistent/ca.pem", "/x", "/y"),
             Err(Error::Io(_))
         ));
+    }
+
+    #[test]
+    fn a_bundle_of_several_cas_trusts_each_and_a_node_moves_between_them() {
+        let (old, new, other) = (
+            ClusterCa::generate("old").unwrap(),
+            ClusterCa::generate("new").unwrap(),
+            ClusterCa::generate("other").unwrap(),
+        );
+        let both = ClusterCa::bundle_pem(&[&old, &new]);
+        assert_eq!(both.matches("BEGIN CERTIFICATE").count(), 2);
+        // Step 1: the old certificate, both CAs trusted.
+        let a = old.issue_node("node-a", &[]).unwrap();
+        let a1 = a.with_ca_bundle(&both).unwrap();
+        assert_eq!((a1.ca_count(), a1.node_name()), (2, "node-a"));
+        assert_eq!(a1.ca_fingerprint(), a.ca_fingerprint());
+        // Step 2: a certificate from the new CA, both trusted.
+        let a2 = new.issue_node_trusting("node-a", &[], &both).unwrap();
+        assert_eq!(a2.ca_fingerprints(), a1.ca_fingerprints());
+        // Step 3: the old CA dropped; refused while the certificate is
+        // still the old CA's.
+        let a3 = a2.with_ca_bundle(&new.ca_pem()).unwrap();
+        assert_eq!(a3.ca_count(), 1);
+        assert!(matches!(
+            a1.with_ca_bundle(&new.ca_pem()),
+            Err(Error::Tls(_))
+        ));
+        assert!(matches!(
+            other.issue_node_trusting("node-a", &[], &both),
+            Err(Error::Tls(_))
+        ));
+        assert!(matches!(a1.with_ca_bundle("junk"), Err(Error::Tls(_))));
     }
 }

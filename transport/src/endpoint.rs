@@ -105,6 +105,8 @@ pub(crate) struct Shared {
     /// [`IDLE_CLOSE`], in milliseconds; tests shorten it
     /// ([`QuicTransport::set_idle_close`]).
     idle_close_ms: AtomicU64,
+    /// The TLS configuration of new connections (see `reload.rs`).
+    pub(crate) tls: reload::TlsState,
 }
 
 /// Where [`QuicTransport::discover`] is.
@@ -308,28 +310,14 @@ impl QuicTransport {
         socket
             .set_nonblocking(true)
             .map_err(|e| io_err(&e, format!("cannot configure UDP socket {local_addr}: {e}")))?;
-        let server_tls = tls
-            .server_config()
-            .map_err(|e| Error::Tls(format!("server configuration: {e}")))?;
-        let client_tls = tls
-            .client_config()
-            .map_err(|e| Error::Tls(format!("client configuration: {e}")))?;
-        let server_crypto = QuicServerConfig::try_from(server_tls)
-            .map_err(|e| Error::Tls(format!("server configuration unusable for QUIC: {e}")))?;
-        let client_crypto = QuicClientConfig::try_from(client_tls)
-            .map_err(|e| Error::Tls(format!("client configuration unusable for QUIC: {e}")))?;
-        let mut server = quinn::ServerConfig::with_crypto(Arc::new(server_crypto));
-        server.transport_config(transport_config());
-        let mut client = quinn::ClientConfig::new(Arc::new(client_crypto));
-        client.transport_config(transport_config());
-        let mut endpoint = Endpoint::new(
+        let (server, client) = reload::quic_configs(tls)?;
+        let endpoint = Endpoint::new(
             endpoint_config(tls),
             Some(server),
             socket,
             Arc::new(TokioRuntime),
         )
         .map_err(|e| io_err(&e, format!("cannot start QUIC on {local_addr}: {e}")))?;
-        endpoint.set_default_client_config(client);
 
         let name = tls.node_name().to_owned();
         let me = NodeId::from_name(&name);
@@ -351,6 +339,7 @@ impl QuicTransport {
             shutdown,
             discovery,
             idle_close_ms: AtomicU64::new(shared::duration_ms(IDLE_CLOSE)),
+            tls: reload::TlsState::new(tls.clone(), client),
         });
         let span = tracing::info_span!("peerlock_transport", node = %shared.name);
         shared.spawn(crate::accept::accept_loop(Arc::clone(&shared)).instrument(span));
@@ -497,4 +486,5 @@ impl Transport for QuicTransport {
     }
 }
 
+mod reload;
 mod shared;

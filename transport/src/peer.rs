@@ -35,6 +35,10 @@ pub(crate) const CLOSE_PROBE: u32 = 4;
 /// [`crate::IDLE_CLOSE`] (issue 10); it is dialed again on demand.
 pub(crate) const CLOSE_IDLE: u32 = 6;
 
+/// Close code: asked to re-make the connection (tests: see
+/// `QuicTransport::close_connections`); re-dialed at once if in use.
+pub(crate) const CLOSE_RECONNECT: u32 = 7;
+
 /// Messages queued for a peer without a connection this long are stale.
 pub(crate) const STALE_AFTER: Duration = Duration::from_secs(1);
 /// The most bytes taken from a stream at once.

@@ -19,7 +19,8 @@ use crate::tls::TlsConfig;
 /// # Errors
 ///
 /// [`Error::Io`] or [`Error::Tls`] when the connection cannot be made (for
-/// example, a certificate from another CA).
+/// example, a certificate from another CA), [`Error::Tls`] too when the
+/// peer refuses this certificate right after the handshake.
 pub async fn send_raw(
     tls: &TlsConfig,
     to: SocketAddr,
@@ -71,6 +72,18 @@ pub async fn send_streams(
     }
     let code = match tokio::time::timeout(wait, conn.closed()).await {
         Ok(ConnectionError::ApplicationClosed(c)) => Some(c.error_code.into_inner()),
+        // In TLS 1.3 the client's handshake ends before the server has
+        // checked the client's certificate: a refusal arrives as a TLS
+        // alert (QUIC crypto error 0x100..=0x1ff) on a connection that
+        // seemed made.
+        Ok(ConnectionError::ConnectionClosed(c))
+            if (0x100..=0x1ff).contains(&u64::from(c.error_code)) =>
+        {
+            endpoint.close(0u32.into(), b"done");
+            return Err(Error::Tls(format!(
+                "{to} refused this certificate after the handshake: {c}"
+            )));
+        }
         Ok(_) | Err(_) => None,
     };
     conn.close(0u32.into(), b"done");

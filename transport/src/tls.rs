@@ -14,14 +14,19 @@
 //! The CA input is a PEM bundle: every certificate in it is a trusted root
 //! on both sides, so a cluster can move to a new CA without a new cluster:
 //! every node first trusts old and new CA, then nodes are re-issued from
-//! the new one, one by one. The bundle's first certificate is the one
-//! [`TlsConfig::ca_fingerprint`] names, which ties data directories to
-//! their cluster: keep the original CA first while rotating. Dropping it
-//! from the bundle changes that fingerprint.
+//! the new one, one by one, and finally the old CA leaves the bundles;
+//! without a restart through `Node::reload_tls` of the `peerlock` crate
+//! (issue 12), which documents the procedure. The bundle's first
+//! certificate is the one [`TlsConfig::ca_fingerprint`] names, which ties
+//! data directories to their cluster: a directory made under any CA of the
+//! bundle is accepted and recorded under the first at each start (and each
+//! reload), so put the new CA first while rotating, and every directory
+//! has moved to it before the old CA leaves the bundle.
 //!
 //! One crypto provider, ring, is passed explicitly, so no process-wide
 //! default is needed.
 
+pub(crate) mod expiry;
 mod verify;
 
 pub(crate) use verify::SERVER_NAME;
@@ -165,7 +170,7 @@ impl TlsConfig {
     ///
     /// `ca` may hold several certificates (a PEM bundle): all are trusted,
     /// for accepting and for dialing, so old and new CA can both be trusted
-    /// while a cluster rotates its CA. Keep the original CA first (see
+    /// while a cluster rotates its CA. Put the new CA first (see
     /// [`TlsConfig::ca_fingerprint`]).
     ///
     /// # Errors
@@ -253,6 +258,19 @@ impl TlsConfig {
             name,
             member: None,
         };
+        cfg.verify_own(src)?;
+        Ok(cfg)
+    }
+
+    /// Checks the node's certificate against the bundle and its key, as
+    /// peers will in every handshake.
+    fn verify_own(&self, src: &Sources<'_>) -> Result<(), Error> {
+        let cfg = self;
+        let leaf = cfg
+            .chain
+            .first()
+            .cloned()
+            .ok_or_else(|| tls_err(format!("no certificate in {}", src.cert)))?;
         // Check now what peers will check in every handshake, so a
         // mismatched file fails at start-up with a clear message.
         let roots = cfg
@@ -297,7 +315,7 @@ impl TlsConfig {
                 src.key, src.cert
             ))
         })?;
-        Ok(cfg)
+        Ok(())
     }
 
     /// The node's name, and its identity among its peers: the member name
@@ -361,9 +379,11 @@ impl TlsConfig {
     /// A fingerprint of the cluster CA (64-bit FNV-1a of its DER): what
     /// makes a data directory belong to one cluster. For a CA bundle it is
     /// the fingerprint of the bundle's *first* certificate, so a single-CA
-    /// configuration keeps the value it always had. While rotating to a new
-    /// CA, put the original CA first in every node's bundle; see
-    /// [`TlsConfig::ca_fingerprints`] for all of them.
+    /// configuration keeps the value it always had. A data directory made
+    /// under any CA of the bundle is accepted, and recorded under this one
+    /// at each start (and each reload): while rotating to a new CA, put it
+    /// first in every node's bundle, so that the old one can leave the
+    /// bundle later. See [`TlsConfig::ca_fingerprints`] for all of them.
     pub fn ca_fingerprint(&self) -> u64 {
         // `cas` is never empty (`load` refuses an empty bundle); 0 is
         // returned for the impossible case instead of a panic.
@@ -375,6 +395,52 @@ impl TlsConfig {
     /// of them belongs to a cluster this node still trusts.
     pub fn ca_fingerprints(&self) -> Vec<u64> {
         self.cas.iter().map(|c| fingerprint(c)).collect()
+    }
+
+    /// When this node's own certificate (the leaf of its chain) expires;
+    /// `None` if its date cannot be read (it was valid when loaded). See
+    /// [`crate::CERT_EXPIRY_SECONDS`] for the metric.
+    pub fn not_after(&self) -> Option<std::time::SystemTime> {
+        let secs = expiry::not_after_unix(self.chain.first()?)?;
+        let secs = u64::try_from(secs).ok()?;
+        std::time::UNIX_EPOCH.checked_add(std::time::Duration::from_secs(secs))
+    }
+
+    /// This node's own certificate (the leaf of its chain), DER.
+    pub fn certificate_der(&self) -> &[u8] {
+        self.chain.first().map_or(&[], |c| c.as_ref())
+    }
+
+    /// How many CA certificates the trusted bundle holds.
+    pub fn ca_count(&self) -> usize {
+        self.cas.len()
+    }
+
+    /// The same node certificate and key, trusting the CAs of `ca_bundle`
+    /// (PEM, one or more certificates) instead: steps 1 and 3 of a CA
+    /// rotation (see `Node::reload_tls` in the `peerlock` crate) change
+    /// only the bundle. The member name, if set, is kept.
+    ///
+    /// # Errors
+    ///
+    /// As [`TlsConfig::from_pem`]: in particular [`Error::Tls`] when this
+    /// node's certificate does not chain to any CA of the new bundle (a
+    /// CA dropped before the node was re-issued from the new one).
+    pub fn with_ca_bundle(&self, ca_bundle: &str) -> Result<Self, Error> {
+        let cas = parse_certs(ca_bundle, "the CA bundle")?;
+        let cfg = Self {
+            cas,
+            chain: self.chain.clone(),
+            key: self.key.clone_key(),
+            name: self.name.clone(),
+            member: self.member.clone(),
+        };
+        cfg.verify_own(&Sources {
+            ca: "the CA bundle",
+            cert: "the node certificate",
+            key: "the node key",
+        })?;
+        Ok(cfg)
     }
 
     /// Every CA of the bundle as a trusted root.

@@ -97,7 +97,10 @@ impl Shared {
         // One fixed server name for every peer: the certificate is checked
         // against the cluster CAs, not the address (see `tls/verify.rs`),
         // and the identity is its common name, read below.
-        let connecting = self.endpoint.connect(addr, crate::tls::SERVER_NAME)?;
+        // The client configuration of now: a reload changes it (reload.rs).
+        let connecting =
+            self.endpoint
+                .connect_with(self.tls.client(), addr, crate::tls::SERVER_NAME)?;
         let conn = tokio::time::timeout(HANDSHAKE_TIMEOUT, connecting)
             .await
             .map_err(|_| TransportError::HandshakeTimeout)??;
@@ -356,6 +359,39 @@ impl Shared {
                     .is_some_and(|c| c.close_reason().is_none())
             })
             .count()
+    }
+
+    /// See [`QuicTransport::close_connections`].
+    pub(super) fn close_connections(&self) -> usize {
+        let peers = self.peers.lock();
+        let mut n = 0;
+        for slot in peers.values() {
+            if let Some(c) = slot.conn.borrow().as_ref() {
+                if c.close_reason().is_none() {
+                    c.close(VarInt::from_u32(peer::CLOSE_RECONNECT), b"reconnect");
+                    n += 1;
+                }
+            }
+        }
+        n
+    }
+
+    /// See [`QuicTransport::peer_certificates`].
+    pub(super) fn peer_certificates(&self) -> Vec<(String, Vec<u8>)> {
+        let mut out: Vec<(String, Vec<u8>)> = self
+            .peers
+            .lock()
+            .values()
+            .filter_map(|s| {
+                let c = s.conn.borrow().clone()?;
+                if c.close_reason().is_some() {
+                    return None;
+                }
+                Some((s.info.name.clone(), peer_cert(&c)?))
+            })
+            .collect();
+        out.sort();
+        out
     }
 
     /// When the pair with `peer` last exchanged a message, for its readers.

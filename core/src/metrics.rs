@@ -144,6 +144,25 @@ pub const LOCKS_LOST: &str = "peerlock_locks_lost_total";
 /// for the lock delay before handing them on (leader only).
 pub const LOCK_DELAY_HANDOFFS: &str = "peerlock_lock_delay_handoffs_total";
 
+// ---- TLS: certificate expiry (set by the transport) ---------------------
+
+/// Gauge, seconds: time until this node's own certificate (the leaf of its
+/// chain) expires, negative once it has. Set at start, at each TLS reload,
+/// and every hour. No labels.
+///
+/// Alert: `peerlock_tls_cert_expiry_seconds < 7 * 86400` (a week left:
+/// issue and reload a new certificate), and page at `< 86400`. After a
+/// reload the value jumps to the new certificate's.
+pub const TLS_CERT_EXPIRY_SECONDS: &str = "peerlock_tls_cert_expiry_seconds";
+
+/// Gauge, count: certificates this node uses (its own chain and every CA
+/// of its trusted bundle) that expire within the warning window (default
+/// 30 days), or have expired. Set with [`TLS_CERT_EXPIRY_SECONDS`]. No labels.
+///
+/// Alert: `peerlock_tls_certs_expiring > 0`, warning severity: a node
+/// certificate or a CA needs rotating (the log names which one).
+pub const TLS_CERTS_EXPIRING: &str = "peerlock_tls_certs_expiring";
+
 /// Every name above, so a test (or an operator's check) can find each
 /// one in an exporter's output.
 pub const ALL: &[&str] = &[
@@ -180,6 +199,8 @@ pub const ALL: &[&str] = &[
     WAITERS,
     LOCKS_LOST,
     LOCK_DELAY_HANDOFFS,
+    TLS_CERT_EXPIRY_SECONDS,
+    TLS_CERTS_EXPIRING,
 ];
 
 /// Registers help texts and units for every metric with the installed
@@ -272,5 +293,15 @@ pub fn describe() {
         LOCK_DELAY_HANDOFFS,
         Count,
         "freed locks held back for the lock delay"
+    );
+    g!(
+        TLS_CERT_EXPIRY_SECONDS,
+        Seconds,
+        "seconds until this node's own TLS certificate expires (negative once expired)"
+    );
+    g!(
+        TLS_CERTS_EXPIRING,
+        Count,
+        "TLS certificates of this node (own chain and trusted CAs) expiring within the warning window"
     );
 }

@@ -126,7 +126,5 @@ pub use endpoint::{
 };
 pub use error::{CodecError, TransportError};
 pub use queue::QUEUE_BYTES;
-pub use tls::expiry::{
-    describe as describe_tls_metrics, CERTS_EXPIRING, CERT_EXPIRY_SECONDS, CERT_EXPIRY_WARNING,
-};
+pub use tls::expiry::{CERTS_EXPIRING, CERT_EXPIRY_SECONDS, CERT_EXPIRY_WARNING};
 pub use tls::{TlsConfig, ALPN, ALPN_V2, ALPN_V3, ALPN_V4};

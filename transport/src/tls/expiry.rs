@@ -28,22 +28,9 @@ use rustls::pki_types::CertificateDer;
 
 use super::TlsConfig;
 
-/// Gauge, seconds: time until this node's own certificate (the leaf of its
-/// chain) expires, negative once it has. Set at start, at each TLS reload,
-/// and every hour. No labels.
-///
-/// Alert: `peerlock_tls_cert_expiry_seconds < 7 * 86400` (a week left:
-/// issue and reload a new certificate), and page at `< 86400`. After a
-/// reload the value jumps to the new certificate's.
-pub const CERT_EXPIRY_SECONDS: &str = "peerlock_tls_cert_expiry_seconds";
-
-/// Gauge, count: certificates this node uses (its own chain and every CA
-/// of its trusted bundle) that expire within the warning window (default
-/// 30 days), or have expired. Set with [`CERT_EXPIRY_SECONDS`]. No labels.
-///
-/// Alert: `peerlock_tls_certs_expiring > 0`, warning severity: a node
-/// certificate or a CA needs rotating (the log names which one).
-pub const CERTS_EXPIRING: &str = "peerlock_tls_certs_expiring";
+pub use peerlock_core::metrics::{
+    TLS_CERTS_EXPIRING as CERTS_EXPIRING, TLS_CERT_EXPIRY_SECONDS as CERT_EXPIRY_SECONDS,
+};
 
 /// The default warning window: certificates expiring within 30 days are
 /// logged and counted.
@@ -54,20 +41,6 @@ pub const CHECK_EVERY: Duration = Duration::from_secs(3600);
 
 /// The longest a certificate in the window goes without a `warn` line.
 pub(crate) const WARN_EVERY: Duration = Duration::from_secs(86_400);
-
-/// Registers the help texts of this module's metrics with the installed
-/// recorder (as `peerlock::metrics::describe` does for the core's).
-pub fn describe() {
-    metrics::describe_gauge!(
-        CERT_EXPIRY_SECONDS,
-        metrics::Unit::Seconds,
-        "seconds until this node's own TLS certificate expires (negative once expired)"
-    );
-    metrics::describe_gauge!(
-        CERTS_EXPIRING,
-        "TLS certificates of this node (own chain and trusted CAs) expiring within the warning window"
-    );
-}
 
 /// A certificate's not-after time, in seconds since the Unix epoch (may be
 /// negative for a date before 1970); `None` when it does not parse.

@@ -154,6 +154,7 @@ impl<S: LogStore + Send + 'static> Driver<S> {
             }
         };
         let conf = snap.get_metadata().get_conf_state().clone();
+        self.compaction.snapshot_taken(snap.data.len() as u64);
         if let Err(e) = self.raw.mut_store().apply_snapshot(snap) {
             self.fatal("install a snapshot", &e);
             return;
@@ -195,6 +196,7 @@ impl<S: LogStore + Send + 'static> Driver<S> {
         tracing::trace!(target: super::TIMELINE, node = %self.name, first = entries.first().map_or(0, |e| e.index), n = entries.len(), "apply");
         for entry in entries {
             self.applied_entry = self.applied_entry.max(entry.index);
+            self.compaction.applied(&entry);
             match entry.get_entry_type() {
                 EntryType::EntryNormal => {
                     if entry.data.is_empty() {

@@ -107,6 +107,9 @@
 pub mod record;
 mod recover;
 mod segment;
+mod staged;
+
+pub use staged::StagedSnapshot;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -469,20 +472,16 @@ impl LogStore for DiskStore {
         self.install()
     }
 
+    fn stager(&self) -> Option<super::Stager> {
+        self.stager_job()
+    }
+
+    fn compact_staged(&mut self, snapshot: Snapshot, staged: StagedSnapshot) -> raft::Result<()> {
+        self.compact_with(snapshot, Some(staged))
+    }
+
     fn compact(&mut self, snapshot: Snapshot) -> raft::Result<()> {
-        self.check()?;
-        let index = snapshot.get_metadata().index;
-        if index <= self.snap_index() {
-            return Ok(());
-        }
-        if index > self.window().last() {
-            return Err(store_err(raft::StorageError::Unavailable));
-        }
-        let drop = usize::try_from(index - self.snap_index())
-            .map_err(|_| store_err(raft::StorageError::Unavailable))?;
-        self.entries.drain(..drop.min(self.entries.len()));
-        self.snapshot = snapshot;
-        self.install()
+        self.compact_with(snapshot, None)
     }
 }
 

@@ -120,14 +120,14 @@ async fn issue_8_a_follower_briefly_behind_a_compaction_needs_no_snapshot() {
     );
 }
 
-/// Issue 10: once the snapshot is large, the table is encoded and its file
-/// written off the driver, and the log is compacted only once it has grown
-/// as large as the snapshot. Durable nodes (the store stages the file);
+/// Issue 10: once the snapshot is large, its file is written off the
+/// driver, and the log is compacted only once it has grown as large as the
+/// snapshot. Durable nodes (the store stages the file);
 /// the size rule starts at 4 KiB here instead of 1 MiB. After several such
 /// compactions every node is killed and started again from its directory:
 /// the locks held are still held, and the nodes agree.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn issue_10_a_large_table_is_snapshotted_off_the_driver_and_by_log_size() {
+async fn issue_10_a_large_table_is_snapshotted_by_log_size_and_written_off_the_driver() {
     use super::tests::{members, params};
     let cfg = NodeConfig {
         session_ttl: Duration::from_secs(5),
@@ -167,7 +167,7 @@ async fn issue_10_a_large_table_is_snapshotted_off_the_driver_and_by_log_size() 
             .unwrap();
         held.push(g);
     }
-    // Short pairs until two snapshots were encoded off the driver: each
+    // Short pairs until two snapshot files were written off the driver: each
     // needs about a snapshot's size of log (some 12 KiB / 50 B entries).
     let mut rounds = 0;
     loop {
@@ -176,11 +176,11 @@ async fn issue_10_a_large_table_is_snapshotted_off_the_driver_and_by_log_size() 
         rounds += 1;
         if rounds % 20 == 0 {
             let seen = nodes[li].inspect().await.unwrap();
-            if seen.snapshots_encoded_off_driver >= 2 {
+            if seen.snapshots_staged_off_driver >= 2 {
                 break;
             }
         }
-        assert!(rounds < 3_000, "no snapshot encoded off the driver");
+        assert!(rounds < 3_000, "no snapshot file written off the driver");
     }
     // By log size, not every 20 entries: far fewer than rounds * 2 / 20.
     assert!(

@@ -1,5 +1,5 @@
 //! Compacting the log behind a snapshot of the lock table: when, and on
-//! which thread the table is encoded (issue 10, curve 1).
+//! which thread its file is written (issue 10, curve 1).
 //!
 //! # When: by the log's size against the snapshot's
 //!
@@ -33,27 +33,29 @@
 //! - Cold restart: the replayed log is at most about the snapshot's size,
 //!   so a restart replays no more than it restores.
 //!
-//! # Where: the encode off the driver
+//! # Where: the file written off the driver
 //!
-//! Encoding a million locks takes most of a second; on the driver's task
-//! that second stalls heartbeats, keepalive acknowledgements and every
-//! caller of the node. When the last snapshot was at least
-//! [`SIZE_RULE_FROM`] (so the simulator's small tables never leave the
-//! driver and its runs stay deterministic), the table is cloned on the
-//! driver at the applied index the snapshot claims (a clone of its maps,
-//! cheaper than the encode: measured in `benches/growth`), and the clone
-//! is encoded, then dropped, on a blocking thread. The snapshot comes back
-//! through the inbox ([`Input::SnapshotEncoded`]) and waits for its tail as
-//! any other. The same thread then has the store write the snapshot's file
-//! ahead, fsynced, under a temporary name ([`LogStore::stager`]; the
-//! durable store's `disk::staged`), so the compaction on the driver only
-//! writes the log's tail and renames the file into place. Nothing the
+//! The table is encoded on the driver, at the applied index the snapshot
+//! claims. Encoding it elsewhere needs a copy of the table at that index,
+//! and a clone of the lock maps costs more than the encode itself
+//! (`benches/growth`, curve `locks`: at 999 000 locks clone 2.6 s against
+//! encode 2.0 s on loaded cores), so it stays; the size rule above makes
+//! it rare. What moves is the rest of the compaction's cost: framing the
+//! snapshot and writing and fsyncing its file (39 MiB at a million short
+//! names). When the last snapshot was at least [`SIZE_RULE_FROM`] (so the
+//! simulator's small tables never leave the driver and its runs stay
+//! deterministic) and the store writes files, the store's
+//! [`LogStore::stager`] job runs on a blocking thread and writes the file,
+//! fsynced, under a temporary name (the durable store's `disk::staged`);
+//! the snapshot comes back through the inbox ([`Input::SnapshotStaged`])
+//! and waits for its tail as any other, and the compaction on the driver
+//! only writes the log's tail and renames the file into place. Nothing the
 //! store recovers from changes before that rename, so a crash while the
-//! snapshot is encoded or staged leaves the old snapshot and the whole
-//! log, as before (the crash-point test `disk::crash_tests` covers the
-//! staged compaction). A snapshot that comes back no newer than the
-//! store's (a joiner's compaction or an installed snapshot went first) is
-//! dropped, and its staged file with it.
+//! file is staged leaves the old snapshot and the whole log, as before
+//! (the crash-point test in `disk::crash_tests` covers the staged
+//! compaction). A snapshot that comes back no newer than the store's (a
+//! joiner's compaction or an installed snapshot went first) is dropped,
+//! and its staged file with it.
 
 use raft::eraftpb::{Entry, Snapshot, SnapshotMetadata};
 
@@ -62,7 +64,7 @@ use crate::storage::{LogStore, StagedSnapshot};
 
 /// Below this snapshot size the entry count alone decides (an encode of
 /// less than a mebibyte takes a few milliseconds); from it, the log's size
-/// decides too, and the table is encoded off the driver.
+/// decides too, and the snapshot's file is written off the driver.
 pub(crate) const SIZE_RULE_FROM: u64 = 1 << 20;
 /// The log since the last snapshot may grow to this many times the
 /// snapshot's size before the next one (the dissertation's expansion
@@ -88,9 +90,10 @@ pub(crate) struct Compaction {
     pub(super) snapshot_bytes: u64,
     /// Estimated bytes of the entries applied since that snapshot's index.
     pub(super) log_bytes: u64,
-    /// The index of the snapshot being encoded off the driver, if one is.
-    pub(super) encoding: Option<u64>,
-    /// How many snapshots were encoded off the driver (tests).
+    /// The index of the snapshot whose file is being written off the
+    /// driver, if one is.
+    pub(super) staging: Option<u64>,
+    /// How many snapshot files were written off the driver (tests).
     pub(crate) off_driver: u64,
 }
 
@@ -187,7 +190,7 @@ impl<S: LogStore + Send + 'static> Driver<S> {
             }
             return;
         }
-        if self.compaction.encoding.is_some() {
+        if self.compaction.staging.is_some() {
             return;
         }
         let first = self.raw.store().first_index().unwrap_or(1);
@@ -208,50 +211,49 @@ impl<S: LogStore + Send + 'static> Driver<S> {
         let Some(meta) = self.snapshot_meta(applied) else {
             return;
         };
-        if self.compaction.snapshot_bytes < from {
-            let snap = with_data(meta, self.table.encode_snapshot());
-            self.compaction.snapshot_taken(snap.data.len() as u64);
+        let large = self.compaction.snapshot_bytes >= from;
+        let started = std::time::Instant::now();
+        let snap = with_data(meta, self.table.encode_snapshot());
+        self.compaction.snapshot_taken(snap.data.len() as u64);
+        let stager = if large {
+            self.raw.store().stager()
+        } else {
+            None
+        };
+        let Some(stager) = stager else {
             self.compaction.next = Some((snap, None));
             return;
-        }
-        let started = std::time::Instant::now();
-        let table = self.table.clone();
-        tracing::debug!(node = %self.name, index = applied, ms = started.elapsed().as_millis() as u64, "table cloned for a snapshot");
-        // The log since this index counts toward the next one from now.
-        self.compaction.log_bytes = 0;
-        self.compaction.encoding = Some(applied);
+        };
+        tracing::debug!(node = %self.name, index = applied, ms = started.elapsed().as_millis() as u64, bytes = snap.data.len(), "table encoded for a snapshot");
+        self.compaction.staging = Some(applied);
         let inbox = self.inbox_tx.clone();
-        let stager = self.raw.store().stager();
+        // The data is shared (`Bytes`), not copied.
+        let shared = snap.clone();
         tokio::task::spawn_blocking(move || {
             let started = std::time::Instant::now();
-            let snap = with_data(meta, table.encode_snapshot());
-            let encoded = started.elapsed().as_millis() as u64;
-            // Dropping a million locks takes a while too: here, not there.
-            drop(table);
             // A file that could not be staged is written by the compaction
             // itself, on the driver, as for a small table.
-            let staged = stager.and_then(|job| match job(&snap) {
+            let staged = match stager(&shared) {
                 Ok(staged) => Some(staged),
                 Err(e) => {
                     tracing::warn!(index = applied, error = %e, "could not write a snapshot file ahead; the compaction will");
                     None
                 }
-            });
-            tracing::debug!(index = applied, encode_ms = encoded, ms = started.elapsed().as_millis() as u64, bytes = snap.data.len(), "snapshot encoded and staged off the driver");
-            let _ = inbox.send(Input::SnapshotEncoded {
-                snap: Box::new(snap),
+            };
+            tracing::debug!(index = applied, ms = started.elapsed().as_millis() as u64, "snapshot file staged off the driver");
+            let _ = inbox.send(Input::SnapshotStaged {
+                snap: Box::new(shared),
                 staged,
             });
         });
     }
 
-    /// A snapshot encoded off the driver is back: it waits for its tail,
-    /// unless the store already holds one as new (a joiner's compaction or
-    /// an installed snapshot went first).
-    pub(super) fn on_snapshot_encoded(&mut self, snap: Snapshot, staged: Option<StagedSnapshot>) {
-        self.compaction.encoding = None;
-        self.compaction.off_driver += 1;
-        self.compaction.snapshot_bytes = snap.data.len() as u64;
+    /// A snapshot whose file was staged off the driver is back: it waits
+    /// for its tail, unless the store already holds one as new (a joiner's
+    /// compaction or an installed snapshot went first).
+    pub(super) fn on_snapshot_staged(&mut self, snap: Snapshot, staged: Option<StagedSnapshot>) {
+        self.compaction.staging = None;
+        self.compaction.off_driver += u64::from(staged.is_some());
         let stored = self.raw.store().first_index().unwrap_or(1).saturating_sub(1);
         if snap.get_metadata().index > stored {
             self.compaction.next = Some((snap, staged));

@@ -89,9 +89,9 @@ pub(crate) enum Input {
         msg: Box<raft::eraftpb::Message>,
         table: Option<Box<crate::machine::LockTable>>,
     },
-    /// A snapshot of the table encoded on a blocking thread for the next
-    /// compaction (see `compaction.rs`).
-    SnapshotEncoded {
+    /// A snapshot for the next compaction whose file was written on a
+    /// blocking thread (see `compaction.rs`).
+    SnapshotStaged {
         snap: Box<raft::eraftpb::Snapshot>,
         /// Its file, written ahead by the store's stager, if it was.
         staged: Option<crate::storage::StagedSnapshot>,
@@ -126,8 +126,9 @@ pub struct Inspection {
     pub inbox_peak: usize,
     /// Received snapshots whose table was decoded off the driver's task.
     pub snapshots_decoded_off_driver: u64,
-    /// Snapshots of this node's table encoded off the driver's task.
-    pub snapshots_encoded_off_driver: u64,
+    /// Snapshot files of this node's compactions written off the driver's
+    /// task.
+    pub snapshots_staged_off_driver: u64,
 }
 
 impl<S: LogStore + Send + 'static> Driver<S> {
@@ -242,7 +243,7 @@ impl<S: LogStore + Send + 'static> Driver<S> {
             Input::SnapshotDecoded { msg, table } => {
                 self.on_snapshot_decoded(*msg, table.map(|t| *t));
             }
-            Input::SnapshotEncoded { snap, staged } => self.on_snapshot_encoded(*snap, staged),
+            Input::SnapshotStaged { snap, staged } => self.on_snapshot_staged(*snap, staged),
             Input::Kill => {
                 tracing::info!(node = %self.name, "killed");
                 self.stopped = true;
@@ -263,7 +264,7 @@ impl<S: LogStore + Send + 'static> Driver<S> {
                     keepalive_rounds: self.keepalive_counts.1,
                     inbox_peak: self.inbox_peak,
                     snapshots_decoded_off_driver: self.decoder.off_driver,
-                    snapshots_encoded_off_driver: self.compaction.off_driver,
+                    snapshots_staged_off_driver: self.compaction.off_driver,
                 });
             }
             #[cfg(any(test, feature = "sim"))]

@@ -32,8 +32,9 @@
 //! # Compaction and disk use
 //!
 //! The entries after the snapshot are also kept in memory and reads never
-//! touch the disk; the log is compacted every ~20 000 entries, so this is
-//! bounded. [`LogStore::compact`] and [`LogStore::apply_snapshot`] first
+//! touch the disk; the driver compacts the log every 20 000 entries, or
+//! for a large table once the log is as large as the snapshot (at most
+//! 32 MiB of entries), so this is bounded. [`LogStore::compact`] and [`LogStore::apply_snapshot`] first
 //! write the next segment (temp file, fsync, rename, fsync the directory)
 //! opening with the new snapshot's `Base` and the state after it, then the
 //! snapshot file the same way, and only then delete the older segments: a

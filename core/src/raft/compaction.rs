@@ -240,7 +240,11 @@ impl<S: LogStore + Send + 'static> Driver<S> {
                     None
                 }
             };
-            tracing::debug!(index = applied, ms = started.elapsed().as_millis() as u64, "snapshot file staged off the driver");
+            tracing::debug!(
+                index = applied,
+                ms = started.elapsed().as_millis() as u64,
+                "snapshot file staged off the driver"
+            );
             let _ = inbox.send(Input::SnapshotStaged {
                 snap: Box::new(shared),
                 staged,
@@ -254,7 +258,12 @@ impl<S: LogStore + Send + 'static> Driver<S> {
     pub(super) fn on_snapshot_staged(&mut self, snap: Snapshot, staged: Option<StagedSnapshot>) {
         self.compaction.staging = None;
         self.compaction.off_driver += u64::from(staged.is_some());
-        let stored = self.raw.store().first_index().unwrap_or(1).saturating_sub(1);
+        let stored = self
+            .raw
+            .store()
+            .first_index()
+            .unwrap_or(1)
+            .saturating_sub(1);
         if snap.get_metadata().index > stored {
             self.compaction.next = Some((snap, staged));
         }
@@ -297,7 +306,13 @@ mod tests {
     fn large_tables_wait_for_a_log_as_large_as_the_snapshot() {
         let snap = 8 * SIZE_RULE_FROM;
         assert!(!due(500_000, snap - 1, snap, 20_000, SIZE_RULE_FROM));
-        assert!(due(500_000, snap * LOG_TO_SNAPSHOT, snap, 20_000, SIZE_RULE_FROM));
+        assert!(due(
+            500_000,
+            snap * LOG_TO_SNAPSHOT,
+            snap,
+            20_000,
+            SIZE_RULE_FROM
+        ));
         // The floor still holds.
         assert!(!due(19_999, snap, snap, 20_000, SIZE_RULE_FROM));
     }
@@ -305,7 +320,13 @@ mod tests {
     #[test]
     fn the_log_kept_is_capped_whatever_the_snapshot() {
         let huge = 1 << 40;
-        assert!(!due(1_000_000, MAX_LOG_BYTES - 1, huge, 20_000, SIZE_RULE_FROM));
+        assert!(!due(
+            1_000_000,
+            MAX_LOG_BYTES - 1,
+            huge,
+            20_000,
+            SIZE_RULE_FROM
+        ));
         assert!(due(1_000_000, MAX_LOG_BYTES, huge, 20_000, SIZE_RULE_FROM));
     }
 }

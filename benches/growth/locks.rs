@@ -108,7 +108,7 @@ pub fn run(cfg: &crate::Cfg) {
     }
     let g = |m: &HashMap<String, f64>, k: &str| m.get(k).copied().unwrap_or(f64::NAN);
     println!("\nMemory, snapshot and cold restart (memory: table = pure LockTable heap / lock; cluster = process RSS growth / lock / 3 nodes, guards included; goal <= name + 200 B)\n");
-    println!("| held locks | name B | table B/lock | cluster B/lock/node | goal | disk B/lock/node | snapshot MiB | encode ms | clone ms (off-driver encode's cost on the driver) | restore ms | fill s | restart: ready s | restart: held name Busy s | loadavg |");
+    println!("| held locks | name B | table B/lock | cluster B/lock/node | goal | disk B/lock/node | snapshot MiB | encode ms | clone ms (what a copy to encode elsewhere would cost the driver) | restore ms | fill s | restart: ready s | restart: held name Busy s | loadavg |");
     println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|");
     for (n, len, t, c, load) in &rows {
         let row = format!(

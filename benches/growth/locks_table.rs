@@ -19,7 +19,8 @@ pub struct TablePoint {
     pub snapshot_bytes: usize,
     pub encode_ms: (f64, f64, f64),
     pub restore_ms: (f64, f64, f64),
-    /// The clone the driver takes before encoding off its task (issue 10).
+    /// What a clone of the table costs: the price of encoding off the
+    /// driver on a copy (issue 10), measured beside the encode.
     pub clone_ms: (f64, f64, f64),
 }
 

@@ -19,6 +19,9 @@ pub struct TablePoint {
     pub snapshot_bytes: usize,
     pub encode_ms: (f64, f64, f64),
     pub restore_ms: (f64, f64, f64),
+    /// What a clone of the table costs: the price of encoding off the
+    /// driver on a copy (issue 10), measured beside the encode.
+    pub clone_ms: (f64, f64, f64),
 }
 
 /// `n` locks named as the cluster point names them, held by 3 sessions
@@ -66,9 +69,13 @@ pub fn measure(n: usize, len: usize, runs: usize) -> TablePoint {
     tables.truncate(1);
     let t = tables.pop().expect("one table built");
     assert_eq!(t.lock_count(), n, "every lock held");
-    let (mut enc, mut res) = (Vec::new(), Vec::new());
+    let (mut enc, mut res, mut cl) = (Vec::new(), Vec::new(), Vec::new());
     let mut bytes = Vec::new();
     for _ in 0..runs.max(1) {
+        let at = Instant::now();
+        let copy = black_box(t.clone());
+        cl.push(at.elapsed().as_secs_f64() * 1e3);
+        drop(copy);
         let at = Instant::now();
         bytes = black_box(t.encode_snapshot());
         enc.push(at.elapsed().as_secs_f64() * 1e3);
@@ -83,5 +90,6 @@ pub fn measure(n: usize, len: usize, runs: usize) -> TablePoint {
         snapshot_bytes: bytes.len(),
         encode_ms: med(&enc),
         restore_ms: med(&res),
+        clone_ms: med(&cl),
     }
 }

@@ -298,8 +298,10 @@ where
         .collect();
     let founded = MemberTable::founded_with_ids(0, 0, founders)
         .map_err(|e| Error::Config(format!("the initial cluster: {e}")))?;
+    let mut snapshot_bytes = 0;
     let (table, applied, conf_at_applied) = match raft::Storage::snapshot(&store, 0, me.id.0) {
         Ok(snap) if !snap.is_empty() => {
+            snapshot_bytes = snap.data.len() as u64;
             let mut table = LockTable::restore(&snap.data).map_err(|e| {
                 Error::Config(format!(
                     "the stored snapshot does not decode ({e}); the data directory is damaged"
@@ -399,7 +401,7 @@ where
         written_vote,
         applied_entry: applied,
         started_at: applied,
-        compact_next: None,
+        compaction: super::compaction::Compaction::new(snapshot_bytes),
         live_asks: Default::default(),
         join_waiters: Default::default(),
         directory: members

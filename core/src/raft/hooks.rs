@@ -80,6 +80,9 @@ pub struct Hooks {
     pub fsync_in_task: Option<Duration>,
     /// Told of configurations applied, leaderships won and votes counted.
     pub raft_observer: Option<RaftObserver>,
+    /// The snapshot size from which the log's size decides compaction and
+    /// the table is encoded off the driver, instead of 1 MiB (tests).
+    pub size_rule_from: Option<u64>,
 }
 
 impl std::fmt::Debug for Hooks {
@@ -92,6 +95,7 @@ impl std::fmt::Debug for Hooks {
             .field("observer", &self.observer.is_some())
             .field("fsync_in_task", &self.fsync_in_task)
             .field("raft_observer", &self.raft_observer.is_some())
+            .field("size_rule_from", &self.size_rule_from)
             .finish()
     }
 }

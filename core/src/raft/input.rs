@@ -89,6 +89,13 @@ pub(crate) enum Input {
         msg: Box<raft::eraftpb::Message>,
         table: Option<Box<crate::machine::LockTable>>,
     },
+    /// A snapshot for the next compaction whose file was written on a
+    /// blocking thread (see `compaction.rs`).
+    SnapshotStaged {
+        snap: Box<raft::eraftpb::Snapshot>,
+        /// Its file, written ahead by the store's stager, if it was.
+        staged: Option<crate::storage::StagedSnapshot>,
+    },
     /// Hand leadership to `to` if this node leads (the simulator's fault).
     #[cfg(any(test, feature = "sim"))]
     TransferLeader { to: crate::types::NodeId },
@@ -119,6 +126,9 @@ pub struct Inspection {
     pub inbox_peak: usize,
     /// Received snapshots whose table was decoded off the driver's task.
     pub snapshots_decoded_off_driver: u64,
+    /// Snapshot files of this node's compactions written off the driver's
+    /// task.
+    pub snapshots_staged_off_driver: u64,
 }
 
 impl<S: LogStore + Send + 'static> Driver<S> {
@@ -233,6 +243,7 @@ impl<S: LogStore + Send + 'static> Driver<S> {
             Input::SnapshotDecoded { msg, table } => {
                 self.on_snapshot_decoded(*msg, table.map(|t| *t));
             }
+            Input::SnapshotStaged { snap, staged } => self.on_snapshot_staged(*snap, staged),
             Input::Kill => {
                 tracing::info!(node = %self.name, "killed");
                 self.stopped = true;
@@ -253,6 +264,7 @@ impl<S: LogStore + Send + 'static> Driver<S> {
                     keepalive_rounds: self.keepalive_counts.1,
                     inbox_peak: self.inbox_peak,
                     snapshots_decoded_off_driver: self.decoder.off_driver,
+                    snapshots_staged_off_driver: self.compaction.off_driver,
                 });
             }
             #[cfg(any(test, feature = "sim"))]

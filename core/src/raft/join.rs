@@ -273,7 +273,8 @@ impl<S: LogStore + Send + 'static> Driver<S> {
             return None;
         }
         let snap = self.snapshot_at(applied)?;
-        self.compact_next = None;
+        self.compaction.next = None;
+        self.compaction.snapshot_taken(snap.data.len() as u64);
         match self.raw.mut_store().compact(snap) {
             Ok(()) => {
                 tracing::info!(node = %self.name, index = applied, "log compacted for a joining member's snapshot");

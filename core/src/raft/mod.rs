@@ -16,6 +16,7 @@
 
 mod answer;
 mod bootstrap;
+mod compaction;
 mod hello_answer;
 mod hooks;
 mod input;
@@ -147,9 +148,9 @@ pub(crate) struct Driver<S: LogStore + Send + 'static> {
     applied_entry: u64,
     /// The applied index this run started from.
     started_at: u64,
-    /// A snapshot taken for the next compaction, applied once the log's
-    /// tail behind it is long enough (see `tick.rs` `maybe_compact`).
-    compact_next: Option<raft::eraftpb::Snapshot>,
+    /// When to compact, and the snapshot waiting for its tail (see
+    /// `compaction.rs`).
+    compaction: compaction::Compaction,
     /// `members()` calls waiting for the leader's liveness answer.
     live_asks: members_query::LiveAsks,
     /// Joiners waiting for their `Join` to apply here.

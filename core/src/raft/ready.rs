@@ -156,6 +156,7 @@ impl<S: LogStore + Send + 'static> Driver<S> {
         };
         let conf = snap.get_metadata().get_conf_state().clone();
         let bytes = snap.get_data().len();
+        self.compaction.snapshot_taken(bytes as u64);
         if let Err(e) = self.raw.mut_store().apply_snapshot(snap) {
             self.fatal("install a snapshot", &e);
             return;
@@ -197,6 +198,7 @@ impl<S: LogStore + Send + 'static> Driver<S> {
         tracing::trace!(target: super::TIMELINE, node = %self.name, first = entries.first().map_or(0, |e| e.index), n, "apply");
         for entry in entries {
             self.applied_entry = self.applied_entry.max(entry.index);
+            self.compaction.applied(&entry);
             match entry.get_entry_type() {
                 EntryType::EntryNormal => {
                     if entry.data.is_empty() {

@@ -2,7 +2,6 @@
 //! re-propose what may have been dropped, and (as leader) expire silent
 //! sessions and hand freed locks on.
 
-use raft::eraftpb::Snapshot;
 use tokio::time::Instant;
 
 use super::proposals::Waiter;
@@ -377,60 +376,4 @@ impl<S: LogStore + Send + 'static> Driver<S> {
             self.abandon(request, now);
         }
     }
-
-    /// Compacts the log behind a snapshot of the lock table once enough
-    /// applied entries piled up.
-    /// Compacts the log behind a snapshot, keeping a tail.
-    ///
-    /// Once `compact_after` applied entries have piled up, the table is
-    /// encoded at the applied index and kept aside; the log is compacted up
-    /// to that snapshot only once [`compact_tail`] more entries have been
-    /// applied. So after a compaction the log still holds at least the
-    /// tail, and a follower that lags by less than that (a restart, a
-    /// short partition) is caught up with entries, not a snapshot. Cost:
-    /// one encoded snapshot in memory while the tail fills.
-    fn maybe_compact(&mut self) {
-        let applied = self.raw.raft.raft_log.applied;
-        if let Some(snap) = self.compact_next.take() {
-            let index = snap.get_metadata().index;
-            if applied.saturating_sub(index) < compact_tail(self.cfg.compact_after) {
-                self.compact_next = Some(snap);
-                return;
-            }
-            match self.raw.mut_store().compact(snap) {
-                Ok(()) => {
-                    tracing::debug!(node = %self.name, index, applied, "log compacted behind a snapshot")
-                }
-                Err(e) => tracing::warn!(node = %self.name, error = %e, "compaction failed"),
-            }
-            return;
-        }
-        let first = self.raw.store().first_index().unwrap_or(1);
-        if applied < first || applied - first < self.cfg.compact_after {
-            return;
-        }
-        self.compact_next = self.snapshot_at(applied);
-    }
-
-    /// A snapshot of the table labelled with log index `index` and the
-    /// current configuration; `None` when the log no longer knows the
-    /// index's term.
-    pub(super) fn snapshot_at(&self, index: u64) -> Option<Snapshot> {
-        let term = self.raw.store().term(index).ok()?;
-        let mut snap = Snapshot {
-            data: self.table.encode_snapshot().into(),
-            ..Default::default()
-        };
-        let meta = snap.mut_metadata();
-        meta.index = index;
-        meta.term = term;
-        meta.set_conf_state(self.raw.raft.prs().conf().to_conf_state());
-        Some(snap)
-    }
-}
-
-/// Entries kept in the log after a compaction: a quarter of
-/// `compact_after` (5 000 with the default), at least one.
-pub(super) fn compact_tail(compact_after: u64) -> u64 {
-    (compact_after / 4).max(1)
 }

@@ -272,6 +272,7 @@ impl World {
             observer: Some(observer),
             fsync_in_task: self.durable.then_some(self.fsync_latency),
             raft_observer: Some(raft_observer),
+            size_rule_from: None,
         };
         // Founders start from the founding list; a node that joined
         // restarts as the member it became; a blank start joins through

@@ -15,7 +15,7 @@ pub mod conformance;
 
 use raft::eraftpb::{ConfState, Entry, HardState, Snapshot};
 
-pub use disk::{DiskStore, StorageError};
+pub use disk::{DiskStore, StagedSnapshot, StorageError};
 pub use memory::MemStore;
 
 /// A handle that makes the writes made before it durable when synced: the
@@ -75,4 +75,22 @@ pub trait LogStore: raft::Storage {
     /// Stores `snapshot` (taken locally at an applied index) and drops the
     /// log entries it covers.
     fn compact(&mut self, snapshot: Snapshot) -> raft::Result<()>;
+    /// A job that writes a snapshot's file ahead of its compaction
+    /// ([`LogStore::compact_staged`]), for a thread other than the driver's:
+    /// the write and fsync of a large table's file would stall it (issue
+    /// 10). `None` for a store without files: the driver then calls
+    /// [`LogStore::compact`].
+    fn stager(&self) -> Option<Stager> {
+        None
+    }
+    /// [`LogStore::compact`] of a snapshot whose file a [`Stager`] job of
+    /// this store already wrote.
+    fn compact_staged(&mut self, snapshot: Snapshot, staged: StagedSnapshot) -> raft::Result<()> {
+        drop(staged);
+        self.compact(snapshot)
+    }
 }
+
+/// Writes a snapshot's file, durably, under a temporary name (see
+/// [`LogStore::stager`]).
+pub type Stager = Box<dyn FnOnce(&Snapshot) -> raft::Result<StagedSnapshot> + Send>;

@@ -228,3 +228,57 @@ fn issue_10_a_shared_sync_handle_makes_exactly_the_earlier_writes_durable() {
     assert_eq!(s.first_index().unwrap(), 21);
     assert_eq!(s.last_index().unwrap(), 23, "24 was never fsynced");
 }
+
+/// Issue 10: a compaction whose snapshot file a blocking thread wrote
+/// ahead (`staged.rs`): a crash at any step of the staging or of the
+/// compaction leaves the old state or the new one.
+#[test]
+fn issue_10_a_crash_at_any_step_of_a_staged_compaction_leaves_the_old_or_the_new_state() {
+    let tried = every_crash_point(|s| {
+        let sn = snap(7, 3, &voters(&[1, 2]), b"at 7");
+        let staged = s.stager().expect("a disk store stages")(&sn)?;
+        s.compact_staged(sn, staged)
+    });
+    assert!(tried >= 14, "{tried}");
+}
+
+/// A staged file is renamed into place by its compaction (entries written
+/// between the staging and the compaction stay, as while the driver waits
+/// for the encode), and removed when the compaction no longer wants it (a
+/// newer snapshot was installed meanwhile).
+#[test]
+fn issue_10_a_staged_snapshot_file_is_used_or_removed() {
+    let tmp_files = |dir: &Path| {
+        std::fs::read_dir(dir)
+            .unwrap()
+            .filter(|e| {
+                let name = e.as_ref().unwrap().file_name();
+                name.to_string_lossy().ends_with(".tmp")
+            })
+            .count()
+    };
+    let d = tempfile::tempdir().unwrap();
+    let mut s = prepare(d.path(), Arc::new(FaultyFs::new()));
+    let sn = snap(7, 3, &voters(&[1, 2]), b"at 7");
+    let staged = s.stager().unwrap()(&sn).unwrap();
+    assert_eq!(tmp_files(d.path()), 1);
+    s.persist(&[entry(11, 3)], None).unwrap();
+    s.compact_staged(sn, staged).unwrap();
+    assert_eq!(tmp_files(d.path()), 0);
+    assert_eq!(s.snapshot_data().unwrap().data.as_ref(), b"at 7");
+    drop(s);
+    let s = DiskStore::open(d.path()).unwrap();
+    assert_eq!((state(&s).first, s.last_index().unwrap()), (8, 11));
+    assert_eq!(s.snapshot_data().unwrap().data.as_ref(), b"at 7");
+    drop(s);
+
+    let d = tempfile::tempdir().unwrap();
+    let mut s = prepare(d.path(), Arc::new(FaultyFs::new()));
+    let old = snap(7, 3, &voters(&[1, 2]), b"at 7");
+    let staged = s.stager().unwrap()(&old).unwrap();
+    s.apply_snapshot(snap(9, 3, &voters(&[1, 2]), b"at 9"))
+        .unwrap();
+    s.compact_staged(old, staged).unwrap();
+    assert_eq!(tmp_files(d.path()), 0);
+    assert_eq!(s.snapshot_data().unwrap().data.as_ref(), b"at 9");
+}

@@ -32,8 +32,9 @@
 //! # Compaction and disk use
 //!
 //! The entries after the snapshot are also kept in memory and reads never
-//! touch the disk; the log is compacted every ~20 000 entries, so this is
-//! bounded. [`LogStore::compact`] and [`LogStore::apply_snapshot`] first
+//! touch the disk; the driver compacts the log every 20 000 entries, or
+//! for a large table once the log is as large as the snapshot (at most
+//! 32 MiB of entries), so this is bounded. [`LogStore::compact`] and [`LogStore::apply_snapshot`] first
 //! write the next segment (temp file, fsync, rename, fsync the directory)
 //! opening with the new snapshot's `Base` and the state after it, then the
 //! snapshot file the same way, and only then delete the older segments: a
@@ -107,6 +108,9 @@
 pub mod record;
 mod recover;
 mod segment;
+mod staged;
+
+pub use staged::StagedSnapshot;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -469,20 +473,16 @@ impl LogStore for DiskStore {
         self.install()
     }
 
+    fn stager(&self) -> Option<super::Stager> {
+        self.stager_job()
+    }
+
+    fn compact_staged(&mut self, snapshot: Snapshot, staged: StagedSnapshot) -> raft::Result<()> {
+        self.compact_with(snapshot, Some(staged))
+    }
+
     fn compact(&mut self, snapshot: Snapshot) -> raft::Result<()> {
-        self.check()?;
-        let index = snapshot.get_metadata().index;
-        if index <= self.snap_index() {
-            return Ok(());
-        }
-        if index > self.window().last() {
-            return Err(store_err(raft::StorageError::Unavailable));
-        }
-        let drop = usize::try_from(index - self.snap_index())
-            .map_err(|_| store_err(raft::StorageError::Unavailable))?;
-        self.entries.drain(..drop.min(self.entries.len()));
-        self.snapshot = snapshot;
-        self.install()
+        self.compact_with(snapshot, None)
     }
 }
 

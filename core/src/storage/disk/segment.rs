@@ -100,7 +100,7 @@ pub(super) fn create_segment(
 
 /// Writes `content` to a new file at `path` (replacing a leftover one)
 /// and fsyncs it.
-fn write_new(fs: &dyn Fs, path: &Path, content: &[u8]) -> Result<File, StorageError> {
+pub(super) fn write_new(fs: &dyn Fs, path: &Path, content: &[u8]) -> Result<File, StorageError> {
     match fs.remove(path) {
         Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(io_err(path, e)),
         _ => {}
@@ -297,16 +297,45 @@ impl Wal {
     /// Replaces the snapshot file with `framed`, atomically and durably.
     fn write_snapshot(&mut self, framed: &[u8]) -> Result<(), StorageError> {
         self.check()?;
-        let fs = Arc::clone(&self.fs);
         let tmp = self.dir.join(SNAPSHOT_TMP);
-        let dst = self.dir.join(SNAPSHOT_FILE);
-        let r = write_new(fs.as_ref(), &tmp, framed).and_then(|_| {
-            fs.rename(&tmp, &dst).map_err(|e| io_err(&dst, e))?;
-            fs.sync_dir(&self.dir).map_err(|e| io_err(&self.dir, e))
-        });
+        let r = write_new(self.fs.as_ref(), &tmp, framed);
         self.guard(r)?;
-        self.snapshot_len = framed.len() as u64;
+        self.put_snapshot(&tmp, framed.len() as u64)
+    }
+
+    /// Makes the fsynced file `tmp` (of `len` bytes) the snapshot file:
+    /// rename, then fsync the directory.
+    fn put_snapshot(&mut self, tmp: &Path, len: u64) -> Result<(), StorageError> {
+        self.check()?;
+        let fs = Arc::clone(&self.fs);
+        let dst = self.dir.join(SNAPSHOT_FILE);
+        let r = fs
+            .rename(tmp, &dst)
+            .map_err(|e| io_err(&dst, e))
+            .and_then(|()| fs.sync_dir(&self.dir).map_err(|e| io_err(&self.dir, e)));
+        self.guard(r)?;
+        self.snapshot_len = len;
         Ok(())
+    }
+
+    /// [`Wal::install`] with the snapshot file already written and fsynced
+    /// at `staged` (by [`super::staged`], off the driver): the same order
+    /// of durable steps, only the snapshot file's bytes went first.
+    pub(super) fn install_staged(
+        &mut self,
+        content: &[u8],
+        staged: &Path,
+        len: u64,
+    ) -> Result<(), StorageError> {
+        self.start_segment(content)?;
+        self.put_snapshot(staged, len)?;
+        self.remove_old();
+        Ok(())
+    }
+
+    /// The file-system seam and the directory, for a staging job.
+    pub(super) fn fs_and_dir(&self) -> (Arc<dyn Fs>, PathBuf) {
+        (Arc::clone(&self.fs), self.dir.clone())
     }
 
     /// A handle on the current segment, for an fsync on another thread.

@@ -21,6 +21,7 @@ mod hooks;
 mod input;
 mod join;
 mod leader;
+mod locks_query;
 mod logger;
 mod members_query;
 mod own;

@@ -22,6 +22,8 @@ mod t119_break_restart;
 mod t119_break_rw;
 mod t119_break_sem;
 mod t119_break_tokens;
+mod t121_locks;
+mod t122_blocking;
 mod t11_support;
 mod t20_fifo;
 mod t30_fencing;

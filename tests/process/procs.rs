@@ -12,18 +12,22 @@ use tokio::process::{Child, ChildStdin, ChildStdout, Command};
 use crate::common::WAIT;
 
 /// The built `examples/node` binary (cargo test builds examples next to
-/// the test binaries); built on demand if missing.
+/// the test binaries). `cargo test --test process` alone does not build
+/// examples, so the first call of a run builds it (once; cargo's own
+/// freshness check makes that quick when nothing changed, and a binary
+/// left from before a change of `examples/node` is never used).
 pub fn node_bin() -> PathBuf {
+    static BUILT: std::sync::Once = std::sync::Once::new();
     let exe = std::env::current_exe().expect("test binary path");
     let dir = exe.parent().and_then(|d| d.parent()).expect("target dir");
     let bin = dir.join("examples").join("node");
-    if !bin.exists() {
+    BUILT.call_once(|| {
         let status = std::process::Command::new(env!("CARGO"))
             .args(["build", "--example", "node"])
             .status()
             .expect("run cargo build --example node");
         assert!(status.success(), "building examples/node failed");
-    }
+    });
     bin
 }
 

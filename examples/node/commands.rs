@@ -216,9 +216,7 @@ async fn locks_page(node: &Node, limit: &str, after: Option<&str>) -> Result<Str
             word.push_str(",handoff");
         }
         for g in &i.holders {
-            let age = g
-                .age
-                .map_or("?".to_owned(), |a| a.as_millis().to_string());
+            let age = g.age.map_or("?".to_owned(), |a| a.as_millis().to_string());
             word.push_str(&format!(",{}@{}/{age}", g.holder, g.token));
         }
         words.push(word);

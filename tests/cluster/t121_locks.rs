@@ -141,14 +141,21 @@ async fn t121_issue_12_locks_lists_every_kind_paged_and_linearizable() {
 
     // The leader answers the same (ages aside), in one page or several.
     let (from_leader, _) = all_pages(&c.nodes[leader], MAX_LOCKS_PAGE).await;
-    assert_eq!(plain(&from_leader), plain(&rows), "leader and follower differ");
+    assert_eq!(
+        plain(&from_leader),
+        plain(&rows),
+        "leader and follower differ"
+    );
 
     // A released name is gone; the waiter's grant shows with its holder.
     within(mutexes.remove(1).unlock()).await.unwrap();
     within(mutexes.remove(0).unlock()).await.unwrap();
     let g = within(waiter).await.unwrap().unwrap();
     let (rows, _) = all_pages(&c.nodes[follower], 2).await;
-    assert!(rows.iter().all(|r| r.name.as_str() != "a/m1"), "a/m1 released");
+    assert!(
+        rows.iter().all(|r| r.name.as_str() != "a/m1"),
+        "a/m1 released"
+    );
     let m0 = rows.iter().find(|r| r.name.as_str() == "a/m0").unwrap();
     assert_eq!(m0.info.waiters, 0);
     assert_eq!(m0.info.holders[0].holder.to_string(), name(1));

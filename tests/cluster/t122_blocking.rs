@@ -96,7 +96,9 @@ fn t122_issue_12_blocking_nodes_contend_with_rising_tokens() {
         "{refused:?}"
     );
     rt.block_on(async move { drop(g) });
-    let g = nodes[0].lock_timeout("x", WAIT).expect("released by a drop inside a runtime");
+    let g = nodes[0]
+        .lock_timeout("x", WAIT)
+        .expect("released by a drop inside a runtime");
     g.unlock().unwrap();
     for n in &nodes {
         n.shutdown().unwrap();

@@ -112,5 +112,9 @@ fn issue_12_a_page_of_names_costs_the_page_not_the_table() {
     assert_eq!(names.len(), 100);
     assert!(steps <= 100, "{steps} steps for a page of 100");
     let last = t.names_after(Some(&LockName::new("held/09999").unwrap()), 100);
-    assert_eq!(last.len(), 1, "the page after the last but one holds one name");
+    assert_eq!(
+        last.len(),
+        1,
+        "the page after the last but one holds one name"
+    );
 }

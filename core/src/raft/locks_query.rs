@@ -70,8 +70,11 @@ impl GrantAges {
                     let notes = self.by_session.entry(*session).or_default();
                     notes.entry(*token).or_insert(now);
                     if notes.len() > 2 * table.grant_count(*session) + SLACK {
-                        let held: BTreeSet<FencingToken> =
-                            table.locks_of(*session).into_iter().map(|(_, t)| t).collect();
+                        let held: BTreeSet<FencingToken> = table
+                            .locks_of(*session)
+                            .into_iter()
+                            .map(|(_, t)| t)
+                            .collect();
                         notes.retain(|t, _| held.contains(t));
                     }
                 }
@@ -119,7 +122,9 @@ impl<S: LogStore + Send + 'static> Driver<S> {
     pub(super) fn answer_locks(&self, after: Option<LockName>, limit: usize, reply: LocksReply) {
         let now = self.clock.now();
         // One more than asked, to know whether a next page exists.
-        let mut rows = self.table.names_after(after.as_ref(), limit.saturating_add(1));
+        let mut rows = self
+            .table
+            .names_after(after.as_ref(), limit.saturating_add(1));
         let more = rows.len() > limit;
         rows.truncate(limit);
         let next = if more {

@@ -206,7 +206,9 @@ impl<S: LogStore + Send + 'static> Driver<S> {
                         Ok(cmd) => {
                             let effects = self.table.apply(entry.index, &cmd);
                             self.observe(entry.index, Some(&cmd), &effects);
-                            self.reads.ages.note(entry.index, &effects, &self.table, now);
+                            self.reads
+                                .ages
+                                .note(entry.index, &effects, &self.table, now);
                             for effect in effects {
                                 self.on_effect(effect, now);
                             }

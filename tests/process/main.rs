@@ -20,5 +20,6 @@ mod t56_startup_note;
 mod t60_restored;
 mod t63_scale;
 mod t70_service;
+mod t72_metrics;
 mod t73_locks;
 mod workload;

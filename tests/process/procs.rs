@@ -22,10 +22,30 @@ pub fn node_bin() -> PathBuf {
     let dir = exe.parent().and_then(|d| d.parent()).expect("target dir");
     let bin = dir.join("examples").join("node");
     BUILT.call_once(|| {
-        let status = std::process::Command::new(env!("CARGO"))
-            .args(["build", "--example", "node"])
-            .status()
-            .expect("run cargo build --example node");
+        let mut cargo = std::process::Command::new(env!("CARGO"));
+        cargo.args(["build", "--example", "node"]);
+        // Without the variables cargo set for this test binary: build
+        // scripts (ring's) rerun when `CARGO_MANIFEST_DIR` or
+        // `CARGO_PKG_NAME` differ, and the nested build would recompile
+        // half the graph, then the next `cargo test` again.
+        for (key, _) in std::env::vars_os() {
+            let key = key.to_string_lossy();
+            let set_for_test = key.starts_with("CARGO_PKG_")
+                || key.starts_with("CARGO_CFG_")
+                || key.starts_with("CARGO_BIN_")
+                || key.starts_with("CARGO_MANIFEST_")
+                || [
+                    "CARGO_CRATE_NAME",
+                    "CARGO_PRIMARY_PACKAGE",
+                    "CARGO_TARGET_TMPDIR",
+                    "OUT_DIR",
+                ]
+                .contains(&key.as_ref());
+            if set_for_test {
+                cargo.env_remove(key.as_ref());
+            }
+        }
+        let status = cargo.status().expect("run cargo build --example node");
         assert!(status.success(), "building examples/node failed");
     });
     bin

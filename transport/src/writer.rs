@@ -315,6 +315,7 @@ impl Writer {
         let idle = tokio::time::sleep_until(self.activity.last() + self.shared.idle_close());
         tokio::pin!(idle);
         let mut closed_idle = false;
+        let mut next_rtt = opened;
         while result.is_ok() {
             result = tokio::select! {
                 biased;
@@ -325,6 +326,7 @@ impl Writer {
                         return false;
                     }
                     self.activity.touch();
+                    sample_rtt(&conn, &mut next_rtt);
                     write_batch(self.shared.me, &mut stream, &mut self.batch).await
                 }
                 () = self.poke.notified() => write_frame(self.shared.me, &mut stream, Vec::new()).await,
@@ -368,6 +370,17 @@ impl Writer {
         self.redial_after = Some(self.backoff);
         self.backoff = (self.backoff * 2).min(BACKOFF_MAX);
         true
+    }
+}
+
+/// Records the connection's round trip (quinn's estimate) at most once a
+/// second while messages flow: the peer round trip of the metrics catalog
+/// (issue 12, item 1), without a sample per batch.
+fn sample_rtt(conn: &Connection, next: &mut Instant) {
+    let now = Instant::now();
+    if now >= *next {
+        *next = now + Duration::from_secs(1);
+        metrics::histogram!(peerlock_core::metrics::PEER_RTT_SECONDS).record(conn.rtt());
     }
 }
 

@@ -19,6 +19,7 @@ use tokio::sync::oneshot;
 
 use super::grant::Grant;
 use super::handle::{AbandonOnDrop, NodeHandle};
+use super::observe::kind_of;
 use crate::error::Error;
 use crate::machine::{validate_claims, Claim, ClaimKind, GrantInfo, NameInfo, NameKind};
 use crate::raft::{AcquireReply, Input};
@@ -100,6 +101,12 @@ impl From<NameInfo> for HoldersInfo {
 }
 
 /// `validate_claims` as the caller's typed error.
+/// The first claim's name, for the acquire's span (a multi-lock's others
+/// are in its claims).
+fn first_name(claims: &[Claim]) -> &str {
+    claims.first().map_or("", |c| c.lock.as_str())
+}
+
 fn check(claims: &[Claim]) -> Result<(), Error> {
     validate_claims(claims).map_err(|e| Error::InvalidRequest {
         reason: e.to_string(),
@@ -117,17 +124,21 @@ impl NodeHandle {
     /// use as another kind or count; `TableFull`, `NoQuorum`, `Shutdown`,
     /// `Removed`.
     pub async fn acquire_claims(&self, claims: Vec<Claim>) -> Result<Grant, Error> {
-        check(&claims)?;
-        for c in &claims {
-            self.holds().check_claim(c)?;
-        }
-        loop {
-            match self.send_claims(&claims, true).await? {
-                AcquireReply::Granted(grant) => return Ok(self.grant_held_by_task(grant)),
-                // The session ended while we waited: queue again.
-                AcquireReply::SessionEnded | AcquireReply::Busy => continue,
+        let (kind, name) = (kind_of(&claims), first_name(&claims));
+        super::observe::acquire(kind, name, async {
+            check(&claims)?;
+            for c in &claims {
+                self.holds().check_claim(c)?;
             }
-        }
+            loop {
+                match self.send_claims(&claims, true).await? {
+                    AcquireReply::Granted(grant) => return Ok(self.grant_held_by_task(grant)),
+                    // The session ended while we waited: queue again.
+                    AcquireReply::SessionEnded | AcquireReply::Busy => continue,
+                }
+            }
+        })
+        .await
     }
 
     /// Acquires every claim only if the FIFO rule grants them all right
@@ -138,14 +149,20 @@ impl NodeHandle {
     /// As [`NodeHandle::acquire_claims`], but never `AlreadyHeld` (it
     /// cannot wait behind itself).
     pub async fn try_acquire_claims(&self, claims: Vec<Claim>) -> Result<Option<Grant>, Error> {
-        check(&claims)?;
-        loop {
-            match self.send_claims(&claims, false).await? {
-                AcquireReply::Granted(grant) => return Ok(Some(self.grant_held_by_task(grant))),
-                AcquireReply::Busy => return Ok(None),
-                AcquireReply::SessionEnded => continue,
+        let (kind, name) = (kind_of(&claims), first_name(&claims));
+        super::observe::acquire(kind, name, async {
+            check(&claims)?;
+            loop {
+                match self.send_claims(&claims, false).await? {
+                    AcquireReply::Granted(grant) => {
+                        return Ok(Some(self.grant_held_by_task(grant)))
+                    }
+                    AcquireReply::Busy => return Ok(None),
+                    AcquireReply::SessionEnded => continue,
+                }
             }
-        }
+        })
+        .await
     }
 
     /// Like [`NodeHandle::acquire_claims`], but gives up after `timeout`
@@ -159,10 +176,8 @@ impl NodeHandle {
         if timeout.is_zero() {
             return self.try_acquire_claims(claims).await?.ok_or(Error::Timeout);
         }
-        match tokio::time::timeout(timeout, self.acquire_claims(claims)).await {
-            Ok(result) => result,
-            Err(_) => Err(Error::Timeout),
-        }
+        let kind = kind_of(&claims);
+        super::observe::with_timeout(kind, timeout, self.acquire_claims(claims)).await
     }
 
     /// Who holds `name` and how (kind, holders with tokens, permits in
@@ -173,6 +188,7 @@ impl NodeHandle {
     ///
     /// `NoQuorum` when no quorum answered within one session TTL;
     /// `InvalidName`; `Shutdown`.
+    #[tracing::instrument(level = "debug", skip_all, fields(lock = name))]
     pub async fn holders(&self, name: &str) -> Result<Option<HoldersInfo>, Error> {
         let lock = LockName::new(name)?;
         let place = self.place().await?;

@@ -73,6 +73,7 @@ impl Grant {
     /// # Errors
     ///
     /// `NoQuorum` as above; `Shutdown` when the node stopped.
+    #[tracing::instrument(level = "debug", skip_all, fields(token = self.token.0))]
     pub async fn unlock(self) -> Result<(), Error> {
         let watch = self.watch.clone();
         watch.unlock_answer(self.release().await)
@@ -102,6 +103,7 @@ impl Grant {
 
 impl Drop for Grant {
     fn drop(&mut self) {
+        self.watch.dropped();
         if !self.released {
             // The node may be gone; then the session's expiry frees it.
             let _ = self.inbox.send(Input::ReleaseGrant {

@@ -49,6 +49,9 @@ pub(crate) struct LeaseWatch {
     /// session's lease never makes this grant held again (issue 8, item 11).
     /// Shared by the clones of one grant.
     pub(crate) gone: Arc<AtomicBool>,
+    /// When the grant was handed over (the hold time's start; the
+    /// process's monotonic clock, as metrics are read on it).
+    pub(crate) granted_at: std::time::Instant,
 }
 
 impl LeaseWatch {
@@ -57,6 +60,7 @@ impl LeaseWatch {
             lease,
             clock,
             gone: Arc::default(),
+            granted_at: std::time::Instant::now(),
         }
     }
 
@@ -79,7 +83,7 @@ impl LeaseWatch {
         }
         let held = self.lease.has_changed().is_ok() && self.lease.borrow().holds(self.clock.now());
         if !held {
-            self.gone.store(true, Ordering::Release);
+            self.mark_gone();
         }
         held
     }
@@ -92,7 +96,19 @@ impl LeaseWatch {
     /// Completes once the lease may be gone (see [`LockGuard::lost`]).
     pub(crate) async fn lost(&self) {
         self.wait_lost().await;
-        self.gone.store(true, Ordering::Release);
+        self.mark_gone();
+    }
+
+    /// Marks the grant gone; the first time, counts a `lost()` notice.
+    fn mark_gone(&self) {
+        if !self.gone.swap(true, Ordering::AcqRel) {
+            crate::metrics::count(crate::metrics::LOCKS_LOST);
+        }
+    }
+
+    /// The grant's guard went away: its hold time and release are counted.
+    pub(crate) fn dropped(&self) {
+        crate::metrics::released(self.granted_at.elapsed());
     }
 
     async fn wait_lost(&self) {
@@ -185,6 +201,7 @@ impl LockGuard {
     /// # Errors
     ///
     /// `NoQuorum` as above; `Shutdown` when the node stopped.
+    #[tracing::instrument(level = "debug", skip_all, fields(lock = self.name.as_str(), token = self.token.0))]
     pub async fn unlock(self) -> Result<(), Error> {
         let watch = self.watch.clone();
         watch.unlock_answer(self.release().await)
@@ -210,6 +227,7 @@ impl LockGuard {
 
 impl Drop for LockGuard {
     fn drop(&mut self) {
+        self.watch.dropped();
         if !self.released {
             // The node may be gone; then the session's expiry frees the lock.
             let _ = self.inbox.send(Input::Release {

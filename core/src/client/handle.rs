@@ -22,6 +22,7 @@ use tokio::task::JoinHandle;
 use super::guard::LockGuard;
 use super::status::NodeStatus;
 use crate::error::Error;
+use crate::metrics::Kind;
 use crate::raft::{AcquireReply, Input};
 use crate::types::{LockInfo, LockName};
 
@@ -162,15 +163,18 @@ impl NodeHandle {
     /// already (it would wait behind itself for ever; issue 11, item 5);
     /// `InvalidName`, `TableFull`, `Shutdown`, `Removed`.
     pub async fn lock(&self, name: &str) -> Result<LockGuard, Error> {
-        let lock = LockName::new(name)?;
-        self.inner.holds.check(&lock)?;
-        loop {
-            match self.acquire(&lock, true).await? {
-                AcquireReply::Granted(guard) => return Ok(self.held_by_task(guard)),
-                // Our session ended while we waited: queue again under the next one.
-                AcquireReply::SessionEnded | AcquireReply::Busy => continue,
+        super::observe::acquire(Kind::Mutex, name, async {
+            let lock = LockName::new(name)?;
+            self.inner.holds.check(&lock)?;
+            loop {
+                match self.acquire(&lock, true).await? {
+                    AcquireReply::Granted(guard) => return Ok(self.held_by_task(guard)),
+                    // Our session ended while we waited: queue again under the next one.
+                    AcquireReply::SessionEnded | AcquireReply::Busy => continue,
+                }
             }
-        }
+        })
+        .await
     }
 
     /// Records the calling task as the guard's holder.
@@ -190,22 +194,22 @@ impl NodeHandle {
         if timeout.is_zero() {
             return self.try_lock(name).await?.ok_or(Error::Timeout);
         }
-        match tokio::time::timeout(timeout, self.lock(name)).await {
-            Ok(result) => result,
-            Err(_) => Err(Error::Timeout),
-        }
+        super::observe::with_timeout(Kind::Mutex, timeout, self.lock(name)).await
     }
 
     /// Acquires `name` only if it is free right now; never waits in the queue.
     pub async fn try_lock(&self, name: &str) -> Result<Option<LockGuard>, Error> {
-        let lock = LockName::new(name)?;
-        loop {
-            match self.acquire(&lock, false).await? {
-                AcquireReply::Granted(guard) => return Ok(Some(self.held_by_task(guard))),
-                AcquireReply::Busy => return Ok(None),
-                AcquireReply::SessionEnded => continue,
+        super::observe::acquire(Kind::Mutex, name, async {
+            let lock = LockName::new(name)?;
+            loop {
+                match self.acquire(&lock, false).await? {
+                    AcquireReply::Granted(guard) => return Ok(Some(self.held_by_task(guard))),
+                    AcquireReply::Busy => return Ok(None),
+                    AcquireReply::SessionEnded => continue,
+                }
             }
-        }
+        })
+        .await
     }
 
     async fn acquire(&self, lock: &LockName, wait: bool) -> Result<AcquireReply, Error> {
@@ -233,6 +237,7 @@ impl NodeHandle {
     }
 
     /// The current holder of `name`, read linearizably (a quorum round).
+    #[tracing::instrument(level = "debug", skip_all, fields(lock = name))]
     pub async fn holder(&self, name: &str) -> Result<Option<LockInfo>, Error> {
         let lock = LockName::new(name)?;
         let place = self.place().await?;
@@ -256,6 +261,7 @@ impl NodeHandle {
     ///
     /// `NoQuorum` when no quorum round or leader answer came within one
     /// session TTL; `Shutdown` when the node stopped.
+    #[tracing::instrument(level = "debug", skip_all)]
     pub async fn members(&self) -> Result<Vec<crate::client::MemberInfo>, Error> {
         let place = self.place().await?;
         let (tx, rx) = oneshot::channel();
@@ -287,6 +293,7 @@ impl NodeHandle {
     /// `NoQuorum` when the session could not be closed in time: its locks
     /// are then freed when the session expires, one TTL later. Calling it
     /// again on a stopped node returns `Ok`.
+    #[tracing::instrument(level = "debug", skip_all)]
     pub async fn shutdown(&self) -> Result<(), Error> {
         let (tx, rx) = oneshot::channel();
         let mut result = Ok(());

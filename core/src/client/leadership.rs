@@ -132,6 +132,7 @@ impl Leadership {
     /// commit within one session TTL (the name is then freed when the
     /// release, which the node keeps retrying, commits, or when the
     /// session ends); `Shutdown` when the node stopped.
+    #[tracing::instrument(level = "debug", skip_all, fields(election = self.name.as_str(), token = self.token.0))]
     pub async fn resign(&self) -> Result<(), Error> {
         let guard = self.guard.lock().take();
         // Every clone shares `gone`: they all report the loss now.
@@ -164,12 +165,14 @@ impl NodeHandle {
     ///
     /// As [`NodeHandle::lock`]: `InvalidName`, `NoQuorum`, `Shutdown`,
     /// `Removed`, `TableFull`.
+    #[tracing::instrument(level = "debug", skip_all, fields(election = name))]
     pub async fn campaign(&self, name: &str) -> Result<Leadership, Error> {
         self.lock(name).await.map(Leadership::new)
     }
 
     /// Like [`NodeHandle::campaign`], but gives up after `timeout` with
     /// `Error::Timeout` (and withdraws).
+    #[tracing::instrument(level = "debug", skip_all, fields(election = name))]
     pub async fn campaign_timeout(
         &self,
         name: &str,
@@ -189,6 +192,7 @@ impl NodeHandle {
     /// `NoQuorum` when no quorum answered within one session TTL;
     /// `WrongKind` when `name` is in use as a semaphore;
     /// `InvalidName`; `Shutdown`.
+    #[tracing::instrument(level = "debug", skip_all, fields(election = name))]
     pub async fn leader(&self, name: &str) -> Result<Option<LeaderInfo>, Error> {
         let Some(info) = self.holders(name).await? else {
             return Ok(None);

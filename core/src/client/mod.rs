@@ -7,6 +7,7 @@ pub mod guards;
 pub mod handle;
 pub mod leadership;
 pub mod locks;
+mod observe;
 mod primitives;
 pub mod status;
 mod task_holds;

@@ -14,6 +14,7 @@ impl NodeHandle {
     /// the call returns `Error::LockLost`. The fencing token
     /// (`guard.token()`) is still what protects the resource: a process can
     /// pause between any check and its write.
+    #[tracing::instrument(level = "debug", skip_all, fields(lock = name))]
     pub async fn with_lock<T, F>(&self, name: &str, f: F) -> Result<T, Error>
     where
         F: AsyncFnOnce(&LockGuard) -> T,
@@ -24,6 +25,7 @@ impl NodeHandle {
 
     /// Like [`NodeHandle::with_lock`], but gives up acquiring after `timeout`
     /// with `Error::Timeout`. The timeout bounds only the wait for the lock.
+    #[tracing::instrument(level = "debug", skip_all, fields(lock = name))]
     pub async fn with_lock_timeout<T, F>(
         &self,
         name: &str,

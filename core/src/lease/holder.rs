@@ -66,6 +66,11 @@ impl HolderLease {
         }
     }
 
+    /// When keepalive `seq` was stamped, if it is still unacknowledged.
+    pub fn sent_at(&self, seq: u64) -> Option<Instant> {
+        self.stamps.iter().find(|(s, _)| *s == seq).map(|(_, t)| *t)
+    }
+
     /// When the newest keepalive still unacknowledged was stamped.
     pub fn newest_unacknowledged(&self) -> Option<Instant> {
         self.stamps.back().map(|(_, t)| *t)

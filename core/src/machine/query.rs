@@ -121,11 +121,6 @@ impl LockTable {
         self.sessions.get(&session).map_or(0, |s| s.held.len())
     }
 
-    /// How many sessions are open.
-    pub fn session_count(&self) -> usize {
-        self.sessions.len()
-    }
-
     fn name_info(&self, l: &Lock) -> NameInfo {
         let mut holders: Vec<GrantInfo> = Vec::new();
         if let Some(h) = l.holder {
@@ -201,6 +196,11 @@ impl LockTable {
     /// Whether `session` is open.
     pub fn session_exists(&self, session: SessionId) -> bool {
         self.sessions.contains_key(&session)
+    }
+
+    /// How many sessions are open.
+    pub fn session_count(&self) -> usize {
+        self.sessions.len()
     }
 
     /// Every open session, in session order.

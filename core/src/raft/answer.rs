@@ -63,7 +63,7 @@ impl<S: LogStore + Send + 'static> Driver<S> {
 
     /// A grant's token as handed to its holder (and counted).
     fn granted_token(&self, token: FencingToken) -> FencingToken {
-        metrics::counter!(crate::metrics::LOCKS_GRANTED).increment(1);
+        crate::metrics::granted();
         if crate::teeth::planted(crate::teeth::Bug::TokenReuseAfterRestart) {
             FencingToken(token.0 - self.started_at.min(token.0 - 1))
         } else {

@@ -130,6 +130,7 @@ where
     F: FnOnce(ConfState) -> Result<S, Error>,
 {
     p.config.validate()?;
+    crate::metrics::register_all();
     let mut members = p.members.clone();
     members.sort_by_key(|m| m.id);
     members.dedup_by_key(|m| m.id);
@@ -223,7 +224,9 @@ where
             // so it stops as a removed member does: marked, its next start
             // is blank.
             Err(RoundEnd::Join) if p.durable && this_run.boot > 1 => {
-                tracing::warn!(node = %me.name, id = %me.id, "the cluster removed this node's id while it was away; its directory is marked, and its next start (at once, with rejoin_when_removed) is blank and joins under a new id");
+                // Logged where `Removed` is handled (the facade's restart,
+                // or the application), not here too.
+                tracing::debug!(node = %me.name, id = %me.id, "the cluster removed this node's id while it was away; its directory is marked, and its next start (at once, with rejoin_when_removed) is blank and joins under a new id");
                 if let Some(on_left) = p.on_left.take() {
                     on_left()?;
                 }

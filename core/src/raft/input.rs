@@ -373,7 +373,10 @@ impl<S: LogStore + Send + 'static> Driver<S> {
                 p.proposed = Some((now, term));
                 p.ever_proposed = true;
             }
-            Err(_) => p.proposed = None,
+            Err(_) => {
+                p.proposed = None;
+                crate::metrics::count(crate::metrics::PROPOSALS_FAILED);
+            }
         }
     }
 }

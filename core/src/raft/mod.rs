@@ -143,8 +143,7 @@ pub(crate) struct Driver<S: LogStore + Send + 'static> {
     unsynced_upto: Option<u64>,
     /// The term and vote last written to the log store.
     written_vote: (u64, u64),
-    /// The index of the last entry applied to the table (or of the snapshot
-    /// it was restored from).
+    /// The last entry applied to the table (or the snapshot it was restored from).
     applied_entry: u64,
     /// The applied index this run started from.
     started_at: u64,
@@ -403,6 +402,7 @@ impl<S: LogStore + Send + 'static> Driver<S> {
         let mut by_peer: BTreeMap<u64, Vec<PeerMessage>> = BTreeMap::new();
         for m in msgs {
             tracing::trace!(target: TIMELINE, node = %self.name, to = m.to, kind = ?m.get_msg_type(), index = m.index, entries = m.entries.len(), "send");
+            crate::metrics::raft_sent(&m);
             match m.write_to_bytes() {
                 Ok(bytes) => by_peer
                     .entry(m.to)
@@ -469,6 +469,7 @@ impl<S: LogStore + Send + 'static> Driver<S> {
             if same {
                 return false;
             }
+            crate::metrics::status(leader.is_some(), term, commit_index);
             s.role = role;
             s.leader = leader;
             s.term = term;

@@ -253,6 +253,16 @@ impl Proposals {
     }
 
     /// Whether `request` is outstanding and queued by the table.
+    /// How many requests are outstanding.
+    pub(crate) fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    /// How many of them the table queued behind a holder (waiters).
+    pub(crate) fn queued_len(&self) -> usize {
+        self.map.len() - self.open.len()
+    }
+
     pub(crate) fn is_queued(&self, request: RequestId) -> bool {
         self.map.get(&request).is_some_and(|p| p.queued)
     }

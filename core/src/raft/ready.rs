@@ -20,6 +20,7 @@ impl<S: LogStore + Send + 'static> Driver<S> {
         if !self.raw.has_ready() {
             return;
         }
+        let _round = tracing::trace_span!("ready", node = %self.name).entered();
         let mut ready = self.raw.ready();
 
         // 1. Send messages that do not depend on this Ready being persisted
@@ -154,6 +155,7 @@ impl<S: LogStore + Send + 'static> Driver<S> {
             }
         };
         let conf = snap.get_metadata().get_conf_state().clone();
+        let bytes = snap.get_data().len();
         if let Err(e) = self.raw.mut_store().apply_snapshot(snap) {
             self.fatal("install a snapshot", &e);
             return;
@@ -163,7 +165,7 @@ impl<S: LogStore + Send + 'static> Driver<S> {
         self.refresh_member_status();
         self.teach_transport();
         self.applied_entry = self.applied_entry.max(snap_index);
-        metrics::counter!(crate::metrics::SNAPSHOTS_INSTALLED).increment(1);
+        crate::metrics::snapshot_installed(bytes);
         tracing::info!(node = %self.name, applied = self.table.applied_index(), "caught up from a snapshot");
         self.watches.refresh(&self.table);
         let now = self.clock.now();
@@ -191,8 +193,8 @@ impl<S: LogStore + Send + 'static> Driver<S> {
         if entries.is_empty() {
             return;
         }
-        let now = self.clock.now();
-        tracing::trace!(target: super::TIMELINE, node = %self.name, first = entries.first().map_or(0, |e| e.index), n = entries.len(), "apply");
+        let (now, n) = (self.clock.now(), entries.len());
+        tracing::trace!(target: super::TIMELINE, node = %self.name, first = entries.first().map_or(0, |e| e.index), n, "apply");
         for entry in entries {
             self.applied_entry = self.applied_entry.max(entry.index);
             match entry.get_entry_type() {
@@ -235,7 +237,7 @@ impl<S: LogStore + Send + 'static> Driver<S> {
                 }
             }
         }
-        metrics::gauge!(crate::metrics::APPLIED_INDEX).set(self.raw.raft.raft_log.applied as f64);
+        crate::metrics::applied(n, self.applied_entry);
         self.watches.refresh(&self.table);
     }
 
@@ -323,6 +325,9 @@ impl<S: LogStore + Send + 'static> Driver<S> {
                 delayed,
             } => {
                 if let Some(duty) = self.leader.as_mut() {
+                    if delayed {
+                        crate::metrics::count(crate::metrics::LOCK_DELAY_HANDOFFS);
+                    }
                     duty.schedule(lock, freed_at, delayed, now);
                 }
             }
@@ -339,9 +344,16 @@ impl<S: LogStore + Send + 'static> Driver<S> {
 
     /// A request of this node's session reached `outcome`.
     fn on_reply(&mut self, request: RequestId, outcome: Outcome) {
+        let queued = self.pending.is_queued(request);
         let Some(p) = self.pending.get_mut(request) else {
             return;
         };
+        // Proposal to apply, once per request (a queued one's grant later
+        // is a wait, not a commit).
+        if let Some((at, _)) = p.proposed.filter(|_| !queued) {
+            let took = self.clock.now().saturating_duration_since(at);
+            crate::metrics::seconds(crate::metrics::COMMIT_SECONDS, took);
+        }
         if outcome == Outcome::Queued {
             self.pending.mark_queued(request);
             return;
@@ -411,6 +423,9 @@ impl<S: LogStore + Send + 'static> Driver<S> {
         let seen = (self.raw.raft.leader_id, self.raw.raft.term);
         if seen != self.seen_leader {
             self.seen_leader = seen;
+            if seen.0 != 0 {
+                crate::metrics::count(crate::metrics::LEADER_CHANGES);
+            }
             if self.own.opened && seen.0 != 0 {
                 // A new leader: renew the lease with it right away.
                 self.send_keepalive(now);

@@ -133,7 +133,9 @@ impl<S: LogStore + Send + 'static> Driver<S> {
             tracing::debug!(node = %self.name, peer = %from, %id, "a Removed frame not for this node; ignored");
             return;
         }
-        tracing::warn!(
+        // INFO: what follows is logged where `Removed` is handled (the
+        // facade's restart at WARN, or the application).
+        tracing::info!(
             node = %self.name,
             id = %self.me,
             "this node was removed from the cluster: this run stops; the next start (at once, with rejoin_when_removed) is blank and joins under a new id"

@@ -47,6 +47,18 @@ impl<S: LogStore + Send + 'static> Driver<S> {
         self.probe_if_orphaned(now);
         self.maybe_compact();
         self.shutdown_progress(now);
+        self.tick_gauges(now);
+    }
+
+    /// The gauges that move continuously (issue 12, item 1): set once a
+    /// tick rather than on every change.
+    fn tick_gauges(&self, now: Instant) {
+        let lease = match self.own.lease.valid_until() {
+            Some(until) if self.own.opened => until.saturating_duration_since(now),
+            _ => std::time::Duration::ZERO,
+        };
+        let (pending, queued) = (self.pending.len(), self.pending.queued_len());
+        crate::metrics::tick(pending, queued, self.table.session_count(), lease);
     }
 
     fn open_session_if_needed(&mut self, now: Instant) {
@@ -229,6 +241,10 @@ impl<S: LogStore + Send + 'static> Driver<S> {
             tracing::warn!(node = %self.name, %session, "the leader says this node's session expired");
             self.own_session_ended(now);
             return;
+        }
+        if let Some(sent) = self.own.lease.sent_at(seq) {
+            let rtt = now.saturating_duration_since(sent);
+            crate::metrics::seconds(crate::metrics::KEEPALIVE_RTT_SECONDS, rtt);
         }
         if let Some(until) = self.own.lease.acknowledged(seq) {
             self.own

@@ -81,7 +81,10 @@ impl Fs for RealFs {
     }
 
     fn sync(&self, file: &File) -> io::Result<()> {
-        file.sync_data()
+        let started = std::time::Instant::now();
+        let synced = file.sync_data();
+        crate::metrics::seconds(crate::metrics::FSYNC_SECONDS, started.elapsed());
+        synced
     }
 
     fn sync_dir(&self, dir: &Path) -> io::Result<()> {

@@ -121,11 +121,13 @@
 #![warn(missing_docs)]
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
+pub mod blocking;
 mod builder;
 mod data_dir;
 pub mod docs;
 mod election;
 mod forming;
+mod locks;
 mod members;
 mod node;
 mod rejoin;
@@ -139,7 +141,9 @@ mod tls_reload;
 pub use builder::NodeBuilder;
 pub use election::LeaderTask;
 pub use node::Node;
-pub use peerlock_core::client::{MemberInfo, MemberRole, MemberStatus, NodeStatus, Role};
+pub use peerlock_core::client::{
+    LockEntry, LocksPage, MemberInfo, MemberRole, MemberStatus, NodeStatus, Role, MAX_LOCKS_PAGE,
+};
 pub use peerlock_core::machine::{ClaimKind, NameKind};
 pub use peerlock_core::{
     Error, FencingToken, HolderInfo, HoldersInfo, LeaderInfo, Leadership, LockGuard, LockInfo,
@@ -189,5 +193,8 @@ const _: fn(Node) = |node| {
     send(node.lock_all(["x", "y"]));
     send(node.with_locks(["x", "y"], async |g: &MultiGuard| g.token()));
     send(node.holders("x"));
+    send(node.locks(None, 10));
+    send_sync::<blocking::Node>();
+    send_sync::<blocking::LockGuard>();
     send(node.shutdown());
 };

@@ -37,8 +37,9 @@ pub mod transport;
 pub mod types;
 
 pub use client::{
-    Grant, HolderInfo, HoldersInfo, LeaderInfo, Leadership, LockGuard, MemberInfo, MemberRole,
-    MemberStatus, MultiGuard, NodeHandle, NodeStatus, Permit, ReadGuard, Role, WriteGuard,
+    Grant, HolderInfo, HoldersInfo, LeaderInfo, Leadership, LockEntry, LockGuard, LocksPage,
+    MemberInfo, MemberRole, MemberStatus, MultiGuard, NodeHandle, NodeStatus, Permit, ReadGuard,
+    Role, WriteGuard,
 };
 pub use config::{MembershipConfig, NodeConfig};
 pub use error::Error;

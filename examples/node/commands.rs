@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use peerlock::{Leadership, LockGuard, MemberRole, Node};
+use peerlock::{Leadership, LockGuard, MemberRole, NameKind, Node};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
 /// Writes one answer line and flushes it (the tests wait for each line).
@@ -141,6 +141,11 @@ async fn answer(node: &Node, held: &mut Held, line: &str) -> Step {
             Err(e) => format!("error {e}"),
         },
         "status" => status(node),
+        // `locks [LIMIT [AFTER]]`: one page of `node.locks()` (issue 12).
+        "locks" => match locks_page(node, name, arg).await {
+            Ok(line) => line,
+            Err(e) => format!("error {e}"),
+        },
         "members" => match node.members().await {
             Ok(members) => members_line(&members),
             Err(e) => format!("error {e}"),
@@ -185,4 +190,36 @@ fn members_line(members: &[peerlock::MemberInfo]) -> String {
         })
         .collect();
     format!("members {}", list.join(" "))
+}
+
+/// `locks [LIMIT [AFTER]]`: `locks next=NAME|none` then one word per name,
+/// `NAME=KIND,waiters=N[,handoff][,HOLDER@TOKEN/AGE]...` (AGE in ms, `?`
+/// when the answering node does not know it; KIND `lock` or `semaphore/N`).
+async fn locks_page(node: &Node, limit: &str, after: Option<&str>) -> Result<String, String> {
+    let limit = match limit {
+        "" => 100,
+        n => n.parse().map_err(|e| format!("bad limit {n:?}: {e}"))?,
+    };
+    let page = node.locks(after, limit).await.map_err(|e| e.to_string())?;
+    let mut words = vec![format!(
+        "next={}",
+        page.next.as_ref().map_or("none", |n| n.as_str())
+    )];
+    for row in &page.locks {
+        let i = &row.info;
+        let kind = match i.kind {
+            NameKind::Semaphore { count } => format!("semaphore/{count}"),
+            _ => "lock".to_owned(),
+        };
+        let mut word = format!("{}={kind},waiters={}", row.name, i.waiters);
+        if i.awaiting_handoff {
+            word.push_str(",handoff");
+        }
+        for g in &i.holders {
+            let age = g.age.map_or("?".to_owned(), |a| a.as_millis().to_string());
+            word.push_str(&format!(",{}@{}/{age}", g.holder, g.token));
+        }
+        words.push(word);
+    }
+    Ok(format!("locks {}", words.join(" ")))
 }

@@ -22,6 +22,7 @@
 //! | `leader NAME`  | `leader NAME NODE TOKEN CANDIDATES` or `leader NAME none` (linearizable) |
 //! | `resign NAME`  | `resigned NAME`                                     |
 //! | `status`       | `status ROLE term=.. leader=ID leader_name=NAME applied=..` |
+//! | `locks [LIMIT [AFTER]]` | `locks next=NAME|none NAME=lock|semaphore/N,waiters=N[,handoff][,HOLDER@TOKEN/AGE_MS]...`: a page of the names in use after AFTER (linearizable; LIMIT 1..=1000, default 100) |
 //! | `members`      | `members NAME=voter|learner,live|silent,id=ID,addr=ADDR[,zone=ZONE] ...` (linearizable) |
 //! | `quit`         | graceful shutdown, then `bye` (SIGTERM does the same) |
 //!

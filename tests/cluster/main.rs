@@ -24,6 +24,8 @@ mod t119_break_sem;
 mod t119_break_tokens;
 mod t11_support;
 mod t120_tls_rotation;
+mod t121_locks;
+mod t122_blocking;
 mod t20_fifo;
 mod t30_fencing;
 mod t40_lease_loss;

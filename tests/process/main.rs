@@ -21,5 +21,6 @@ mod t60_restored;
 mod t63_scale;
 mod t70_service;
 mod t72_metrics;
+mod t73_locks;
 mod t74_tls_reload;
 mod workload;

@@ -62,6 +62,17 @@ pub struct HolderInfo {
     pub holder_id: NodeId,
     /// How it holds the name (exclusive, shared, or `n` permits).
     pub kind: ClaimKind,
+    /// How long the grant has been held (issue 12, item 6), measured by
+    /// the node that answered on its clock (monotonic, counting host
+    /// suspend): from when it applied the entry that made the grant, to
+    /// the answer. The leader applies that entry as it commits it, a
+    /// follower up to one replication round later, so a follower's age is
+    /// short by that lag (milliseconds on a healthy network); entries are
+    /// timed per batch of applied entries, so ages are good to about a
+    /// millisecond. `None` when this node did not apply that entry in its
+    /// current run (it restarted since, or the grant came in a snapshot),
+    /// and for `expired` grants (their session is gone).
+    pub age: Option<Duration>,
 }
 
 impl From<GrantInfo> for HolderInfo {
@@ -71,6 +82,7 @@ impl From<GrantInfo> for HolderInfo {
             holder: g.holder,
             holder_id: g.holder_id,
             kind: g.kind,
+            age: None,
         }
     }
 }
@@ -186,8 +198,7 @@ impl NodeHandle {
             reply: tx,
             place,
         })?;
-        let info = rx.await.map_err(|_| self.gone())??;
-        Ok(info.map(HoldersInfo::from))
+        rx.await.map_err(|_| self.gone())?
     }
 
     /// Records the calling task as the holder of each of the grant's names.

@@ -92,3 +92,29 @@ fn issue_8_session_ttl_is_one_lookup() {
     assert_eq!(t.session_ttl_ms(SessionId(5_000)), None);
     assert!(cost::take() <= 2);
 }
+
+/// Issue 12 item 6: a page of `locks()` from a cursor visits the page, not
+/// the names before the cursor nor the rest of the table (a range of the
+/// ordered map; a scan and filter would visit all 10 000 names).
+#[test]
+fn issue_12_a_page_of_names_costs_the_page_not_the_table() {
+    const N: u64 = 10_000;
+    let mut t = table();
+    for r in 1..=N {
+        acq(&mut t, 10 + r, A, r, &format!("held/{r:05}"), true);
+    }
+    let cursor = LockName::new("held/05000").unwrap();
+    cost::take();
+    let page = t.names_after(Some(&cursor), 100);
+    let steps = cost::take();
+    let names: Vec<&str> = page.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names.first(), Some(&"held/05001"));
+    assert_eq!(names.len(), 100);
+    assert!(steps <= 100, "{steps} steps for a page of 100");
+    let last = t.names_after(Some(&LockName::new("held/09999").unwrap()), 100);
+    assert_eq!(
+        last.len(),
+        1,
+        "the page after the last but one holds one name"
+    );
+}

@@ -3,6 +3,8 @@
 //! driver calls some of them per entry or per tick, and a scan there grows
 //! with the table, not with the work: issue 8 item 10).
 
+use std::ops::Bound;
+
 use super::claim::{ClaimKind, NameKind};
 use super::lock::Lock;
 use super::{LockTable, Outcome, PendingHandoff, SessionInfo};
@@ -93,7 +95,33 @@ impl LockTable {
     /// the name is not in use (then it has no kind either). Costs
     /// O(holders), never O(waiters).
     pub fn holders(&self, lock: &LockName) -> Option<NameInfo> {
-        let l = self.locks.get(lock)?;
+        Some(self.name_info(self.locks.get(lock)?))
+    }
+
+    /// The names in use after `after` (from the first when `None`), in
+    /// name order, at most `limit` of them, each as [`LockTable::holders`]
+    /// reports it. A range of the ordered map: O(log n + limit + their
+    /// grants), never a scan of the table (issue 12, item 6: an operator's
+    /// paged listing must not stall the driver on a large table).
+    pub fn names_after(&self, after: Option<&LockName>, limit: usize) -> Vec<(LockName, NameInfo)> {
+        let from = after.map_or(Bound::Unbounded, Bound::Excluded);
+        self.locks
+            .range::<LockName, _>((from, Bound::Unbounded))
+            .take(limit)
+            .map(|(name, l)| {
+                super::cost::step(1);
+                (name.clone(), self.name_info(l))
+            })
+            .collect()
+    }
+
+    /// How many grants `session` holds now (0 when it is not open): one
+    /// lookup.
+    pub fn grant_count(&self, session: SessionId) -> usize {
+        self.sessions.get(&session).map_or(0, |s| s.held.len())
+    }
+
+    fn name_info(&self, l: &Lock) -> NameInfo {
         let mut holders: Vec<GrantInfo> = Vec::new();
         if let Some(h) = l.holder {
             holders.extend(self.grant_info((h.session, h.request), h.token, ClaimKind::Exclusive));
@@ -118,14 +146,14 @@ impl LockTable {
             })
             .collect();
         expired.sort_by_key(|g| (g.token, g.session, g.request));
-        Some(NameInfo {
+        NameInfo {
             kind: l.kind,
             holders,
             permits_used: l.used,
             waiters: l.waiters.len(),
             awaiting_handoff: l.handoff.is_some(),
             expired,
-        })
+        }
     }
 
     /// The first `limit` requests queued on `lock`, in queue order (the

@@ -345,6 +345,7 @@ where
     let raw = RawNode::new(&raft_cfg, store, &logger)
         .map_err(|e| Error::Config(format!("raft could not start: {e}")))?;
     let written_vote = (raw.raft.term, raw.raft.vote);
+    let replayed_upto = raw.raft.raft_log.committed;
 
     let clock = p.hooks.clock.clone();
     let now = clock.now();
@@ -382,7 +383,7 @@ where
         founding,
         peer_memory: p.peer_memory,
         pending: Proposals::default(),
-        reads: Reads::new(me.id),
+        reads: Reads::new(me.id, replayed_upto),
         watches: Default::default(),
         keepalive_batch: Vec::new(),
         keepalive_counts: (0, 0),

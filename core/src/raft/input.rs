@@ -9,7 +9,7 @@ use super::reads::Purpose;
 use super::Driver;
 use crate::client::grant::Grant;
 use crate::error::Error;
-use crate::machine::{Claim, Command, NameInfo, RequestKey};
+use crate::machine::{Claim, Command, RequestKey};
 use crate::storage::LogStore;
 use crate::types::{FencingToken, LockInfo, LockName, RequestId, SessionId};
 
@@ -45,7 +45,7 @@ pub(crate) enum Input {
     /// A linearizable read of every holder of `lock` (issue 11).
     Holders {
         lock: LockName,
-        reply: oneshot::Sender<Result<Option<NameInfo>, Error>>,
+        reply: oneshot::Sender<Result<Option<crate::client::HoldersInfo>, Error>>,
         /// The caller's place in the inbox, given back when taken in.
         place: tokio::sync::OwnedSemaphorePermit,
     },
@@ -69,6 +69,14 @@ pub(crate) enum Input {
     WatchHolder {
         lock: LockName,
         reply: oneshot::Sender<watch::Receiver<super::HolderView>>,
+    },
+    /// A linearizable page of the names in use (issue 12, item 6).
+    Locks {
+        after: Option<LockName>,
+        limit: usize,
+        reply: super::locks_query::LocksReply,
+        /// The caller's place in the inbox, given back when taken in.
+        place: tokio::sync::OwnedSemaphorePermit,
     },
     /// A linearizable read of the members (issue 9).
     Members {
@@ -229,6 +237,15 @@ impl<S: LogStore + Send + 'static> Driver<S> {
             }
             Input::WatchHolder { lock, reply } => {
                 let _ = reply.send(self.watches.subscribe(lock, &self.table));
+            }
+            Input::Locks {
+                after,
+                limit,
+                reply,
+                place,
+            } => {
+                drop(place);
+                self.begin_locks(after, limit, reply, now);
             }
             Input::Members { reply, place } => {
                 drop(place);

@@ -22,6 +22,7 @@ mod hooks;
 mod input;
 mod join;
 mod leader;
+mod locks_query;
 mod logger;
 mod members_query;
 mod own;
@@ -143,13 +144,11 @@ pub(crate) struct Driver<S: LogStore + Send + 'static> {
     unsynced_upto: Option<u64>,
     /// The term and vote last written to the log store.
     written_vote: (u64, u64),
-    /// The index of the last entry applied to the table (or of the snapshot
-    /// it was restored from).
+    /// The last entry applied to the table (or the snapshot it was restored from).
     applied_entry: u64,
     /// The applied index this run started from.
     started_at: u64,
-    /// When to compact, and the snapshot waiting for its tail (see
-    /// `compaction.rs`).
+    /// When to compact, and the snapshot waiting for its tail (`compaction.rs`).
     compaction: compaction::Compaction,
     /// `members()` calls waiting for the leader's liveness answer.
     live_asks: members_query::LiveAsks,

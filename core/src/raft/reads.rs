@@ -31,7 +31,14 @@ pub(crate) enum Purpose {
     /// A caller waits for `holders(lock)` (issue 11).
     Holders {
         lock: LockName,
-        reply: oneshot::Sender<Result<Option<crate::machine::NameInfo>, Error>>,
+        reply: oneshot::Sender<Result<Option<crate::client::HoldersInfo>, Error>>,
+        deadline: Instant,
+    },
+    /// A caller waits for a page of `locks()` (issue 12, item 6).
+    Locks {
+        after: Option<LockName>,
+        limit: usize,
+        reply: super::locks_query::LocksReply,
         deadline: Instant,
     },
     /// A caller waits for `members()` (issue 9).
@@ -48,6 +55,7 @@ impl Purpose {
             Self::KeepAlives(_) => None,
             Self::Holder { deadline, .. }
             | Self::Holders { deadline, .. }
+            | Self::Locks { deadline, .. }
             | Self::Members { deadline, .. } => Some(*deadline),
         }
     }
@@ -63,6 +71,9 @@ impl Purpose {
                 let _ = reply.send(Err(err));
             }
             Self::Members { reply, .. } => {
+                let _ = reply.send(Err(err));
+            }
+            Self::Locks { reply, .. } => {
                 let _ = reply.send(Err(err));
             }
         }
@@ -82,6 +93,8 @@ pub(crate) struct Reads {
     counter: u64,
     issued: BTreeMap<Vec<u8>, Issued>,
     confirmed: Vec<(u64, Purpose)>,
+    /// When the grants these reads report were applied here.
+    pub(crate) ages: super::locks_query::GrantAges,
 }
 
 impl Reads {
@@ -90,8 +103,11 @@ impl Reads {
     /// raft-rs de-duplicates rounds by context, and a new request that
     /// matched an old round still pending at the leader would be answered
     /// by that round, begun before the request arrived (issue 8, item 11).
-    pub(crate) fn new(me: NodeId) -> Self {
+    /// `replayed_upto`: the index committed before this run began (see
+    /// `GrantAges`).
+    pub(crate) fn new(me: NodeId, replayed_upto: u64) -> Self {
         Self {
+            ages: super::locks_query::GrantAges::new(replayed_upto),
             me,
             counter: super::own::random_u64() >> 1,
             issued: BTreeMap::new(),
@@ -187,7 +203,7 @@ mod tests {
     fn read_contexts_do_not_restart_with_the_process() {
         let now = Instant::now();
         let first = |_: ()| {
-            let mut r = Reads::new(NodeId(3));
+            let mut r = Reads::new(NodeId(3), 0);
             r.issue(Purpose::KeepAlives(Vec::new()), now)
         };
         let a = first(());

@@ -210,6 +210,9 @@ impl<S: LogStore + Send + 'static> Driver<S> {
                         Ok(cmd) => {
                             let effects = self.table.apply(entry.index, &cmd);
                             self.observe(entry.index, Some(&cmd), &effects);
+                            self.reads
+                                .ages
+                                .note(entry.index, &effects, &self.table, now);
                             for effect in effects {
                                 self.on_effect(effect, now);
                             }
@@ -443,8 +446,16 @@ impl<S: LogStore + Send + 'static> Driver<S> {
                 let _ = reply.send(Ok(self.table.holder(&lock)));
             }
             Purpose::Holders { lock, reply, .. } => {
-                let _ = reply.send(Ok(self.table.holders(&lock)));
+                let now = self.clock.now();
+                let info = self.table.holders(&lock).map(|i| self.with_ages(i, now));
+                let _ = reply.send(Ok(info));
             }
+            Purpose::Locks {
+                after,
+                limit,
+                reply,
+                ..
+            } => self.answer_locks(after, limit, reply),
             Purpose::Members { reply, deadline } => self.answer_members(reply, deadline),
             Purpose::KeepAlives(batch) => {
                 // Only a leader that still leads answers; a deposed one stays

@@ -267,6 +267,9 @@ impl<S: LogStore + Send + 'static> Driver<S> {
                 super::Input::Members { reply, .. } => {
                     let _ = reply.send(Err(err()));
                 }
+                super::Input::Locks { reply, .. } => {
+                    let _ = reply.send(Err(err()));
+                }
                 super::Input::Shutdown { reply: Some(r) } => {
                     let _ = r.send(Ok(()));
                 }

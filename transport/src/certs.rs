@@ -23,7 +23,14 @@ use crate::tls::TlsConfig;
 /// restart: `Node::reload_tls` in the `peerlock` crate.
 ///
 /// ```
-/// use peerlock_transport::{ClusterCa, TlsConfig};
+/// # // This crate's doc tests cannot name `peerlock` (it depends on this
+/// # // crate); the paths shown are the ones users import (issue 12).
+/// # mod peerlock {
+/// #     pub mod certs { pub use peerlock_transport::ClusterCa; }
+/// #     pub use peerlock_transport::TlsConfig;
+/// #     pub use peerlock_core::Error;
+/// # }
+/// use peerlock::{certs::ClusterCa, TlsConfig};
 ///
 /// let ca = ClusterCa::generate("orders")?;
 /// // No SANs needed: the common name "node-a" is the identity.
@@ -42,7 +49,7 @@ use crate::tls::TlsConfig;
 /// let (cert_pem, key_pem) = again.issue_node_pem("node-b", &["10.0.0.2"])?;
 /// let tls_b = TlsConfig::from_pem(&ca.ca_pem(), &cert_pem, &key_pem)?;
 /// assert_eq!(tls_b.node_name(), "node-b");
-/// # Ok::<(), peerlock_core::Error>(())
+/// # Ok::<(), peerlock::Error>(())
 /// ```
 #[derive(Clone)]
 pub struct ClusterCa {

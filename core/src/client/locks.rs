@@ -79,6 +79,7 @@ impl NodeHandle {
     /// `InvalidName` when `after` is not a lock name; `NoQuorum` when no
     /// quorum answered within one session TTL (as `holders()`);
     /// `Shutdown`.
+    #[tracing::instrument(level = "debug", skip_all, fields(after = after.unwrap_or(""), limit = limit))]
     pub async fn locks(&self, after: Option<&str>, limit: usize) -> Result<LocksPage, Error> {
         let (after, limit) = page_request(after, limit)?;
         let place = self.place().await?;

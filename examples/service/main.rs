@@ -24,7 +24,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Parser;
-use metrics_exporter_prometheus::PrometheusBuilder;
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
 use peerlock::{Node, TlsConfig};
 
 /// A fenced bank-account service over peerlock and SQL.
@@ -93,7 +93,15 @@ async fn main() -> ExitCode {
 
 async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     // Before the node starts, so its metrics land here too.
-    let prometheus = PrometheusBuilder::new().install_recorder()?;
+    // Latencies as histograms with buckets (not the exporter's default
+    // summaries), so Prometheus can aggregate them across instances.
+    const SECONDS: &[f64] = &[
+        0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+    ];
+    let prometheus = PrometheusBuilder::new()
+        .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), SECONDS)?
+        .install_recorder()?;
+    peerlock::metrics::describe();
     let upkeep = prometheus.clone();
     tokio::spawn(async move {
         // Histograms drain on render; upkeep bounds them between scrapes.

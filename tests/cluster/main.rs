@@ -26,6 +26,7 @@ mod t11_support;
 mod t120_tls_rotation;
 mod t121_locks;
 mod t122_blocking;
+mod t123_break_user;
 mod t20_fifo;
 mod t30_fencing;
 mod t40_lease_loss;

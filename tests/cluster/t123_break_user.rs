@@ -95,6 +95,19 @@ fn t123a_blocking_three_nodes_as_a_user() {
     assert!(matches!(err, Error::Timeout), "{err}");
     assert!(t0.elapsed() < Duration::from_secs(3), "{:?}", t0.elapsed());
 
+    // The same thread asking again is refused at once (it would wait
+    // behind itself); another thread of the same node just waits.
+    let again = nodes[0].lock("b/held");
+    assert!(matches!(again, Err(Error::AlreadyHeld { .. })), "{again:?}");
+    let n0 = nodes[0].clone();
+    let other = std::thread::spawn(move || {
+        n0.lock_timeout("b/held", Duration::from_millis(200))
+            .map(drop)
+    })
+    .join()
+    .unwrap();
+    assert!(matches!(other, Err(Error::Timeout)), "{other:?}");
+
     // A guard moved to and dropped on another thread releases.
     std::thread::spawn(move || drop(g)).join().unwrap();
     let g2 = nodes[2].lock_timeout("b/held", WAIT).expect("released");

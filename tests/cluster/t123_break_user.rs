@@ -539,3 +539,54 @@ async fn t123i_reload_tls_refuses_a_bundle_that_trusts_no_peer() {
         "a bundle trusting none of the peers' CAs: {r:?}"
     );
 }
+
+/// Blocking edge cases: a panicking critical section releases and the
+/// panic reaches the caller; `lock_timeout(ZERO)` on a held name answers
+/// at once; a builder without TLS is a typed error, not a panic.
+#[test]
+fn t123j_blocking_edges() {
+    let nodes = start_blocking(1);
+    let n = &nodes[0];
+    let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        n.with_lock("b/panics", |_g| -> u32 { panic!("in the section") })
+    }));
+    assert!(caught.is_err(), "the panic reaches the caller");
+    let g = n
+        .lock_timeout("b/panics", Duration::from_secs(5))
+        .expect("released by the unwinding guard");
+    let n2 = n.clone();
+    let t0 = Instant::now();
+    let zero = std::thread::spawn(move || n2.lock_timeout("b/panics", Duration::ZERO).map(drop))
+        .join()
+        .unwrap();
+    assert!(matches!(zero, Err(Error::Timeout)), "{zero:?}");
+    assert!(t0.elapsed() < Duration::from_secs(2), "{:?}", t0.elapsed());
+    drop(g);
+    let (socks, addrs) = sockets(1);
+    let no_tls = peerlock::Node::builder()
+        .socket(socks.into_iter().next().unwrap())
+        .peers(addrs)
+        .in_memory();
+    let err = blocking::Node::start(no_tls).unwrap_err();
+    assert!(matches!(err, Error::Config(_)), "{err}");
+    n.shutdown().unwrap();
+}
+
+/// After `shutdown()`: `locks()` and `reload_tls` answer `Shutdown`; a
+/// cursor that is not a lock name is `InvalidName`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn t123k_locks_and_reload_after_shutdown() {
+    let c = Cluster::start(1).await;
+    let n = &c.nodes[0];
+    let bad = n.locks(Some(""), 10).await;
+    assert!(matches!(bad, Err(Error::InvalidName { .. })), "{bad:?}");
+    let past = "z".repeat(256);
+    let empty = within(n.locks(Some(&past), 10)).await.unwrap();
+    assert!(empty.locks.is_empty() && empty.next.is_none());
+    within(n.shutdown()).await.unwrap();
+    let r = within(n.locks(None, 10)).await;
+    assert!(matches!(r, Err(Error::Shutdown)), "{r:?}");
+    let tls = c.ca.issue_node("node-0", &["127.0.0.1"]).unwrap();
+    let r = n.reload_tls(tls);
+    assert!(matches!(r, Err(Error::Shutdown)), "{r:?}");
+}

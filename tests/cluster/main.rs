@@ -26,6 +26,8 @@ mod t11_support;
 mod t120_tls_rotation;
 mod t121_locks;
 mod t122_blocking;
+mod t123_break_metrics;
+mod t123_break_tls;
 mod t123_break_user;
 mod t20_fifo;
 mod t30_fencing;

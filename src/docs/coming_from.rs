@@ -30,7 +30,7 @@
 //! | `e.Observe(ctx)` | `node.watch_leader("elect/x")` | a `Stream`, never back in log order |
 //! | `e.Proclaim(ctx, val)` | none | peerlock stores no values: keep the leader's data in your store, fenced by its token |
 //! | `recipe.NewRWMutex(...)` (experimental recipes) | `node.read_lock(name)` / `node.write_lock(name)` | FIFO, writers not starved |
-//! | `Get(ctx, "/locks/x", WithPrefix())` to see owners | `node.holder(name)` / `node.holders(name)` | linearizable |
+//! | `Get(ctx, "/locks/x", WithPrefix())` to see owners | `node.holder(name)` / `node.holders(name)`, or `node.locks(after, limit)` for every name in use | linearizable; `locks` is paged in name order |
 //! | `MemberList`, `Status` | `node.members()`, `node.status()` | |
 //!
 //! # ZooKeeper / Curator

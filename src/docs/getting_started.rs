@@ -137,6 +137,11 @@
 //!   [`Node::members`](crate::Node::members) read the cluster
 //!   linearizably; [`Node::status`](crate::Node::status) is this node's
 //!   local view.
+//! - [`Node::locks`](crate::Node::locks) lists every name in use (holder,
+//!   token, age, waiters), a page at a time.
+//! - [`blocking`](crate::blocking) for programs without an async runtime:
+//!   the same calls, blocking the calling thread, on a runtime of the
+//!   node's own.
 //!
 //! The repository's examples run each of these: `quickstart` (three nodes,
 //! contended locks, a crash), `scheduler`, `semaphore`, `transfers`,

@@ -49,9 +49,10 @@
 //! session is open) and [`Node::status`](crate::Node::status) (role, term,
 //! leader's name, commit and applied index, members as this node last
 //! applied them): both are cheap. [`Node::members`](crate::Node::members),
-//! [`Node::holder`](crate::Node::holder) and
-//! [`Node::holders`](crate::Node::holders) answer linearizably (a quorum
-//! round each) for tools and debugging.
+//! [`Node::holder`](crate::Node::holder),
+//! [`Node::holders`](crate::Node::holders) and
+//! [`Node::locks`](crate::Node::locks) (every name in use, paged) answer
+//! linearizably (a quorum round each) for tools and debugging.
 //!
 //! # Logs
 //!
@@ -84,6 +85,7 @@
 //! | [`AlreadyHeld`](crate::Error::AlreadyHeld) | no | this task already holds the name through this node; waiting would wait for ever | pass the guard, or its token, to the nested code |
 //! | [`Config`](crate::Error::Config) | no | a builder option is wrong or missing; the message names it (and the minimum TTL for a tick, the differing peer lists of two founders, ...) | fix the option and start again |
 //! | [`Tls`](crate::Error::Tls) | no | a certificate or key does not load or fit (wrong CA, missing usage, no common name) | the message names the file; see [`certificates`](super::certificates) |
+//! | [`TlsIdentityChanged`](crate::Error::TlsIdentityChanged) | no | [`Node::reload_tls`](crate::Node::reload_tls) was given a certificate for another member name than this node's; nothing changed | issue the node a certificate for its own name (a rotation cannot rename a member) |
 //! | [`Io`](crate::Error::Io) | no | the OS refused something: the port is taken, a file cannot be read, the data directory cannot be written | the message names what; fix and start again |
 //!
 //! A retry loop for the retryable ones:

@@ -1,0 +1,175 @@
+//! The locks-held and waiters gauges return to 0 (helper "break", issue
+//! 12, item 1): guards dropped, permits, read locks, `with_lock`, a lease
+//! lost, timed-out waiters, under a thread-local `metrics-util` debugging
+//! recorder on a current-thread runtime (so no other test sees it).
+
+use std::time::{Duration, Instant};
+
+use metrics_util::debugging::{DebugValue, DebuggingRecorder};
+use peerlock::Error;
+
+use crate::common::{within, Cluster, Opts};
+
+/// The gauges of one snapshot by name: a gauge's change since the last
+/// snapshot (a `DebuggingRecorder` snapshot swaps every value to 0), or
+/// its last `set` value.
+fn gauges(recorder: &DebuggingRecorder) -> std::collections::BTreeMap<String, f64> {
+    let mut out = std::collections::BTreeMap::new();
+    for (key, _, _, value) in recorder.snapshotter().snapshot().into_vec() {
+        if let DebugValue::Gauge(g) = value {
+            out.insert(key.key().name().to_owned(), g.into_inner());
+        }
+    }
+    out
+}
+
+/// Runs `f` on a current-thread runtime with a recorder for this thread.
+fn with_recorder<F: std::future::Future<Output = ()>>(
+    recorder: &DebuggingRecorder,
+    f: impl FnOnce() -> F,
+) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    metrics::with_local_recorder(recorder, || rt.block_on(f()));
+}
+
+/// `peerlock_locks_held` is moved only by increments and decrements, so
+/// its value is the sum of the snapshots' deltas; every snapshot goes
+/// through [`Held::snap`] so that none is lost.
+struct Held<'a> {
+    rec: &'a DebuggingRecorder,
+    sum: f64,
+}
+
+impl Held<'_> {
+    /// One snapshot: adds the held delta, returns every gauge.
+    fn snap(&mut self) -> std::collections::BTreeMap<String, f64> {
+        let g = gauges(self.rec);
+        self.sum += g.get("peerlock_locks_held").copied().unwrap_or(0.0);
+        g
+    }
+
+    /// Waits until the held gauge reads `want` (bounded).
+    async fn reaches(&mut self, want: f64, step: &str) {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            self.snap();
+            if self.sum == want || Instant::now() > deadline {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(self.sum, want, "peerlock_locks_held after {step}");
+    }
+
+    /// Waits until the `set` gauge `name` reads `want` (bounded).
+    async fn set_gauge_reaches(&mut self, name: &str, want: f64) {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let mut v;
+        loop {
+            v = self.snap().get(name).copied().unwrap_or(0.0);
+            if v == want || Instant::now() > deadline {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert_eq!(v, want, "{name}");
+    }
+}
+
+#[test]
+fn t123e_locks_held_returns_to_zero_after_a_plain_guard_and_a_permit() {
+    let rec = DebuggingRecorder::new();
+    with_recorder(&rec, || async {
+        let mut held = Held {
+            rec: &rec,
+            sum: 0.0,
+        };
+        let c = Cluster::start(3).await;
+        let g = within(c.nodes[0].lock("h/a")).await.unwrap();
+        held.reaches(1.0, "a lock").await;
+        drop(g);
+        held.reaches(0.0, "its drop").await;
+        let p = within(c.nodes[1].semaphore("h/s", 2).acquire(1))
+            .await
+            .unwrap();
+        held.reaches(1.0, "a permit").await;
+        drop(p);
+        held.reaches(0.0, "the permit's drop").await;
+        let r = within(c.nodes[1].read_lock("h/rw")).await.unwrap();
+        held.reaches(1.0, "a read lock").await;
+        r.unlock().await.unwrap();
+        held.reaches(0.0, "its unlock").await;
+        let ok = within(c.nodes[2].with_lock("h/w", async |_g| 7)).await;
+        assert_eq!(ok.unwrap(), 7);
+        held.reaches(0.0, "with_lock").await;
+    });
+}
+
+#[test]
+fn t123f_locks_held_returns_to_zero_after_lease_loss_and_lock_lost() {
+    let rec = DebuggingRecorder::new();
+    with_recorder(&rec, || async {
+        let mut held = Held {
+            rec: &rec,
+            sum: 0.0,
+        };
+        let c = Cluster::start_with(3, Opts::default()).await;
+        let g = within(c.nodes[0].lock("h/lost")).await.unwrap();
+        let others = [c.nodes[1].clone(), c.nodes[2].clone()];
+        let r: Result<(), Error> = within(c.nodes[0].with_lock("h/wl", async |_g| {
+            for n in &others {
+                peerlock::testing::crash(n).await;
+            }
+            tokio::time::sleep(Duration::from_secs(60)).await;
+        }))
+        .await;
+        assert!(matches!(r, Err(Error::LockLost { .. })), "{r:?}");
+        within(g.lost()).await;
+        drop(g);
+        held.reaches(0.0, "a lease lost and a with_lock cut by LockLost")
+            .await;
+    });
+}
+
+#[test]
+fn t123g_waiters_return_to_zero_after_timed_out_waiters() {
+    let rec = DebuggingRecorder::new();
+    with_recorder(&rec, || async {
+        let mut held = Held {
+            rec: &rec,
+            sum: 0.0,
+        };
+        let c = Cluster::start(3).await;
+        let g = within(c.nodes[0].lock("w/a")).await.unwrap();
+        let mut waits = Vec::new();
+        for n in c.nodes.iter().skip(1) {
+            let n = n.clone();
+            waits.push(tokio::spawn(async move {
+                n.lock_timeout("w/a", Duration::from_millis(1000)).await
+            }));
+        }
+        // Seen while they wait (the gauge is set once a tick).
+        let w1 = c.nodes[1].clone();
+        let long =
+            tokio::spawn(async move { w1.lock_timeout("w/a", Duration::from_millis(1500)).await });
+        let deadline = Instant::now() + Duration::from_millis(900);
+        let mut peak = 0.0f64;
+        while Instant::now() < deadline {
+            peak = peak.max(held.snap().get("peerlock_waiters").copied().unwrap_or(0.0));
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        for w in waits {
+            let r = w.await.unwrap();
+            assert!(matches!(r, Err(Error::Timeout)), "{r:?}");
+        }
+        let r = long.await.unwrap();
+        assert!(matches!(r, Err(Error::Timeout)), "{r:?}");
+        assert!(peak >= 1.0, "waiters never seen: peak {peak}");
+        held.set_gauge_reaches("peerlock_waiters", 0.0).await;
+        drop(g);
+        held.reaches(0.0, "timed-out waiters").await;
+    });
+}

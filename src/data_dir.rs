@@ -110,14 +110,40 @@ pub(crate) struct Identity {
     /// How many times the directory was started, the current start
     /// included (0 in a directory written before boot counts).
     pub(crate) boot: u64,
+    /// The CA the directory was recorded under before `cluster`, if it
+    /// changed: a start or reload under a wrong CA (by mistake) must not
+    /// lock the directory out of its own cluster's CA (issue 12).
+    pub(crate) previous: Option<u64>,
 }
 
 impl Identity {
     fn render(&self) -> String {
-        format!(
+        let mut text = format!(
             "{FORMAT}\nnode {}\ncluster {:016x}\nincarnation {:016x}\nboot {:016x}\n",
             self.node, self.cluster, self.incarnation, self.boot
-        )
+        );
+        if let Some(p) = self.previous {
+            text.push_str(&format!("previous {p:016x}\n"));
+        }
+        text
+    }
+
+    /// Whether a node trusting `clusters` may use this directory: it was
+    /// recorded under one of them, now or before its last CA change.
+    fn belongs_to(&self, clusters: &[u64]) -> bool {
+        clusters.contains(&self.cluster) || self.previous.is_some_and(|p| clusters.contains(&p))
+    }
+
+    /// This identity recorded under `cluster`, keeping the CA it had.
+    fn moved_to(self, cluster: u64) -> Self {
+        if self.cluster == cluster {
+            return self;
+        }
+        Self {
+            previous: Some(self.cluster),
+            cluster,
+            ..self
+        }
     }
 
     fn parse(text: &str) -> Option<Self> {
@@ -137,11 +163,17 @@ impl Identity {
             Some(b) => u64::from_str_radix(&b, 16).ok()?,
             None => 0,
         };
+        // Absent unless the directory's CA changed (issue 12).
+        let previous = match field("previous") {
+            Some(p) => Some(u64::from_str_radix(&p, 16).ok()?),
+            None => None,
+        };
         Some(Self {
             node,
             cluster,
             incarnation,
             boot,
+            previous,
         })
     }
 
@@ -209,7 +241,7 @@ pub(crate) fn open_with(
                     node
                 )));
             }
-            if !clusters.contains(&id.cluster) {
+            if !id.belongs_to(clusters) {
                 return Err(Error::Config(format!(
                     "data directory {} was made under a cluster CA that this node's CA bundle does not hold: if the cluster is rotating its CA, keep the old CA in the bundle until every member has started (or reloaded its TLS) once with the new one; if this node's certificate comes from a CA created by mistake (say, each instance made its own), issue it from the cluster's CA instead, since peers refuse a certificate from a CA they do not trust whatever the directory holds; if this is another cluster's directory, start the node on its own",
                     dir.display()
@@ -221,7 +253,7 @@ pub(crate) fn open_with(
                     dir.display()
                 )));
             }
-            Identity { cluster, ..id }
+            id.moved_to(cluster)
         }
         None => {
             let has_log = fs.list(&raft).is_ok_and(|d| !d.is_empty());
@@ -238,6 +270,7 @@ pub(crate) fn open_with(
                 cluster,
                 incarnation: peerlock_core::raft::random_u64(),
                 boot: 0,
+                previous: None,
             }
         }
     };
@@ -277,7 +310,7 @@ pub(crate) fn recluster(dir: &Path, running: &[u64], clusters: &[u64]) -> Result
             path.display()
         )));
     };
-    if !clusters.contains(&id.cluster) && !running.contains(&id.cluster) {
+    if !id.belongs_to(clusters) && !id.belongs_to(running) {
         return Err(Error::Config(format!(
             "data directory {} was made for another cluster (a CA in neither the running nor the new bundle): it was replaced under the running node; nothing was reloaded",
             dir.display()
@@ -286,7 +319,7 @@ pub(crate) fn recluster(dir: &Path, running: &[u64], clusters: &[u64]) -> Result
     if id.cluster == cluster {
         return Ok(());
     }
-    write_atomic(&fs, dir, IDENTITY, &Identity { cluster, ..id }.render())
+    write_atomic(&fs, dir, IDENTITY, &id.moved_to(cluster).render())
 }
 
 /// Marks `dir` as left (see the module docs): the next start wipes it.

@@ -155,7 +155,17 @@ fn a_directory_follows_its_cluster_through_a_ca_rotation() {
     let (id, _) = open_bundle(dir.path(), "n", &[9]).unwrap();
     assert_eq!(id.cluster, 9);
     assert!(matches!(
-        open_bundle(dir.path(), "n", &[7]),
+        open_bundle(dir.path(), "n", &[5]),
+        Err(Error::Config(_))
+    ));
+    // Issue 12: the CA before the last change still opens it (a reload
+    // or start under a wrong CA must not lock the directory out), and
+    // moves it back; a CA two changes back does not.
+    let (id, _) = open_bundle(dir.path(), "n", &[7]).unwrap();
+    assert_eq!((id.cluster, id.previous), (7, Some(9)));
+    open_bundle(dir.path(), "n", &[5, 7]).unwrap();
+    assert!(matches!(
+        open_bundle(dir.path(), "n", &[9]),
         Err(Error::Config(_))
     ));
 }

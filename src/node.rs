@@ -239,7 +239,10 @@ impl Node {
     /// # Errors
     ///
     /// `NoQuorum` when the session could not be closed: its locks are then
-    /// freed one TTL later, when the session expires.
+    /// freed one TTL later, when the session expires. Stopping every node
+    /// of a cluster in turn, the last one or two usually get `NoQuorum`
+    /// (after about 3 s): their peers have gone, so there is no quorum to
+    /// close the session with, and nobody left to want its locks.
     pub async fn shutdown(&self) -> Result<(), Error> {
         // Before reading the handle: a rejoin that swaps it in later sees
         // the flag and shuts the new node down itself (see `rejoin.rs`).
@@ -312,7 +315,9 @@ impl Node {
     ///
     /// `TlsIdentityChanged` when `tls` names another member than this
     /// node: a rotation cannot rename a member. `Tls` when the material is
-    /// unusable; `Config` or `Io` when the data directory cannot be
+    /// unusable, or when the new bundle shares no CA with the running one
+    /// and trusts none of the connected peers (it would cut this node off);
+    /// `Config` or `Io` when the data directory cannot be
     /// recorded; `Shutdown` once the node stopped (or while a rejoin is
     /// starting its next run). Nothing is changed on an error.
     pub fn reload_tls(&self, tls: TlsConfig) -> Result<(), Error> {

@@ -62,8 +62,11 @@
 //! (an unknown CA, a name in use), a data directory that cannot be used
 //! says which file and what to do. INFO records a node becoming
 //! leader, membership changes, sessions expired for silence, shutdown
-//! steps. A `RUST_LOG=info,peerlock=info` filter is a good
-//! default.
+//! steps. In your own program, a `tracing-subscriber` filter of
+//! `warn,peerlock=info` (with `EnvFilter`, usually from `RUST_LOG`) is a
+//! good default; `examples/node` reads its filter from `PEERLOCK_LOG`
+//! (default `warn`: set `PEERLOCK_LOG=info` to see the INFO lines above,
+//! with `--log json` for one JSON object per event).
 //!
 //! # Errors, and what to do
 //!

@@ -11,9 +11,8 @@ use crate::common::{init_tracing, sockets, within, Cluster, WAIT};
 
 /// `reload_tls`: the same configuration is fine; a certificate for
 /// another name is a typed error and the node keeps working; a bundle
-/// that trusts none of the peers' CA is accepted (it is the node's own
-/// certificate that is checked) and, once connections are re-made, the
-/// node is cut off: the user sees what then?
+/// that trusts none of the peers is refused, and the node keeps working
+/// once its connections are re-made.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn t123d_reload_tls_same_other_name_foreign_bundle() {
     let c = Cluster::start(3).await;
@@ -36,34 +35,19 @@ async fn t123d_reload_tls_same_other_name_foreign_bundle() {
         .await
         .unwrap();
 
-    // A new CA alone: node-0 no longer trusts its peers' CA.
+    // A new CA alone would make node-0 distrust every peer: refused, and
+    // nothing changed, so the node keeps working after its connections
+    // are re-made (before the fix it was accepted and the node was cut
+    // off at the next handshakes, issue 12).
     let foreign = ClusterCa::generate("test").unwrap();
     let lone = foreign.issue_node("node-0", &["127.0.0.1"]).unwrap();
     let r = c.nodes[0].reload_tls(lone);
-    // Existing connections stay up: the node still works.
-    within(c.nodes[0].lock("t/after-foreign"))
-        .await
-        .unwrap()
-        .unlock()
-        .await
-        .unwrap();
-    r.expect("accepted, as documented: only the node's own chain is checked");
-    // Once connections are re-made, node-0 and its peers refuse each other.
+    assert!(matches!(r, Err(Error::Tls(_))), "{r:?}");
     let closed = peerlock::testing::close_connections(&c.nodes[0]);
     let t0 = Instant::now();
-    let cut = c.nodes[0]
-        .lock_timeout("t/after-cut", Duration::from_secs(3))
-        .await;
-    eprintln!(
-        "closed {closed}; after the cut: {:?} in {:?}; status {:?}",
-        cut.as_ref().map(|_| ()),
-        t0.elapsed(),
-        c.nodes[0].status()
-    );
-    // The two others still form a quorum.
-    within(c.nodes[1].lock("t/others"))
+    within(c.nodes[0].lock_timeout("t/after-foreign", Duration::from_secs(10)))
         .await
-        .unwrap()
+        .unwrap_or_else(|e| panic!("closed {closed}; after {:?}: {e}", t0.elapsed()))
         .unlock()
         .await
         .unwrap();
@@ -76,7 +60,6 @@ async fn t123d_reload_tls_same_other_name_foreign_bundle() {
 /// node, many a second. The transport knows the certificates its peers
 /// presented (`peer_certificates`): a reload could refuse (or at least
 /// warn about) a bundle that verifies none of them.
-#[ignore = "finding: reload_tls accepts a CA bundle that trusts none of the connected peers"]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn t123i_reload_tls_refuses_a_bundle_that_trusts_no_peer() {
     let c = Cluster::start(3).await;
@@ -118,7 +101,6 @@ fn t123l_issued_certificates_expire_in_years_not_millennia() {
 /// directory under the wrong CA (`data_dir::recluster`), so the mistake
 /// outlives the process: recovery needs the wrong CA's certificate in the
 /// bundle for one start (right CA first), or an emptied directory.
-#[ignore = "finding: a reload with a wrong CA is written into the data directory; restarting with the right files is refused"]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn t123m_a_wrong_reload_does_not_brand_the_data_directory() {
     init_tracing();
@@ -144,8 +126,10 @@ async fn t123m_a_wrong_reload_does_not_brand_the_data_directory() {
         .await
         .unwrap();
     within(node.ready()).await.unwrap();
+    // A one-node cluster has no peer to check the bundle against: the
+    // reload is accepted, and must not lock the directory out of its CA.
     node.reload_tls(wrong.issue_node("solo", &[]).unwrap())
-        .expect("accepted (t123i)");
+        .expect("accepted: no peer to be cut off from");
     peerlock::testing::crash(&node).await;
     drop(node);
     let sock = crate::common::rebind(addrs[0]).await;

@@ -281,20 +281,27 @@ async fn t123c_locks_pages_while_names_churn() {
 }
 
 /// A user stopping a whole three-node deployment, one instance after the
-/// other (a rolling stop, `systemctl stop` on each): every `shutdown()`
-/// ran as documented, yet the last answers `Err(NoQuorum)` after about
-/// 3 s, and the docs do not say that the last instances of a cluster
-/// cannot close their sessions.
-#[ignore = "finding: the last node of a cluster stopped in turn returns Err(NoQuorum) from shutdown(); undocumented"]
+/// other (a rolling stop, `systemctl stop` on each). Found by the
+/// user-style test of issue 12: the last answers `Err(NoQuorum)` after
+/// about 3 s, which the docs did not say. It is what `shutdown()` now
+/// documents: the first ones leave, and the last may find no quorum left
+/// to close its session with (nobody is left to want its locks). Every
+/// call ends within its bound and says which case it was.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn t123h_stopping_a_whole_cluster_in_turn_is_ok_on_every_node() {
+async fn t123h_stopping_a_whole_cluster_in_turn_ends_within_the_bound() {
     let c = Cluster::start(3).await;
     let mut shut = Vec::new();
     for n in &c.nodes {
         let t0 = Instant::now();
         shut.push((within(n.shutdown()).await, t0.elapsed()));
     }
-    assert!(shut.iter().all(|(r, _)| r.is_ok()), "{shut:?}");
+    assert!(shut[0].0.is_ok(), "{shut:?}");
+    assert!(
+        shut.iter().all(
+            |(r, t)| matches!(r, Ok(()) | Err(Error::NoQuorum)) && *t < Duration::from_secs(12)
+        ),
+        "{shut:?}"
+    );
 }
 
 /// Blocking edge cases: a panicking critical section releases and the

@@ -130,7 +130,44 @@ impl QuicTransport {
             return Err(Error::Shutdown);
         }
         self.shared.check_identity(tls)?;
-        quic_configs(tls).map(|_| ())
+        quic_configs(tls)?;
+        self.check_peers_trusted(tls)
+    }
+
+    /// Refuses a bundle that shares no CA with the running one and trusts
+    /// none of the certificates the connected peers presented: such a
+    /// reload (a wrong CA file, say) would cut this node off as soon as its
+    /// open connections were re-made, with handshakes refused on every
+    /// node. The rotation of `ClusterCa` always keeps a CA in common
+    /// between two steps, so it never meets this check. A bundle that
+    /// trusts some peers and not others is let through with a warning
+    /// naming them: they are cut off from this node at their next
+    /// handshake. (Found by a user-style test, issue 12.)
+    fn check_peers_trusted(&self, tls: &TlsConfig) -> Result<(), Error> {
+        let running = self.tls_config().ca_fingerprints();
+        if tls.ca_fingerprints().iter().any(|f| running.contains(f)) {
+            return Ok(());
+        }
+        let peers = self.shared.peer_certificates();
+        let untrusted: Vec<&str> = peers
+            .iter()
+            .filter(|(_, der)| !tls.trusts(der))
+            .map(|(name, _)| name.as_str())
+            .collect();
+        if !peers.is_empty() && untrusted.len() == peers.len() {
+            return Err(Error::Tls(format!(
+                "the new CA bundle shares no CA with the running one and trusts none of the connected peers' certificates ({}): this node would be cut off from them; nothing was reloaded. To move to a new CA, trust both first (ClusterCa::bundle_pem, the new CA first), move every node's certificate, then drop the old CA",
+                untrusted.join(", ")
+            )));
+        }
+        if !untrusted.is_empty() {
+            tracing::warn!(
+                node = %self.shared.name,
+                peers = ?untrusted,
+                "the reloaded CA bundle does not trust these peers' certificates: they are refused at their next handshake with this node"
+            );
+        }
+        Ok(())
     }
 
     /// Makes every connection made from now on, accepted or dialed, use
@@ -145,7 +182,8 @@ impl QuicTransport {
     /// [`Error::TlsIdentityChanged`] when `tls` names another member (or
     /// another certificate common name) than this node's: a rotation
     /// cannot rename a member. [`Error::Tls`] when the material is
-    /// unusable. [`Error::Shutdown`] once the transport is closed. Nothing
+    /// unusable, or when the new bundle shares no CA with the running one
+    /// and trusts none of the connected peers' certificates. [`Error::Shutdown`] once the transport is closed. Nothing
     /// is changed on an error.
     pub fn reload_tls(&self, tls: &TlsConfig) -> Result<(), Error> {
         self.check_tls(tls)?;

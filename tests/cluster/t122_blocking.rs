@@ -15,7 +15,9 @@ use crate::common::{init_tracing, sockets, WAIT};
 
 /// `n` blocking nodes of one cluster, started together (a first start
 /// waits for every peer, so each starts on a thread of its own).
-fn start(n: usize) -> Vec<blocking::Node> {
+/// `n` blocking in-memory nodes on 127.0.0.1, started from plain threads
+/// and ready (shared with the user-style tests, t123).
+pub(crate) fn start_blocking(n: usize) -> Vec<blocking::Node> {
     init_tracing();
     let ca = ClusterCa::generate("test").unwrap();
     let (socks, addrs) = sockets(n);
@@ -46,7 +48,7 @@ fn start(n: usize) -> Vec<blocking::Node> {
 
 #[test]
 fn t122_issue_12_blocking_nodes_contend_with_rising_tokens() {
-    let nodes = start(2);
+    let nodes = start_blocking(2);
     let inside = Arc::new(AtomicBool::new(false));
     let tokens = Arc::new(Mutex::new(Vec::new()));
     let mut threads = Vec::new();

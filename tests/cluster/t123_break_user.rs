@@ -13,37 +13,8 @@ use peerlock::blocking;
 use peerlock::certs::ClusterCa;
 use peerlock::{Error, MAX_LOCKS_PAGE};
 
-use crate::common::{init_tracing, sockets, within, Cluster, WAIT};
-
-/// `n` blocking nodes of one cluster, each started on a thread of its own.
-fn start_blocking(n: usize) -> Vec<blocking::Node> {
-    init_tracing();
-    let ca = ClusterCa::generate("test").unwrap();
-    let (socks, addrs) = sockets(n);
-    let starts: Vec<_> = socks
-        .into_iter()
-        .enumerate()
-        .map(|(i, sock)| {
-            let builder = peerlock::Node::builder()
-                .socket(sock)
-                .peers(addrs.clone())
-                .tls(ca.issue_node(&format!("node-{i}"), &["127.0.0.1"]).unwrap())
-                .in_memory()
-                .session_ttl(Duration::from_millis(1500))
-                .raft_tick(Duration::from_millis(20))
-                .startup_timeout(WAIT);
-            std::thread::spawn(move || blocking::Node::start(builder))
-        })
-        .collect();
-    let nodes: Vec<blocking::Node> = starts
-        .into_iter()
-        .map(|s| s.join().unwrap().expect("node starts"))
-        .collect();
-    for n in &nodes {
-        n.ready().expect("node ready");
-    }
-    nodes
-}
+use crate::common::{sockets, within, Cluster, WAIT};
+use crate::t122_blocking::start_blocking;
 
 /// Three blocking nodes from plain threads: contention with a counter
 /// that only mutual exclusion keeps right, `with_lock` returning a value,

@@ -126,7 +126,15 @@ fn a_lock_and_unlock_reach_every_name_of_the_catalog() {
     metrics::with_local_recorder(&recorder, || rt.block_on(lock_and_unlock()));
     let seen = values(&recorder);
     let has = |name: &str| seen.keys().any(|k| k.starts_with(&format!("{name}{{")));
-    let missing: Vec<&str> = super::ALL.iter().copied().filter(|n| !has(n)).collect();
+    // The TLS expiry gauges are set by the QUIC transport, which this
+    // in-memory cluster does not run (the scrape test, process t72, sees
+    // them); every other name is the core's own.
+    let by_transport = [super::TLS_CERT_EXPIRY_SECONDS, super::TLS_CERTS_EXPIRING];
+    let missing: Vec<&str> = super::ALL
+        .iter()
+        .copied()
+        .filter(|n| !by_transport.contains(n) && !has(n))
+        .collect();
     assert!(
         missing.is_empty(),
         "not recorded: {missing:?}\nseen: {seen:#?}"

@@ -224,6 +224,19 @@ impl Run {
                     .entry((key.session, key.request))
                     .or_insert((now, call, lock.clone()));
             }
+            Command::OpenSession { session, .. }
+                if fx
+                    .iter()
+                    .any(|f| matches!(f, Effect::SessionOpened { session: s } if s == session)) =>
+            {
+                // This run re-opens an ended session under its old id,
+                // which the driver never does (each open gets a fresh
+                // id): the new incarnation's requests, retries of old
+                // commands included, are new requests. The old one's
+                // unanswered requests ended with it (their clients
+                // crashed), as `finish` records them.
+                self.end_incarnation(*session);
+            }
             _ => {}
         }
         for f in fx {
@@ -254,6 +267,22 @@ impl Run {
                 self.op(p, &name, call, inv - 1, Some((now + 1, seen)));
             }
         }
+    }
+
+    /// Records the unanswered requests of `session` as crashed calls and
+    /// forgets its requests, so a re-opened session starts afresh.
+    fn end_incarnation(&mut self, session: SessionId) {
+        let open: Vec<_> = self
+            .first
+            .iter()
+            .filter(|(r, _)| r.0 == session && !self.answered.contains(r))
+            .map(|(r, v)| (*r, v.clone()))
+            .collect();
+        for ((s, _), (inv, call, name)) in open {
+            self.op(u32::try_from(s.0).unwrap(), &name, call, inv - 1, None);
+        }
+        self.first.retain(|r, _| r.0 != session);
+        self.answered.retain(|r| r.0 != session);
     }
 
     fn finish(mut self) -> History {

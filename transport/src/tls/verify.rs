@@ -85,6 +85,22 @@ impl ServerCertVerifier for ClusterServerVerifier {
     }
 }
 
+impl super::TlsConfig {
+    /// Whether a peer presenting the leaf certificate `der` would pass this
+    /// configuration's handshake check now (chained to a CA of the bundle,
+    /// valid, serverAuth usage: what a dial checks). Used to refuse a
+    /// reload that would trust none of the running peers (issue 12).
+    pub(crate) fn trusts(&self, der: &[u8]) -> bool {
+        let (Ok(roots), Ok(name)) = (self.roots(), ServerName::try_from(SERVER_NAME)) else {
+            return false;
+        };
+        let leaf = CertificateDer::from(der.to_vec());
+        ClusterServerVerifier::new(roots, super::verify_algs())
+            .verify_server_cert(&leaf, &[], &name, &[], UnixTime::now())
+            .is_ok()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::time::Duration;

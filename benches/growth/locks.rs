@@ -24,12 +24,11 @@
 //! `PEERLOCK_BENCH_LOCKS_SIZES=1000,10000` and `PEERLOCK_BENCH_LOCKS_LENS=10`
 //! pick sizes and name lengths. With 250-byte names the cluster point
 //! stops at 100 000 (the table point still runs at 999 000) unless
-//! `PEERLOCK_BENCH_LOCKS_LONG_MAX=999000`: every `compact_after` (20 000)
-//! entries each node encodes and writes the whole table (3.2 s at 999 000
-//! x 250 B, 0.5 GB), so filling a million long names is quadratic (587 s
-//! at load 9-17, 10 min not enough at load 15) and starves the nodes
-//! into lost sessions: the curve would not fit its 15 minutes and the
-//! point would not be clean.
+//! `PEERLOCK_BENCH_LOCKS_LONG_MAX=999000`. Compaction by log size made the
+//! fill linear (it used to encode the whole table every 20 000 entries),
+//! but a million 250-byte names is about 0.25 GB of names per node, three
+//! nodes in this process, and its fill alone would take most of the
+//! curve's 15 minutes on two shared cores.
 
 #[path = "locks_cluster.rs"]
 pub mod cluster;

@@ -18,12 +18,18 @@ use crate::common::WAIT;
 /// left from before a change of `examples/node` is never used).
 pub fn node_bin() -> PathBuf {
     static BUILT: std::sync::Once = std::sync::Once::new();
+    example_bin("node", &BUILT)
+}
+
+/// The built binary of `examples/<name>`, built once per run through
+/// `built` (see [`node_bin`]).
+pub fn example_bin(name: &str, built: &std::sync::Once) -> PathBuf {
     let exe = std::env::current_exe().expect("test binary path");
     let dir = exe.parent().and_then(|d| d.parent()).expect("target dir");
-    let bin = dir.join("examples").join("node");
-    BUILT.call_once(|| {
+    let bin = dir.join("examples").join(name);
+    built.call_once(|| {
         let mut cargo = std::process::Command::new(env!("CARGO"));
-        cargo.args(["build", "--example", "node"]);
+        cargo.args(["build", "--example", name]);
         // Without the variables cargo set for this test binary: build
         // scripts (ring's) rerun when `CARGO_MANIFEST_DIR` or
         // `CARGO_PKG_NAME` differ, and the nested build would recompile
@@ -45,8 +51,8 @@ pub fn node_bin() -> PathBuf {
                 cargo.env_remove(key.as_ref());
             }
         }
-        let status = cargo.status().expect("run cargo build --example node");
-        assert!(status.success(), "building examples/node failed");
+        let status = cargo.status().expect("run cargo build --example");
+        assert!(status.success(), "building examples/{name} failed");
     });
     bin
 }

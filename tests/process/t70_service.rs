@@ -66,20 +66,12 @@ async fn t70_service_pause_and_kill_audit_postgres() {
     scenario(&spec, &url, "postgres").await;
 }
 
-/// The built `examples/service` binary (cargo test builds examples next
-/// to the test binaries); built on demand if missing.
+/// The built `examples/service` binary, built once per run (the same
+/// nested build as `examples/node`'s, without the variables cargo set for
+/// this test, so it does not recompile ring's build script).
 fn service_bin() -> PathBuf {
-    let exe = std::env::current_exe().expect("test binary path");
-    let dir = exe.parent().and_then(|d| d.parent()).expect("target dir");
-    let bin = dir.join("examples").join("service");
-    if !bin.exists() {
-        let status = std::process::Command::new(env!("CARGO"))
-            .args(["build", "--example", "service"])
-            .status()
-            .expect("run cargo build --example service");
-        assert!(status.success(), "building examples/service failed");
-    }
-    bin
+    static BUILT: std::sync::Once = std::sync::Once::new();
+    crate::procs::example_bin("service", &BUILT)
 }
 
 fn free_tcp_port() -> u16 {

@@ -183,7 +183,12 @@ impl NodeBuilder {
         self
     }
 
-    /// How many peers vote (default 5, or 3 when there are fewer than 5 peers).
+    /// The most members that vote (default 5, or 3 when fewer than 5 peers
+    /// are listed); the rest are learners. 1, 3, 5 or 7: an even number is
+    /// refused by `start` with [`Error::Config`](crate::Error::Config),
+    /// since it tolerates no more failures than the odd number below it
+    /// (Raft dissertation §4.2.1). The leader aims for the largest odd
+    /// number of voters not above this and the live, caught-up members.
     pub fn max_voters(mut self, n: usize) -> Self {
         self.max_voters = Some(n);
         self

@@ -162,9 +162,15 @@ impl NodeConfig {
                 self.lock_delay
             )));
         }
-        if !(1..=7).contains(&self.max_voters) {
+        // An even count is refused rather than rounded down (issue 9,
+        // finding 3 of a newcomer's trial): the leader aims for the
+        // largest odd number of voters (an even one tolerates no more
+        // failures than the odd one below it and needs one more answer,
+        // Raft dissertation §4.2.1), so `max_voters(2)` would silently
+        // run three instances on one voter.
+        if !(1..=7).contains(&self.max_voters) || self.max_voters % 2 == 0 {
             return Err(Error::Config(format!(
-                "max_voters is {}; use 3 or 5 (1 to 7 accepted)",
+                "max_voters is {}; use 3 or 5 (1, 3, 5 or 7 accepted: an even number of voters tolerates no more failures than the odd number below it)",
                 self.max_voters
             )));
         }
@@ -268,6 +274,16 @@ mod tests {
             ..NodeConfig::default()
         };
         assert!(matches!(c.validate(), Err(Error::Config(m)) if m.contains("max_voters")));
+        for even in [2, 4, 6] {
+            let c = NodeConfig {
+                max_voters: even,
+                ..NodeConfig::default()
+            };
+            assert!(
+                matches!(c.validate(), Err(Error::Config(ref m)) if m.contains("odd number")),
+                "max_voters {even} must be refused"
+            );
+        }
         let c = NodeConfig {
             session_ttl: Duration::from_secs(30),
             ..NodeConfig::default()

@@ -183,10 +183,9 @@ fn members_line(members: &[peerlock::MemberInfo]) -> String {
                 .as_deref()
                 .map(|z| format!(",zone={z}"))
                 .unwrap_or_default();
-            format!(
-                "{}={role},{live},id={},addr={}{zone}",
-                m.name, m.id.0, m.addr
-            )
+            // The id as `status` and the logs print it (hex), so the
+            // leader can be found in this list.
+            format!("{}={role},{live},id={},addr={}{zone}", m.name, m.id, m.addr)
         })
         .collect();
     format!("members {}", list.join(" "))

@@ -23,7 +23,7 @@
 //! | `resign NAME`  | `resigned NAME`                                     |
 //! | `status`       | `status ROLE term=.. leader=ID leader_name=NAME applied=..` |
 //! | `locks [LIMIT [AFTER]]` | `locks next=NAME|none NAME=lock|semaphore/N,waiters=N[,handoff][,HOLDER@TOKEN/AGE_MS]...`: a page of the names in use after AFTER (linearizable; LIMIT 1..=1000, default 100) |
-//! | `members`      | `members NAME=voter|learner,live|silent,id=ID,addr=ADDR[,zone=ZONE] ...` (linearizable) |
+//! | `members`      | `members NAME=voter|learner,live|silent,id=ID,addr=ADDR[,zone=ZONE] ...` (linearizable; ID in hex, as `status` prints the leader's) |
 //! | `quit`         | graceful shutdown, then `bye` (SIGTERM does the same) |
 //!
 //! `--seeds ADDR,..` instead of `--peers` joins a running cluster through
@@ -57,8 +57,8 @@
 //! are logged at `warn` and counted in the metrics.
 //!
 //! Membership flags (see the README's "Membership" section):
-//! `--max-voters N` (how many members vote; default 5, or 3 with fewer
-//! than 5 peers), `--dead-after-ms N` (a voter silent this long is replaced
+//! `--max-voters N` (the most members that vote: 1, 3, 5 or 7; default 5,
+//! or 3 with fewer than 5 peers), `--dead-after-ms N` (a voter silent this long is replaced
 //! by a learner; default 20 s or twice a longer TTL, never below the TTL),
 //! `--stabilization-ms N` (how long a learner must have been live and
 //! caught up before it is promoted; default 5 s). Either of the last two
@@ -66,6 +66,20 @@
 
 mod commands;
 mod pem_watch;
+
+/// The stdin commands, for `--help` (the module docs have the answers).
+const COMMANDS: &str = "\
+Commands on stdin, one per line (the answer is one line; errors are `error MESSAGE`):
+  lock NAME [MS]         acquire (within MS ms), answers `granted NAME TOKEN`
+  try NAME               `granted NAME TOKEN` or `busy NAME`
+  unlock NAME            release, answers `released NAME`
+  held NAME              whether this process's guard still holds
+  holder NAME            the holder, its token and the waiters (linearizable)
+  campaign NAME          lead the election NAME; `leading NAME`, `leader NAME`, `resign NAME`
+  status                 role, term, leader id and name, applied index
+  members                every member: voter or learner, live or silent, id, address, zone
+  locks [LIMIT [AFTER]]  a page of the lock table (linearizable)
+  quit                   graceful shutdown (SIGTERM does the same), answers `bye`";
 mod telemetry;
 
 use std::net::SocketAddr;
@@ -78,7 +92,7 @@ use peerlock::{MembershipConfig, Node, TlsConfig};
 
 /// One peerlock peer, driven by a line protocol on stdin.
 #[derive(Parser, Debug)]
-#[command(version, args_override_self = true)]
+#[command(version, args_override_self = true, after_help = COMMANDS)]
 struct Args {
     /// This node's peerlock (UDP, QUIC) address.
     #[arg(long, env = "PEERLOCK_LISTEN")]
@@ -111,7 +125,8 @@ struct Args {
     /// Durable storage; without it the node keeps its log in memory.
     #[arg(long, env = "PEERLOCK_DATA_DIR")]
     data_dir: Option<PathBuf>,
-    /// How many members vote (default 5, or 3 with fewer than 5 peers).
+    /// The most members that vote: 1, 3, 5 or 7 (default 5, or 3 with
+    /// fewer than 5 peers); the others are learners.
     #[arg(long, env = "PEERLOCK_MAX_VOTERS")]
     max_voters: Option<usize>,
     /// A voter silent this long (ms) is replaced by a learner (default

@@ -30,7 +30,8 @@ pub struct Member {
     pub addr: String,
 }
 
-/// A parsed `members proc-0=voter,live,id=1,addr=127.0.0.1:7100 ...` line.
+/// A parsed `members proc-0=voter,live,id=0000000000000001,addr=127.0.0.1:7100 ...` line
+/// (ids in hex, as `status` and the logs print them).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Members(pub Vec<Member>);
 
@@ -47,7 +48,7 @@ impl Members {
             let (mut id, mut addr) = (None, None);
             for f in fields {
                 match f.split_once('=') {
-                    Some(("id", v)) => id = v.parse().ok(),
+                    Some(("id", v)) => id = u64::from_str_radix(v, 16).ok(),
                     Some(("addr", v)) => addr = Some(v.to_owned()),
                     _ => {}
                 }

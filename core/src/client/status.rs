@@ -77,8 +77,11 @@ pub struct MemberInfo {
     /// The address it is reached at.
     pub addr: SocketAddr,
     /// Voter or learner. While a joint configuration change is in flight
-    /// (one commit, about a round trip) the voters of both the outgoing and
-    /// the incoming configuration are listed as voters: both vote then.
+    /// (the leader leaves it one commit after entering it) the voters are
+    /// those of the configuration being left, which still decides: a
+    /// learner being promoted is listed as a learner until the change is
+    /// complete, so a listed voter set is one whose majority the cluster
+    /// needs (issue 9).
     pub role: MemberRole,
     /// Whether the leader heard from it within two election timeouts
     /// (the leader's judgment, which its membership decisions use).

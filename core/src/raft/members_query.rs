@@ -32,9 +32,24 @@ impl<S: LogStore + Send + 'static> Driver<S> {
     /// The members as this node applied them, not yet marked live.
     fn member_list(&self) -> Vec<MemberInfo> {
         let cs = self.raw.raft.prs().conf().to_conf_state();
-        let voter = |id: u64| cs.voters.contains(&id) || cs.voters_outgoing.contains(&id);
-        let in_conf =
-            |id: u64| voter(id) || cs.learners.contains(&id) || cs.learners_next.contains(&id);
+        // In a joint configuration the one being left still decides (a
+        // majority of each half must agree, Raft dissertation §4.3): a
+        // member is listed as a voter by that half until the leave-joint
+        // entry applies. Listing the incoming half too showed three voters
+        // after a 1 → 3 promotion while the founder alone could still
+        // stop every commit (issue 9, a newcomer's finding 6).
+        let deciding = if cs.voters_outgoing.is_empty() {
+            &cs.voters
+        } else {
+            &cs.voters_outgoing
+        };
+        let voter = |id: u64| deciding.contains(&id);
+        let in_conf = |id: u64| {
+            cs.voters.contains(&id)
+                || cs.voters_outgoing.contains(&id)
+                || cs.learners.contains(&id)
+                || cs.learners_next.contains(&id)
+        };
         self.table
             .members()
             .iter()

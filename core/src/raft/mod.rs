@@ -342,9 +342,8 @@ impl<S: LogStore + Send + 'static> Driver<S> {
     /// taken once for every message of it (issue 10: two clock readings
     /// per message were a share of the 5-7 % of CPU in `clock_gettime`):
     /// here it only rate-limits telling a removed member, and dates a
-    /// follower's answer for membership liveness (`reconcile.rs`), where
-    /// a date earlier by one pass makes a peer look less live by as much,
-    /// against windows of seconds. Lease judgements read the clock afresh.
+    /// follower's answer for membership liveness (`reconcile.rs`: windows
+    /// of seconds). Lease judgements read the clock afresh.
     fn step_raft(&mut self, from: NodeId, bytes: &[u8], now: Instant) {
         let mut msg = Message::default();
         if let Err(e) = msg.merge_from_bytes(bytes) {
@@ -353,7 +352,8 @@ impl<S: LogStore + Send + 'static> Driver<S> {
         }
         tracing::trace!(target: TIMELINE, node = %self.name, from = msg.from, kind = ?msg.get_msg_type(), index = msg.index, entries = msg.entries.len(), "recv");
         if msg.to != self.me.0 {
-            tracing::warn!(node = %self.name, peer = %from, to = msg.to, "raft message for another node; dropped");
+            // Routine (a blank restart gets its old id's traffic until that id is removed).
+            tracing::debug!(node = %self.name, peer = %from, to = msg.to, "raft message for another node; dropped");
             return;
         }
         if self.sent_by_removed(from, NodeId(msg.from), now) {

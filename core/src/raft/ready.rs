@@ -275,6 +275,7 @@ impl<S: LogStore + Send + 'static> Driver<S> {
                     .collect();
                 let removed = self.table.apply_conf(index, &voters, &learners);
                 self.refresh_member_status();
+                self.plan_at_next_tick();
                 if !removed.is_empty() {
                     tracing::debug!(node = %self.name, ?removed, "members removed from the configuration");
                 }

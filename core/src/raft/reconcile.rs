@@ -210,6 +210,19 @@ impl<S: LogStore + Send + 'static> Driver<S> {
         }
     }
 
+    /// A configuration change applied: on the leader, the planner runs at
+    /// the next tick instead of up to [`PLAN_EVERY`] later, so a joint
+    /// configuration is left one commit after it was entered. While joint,
+    /// the half being left still decides: after a 1 → 3 promotion the
+    /// founder alone could stop every commit for as long as it lasted
+    /// (issue 9, a newcomer's finding 6).
+    pub(super) fn plan_at_next_tick(&mut self) {
+        let term = self.raw.raft.term;
+        if let Some(duty) = self.leader.as_mut().filter(|d| d.is_for(term)) {
+            duty.watch.next_plan = duty.watch.since;
+        }
+    }
+
     /// Each peer's health as this leader saw it in its term.
     fn health(&mut self, now: Instant, conf: &ConfView) -> BTreeMap<NodeId, PeerHealth> {
         let window = self.cfg.election_timeout() * 2;

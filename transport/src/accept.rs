@@ -73,8 +73,16 @@ async fn accept_one(shared: Arc<Shared>, incoming: quinn::Incoming) {
         return;
     }
     tracing::debug!(%remote, peer = %name, "accepted connection");
-    // The lower id owns the pair: its connection becomes the pair's.
+    // The lower id owns the pair: its connection becomes the pair's,
+    // unless the pair's connection to a process under this name elsewhere
+    // is still alive: a second process (`endpoint/name_in_use.rs`).
     let pair = (id < shared.me).then(|| conn.clone());
+    if pair.is_some() {
+        if let Some(live) = shared.alive_elsewhere(id, &conn).await {
+            shared.refuse_name(id, live, &conn);
+            return;
+        }
+    }
     let higher = pair.is_none();
     // The slot first, so that the poke below reaches its writer.
     shared.ensure_peer(

@@ -13,8 +13,8 @@ use crate::resolve::Reresolve;
 use crate::Node;
 
 /// Issue 9, design item 2 (a Kubernetes rollout): the seed name first
-/// lists only `ghost`, a member that answers the start (it runs a
-/// cluster), then goes away before the join completes, as a pod being
+/// lists only `ghost`, a member of `member`'s cluster that answers the
+/// start, then goes away before the join completes, as a pod being
 /// replaced does; meanwhile the name lists the new pod, `member`, only.
 /// The join asked only the members it found at its start, so it waited
 /// for its start-up timeout (run with the seeds' re-resolution switched
@@ -44,8 +44,35 @@ async fn a_join_finds_members_its_seed_name_lists_after_the_ones_it_asked_went_a
     let (tx, mut ghost_rx) = mpsc::channel(1024);
     let ghost_tls = ca.issue_node("ghost", &["127.0.0.1"]).expect("issue");
     let any: SocketAddr = "127.0.0.1:0".parse().expect("literal address");
-    let ghost = QuicTransport::bind(any, None, &ghost_tls, Vec::new(), tx).expect("bind");
+    let ghost = QuicTransport::bind(any, None, &ghost_tls, vec![member_addr], tx).expect("bind");
     let ghost_addr = ghost.local_addr();
+    // It is a member of `member`'s cluster: it answers with its id.
+    let until = tokio::time::Instant::now() + Duration::from_secs(20);
+    let found = ghost.discover_reachable(until).await.expect("ghost dials");
+    let member_key = found
+        .iter()
+        .find(|p| p.addr == member_addr)
+        .expect("member")
+        .id;
+    let ask = PeerMessage::Forming {
+        name: "ghost".into(),
+        run: 1,
+        expect: 0,
+        promised: None,
+    };
+    Transport::send(&*ghost, member_key, vec![ask]);
+    let cluster_id = tokio::time::timeout(Duration::from_secs(20), async {
+        loop {
+            let batch = ghost_rx.recv().await.expect("ghost runs");
+            for msg in batch.msgs {
+                if let PeerMessage::InCluster { cluster_id } = msg {
+                    return cluster_id;
+                }
+            }
+        }
+    })
+    .await
+    .expect("the member answers");
     let gone = Arc::new(AtomicBool::new(false));
     let gone_w = Arc::clone(&gone);
     let g = Arc::clone(&ghost);
@@ -54,7 +81,7 @@ async fn a_join_finds_members_its_seed_name_lists_after_the_ones_it_asked_went_a
             for msg in batch.msgs {
                 match msg {
                     PeerMessage::Forming { .. } => {
-                        let answer = PeerMessage::InCluster { cluster_id: 7 };
+                        let answer = PeerMessage::InCluster { cluster_id };
                         Transport::send(&*g, batch.from, vec![answer]);
                     }
                     PeerMessage::JoinAsk { .. } => {

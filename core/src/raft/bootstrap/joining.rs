@@ -13,8 +13,10 @@
 //! headless service, a pod that starts during a rollout may find only
 //! members that are being replaced; asking only them, its join waited for
 //! the start-up timeout although the seed name listed the new pods. A
-//! member of another cluster (its id differs from the first heard) stops
-//! the join, as two cluster ids stop a start through seeds.
+//! member of another cluster (its id differs from the first heard, the
+//! members found being asked for theirs first) stops the join, as two
+//! cluster ids stop a start through seeds: a late answer to the start's
+//! announcements, from a seed of another cluster, is caught here too.
 
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -59,6 +61,18 @@ pub(super) async fn join_cluster(
     // The first cluster id a member named during the join.
     let mut cluster: Option<u128> = None;
     tracing::info!(node = %me.name, "joining the running cluster as a new member");
+    // The members found answer with their cluster id, against which a
+    // late answer to the start's announcements, or a member found later,
+    // is checked.
+    let hello = PeerMessage::Forming {
+        name: me.name.0.clone(),
+        run: token,
+        expect: 0,
+        promised: None,
+    };
+    for key in &others {
+        p.transport.send(*key, vec![hello.clone()]);
+    }
     let mut resend = tokio::time::interval(ASK_EVERY);
     loop {
         tokio::select! {

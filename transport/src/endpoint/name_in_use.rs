@@ -27,28 +27,22 @@
 use super::*;
 
 impl Shared {
-    /// Whether the pair's connection to `peer` is open at an address other
-    /// than `newcomer`'s and acknowledges a heartbeat: `Some(its address)`.
-    /// Waits a few round trips only when there is such a connection.
-    pub(crate) async fn alive_elsewhere(
-        &self,
-        peer: NodeId,
-        newcomer: &Connection,
-    ) -> Option<SocketAddr> {
-        let old = {
-            let peers = self.peers.lock();
-            let slot = peers.get(&peer)?;
-            let current = slot.conn.borrow().clone()?;
-            current
-        };
-        if old.close_reason().is_some() || old.remote_address() == newcomer.remote_address() {
-            return None;
-        }
+    /// The pair's connection to `peer` when it is open at an address other
+    /// than `newcomer`'s (a moved peer's old process, or a second process).
+    pub(crate) fn open_elsewhere(&self, peer: NodeId, newcomer: &Connection) -> Option<Connection> {
+        let peers = self.peers.lock();
+        let old = peers.get(&peer)?.conn.borrow().clone()?;
+        (old.close_reason().is_none() && old.remote_address() != newcomer.remote_address())
+            .then_some(old)
+    }
+
+    /// Whether `old`, the pair's connection to `peer`, acknowledges a
+    /// heartbeat within four round trips (at least [`STALE_CHECK_MIN`]).
+    pub(crate) async fn still_answers(&self, peer: NodeId, old: &Connection) -> bool {
         let acks = old.stats().frame_rx.acks;
         self.poke(peer);
         tokio::time::sleep((old.rtt() * 4).max(STALE_CHECK_MIN)).await;
-        let alive = old.stats().frame_rx.acks != acks && old.close_reason().is_none();
-        alive.then(|| old.remote_address())
+        old.stats().frame_rx.acks != acks && old.close_reason().is_none()
     }
 
     /// Refuses `newcomer`, a connection from a second live process under

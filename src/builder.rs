@@ -47,6 +47,9 @@ pub struct NodeBuilder {
     cert_expiry_warning: Option<Duration>,
     /// Shared with the `Node` and the runs of a rejoin (`tls_reload.rs`).
     tls_slot: Option<Arc<crate::tls_reload::TlsSlot>>,
+    /// Resolves the seeds again in place of DNS (tests).
+    #[cfg(test)]
+    pub(crate) reresolve_for_tests: Option<crate::resolve::Reresolve>,
 }
 
 impl NodeBuilder {
@@ -369,6 +372,7 @@ impl NodeBuilder {
         // bootstrap_expect(1) alone: no seeds, a one-node cluster.
         let expect = self.bootstrap_expect.map_or(0, |n| n as u64);
         let seeded = !self.seeds.is_empty();
+        let reresolve = self.reresolve().filter(|_| seeded);
         let peers = if join_only {
             crate::resolve::resolve_all(&self.seeds).await?
         } else {
@@ -429,14 +433,14 @@ impl NodeBuilder {
         let deadline = now
             .checked_add(startup)
             .unwrap_or_else(|| now + Duration::from_secs(30 * 365 * 86_400));
-        let found = match crate::members::find(
+        let found = crate::members::find(
             &transport,
             recorded,
             joined,
             if seeded {
                 crate::members::First::Seeded(crate::members::Seeded {
                     seeds: peers.as_slice(),
-                    reresolve: crate::resolve::reresolve(&self.seeds),
+                    reresolve: reresolve.clone(),
                     expect,
                     me_addr,
                 })
@@ -451,13 +455,8 @@ impl NodeBuilder {
             deadline,
         )
         .await
-        {
-            Ok(found) => found,
-            Err(e) => {
-                transport.close();
-                return Err(e);
-            }
-        };
+        .inspect_err(|_| transport.close())?;
+        let reseed = crate::join_seeds::Reseed::new(&transport, reresolve, found.join_only, &peers);
         let closer = Arc::clone(&transport);
         let mut params = StartParams {
             config,
@@ -483,20 +482,20 @@ impl NodeBuilder {
                 .clone()
                 .map(|dir| -> OnLeft { Box::new(move || data_dir::mark_left(&dir)) }),
         };
-        let started = match durable {
-            None => peerlock_core::raft::start(params).await,
-            Some((this_run, raft_dir, peers, _, _)) => {
-                params.incarnation = Some(this_run);
-                params.peer_memory = Box::new(peers);
-                peerlock_core::raft::start_on_disk(params, raft_dir).await
+        let start = async move {
+            match durable {
+                None => peerlock_core::raft::start(params).await,
+                Some((this_run, raft_dir, peers, _, _)) => {
+                    params.incarnation = Some(this_run);
+                    params.peer_memory = Box::new(peers);
+                    peerlock_core::raft::start_on_disk(params, raft_dir).await
+                }
             }
         };
-        match started {
-            Ok(handle) => Ok((handle, local_addr)),
-            Err(e) => {
-                transport.close();
-                Err(e)
-            }
-        }
+        let started = crate::join_seeds::while_joining(&transport, start, reseed, deadline).await;
+        // A start that failed closes what it bound.
+        started
+            .map(|handle| (handle, local_addr))
+            .inspect_err(|_| transport.close())
     }
 }

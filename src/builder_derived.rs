@@ -49,6 +49,15 @@ impl NodeBuilder {
         self.listen
     }
 
+    /// A re-resolution of the seeds' DNS names (`None`: addresses only).
+    pub(crate) fn reresolve(&self) -> Option<crate::resolve::Reresolve> {
+        #[cfg(test)]
+        if let Some(r) = &self.reresolve_for_tests {
+            return Some(r.clone());
+        }
+        crate::resolve::reresolve(&self.seeds)
+    }
+
     /// These options again, for a rejoin: all but a socket handed over
     /// (the rejoin binds the address the first run was bound to).
     pub(crate) fn again(&self) -> NodeBuilder {
@@ -72,6 +81,8 @@ impl NodeBuilder {
             zone: self.zone.clone(),
             bootstrap_expect: self.bootstrap_expect,
             cert_expiry_warning: self.cert_expiry_warning,
+            #[cfg(test)]
+            reresolve_for_tests: self.reresolve_for_tests.clone(),
             tls_slot: self.tls_slot.clone(),
         }
     }

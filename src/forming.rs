@@ -92,6 +92,9 @@ pub(crate) async fn form(
     let mut tick = tokio::time::interval(Duration::from_millis(100));
     let mut note = crate::startup_note::StartupNote::new(deadline);
     loop {
+        if let Some(reason) = transport.name_in_use() {
+            return Err(crate::join_seeds::name_in_use(&reason));
+        }
         if !quiet {
             let known: Vec<SocketAddr> = transport.known_peers().iter().map(|p| p.addr).collect();
             let silent: Vec<SocketAddr> = seeds

@@ -127,6 +127,7 @@ mod data_dir;
 pub mod docs;
 mod election;
 mod forming;
+mod join_seeds;
 mod locks;
 mod members;
 mod node;

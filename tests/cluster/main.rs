@@ -41,6 +41,7 @@ mod t76_names;
 mod t77_leave;
 mod t79_removed;
 mod t80_bad_input;
+mod t82_name_in_use;
 mod t90_no_quorum;
 mod t91_blocked_runtime;
 mod t92_failover_ttl;

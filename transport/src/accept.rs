@@ -73,9 +73,12 @@ async fn accept_one(shared: Arc<Shared>, incoming: quinn::Incoming) {
         return;
     }
     tracing::debug!(%remote, peer = %name, "accepted connection");
-    // The lower id owns the pair: its connection becomes the pair's.
-    let pair = (id < shared.me).then(|| conn.clone());
-    let higher = pair.is_none();
+    // The lower id owns the pair: its connection becomes the pair's,
+    // unless the pair's connection to a process under this name elsewhere
+    // is still alive: a second process (`endpoint/name_in_use.rs`).
+    // Read meanwhile, as for a higher peer's probe (a spoofed frame is
+    // still caught first).
+    let higher = id > shared.me;
     // The slot first, so that the poke below reaches its writer.
     shared.ensure_peer(
         PeerInfo {
@@ -84,8 +87,24 @@ async fn accept_one(shared: Arc<Shared>, incoming: quinn::Incoming) {
             addr: remote,
         },
         false,
-        pair,
+        None,
     );
+    if !higher {
+        match shared.open_elsewhere(id, &conn) {
+            None => shared.install(id, conn.clone()),
+            Some(old) => {
+                let s = Arc::clone(&shared);
+                let c = conn.clone();
+                shared.spawn(async move {
+                    if s.still_answers(id, &old).await {
+                        s.refuse_name(id, old.remote_address(), &c);
+                    } else {
+                        s.install(id, c);
+                    }
+                });
+            }
+        }
+    }
     if higher {
         // A higher node only connects to probe: its discovery, as it
         // starts, or a dial request (it has a message for us and no

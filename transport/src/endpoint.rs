@@ -107,6 +107,8 @@ pub(crate) struct Shared {
     idle_close_ms: AtomicU64,
     /// The TLS configuration of new connections (see `reload.rs`).
     pub(crate) tls: reload::TlsState,
+    /// Why a peer refused this process's name (`name_in_use.rs`).
+    pub(crate) name_in_use: Mutex<Option<String>>,
 }
 
 /// Where [`QuicTransport::discover`] is.
@@ -340,6 +342,7 @@ impl QuicTransport {
             discovery,
             idle_close_ms: AtomicU64::new(shared::duration_ms(IDLE_CLOSE)),
             tls: reload::TlsState::new(tls.clone(), client),
+            name_in_use: Mutex::new(None),
         });
         let span = tracing::info_span!("peerlock_transport", node = %shared.name);
         shared.spawn(crate::accept::accept_loop(Arc::clone(&shared)).instrument(span));
@@ -486,5 +489,6 @@ impl Transport for QuicTransport {
     }
 }
 
+mod name_in_use;
 mod reload;
 mod shared;

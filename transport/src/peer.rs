@@ -46,6 +46,9 @@ const READ_CHUNK: usize = 256 * 1024;
 
 /// Close code: the peer's name preamble was malformed or its claim refused.
 pub(crate) const CLOSE_NAME: u32 = 5;
+/// Close code: another live process presents the same name (issue 9; see
+/// `endpoint/name_in_use.rs`); the reason says where.
+pub(crate) const CLOSE_NAME_IN_USE: u32 = 8;
 
 /// The common name of the certificate a connection's peer presented.
 fn certificate_name(conn: &Connection) -> Result<String, TransportError> {
@@ -118,6 +121,7 @@ pub(crate) async fn read_connection(shared: Arc<Shared>, conn: Connection, peer:
             }
             Err(e) => {
                 tracing::debug!(error = %e, "connection ended");
+                shared.note_name_in_use(&e);
                 return;
             }
         }

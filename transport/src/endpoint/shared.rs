@@ -263,11 +263,19 @@ impl Shared {
         };
         let shared = Arc::clone(self);
         let new_addr = probe.remote_address();
+        let probe = probe.clone();
         self.spawn(async move {
             let acks = old.stats().frame_rx.acks;
             poke.notify_one();
             tokio::time::sleep((old.rtt() * 4).max(STALE_CHECK_MIN)).await;
-            if old.stats().frame_rx.acks != acks || old.close_reason().is_some() {
+            if old.close_reason().is_some() {
+                return;
+            }
+            if old.stats().frame_rx.acks != acks {
+                // Alive: a second process under its name, if elsewhere.
+                if old.remote_address() != new_addr {
+                    shared.refuse_name(peer, old.remote_address(), &probe);
+                }
                 return;
             }
             let mut peers = shared.peers.lock();

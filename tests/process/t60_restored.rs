@@ -13,7 +13,7 @@
 //! to it (t61). A member that joined through seeds restarts with a hello
 //! round too, under the Raft id the cluster allocated it, by which peers
 //! remember its starts: both kinds of copy of its directory are refused
-//! (t65, t66).
+//! (t65, t67).
 
 use std::time::{Duration, Instant};
 
@@ -218,7 +218,7 @@ async fn t65_issue_9_a_copy_of_a_joined_members_directory_is_refused() {
 /// count, and the peers that saw the later start (remembered under the
 /// Raft id the cluster allocated it, not its name) refuse it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn t66_issue_9_an_older_copy_of_a_joined_members_directory_is_refused() {
+async fn t67_issue_9_an_older_copy_of_a_joined_members_directory_is_refused() {
     let started = Instant::now();
     let mut spec = Spec::new(4, TTL, true);
     spec.extra_args = membership_args(
@@ -244,7 +244,7 @@ async fn t66_issue_9_an_older_copy_of_a_joined_members_directory_is_refused() {
     let at = Instant::now();
     let (status, stderr) = refused_start(&c.spec, 3, BOUND).await;
     println!(
-        "t66: the older copy of joined member 3 ended after {:?} with {status}: {stderr}",
+        "t67: the older copy of joined member 3 ended after {:?} with {status}: {stderr}",
         at.elapsed()
     );
     assert!(!status.success(), "the restored copy started: {stderr}");
@@ -253,6 +253,6 @@ async fn t66_issue_9_an_older_copy_of_a_joined_members_directory_is_refused() {
         "the refusal does not say why: {stderr}"
     );
     grants_after(&c.shared, 10, BOUND, "after the refusal").await;
-    c.finish("t66 older copy of a joined member", 50).await;
-    println!("t66: done in {:?}", started.elapsed());
+    c.finish("t67 older copy of a joined member", 50).await;
+    println!("t67: done in {:?}", started.elapsed());
 }

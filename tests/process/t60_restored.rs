@@ -10,9 +10,10 @@
 //! the copy was taken (t60). A copy of a running node restored before its
 //! next start has the newest boot; the hello also says where its log ends,
 //! and the leader refuses one that ends below what the node acknowledged
-//! to it (t61). A member that joined through seeds restarts without a
-//! hello round, so a copy of its directory is let in (t65, ignored: it
-//! shows the gap).
+//! to it (t61). A member that joined through seeds restarts with a hello
+//! round too, under the Raft id the cluster allocated it, by which peers
+//! remember its starts: both kinds of copy of its directory are refused
+//! (t65, t67).
 
 use std::time::{Duration, Instant};
 
@@ -170,14 +171,12 @@ async fn t62_issue_9_a_durable_restart_needs_only_a_majority_while_a_peer_is_dea
 }
 
 /// P6 for a member that joined through a seed (an autoscaled instance,
-/// not a founder): its restart skips the hello round, so a copy of its
-/// running directory is let in with a log missing what it acknowledged.
-/// A hello for joined restarts was tried and withdrawn (peers remember
-/// starts by name: a joined restart looked like a blank start of the
-/// founder that once had its name, and a full restart of a churned cluster
-/// found no quorum in the simulator). Ignored: it shows the gap.
+/// not a founder): a copy of its running directory, restored at once, has
+/// the newest boot; the leader refuses its log, which ends below what the
+/// member acknowledged. Before its restarts said hello (they skipped the
+/// round: peers remembered starts by name, under which a founder of that
+/// name may have had another incarnation), the copy was let in.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "known gap: a copy of a joined member's directory is let in (README, Membership, Not yet)"]
 async fn t65_issue_9_a_copy_of_a_joined_members_directory_is_refused() {
     let started = Instant::now();
     let mut spec = Spec::new(4, TTL, true);
@@ -212,4 +211,48 @@ async fn t65_issue_9_a_copy_of_a_joined_members_directory_is_refused() {
     grants_after(&c.shared, 10, BOUND, "after the refusal").await;
     c.finish("t65 restored copy of a joined member", 50).await;
     println!("t65: done in {:?}", started.elapsed());
+}
+
+/// t60 for a member that joined through a seed: a copy of its directory
+/// restored after the real directory started again carries an older boot
+/// count, and the peers that saw the later start (remembered under the
+/// Raft id the cluster allocated it, not its name) refuse it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn t67_issue_9_an_older_copy_of_a_joined_members_directory_is_refused() {
+    let started = Instant::now();
+    let mut spec = Spec::new(4, TTL, true);
+    spec.extra_args = membership_args(
+        Duration::from_millis(3000),
+        Duration::from_millis(1000),
+        None,
+    );
+    spec.seeds[3] = Some(spec.addr(0));
+    let mut c = Loaded::start(spec, 4).await;
+    c.start_node(3, BOUND).await;
+    members_until(&c.shared, &c.up(), BOUND, "four live members", |m| {
+        m.0.len() == 4 && m.0.iter().all(|n| n.live)
+    })
+    .await;
+    let copy = c.spec.dir.path().join("older-copy-of-a-joined-member");
+    snapshot_dir(&c, 3, &copy);
+    grants_after(&c.shared, 20, BOUND, "after the copy").await;
+    c.kill(3).await;
+    c.start_node(3, BOUND).await;
+    grants_after(&c.shared, 20, BOUND, "after the real restart").await;
+    c.kill(3).await;
+    restore(&c, 3, &copy);
+    let at = Instant::now();
+    let (status, stderr) = refused_start(&c.spec, 3, BOUND).await;
+    println!(
+        "t67: the older copy of joined member 3 ended after {:?} with {status}: {stderr}",
+        at.elapsed()
+    );
+    assert!(!status.success(), "the restored copy started: {stderr}");
+    assert!(
+        stderr.contains("older copy of itself") && stderr.contains("empty its data directory"),
+        "the refusal does not say why: {stderr}"
+    );
+    grants_after(&c.shared, 10, BOUND, "after the refusal").await;
+    c.finish("t67 older copy of a joined member", 50).await;
+    println!("t67: done in {:?}", started.elapsed());
 }

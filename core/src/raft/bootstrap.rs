@@ -15,7 +15,10 @@
 //! says where its log ends, so the leader can refuse an older copy of a
 //! running node's directory (see `bootstrap/hello.rs`), and it counts the
 //! voters of the configuration its log last recorded, not the founding
-//! ones, which may have left for good (see `bootstrap/recorded.rs`).
+//! ones, which may have left for good (see `bootstrap/recorded.rs`). A
+//! member that joined through seeds restarts the same way under the Raft
+//! id the cluster allocated it, by which its peers remember its starts
+//! (issue 9: a copy of its directory is refused like a founder's).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -90,7 +93,8 @@ pub struct StartParams {
     /// The simulator's seams; `Hooks::default()` in production.
     pub hooks: super::Hooks,
     /// `Some(id)`: this node joined the cluster earlier as member `id` and
-    /// restarts from its store (no hello round, no founding; issue 9).
+    /// restarts from its store (no founding; issue 9). Its hello round
+    /// names `id`, and counts the voters its store last recorded.
     pub joined: Option<NodeId>,
     /// Never found a cluster: join the running one through `members`
     /// (the seeds that answered; issue 9).
@@ -184,31 +188,50 @@ where
     let mut round_peers = RoundPeers::founding(&members, &voters, me.id);
     // A restart reads its store first: its hello says where its log ends
     // (the leader refuses an older copy of a running node's directory),
-    // and it counts the voters it last recorded (see `recorded.rs`). A
-    // member that joined restarts without a hello round: peers remember
-    // starts by name, under which a founder of the same name may have
-    // had another incarnation (tried: every joined restart then looked
-    // blank, and a full restart of a churned cluster found no quorum).
-    let hello = !joiner;
-    if !joiner && this_run.boot > 1 {
+    // and it counts the voters it last recorded (see `recorded.rs`). So
+    // does a member that joined, under the id the cluster allocated it:
+    // peers remember starts by Raft id (see `hello.rs`), so a founder of
+    // the same name that had another incarnation does not make it look
+    // blank. One that joined but recorded no configuration yet (it never
+    // received its first snapshot) has nothing to count, and acknowledged
+    // nothing a copy could roll back: it restarts without a round.
+    let mut hello = !joiner;
+    let restart_joined = p.joined.is_some() && this_run.boot > 1;
+    if (!joiner || restart_joined) && this_run.boot > 1 {
         let open = make_store
             .take()
             .ok_or_else(|| Error::Config("the store was opened twice".into()))?;
-        let store = open(founders_cs.clone())?;
+        // A member that joined starts from the snapshot it was sent: no
+        // founders, no founding configuration.
+        let no_founders = ConfState::default();
+        let (founders, founders_conf) = if joiner {
+            (&[][..], &no_founders)
+        } else {
+            (&members[..], &founders_cs)
+        };
+        let store = open(founders_conf.clone())?;
         log = recorded::log_end(&store)?;
-        let counted = recorded::recorded_peers(&store, &members, &founders_cs, me.id)?;
-        if let Some(peers) = counted {
+        let counted = recorded::recorded_peers(&store, founders, founders_conf, me.id)?;
+        if let Some(mut peers) = counted {
             for m in &peers.members {
                 let key = NodeId::from_name(m.name.as_str());
-                if !members.iter().any(|f| f.id == key) {
+                if !members
+                    .iter()
+                    .any(|f| NodeId::from_name(f.name.as_str()) == key)
+                {
                     p.transport.learn_peer(key, m.name.as_str(), m.addr);
                 }
             }
+            peers.joined = joiner;
+            hello = true;
             round_peers = peers;
         }
         early = Some(store);
     }
     let mut founding = founding_list(&member_status);
+    if joiner {
+        founding.clear();
+    }
     let mut incarnations = p.peer_memory.load();
     if hello {
         match hello_round(&mut p, &me, &round_peers, this_run, log, &founding).await {
@@ -227,6 +250,15 @@ where
                 // Logged where `Removed` is handled (the facade's restart,
                 // or the application), not here too.
                 tracing::debug!(node = %me.name, id = %me.id, "the cluster removed this node's id while it was away; its directory is marked, and its next start (at once, with rejoin_when_removed) is blank and joins under a new id");
+                if let Some(on_left) = p.on_left.take() {
+                    on_left()?;
+                }
+                return Err(Error::Removed);
+            }
+            // A member that joined, removed while it was away: marked as
+            // above (its id is told `Removed` instead of a join).
+            Err(RoundEnd::Removed) => {
+                tracing::debug!(node = %me.name, id = %me.id, "the cluster removed this node's id while it was away; its directory is marked, and its next start is blank");
                 if let Some(on_left) = p.on_left.take() {
                     on_left()?;
                 }

@@ -276,25 +276,7 @@ impl<S: LogStore + Send + 'static> Driver<S> {
                     seq,
                     alive,
                 } => self.on_keepalive_ack(session, seq, alive, now),
-                // A node that is not a member says hello: it must join. So
-                // must a first start (boot 1: in memory, or a new directory)
-                // that this node cannot vouch for: only a founder remembers
-                // which founders took part (a founder that never finished
-                // its first start is unknown to it, and may still found);
-                // a node that joined remembers none, and a blank start it
-                // let in could vote again under an id that voted before.
-                // A joiner before its snapshot knows no member: it can
-                // neither vouch for a start nor tell it to join (telling a
-                // restarting member so made every founder of a cluster
-                // whose only running node was such a joiner give up its
-                // identity, and none could start again: the simulator's
-                // membership runs, seed 130 forced to a membership run).
-                PeerMessage::Hello { .. } if self.table.members().is_empty() => {}
-                PeerMessage::Hello { boot, .. }
-                    if !self.is_member_key(from) || (self.founding.is_empty() && boot <= 1) =>
-                {
-                    self.transport.send(from, vec![PeerMessage::JoinInstead]);
-                }
+                // A starting peer (see `hello_answer.rs`).
                 PeerMessage::Hello {
                     incarnation,
                     boot,

@@ -3,7 +3,7 @@
 //! A durable node's data directory holds its incarnation (random, drawn
 //! when the directory was created) and a boot counter, bumped and fsynced
 //! at every start before the node says hello. Each start also draws a
-//! random `run` number. A peer remembers, for every node, the last
+//! random `run` number. A peer remembers, for every Raft id, the last
 //! `(incarnation, boot, run)` it accepted, durably, before answering. A
 //! hello is accepted when the peer knows nothing of the node yet, when its
 //! boot is higher than the one remembered (a later start of the same
@@ -14,6 +14,20 @@
 //! directory is an older copy of itself (restored from a backup, a disk
 //! image or a VM snapshot), whose log misses what the node acknowledged
 //! since, so taking part would roll the log back under a trusted identity.
+//!
+//! # Keyed by the Raft id, not the name
+//!
+//! A founder's Raft id is the key of its name, so for founders the two are
+//! one. A member that joined through seeds has an id the cluster allocated
+//! with a committed `Join`, and ids are never reused (issue 9, design item
+//! 1), while a name is: a founder of that name may have had another
+//! incarnation before it lost its disk and rejoined under a new id.
+//! Remembered by name, every restart of such a joined member looked like
+//! the founder coming back blank, and was told to join again (a first
+//! attempt at a hello round for joined members was withdrawn for it).
+//! Remembered by id, one id has exactly one data directory: the one that
+//! received it (etcd tracks members, and the ones it removed, by member
+//! id the same way: `RaftCluster::IsIDRemoved`, never by name).
 //!
 //! # Crash cases
 //!
@@ -74,8 +88,9 @@
 //! - A restart goes on once a majority accepted it and every peer answered,
 //!   or 1 s after the majority (`RESTART_GRACE`): a leader whose
 //!   answer comes later is not heard.
-//! - A member that joined (rather than founded) restarts without a hello
-//!   round, so neither the boot count nor the log's end protects it.
+//! - A member that joined but never received its first snapshot restarts
+//!   without a hello round: it recorded no configuration to count, and
+//!   acknowledged nothing a copy could roll back.
 //! - A peer can only refuse a start it has seen a later one of. A starting
 //!   node takes part once a majority of voters, itself included, accepted
 //!   it; if every peer that saw the later starts is down, the old copy gets
@@ -152,12 +167,13 @@ pub(crate) fn behind(recorded: Option<Recorded>, log: LogEnd) -> Option<u64> {
     (log.last_index < r.matched).then_some(r.matched)
 }
 
-/// Remembers the last start of each peer that was accepted.
+/// Remembers the last start of each peer that was accepted, by the Raft
+/// id it started under (for a founder, the key of its name).
 pub trait PeerMemory: Send {
     /// Every start remembered so far.
     fn load(&self) -> HashMap<NodeId, PeerRun>;
-    /// Records (durably, for a durable node) that `peer` took part as
-    /// `run`, before the peer is told it was accepted.
+    /// Records (durably, for a durable node) that Raft id `peer` took part
+    /// as `run`, before the peer is told it was accepted.
     fn remember(&mut self, peer: NodeId, run: PeerRun) -> Result<(), Error>;
 }
 
@@ -235,7 +251,8 @@ pub(crate) struct HelloFrom {
 }
 
 /// Answers a hello, remembering an accepted new start (in `seen` and
-/// durably in `memory`) before answering. `recorded`: what the leader
+/// durably in `memory`, under the Raft id the hello names) before
+/// answering. `recorded`: what the leader
 /// knows of the sender's log (`None` elsewhere). `None`: the start could
 /// not be recorded, so no answer (the peer says hello again).
 pub(crate) fn answer(
@@ -247,19 +264,20 @@ pub(crate) fn answer(
 ) -> Option<PeerMessage> {
     let HelloFrom {
         from,
+        id,
         run: hello,
         log,
-        ..
     } = hello;
-    let known = seen.get(&from).copied();
+    // By Raft id (see the module docs): a founder's id is its name's key.
+    let known = seen.get(&id).copied();
     let verdict = judge_with_log(known.as_ref(), &hello, log, recorded);
     match verdict {
         Verdict::AcceptNew => {
-            if let Err(e) = memory.remember(from, hello) {
-                tracing::error!(peer = %from, error = %e, "could not record a peer's start; not answering");
+            if let Err(e) = memory.remember(id, hello) {
+                tracing::error!(peer = %from, %id, error = %e, "could not record a peer's start; not answering");
                 return None;
             }
-            seen.insert(from, hello);
+            seen.insert(id, hello);
         }
         Verdict::AcceptSame => {}
         Verdict::Blank => {
@@ -291,192 +309,5 @@ pub(crate) fn answer(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn run(incarnation: u64, boot: u64, run: u64) -> PeerRun {
-        PeerRun {
-            incarnation,
-            boot,
-            run,
-        }
-    }
-
-    #[test]
-    fn later_starts_and_resends_are_accepted_older_copies_and_blanks_are_not() {
-        let k = run(7, 3, 100);
-        assert_eq!(judge(None, &k), Verdict::AcceptNew);
-        assert_eq!(judge(Some(&k), &run(7, 4, 5)), Verdict::AcceptNew);
-        assert_eq!(judge(Some(&k), &run(7, 9, 5)), Verdict::AcceptNew);
-        assert_eq!(judge(Some(&k), &k), Verdict::AcceptSame);
-        // A copy restored after start 3 bumps to 3 again, under a new run.
-        assert_eq!(judge(Some(&k), &run(7, 3, 101)), Verdict::Older);
-        assert_eq!(judge(Some(&k), &run(7, 2, 100)), Verdict::Older);
-        assert_eq!(judge(Some(&k), &run(8, 4, 5)), Verdict::Blank);
-        // What peers remembered before boot counters (boot 0) lets any start in.
-        assert_eq!(
-            judge(Some(&run(7, 0, 0)), &run(7, 1, 5)),
-            Verdict::AcceptNew
-        );
-    }
-
-    #[test]
-    fn an_older_copy_is_told_the_boot_the_peer_saw() {
-        let mut mem = MemoryPeers::default();
-        let mut seen = HashMap::new();
-        let a = NodeId(1);
-        let first = answer(&mut mem, &mut seen, from(a, run(7, 5, 1)), None, &[]);
-        assert_eq!(
-            first,
-            Some(PeerMessage::HelloAck {
-                accepted: true,
-                seen_boot: 0,
-                run: 1,
-                founding: vec![],
-                acknowledged: 0,
-            })
-        );
-        assert_eq!(mem.load().get(&a), Some(&run(7, 5, 1)));
-        let copy = answer(&mut mem, &mut seen, from(a, run(7, 4, 2)), None, &[]);
-        assert_eq!(
-            copy,
-            Some(PeerMessage::HelloAck {
-                accepted: false,
-                seen_boot: 5,
-                run: 2,
-                founding: vec![],
-                acknowledged: 0,
-            })
-        );
-        assert_eq!(mem.load().get(&a), Some(&run(7, 5, 1)), "not remembered");
-    }
-
-    fn from(from: NodeId, run: PeerRun) -> HelloFrom {
-        HelloFrom {
-            from,
-            id: from,
-            run,
-            log: LogEnd::default(),
-        }
-    }
-
-    fn log(last_index: u64, term: u64) -> LogEnd {
-        LogEnd { last_index, term }
-    }
-
-    fn leader(term: u64, matched: u64) -> Option<Recorded> {
-        Some(Recorded { term, matched })
-    }
-
-    /// P6 (issue 9): a copy of a running node's directory has the newest
-    /// boot, so the boot rule lets it in; its log ends below what the
-    /// node acknowledged to the leader, and the leader refuses it.
-    #[test]
-    fn a_log_that_ends_below_what_the_node_acknowledged_is_refused_by_the_leader() {
-        // The copy: boot rises (the real directory never started again),
-        // its log ends at 40, the leader matched 55 in its term 3.
-        let known = run(7, 4, 1);
-        let copy = run(7, 5, 2);
-        assert_eq!(
-            judge_with_log(Some(&known), &copy, log(40, 3), leader(3, 55)),
-            Verdict::Behind(55)
-        );
-        // A copy from an earlier term is behind too (an honest node wrote
-        // the leader's term before acknowledging it).
-        assert_eq!(
-            judge_with_log(Some(&known), &copy, log(40, 2), leader(3, 55)),
-            Verdict::Behind(55)
-        );
-        // An honest restart ends at or past what it acknowledged.
-        for end in [55, 56, 500] {
-            assert_eq!(
-                judge_with_log(Some(&known), &copy, log(end, 3), leader(3, 55)),
-                Verdict::AcceptNew
-            );
-        }
-        // Not the leader, or a leader that recorded nothing yet (a new
-        // one): nothing to compare.
-        assert_eq!(
-            judge_with_log(Some(&known), &copy, log(40, 3), None),
-            Verdict::AcceptNew
-        );
-        assert_eq!(
-            judge_with_log(Some(&known), &copy, log(0, 0), leader(9, 0)),
-            Verdict::AcceptNew
-        );
-        // The boot rule comes first: an older boot says so.
-        assert_eq!(
-            judge_with_log(Some(&known), &run(7, 3, 2), log(40, 3), leader(3, 55)),
-            Verdict::Older
-        );
-        assert_eq!(
-            judge_with_log(Some(&known), &run(8, 5, 2), log(0, 0), leader(3, 55)),
-            Verdict::Blank
-        );
-    }
-
-    /// A stale leader (its term below the start's) may have matched
-    /// entries a newer leader truncated since: it does not judge.
-    #[test]
-    fn a_stale_leader_does_not_judge_a_log_a_newer_leader_truncated() {
-        let known = run(7, 4, 1);
-        let next = run(7, 5, 2);
-        assert_eq!(behind(leader(3, 55), log(50, 4)), None);
-        assert_eq!(
-            judge_with_log(Some(&known), &next, log(50, 4), leader(3, 55)),
-            Verdict::AcceptNew
-        );
-        assert_eq!(behind(leader(4, 55), log(50, 4)), Some(55));
-    }
-
-    /// A first start (boot 1) with an empty log that the leader knows took
-    /// part lost its state: it joins as a new member, not "an older copy".
-    #[test]
-    fn a_first_start_behind_the_leader_lost_its_state_and_joins() {
-        assert_eq!(
-            judge_with_log(None, &run(9, 1, 3), log(0, 0), leader(3, 55)),
-            Verdict::Blank
-        );
-    }
-
-    /// The refusal names the index acknowledged, is not remembered, and a
-    /// resent hello of a start already accepted is judged again.
-    #[test]
-    fn the_leaders_refusal_says_what_was_acknowledged_and_is_not_remembered() {
-        let mut mem = MemoryPeers::default();
-        let mut seen = HashMap::new();
-        let a = NodeId(1);
-        let before = run(7, 4, 1);
-        mem.remember(a, before).unwrap();
-        seen.insert(a, before);
-        let hello = HelloFrom {
-            from: a,
-            id: a,
-            run: run(7, 5, 2),
-            log: log(40, 3),
-        };
-        let ack = answer(&mut mem, &mut seen, hello, leader(3, 55), &[]);
-        assert_eq!(
-            ack,
-            Some(PeerMessage::HelloAck {
-                accepted: false,
-                seen_boot: 0,
-                run: 2,
-                founding: vec![],
-                acknowledged: 55,
-            })
-        );
-        assert_eq!(mem.load().get(&a), Some(&before), "not remembered");
-        assert_eq!(seen.get(&a), Some(&before));
-        // A follower lets the same start in.
-        let ack = answer(&mut mem, &mut seen, hello, None, &[]);
-        assert!(matches!(
-            ack,
-            Some(PeerMessage::HelloAck {
-                accepted: true,
-                acknowledged: 0,
-                ..
-            })
-        ));
-    }
-}
+#[path = "hello_tests.rs"]
+mod tests;

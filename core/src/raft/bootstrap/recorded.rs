@@ -84,6 +84,8 @@ pub(super) fn recorded_peers<S: LogStore>(
             .map(|m| (m.id, NodeId::from_name(m.name.as_str())))
             .collect(),
         members,
+        cluster_id: table.cluster_id(),
+        joined: false,
     }))
 }
 

@@ -19,6 +19,9 @@ pub(super) enum RoundEnd {
     /// remembers another incarnation of its name (it lost its state): it
     /// joins as a new member under a new id (issue 9).
     Join,
+    /// A member says the cluster removed the id this node restarts under
+    /// (issue 9): it stops as a removed member does.
+    Removed,
     /// The start fails with this error.
     Failed(Error),
 }
@@ -48,6 +51,12 @@ pub(super) struct RoundPeers {
     pub(super) others: Vec<(NodeId, NodeId)>,
     /// Their names and addresses, for the transport.
     pub(super) members: Vec<Member>,
+    /// The cluster's id as this node recorded it (0: none): a `Removed`
+    /// answer for another cluster is not heeded.
+    pub(super) cluster_id: u128,
+    /// This node restarts under an id the cluster allocated when it
+    /// joined (not a founder): see [`heed`].
+    pub(super) joined: bool,
 }
 
 impl RoundPeers {
@@ -63,6 +72,8 @@ impl RoundPeers {
                 .map(|m| (m.id, m.id))
                 .collect(),
             members: Vec::new(),
+            cluster_id: 0,
+            joined: false,
         }
     }
 
@@ -155,48 +166,37 @@ pub(super) async fn hello_round(
                     continue;
                 };
                 for msg in batch.msgs {
-                    match msg {
-                        PeerMessage::Hello { incarnation, boot, run, id, last_index, term } => {
-                            let theirs = HelloFrom {
-                                from: batch.from,
-                                id: NodeId(id),
-                                run: PeerRun { incarnation, boot, run },
-                                log: LogEnd { last_index, term },
-                            };
-                            // Not leading: nothing recorded of their log.
-                            if let Some(ack) = answer_hello(p.peer_memory.as_mut(), &mut seen, theirs, None, founding) {
-                                p.transport.send(batch.from, vec![ack]);
-                            }
+                    if let PeerMessage::Hello { boot, .. } = msg {
+                        // A node that joined cannot vouch for a first start
+                        // (as when it runs: `hello_answer.rs`).
+                        if peers.joined && boot <= 1 {
+                            p.transport.send(batch.from, vec![PeerMessage::JoinInstead]);
+                            continue;
                         }
-                        // An answer to an earlier start of this node, delivered late.
-                        PeerMessage::HelloAck { run, .. } if run != this_run.run => {}
-                        PeerMessage::HelloAck { founding: theirs, .. }
-                            if !theirs.is_empty() && theirs != founding =>
-                        {
-                            differs.get_or_insert_with(|| {
-                                let e = founding_differs(batch.from, founding, &theirs);
-                                (e, Instant::now() + FOUNDING_LINGER)
-                            });
+                    }
+                    if let PeerMessage::Hello { incarnation, boot, run, id, last_index, term } = msg {
+                        let theirs = HelloFrom {
+                            from: batch.from,
+                            id: NodeId(id),
+                            run: PeerRun { incarnation, boot, run },
+                            log: LogEnd { last_index, term },
+                        };
+                        // Not leading: nothing recorded of their log.
+                        if let Some(ack) = answer_hello(p.peer_memory.as_mut(), &mut seen, theirs, None, founding) {
+                            p.transport.send(batch.from, vec![ack]);
                         }
-                        PeerMessage::HelloAck { accepted: true, .. } => {
+                        continue;
+                    }
+                    let start = Start { me, run: this_run, log, founding };
+                    match heed(peers, &start, batch.from, msg) {
+                        Heard::Nothing => {}
+                        Heard::Accepted => {
                             accepted.insert(from_id);
                         }
-                        // The leader: this log ends below what the node
-                        // acknowledged to it (a copy of it while it ran).
-                        PeerMessage::HelloAck { accepted: false, acknowledged, .. } if acknowledged > 0 => {
-                            return Err(behind(batch.from, me, log, acknowledged).into());
+                        Heard::Differs(e) => {
+                            differs.get_or_insert_with(|| (e, Instant::now() + FOUNDING_LINGER));
                         }
-                        // Another incarnation of this name took part: this
-                        // node lost its state, and joins as a new member.
-                        PeerMessage::HelloAck { accepted: false, seen_boot: 0, .. } => {
-                            return Err(RoundEnd::Join);
-                        }
-                        PeerMessage::HelloAck { accepted: false, seen_boot, .. } => {
-                            return Err(refused(batch.from, me, this_run.boot, seen_boot).into());
-                        }
-                        PeerMessage::JoinInstead => return Err(RoundEnd::Join),
-                        // Raft traffic before we take part is dropped; Raft retries.
-                        _ => {}
+                        Heard::End(end) => return Err(end),
                     }
                 }
             }
@@ -213,6 +213,91 @@ pub(super) async fn hello_round(
         }
     }
     Ok(seen)
+}
+
+/// This start as [`heed`] needs it.
+struct Start<'a> {
+    me: &'a Member,
+    run: PeerRun,
+    log: LogEnd,
+    founding: &'a [String],
+}
+
+/// What a start makes of one answer to its hello.
+enum Heard {
+    /// Nothing (an answer to an earlier start, a message for a running node).
+    Nothing,
+    /// The peer accepted this start.
+    Accepted,
+    /// The peer founded with another initial cluster.
+    Differs(Error),
+    /// The start ends.
+    End(RoundEnd),
+}
+
+/// Reads one answer from `from` (a peer of `peers`).
+///
+/// A member that joined restarts under an id the cluster allocated, and
+/// peers judge it by that id (`hello.rs`): no peer can remember another
+/// incarnation of it, since one id has one directory, and a running
+/// member never tells it to join (`hello_answer.rs`). So a "join instead"
+/// or a refusal naming no later start comes only from a peer of an older
+/// version, which judges by name (a founder of that name may have had
+/// another incarnation): it is not heeded, and that peer does not count
+/// towards the majority. Taking it at its word would mark a live member's
+/// directory left and make it rejoin under a new id.
+fn heed(peers: &RoundPeers, start: &Start<'_>, from: NodeId, msg: PeerMessage) -> Heard {
+    let Start {
+        me,
+        run: this_run,
+        log,
+        founding,
+    } = *start;
+    match msg {
+        // An answer to an earlier start of this node, delivered late.
+        PeerMessage::HelloAck { run, .. } if run != this_run.run => Heard::Nothing,
+        // A node that joined compares no initial cluster (it has none).
+        PeerMessage::HelloAck {
+            founding: theirs, ..
+        } if !founding.is_empty() && !theirs.is_empty() && theirs != founding => {
+            Heard::Differs(founding_differs(from, founding, &theirs))
+        }
+        PeerMessage::HelloAck { accepted: true, .. } => Heard::Accepted,
+        // The leader: this log ends below what the node acknowledged to
+        // it (a copy of it while it ran).
+        PeerMessage::HelloAck {
+            accepted: false,
+            acknowledged,
+            ..
+        } if acknowledged > 0 => Heard::End(behind(from, me, log, acknowledged).into()),
+        // Another incarnation of this name took part: this node lost its
+        // state, and joins as a new member (not for a joined id: see above).
+        PeerMessage::HelloAck {
+            accepted: false,
+            seen_boot: 0,
+            ..
+        } if peers.joined => Heard::Nothing,
+        PeerMessage::HelloAck {
+            accepted: false,
+            seen_boot: 0,
+            ..
+        } => Heard::End(RoundEnd::Join),
+        PeerMessage::HelloAck {
+            accepted: false,
+            seen_boot,
+            ..
+        } => Heard::End(refused(from, me, this_run.boot, seen_boot).into()),
+        PeerMessage::JoinInstead if peers.joined => Heard::Nothing,
+        PeerMessage::JoinInstead => Heard::End(RoundEnd::Join),
+        // A member's table (a prefix of the same log) removed this id.
+        PeerMessage::Removed { cluster_id, id }
+            if id == me.id && (peers.cluster_id == 0 || cluster_id == peers.cluster_id) =>
+        {
+            Heard::End(RoundEnd::Removed)
+        }
+        // Raft traffic before we take part is dropped; Raft retries.
+        _ => Heard::Nothing,
+    }
 }
 
 /// The initial cluster as a node says it in its hello answers: one
@@ -268,111 +353,5 @@ fn refused(peer: NodeId, me: &Member, boot: u64, seen_boot: u64) -> Error {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::storage::StorageError;
-    use crate::types::NodeName;
-
-    /// Advice that rolls a log back under a trusted identity (restoring a
-    /// directory from a copy) or makes a node vote twice (emptying it), in
-    /// any error a user reads when a node cannot start.
-    fn unsafe_advice(msg: &str) -> bool {
-        let m = msg.to_lowercase();
-        [
-            "restore its data directory",
-            "restore this node's data directory",
-            "empty it and",
-            "use an empty directory",
-        ]
-        .iter()
-        .any(|bad| m.contains(bad))
-    }
-
-    /// Issue 8 item 9: the errors of a refused start and of a corrupt log
-    /// advised restoring the data directory (from a copy, which peers must
-    /// now refuse: it rolls back what the node acknowledged) or emptying it
-    /// (refused too: it could vote twice). Every such message now says not
-    /// to, and what works: the newest directory, or leaving the node out.
-    #[test]
-    fn issue_8_no_error_advises_restoring_a_copy_or_emptying_a_directory() {
-        let me = Member {
-            id: NodeId(2),
-            name: NodeName("node-2".into()),
-            addr: ([127, 0, 0, 1], 1).into(),
-        };
-        let corrupt = StorageError::Corrupt {
-            path: "raft/0000000000000001.wal".into(),
-            offset: 12,
-            reason: "bad record".into(),
-        };
-        let msgs = [
-            refused(NodeId(1), &me, 3, 0).to_string(),
-            refused(NodeId(1), &me, 3, 4).to_string(),
-            corrupt.to_string(),
-            behind(
-                NodeId(1),
-                &me,
-                LogEnd {
-                    last_index: 40,
-                    term: 3,
-                },
-                55,
-            )
-            .to_string(),
-        ];
-        for m in &msgs {
-            assert!(!unsafe_advice(m), "{m}");
-            assert!(
-                m.contains("Leave this node out") || m.contains("cluster goes on"),
-                "{m}"
-            );
-        }
-        assert!(msgs[1].contains("older copy"), "{}", msgs[1]);
-        assert!(msgs[0].contains("without its state"), "{}", msgs[0]);
-        // P6: the leader's refusal of a copy of the running node says it
-        // is an older copy, what it misses, and that it must be emptied.
-        assert!(msgs[3].contains("older copy of itself"), "{}", msgs[3]);
-        assert!(msgs[3].contains("acknowledged log entry 55"), "{}", msgs[3]);
-        assert!(msgs[3].contains("ends at entry 40"), "{}", msgs[3]);
-        assert!(msgs[3].contains("empty its data directory"), "{}", msgs[3]);
-    }
-
-    fn ids(v: &[u64]) -> Vec<NodeId> {
-        v.iter().map(|i| NodeId(*i)).collect()
-    }
-
-    fn set(v: &[u64]) -> BTreeSet<NodeId> {
-        v.iter().map(|i| NodeId(*i)).collect()
-    }
-
-    /// A restart needs a majority of the voters it counts, of each half of
-    /// a joint configuration.
-    #[test]
-    fn a_restart_needs_a_majority_of_each_half_of_the_recorded_voters() {
-        let plain = RoundPeers {
-            voters: ids(&[1, 2, 3]),
-            outgoing: Vec::new(),
-            others: Vec::new(),
-            members: Vec::new(),
-        };
-        assert!(!plain.quorum(&set(&[1])));
-        assert!(plain.quorum(&set(&[1, 3])));
-        assert!(!plain.quorum(&set(&[1, 7, 8])), "non-voters do not count");
-        let joint = RoundPeers {
-            voters: ids(&[1, 2, 4]),
-            outgoing: ids(&[1, 2, 3]),
-            others: Vec::new(),
-            members: Vec::new(),
-        };
-        assert!(joint.quorum(&set(&[1, 2])));
-        assert!(!joint.quorum(&set(&[1, 4])), "outgoing half: 1 of 3");
-        assert!(!joint.quorum(&set(&[1, 3])), "incoming half: 1 of 3");
-        let none = RoundPeers {
-            voters: Vec::new(),
-            outgoing: Vec::new(),
-            others: Vec::new(),
-            members: Vec::new(),
-        };
-        assert!(!none.quorum(&set(&[1, 2, 3])));
-    }
-}
+#[path = "round_tests.rs"]
+mod tests;

@@ -21,9 +21,10 @@ use crate::node::Node;
 impl NodeBuilder {
     /// Binds, finds the peers, and starts the node.
     ///
-    /// With `rejoin_when_removed` (the default, see [`MembershipConfig`]),
-    /// a node the cluster removes later starts again by itself: blank,
-    /// under a new id, at the same address and with these options.
+    /// With `rejoin_when_removed` (the default, see
+    /// [`MembershipConfig`](crate::MembershipConfig)), a node the cluster
+    /// removes later starts again by itself: blank, under a new id, at the
+    /// same address and with these options.
     ///
     /// # Errors
     ///

@@ -10,6 +10,11 @@
 //! nodes can be added to an existing cluster later. Keep `ca.key` off the
 //! nodes: whoever holds it can mint cluster members.
 //!
+//! Node certificates are valid for a year, a new CA for ten
+//! (`peerlock::certs::NODE_CERT_VALIDITY`, `CA_CERT_VALIDITY`); each node
+//! warns 30 days before its certificate ends. Run the same command again
+//! for a node's name to renew its certificate, then reload it.
+//!
 //! One certificate for every instance (one Kubernetes Secret for a
 //! Deployment) is made the same way with a single name (`... ./certs app`);
 //! each instance then gets its own member name with `--name` (example

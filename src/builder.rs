@@ -19,6 +19,8 @@ use crate::node::Node;
 
 #[path = "builder_derived.rs"]
 mod derived;
+#[path = "builder_start.rs"]
+mod start;
 
 /// How long `start` waits for the peers unless told (`startup_timeout`).
 const STARTUP_TIMEOUT: Duration = Duration::from_secs(60);
@@ -257,24 +259,8 @@ impl NodeBuilder {
         self
     }
 
-    /// Binds, finds the peers, and starts the node.
-    ///
-    /// With `rejoin_when_removed` (the default, see [`MembershipConfig`]),
-    /// a node the cluster removes later starts again by itself: blank,
-    /// under a new id, at the same address and with these options.
-    ///
-    /// # Errors
-    ///
-    /// `Config` for a wrong or missing option (it names the option: an empty
-    /// peer list, a TTL too short for the Raft tick, founders given different
-    /// peer lists, ...); `Tls` when the certificate does not fit the cluster;
-    /// `Io` when the socket cannot be bound or the data directory cannot be
-    /// used (refused directories say why: another node's or cluster's, an
-    /// older copy); `NoQuorum`, or `Config` naming what it saw, when the
-    /// peers or seeds did not answer within
-    /// [`NodeBuilder::startup_timeout`] (60 s by default; it logs at WARN
-    /// every 10 s what it waits for).
-    pub async fn start(mut self) -> Result<Node, Error> {
+    /// [`NodeBuilder::start`]'s body (`builder_start.rs` says why apart).
+    pub(crate) async fn start_inner(mut self) -> Result<Node, Error> {
         let slot = crate::tls_reload::TlsSlot::new(self.name.clone(), self.data_dir.clone());
         self.tls_slot = Some(Arc::clone(&slot));
         let rejoin = self

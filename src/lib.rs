@@ -157,9 +157,10 @@ pub use semaphore::Semaphore;
 /// Metric names (through the `metrics` facade; install any exporter).
 pub use peerlock_core::metrics;
 
-/// Certificate tooling: a cluster CA that issues node certificates.
+/// Certificate tooling: a cluster CA that issues node certificates, and
+/// their default validity periods.
 pub mod certs {
-    pub use peerlock_transport::ClusterCa;
+    pub use peerlock_transport::{ClusterCa, CA_CERT_VALIDITY, CERT_BACKDATE, NODE_CERT_VALIDITY};
 }
 
 /// STYLE practice 11: the public handles and futures are Send (+ Sync).

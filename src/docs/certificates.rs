@@ -90,9 +90,74 @@
 //! returns a [`TlsConfig`](crate::TlsConfig) directly, for tests and
 //! demonstrations that keep everything in memory.
 //!
-//! Certificates from `ClusterCa` carry rcgen's default validity (1975 to
-//! 4096): they do not expire. Certificates from another CA do, and peers
-//! check the validity period in every handshake.
+//! # Validity and renewal
+//!
+//! | certificate | valid for | constant | another period |
+//! |---|---|---|---|
+//! | node | 1 year | [`NODE_CERT_VALIDITY`](crate::certs::NODE_CERT_VALIDITY) | [`ClusterCa::with_node_validity`](crate::certs::ClusterCa::with_node_validity) |
+//! | CA | 10 years | [`CA_CERT_VALIDITY`](crate::certs::CA_CERT_VALIDITY) | [`ClusterCa::generate_valid_for`](crate::certs::ClusterCa::generate_valid_for) |
+//!
+//! These are kubeadm's periods for a cluster's own certificates. A year
+//! bounds what a leaked node key is worth (there is no revocation list)
+//! while keeping renewal a yearly chore; if your issuance is automated, a
+//! shorter period is better (cert-manager defaults to 90 days). A node
+//! certificate never outlives its CA: it ends with the CA if the CA ends
+//! first. Both start an hour before they are issued
+//! ([`CERT_BACKDATE`](crate::certs::CERT_BACKDATE)), so a node whose clock
+//! runs behind the issuing machine's accepts a fresh certificate.
+//!
+//! Peers check the validity period in every handshake: once a node's
+//! certificate has expired, its peers refuse it as soon as its connections
+//! are re-made, and it is cut off. So each node watches its own material:
+//! every certificate it uses (its own, and each CA of its bundle) that
+//! expires within 30 days is logged at `warn` (at start, at each reload,
+//! then daily) and counted in `peerlock_tls_certs_expiring`;
+//! `peerlock_tls_cert_expiry_seconds` holds the time its own certificate
+//! has left. [`NodeBuilder::cert_expiry_warning`](crate::NodeBuilder::cert_expiry_warning)
+//! changes the window; [`operating`](super::operating) has the alerts.
+//!
+//! **When to renew.** A node certificate: when the warning fires at the
+//! latest; better, on a schedule that never lets it fire (a job that
+//! re-issues every node's certificate at eleven months). The CA: start a
+//! CA rotation (below) a year before it ends
+//! ([`ClusterCa::not_after`](crate::certs::ClusterCa::not_after)), so the
+//! node certificates issued from the new CA carry the cluster past it.
+//!
+//! **How to renew a node certificate.** Issue a new one for the same
+//! name from the same CA, ship the files, and hand them to the running
+//! node with [`Node::reload_tls`](crate::Node::reload_tls): new
+//! connections present the new certificate, open ones stay up, nothing
+//! restarts. (Example `node` reloads its PEM files when they change.) A
+//! node restarted with the new files works just as well.
+//!
+//! ```rust
+//! # fn main() -> Result<(), peerlock::Error> {
+//! use std::time::{Duration, SystemTime};
+//!
+//! use peerlock::certs::ClusterCa;
+//! use peerlock::{Node, TlsConfig};
+//!
+//! let ca = ClusterCa::generate("orders")?;
+//! # let (ca_pem, ca_key) = (ca.ca_pem(), ca.key_pem());
+//! // Where the CA key lives: load it back, issue, store the PEM texts.
+//! let ca = ClusterCa::from_pem(&ca_pem, &ca_key)?;
+//! let (cert, key) = ca.issue_node_pem("node-a", &[])?;
+//! let tls = TlsConfig::from_pem(&ca_pem, &cert, &key)?;
+//! let left = tls.not_after().unwrap().duration_since(SystemTime::now()).unwrap();
+//! assert!(left > Duration::from_secs(364 * 86_400)); // a year
+//!
+//! // Another period, for every certificate this value issues:
+//! let quarterly = ca.clone().with_node_validity(Duration::from_secs(90 * 86_400));
+//! let short = quarterly.issue_node("node-a", &[])?;
+//! assert!(short.not_after() < tls.not_after());
+//!
+//! // On the node, with the files shipped: swap them in, no restart.
+//! fn renew(node: &Node) -> Result<(), peerlock::Error> {
+//!     node.reload_tls(TlsConfig::from_pem_files("ca.pem", "node-a.pem", "node-a.key")?)
+//! }
+//! # let _ = renew;
+//! # Ok(()) }
+//! ```
 //!
 //! # Another CA (cert-manager, Vault, SPIFFE)
 //!
@@ -129,10 +194,18 @@
 //! first from then on, which is why the new CA goes first. Rotating a
 //! single node's certificate under the same CA is step 2 alone.
 //!
-//! Restarts are one way; `Node::reload_tls` (issue 12, item 5) swaps a
-//! running node's [`TlsConfig`](crate::TlsConfig) without one: new
+//! Restarts are one way; [`Node::reload_tls`](crate::Node::reload_tls)
+//! swaps a running node's [`TlsConfig`](crate::TlsConfig) without one: new
 //! connections use the new certificate and trust the new bundle. There is
-//! no revocation list: to shut a stolen node key out, rotate the CA.
+//! no revocation list: to shut a stolen node key out, rotate the CA (or
+//! wait out the stolen certificate's year).
+//!
+//! Rotate the CA **a year before it ends** (ten years after
+//! [`ClusterCa::generate`](crate::certs::ClusterCa::generate); see
+//! [`ClusterCa::not_after`](crate::certs::ClusterCa::not_after)), and
+//! whenever its key may have leaked. Each node warns when a CA of its
+//! bundle enters the expiry window, as for its own certificate, but 30
+//! days is short for three steps on every node.
 //!
 //! ```rust
 //! # fn main() -> Result<(), peerlock::Error> {

@@ -72,12 +72,12 @@ async fn t123i_reload_tls_refuses_a_bundle_that_trusts_no_peer() {
     );
 }
 
-/// The certificates `ClusterCa` issues (and so the `certs` example's)
-/// are valid from 1975 to 4096, rcgen's defaults: the expiry gauge and
-/// warning window of issue 12, item 5 never fire for them, and a stolen
-/// node key (there is no revocation list) stays good for ever unless the
-/// CA is rotated.
-#[ignore = "finding: ClusterCa issues certificates valid until the year 4096"]
+/// The certificates `ClusterCa` issued (and so the `certs` example's)
+/// were valid from 1975 to 4096, rcgen's defaults: the expiry gauge and
+/// warning window of issue 12, item 5 never fired for them, and a stolen
+/// node key (there is no revocation list) stayed good for ever unless the
+/// CA was rotated. Node certificates now last a year
+/// (`peerlock::certs::NODE_CERT_VALIDITY`).
 #[test]
 fn t123l_issued_certificates_expire_in_years_not_millennia() {
     let ca = ClusterCa::generate("test").unwrap();

@@ -4,6 +4,24 @@
 //! against the cluster CA and read its common name, never match it against
 //! the address they dialed, so certificates can be issued before the
 //! node's address is known.
+//!
+//! Validity (issue 12): rcgen's default period runs from 1975 to 4096, so
+//! a certificate never came near the expiry warning (`tls/expiry.rs`) and a
+//! leaked node key stayed good for ever (there is no revocation list). The
+//! periods follow kubeadm's: node certificates for one year
+//! ([`NODE_CERT_VALIDITY`], kubeadm's `CertificateValidityPeriod`), the CA
+//! for ten ([`CA_CERT_VALIDITY`], kubeadm's `CACertificateValidityPeriod`).
+//! One year rather than cert-manager's 90 days because `ClusterCa` renews
+//! nothing by itself: an operator (or a yearly job) re-issues, and a
+//! 30-day warning window leaves eleven months of quiet between renewals.
+//! Every certificate starts [`CERT_BACKDATE`] (one hour) before it is
+//! issued, so that a node whose clock runs behind the issuing machine's
+//! (kubeadm backdates five minutes for the same reason, its
+//! `CertificateBackdate`) does not refuse a fresh certificate as "not yet
+//! valid"; certificates are often issued on an operator's machine, whose
+//! clock is less well kept than a server's.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use peerlock_core::Error;
 use rcgen::{
@@ -21,6 +39,11 @@ use crate::tls::TlsConfig;
 /// re-issue the nodes from the new CA ([`ClusterCa::issue_node_trusting`]),
 /// then drop the old CA from the bundles. Each step is a reload, without a
 /// restart: `Node::reload_tls` in the `peerlock` crate.
+///
+/// Node certificates are valid for [`NODE_CERT_VALIDITY`] (one year) unless
+/// [`ClusterCa::with_node_validity`] says otherwise, and never beyond the
+/// CA's own end; a CA from [`ClusterCa::generate`] for [`CA_CERT_VALIDITY`]
+/// (ten years). Both start [`CERT_BACKDATE`] before they are issued.
 ///
 /// ```
 /// # // This crate's doc tests cannot name `peerlock` (it depends on this
@@ -49,20 +72,74 @@ use crate::tls::TlsConfig;
 /// let (cert_pem, key_pem) = again.issue_node_pem("node-b", &["10.0.0.2"])?;
 /// let tls_b = TlsConfig::from_pem(&ca.ca_pem(), &cert_pem, &key_pem)?;
 /// assert_eq!(tls_b.node_name(), "node-b");
+///
+/// // Validity: a year by default, or as chosen.
+/// use std::time::{Duration, SystemTime};
+/// let year = tls_b.not_after().unwrap().duration_since(SystemTime::now()).unwrap();
+/// assert!(year > Duration::from_secs(364 * 86_400));
+/// let short = again.with_node_validity(Duration::from_secs(90 * 86_400));
+/// let tls_d = short.issue_node("node-d", &[])?;
+/// assert!(tls_d.not_after() < tls_b.not_after());
 /// # Ok::<(), peerlock::Error>(())
 /// ```
 #[derive(Clone)]
 pub struct ClusterCa {
     ca_pem: String,
     key_pem: String,
+    node_validity: Duration,
 }
+
+/// How long a node certificate from [`ClusterCa`] is valid by default: one
+/// year (365 days), as kubeadm's node and component certificates. Choose
+/// another with [`ClusterCa::with_node_validity`].
+pub const NODE_CERT_VALIDITY: Duration = Duration::from_secs(365 * 86_400);
+
+/// How long a CA from [`ClusterCa::generate`] is valid: ten years (3 650
+/// days), as kubeadm's CA. Choose another with
+/// [`ClusterCa::generate_valid_for`].
+pub const CA_CERT_VALIDITY: Duration = Duration::from_secs(3650 * 86_400);
+
+/// How long before its issue a [`ClusterCa`] certificate starts to be
+/// valid: one hour, for nodes whose clock runs behind the issuing
+/// machine's.
+pub const CERT_BACKDATE: Duration = Duration::from_secs(3600);
+
+/// The last second X.509 can name (9999-12-31T23:59:59Z, RFC 5280
+/// §4.1.2.5), in seconds since the Unix epoch.
+const LAST_X509_SECOND: u64 = 253_402_300_799;
 
 impl std::fmt::Debug for ClusterCa {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ClusterCa")
             .field("key", &"<hidden>")
+            .field("node_validity", &self.node_validity)
             .finish()
     }
+}
+
+/// The validity period `[now - CERT_BACKDATE, now + validity]`.
+///
+/// # Errors
+///
+/// [`Error::Config`] for a zero validity or one that ends after the last
+/// date X.509 can name.
+fn period(now: SystemTime, validity: Duration) -> Result<(SystemTime, SystemTime), Error> {
+    if validity.is_zero() {
+        return Err(Error::Config(
+            "a certificate's validity must be longer than zero".into(),
+        ));
+    }
+    let last = UNIX_EPOCH + Duration::from_secs(LAST_X509_SECOND);
+    let end = now.checked_add(validity).filter(|end| *end <= last);
+    let Some(end) = end else {
+        return Err(Error::Config(format!(
+            "a certificate valid for {} days would end after the year 9999",
+            validity.as_secs() / 86_400
+        )));
+    };
+    // Before 1970 only on a clock that is badly wrong; start then.
+    let start = now.checked_sub(CERT_BACKDATE).unwrap_or(UNIX_EPOCH);
+    Ok((start.max(UNIX_EPOCH), end))
 }
 
 fn cert_err(e: rcgen::Error) -> Error {
@@ -85,12 +162,26 @@ fn check_node_name(name: &str) -> Result<(), Error> {
 }
 
 impl ClusterCa {
-    /// Generates a new CA named after the cluster.
+    /// Generates a new CA named after the cluster, valid for
+    /// [`CA_CERT_VALIDITY`] (ten years) from now, starting
+    /// [`CERT_BACKDATE`] ago.
     ///
     /// # Errors
     ///
     /// [`Error::Tls`] if key generation fails.
     pub fn generate(cluster_name: &str) -> Result<Self, Error> {
+        Self::generate_valid_for(cluster_name, CA_CERT_VALIDITY)
+    }
+
+    /// Generates a new CA named after the cluster, valid for `validity`
+    /// from now. Node certificates it issues end no later than it does.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`] for a zero `validity` or one that ends after the
+    /// year 9999; [`Error::Tls`] if key generation fails.
+    pub fn generate_valid_for(cluster_name: &str, validity: Duration) -> Result<Self, Error> {
+        let (start, end) = period(SystemTime::now(), validity)?;
         let key = KeyPair::generate().map_err(cert_err)?;
         let mut params = CertificateParams::default();
         let mut dn = DistinguishedName::new();
@@ -98,14 +189,20 @@ impl ClusterCa {
         params.distinguished_name = dn;
         params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
         params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+        params.not_before = start.into();
+        params.not_after = end.into();
         let cert = params.self_signed(&key).map_err(cert_err)?;
         Ok(Self {
             ca_pem: cert.pem(),
             key_pem: key.serialize_pem(),
+            node_validity: NODE_CERT_VALIDITY,
         })
     }
 
     /// Reloads a CA saved with [`ClusterCa::ca_pem`] and [`ClusterCa::key_pem`].
+    /// A CA made before certificates had a default validity (valid until
+    /// 4096) loads too; the node certificates it issues from now on are
+    /// valid for [`NODE_CERT_VALIDITY`].
     ///
     /// # Errors
     ///
@@ -114,9 +211,47 @@ impl ClusterCa {
         let ca = Self {
             ca_pem: ca_pem.to_owned(),
             key_pem: key_pem.to_owned(),
+            node_validity: NODE_CERT_VALIDITY,
         };
         ca.issuer()?;
         Ok(ca)
+    }
+
+    /// The same CA, issuing node certificates valid for `validity` from
+    /// their issue (default [`NODE_CERT_VALIDITY`], one year), or until the
+    /// CA itself ends if that comes first. Not stored in the PEM texts: set
+    /// it again after [`ClusterCa::from_pem`]. A zero validity or one past
+    /// the year 9999 is refused when a certificate is issued.
+    #[must_use]
+    pub fn with_node_validity(mut self, validity: Duration) -> Self {
+        self.node_validity = validity;
+        self
+    }
+
+    /// How long the node certificates this CA issues are valid (see
+    /// [`ClusterCa::with_node_validity`]).
+    pub fn node_validity(&self) -> Duration {
+        self.node_validity
+    }
+
+    /// When the CA certificate expires; `None` if its date cannot be read.
+    /// Every node certificate it signed stops being accepted then: create
+    /// the next CA and rotate to it (see the type's docs) well before.
+    pub fn not_after(&self) -> Option<SystemTime> {
+        self.ca_not_after().ok()
+    }
+
+    fn ca_not_after(&self) -> Result<SystemTime, Error> {
+        let certs = crate::tls::parse_certs(&self.ca_pem, "the CA certificate")?;
+        let secs = certs
+            .first()
+            .and_then(|c| crate::tls::expiry::not_after_unix(c))
+            .ok_or_else(|| Error::Tls("the CA certificate's validity cannot be read".into()))?;
+        let at = match u64::try_from(secs) {
+            Ok(s) => UNIX_EPOCH.checked_add(Duration::from_secs(s)),
+            Err(_) => UNIX_EPOCH.checked_sub(Duration::from_secs(secs.unsigned_abs())),
+        };
+        at.ok_or_else(|| Error::Tls("the CA certificate's validity is out of range".into()))
     }
 
     fn issuer(&self) -> Result<Issuer<'static, KeyPair>, Error> {
@@ -142,18 +277,30 @@ impl ClusterCa {
     /// name. `sans` may be empty: peers never check SANs (the common name
     /// is the identity), so they only matter to other tools. The
     /// certificate has both the serverAuth and clientAuth extended key
-    /// usages, as every node both dials and accepts.
+    /// usages, as every node both dials and accepts. It is valid from
+    /// [`CERT_BACKDATE`] ago for [`ClusterCa::node_validity`] (one year by
+    /// default), or until the CA ends if that comes first.
     ///
     /// # Errors
     ///
     /// [`Error::Config`] for a node name that is not 1 to 64 characters of
-    /// `[A-Za-z0-9._-]` or an unusable SAN; [`Error::Tls`] if signing fails.
+    /// `[A-Za-z0-9._-]`, an unusable SAN, or a node validity that is zero
+    /// or ends after the year 9999; [`Error::Tls`] if signing fails or the
+    /// CA has expired.
     pub fn issue_node_pem(
         &self,
         node_name: &str,
         sans: &[&str],
     ) -> Result<(String, String), Error> {
         check_node_name(node_name)?;
+        let now = SystemTime::now();
+        let (start, end) = period(now, self.node_validity)?;
+        let ca_end = self.ca_not_after()?;
+        if ca_end <= now {
+            return Err(Error::Tls(
+                "the CA has expired: create a new one and rotate to it".into(),
+            ));
+        }
         let key = KeyPair::generate().map_err(cert_err)?;
         let mut params = CertificateParams::default();
         let mut dn = DistinguishedName::new();
@@ -175,6 +322,8 @@ impl ClusterCa {
             ExtendedKeyUsagePurpose::ServerAuth,
             ExtendedKeyUsagePurpose::ClientAuth,
         ];
+        params.not_before = start.into();
+        params.not_after = end.min(ca_end).into();
         let cert = params.signed_by(&key, &self.issuer()?).map_err(cert_err)?;
         Ok((cert.pem(), key.serialize_pem()))
     }
@@ -224,77 +373,4 @@ impl ClusterCa {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn issue_reload_and_name() {
-        let ca = ClusterCa::generate("t").unwrap();
-        let tls = ca
-            .issue_node("node-a", &["127.0.0.1", "node-a.internal"])
-            .unwrap();
-        assert_eq!(tls.node_name(), "node-a");
-        let again = ClusterCa::from_pem(&ca.ca_pem(), &ca.key_pem()).unwrap();
-        let (cert, key) = again.issue_node_pem("node-b", &["::1"]).unwrap();
-        let tls = TlsConfig::from_pem(&ca.ca_pem(), &cert, &key).unwrap();
-        assert_eq!(tls.node_name(), "node-b");
-    }
-
-    #[test]
-    fn bad_inputs_are_clear_errors() {
-        let ca = ClusterCa::generate("t").unwrap();
-        assert!(matches!(ca.issue_node("", &[]), Err(Error::Config(_))));
-        assert!(matches!(ca.issue_node("a b", &[]), Err(Error::Config(_))));
-        let (cert, _) = ca.issue_node_pem("n1", &["127.0.0.1"]).unwrap();
-        let (_, other_key) = ca.issue_node_pem("n2", &["127.0.0.1"]).unwrap();
-        assert!(matches!(
-            TlsConfig::from_pem(&ca.ca_pem(), &cert, &other_key),
-            Err(Error::Tls(_))
-        ));
-        assert!(matches!(
-            TlsConfig::from_pem("junk", &cert, &other_key),
-            Err(Error::Tls(_))
-        ));
-        assert!(matches!(
-            TlsConfig::from_pem(&ca.ca_pem(), "", &other_key),
-            Err(Error::Tls(_))
-        ));
-        assert!(ClusterCa::from_pem("junk", "junk").is_err());
-        assert!(matches!(
-            TlsConfig::from_pem_files("/nonexistent/ca.pem", "/x", "/y"),
-            Err(Error::Io(_))
-        ));
-    }
-
-    #[test]
-    fn a_bundle_of_several_cas_trusts_each_and_a_node_moves_between_them() {
-        let (old, new, other) = (
-            ClusterCa::generate("old").unwrap(),
-            ClusterCa::generate("new").unwrap(),
-            ClusterCa::generate("other").unwrap(),
-        );
-        let both = ClusterCa::bundle_pem(&[&old, &new]);
-        assert_eq!(both.matches("BEGIN CERTIFICATE").count(), 2);
-        // Step 1: the old certificate, both CAs trusted.
-        let a = old.issue_node("node-a", &[]).unwrap();
-        let a1 = a.with_ca_bundle(&both).unwrap();
-        assert_eq!((a1.ca_count(), a1.node_name()), (2, "node-a"));
-        assert_eq!(a1.ca_fingerprint(), a.ca_fingerprint());
-        // Step 2: a certificate from the new CA, both trusted.
-        let a2 = new.issue_node_trusting("node-a", &[], &both).unwrap();
-        assert_eq!(a2.ca_fingerprints(), a1.ca_fingerprints());
-        // Step 3: the old CA dropped; refused while the certificate is
-        // still the old CA's.
-        let a3 = a2.with_ca_bundle(&new.ca_pem()).unwrap();
-        assert_eq!(a3.ca_count(), 1);
-        assert!(matches!(
-            a1.with_ca_bundle(&new.ca_pem()),
-            Err(Error::Tls(_))
-        ));
-        assert!(matches!(
-            other.issue_node_trusting("node-a", &[], &both),
-            Err(Error::Tls(_))
-        ));
-        assert!(matches!(a1.with_ca_bundle("junk"), Err(Error::Tls(_))));
-    }
-}
+mod tests;

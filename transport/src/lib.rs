@@ -120,7 +120,7 @@ mod tls;
 mod writer;
 
 pub use bulk::{BULK_THRESHOLD, MAX_BULK};
-pub use certs::ClusterCa;
+pub use certs::{ClusterCa, CA_CERT_VALIDITY, CERT_BACKDATE, NODE_CERT_VALIDITY};
 pub use endpoint::{
     PeerInfo, QuicTransport, BULK_QUEUE_DEPTH, IDLE_CLOSE, IDLE_TIMEOUT, KEEP_ALIVE, QUEUE_DEPTH,
 };

@@ -130,7 +130,7 @@ struct Sources<'a> {
     key: &'a str,
 }
 
-fn parse_certs(pem: &str, source: &str) -> Result<Vec<CertificateDer<'static>>, Error> {
+pub(crate) fn parse_certs(pem: &str, source: &str) -> Result<Vec<CertificateDer<'static>>, Error> {
     let certs: Vec<CertificateDer<'static>> = rustls_pemfile::certs(&mut pem.as_bytes())
         .collect::<Result<_, _>>()
         .map_err(|e| tls_err(format!("{source} is not valid PEM: {e}")))?;

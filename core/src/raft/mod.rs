@@ -11,12 +11,12 @@
 //! }
 //! ```
 //!
-//! Inputs are batched with `recv_many`, so a burst of proposals becomes one
-//! Ready, one append and one round of messages.
+//! Inputs are batched (`recv_many`): a burst of proposals is one Ready, append and send.
 
 mod answer;
 mod bootstrap;
 mod compaction;
+mod entry;
 mod hello_answer;
 mod hooks;
 mod input;
@@ -68,9 +68,9 @@ use crate::transport::{Incoming, PeerMessage, Transport};
 use crate::types::{NodeId, NodeName};
 
 pub use bootstrap::{
-    start, start_on_disk, start_with, Member, MemoryPeers, OnJoined, OnLeft, PeerMemory, PeerRun,
-    StartParams,
+    start_with, Member, MemoryPeers, OnJoined, OnLeft, PeerMemory, PeerRun, StartParams,
 };
+pub use entry::{start, start_on_disk, StartFuture};
 pub use hooks::{ApplyObserver, Hooks, PauseGate, RaftEvent, RaftObserver};
 pub(crate) use input::Input;
 #[cfg(any(test, feature = "sim"))]

@@ -172,11 +172,20 @@ mod tests {
         let r = check(&soon, 7 * DAY, now);
         assert!(r.expiring.is_empty(), "{r:?}");
         assert!(!publish("node-a", &r, true));
-        // rcgen's CAs and default node certificates run to 4096.
+        // A default node certificate (a year) is outside the default window.
         let long = ca.issue_node("node-b", &[]).unwrap();
-        let r = check(&long, 30 * DAY, now);
+        let r = check(&long, CERT_EXPIRY_WARNING, now);
         assert!(r.expiring.is_empty(), "{r:?}");
-        assert!(r.own_seconds_left.unwrap() > 1000 * 365 * 86_400);
+        let left = r.own_seconds_left.unwrap();
+        assert!((364 * 86_400..=365 * 86_400).contains(&left), "{left}");
+        // Issued for ten days: inside it.
+        let short = ca.with_node_validity(10 * DAY);
+        let r = check(
+            &short.issue_node("node-c", &[]).unwrap(),
+            CERT_EXPIRY_WARNING,
+            now,
+        );
+        assert_eq!(r.expiring.len(), 1, "{r:?}");
     }
 
     #[test]
@@ -196,9 +205,9 @@ mod tests {
     fn a_ca_of_the_bundle_inside_the_window_is_reported() {
         let ca = ClusterCa::generate("t").unwrap();
         let tls = ca.issue_node("node-a", &[]).unwrap();
-        // Far in the future, everything has expired: the node certificate
-        // and the one CA, both named.
-        let later = UNIX_EPOCH + Duration::from_secs(5000 * 365 * 86_400);
+        // Eleven years on, everything has expired: the node certificate
+        // (a year) and the one CA (ten years), both named.
+        let later = SystemTime::now() + 11 * 365 * DAY;
         let r = check(&tls, DAY, later);
         let whats: Vec<&str> = r.expiring.iter().map(|e| e.what.as_str()).collect();
         assert_eq!(whats, ["node certificate", "CA 1 of the bundle"]);

@@ -1,0 +1,117 @@
+//! `ClusterCa`'s certificates expire (issue 12, item 5): a node
+//! certificate issued to end inside the warning window raises
+//! `peerlock_tls_certs_expiring` and a `warn` line as the node starts; a
+//! default one (a year) does not, and `peerlock_tls_cert_expiry_seconds`
+//! reads about a year. Under a thread-local `metrics-util` debugging
+//! recorder and a thread-local `tracing` subscriber on a current-thread
+//! runtime, so no other test sees them.
+
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use metrics_util::debugging::{DebugValue, DebuggingRecorder};
+use peerlock::certs::ClusterCa;
+use peerlock::TlsConfig;
+
+use crate::common::{sockets, within, WAIT};
+
+const DAY: Duration = Duration::from_secs(86_400);
+
+/// Every `set` gauge of one snapshot, by name.
+fn gauges(recorder: &DebuggingRecorder) -> std::collections::BTreeMap<String, f64> {
+    let mut out = std::collections::BTreeMap::new();
+    for (key, _, _, value) in recorder.snapshotter().snapshot().into_vec() {
+        if let DebugValue::Gauge(g) = value {
+            out.insert(key.key().name().to_owned(), g.into_inner());
+        }
+    }
+    out
+}
+
+/// A `tracing` writer into a shared buffer.
+#[derive(Clone, Default)]
+struct Buf(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Buf {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(b);
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Starts a one-node in-memory cluster with `tls`, takes a lock, shuts
+/// down; returns the gauges and the `warn` lines seen meanwhile.
+fn one_node(tls: TlsConfig) -> (std::collections::BTreeMap<String, f64>, String) {
+    let rec = DebuggingRecorder::new();
+    let buf = Buf::default();
+    let w = buf.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::WARN)
+        .with_ansi(false)
+        .with_writer(move || w.clone())
+        .finish();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let got = tracing::subscriber::with_default(subscriber, || {
+        metrics::with_local_recorder(&rec, || {
+            rt.block_on(async {
+                let (mut socks, addrs) = sockets(1);
+                let node = within(
+                    peerlock::Node::builder()
+                        .socket(socks.pop().unwrap())
+                        .peers(addrs)
+                        .tls(tls)
+                        .in_memory()
+                        .session_ttl(Duration::from_millis(1500))
+                        .raft_tick(Duration::from_millis(20))
+                        .startup_timeout(WAIT)
+                        .start(),
+                )
+                .await
+                .unwrap();
+                let got = gauges(&rec);
+                within(node.lock("t126"))
+                    .await
+                    .unwrap()
+                    .unlock()
+                    .await
+                    .unwrap();
+                within(node.shutdown()).await.unwrap();
+                got
+            })
+        })
+    });
+    let logs = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
+    (got, logs)
+}
+
+#[test]
+fn t126a_a_certificate_inside_the_warning_window_is_counted_and_logged_at_start() {
+    let ca = ClusterCa::generate("t126").unwrap();
+
+    let soon = ca.clone().with_node_validity(10 * DAY);
+    let (g, logs) = one_node(soon.issue_node("node-0", &[]).unwrap());
+    assert_eq!(g.get("peerlock_tls_certs_expiring"), Some(&1.0), "{g:?}");
+    let left = g["peerlock_tls_cert_expiry_seconds"];
+    assert!((9.9 * 86_400.0..=10.0 * 86_400.0).contains(&left), "{left}");
+    assert!(
+        logs.contains("a TLS certificate expires soon") && logs.contains("node-0"),
+        "no warning at start:\n{logs}"
+    );
+
+    // The default, a year: nothing to warn about, and the gauge says so.
+    let (g, logs) = one_node(ca.issue_node("node-0", &[]).unwrap());
+    assert_eq!(g.get("peerlock_tls_certs_expiring"), Some(&0.0), "{g:?}");
+    let left = g["peerlock_tls_cert_expiry_seconds"];
+    assert!(
+        (364.0 * 86_400.0..=365.0 * 86_400.0).contains(&left),
+        "{left}"
+    );
+    assert!(!logs.contains("expires soon"), "{logs}");
+}

@@ -26,6 +26,11 @@
 //! Messages per keepalive: not counted (the transport exposes no
 //! counters); see [`KEEPALIVE_MODEL`], from the code, printed under the
 //! table. Quick: 3 and 5 nodes.
+//!
+//! `PEERLOCK_BENCH_NODES=3,25` picks the sizes, and
+//! `PEERLOCK_BENCH_IDLE_ONLY=1` measures the idle window alone (no U or M:
+//! the idle figures in a third of the time, for A/B runs of the leader's
+//! idle cost).
 
 use std::time::{Duration, Instant};
 
@@ -60,7 +65,18 @@ struct Point {
 }
 
 pub fn run(cfg: &crate::Cfg) {
-    let sizes: &[usize] = if cfg.quick { &SIZES[..2] } else { &SIZES };
+    let picked: Vec<usize> = std::env::var("PEERLOCK_BENCH_NODES")
+        .ok()
+        .map(|v| v.split(',').filter_map(|n| n.trim().parse().ok()).collect())
+        .unwrap_or_default();
+    let sizes: &[usize] = if !picked.is_empty() {
+        &picked
+    } else if cfg.quick {
+        &SIZES[..2]
+    } else {
+        &SIZES
+    };
+    let idle_only = std::env::var("PEERLOCK_BENCH_IDLE_ONLY").is_ok_and(|v| v != "0");
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -87,7 +103,7 @@ pub fn run(cfg: &crate::Cfg) {
                         return None;
                     }
                 };
-                let p = point(&c, cfg.secs).await;
+                let p = point(&c, cfg.secs, idle_only).await;
                 c.stop().await;
                 p
             });
@@ -116,7 +132,7 @@ fn per_commit_us(w: &Window) -> f64 {
 }
 
 /// One size's figures on cluster `c`.
-async fn point(c: &Cluster, secs: u64) -> Option<Point> {
+async fn point(c: &Cluster, secs: u64, idle_only: bool) -> Option<Point> {
     let n = c.nodes.len();
     tokio::time::sleep(Duration::from_secs(1)).await;
     let leader = c.leader()?;
@@ -139,24 +155,29 @@ async fn point(c: &Cluster, secs: u64) -> Option<Point> {
         .collect();
     let rss = rss_mib().unwrap_or(0.0);
     let window = Duration::from_secs(secs);
-    let u = pairs(
-        c,
-        1,
-        |_| leader,
-        |_| "g/n/u".into(),
-        Duration::from_millis(500),
-        window,
-    )
-    .await;
-    let m = pairs(
-        c,
-        64,
-        |i| i % n,
-        |i| format!("g/n/m/{i}"),
-        Duration::from_secs(1),
-        window,
-    )
-    .await;
+    let (u, m) = if idle_only {
+        (Window::default(), Window::default())
+    } else {
+        let u = pairs(
+            c,
+            1,
+            |_| leader,
+            |_| "g/n/u".into(),
+            Duration::from_millis(500),
+            window,
+        )
+        .await;
+        let m = pairs(
+            c,
+            64,
+            |i| i % n,
+            |i| format!("g/n/m/{i}"),
+            Duration::from_secs(1),
+            window,
+        )
+        .await;
+        (u, m)
+    };
     Some(Point {
         idle_leader: shares.get(leader).copied().unwrap_or(0.0),
         idle_others: others.iter().sum::<f64>() / others.len().max(1) as f64,

@@ -50,6 +50,8 @@ pub(crate) struct LeaderDuty {
     /// When this leader last began a ReadIndex round for keepalives (see
     /// `Driver::flush_keepalives`).
     pub(crate) keepalive_round_at: Option<Instant>,
+    /// Which heartbeats to learners go out (`outbox.rs`, issue 10).
+    pub(crate) learner_beats: super::outbox::LearnerBeats,
 }
 
 impl LeaderDuty {
@@ -76,6 +78,7 @@ impl LeaderDuty {
             snapshot_since: BTreeMap::new(),
             watch: super::reconcile::Watch::new(now),
             keepalive_round_at: None,
+            learner_beats: Default::default(),
         };
         for h in table.pending_handoffs() {
             duty.schedule(h.lock, h.freed_at, h.delayed, now);

@@ -25,6 +25,7 @@ mod leader;
 mod locks_query;
 mod logger;
 mod members_query;
+mod outbox;
 mod own;
 mod proposals;
 mod reads;
@@ -373,35 +374,6 @@ impl<S: LogStore + Send + 'static> Driver<S> {
         };
         if let Err(e) = self.raw.step(msg) {
             tracing::debug!(node = %self.name, peer = %from, error = %e, "raft refused a message");
-        }
-    }
-
-    /// Sends raft messages, grouped by destination.
-    fn send_raft(&self, msgs: Vec<Message>) {
-        if msgs.is_empty() {
-            return;
-        }
-        let mut by_peer: BTreeMap<u64, Vec<PeerMessage>> = BTreeMap::new();
-        for m in msgs {
-            tracing::trace!(target: TIMELINE, node = %self.name, to = m.to, kind = ?m.get_msg_type(), index = m.index, entries = m.entries.len(), "send");
-            crate::metrics::raft_sent(&m);
-            match m.write_to_bytes() {
-                Ok(bytes) => by_peer
-                    .entry(m.to)
-                    .or_default()
-                    .push(PeerMessage::Raft(bytes)),
-                Err(e) => {
-                    tracing::error!(node = %self.name, error = %e, "raft message failed to encode")
-                }
-            }
-        }
-        for (to, batch) in by_peer {
-            match self.key_of(NodeId(to)) {
-                Some(key) => self.transport.send(key, batch),
-                None => {
-                    tracing::debug!(node = %self.name, to, "raft message for an unknown member; dropped")
-                }
-            }
         }
     }
 

@@ -262,6 +262,13 @@ impl<S: LogStore + Send + 'static> Driver<S> {
     /// transport cannot tell us of a loss, so a peer still waiting after
     /// two election timeouts is reported failed, and raft-rs sends again.
     fn retry_lost_snapshots(&mut self, now: Instant) {
+        // Only a leader sends snapshots. A follower's raft-rs keeps a
+        // progress entry for every member too, and walking it on every
+        // tick cost every node O(members): 9 % of the CPU of 300 joining
+        // learners in one process (issue 10, the sessions curve's profile).
+        if self.leader.is_none() {
+            return;
+        }
         let waiting: Vec<u64> = self
             .raw
             .raft

@@ -1,0 +1,481 @@
+//! Issue 9 tried as a newcomer would (helper break9, session 19): only the
+//! README, the crate docs and `examples/node --help` were read. Tests that
+//! pass pin what works; each `#[ignore = "finding N: .."]` test fails on
+//! this code and shows a finding (see the notes of session 19, break9).
+
+use std::net::UdpSocket;
+use std::time::{Duration, Instant};
+
+use peerlock::certs::ClusterCa;
+use peerlock::{Error, MemberRole, Node, NodeBuilder, Role};
+
+use crate::common::{converge, init_tracing, member_builder, members_until, sockets, within, WAIT};
+
+/// An in-memory member `name` on `sock` with the membership tests' timings.
+fn node(ca: &ClusterCa, name: &str, sock: UdpSocket) -> NodeBuilder {
+    member_builder(ca, name, sock).in_memory()
+}
+
+/// Starts `socks.len()` blank candidates `b9-N` with `bootstrap_expect(n)`
+/// in the given order, each with ONE seed: the next candidate's address
+/// (a ring, as a newcomer writes one address per instance), `delay` apart.
+async fn form_ring(ca: &ClusterCa, n: usize, order: &[usize], delay: Duration) -> Vec<Node> {
+    let (socks, addrs) = sockets(n);
+    let mut socks: Vec<Option<UdpSocket>> = socks.into_iter().map(Some).collect();
+    let mut starts = Vec::new();
+    for (k, &i) in order.iter().enumerate() {
+        if k > 0 {
+            tokio::time::sleep(delay).await;
+        }
+        let sock = socks[i].take().expect("each started once");
+        let b = node(ca, &format!("b9-{i}"), sock)
+            .seeds([addrs[(i + 1) % n]])
+            .bootstrap_expect(n);
+        starts.push((i, tokio::spawn(b.start())));
+    }
+    let mut nodes: Vec<Option<Node>> = vec![None; n];
+    for (i, s) in starts {
+        nodes[i] = Some(s.await.unwrap().expect("a candidate starts"));
+    }
+    let nodes: Vec<Node> = nodes.into_iter().map(|n| n.expect("started")).collect();
+    for n in &nodes {
+        within(n.ready()).await.expect("ready");
+    }
+    nodes
+}
+
+/// What works (a, b, e, f): three instances with `bootstrap_expect(3)`,
+/// each given one seed (the next one's address), started in reverse order
+/// two seconds apart, found one cluster and reach three voters; a fourth
+/// and a fifth started with only a seed address join and all five vote.
+/// A lock held from the start stays held, and tokens rise throughout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn t130_bootstrap_expect_with_one_seed_each_then_two_join_through_one_seed() {
+    init_tracing();
+    let ca = ClusterCa::generate("break9").unwrap();
+    let nodes = form_ring(&ca, 3, &[2, 1, 0], Duration::from_secs(2)).await;
+    let m = converge(&nodes[0], 3, 0).await;
+    assert_eq!(m.len(), 3, "{m:?}");
+    let held = within(nodes[1].lock("b9/held")).await.unwrap();
+    let (socks, _) = sockets(2);
+    let mut joiners = Vec::new();
+    for (i, sock) in socks.into_iter().enumerate() {
+        let j = node(&ca, &format!("b9-new-{i}"), sock)
+            .seeds([nodes[2].local_addr()])
+            .start()
+            .await
+            .expect("joins through one seed");
+        within(j.ready()).await.expect("ready");
+        joiners.push(j);
+    }
+    let m = converge(&joiners[1], 5, 0).await;
+    assert_eq!(m.len(), 5, "{m:?}");
+    assert!(held.is_held(), "a lock held across two joins stays held");
+    let info = within(joiners[0].holder("b9/held")).await.unwrap();
+    assert_eq!(info.map(|i| i.token), Some(held.token()));
+    let later = within(joiners[1].lock("b9/other")).await.unwrap();
+    assert!(later.token() > held.token(), "tokens rise across joins");
+}
+
+/// What works (d, f): the leader of three in-memory instances (1 s after
+/// `members()` showed three voters; see finding 6) crashes and comes back blank at the same address, with the same name and the same
+/// one seed. It joins under a new id, replaces its old self as a voter
+/// within seconds (the same-name fast path), and the old id is removed; a
+/// lock a follower held throughout stays held, and tokens keep rising.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn t130_the_leader_restarted_blank_takes_its_place_back() {
+    init_tracing();
+    let ca = ClusterCa::generate("break9").unwrap();
+    let mut nodes = form_ring(&ca, 3, &[0, 1, 2], Duration::ZERO).await;
+    converge(&nodes[0], 3, 0).await;
+    // Finding 6: right after `members()` first shows three voters, the
+    // founder may still be the only voter of the outgoing half of a joint
+    // change; a second later the promotion is done.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let leader = (0..3)
+        .find(|&i| nodes[i].status().role == Role::Leader)
+        .expect("a leader among the three");
+    let follower = (leader + 1) % 3;
+    let held = within(nodes[follower].lock("b9/held")).await.unwrap();
+    let old_id = nodes[leader].status().id;
+    let addr = nodes[leader].local_addr();
+    peerlock::testing::crash(&nodes[leader]).await;
+    let sock = crate::common::rebind(addr).await;
+    let t0 = Instant::now();
+    let again = node(&ca, &format!("b9-{leader}"), sock)
+        .seeds([nodes[follower].local_addr()])
+        .bootstrap_expect(3)
+        .start()
+        .await
+        .expect("a blank restart of the leader joins");
+    within(again.ready()).await.expect("ready");
+    assert_ne!(again.status().id, old_id, "never the old id");
+    nodes[leader] = again;
+    let new_id = nodes[leader].status().id;
+    let m = members_until(&nodes[follower], |m| {
+        m.len() == 3
+            && m.iter().all(|x| x.role == MemberRole::Voter && x.live)
+            && m.iter().any(|x| x.id == new_id)
+    })
+    .await;
+    assert!(m.iter().all(|x| x.id != old_id), "{m:?}");
+    assert!(t0.elapsed() < WAIT, "converged in {:?}", t0.elapsed());
+    assert!(held.is_held(), "the follower's lock stayed held");
+    let next = within(nodes[leader].lock("b9/after")).await.unwrap();
+    assert!(next.token() > held.token());
+}
+
+/// What works (g, h): candidates given different `bootstrap_expect`
+/// counts stop with `Config` naming both counts and saying what to do.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn t130_different_bootstrap_expect_counts_are_refused_with_advice() {
+    init_tracing();
+    let ca = ClusterCa::generate("break9").unwrap();
+    let (socks, addrs) = sockets(3);
+    let mut starts = Vec::new();
+    for (i, sock) in socks.into_iter().enumerate() {
+        let n = if i == 2 { 2 } else { 3 };
+        let b = node(&ca, &format!("b9-{i}"), sock)
+            .seeds([addrs[(i + 1) % 3]])
+            .bootstrap_expect(n);
+        starts.push(tokio::spawn(b.start()));
+    }
+    let mut refused = 0;
+    for s in starts {
+        match within(s).await.unwrap() {
+            Err(Error::Config(msg)) => {
+                assert!(msg.contains("bootstrap_expect(2)"), "{msg}");
+                assert!(msg.contains("bootstrap_expect(3)"), "{msg}");
+                assert!(msg.contains("same bootstrap_expect"), "{msg}");
+                refused += 1;
+            }
+            Err(e) => panic!("unexpected error {e}"),
+            Ok(n) => peerlock::testing::crash(&n).await,
+        }
+    }
+    assert!(refused >= 1, "at least the odd one out is refused");
+}
+
+/// What works (g): `max_voters(0)` and `max_voters(100)` are refused at
+/// start with advice ("use 3 or 5").
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn t130_max_voters_out_of_range_is_refused() {
+    init_tracing();
+    let ca = ClusterCa::generate("break9").unwrap();
+    for bad in [0, 100] {
+        let (mut socks, _) = sockets(1);
+        let r = node(&ca, "b9-0", socks.remove(0))
+            .bootstrap_expect(1)
+            .max_voters(bad)
+            .start()
+            .await;
+        match r {
+            Err(Error::Config(msg)) => assert!(msg.contains("use 3 or 5"), "{msg}"),
+            other => panic!("max_voters({bad}): {:?}", other.map(|n| n.status())),
+        }
+    }
+}
+
+/// Finding 1 (high): a data directory written by ANOTHER cluster (here a
+/// one-node cluster), started with `.seeds(..)` naming a member of the
+/// running cluster, does not join that cluster nor stop: the node restarts
+/// the old cluster from the directory, ignoring its seeds, and grants
+/// every lock on its own (two holders of one lock name in one service).
+/// Expected, as etcd's "cluster ID mismatch" and the README ("A directory
+/// is only ever used by the node and the cluster that created it"; seeds
+/// answering for two clusters stop the start): the start fails, naming
+/// both clusters, or the node is a member of the cluster its seeds name.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "finding 1: a data dir from another cluster ignores --seeds and restarts its old cluster"]
+async fn t130_finding1_a_data_dir_from_another_cluster_ignores_the_seeds() {
+    init_tracing();
+    let ca = ClusterCa::generate("break9").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("other-cluster");
+    // The "other" cluster: one node, durable, a lock taken, then stopped.
+    let (mut s, _) = sockets(1);
+    let other = member_builder(&ca, "b9-x", s.remove(0))
+        .data_dir(&data)
+        .bootstrap_expect(1)
+        .start()
+        .await
+        .expect("one-node cluster");
+    within(other.ready()).await.unwrap();
+    drop(within(other.lock("b9/shared-name")).await.unwrap());
+    within(other.shutdown()).await.unwrap();
+    // The cluster the operator means.
+    let nodes = form_ring(&ca, 3, &[0, 1, 2], Duration::ZERO).await;
+    let g = within(nodes[0].lock("b9/shared-name")).await.unwrap();
+    // The old directory, pointed at the running cluster.
+    let (mut s, _) = sockets(1);
+    let r = member_builder(&ca, "b9-x", s.remove(0))
+        .data_dir(&data)
+        .seeds([nodes[1].local_addr()])
+        .startup_timeout(Duration::from_secs(10))
+        .start()
+        .await;
+    let Ok(stray) = r else {
+        return; // refused: what a user expects
+    };
+    let ready = tokio::time::timeout(Duration::from_secs(5), stray.ready()).await;
+    let mine = stray.status().id;
+    let members = within(nodes[0].members()).await.unwrap();
+    let double = match ready {
+        Ok(Ok(())) => {
+            tokio::time::timeout(Duration::from_secs(3), stray.try_lock("b9/shared-name"))
+                .await
+                .ok()
+                .and_then(Result::ok)
+                .flatten()
+        }
+        _ => None,
+    };
+    let status = stray.status();
+    peerlock::testing::crash(&stray).await;
+    assert!(
+        double.is_none(),
+        "the stray node granted b9/shared-name (held in the cluster at token {}) \
+         as {:?} of its own cluster",
+        g.token(),
+        status.role
+    );
+    assert!(
+        members.iter().any(|m| m.id == mine),
+        "started neither refused nor as a member of the seeds' cluster: {status:?}, \
+         cluster members {members:?}"
+    );
+}
+
+/// Finding 2 (medium; the helper "start" works on it this session): a
+/// second instance started with a LIVE member's name (a copied
+/// certificate, a duplicated pod name) is let in as a learner under a new
+/// id within 0.1 s; within about 5 s the leader takes it for b9-1's new
+/// incarnation, promotes it and removes the LIVE b9-1 (which loses its
+/// guards and, by default, rejoins under a new id). As processes with
+/// default timings the duplicate instead fails after about 20 s with
+/// `NoQuorum`, "check that they run and that the network between them is
+/// open", which sends the user to look for a network fault. Expected (etcd refuses a member name in use; Consul
+/// refuses a duplicate node name): refused at once with `Config` saying
+/// the name is in use by a live member.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "finding 2: a live member's name is let in and the live member is removed"]
+async fn t130_finding2_a_live_members_name_is_refused_at_once_and_says_so() {
+    init_tracing();
+    let ca = ClusterCa::generate("break9").unwrap();
+    let nodes = form_ring(&ca, 3, &[0, 1, 2], Duration::ZERO).await;
+    converge(&nodes[0], 3, 0).await;
+    let (mut s, _) = sockets(1);
+    let t0 = Instant::now();
+    let r = node(&ca, "b9-1", s.remove(0))
+        .seeds([nodes[0].local_addr()])
+        .start()
+        .await;
+    let took = t0.elapsed();
+    let r = match r {
+        Ok(n) => {
+            // Let in: watch what happens to the live b9-1 for 10 s.
+            let live_id = nodes[1].status().id;
+            let mut trail = Vec::new();
+            for _ in 0..10 {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                let m = tokio::time::timeout(Duration::from_secs(3), nodes[0].members()).await;
+                let line = match m {
+                    Ok(Ok(m)) => m
+                        .iter()
+                        .map(|x| {
+                            format!(
+                                "{}#{}:{:?}{}",
+                                x.name,
+                                x.id,
+                                x.role,
+                                if x.live { "" } else { ",silent" }
+                            )
+                        })
+                        .collect::<Vec<_>>()
+                        .join(" "),
+                    other => format!("{other:?}"),
+                };
+                trail.push(format!(
+                    "dup {:?} lease={} | live b9-1 {:?} | {line}",
+                    n.status().role,
+                    n.status().lease_valid,
+                    nodes[1].status().role
+                ));
+            }
+            peerlock::testing::crash(&n).await;
+            panic!(
+                "a second b9-1 was let in after {took:?}; the live one is id {live_id}:\n{}",
+                trail.join("\n")
+            );
+        }
+        Err(e) => e,
+    };
+    assert!(
+        matches!(&r, Error::Config(m) if m.contains("b9-1")),
+        "after {took:?}: {r}"
+    );
+    assert!(took < Duration::from_secs(5), "refused after {took:?}");
+    // The live member was never disturbed.
+    let m = converge(&nodes[0], 3, 0).await;
+    assert_eq!(m.len(), 3, "{m:?}");
+}
+
+/// Finding 3 (medium): `max_voters(2)` (or 4, 6) is accepted, and the
+/// voter target is the largest odd number not above it: with three
+/// instances `max_voters(2)` leaves ONE voter, so any crash of that one
+/// instance stops the cluster (and, in memory, ends it). `max_voters(0)`
+/// and `(100)` are refused with "use 3 or 5"; an even count is the likelier
+/// mistake ("I want 2 voters", "4 zones") and passes silently. The `--help`
+/// text says "How many members vote". Expected: even counts refused (as 0
+/// is), or at least never fewer voters than `min_voters` (3) allows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "finding 3: max_voters(2) is accepted and leaves one voter for three instances"]
+async fn t130_finding3_an_even_max_voters_is_refused() {
+    init_tracing();
+    let ca = ClusterCa::generate("break9").unwrap();
+    let (socks, addrs) = sockets(3);
+    let mut starts = Vec::new();
+    for (i, sock) in socks.into_iter().enumerate() {
+        let b = node(&ca, &format!("b9-{i}"), sock)
+            .seeds([addrs[(i + 1) % 3]])
+            .bootstrap_expect(3)
+            .max_voters(2);
+        starts.push(tokio::spawn(b.start()));
+    }
+    let mut started = Vec::new();
+    for s in starts {
+        match within(s).await.unwrap() {
+            Err(Error::Config(_)) => {}
+            Err(e) => panic!("unexpected error {e}"),
+            Ok(n) => started.push(n),
+        }
+    }
+    if started.is_empty() {
+        return; // refused: expected
+    }
+    for n in &started {
+        within(n.ready()).await.expect("ready");
+    }
+    // Give the leader time to promote (stabilization 1 s in these tests).
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let m = within(started[0].members()).await.unwrap();
+    let voters = m.iter().filter(|x| x.role == MemberRole::Voter).count();
+    for n in &started {
+        peerlock::testing::crash(n).await;
+    }
+    assert!(
+        voters >= 3,
+        "max_voters(2) accepted: {voters} voter(s) of {}: {m:?}",
+        m.len()
+    );
+}
+
+/// Finding 4 (low): a node whose only seed is its own address, without
+/// `bootstrap_expect` (a template that fills in the pod's own IP), can
+/// never find anything, yet it waits the whole `startup_timeout` (60 s by
+/// default) before failing with the generic "no member of a running
+/// cluster answered". Expected: refused at once, saying the seeds name
+/// only this node (the static `.peers([me])` and `bootstrap_expect(1)`
+/// are the documented ways to a one-node cluster).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "finding 4: seeds naming only the node itself wait the full startup_timeout"]
+async fn t130_finding4_seeds_naming_only_itself_fail_at_once() {
+    init_tracing();
+    let ca = ClusterCa::generate("break9").unwrap();
+    let (mut s, addrs) = sockets(1);
+    let t0 = Instant::now();
+    let r = node(&ca, "b9-0", s.remove(0))
+        .seeds([addrs[0]])
+        .startup_timeout(Duration::from_secs(15))
+        .start()
+        .await;
+    let took = t0.elapsed();
+    match r {
+        Ok(n) => {
+            peerlock::testing::crash(&n).await;
+            panic!("started alone from its own address as seed");
+        }
+        Err(e) => assert!(took < Duration::from_secs(3), "failed after {took:?}: {e}"),
+    }
+}
+
+/// Finding 5 (medium, docs and errors): two in-memory instances formed
+/// with `bootstrap_expect(2)` are one voter and one learner, as the README
+/// says. When the voter crashes and restarts blank (the routine restart
+/// the README promises works: "joins as a new member"), nothing can ever
+/// commit again: the blank start fails after `startup_timeout` with the
+/// generic `NoQuorum` ("check that they run and that the network between
+/// them is open"), and the learner, which holds the whole lock table,
+/// reports `Follower` of the dead leader for ever. The README's "Never
+/// automatic" lists only three of five voters dead. Expected: the README
+/// says that two instances survive no crash of the voter (run three), and
+/// the blank start's error says that the only voter is gone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "finding 5: a blank restart of the voter of two instances ends the cluster with a network error"]
+async fn t130_finding5_two_instances_voter_restarted_blank() {
+    init_tracing();
+    let ca = ClusterCa::generate("break9").unwrap();
+    let nodes = form_ring(&ca, 2, &[0, 1], Duration::ZERO).await;
+    converge(&nodes[0], 1, 1).await;
+    let voter = (0..2)
+        .find(|&i| nodes[i].status().role == Role::Leader)
+        .expect("the voter leads");
+    let other = 1 - voter;
+    let addr = nodes[voter].local_addr();
+    peerlock::testing::crash(&nodes[voter]).await;
+    let sock = crate::common::rebind(addr).await;
+    let r = node(&ca, &format!("b9-{voter}"), sock)
+        .seeds([nodes[other].local_addr()])
+        .bootstrap_expect(2)
+        .startup_timeout(Duration::from_secs(10))
+        .start()
+        .await;
+    let again = match r {
+        Err(Error::Config(msg)) if msg.contains("voter") => return, // says why
+        Err(e) => panic!("the blank voter's start failed without saying why: {e}"),
+        Ok(n) => n,
+    };
+    let ready = tokio::time::timeout(Duration::from_secs(10), again.ready()).await;
+    peerlock::testing::crash(&again).await;
+    assert!(matches!(ready, Ok(Ok(()))), "not ready: {ready:?}");
+}
+
+/// Finding 6 (high): a cluster formed with `bootstrap_expect(3)` starts
+/// with the founder as its only voter and promotes the two others in one
+/// joint change. For a while after `members()` first reports three live
+/// voters (under 1 s here; the `MemberInfo::role` doc says a joint change
+/// lasts "one commit, about a round trip"), the outgoing configuration is
+/// still the founder alone. A crash of the founder (the leader) in that
+/// window leaves the two others pre-voting for ever at term 1 (each pre-vote
+/// "approvals=2 rejections=0" at INFO, nothing at WARN): no leader, every
+/// call `NoQuorum`, and a blank restart of the founder cannot join
+/// (`NoQuorum` at its `startup_timeout`). In memory the cluster is lost.
+/// With 1 s between `members()` and the crash the same test recovers
+/// (`t130_the_leader_restarted_blank_takes_its_place_back`). Expected
+/// (what a user reads from `members()`): three live voters survive the
+/// loss of any one; or `members()` shows the joint state and the docs say
+/// to wait for it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "finding 6: the founder crashing right after members() shows 3 voters leaves no leader for ever"]
+async fn t130_finding6_three_voters_reported_survive_a_founder_crash_at_once() {
+    init_tracing();
+    let ca = ClusterCa::generate("break9").unwrap();
+    let nodes = form_ring(&ca, 3, &[0, 1, 2], Duration::ZERO).await;
+    converge(&nodes[0], 3, 0).await;
+    let leader = (0..3)
+        .find(|&i| nodes[i].status().role == Role::Leader)
+        .expect("a leader among the three");
+    peerlock::testing::crash(&nodes[leader]).await;
+    let other = (leader + 1) % 3;
+    let t0 = Instant::now();
+    let mut last = String::new();
+    while t0.elapsed() < WAIT {
+        match tokio::time::timeout(Duration::from_secs(3), nodes[other].try_lock("b9/alive")).await
+        {
+            Ok(Ok(_)) => return, // a new leader serves
+            r => last = format!("{r:?} status {:?}", nodes[other].status()),
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    panic!("two of three reported voters alive, no leader after {WAIT:?}: {last}");
+}

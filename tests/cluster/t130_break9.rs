@@ -479,3 +479,72 @@ async fn t130_finding6_three_voters_reported_survive_a_founder_crash_at_once() {
     }
     panic!("two of three reported voters alive, no leader after {WAIT:?}: {last}");
 }
+
+/// (a, e) Five blank instances started at once with `bootstrap_expect(3)`
+/// and ONE seed each (a ring). The README: "Two clusters would need `2n`
+/// blank instances before the first answers", so five (< 6) must make
+/// one cluster: every node's `members()` lists all five.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn t130_five_ring_seeded_candidates_expecting_three_make_one_cluster() {
+    init_tracing();
+    let ca = ClusterCa::generate("break9").unwrap();
+    let (socks, addrs) = sockets(5);
+    let mut starts = Vec::new();
+    for (i, sock) in socks.into_iter().enumerate() {
+        let b = node(&ca, &format!("b9-{i}"), sock)
+            .seeds([addrs[(i + 1) % 5]])
+            .bootstrap_expect(3);
+        starts.push(tokio::spawn(b.start()));
+    }
+    let mut nodes = Vec::new();
+    for s in starts {
+        match within(s).await.unwrap() {
+            Ok(n) => nodes.push(n),
+            Err(e) => panic!("a candidate failed: {e}"),
+        }
+    }
+    for n in &nodes {
+        within(n.ready()).await.expect("ready");
+    }
+    for n in &nodes {
+        let m = members_until(n, |m| m.len() == 5).await;
+        assert_eq!(m.len(), 5, "{m:?}");
+    }
+}
+
+/// (d) A crash loop: a follower crashes, comes back blank, crashes again
+/// as soon as its start returns, and comes back blank once more (a pod in
+/// `CrashLoopBackOff`). The cluster must end with three live voters and
+/// three members (both dead incarnations removed), with a lock held
+/// elsewhere kept throughout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn t130_a_crash_looping_blank_follower_converges() {
+    init_tracing();
+    let ca = ClusterCa::generate("break9").unwrap();
+    let mut nodes = form_ring(&ca, 3, &[0, 1, 2], Duration::ZERO).await;
+    converge(&nodes[0], 3, 0).await;
+    tokio::time::sleep(Duration::from_secs(1)).await; // finding 6
+    let leader = (0..3)
+        .find(|&i| nodes[i].status().role == Role::Leader)
+        .expect("a leader");
+    let f = (leader + 1) % 3;
+    let held = within(nodes[leader].lock("b9/held")).await.unwrap();
+    let addr = nodes[f].local_addr();
+    for round in 0..2 {
+        peerlock::testing::crash(&nodes[f]).await;
+        let sock = crate::common::rebind(addr).await;
+        nodes[f] = node(&ca, &format!("b9-{f}"), sock)
+            .seeds([nodes[leader].local_addr()])
+            .bootstrap_expect(3)
+            .start()
+            .await
+            .unwrap_or_else(|e| panic!("blank start {round}: {e}"));
+    }
+    within(nodes[f].ready()).await.expect("ready");
+    let m = members_until(&nodes[leader], |m| {
+        m.len() == 3 && m.iter().all(|x| x.role == MemberRole::Voter && x.live)
+    })
+    .await;
+    assert!(m.iter().any(|x| x.id == nodes[f].status().id), "{m:?}");
+    assert!(held.is_held());
+}

@@ -548,3 +548,40 @@ async fn t130_a_crash_looping_blank_follower_converges() {
     assert!(m.iter().any(|x| x.id == nodes[f].status().id), "{m:?}");
     assert!(held.is_held());
 }
+
+/// (c, d) A rolling restart of three in-memory instances with no spare
+/// (no surge): each in turn is shut down gracefully (it leaves; the two
+/// left keep one voter and one learner, as the README says for two) and
+/// started again blank with the same name and one seed. Three live voters
+/// and three members after every step.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn t130_a_graceful_rolling_restart_of_three_without_surge() {
+    init_tracing();
+    let ca = ClusterCa::generate("break9").unwrap();
+    let mut nodes = form_ring(&ca, 3, &[0, 1, 2], Duration::ZERO).await;
+    converge(&nodes[0], 3, 0).await;
+    for i in 0..3 {
+        tokio::time::sleep(Duration::from_secs(1)).await; // finding 6
+        let addr = nodes[i].local_addr();
+        within(nodes[i].shutdown())
+            .await
+            .expect("graceful shutdown");
+        let other = (i + 1) % 3;
+        let sock = crate::common::rebind(addr).await;
+        nodes[i] = node(&ca, &format!("b9-{i}"), sock)
+            .seeds([nodes[other].local_addr()])
+            .bootstrap_expect(3)
+            .start()
+            .await
+            .unwrap_or_else(|e| panic!("step {i}: {e}"));
+        within(nodes[i].ready()).await.expect("ready");
+        let m = members_until(&nodes[other], |m| {
+            m.len() == 3 && m.iter().all(|x| x.role == MemberRole::Voter && x.live)
+        })
+        .await;
+        assert!(
+            m.iter().any(|x| x.id == nodes[i].status().id),
+            "step {i}: {m:?}"
+        );
+    }
+}

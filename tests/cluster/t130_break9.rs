@@ -585,3 +585,49 @@ async fn t130_a_graceful_rolling_restart_of_three_without_surge() {
         );
     }
 }
+
+/// Finding 10 (medium): a node listening on the unspecified address
+/// (`--listen 0.0.0.0:7100`, the usual container habit) without
+/// `.advertise(..)` joins and is recorded in the member table, and
+/// promoted, at `0.0.0.0:PORT`. On one host that happens to work (Linux
+/// sends 0.0.0.0 to the local host); across hosts every peer would dial
+/// itself. Expected (Consul never advertises 0.0.0.0 and asks for
+/// `advertise` when it cannot choose; etcd requires explicit advertise
+/// URLs): `start()` refuses it with `Config` naming `advertise`, or the
+/// member is recorded at an address peers can reach.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "finding 10: a node listening on 0.0.0.0 is recorded (and promoted) at 0.0.0.0:PORT"]
+async fn t130_finding10_an_unspecified_listen_address_is_not_advertised() {
+    init_tracing();
+    let ca = ClusterCa::generate("break9").unwrap();
+    let nodes = form_ring(&ca, 3, &[0, 1, 2], Duration::ZERO).await;
+    let r = Node::builder()
+        .listen("0.0.0.0:0".parse().unwrap())
+        .tls(ca.issue_node("b9-any", &["127.0.0.1"]).unwrap())
+        .in_memory()
+        .session_ttl(Duration::from_millis(1500))
+        .seeds([nodes[0].local_addr()])
+        .startup_timeout(WAIT)
+        .start()
+        .await;
+    let any = match r {
+        Err(Error::Config(msg)) => {
+            assert!(msg.contains("advertise"), "{msg}");
+            return;
+        }
+        Err(e) => panic!("{e}"),
+        Ok(n) => n,
+    };
+    within(any.ready()).await.expect("ready");
+    let m = members_until(&nodes[0], |m| {
+        m.iter().any(|x| x.name.to_string() == "b9-any")
+    })
+    .await;
+    peerlock::testing::crash(&any).await;
+    let me = m.iter().find(|x| x.name.to_string() == "b9-any").unwrap();
+    assert!(
+        !me.addr.ip().is_unspecified(),
+        "recorded at {}: {m:?}",
+        me.addr
+    );
+}

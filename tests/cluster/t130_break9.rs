@@ -631,3 +631,38 @@ async fn t130_finding10_an_unspecified_listen_address_is_not_advertised() {
         me.addr
     );
 }
+
+/// Finding 11 (low): `.peers(..)` and `.seeds(..)` together (a user moving
+/// from the static list to seeds who keeps the old line; the tour shows
+/// them as alternatives) are not refused: with `peers([me])`, which alone
+/// founds a one-node cluster, adding `seeds([me])` makes the node wait for
+/// the whole `startup_timeout` and fail with the seeds' message. The
+/// `examples/node` refuses the pair at once ("give --peers (found a
+/// cluster), --seeds (join a running one ...)"). Expected: the library
+/// refuses it at once too, naming both options.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "finding 11: peers(..) with seeds(..) is not refused; the start waits for its timeout"]
+async fn t130_finding11_peers_and_seeds_together_are_refused_at_once() {
+    init_tracing();
+    let ca = ClusterCa::generate("break9").unwrap();
+    let (mut s, a) = sockets(1);
+    let t0 = Instant::now();
+    let r = node(&ca, "b9-0", s.remove(0))
+        .peers([a[0]])
+        .seeds([a[0]])
+        .startup_timeout(Duration::from_secs(5))
+        .start()
+        .await;
+    let took = t0.elapsed();
+    match r {
+        Ok(n) => {
+            peerlock::testing::crash(&n).await;
+            panic!("started with both peers and seeds");
+        }
+        Err(Error::Config(msg)) => assert!(
+            took < Duration::from_secs(2) && msg.contains("peers") && msg.contains("seeds"),
+            "after {took:?}: {msg}"
+        ),
+        Err(e) => panic!("{e}"),
+    }
+}

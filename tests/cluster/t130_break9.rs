@@ -286,3 +286,26 @@ async fn t130_a_graceful_rolling_restart_of_three_without_surge() {
         );
     }
 }
+
+/// (b) The README: "A node started with `.peers(..)` that finds the
+/// cluster already running (a fourth instance) joins the same way", here
+/// for a cluster formed with `bootstrap_expect(3)`: a fourth instance
+/// given the static list of the three and itself joins as a fourth member.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn t130_a_fourth_with_a_static_peer_list_joins_a_bootstrapped_cluster() {
+    init_tracing();
+    let ca = ClusterCa::generate("break9").unwrap();
+    let nodes = form_ring(&ca, 3, &[0, 1, 2], Duration::ZERO).await;
+    converge(&nodes[0], 3, 0).await;
+    let (mut s, a) = sockets(1);
+    let mut peers: Vec<_> = nodes.iter().map(Node::local_addr).collect();
+    peers.push(a[0]);
+    let fourth = node(&ca, "b9-3", s.remove(0))
+        .peers(peers)
+        .start()
+        .await
+        .expect("a fourth with peers joins");
+    within(fourth.ready()).await.expect("ready");
+    let m = members_until(&nodes[0], |m| m.len() == 4 && m.iter().all(|x| x.live)).await;
+    assert!(m.iter().any(|x| x.id == fourth.status().id), "{m:?}");
+}

@@ -279,8 +279,7 @@ async fn t130_finding2_a_duplicate_name_process_is_refused_at_once() {
     .await;
     let error_line = err
         .lines()
-        .filter(|l| l.contains("error"))
-        .last()
+        .rfind(|l| l.contains("error"))
         .unwrap_or_default();
     assert!(
         error_line.contains("proc-1"),

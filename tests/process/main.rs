@@ -8,6 +8,7 @@ mod members;
 mod procs;
 mod t10_sigstop;
 mod t12_election;
+mod t130_break9;
 mod t20_durable;
 mod t30_kill;
 mod t40_netns;

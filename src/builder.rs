@@ -325,6 +325,7 @@ impl NodeBuilder {
         if let Some(reloaded) = self.tls_slot.as_ref().and_then(|s| s.reloaded()) {
             tls = reloaded;
         }
+        self.check_lists()?;
         match self.bootstrap_expect {
             Some(0) => {
                 return Err(Error::Config(
@@ -388,6 +389,7 @@ impl NodeBuilder {
         };
         let recorded = durable.as_ref().and_then(|d| d.3.clone());
         let joined = durable.as_ref().and_then(|d| d.4);
+        let first_start = recorded.is_none() && joined.is_none();
 
         let (tx, rx) = mpsc::channel(1024);
         let transport = match (self.socket, self.listen) {
@@ -442,6 +444,13 @@ impl NodeBuilder {
         )
         .await
         .inspect_err(|_| transport.close())?;
+        if let Some(me) = found
+            .members
+            .iter()
+            .find(|m| m.id == found.me && first_start)
+        {
+            Self::check_member_addr(me.addr).inspect_err(|_| transport.close())?;
+        }
         let reseed = crate::join_seeds::Reseed::new(&transport, reresolve, found.join_only, &peers);
         let closer = Arc::clone(&transport);
         let mut params = StartParams {

@@ -10,6 +10,32 @@ use peerlock_core::config::{MembershipConfig, NodeConfig};
 use super::NodeBuilder;
 
 impl NodeBuilder {
+    /// Refuses address lists that cannot work together (issue 9, a
+    /// newcomer's finding 11: both lists were taken and the start waited
+    /// for its timeout).
+    pub(super) fn check_lists(&self) -> Result<(), peerlock_core::Error> {
+        if !self.peers.is_empty() && !self.seeds.is_empty() {
+            return Err(peerlock_core::Error::Config(
+                "peers(..) and seeds(..) were both given: peers(..) founds a static initial cluster of exactly the listed nodes (and joins through them once it runs), seeds(..) joins a running cluster or forms one with bootstrap_expect(n); choose one".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Refuses to become a member at an address no peer can dial (issue 9,
+    /// a newcomer's finding 10: a node listening on `0.0.0.0` was recorded,
+    /// and promoted, at `0.0.0.0:PORT`). A seed that proved to be this node
+    /// gives its address, so `listen(0.0.0.0:P)` with the node's own
+    /// address among the seeds (a Kubernetes headless service) is fine.
+    pub(super) fn check_member_addr(addr: SocketAddr) -> Result<(), peerlock_core::Error> {
+        if addr.ip().is_unspecified() {
+            return Err(peerlock_core::Error::Config(format!(
+                "this node would be recorded at {addr}, which no peer can dial: give advertise(..) the address peers reach it at (or listen on that address)"
+            )));
+        }
+        Ok(())
+    }
+
     /// The core's configuration from these options (`peer_count`: how
     /// many peers were listed or resolved).
     pub(super) fn config(&self, peer_count: usize) -> NodeConfig {

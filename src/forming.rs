@@ -92,6 +92,23 @@ pub(crate) async fn form(
     let mut tick = tokio::time::interval(Duration::from_millis(100));
     let mut note = crate::startup_note::StartupNote::new(deadline);
     loop {
+        // Seeds that are all this node (a template that filled in
+        // the pod's own address) can never lead to a cluster
+        // without bootstrap_expect: say so now, not at the
+        // start-up deadline (issue 9, a newcomer's finding 4).
+        // Names are resolved again, so they may still grow.
+        let own = |a: &SocketAddr| *a == me_addr || *a == transport.local_addr();
+        if expect == 0
+            && !quiet
+            && reresolve.is_none()
+            && !seeds.is_empty()
+            && seeds.iter().all(own)
+        {
+            return Err(Error::Config(format!(
+                "the seeds ({}) name only this node: give the address of another member to join a running cluster, or bootstrap_expect(n) to form one (bootstrap_expect(1) for a one-node cluster)",
+                seeds.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
+            )));
+        }
         if let Some(reason) = transport.name_in_use() {
             return Err(crate::join_seeds::name_in_use(&reason));
         }

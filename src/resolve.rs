@@ -27,6 +27,14 @@ pub(crate) async fn resolve_peers(peers: &[String]) -> Result<Vec<SocketAddr>, E
 
 /// Every address of every seed: a DNS name stands for all its records (a
 /// Kubernetes headless service lists one per pod).
+///
+/// A well-formed name that does not resolve *yet* is skipped with a
+/// warning rather than refused: on a first deploy the headless service
+/// lists a pod only once it has an address, and a start that failed on it
+/// made every pod crash-loop (issue 9, a newcomer's finding 12). The start
+/// resolves the names again while it looks for the cluster, and fails at
+/// its `startup_timeout` naming the seeds if none ever answers. A seed
+/// that is not `host:port` is a configuration error at once.
 pub(crate) async fn resolve_all(seeds: &[String]) -> Result<Vec<SocketAddr>, Error> {
     let mut out = Vec::new();
     for p in seeds {
@@ -34,22 +42,42 @@ pub(crate) async fn resolve_all(seeds: &[String]) -> Result<Vec<SocketAddr>, Err
             out.push(addr);
             continue;
         }
-        let found = tokio::net::lookup_host(p.as_str()).await.map_err(|e| {
-            Error::Config(format!(
-                "seed address {p:?} is not host:port or does not resolve: {e}"
-            ))
-        })?;
-        let before = out.len();
-        out.extend(found);
-        if out.len() == before {
-            return Err(Error::Config(format!(
-                "seed address {p:?} resolves to nothing"
-            )));
+        check_host_port(p)?;
+        let found = tokio::time::timeout(RESOLVE_BOUND, tokio::net::lookup_host(p.as_str())).await;
+        match found {
+            Ok(Ok(found)) => {
+                let before = out.len();
+                out.extend(found);
+                if out.len() == before {
+                    tracing::warn!(seed = %p, "seed name resolves to nothing yet; resolving it again while starting");
+                }
+            }
+            Ok(Err(e)) => {
+                tracing::warn!(seed = %p, error = %e, "seed name does not resolve yet; resolving it again while starting")
+            }
+            Err(_) => {
+                tracing::warn!(seed = %p, "seed name resolution timed out; resolving it again while starting")
+            }
         }
     }
     out.sort();
     out.dedup();
     Ok(out)
+}
+
+/// `host:port` with a non-empty host and a port number: what a resolver
+/// could ever answer for.
+fn check_host_port(p: &str) -> Result<(), Error> {
+    let ok = p
+        .rsplit_once(':')
+        .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok());
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::Config(format!(
+            "seed address {p:?} is not host:port (a DNS name or an IP address, and a port number)"
+        )))
+    }
 }
 
 /// What the seeds resolve to now; errors and names that resolve to nothing
@@ -92,4 +120,36 @@ pub(crate) fn reresolve(seeds: &[String]) -> Option<Reresolve> {
             out
         })
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_seed_name_that_does_not_resolve_yet_is_skipped_and_a_malformed_one_refused() {
+        // `.invalid` never resolves (RFC 6761): the start goes on with the
+        // literal seed and resolves the name again later.
+        let seeds = vec![
+            "127.0.0.1:7100".to_owned(),
+            "peerlock.not-yet.invalid:7100".to_owned(),
+        ];
+        let got = resolve_all(&seeds)
+            .await
+            .expect("a name not resolving yet is no error");
+        assert_eq!(got, vec!["127.0.0.1:7100".parse::<SocketAddr>().unwrap()]);
+        assert!(reresolve(&seeds).is_some(), "the name is resolved again");
+        for bad in [
+            "peerlock.svc",
+            "peerlock.svc:port",
+            ":7100",
+            "peerlock.svc:70000",
+        ] {
+            let r = resolve_all(&[bad.to_owned()]).await;
+            assert!(
+                matches!(r, Err(Error::Config(ref m)) if m.contains("not host:port")),
+                "{bad}: {r:?}"
+            );
+        }
+    }
 }

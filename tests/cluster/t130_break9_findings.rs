@@ -1,7 +1,9 @@
-//! Issue 9 tried as a newcomer would (helper break9, session 19): each
-//! `#[ignore = "finding N: .."]` test fails on this code and shows a
-//! finding (a bug, a misleading error, a missing doc); what works is in
-//! `t130_break9.rs`, whose helpers these use.
+//! Issue 9 tried as a newcomer would: each finding (a bug, a misleading
+//! error, a missing doc) became a test here, failing on the code it was
+//! found in. Those fixed since are regression tests; one still
+//! `#[ignore = "finding N: .."]` fails today and says why in the README's
+//! "Known limits". What worked is in `t130_break9.rs`, whose helpers these
+//! use.
 
 use std::time::{Duration, Instant};
 
@@ -92,7 +94,6 @@ async fn t130_finding1_a_data_dir_from_another_cluster_ignores_the_seeds() {
 /// refuses a duplicate node name): refused at once with `Config` saying
 /// the name is in use by a live member.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "finding 2: a live member's name is let in and the live member is removed"]
 async fn t130_finding2_a_live_members_name_is_refused_at_once_and_says_so() {
     init_tracing();
     let ca = ClusterCa::generate("break9").unwrap();
@@ -163,7 +164,6 @@ async fn t130_finding2_a_live_members_name_is_refused_at_once_and_says_so() {
 /// text says "How many members vote". Expected: even counts refused (as 0
 /// is), or at least never fewer voters than `min_voters` (3) allows.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "finding 3: max_voters(2) is accepted and leaves one voter for three instances"]
 async fn t130_finding3_an_even_max_voters_is_refused() {
     init_tracing();
     let ca = ClusterCa::generate("break9").unwrap();
@@ -212,7 +212,6 @@ async fn t130_finding3_an_even_max_voters_is_refused() {
 /// only this node (the static `.peers([me])` and `bootstrap_expect(1)`
 /// are the documented ways to a one-node cluster).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "finding 4: seeds naming only the node itself wait the full startup_timeout"]
 async fn t130_finding4_seeds_naming_only_itself_fail_at_once() {
     init_tracing();
     let ca = ClusterCa::generate("break9").unwrap();
@@ -290,7 +289,6 @@ async fn t130_finding5_two_instances_voter_restarted_blank() {
 /// loss of any one; or `members()` shows the joint state and the docs say
 /// to wait for it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "finding 6: the founder crashing right after members() shows 3 voters leaves no leader for ever"]
 async fn t130_finding6_three_voters_reported_survive_a_founder_crash_at_once() {
     init_tracing();
     let ca = ClusterCa::generate("break9").unwrap();
@@ -324,7 +322,6 @@ async fn t130_finding6_three_voters_reported_survive_a_founder_crash_at_once() {
 /// URLs): `start()` refuses it with `Config` naming `advertise`, or the
 /// member is recorded at an address peers can reach.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "finding 10: a node listening on 0.0.0.0 is recorded (and promoted) at 0.0.0.0:PORT"]
 async fn t130_finding10_an_unspecified_listen_address_is_not_advertised() {
     init_tracing();
     let ca = ClusterCa::generate("break9").unwrap();
@@ -369,7 +366,6 @@ async fn t130_finding10_an_unspecified_listen_address_is_not_advertised() {
 /// cluster), --seeds (join a running one ...)"). Expected: the library
 /// refuses it at once too, naming both options.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "finding 11: peers(..) with seeds(..) is not refused; the start waits for its timeout"]
 async fn t130_finding11_peers_and_seeds_together_are_refused_at_once() {
     init_tracing();
     let ca = ClusterCa::generate("break9").unwrap();
@@ -405,7 +401,6 @@ async fn t130_finding11_peers_and_seeds_together_are_refused_at_once() {
 /// cluster forms. Expected: an unresolvable seed is retried (with a WARN
 /// naming it) until `startup_timeout`, as a silent seed is.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "finding 12: a seed name that does not resolve yet fails the start at once"]
 async fn t130_finding12_an_unresolved_seed_name_is_retried_until_the_timeout() {
     init_tracing();
     let ca = ClusterCa::generate("break9").unwrap();

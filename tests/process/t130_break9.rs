@@ -1,8 +1,9 @@
 //! Issue 9 tried as a newcomer would, with `examples/node` processes
 //! (helper break9, session 19): only the README, the crate docs and
-//! `--help` were read. The passing test pins what works; each
-//! `#[ignore = "finding N: .."]` test fails on this code (see the notes of
-//! session 19, break9, and `tests/cluster/t130_break9.rs`).
+//! `--help` were read. The first test pins what works; each finding
+//! became a test that failed on the code it was found in (the fixed ones
+//! are regression tests now; one still `#[ignore = "finding N: .."]`
+//! fails today, see `tests/cluster/t130_break9_findings.rs`).
 
 use std::time::{Duration, Instant};
 
@@ -105,7 +106,6 @@ async fn t130_ring_seeds_join_and_blank_leader_restart_under_load() {
 /// shows three live voters leaves the two others `PreCandidate` at term 1
 /// for ever. Default timings (stabilization 5 s); failed 3 runs of 3.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "finding 6: the founder killed right after members shows 3 voters leaves no leader for ever"]
 async fn t130_finding6_founder_killed_when_three_voters_show() {
     let mut spec = ring_spec(3);
     // The default timings, as a newcomer runs it (stabilization 5 s).
@@ -188,7 +188,6 @@ async fn t130_finding1_foreign_data_dir_with_seeds_is_refused() {
 /// member list by its id (only by `leader_name`, which two incarnations
 /// of one name share after a blank restart).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "finding 7: status prints the leader id in hex, members prints ids in decimal"]
 async fn t130_finding7_status_leader_id_is_found_in_members() {
     let spec = ring_spec(3);
     let mut procs = start_ring(&spec, Duration::ZERO).await;
@@ -212,7 +211,6 @@ async fn t130_finding7_status_leader_id_is_found_in_members() {
 /// source. The brief's newcomer needs `members` (issue 9's API section
 /// names it) and has to read `examples/node/main.rs` to find it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "finding 8: examples/node --help lists no stdin command"]
 async fn t130_finding8_help_lists_the_stdin_commands() {
     let out = tokio::process::Command::new(crate::procs::node_bin())
         .arg("--help")
@@ -235,7 +233,6 @@ async fn t130_finding8_help_lists_the_stdin_commands() {
 /// network between them is open". With this test's short timings it exits
 /// within 5 s, the live one kept, but with that same message.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "finding 2: a process with a live member's name is not refused at once"]
 async fn t130_finding2_a_duplicate_name_process_is_refused_at_once() {
     let spec = ring_spec(3);
     let mut procs = start_ring(&spec, Duration::ZERO).await;

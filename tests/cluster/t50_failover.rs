@@ -106,8 +106,6 @@ async fn t52_shutdown_hands_locks_and_leadership_over() {
     assert!(!g.is_held());
     let g2 = within(w).await.unwrap().unwrap();
     assert!(g2.token() > g.token());
-    assert!(matches!(
-        c.nodes[leader].lock("x").await,
-        Err(peerlock::Error::Shutdown)
-    ));
+    let after = c.nodes[leader].lock("x").await;
+    assert!(matches!(after, Err(peerlock::Error::Shutdown)), "{after:?}");
 }

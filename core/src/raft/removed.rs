@@ -133,6 +133,14 @@ impl<S: LogStore + Send + 'static> Driver<S> {
             tracing::debug!(node = %self.name, peer = %from, %id, "a Removed frame not for this node; ignored");
             return;
         }
+        if self.shutdown.is_some() {
+            // A node leaving by its own `shutdown()` is removed as the last
+            // step of its leave (sooner now that the leader leaves a joint
+            // configuration at once): that is the end it asked for, so its
+            // callers are told `Shutdown`, and the facade does not rejoin.
+            self.stopped = true;
+            return;
+        }
         // INFO: what follows is logged where `Removed` is handled (the
         // facade's restart at WARN, or the application).
         tracing::info!(

@@ -137,6 +137,8 @@ pub struct Inspection {
     /// Snapshot files of this node's compactions written off the driver's
     /// task.
     pub snapshots_staged_off_driver: u64,
+    /// The first index still in the log: the last compaction's index + 1.
+    pub log_first_index: u64,
 }
 
 impl<S: LogStore + Send + 'static> Driver<S> {
@@ -282,6 +284,7 @@ impl<S: LogStore + Send + 'static> Driver<S> {
                     inbox_peak: self.inbox_peak,
                     snapshots_decoded_off_driver: self.decoder.off_driver,
                     snapshots_staged_off_driver: self.compaction.off_driver,
+                    log_first_index: self.raw.store().first_index().unwrap_or(1),
                 });
             }
             #[cfg(any(test, feature = "sim"))]

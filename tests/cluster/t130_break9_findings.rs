@@ -19,8 +19,8 @@ use crate::t130_break9::{form_ring, node};
 /// is only ever used by the node and the cluster that created it"; seeds
 /// answering for two clusters stop the start): the start fails, naming
 /// both clusters, or the node is a member of the cluster its seeds name.
+/// Fixed (helper foreign): refused with `Config`, "cluster id mismatch".
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "finding 1: a data dir from another cluster ignores --seeds and restarts its old cluster"]
 async fn t130_finding1_a_data_dir_from_another_cluster_ignores_the_seeds() {
     init_tracing();
     let ca = ClusterCa::generate("break9").unwrap();
@@ -48,8 +48,15 @@ async fn t130_finding1_a_data_dir_from_another_cluster_ignores_the_seeds() {
         .startup_timeout(Duration::from_secs(10))
         .start()
         .await;
-    let Ok(stray) = r else {
-        return; // refused: what a user expects
+    let stray = match r {
+        // Refused, naming both clusters and what to do.
+        Err(Error::Config(msg)) => {
+            assert!(msg.contains("cluster id mismatch"), "{msg}");
+            assert!(msg.contains("empty the data directory"), "{msg}");
+            return;
+        }
+        Err(e) => panic!("refused, but not as a configuration error: {e}"),
+        Ok(n) => n,
     };
     let ready = tokio::time::timeout(Duration::from_secs(5), stray.ready()).await;
     let mine = stray.status().id;

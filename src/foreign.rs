@@ -16,7 +16,8 @@
 //! The restart must not wait for seeds that do not answer (a full
 //! restart, seeds down, a seed list wider than the cluster): the check
 //! asks the seeds for one seed round ([`CHECK_ROUND`], 3 s, as
-//! `crate::forming`'s round), and ends sooner once every seed answered.
+//! `crate::forming`'s round; at most a third of the start-up timeout),
+//! and ends sooner once every seed answered.
 //! A seed that answers nothing, or answers cluster 0 (one still founding),
 //! does not count; only an answer naming another cluster id fails the
 //! start. Members answer `PeerMessage::Forming` with `InCluster`, as for a
@@ -66,7 +67,10 @@ pub(crate) async fn check(
     if others.is_empty() {
         return Ok(());
     }
-    let until = deadline.min(Instant::now() + CHECK_ROUND);
+    // At most a third of what is left of the start-up timeout: the
+    // restart itself needs the rest.
+    let now = Instant::now();
+    let until = now + CHECK_ROUND.min(deadline.saturating_duration_since(now) / 3);
     let t = Arc::clone(transport);
     let mut dialing = Box::pin(async move { t.discover_reachable(until).await });
     let mut dialed = false;

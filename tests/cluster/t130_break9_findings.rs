@@ -53,6 +53,23 @@ async fn t130_finding1_a_data_dir_from_another_cluster_ignores_the_seeds() {
         Err(Error::Config(msg)) => {
             assert!(msg.contains("cluster id mismatch"), "{msg}");
             assert!(msg.contains("empty the data directory"), "{msg}");
+            // The advice works: emptied, it joins the seeds' cluster.
+            std::fs::remove_dir_all(&data).unwrap();
+            let (mut s, _) = sockets(1);
+            let fresh = member_builder(&ca, "b9-x", s.remove(0))
+                .data_dir(&data)
+                .seeds([nodes[1].local_addr()])
+                .startup_timeout(WAIT)
+                .start()
+                .await
+                .expect("an emptied directory joins through the seeds");
+            within(fresh.ready()).await.unwrap();
+            let id = fresh.status().id;
+            members_until(&nodes[0], |m| m.iter().any(|x| x.id == id)).await;
+            let again = within(fresh.try_lock("b9/shared-name")).await.unwrap();
+            assert!(again.is_none(), "granted while held in the cluster");
+            within(fresh.shutdown()).await.unwrap();
+            drop(g);
             return;
         }
         Err(e) => panic!("refused, but not as a configuration error: {e}"),

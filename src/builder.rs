@@ -421,6 +421,12 @@ impl NodeBuilder {
         let deadline = now
             .checked_add(startup)
             .unwrap_or_else(|| now + Duration::from_secs(30 * 365 * 86_400));
+        // Issue 9: a directory of another cluster is refused before Raft.
+        if let (Some(d), Some(dir), true) = (&durable, &data_dir, seeded && recorded.is_some()) {
+            crate::foreign::check(&transport, &mut rx, &peers, me_addr, dir, &d.1, deadline)
+                .await
+                .inspect_err(|_| transport.close())?;
+        }
         let found = crate::members::find(
             &transport,
             recorded,

@@ -126,6 +126,7 @@ mod builder;
 mod data_dir;
 pub mod docs;
 mod election;
+mod foreign;
 mod forming;
 mod join_seeds;
 mod locks;

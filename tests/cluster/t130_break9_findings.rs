@@ -21,8 +21,8 @@ use crate::t130_break9::{form_ring, node};
 /// is only ever used by the node and the cluster that created it"; seeds
 /// answering for two clusters stop the start): the start fails, naming
 /// both clusters, or the node is a member of the cluster its seeds name.
+/// Fixed (helper foreign): refused with `Config`, "cluster id mismatch".
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "finding 1: a data dir from another cluster ignores --seeds and restarts its old cluster"]
 async fn t130_finding1_a_data_dir_from_another_cluster_ignores_the_seeds() {
     init_tracing();
     let ca = ClusterCa::generate("break9").unwrap();
@@ -50,8 +50,32 @@ async fn t130_finding1_a_data_dir_from_another_cluster_ignores_the_seeds() {
         .startup_timeout(Duration::from_secs(10))
         .start()
         .await;
-    let Ok(stray) = r else {
-        return; // refused: what a user expects
+    let stray = match r {
+        // Refused, naming both clusters and what to do.
+        Err(Error::Config(msg)) => {
+            assert!(msg.contains("cluster id mismatch"), "{msg}");
+            assert!(msg.contains("empty the data directory"), "{msg}");
+            // The advice works: emptied, it joins the seeds' cluster.
+            std::fs::remove_dir_all(&data).unwrap();
+            let (mut s, _) = sockets(1);
+            let fresh = member_builder(&ca, "b9-x", s.remove(0))
+                .data_dir(&data)
+                .seeds([nodes[1].local_addr()])
+                .startup_timeout(WAIT)
+                .start()
+                .await
+                .expect("an emptied directory joins through the seeds");
+            within(fresh.ready()).await.unwrap();
+            let id = fresh.status().id;
+            members_until(&nodes[0], |m| m.iter().any(|x| x.id == id)).await;
+            let again = within(fresh.try_lock("b9/shared-name")).await.unwrap();
+            assert!(again.is_none(), "granted while held in the cluster");
+            within(fresh.shutdown()).await.unwrap();
+            drop(g);
+            return;
+        }
+        Err(e) => panic!("refused, but not as a configuration error: {e}"),
+        Ok(n) => n,
     };
     let ready = tokio::time::timeout(Duration::from_secs(5), stray.ready()).await;
     let mine = stray.status().id;

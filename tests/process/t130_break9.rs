@@ -8,7 +8,7 @@
 use std::time::{Duration, Instant};
 
 use crate::members::{members_until, membership_args, wait_ready, Loaded, Members};
-use crate::procs::{Proc, Spec};
+use crate::procs::{Gone, Proc, Spec};
 use crate::workload::Shared;
 
 const TTL: Duration = Duration::from_millis(1500);
@@ -148,9 +148,9 @@ async fn t130_finding6_founder_killed_when_three_voters_show() {
 /// with `--seeds <itself> --bootstrap-expect 1`, stopped with `quit`)
 /// started with `--seeds` naming a member of a running cluster prints
 /// `ready` as the leader of its old cluster and never appears in the
-/// running cluster's `members`.
+/// running cluster's `members`. Fixed (helper foreign): the process exits
+/// with "cluster id mismatch", naming both clusters.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "finding 1: a data dir from another cluster ignores --seeds and restarts its old cluster"]
 async fn t130_finding1_foreign_data_dir_with_seeds_is_refused() {
     let mut spec = Spec::new(4, TTL, true);
     for i in 0..3 {
@@ -170,8 +170,10 @@ async fn t130_finding1_foreign_data_dir_with_seeds_is_refused() {
     spec.extra_args.clear();
     let mut stray = spec.spawn(3);
     let first = stray.try_next_line(Duration::from_secs(15)).await;
-    let Ok(first) = first else {
-        return; // refused (the process exited): expected
+    let first = match first {
+        Err(Gone::Closed) => return, // refused (the process exited): expected
+        Err(Gone::Silent) => panic!("neither refused nor started within 15 s"),
+        Ok(line) => line,
     };
     let status = stray.ask("status").await;
     let members = procs[0].1.ask("members").await;

@@ -50,6 +50,7 @@ mod round;
 
 pub(crate) use hello::{answer as answer_hello, HelloFrom, LogEnd, Recorded};
 pub use hello::{MemoryPeers, PeerMemory, PeerRun};
+pub use recorded::cluster_id_on_disk;
 use round::{founding_list, hello_round, RoundEnd, RoundPeers};
 
 /// One member of the initial cluster.

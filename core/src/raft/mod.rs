@@ -69,7 +69,8 @@ use crate::transport::{Incoming, PeerMessage, Transport};
 use crate::types::{NodeId, NodeName};
 
 pub use bootstrap::{
-    start_with, Member, MemoryPeers, OnJoined, OnLeft, PeerMemory, PeerRun, StartParams,
+    cluster_id_on_disk, start_with, Member, MemoryPeers, OnJoined, OnLeft, PeerMemory, PeerRun,
+    StartParams,
 };
 pub use entry::{start, start_on_disk, StartFuture};
 pub use hooks::{ApplyObserver, Hooks, PauseGate, RaftEvent, RaftObserver};

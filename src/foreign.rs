@@ -1,0 +1,142 @@
+//! A durable restart through seeds checks that the seeds answer for the
+//! cluster its data directory belongs to (issue 9, design item 2).
+//!
+//! # Why
+//!
+//! A restart needs only a majority of the voters its directory recorded,
+//! so a directory kept from another cluster (a volume reused from a test
+//! cluster, with the same CA) restarts that old cluster: a one-node one
+//! elects itself at once and grants the same lock names as the cluster
+//! the seeds name, two lock services the application takes for one. etcd
+//! refuses such a start ("cluster ID mismatch"); so does this check,
+//! before Raft starts, so before the node can grant anything.
+//!
+//! # Bounded, best effort
+//!
+//! The restart must not wait for seeds that do not answer (a full
+//! restart, seeds down, a seed list wider than the cluster): the check
+//! asks the seeds for one seed round ([`CHECK_ROUND`], 3 s, as
+//! `crate::forming`'s round; at most a third of the start-up timeout),
+//! and ends sooner once every seed answered.
+//! A seed that answers nothing, or answers cluster 0 (one still founding),
+//! does not count; only an answer naming another cluster id fails the
+//! start. Members answer `PeerMessage::Forming` with `InCluster`, as for a
+//! blank node looking for a cluster; `expect` 0 makes this node no
+//! candidate for another's formation.
+
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use peerlock_core::transport::{Incoming, PeerMessage, Transport};
+use peerlock_core::Error;
+use peerlock_transport::QuicTransport;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+/// How long the check asks the seeds at most.
+const CHECK_ROUND: Duration = Duration::from_secs(3);
+/// How often the seeds are asked again within it.
+const ASK_EVERY: Duration = Duration::from_millis(200);
+
+/// Fails with [`Error::Config`] if a seed answers for a cluster other
+/// than the one the store in `raft_dir` (of the data directory `dir`)
+/// records; a store that records none is not checked. Messages that are
+/// not answers are dropped, as during `crate::forming` (the hello round
+/// that follows sends its own again).
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn check(
+    transport: &Arc<QuicTransport>,
+    incoming: &mut mpsc::Receiver<Incoming>,
+    seeds: &[SocketAddr],
+    me_addr: SocketAddr,
+    dir: &Path,
+    raft_dir: &Path,
+    deadline: Instant,
+) -> Result<(), Error> {
+    let Some(ours) = peerlock_core::raft::cluster_id_on_disk(raft_dir)? else {
+        return Ok(());
+    };
+    let others: BTreeSet<SocketAddr> = seeds
+        .iter()
+        .copied()
+        .filter(|a| *a != me_addr && *a != transport.local_addr())
+        .collect();
+    if others.is_empty() {
+        return Ok(());
+    }
+    // At most a third of what is left of the start-up timeout: the
+    // restart itself needs the rest.
+    let now = Instant::now();
+    let until = now + CHECK_ROUND.min(deadline.saturating_duration_since(now) / 3);
+    let t = Arc::clone(transport);
+    let mut dialing = Box::pin(async move { t.discover_reachable(until).await });
+    let mut dialed = false;
+    let mut answered = BTreeSet::new();
+    let mut ask = tokio::time::interval(ASK_EVERY);
+    let msg = PeerMessage::Forming {
+        name: transport.local_name().to_owned(),
+        run: peerlock_core::raft::random_u64(),
+        expect: 0,
+        promised: None,
+    };
+    loop {
+        tokio::select! {
+            biased;
+            r = &mut dialing, if !dialed => {
+                dialed = true;
+                if let Err(e) = r {
+                    tracing::warn!(error = %e, "asking the seeds for their cluster id");
+                }
+                ask.reset_immediately();
+            }
+            _ = ask.tick() => {
+                for p in transport.known_peers() {
+                    transport.send(p.id, vec![msg.clone()]);
+                }
+            }
+            batch = incoming.recv() => {
+                let Some(batch) = batch else {
+                    return Err(Error::Shutdown);
+                };
+                for m in batch.msgs {
+                    let PeerMessage::InCluster { cluster_id } = m else {
+                        continue;
+                    };
+                    let Some(p) = transport.known_peers().into_iter().find(|p| p.id == batch.from) else {
+                        continue;
+                    };
+                    if cluster_id == 0 {
+                        continue;
+                    }
+                    if cluster_id != ours {
+                        return Err(mismatch(ours, cluster_id, &p.name, p.addr, dir));
+                    }
+                    answered.insert(p.addr);
+                }
+            }
+            _ = tokio::time::sleep_until(until) => {
+                tracing::info!(
+                    node = %transport.local_name(),
+                    answered = answered.len(),
+                    seeds = others.len(),
+                    "restart: not every seed answered for its cluster id; going on with the recorded members"
+                );
+                return Ok(());
+            }
+        }
+        if dialed && others.is_subset(&answered) {
+            return Ok(());
+        }
+    }
+}
+
+/// The error naming both clusters and what to do.
+fn mismatch(ours: u128, theirs: u128, name: &str, addr: SocketAddr, dir: &Path) -> Error {
+    Error::Config(format!(
+        "cluster id mismatch: the data directory {} belongs to cluster {ours:032x}, but seed {name} at {addr} is a member of cluster {theirs:032x}. The directory was kept from another cluster (a volume reused from a test cluster?), or the seeds name another cluster; restarting it would run a second cluster granting the same lock names. To join the seeds' cluster as a new member, empty the data directory (its old state is lost); to restart this node's own cluster, give seeds(..) of that cluster",
+        dir.display()
+    ))
+}

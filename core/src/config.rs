@@ -168,7 +168,7 @@ impl NodeConfig {
         // failures than the odd one below it and needs one more answer,
         // Raft dissertation §4.2.1), so `max_voters(2)` would silently
         // run three instances on one voter.
-        if !(1..=7).contains(&self.max_voters) || self.max_voters % 2 == 0 {
+        if !(1..=7).contains(&self.max_voters) || self.max_voters.is_multiple_of(2) {
             return Err(Error::Config(format!(
                 "max_voters is {}; use 3 or 5 (1, 3, 5 or 7 accepted: an even number of voters tolerates no more failures than the odd number below it)",
                 self.max_voters

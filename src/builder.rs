@@ -450,13 +450,7 @@ impl NodeBuilder {
         )
         .await
         .inspect_err(|_| transport.close())?;
-        if let Some(me) = found
-            .members
-            .iter()
-            .find(|m| m.id == found.me && first_start)
-        {
-            Self::check_member_addr(me.addr).inspect_err(|_| transport.close())?;
-        }
+        Self::check_member_addr(&found, first_start).inspect_err(|_| transport.close())?;
         let reseed = crate::join_seeds::Reseed::new(&transport, reresolve, found.join_only, &peers);
         let closer = Arc::clone(&transport);
         let mut params = StartParams {

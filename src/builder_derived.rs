@@ -27,8 +27,15 @@ impl NodeBuilder {
     /// and promoted, at `0.0.0.0:PORT`). A seed that proved to be this node
     /// gives its address, so `listen(0.0.0.0:P)` with the node's own
     /// address among the seeds (a Kubernetes headless service) is fine.
-    pub(super) fn check_member_addr(addr: SocketAddr) -> Result<(), peerlock_core::Error> {
-        if addr.ip().is_unspecified() {
+    pub(super) fn check_member_addr(
+        found: &crate::members::Found,
+        first_start: bool,
+    ) -> Result<(), peerlock_core::Error> {
+        let me = found.members.iter().find(|m| m.id == found.me);
+        if let Some(addr) = me
+            .map(|m| m.addr)
+            .filter(|a| first_start && a.ip().is_unspecified())
+        {
             return Err(peerlock_core::Error::Config(format!(
                 "this node would be recorded at {addr}, which no peer can dial: give advertise(..) the address peers reach it at (or listen on that address)"
             )));

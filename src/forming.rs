@@ -74,6 +74,9 @@ pub(crate) async fn form(
         run: peerlock_core::raft::random_u64(),
     };
     let mut f = Formation::new(me.clone(), expect, 0);
+    // No join before the first round has reached every seed it can: a
+    // seed not reached yet may be in another cluster (rule 1).
+    f.seeds_dialing(true, 0);
     tracing::info!(node = %me.name, expect, "looking for a cluster through the seeds");
     let round = |t: &Arc<QuicTransport>| -> Round {
         let t = Arc::clone(t);
@@ -136,9 +139,12 @@ pub(crate) async fn form(
                 // this node's name, two addresses with one certificate).
                 // This node's own entry carries the seed address that
                 // proved to be this node (else advertise, else bound).
-                if let Some(me) = r?.into_iter().find(|p| p.id == transport.local_id()) {
+                let reached = r?;
+                tracing::debug!(node = %me.name, reached = reached.len(), "a round of dialing the seeds ended");
+                if let Some(me) = reached.into_iter().find(|p| p.id == transport.local_id()) {
                     me_addr = me.addr;
                 }
+                f.seeds_dialing(false, ms(Instant::now()));
                 // Tell the peers just found at once (a join must not wait
                 // for the next announcement).
                 announce.reset_immediately();

@@ -272,3 +272,41 @@ fn a_candidate_others_promised_to_promises_to_itself() {
         Decision::Found(vec!["b".into(), "c".into(), "d".into()])
     );
 }
+
+/// CI found it (issue 9, rule 1): with two one-node clusters as seeds, the
+/// first seed's connection came up and answered before the second was
+/// reached, every known peer had answered, and the node joined the first
+/// cluster. While the first round of dialing goes on, nothing joins; the
+/// seeds reached then get the grace from the round's end to answer.
+#[test]
+fn no_join_while_the_first_round_of_dialing_the_seeds_goes_on() {
+    let mut f = Formation::new(run("z", 1), 0, 0);
+    f.seeds_dialing(true, 0);
+    f.peers_known(["one".to_owned()]);
+    f.hear("one", Heard::Cluster { cluster_id: 4 }, 10);
+    assert_eq!(f.decide(10), Decision::Wait, "a seed is still dialed");
+    assert_eq!(f.decide(10 + 10 * JOIN_GRACE_MS), Decision::Wait);
+    // The round ends at 2 500 ms having reached "two" too.
+    f.seeds_dialing(false, 2_500);
+    f.peers_known(["one".to_owned(), "two".to_owned()]);
+    assert_eq!(f.decide(2_500), Decision::Wait, "two has not answered");
+    assert_eq!(f.decide(2_500 + JOIN_GRACE_MS - 1), Decision::Wait);
+    f.hear("two", Heard::Cluster { cluster_id: 9 }, 2_600);
+    assert!(
+        matches!(f.decide(2_600), Decision::Fail(FormationError::TwoClusters { .. })),
+        "{:?}",
+        f.decide(2_600)
+    );
+    // A seed that never answers is waited on for the grace from the end
+    // of the round, not from the first answer.
+    let mut g = Formation::new(run("z", 1), 0, 0);
+    g.seeds_dialing(true, 0);
+    g.hear("one", Heard::Cluster { cluster_id: 4 }, 10);
+    g.seeds_dialing(false, 3_000);
+    g.peers_known(["one".to_owned(), "two".to_owned()]);
+    assert_eq!(g.decide(3_000 + JOIN_GRACE_MS - 1), Decision::Wait);
+    assert_eq!(
+        g.decide(3_000 + JOIN_GRACE_MS),
+        Decision::Join(vec!["one".into()])
+    );
+}

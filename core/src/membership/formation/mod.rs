@@ -15,10 +15,13 @@
 //!    (Akka Cluster Bootstrap: a node that finds a contact point already in
 //!    a cluster joins it; Consul: a server that finds a leader joins). It
 //!    waits until the cluster has its id (chosen by its first leader; its
-//!    members answer no join before), then until every peer it can reach
-//!    answered, at most [`JOIN_GRACE_MS`] after the first id, so that the other
-//!    seeds answer too (best effort: a seed not reachable yet is not
-//!    waited for): seeds naming **two different cluster ids**
+//!    members answer no join before), then until the first round of
+//!    dialing the seeds has ended ([`Formation::seeds_dialing`]: every
+//!    seed reached, or the round's time up) and every peer it can reach
+//!    answered, at most [`JOIN_GRACE_MS`] after the first id for the
+//!    answers, so that the other seeds answer too (a seed not reachable
+//!    within the first round is not waited for): seeds naming **two
+//!    different cluster ids**
 //!    stop the start with an error (two clusters were formed, a split
 //!    brain to repair by hand, not to join at random).
 //! 2. **A candidate promises once per process, when the set of candidates
@@ -81,9 +84,11 @@ pub const FAIL_LINGER_MS: u64 = 1_000;
 /// How long a candidate that promised waits on a silent promisee before
 /// the start fails (rule 5).
 pub const PROMISEE_GONE_MS: u64 = 10_000;
-/// How long a node that heard of a cluster waits for the other seeds'
-/// answers before it joins (rule 1).
-pub const JOIN_GRACE_MS: u64 = 1_000;
+/// How long a node that heard of a cluster waits for the answers of the
+/// other peers it reached before it joins (rule 1). Every forming or
+/// joining node and every member answers at once; this bounds the wait
+/// on one that does not (a member restarting from its data directory).
+pub const JOIN_GRACE_MS: u64 = 2_000;
 
 /// One forming process: its name and the number it drew at start.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -159,6 +164,10 @@ pub struct Formation {
     first_id_at: Option<u64>,
     /// The peers the caller can reach now (see [`Formation::peers_known`]).
     known: BTreeSet<String>,
+    /// Whether the first round of dialing the seeds is still going, and
+    /// when it last ended (see [`Formation::seeds_dialing`]).
+    dialing: bool,
+    dialed_at: u64,
     /// A candidate given another count, and when it was found.
     differs: Option<(FormationError, u64)>,
 }
@@ -180,6 +189,8 @@ impl Formation {
             first_cluster_at: None,
             first_id_at: None,
             known: BTreeSet::new(),
+            dialing: false,
+            dialed_at: 0,
             differs: None,
         }
     }
@@ -204,6 +215,22 @@ impl Formation {
     /// [`JOIN_GRACE_MS`] for more answers.
     pub fn peers_known(&mut self, names: impl IntoIterator<Item = String>) {
         self.known = names.into_iter().collect();
+    }
+
+    /// Whether the caller's first round of dialing the seeds is still
+    /// going at `now_ms` (false until said otherwise). While it goes, a
+    /// node that
+    /// heard of a cluster does not join: the seeds not reached yet may be
+    /// members of another cluster, and joining the first to answer would
+    /// hide the split (CI found it: with two one-node clusters as seeds,
+    /// one seed's connection came up and answered before the other's, and
+    /// the node joined the first cluster in 1 start of 6). The seeds
+    /// reached get [`JOIN_GRACE_MS`] from the round's end to answer.
+    pub fn seeds_dialing(&mut self, dialing: bool, now_ms: u64) {
+        if self.dialing && !dialing {
+            self.dialed_at = now_ms;
+        }
+        self.dialing = dialing;
     }
 
     /// Records what `from` said at `now_ms`.
@@ -326,12 +353,17 @@ impl Formation {
         }
         if self.first_cluster_at.is_some() {
             // Join once a cluster has its id (before, its members answer
-            // no join), and every reachable peer answered or the grace
-            // passed. A member whose cluster has no id yet (0) is asked
-            // again: a second cluster could not be told apart from it.
+            // no join), the first round of dialing the seeds ended, and
+            // every reachable peer answered or the grace passed. A member
+            // whose cluster has no id yet (0) is asked again: a second
+            // cluster could not be told apart from it.
             let Some(first) = self.first_id_at else {
                 return Decision::Wait;
             };
+            if self.dialing {
+                return Decision::Wait;
+            }
+            let first = first.max(self.dialed_at);
             let all_answered = self.known.iter().all(|n| match self.clusters.get(n) {
                 Some(id) => *id != 0,
                 None => self.peers.contains_key(n),

@@ -93,7 +93,9 @@ impl NodeBuilder {
     /// A seeded node never founds a cluster, unless
     /// [`NodeBuilder::bootstrap_expect`] is given and no cluster answers.
     /// Seeds that answer for two different clusters stop the start with an
-    /// error (a split brain, not to be joined at random).
+    /// error (a split brain, not to be joined at random): the join waits
+    /// until the first round of dialing the seeds ends (every seed reached,
+    /// or 3 s) and the seeds reached answer (2 s at most).
     pub fn seeds<I>(mut self, seeds: I) -> Self
     where
         I: IntoIterator,

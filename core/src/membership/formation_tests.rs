@@ -293,7 +293,10 @@ fn no_join_while_the_first_round_of_dialing_the_seeds_goes_on() {
     assert_eq!(f.decide(2_500 + JOIN_GRACE_MS - 1), Decision::Wait);
     f.hear("two", Heard::Cluster { cluster_id: 9 }, 2_600);
     assert!(
-        matches!(f.decide(2_600), Decision::Fail(FormationError::TwoClusters { .. })),
+        matches!(
+            f.decide(2_600),
+            Decision::Fail(FormationError::TwoClusters { .. })
+        ),
         "{:?}",
         f.decide(2_600)
     );

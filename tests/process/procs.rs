@@ -179,6 +179,14 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// A TCP port free on 127.0.0.1 right now (bound and released).
+pub fn free_tcp_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free TCP port on 127.0.0.1")
+        .port()
+}
+
 impl Spec {
     pub fn new(n: usize, ttl: Duration, durable: bool) -> Self {
         // Probe free ports: bind port 0 and release it.

@@ -14,18 +14,10 @@ use std::time::Duration;
 
 use tokio::io::{AsyncBufReadExt, BufReader};
 
-use crate::procs::{Proc, Spec};
+use crate::procs::{free_tcp_port, Proc, Spec};
 
 /// From the lock to a scrape that shows every name.
 const SCRAPE_BOUND: Duration = Duration::from_secs(20);
-
-/// A TCP port free on 127.0.0.1 right now (bound and released).
-fn free_tcp_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port()
-}
 
 /// The metric names a Prometheus text shows samples of (`_bucket`,
 /// `_sum` and `_count` folded into their histogram's name).

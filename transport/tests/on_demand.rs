@@ -20,7 +20,7 @@ const WAIT: Duration = Duration::from_secs(5);
 const IDLE: Duration = Duration::from_millis(300);
 /// How fast a message to a peer with no connection must get through
 /// (a dial request and a dial: two handshakes on loopback), and how fast a
-/// restarted peer must be reached; as `quic.rs`'s `AT_ONCE`.
+/// restarted peer must be reached; as `quic/restart.rs`'s `AT_ONCE`.
 const AT_ONCE: Duration = Duration::from_secs(1);
 
 struct Node {

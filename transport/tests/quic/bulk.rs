@@ -2,7 +2,6 @@
 //! go over bulk streams, arrive whole or not at all, and do not hold up the
 //! small control messages behind them.
 
-use std::net::UdpSocket;
 use std::time::Duration;
 
 use peerlock_core::transport::{Incoming, PeerMessage, Transport};
@@ -14,7 +13,7 @@ use tokio::sync::mpsc;
 use tokio::time::{timeout, Instant};
 
 use crate::harness::{
-    cluster, deliver, discover_all, ordered, quiet, raft, recv, socket, start, tls, Node,
+    cluster, deliver, discover_all, ordered, quiet, raft, rebind, recv, socket, start, tls, Node,
     CLOSE_PROTOCOL, CLOSE_SPOOFED, QUIET, WAIT,
 };
 
@@ -151,16 +150,7 @@ async fn t16_issue_8_a_transfer_cut_by_a_restart_is_sent_again_whole() {
             }
         }
     }
-    let deadline = Instant::now() + WAIT;
-    let sock = loop {
-        match UdpSocket::bind(addrs[1]) {
-            Ok(s) => break s,
-            Err(_) if Instant::now() < deadline => {
-                tokio::time::sleep(Duration::from_millis(20)).await
-            }
-            Err(e) => panic!("port not released: {e}"),
-        }
-    };
+    let sock = rebind(addrs[1]).await;
     n.push(start(sock, &tls(&ca, high), &addrs));
     n[1].t.discover(Instant::now() + WAIT).await.unwrap();
     let (x, y) = n.split_at_mut(1);

@@ -111,6 +111,21 @@ pub(crate) async fn deliver(from: &Node, to: &mut Node) {
     }
 }
 
+/// Binds `addr` again once a stopped transport has let it go (its socket
+/// closes when the last of its tasks ends), waiting at most [`WAIT`].
+pub(crate) async fn rebind(addr: SocketAddr) -> UdpSocket {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        match UdpSocket::bind(addr) {
+            Ok(s) => return s,
+            Err(_) if Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(20)).await
+            }
+            Err(e) => panic!("port not released: {e}"),
+        }
+    }
+}
+
 /// Two names ordered by Raft id: (lower, higher).
 pub(crate) fn ordered(a: &'static str, b: &'static str) -> (&'static str, &'static str) {
     if NodeId::from_name(a) < NodeId::from_name(b) {

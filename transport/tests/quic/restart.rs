@@ -2,7 +2,6 @@
 //! frame and restarted on the same or a new address, or with a new key) is
 //! reachable again at once, well under the dead connection's idle timeout.
 
-use std::net::UdpSocket;
 use std::time::Duration;
 
 use peerlock_core::transport::Transport;
@@ -10,7 +9,7 @@ use peerlock_core::NodeId;
 use peerlock_transport::ClusterCa;
 use tokio::time::{timeout, Instant};
 
-use crate::harness::{cluster, deliver, discover_all, ordered, socket, start, tls, WAIT};
+use crate::harness::{cluster, deliver, discover_all, ordered, rebind, socket, start, tls, WAIT};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn t08_a_restarted_peer_on_the_same_address_is_reconnected() {
@@ -24,17 +23,7 @@ async fn t08_a_restarted_peer_on_the_same_address_is_reconnected() {
         let old = std::mem::replace(&mut n[victim], start(socket(), &tls(&ca, "spare"), &[]));
         old.t.close();
         drop(old);
-        // Rebind its port (the old socket goes once its tasks are gone).
-        let deadline = Instant::now() + WAIT;
-        let sock = loop {
-            match UdpSocket::bind(addrs[victim]) {
-                Ok(s) => break s,
-                Err(_) if Instant::now() < deadline => {
-                    tokio::time::sleep(Duration::from_millis(20)).await
-                }
-                Err(e) => panic!("port not released: {e}"),
-            }
-        };
+        let sock = rebind(addrs[victim]).await;
         n[victim] = start(sock, &tls(&ca, name), &addrs);
         let found = n[victim].t.discover(Instant::now() + WAIT).await.unwrap();
         assert_eq!(found.len(), 2);
@@ -110,18 +99,10 @@ async fn crash_and_restart(cluster: &str, down: Duration, discover: bool, back: 
         .unwrap();
     drop(h);
     tokio::time::sleep(down).await;
-    let deadline = Instant::now() + WAIT;
-    let sock = loop {
-        if matches!(back, Back::NewAddress | Back::NewAddressLearned) {
-            break socket();
-        }
-        match UdpSocket::bind(addrs[1]) {
-            Ok(s) => break s,
-            Err(_) if Instant::now() < deadline => {
-                tokio::time::sleep(Duration::from_millis(20)).await
-            }
-            Err(e) => panic!("port not released: {e}"),
-        }
+    let sock = if matches!(back, Back::NewAddress | Back::NewAddressLearned) {
+        socket()
+    } else {
+        rebind(addrs[1]).await
     };
     let high_tls = match back {
         Back::NewKey => tls(&ca, high),

@@ -30,7 +30,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use peerlock_core::transport::{Incoming, PeerMessage, Transport};
+use peerlock_core::transport::{Incoming, PeerMessage};
 use peerlock_core::Error;
 use peerlock_transport::QuicTransport;
 use tokio::sync::mpsc;
@@ -76,12 +76,7 @@ pub(crate) async fn check(
     let mut dialed = false;
     let mut answered = BTreeSet::new();
     let mut ask = tokio::time::interval(ASK_EVERY);
-    let msg = PeerMessage::Forming {
-        name: transport.local_name().to_owned(),
-        run: peerlock_core::raft::random_u64(),
-        expect: 0,
-        promised: None,
-    };
+    let msg = PeerMessage::joining(transport.local_name(), peerlock_core::raft::random_u64());
     loop {
         tokio::select! {
             biased;
@@ -93,9 +88,7 @@ pub(crate) async fn check(
                 ask.reset_immediately();
             }
             _ = ask.tick() => {
-                for p in transport.known_peers() {
-                    transport.send(p.id, vec![msg.clone()]);
-                }
+                crate::forming::announce(transport, &msg);
             }
             batch = incoming.recv() => {
                 let Some(batch) = batch else {
@@ -105,7 +98,7 @@ pub(crate) async fn check(
                     let PeerMessage::InCluster { cluster_id } = m else {
                         continue;
                     };
-                    let Some(p) = transport.known_peers().into_iter().find(|p| p.id == batch.from) else {
+                    let Some(p) = crate::forming::peer(transport, batch.from) else {
                         continue;
                     };
                     if cluster_id == 0 {

@@ -10,6 +10,14 @@
 //! tell every known peer what this node is every
 //! `ANNOUNCE_EVERY_MS`, hand what peers say to the state machine, and act
 //! on its decision.
+//!
+//! The steps other starts take the same way live here too, as small
+//! helpers, so they cannot drift apart: [`announce`] (a message to every
+//! known peer; `crate::join_seeds` and `crate::foreign` send the join's
+//! `PeerMessage::joining` with it), [`seed_round`] (one bounded round of
+//! dialing the seeds) and [`keep_new_seeds`] (the new addresses the seeds
+//! resolve to, handed to the transport); a join that resolves its seeds
+//! again (`crate::join_seeds`) uses the last two as forming does.
 
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -33,8 +41,9 @@ const SEED_ROUND: Duration = Duration::from_secs(3);
 /// How often the seeds' DNS names are resolved again while forming.
 const RESOLVE_EVERY: Duration = Duration::from_secs(2);
 
-/// One round of dialing the seeds.
-type Round = Pin<Box<dyn std::future::Future<Output = Result<Vec<PeerInfo>, Error>> + Send>>;
+/// One round of dialing the seeds ([`seed_round`]).
+pub(crate) type Round =
+    Pin<Box<dyn std::future::Future<Output = Result<Vec<PeerInfo>, Error>> + Send>>;
 
 /// How a start through seeds ended.
 pub(crate) enum Formed {
@@ -78,20 +87,13 @@ pub(crate) async fn form(
     // seed not reached yet may be in another cluster (rule 1).
     f.seeds_dialing(true, 0);
     tracing::info!(node = %me.name, expect, "looking for a cluster through the seeds");
-    let round = |t: &Arc<QuicTransport>| -> Round {
-        let t = Arc::clone(t);
-        Box::pin(async move {
-            let until = deadline.min(Instant::now() + SEED_ROUND);
-            t.discover_reachable(until).await
-        })
-    };
     let mut seeds = seeds.to_vec();
-    let mut dialing = round(transport);
+    let mut dialing = seed_round(transport, deadline);
     let mut resolve_tick = tokio::time::interval(RESOLVE_EVERY);
     resolve_tick.reset();
     let mut resolving: Pin<Box<dyn std::future::Future<Output = Vec<SocketAddr>> + Send>> =
         Box::pin(std::future::pending());
-    let mut announce = tokio::time::interval(Duration::from_millis(ANNOUNCE_EVERY_MS));
+    let mut announce_every = tokio::time::interval(Duration::from_millis(ANNOUNCE_EVERY_MS));
     let mut tick = tokio::time::interval(Duration::from_millis(100));
     let mut note = crate::startup_note::StartupNote::new(deadline);
     loop {
@@ -116,12 +118,7 @@ pub(crate) async fn form(
             return Err(crate::join_seeds::name_in_use(&reason));
         }
         if !quiet {
-            let known: Vec<SocketAddr> = transport.known_peers().iter().map(|p| p.addr).collect();
-            let silent: Vec<SocketAddr> = seeds
-                .iter()
-                .copied()
-                .filter(|a| *a != me_addr && *a != transport.local_addr() && !known.contains(a))
-                .collect();
+            let silent = silent_seeds(transport, &seeds, me_addr);
             note.missing(
                 &me.name,
                 &silent,
@@ -147,28 +144,25 @@ pub(crate) async fn form(
                 f.seeds_dialing(false, ms(Instant::now()));
                 // Tell the peers just found at once (a join must not wait
                 // for the next announcement).
-                announce.reset_immediately();
+                announce_every.reset_immediately();
                 // Dial again only while a seed is missing: a round dials
                 // every seed anew, and the new connection replaces the
                 // pair's, dropping what was queued on it.
-                if Instant::now() < deadline && missing(transport, &seeds, me_addr) {
-                    dialing = round(transport);
+                if Instant::now() < deadline && !silent_seeds(transport, &seeds, me_addr).is_empty() {
+                    dialing = seed_round(transport, deadline);
                 } else {
                     dialing = Box::pin(std::future::pending());
                 }
             }
-            _ = announce.tick() => {
+            _ = announce_every.tick() => {
                 let msg = PeerMessage::Forming {
                     name: me.name.clone(),
                     run: me.run,
                     expect,
                     promised: f.promised().map(|r| (r.name.clone(), r.run)),
                 };
-                let known = transport.known_peers();
-                tracing::debug!(node = %me.name, known = known.len(), "announcing");
-                for p in known {
-                    transport.send(p.id, vec![msg.clone()]);
-                }
+                let known = announce(transport, &msg);
+                tracing::debug!(node = %me.name, known, "announced");
             }
             batch = incoming.recv() => {
                 let Some(batch) = batch else {
@@ -202,14 +196,10 @@ pub(crate) async fn form(
             }
             found = &mut resolving => {
                 resolving = Box::pin(std::future::pending());
-                let mut new: Vec<SocketAddr> = found.into_iter().filter(|a| !seeds.contains(a)).collect();
-                new.sort();
-                new.dedup();
+                let new = keep_new_seeds(transport, &mut seeds, found);
                 if !new.is_empty() {
-                    transport.add_seed_addrs(new.iter().copied());
                     tracing::info!(node = %me.name, new = ?new, "the seeds resolve to new addresses; dialing them");
-                    seeds.extend(new);
-                    dialing = round(transport);
+                    dialing = seed_round(transport, deadline);
                 }
             }
             _ = tick.tick() => {}
@@ -226,7 +216,7 @@ pub(crate) async fn form(
             Decision::Promise(to) => {
                 tracing::info!(node = %me.name, to = %to.name, "promised to let this candidate found the cluster");
                 // Tell everyone at once.
-                announce.reset_immediately();
+                announce_every.reset_immediately();
             }
             Decision::Found(promisers) => {
                 tracing::info!(node = %me.name, promisers = %promisers.join(", "), "founding the cluster (bootstrap_expect)");
@@ -255,16 +245,60 @@ pub(crate) async fn form(
     }
 }
 
-/// Whether a seed address is neither this node nor a known peer's.
-fn missing(transport: &QuicTransport, seeds: &[SocketAddr], me_addr: SocketAddr) -> bool {
+/// Sends `msg` to every peer the transport knows; returns how many.
+pub(crate) fn announce(transport: &QuicTransport, msg: &PeerMessage) -> usize {
+    let known = transport.known_peers();
+    for p in &known {
+        transport.send(p.id, vec![msg.clone()]);
+    }
+    known.len()
+}
+
+/// One round of dialing the seeds the transport knows, ending at
+/// [`SEED_ROUND`] from its start or at `deadline`, whichever comes first
+/// (a seed that is down must not hold the others up).
+pub(crate) fn seed_round(transport: &Arc<QuicTransport>, deadline: Instant) -> Round {
+    let t = Arc::clone(transport);
+    Box::pin(async move {
+        let until = deadline.min(Instant::now() + SEED_ROUND);
+        t.discover_reachable(until).await
+    })
+}
+
+/// The addresses in `found` (the seeds resolved again) not in `seeds` yet,
+/// sorted, each once: added to `seeds` and to the transport's seed
+/// addresses, for the caller to dial. Empty when nothing is new.
+pub(crate) fn keep_new_seeds(
+    transport: &QuicTransport,
+    seeds: &mut Vec<SocketAddr>,
+    found: Vec<SocketAddr>,
+) -> Vec<SocketAddr> {
+    let mut new: Vec<SocketAddr> = found.into_iter().filter(|a| !seeds.contains(a)).collect();
+    new.sort();
+    new.dedup();
+    if !new.is_empty() {
+        transport.add_seed_addrs(new.iter().copied());
+        seeds.extend(new.iter().copied());
+    }
+    new
+}
+
+/// The seed addresses that are neither this node nor a known peer's.
+fn silent_seeds(
+    transport: &QuicTransport,
+    seeds: &[SocketAddr],
+    me_addr: SocketAddr,
+) -> Vec<SocketAddr> {
     let known: Vec<SocketAddr> = transport.known_peers().iter().map(|p| p.addr).collect();
     seeds
         .iter()
-        .any(|a| *a != me_addr && *a != transport.local_addr() && !known.contains(a))
+        .copied()
+        .filter(|a| *a != me_addr && *a != transport.local_addr() && !known.contains(a))
+        .collect()
 }
 
 /// The known peer with transport key `key`.
-fn peer(transport: &QuicTransport, key: NodeId) -> Option<PeerInfo> {
+pub(crate) fn peer(transport: &QuicTransport, key: NodeId) -> Option<PeerInfo> {
     transport.known_peers().into_iter().find(|p| p.id == key)
 }
 

@@ -24,19 +24,17 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use peerlock_core::membership::formation::ANNOUNCE_EVERY_MS;
-use peerlock_core::transport::{PeerMessage, Transport};
+use peerlock_core::transport::PeerMessage;
 use peerlock_core::Error;
 use peerlock_transport::QuicTransport;
 use tokio::time::Instant;
 
+use crate::forming;
 use crate::resolve::Reresolve;
 
 /// How often the seeds' DNS names are resolved again while joining (the
 /// same period as while forming, `crate::forming`).
 pub(crate) const RESOLVE_EVERY: Duration = Duration::from_secs(2);
-
-/// How long one round of dialing new seed addresses lasts.
-const DIAL_ROUND: Duration = Duration::from_secs(3);
 
 /// What a join needs to keep looking through the seeds.
 pub(crate) struct Reseed {
@@ -117,18 +115,7 @@ where
 async fn look(mut r: Reseed, deadline: Instant) {
     let t = &r.transport;
     let name = t.local_name().to_owned();
-    let run = peerlock_core::raft::random_u64();
-    let announce = |t: &QuicTransport| {
-        let msg = PeerMessage::Forming {
-            name: name.clone(),
-            run,
-            expect: 0,
-            promised: None,
-        };
-        for p in t.known_peers() {
-            Transport::send(t, p.id, vec![msg.clone()]);
-        }
-    };
+    let hello = PeerMessage::joining(name.as_str(), peerlock_core::raft::random_u64());
     let mut tick = tokio::time::interval(RESOLVE_EVERY);
     tick.reset();
     // Announcements repeat (a lost one, a peer dialed late) but only while
@@ -140,25 +127,20 @@ async fn look(mut r: Reseed, deadline: Instant) {
             _ = tokio::time::sleep_until(deadline) => return,
             _ = tick.tick() => {
                 let found = tokio::time::timeout_at(deadline, (r.reresolve)()).await.unwrap_or_default();
-                let mut new: Vec<SocketAddr> = found.into_iter().filter(|a| !r.known.contains(a)).collect();
-                new.sort();
-                new.dedup();
+                let new = forming::keep_new_seeds(t, &mut r.known, found);
                 if new.is_empty() {
                     continue;
                 }
                 tracing::info!(node = %name, new = ?new, "the seeds resolve to new addresses while joining; dialing them");
-                t.add_seed_addrs(new.iter().copied());
-                r.known.extend(new);
-                let until = deadline.min(Instant::now() + DIAL_ROUND);
-                if let Err(e) = t.discover_reachable(until).await {
+                if let Err(e) = forming::seed_round(t, deadline).await {
                     tracing::warn!(node = %name, error = %e, "dialing the seeds' new addresses");
                 }
-                announce(t);
+                forming::announce(t, &hello);
                 announce_left = 10;
             }
             _ = announce_tick.tick(), if announce_left > 0 => {
                 announce_left -= 1;
-                announce(t);
+                forming::announce(t, &hello);
             }
         }
     }

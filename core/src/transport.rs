@@ -11,6 +11,11 @@
 //! the peer claimed when it connected, which proves nothing more than
 //! holding that certificate), never something a frame says, and the driver
 //! checks that every Raft message inside names that same sender.
+//!
+//! A message that several places send alike is built by one constructor
+//! on [`PeerMessage`] here (the join's "which cluster are you in?",
+//! [`PeerMessage::joining`]), next to the variant it fills, so the core and
+//! the facade cannot drift apart on what it says.
 
 use serde::{Deserialize, Serialize};
 
@@ -167,6 +172,25 @@ pub enum PeerMessage {
         /// The cluster's id.
         cluster_id: u128,
     },
+}
+
+impl PeerMessage {
+    /// The [`PeerMessage::Forming`] of a node that only joins (`expect` 0,
+    /// no promise): "which cluster are you in?". Members answer it with
+    /// [`PeerMessage::InCluster`]; a forming node hears that the sender
+    /// only joins and is no candidate ([`crate::membership::formation`]).
+    /// Built here, once, for every start that asks it (the core's join,
+    /// and the facade's join that resolves its seeds again and restart
+    /// that checks its seeds' cluster id), so they all send the same
+    /// message. `run` is random, drawn once per start.
+    pub fn joining(name: impl Into<String>, run: u64) -> Self {
+        Self::Forming {
+            name: name.into(),
+            run,
+            expect: 0,
+            promised: None,
+        }
+    }
 }
 
 /// How [`PeerMessage::Raft`]'s bytes are (de)serialized: as a byte string

@@ -64,12 +64,7 @@ pub(super) async fn join_cluster(
     // The members found answer with their cluster id, against which a
     // late answer to the start's announcements, or a member found later,
     // is checked.
-    let hello = PeerMessage::Forming {
-        name: me.name.0.clone(),
-        run: token,
-        expect: 0,
-        promised: None,
-    };
+    let hello = PeerMessage::joining(me.name.as_str(), token);
     for key in &others {
         p.transport.send(*key, vec![hello.clone()]);
     }

@@ -5,35 +5,10 @@
 
 use std::time::{Duration, Instant};
 
-use metrics_util::debugging::{DebugValue, DebuggingRecorder};
+use metrics_util::debugging::DebuggingRecorder;
 use peerlock::Error;
 
-use crate::common::{within, Cluster, Opts};
-
-/// The gauges of one snapshot by name: a gauge's change since the last
-/// snapshot (a `DebuggingRecorder` snapshot swaps every value to 0), or
-/// its last `set` value.
-fn gauges(recorder: &DebuggingRecorder) -> std::collections::BTreeMap<String, f64> {
-    let mut out = std::collections::BTreeMap::new();
-    for (key, _, _, value) in recorder.snapshotter().snapshot().into_vec() {
-        if let DebugValue::Gauge(g) = value {
-            out.insert(key.key().name().to_owned(), g.into_inner());
-        }
-    }
-    out
-}
-
-/// Runs `f` on a current-thread runtime with a recorder for this thread.
-fn with_recorder<F: std::future::Future<Output = ()>>(
-    recorder: &DebuggingRecorder,
-    f: impl FnOnce() -> F,
-) {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    metrics::with_local_recorder(recorder, || rt.block_on(f()));
-}
+use crate::common::{gauges, with_recorder, within, Cluster, Opts};
 
 /// `peerlock_locks_held` is moved only by increments and decrements, so
 /// its value is the sum of the snapshots' deltas; every snapshot goes

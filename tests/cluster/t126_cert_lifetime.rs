@@ -10,24 +10,13 @@ use std::io::Write;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use metrics_util::debugging::{DebugValue, DebuggingRecorder};
+use metrics_util::debugging::DebuggingRecorder;
 use peerlock::certs::ClusterCa;
 use peerlock::TlsConfig;
 
-use crate::common::{sockets, within, WAIT};
+use crate::common::{gauges, sockets, with_recorder, within, WAIT};
 
 const DAY: Duration = Duration::from_secs(86_400);
-
-/// Every `set` gauge of one snapshot, by name.
-fn gauges(recorder: &DebuggingRecorder) -> std::collections::BTreeMap<String, f64> {
-    let mut out = std::collections::BTreeMap::new();
-    for (key, _, _, value) in recorder.snapshotter().snapshot().into_vec() {
-        if let DebugValue::Gauge(g) = value {
-            out.insert(key.key().name().to_owned(), g.into_inner());
-        }
-    }
-    out
-}
 
 /// A `tracing` writer into a shared buffer.
 #[derive(Clone, Default)]
@@ -54,37 +43,31 @@ fn one_node(tls: TlsConfig) -> (std::collections::BTreeMap<String, f64>, String)
         .with_ansi(false)
         .with_writer(move || w.clone())
         .finish();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
     let got = tracing::subscriber::with_default(subscriber, || {
-        metrics::with_local_recorder(&rec, || {
-            rt.block_on(async {
-                let (mut socks, addrs) = sockets(1);
-                let node = within(
-                    peerlock::Node::builder()
-                        .socket(socks.pop().unwrap())
-                        .peers(addrs)
-                        .tls(tls)
-                        .in_memory()
-                        .session_ttl(Duration::from_millis(1500))
-                        .raft_tick(Duration::from_millis(20))
-                        .startup_timeout(WAIT)
-                        .start(),
-                )
+        with_recorder(&rec, || async {
+            let (mut socks, addrs) = sockets(1);
+            let node = within(
+                peerlock::Node::builder()
+                    .socket(socks.pop().unwrap())
+                    .peers(addrs)
+                    .tls(tls)
+                    .in_memory()
+                    .session_ttl(Duration::from_millis(1500))
+                    .raft_tick(Duration::from_millis(20))
+                    .startup_timeout(WAIT)
+                    .start(),
+            )
+            .await
+            .unwrap();
+            let got = gauges(&rec);
+            within(node.lock("t126"))
+                .await
+                .unwrap()
+                .unlock()
                 .await
                 .unwrap();
-                let got = gauges(&rec);
-                within(node.lock("t126"))
-                    .await
-                    .unwrap()
-                    .unlock()
-                    .await
-                    .unwrap();
-                within(node.shutdown()).await.unwrap();
-                got
-            })
+            within(node.shutdown()).await.unwrap();
+            got
         })
     });
     let logs = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();

@@ -7,14 +7,11 @@ use std::net::UdpSocket;
 use std::time::{Duration, Instant};
 
 use peerlock::certs::ClusterCa;
-use peerlock::{Error, MemberRole, Node, NodeBuilder, Role};
+use peerlock::{Error, MemberRole, Node, Role};
 
-use crate::common::{converge, init_tracing, member_builder, members_until, sockets, within, WAIT};
-
-/// An in-memory member `name` on `sock` with the membership tests' timings.
-pub(crate) fn node(ca: &ClusterCa, name: &str, sock: UdpSocket) -> NodeBuilder {
-    member_builder(ca, name, sock).in_memory()
-}
+use crate::common::{
+    converge, in_memory_member, init_tracing, members_until, sockets, within, WAIT,
+};
 
 /// Starts `socks.len()` blank candidates `b9-N` with `bootstrap_expect(n)`
 /// in the given order, each with ONE seed: the next candidate's address
@@ -33,7 +30,7 @@ pub(crate) async fn form_ring(
             tokio::time::sleep(delay).await;
         }
         let sock = socks[i].take().expect("each started once");
-        let b = node(ca, &format!("b9-{i}"), sock)
+        let b = in_memory_member(ca, &format!("b9-{i}"), sock)
             .seeds([addrs[(i + 1) % n]])
             .bootstrap_expect(n);
         starts.push((i, tokio::spawn(b.start())));
@@ -65,7 +62,7 @@ async fn t130_bootstrap_expect_with_one_seed_each_then_two_join_through_one_seed
     let (socks, _) = sockets(2);
     let mut joiners = Vec::new();
     for (i, sock) in socks.into_iter().enumerate() {
-        let j = node(&ca, &format!("b9-new-{i}"), sock)
+        let j = in_memory_member(&ca, &format!("b9-new-{i}"), sock)
             .seeds([nodes[2].local_addr()])
             .start()
             .await
@@ -107,7 +104,7 @@ async fn t130_the_leader_restarted_blank_takes_its_place_back() {
     peerlock::testing::crash(&nodes[leader]).await;
     let sock = crate::common::rebind(addr).await;
     let t0 = Instant::now();
-    let again = node(&ca, &format!("b9-{leader}"), sock)
+    let again = in_memory_member(&ca, &format!("b9-{leader}"), sock)
         .seeds([nodes[follower].local_addr()])
         .bootstrap_expect(3)
         .start()
@@ -140,7 +137,7 @@ async fn t130_different_bootstrap_expect_counts_are_refused_with_advice() {
     let mut starts = Vec::new();
     for (i, sock) in socks.into_iter().enumerate() {
         let n = if i == 2 { 2 } else { 3 };
-        let b = node(&ca, &format!("b9-{i}"), sock)
+        let b = in_memory_member(&ca, &format!("b9-{i}"), sock)
             .seeds([addrs[(i + 1) % 3]])
             .bootstrap_expect(n);
         starts.push(tokio::spawn(b.start()));
@@ -169,7 +166,7 @@ async fn t130_max_voters_out_of_range_is_refused() {
     let ca = ClusterCa::generate("break9").unwrap();
     for bad in [0, 100] {
         let (mut socks, _) = sockets(1);
-        let r = node(&ca, "b9-0", socks.remove(0))
+        let r = in_memory_member(&ca, "b9-0", socks.remove(0))
             .bootstrap_expect(1)
             .max_voters(bad)
             .start()
@@ -192,7 +189,7 @@ async fn t130_five_ring_seeded_candidates_expecting_three_make_one_cluster() {
     let (socks, addrs) = sockets(5);
     let mut starts = Vec::new();
     for (i, sock) in socks.into_iter().enumerate() {
-        let b = node(&ca, &format!("b9-{i}"), sock)
+        let b = in_memory_member(&ca, &format!("b9-{i}"), sock)
             .seeds([addrs[(i + 1) % 5]])
             .bootstrap_expect(3);
         starts.push(tokio::spawn(b.start()));
@@ -234,7 +231,7 @@ async fn t130_a_crash_looping_blank_follower_converges() {
     for round in 0..2 {
         peerlock::testing::crash(&nodes[f]).await;
         let sock = crate::common::rebind(addr).await;
-        nodes[f] = node(&ca, &format!("b9-{f}"), sock)
+        nodes[f] = in_memory_member(&ca, &format!("b9-{f}"), sock)
             .seeds([nodes[leader].local_addr()])
             .bootstrap_expect(3)
             .start()
@@ -269,7 +266,7 @@ async fn t130_a_graceful_rolling_restart_of_three_without_surge() {
             .expect("graceful shutdown");
         let other = (i + 1) % 3;
         let sock = crate::common::rebind(addr).await;
-        nodes[i] = node(&ca, &format!("b9-{i}"), sock)
+        nodes[i] = in_memory_member(&ca, &format!("b9-{i}"), sock)
             .seeds([nodes[other].local_addr()])
             .bootstrap_expect(3)
             .start()
@@ -300,7 +297,7 @@ async fn t130_a_fourth_with_a_static_peer_list_joins_a_bootstrapped_cluster() {
     let (mut s, a) = sockets(1);
     let mut peers: Vec<_> = nodes.iter().map(Node::local_addr).collect();
     peers.push(a[0]);
-    let fourth = node(&ca, "b9-3", s.remove(0))
+    let fourth = in_memory_member(&ca, "b9-3", s.remove(0))
         .peers(peers)
         .start()
         .await

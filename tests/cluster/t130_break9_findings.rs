@@ -10,8 +10,10 @@ use std::time::{Duration, Instant};
 use peerlock::certs::ClusterCa;
 use peerlock::{Error, MemberRole, Node, Role};
 
-use crate::common::{converge, init_tracing, member_builder, members_until, sockets, within, WAIT};
-use crate::t130_break9::{form_ring, node};
+use crate::common::{
+    converge, in_memory_member, init_tracing, member_builder, members_until, sockets, within, WAIT,
+};
+use crate::t130_break9::form_ring;
 /// Finding 1 (high): a data directory written by ANOTHER cluster (here a
 /// one-node cluster), started with `.seeds(..)` naming a member of the
 /// running cluster, does not join that cluster nor stop: the node restarts
@@ -125,7 +127,7 @@ async fn t130_finding2_a_live_members_name_is_refused_at_once_and_says_so() {
     converge(&nodes[0], 3, 0).await;
     let (mut s, _) = sockets(1);
     let t0 = Instant::now();
-    let r = node(&ca, "b9-1", s.remove(0))
+    let r = in_memory_member(&ca, "b9-1", s.remove(0))
         .seeds([nodes[0].local_addr()])
         .start()
         .await;
@@ -194,7 +196,7 @@ async fn t130_finding3_an_even_max_voters_is_refused() {
     let (socks, addrs) = sockets(3);
     let mut starts = Vec::new();
     for (i, sock) in socks.into_iter().enumerate() {
-        let b = node(&ca, &format!("b9-{i}"), sock)
+        let b = in_memory_member(&ca, &format!("b9-{i}"), sock)
             .seeds([addrs[(i + 1) % 3]])
             .bootstrap_expect(3)
             .max_voters(2);
@@ -241,7 +243,7 @@ async fn t130_finding4_seeds_naming_only_itself_fail_at_once() {
     let ca = ClusterCa::generate("break9").unwrap();
     let (mut s, addrs) = sockets(1);
     let t0 = Instant::now();
-    let r = node(&ca, "b9-0", s.remove(0))
+    let r = in_memory_member(&ca, "b9-0", s.remove(0))
         .seeds([addrs[0]])
         .startup_timeout(Duration::from_secs(15))
         .start()
@@ -281,7 +283,7 @@ async fn t130_finding5_two_instances_voter_restarted_blank() {
     let addr = nodes[voter].local_addr();
     peerlock::testing::crash(&nodes[voter]).await;
     let sock = crate::common::rebind(addr).await;
-    let r = node(&ca, &format!("b9-{voter}"), sock)
+    let r = in_memory_member(&ca, &format!("b9-{voter}"), sock)
         .seeds([nodes[other].local_addr()])
         .bootstrap_expect(2)
         .startup_timeout(Duration::from_secs(10))
@@ -395,7 +397,7 @@ async fn t130_finding11_peers_and_seeds_together_are_refused_at_once() {
     let ca = ClusterCa::generate("break9").unwrap();
     let (mut s, a) = sockets(1);
     let t0 = Instant::now();
-    let r = node(&ca, "b9-0", s.remove(0))
+    let r = in_memory_member(&ca, "b9-0", s.remove(0))
         .peers([a[0]])
         .seeds([a[0]])
         .startup_timeout(Duration::from_secs(5))
@@ -430,7 +432,7 @@ async fn t130_finding12_an_unresolved_seed_name_is_retried_until_the_timeout() {
     let ca = ClusterCa::generate("break9").unwrap();
     let (mut s, _) = sockets(1);
     let t0 = Instant::now();
-    let r = node(&ca, "b9-0", s.remove(0))
+    let r = in_memory_member(&ca, "b9-0", s.remove(0))
         .seeds(["peerlock-not-yet.invalid:7100"])
         .bootstrap_expect(3)
         .startup_timeout(Duration::from_secs(4))

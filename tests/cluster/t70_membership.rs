@@ -4,28 +4,9 @@ use std::time::Duration;
 
 use peerlock::{MemberRole, MembershipConfig, Node};
 
-use crate::common::{converge, init_tracing, sockets, within, WAIT};
-
-async fn start_cluster(n: usize, max_voters: usize) -> (Vec<Node>, peerlock::certs::ClusterCa) {
-    init_tracing();
-    let ca = peerlock::certs::ClusterCa::generate("members").unwrap();
-    let (socks, addrs) = sockets(n);
-    let mut starts = Vec::new();
-    for (i, sock) in socks.into_iter().enumerate() {
-        let b = builder(&ca, &format!("node-{i}"), sock)
-            .peers(addrs.clone())
-            .max_voters(max_voters);
-        starts.push(tokio::spawn(b.start()));
-    }
-    let mut nodes = Vec::new();
-    for s in starts {
-        nodes.push(s.await.unwrap().expect("node starts"));
-    }
-    for n in &nodes {
-        within(n.ready()).await.expect("ready");
-    }
-    (nodes, ca)
-}
+use crate::common::{
+    converge, in_memory_member, init_tracing, sockets, start_members, start_ready, within, WAIT,
+};
 
 /// Issue 9: nothing replaced a dead voter. Seven instances, five voters
 /// and two learners; the leader and another voter are killed. The three
@@ -36,7 +17,7 @@ async fn start_cluster(n: usize, max_voters: usize) -> (Vec<Node>, peerlock::cer
 /// learner stays held throughout.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn t70_issue_9_dead_voters_are_replaced_by_learners() {
-    let (nodes, _ca) = start_cluster(7, 5).await;
+    let (nodes, _ca) = start_members("members", 7, Some(5)).await;
     let members = within(nodes[0].members()).await.unwrap();
     assert_eq!(members.len(), 7);
     let voters: Vec<_> = members
@@ -84,7 +65,7 @@ async fn t70_issue_9_dead_voters_are_replaced_by_learners() {
 /// with liveness as the leader judges it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn t71_issue_9_members_is_the_same_on_every_node() {
-    let (nodes, _ca) = start_cluster(4, 3).await;
+    let (nodes, _ca) = start_members("members", 4, Some(3)).await;
     let deadline = tokio::time::Instant::now() + WAIT;
     loop {
         let mut views = Vec::new();
@@ -117,7 +98,7 @@ async fn t72_issue_9_three_of_five_voters_dead_change_nothing() {
     let ca = peerlock::certs::ClusterCa::generate("members").unwrap();
     let (socks, addrs) = sockets(5);
     let base = tempfile::tempdir().unwrap();
-    let start = |i: usize, sock: std::net::UdpSocket| {
+    let builder = |i: usize, sock: std::net::UdpSocket| {
         Node::builder()
             .socket(sock)
             .peers(addrs.clone())
@@ -131,19 +112,8 @@ async fn t72_issue_9_three_of_five_voters_dead_change_nothing() {
                 ..MembershipConfig::default()
             })
             .startup_timeout(WAIT)
-            .start()
     };
-    let mut starts = Vec::new();
-    for (i, sock) in socks.into_iter().enumerate() {
-        starts.push(tokio::spawn(start(i, sock)));
-    }
-    let mut nodes = Vec::new();
-    for s in starts {
-        nodes.push(s.await.unwrap().expect("node starts"));
-    }
-    for n in &nodes {
-        within(n.ready()).await.expect("ready");
-    }
+    let mut nodes = start_ready(socks.into_iter().enumerate().map(|(i, s)| builder(i, s))).await;
     let before = within(nodes[0].members()).await.unwrap();
     assert_eq!(
         before
@@ -172,7 +142,10 @@ async fn t72_issue_9_three_of_five_voters_dead_change_nothing() {
 
     // One returns from its disk: the quorum is back, with the same five.
     let sock = crate::common::rebind(addrs[2]).await;
-    let back = start(2, sock).await.expect("a voter returns from its disk");
+    let back = builder(2, sock)
+        .start()
+        .await
+        .expect("a voter returns from its disk");
     within(back.ready()).await.expect("ready");
     let after = within(nodes[0].members()).await.unwrap();
     let ids = |v: &[peerlock::MemberInfo]| {
@@ -189,27 +162,19 @@ async fn t72_issue_9_three_of_five_voters_dead_change_nothing() {
     within(g.unlock()).await.unwrap();
 }
 
-fn builder(
-    ca: &peerlock::certs::ClusterCa,
-    name: &str,
-    sock: std::net::UdpSocket,
-) -> peerlock::NodeBuilder {
-    crate::common::member_builder(ca, name, sock).in_memory()
-}
-
 /// Issue 9: a fourth instance could not join. Three founders run; a
 /// fourth and a fifth start with only a seed address: each is given a new
 /// Raft id by the cluster, applies the state from a snapshot, takes locks
 /// like the others, and the leader promotes them, 3 voters then 5.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn t73_issue_9_instances_join_with_a_seed_and_are_promoted() {
-    let (nodes, ca) = start_cluster(3, 5).await;
+    let (nodes, ca) = start_members("members", 3, Some(5)).await;
     let g = within(nodes[0].lock("before")).await.unwrap();
     let seed = nodes[1].local_addr();
     let (socks, _) = sockets(2);
     let mut joiners = Vec::new();
     for (i, sock) in socks.into_iter().enumerate() {
-        let n = builder(&ca, &format!("new-{i}"), sock)
+        let n = in_memory_member(&ca, &format!("new-{i}"), sock)
             .seeds([seed])
             .start()
             .await
@@ -238,13 +203,13 @@ async fn t73_issue_9_instances_join_with_a_seed_and_are_promoted() {
 /// rolling restart of all three founders keeps the cluster serving.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn t74_issue_9_a_rolling_restart_of_in_memory_nodes_keeps_the_cluster() {
-    let (mut nodes, ca) = start_cluster(3, 3).await;
+    let (mut nodes, ca) = start_members("members", 3, Some(3)).await;
     let addrs: Vec<_> = nodes.iter().map(|n| n.local_addr()).collect();
     for i in 0..3 {
         let old = nodes[i].status().id;
         peerlock::testing::crash(&nodes[i]).await;
         let sock = crate::common::rebind(addrs[i]).await;
-        let again = builder(&ca, &format!("node-{i}"), sock)
+        let again = in_memory_member(&ca, &format!("node-{i}"), sock)
             .peers(addrs.clone())
             .max_voters(3)
             .start()
@@ -276,13 +241,13 @@ async fn t74_issue_9_a_rolling_restart_of_in_memory_nodes_keeps_the_cluster() {
 /// it through the peers that answer, as a start through seeds does.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn t74_issue_9_a_blank_restart_with_peers_joins_while_a_listed_peer_is_dead() {
-    let (mut nodes, ca) = start_cluster(5, 5).await;
+    let (mut nodes, ca) = start_members("members", 5, Some(5)).await;
     let addrs: Vec<_> = nodes.iter().map(|n| n.local_addr()).collect();
     peerlock::testing::crash(&nodes[4]).await; // dead for good
     let old = nodes[3].status().id;
     peerlock::testing::crash(&nodes[3]).await;
     let sock = crate::common::rebind(addrs[3]).await;
-    let again = builder(&ca, "node-3", sock)
+    let again = in_memory_member(&ca, "node-3", sock)
         .peers(addrs.clone())
         .startup_timeout(Duration::from_secs(15))
         .start()

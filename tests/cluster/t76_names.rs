@@ -7,7 +7,7 @@ use std::time::Duration;
 use peerlock::{MemberInfo, MemberRole, MembershipConfig, Node, NodeBuilder, TlsConfig};
 use tokio::time::Instant;
 
-use crate::common::{init_tracing, rebind, sockets, wait_until, within, WAIT};
+use crate::common::{init_tracing, rebind, sockets, start_ready, wait_until, within, WAIT};
 
 fn builder(tls: TlsConfig, sock: UdpSocket, dead_after: Duration) -> NodeBuilder {
     Node::builder()
@@ -30,21 +30,13 @@ async fn shared_cluster(dead_after: Duration) -> (Vec<Node>, TlsConfig, Vec<Sock
     let ca = peerlock::certs::ClusterCa::generate("names").unwrap();
     let shared = ca.issue_node("app", &[]).unwrap();
     let (socks, addrs) = sockets(3);
-    let mut starts = Vec::new();
-    for (sock, name) in socks.into_iter().zip(["a", "b", "c"]) {
-        let b = builder(shared.clone(), sock, dead_after)
+    let builders = socks.into_iter().zip(["a", "b", "c"]).map(|(sock, name)| {
+        builder(shared.clone(), sock, dead_after)
             .name(name)
             .peers(addrs.clone())
-            .max_voters(3);
-        starts.push(tokio::spawn(b.start()));
-    }
-    let mut nodes = Vec::new();
-    for s in starts {
-        nodes.push(s.await.unwrap().expect("node starts"));
-    }
-    for n in &nodes {
-        within(n.ready()).await.expect("ready");
-    }
+            .max_voters(3)
+    });
+    let nodes = start_ready(builders).await;
     (nodes, shared, addrs)
 }
 

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use peerlock::{MemberRole, Node, NodeBuilder};
 
-use crate::common::{init_tracing, sockets, within, WAIT};
+use crate::common::{init_tracing, sockets, start_ready, within, WAIT};
 
 fn builder(ca: &peerlock::certs::ClusterCa, i: usize, sock: std::net::UdpSocket) -> NodeBuilder {
     crate::common::member_builder(ca, &format!("node-{i}"), sock).max_voters(3)
@@ -21,24 +21,16 @@ async fn start_four(
 ) -> (Vec<Node>, Vec<std::net::SocketAddr>) {
     init_tracing();
     let (socks, addrs) = sockets(4);
-    let mut starts = Vec::new();
-    for (i, sock) in socks.into_iter().enumerate() {
+    let builders = socks.into_iter().enumerate().map(|(i, sock)| {
         let b = builder(ca, i, sock)
             .peers(addrs.clone())
             .leave_on_shutdown(leaves(i));
-        let b = match base {
+        match base {
             Some(base) => b.data_dir(base.join(format!("n{i}"))),
             None => b.in_memory(),
-        };
-        starts.push(tokio::spawn(b.start()));
-    }
-    let mut nodes = Vec::new();
-    for s in starts {
-        nodes.push(s.await.unwrap().expect("node starts"));
-    }
-    for n in &nodes {
-        within(n.ready()).await.expect("ready");
-    }
+        }
+    });
+    let nodes = start_ready(builders).await;
     converge(&nodes[0], 3, 1).await;
     (nodes, addrs)
 }

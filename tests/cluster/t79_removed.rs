@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use peerlock::{Error, MembershipConfig, NodeBuilder, NodeId, Role};
 
-use crate::common::{init_tracing, members_until, rebind, sockets, within};
+use crate::common::{init_tracing, members_until, rebind, sockets, start_ready, within};
 
 fn builder(ca: &peerlock::certs::ClusterCa, i: usize, sock: std::net::UdpSocket) -> NodeBuilder {
     crate::common::member_builder(ca, &format!("node-{i}"), sock).max_voters(3)
@@ -29,20 +29,12 @@ async fn superseded_third(
     dir: &dyn Fn(&str) -> std::path::PathBuf,
 ) -> (Vec<peerlock::Node>, Vec<std::net::SocketAddr>, NodeId) {
     let (socks, addrs) = sockets(3);
-    let mut starts = Vec::new();
-    for (i, sock) in socks.into_iter().enumerate() {
-        let b = builder(ca, i, sock)
+    let builders = socks.into_iter().enumerate().map(|(i, sock)| {
+        builder(ca, i, sock)
             .peers(addrs.clone())
-            .data_dir(dir(&format!("n{i}")));
-        starts.push(tokio::spawn(b.start()));
-    }
-    let mut nodes = Vec::new();
-    for s in starts {
-        nodes.push(s.await.unwrap().expect("node starts"));
-    }
-    for n in &nodes {
-        within(n.ready()).await.expect("ready");
-    }
+            .data_dir(dir(&format!("n{i}")))
+    });
+    let nodes = start_ready(builders).await;
     let old_id = nodes[2].status().id;
     peerlock::testing::crash(&nodes[2]).await;
     let fresh = builder(ca, 2, std::net::UdpSocket::bind("127.0.0.1:0").unwrap())

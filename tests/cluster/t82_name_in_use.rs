@@ -3,36 +3,9 @@
 
 use std::time::{Duration, Instant};
 
-use peerlock::{Error, MemberRole, Node};
+use peerlock::{Error, MemberRole};
 
-use crate::common::{converge, init_tracing, sockets, within, WAIT};
-
-fn builder(
-    ca: &peerlock::certs::ClusterCa,
-    name: &str,
-    sock: std::net::UdpSocket,
-) -> peerlock::NodeBuilder {
-    crate::common::member_builder(ca, name, sock).in_memory()
-}
-
-async fn start_cluster(n: usize) -> (Vec<Node>, peerlock::certs::ClusterCa) {
-    init_tracing();
-    let ca = peerlock::certs::ClusterCa::generate("names").unwrap();
-    let (socks, addrs) = sockets(n);
-    let mut starts = Vec::new();
-    for (i, sock) in socks.into_iter().enumerate() {
-        let b = builder(&ca, &format!("node-{i}"), sock).peers(addrs.clone());
-        starts.push(tokio::spawn(b.start()));
-    }
-    let mut nodes = Vec::new();
-    for s in starts {
-        nodes.push(s.await.unwrap().expect("node starts"));
-    }
-    for n in &nodes {
-        within(n.ready()).await.expect("ready");
-    }
-    (nodes, ca)
-}
+use crate::common::{converge, in_memory_member, sockets, start_members, within, WAIT};
 
 /// A second process started with the certificate of a live member
 /// (node-1), given the other members as seeds, waited for its start-up
@@ -44,13 +17,16 @@ async fn start_cluster(n: usize) -> (Vec<Node>, peerlock::certs::ClusterCa) {
 /// keeps serving.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn t82_issue_9_a_second_process_under_a_live_members_name_is_refused_at_once() {
-    let (nodes, ca) = start_cluster(3).await;
+    let (nodes, ca) = start_members("names", 3, None).await;
     let live = nodes[1].local_addr();
     let seeds = [nodes[0].local_addr(), nodes[2].local_addr()];
     let (socks, _) = sockets(1);
     let sock = socks.into_iter().next().unwrap();
     let t = Instant::now();
-    let r = builder(&ca, "node-1", sock).seeds(seeds).start().await;
+    let r = in_memory_member(&ca, "node-1", sock)
+        .seeds(seeds)
+        .start()
+        .await;
     let took = t.elapsed();
     let msg = match r {
         Err(Error::Config(msg)) => msg,
@@ -77,13 +53,13 @@ async fn t82_issue_9_a_second_process_under_a_live_members_name_is_refused_at_on
 /// (a pod rescheduled), joins and supersedes it, as before.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn t82_issue_9_a_blank_restart_right_after_a_crash_still_joins() {
-    let (mut nodes, ca) = start_cluster(3).await;
+    let (mut nodes, ca) = start_members("names", 3, None).await;
     let seeds = [nodes[0].local_addr(), nodes[2].local_addr()];
     let old = nodes[1].status().id;
     peerlock::testing::crash(&nodes[1]).await;
     let (socks, _) = sockets(1);
     let sock = socks.into_iter().next().unwrap();
-    let again = builder(&ca, "node-1", sock)
+    let again = in_memory_member(&ca, "node-1", sock)
         .seeds(seeds)
         .startup_timeout(WAIT)
         .start()

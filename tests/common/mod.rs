@@ -2,10 +2,12 @@
 //! cluster CA, and condition waits with deadlines (never fixed sleeps).
 #![allow(dead_code)]
 
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::net::{SocketAddr, UdpSocket};
 use std::time::Duration;
 
+use metrics_util::debugging::{DebugValue, DebuggingRecorder};
 use peerlock::certs::ClusterCa;
 use peerlock::{Node, NodeStatus};
 
@@ -62,10 +64,9 @@ impl Cluster {
         init_tracing();
         let ca = ClusterCa::generate("test").unwrap();
         let (socks, addrs) = sockets(n);
-        let mut starts = Vec::new();
-        for (i, sock) in socks.into_iter().enumerate() {
+        let builders = socks.into_iter().enumerate().map(|(i, sock)| {
             let tls = ca.issue_node(&format!("node-{i}"), &["127.0.0.1"]).unwrap();
-            let builder = Node::builder()
+            Node::builder()
                 .socket(sock)
                 .peers(addrs.clone())
                 .tls(tls)
@@ -73,16 +74,9 @@ impl Cluster {
                 .session_ttl(opts.ttl)
                 .lock_delay(opts.lock_delay)
                 .raft_tick(Duration::from_millis(20))
-                .startup_timeout(WAIT);
-            starts.push(tokio::spawn(builder.start()));
-        }
-        let mut nodes = Vec::new();
-        for s in starts {
-            nodes.push(s.await.unwrap().expect("node starts"));
-        }
-        for n in &nodes {
-            within(n.ready()).await.expect("node ready");
-        }
+                .startup_timeout(WAIT)
+        });
+        let nodes = start_ready(builders).await;
         Cluster { ca, addrs, nodes }
     }
 
@@ -170,6 +164,32 @@ impl Fenced {
     }
 }
 
+/// Every gauge of one snapshot of a `metrics-util` debugging recorder, by
+/// name: a gauge's change since the last snapshot (a snapshot swaps every
+/// value to 0), or its last `set` value.
+pub fn gauges(recorder: &DebuggingRecorder) -> BTreeMap<String, f64> {
+    let mut out = BTreeMap::new();
+    for (key, _, _, value) in recorder.snapshotter().snapshot().into_vec() {
+        if let DebugValue::Gauge(g) = value {
+            out.insert(key.key().name().to_owned(), g.into_inner());
+        }
+    }
+    out
+}
+
+/// Runs `f` on a current-thread runtime with `recorder` as this thread's
+/// metrics recorder (so no other test sees what it records).
+pub fn with_recorder<T, F: Future<Output = T>>(
+    recorder: &DebuggingRecorder,
+    f: impl FnOnce() -> F,
+) -> T {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    metrics::with_local_recorder(recorder, || rt.block_on(f()))
+}
+
 /// Binds `addr` again once a crashed node's endpoint has let go of it.
 pub async fn rebind(addr: SocketAddr) -> UdpSocket {
     for _ in 0..400 {
@@ -196,6 +216,49 @@ pub fn member_builder(ca: &ClusterCa, name: &str, sock: UdpSocket) -> peerlock::
             ..peerlock::MembershipConfig::default()
         })
         .startup_timeout(WAIT)
+}
+
+/// [`member_builder`], in memory.
+pub fn in_memory_member(ca: &ClusterCa, name: &str, sock: UdpSocket) -> peerlock::NodeBuilder {
+    member_builder(ca, name, sock).in_memory()
+}
+
+/// Starts `n` [`in_memory_member`]s `node-0`.. (CA `ca_name`) that list
+/// each other as peers, with `max_voters` if given, and waits until every
+/// one is ready.
+pub async fn start_members(
+    ca_name: &str,
+    n: usize,
+    max_voters: Option<usize>,
+) -> (Vec<Node>, ClusterCa) {
+    init_tracing();
+    let ca = ClusterCa::generate(ca_name).unwrap();
+    let (socks, addrs) = sockets(n);
+    let builders = socks.into_iter().enumerate().map(|(i, sock)| {
+        let b = in_memory_member(&ca, &format!("node-{i}"), sock).peers(addrs.clone());
+        match max_voters {
+            Some(max) => b.max_voters(max),
+            None => b,
+        }
+    });
+    (start_ready(builders).await, ca)
+}
+
+/// Starts every builder at once (founders must find each other) and
+/// waits until every node is ready; the nodes in the builders' order.
+pub async fn start_ready(builders: impl IntoIterator<Item = peerlock::NodeBuilder>) -> Vec<Node> {
+    let starts: Vec<_> = builders
+        .into_iter()
+        .map(|b| tokio::spawn(b.start()))
+        .collect();
+    let mut nodes = Vec::new();
+    for s in starts {
+        nodes.push(s.await.unwrap().expect("node starts"));
+    }
+    for n in &nodes {
+        within(n.ready()).await.expect("node ready");
+    }
+    nodes
 }
 
 /// Waits until `node` reports `voters` live voters and `learners` live

@@ -29,14 +29,39 @@ const BOUND: Duration = Duration::from_secs(20);
 /// waited for one grace second (`RESTART_GRACE`), then an election.
 const RESTART_BOUND: Duration = Duration::from_secs(8);
 
-fn spec() -> Spec {
-    let mut spec = Spec::new(3, TTL, true);
+/// `n` durable nodes with the membership timings every case here uses.
+fn spec(n: usize) -> Spec {
+    let mut spec = Spec::new(n, TTL, true);
     spec.extra_args = membership_args(
         Duration::from_millis(3000),
         Duration::from_millis(1000),
         None,
     );
     spec
+}
+
+/// Three durable founders under load, once all three are live voters.
+async fn three_voters() -> Loaded {
+    let c = Loaded::start(spec(3), 3).await;
+    members_until(&c.shared, &c.up(), BOUND, "three live voters", |m| {
+        m.live_voters_are(3)
+    })
+    .await;
+    c
+}
+
+/// Three durable founders under load and node 3, a member that joined
+/// through founder 0's address (not a founder), once all four are live.
+async fn with_a_joined_member() -> Loaded {
+    let mut spec = spec(4);
+    spec.seeds[3] = Some(spec.addr(0));
+    let mut c = Loaded::start(spec, 4).await;
+    c.start_node(3, BOUND).await;
+    members_until(&c.shared, &c.up(), BOUND, "four live members", |m| {
+        m.0.len() == 4 && m.0.iter().all(|n| n.live)
+    })
+    .await;
+    c
 }
 
 /// Copies node `i`'s data directory while it runs, consistently: the
@@ -63,14 +88,30 @@ fn restore(c: &Loaded, i: usize, from: &std::path::Path) {
     copy_dir(from, &dir);
 }
 
+/// Starts node `i` from the copy restored in its directory and checks that
+/// the start is refused within `bound`, its message holding each of `why`;
+/// then that the others go on granting, and judges the run's history
+/// (`case` names it).
+async fn refused(c: Loaded, i: usize, bound: Duration, why: &[&str], case: &str) {
+    let at = Instant::now();
+    let (status, stderr) = refused_start(&c.spec, i, bound).await;
+    println!(
+        "{case}: the restored copy of node {i} ended after {:?} with {status}: {stderr}",
+        at.elapsed()
+    );
+    assert!(!status.success(), "the restored copy started: {stderr}");
+    assert!(
+        why.iter().all(|w| stderr.contains(w)),
+        "the refusal does not say why: {stderr}"
+    );
+    grants_after(&c.shared, 10, BOUND, "after the refusal").await;
+    c.finish(case, 50).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn t60_issue_9_a_restored_copy_of_a_founders_directory_is_refused() {
     let started = Instant::now();
-    let mut c = Loaded::start(spec(), 3).await;
-    members_until(&c.shared, &c.up(), BOUND, "three live voters", |m| {
-        m.live_voters_are(3)
-    })
-    .await;
+    let mut c = three_voters().await;
     let victim = 1;
     let copy = c.spec.dir.path().join("copy-of-proc-1");
     snapshot_dir(&c, victim, &copy);
@@ -83,19 +124,8 @@ async fn t60_issue_9_a_restored_copy_of_a_founders_directory_is_refused() {
     grants_after(&c.shared, 20, BOUND, "after the real restart").await;
     c.kill(victim).await;
     restore(&c, victim, &copy);
-
-    let at = Instant::now();
-    let (status, stderr) = refused_start(&c.spec, victim, BOUND).await;
-    let took = at.elapsed();
-    println!("t60: the restored copy's start ended after {took:?} with {status}: {stderr}");
-    assert!(!status.success(), "the restored copy started");
-    assert!(
-        stderr.contains("older copy of itself"),
-        "the refusal does not say why: {stderr}"
-    );
-    // The others go on.
-    grants_after(&c.shared, 10, BOUND, "after the refusal").await;
-    c.finish("t60 restored copy", 50).await;
+    let why = ["older copy of itself"];
+    refused(c, victim, BOUND, &why, "t60 restored copy").await;
     println!("t60: done in {:?}", started.elapsed());
 }
 
@@ -109,11 +139,7 @@ async fn t60_issue_9_a_restored_copy_of_a_founders_directory_is_refused() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn t61_issue_9_a_copy_of_a_running_node_restored_at_once_is_refused() {
     let started = Instant::now();
-    let mut c = Loaded::start(spec(), 3).await;
-    members_until(&c.shared, &c.up(), BOUND, "three live voters", |m| {
-        m.live_voters_are(3)
-    })
-    .await;
+    let mut c = three_voters().await;
     let leader = leader_now(&c.shared, BOUND).await;
     let victim = (leader + 1) % 3;
     let copy = c.spec.dir.path().join("copy-of-a-follower");
@@ -121,31 +147,23 @@ async fn t61_issue_9_a_copy_of_a_running_node_restored_at_once_is_refused() {
     grants_after(&c.shared, 50, BOUND, "after the copy").await;
     c.kill(victim).await;
     restore(&c, victim, &copy);
-    let at = Instant::now();
-    let (status, stderr) = refused_start(&c.spec, victim, Duration::from_secs(10)).await;
-    println!(
-        "t61: the copy of running node {victim} (leader {leader}) ended after {:?} with {status}: {stderr}",
-        at.elapsed()
-    );
-    assert!(!status.success(), "the restored copy started: {stderr}");
-    assert!(
-        stderr.contains("older copy of itself") && stderr.contains("acknowledged log entry"),
-        "the refusal does not say why: {stderr}"
-    );
-    // The others go on.
-    grants_after(&c.shared, 10, BOUND, "after the refusal").await;
-    c.finish("t61 restored copy", 50).await;
+    println!("t61: node {victim} is a follower (leader {leader})");
+    let why = ["older copy of itself", "acknowledged log entry"];
+    refused(
+        c,
+        victim,
+        Duration::from_secs(10),
+        &why,
+        "t61 restored copy",
+    )
+    .await;
     println!("t61: done in {:?}", started.elapsed());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn t62_issue_9_a_durable_restart_needs_only_a_majority_while_a_peer_is_dead_for_good() {
     let started = Instant::now();
-    let mut c = Loaded::start(spec(), 3).await;
-    members_until(&c.shared, &c.up(), BOUND, "three live voters", |m| {
-        m.live_voters_are(3)
-    })
-    .await;
+    let mut c = three_voters().await;
     // Node 2 dies for good; node 1 restarts from its disk.
     c.kill(2).await;
     grants_after(&c.shared, 10, BOUND, "after node 2 died").await;
@@ -179,37 +197,15 @@ async fn t62_issue_9_a_durable_restart_needs_only_a_majority_while_a_peer_is_dea
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn t65_issue_9_a_copy_of_a_joined_members_directory_is_refused() {
     let started = Instant::now();
-    let mut spec = Spec::new(4, TTL, true);
-    spec.extra_args = membership_args(
-        Duration::from_millis(3000),
-        Duration::from_millis(1000),
-        None,
-    );
-    spec.seeds[3] = Some(spec.addr(0));
-    let mut c = Loaded::start(spec, 4).await;
-    c.start_node(3, BOUND).await;
-    members_until(&c.shared, &c.up(), BOUND, "four live members", |m| {
-        m.0.len() == 4 && m.0.iter().all(|n| n.live)
-    })
-    .await;
+    let mut c = with_a_joined_member().await;
     let copy = c.spec.dir.path().join("copy-of-a-joined-member");
     snapshot_dir(&c, 3, &copy);
     grants_after(&c.shared, 50, BOUND, "after the copy").await;
     c.kill(3).await;
     restore(&c, 3, &copy);
-    let at = Instant::now();
-    let (status, stderr) = refused_start(&c.spec, 3, Duration::from_secs(10)).await;
-    println!(
-        "t65: the copy of joined member 3 ended after {:?} with {status}: {stderr}",
-        at.elapsed()
-    );
-    assert!(!status.success(), "the restored copy started: {stderr}");
-    assert!(
-        stderr.contains("older copy of itself") && stderr.contains("acknowledged log entry"),
-        "the refusal does not say why: {stderr}"
-    );
-    grants_after(&c.shared, 10, BOUND, "after the refusal").await;
-    c.finish("t65 restored copy of a joined member", 50).await;
+    let why = ["older copy of itself", "acknowledged log entry"];
+    let case = "t65 restored copy of a joined member";
+    refused(c, 3, Duration::from_secs(10), &why, case).await;
     println!("t65: done in {:?}", started.elapsed());
 }
 
@@ -220,19 +216,7 @@ async fn t65_issue_9_a_copy_of_a_joined_members_directory_is_refused() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn t67_issue_9_an_older_copy_of_a_joined_members_directory_is_refused() {
     let started = Instant::now();
-    let mut spec = Spec::new(4, TTL, true);
-    spec.extra_args = membership_args(
-        Duration::from_millis(3000),
-        Duration::from_millis(1000),
-        None,
-    );
-    spec.seeds[3] = Some(spec.addr(0));
-    let mut c = Loaded::start(spec, 4).await;
-    c.start_node(3, BOUND).await;
-    members_until(&c.shared, &c.up(), BOUND, "four live members", |m| {
-        m.0.len() == 4 && m.0.iter().all(|n| n.live)
-    })
-    .await;
+    let mut c = with_a_joined_member().await;
     let copy = c.spec.dir.path().join("older-copy-of-a-joined-member");
     snapshot_dir(&c, 3, &copy);
     grants_after(&c.shared, 20, BOUND, "after the copy").await;
@@ -241,18 +225,7 @@ async fn t67_issue_9_an_older_copy_of_a_joined_members_directory_is_refused() {
     grants_after(&c.shared, 20, BOUND, "after the real restart").await;
     c.kill(3).await;
     restore(&c, 3, &copy);
-    let at = Instant::now();
-    let (status, stderr) = refused_start(&c.spec, 3, BOUND).await;
-    println!(
-        "t67: the older copy of joined member 3 ended after {:?} with {status}: {stderr}",
-        at.elapsed()
-    );
-    assert!(!status.success(), "the restored copy started: {stderr}");
-    assert!(
-        stderr.contains("older copy of itself") && stderr.contains("empty its data directory"),
-        "the refusal does not say why: {stderr}"
-    );
-    grants_after(&c.shared, 10, BOUND, "after the refusal").await;
-    c.finish("t67 older copy of a joined member", 50).await;
+    let why = ["older copy of itself", "empty its data directory"];
+    refused(c, 3, BOUND, &why, "t67 older copy of a joined member").await;
     println!("t67: done in {:?}", started.elapsed());
 }

@@ -214,7 +214,7 @@ impl NodeBuilder {
     /// for before a learner replaces it (`dead_after`, default 20 s, at
     /// least the session TTL), how long a learner must be live and caught
     /// up before it is promoted (`stabilization`, default 5 s), the
-    /// fewest voters silence may leave (`min_voters`, default 3), and
+    /// fewest voters silence may leave (`min_voters`, default 3; odd), and
     /// whether a node the cluster removed starts again by itself under a
     /// new id (`rejoin_when_removed`, default true). See the README's
     /// "Membership" section.

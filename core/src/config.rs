@@ -58,7 +58,10 @@ pub struct MembershipConfig {
     /// server stabilization time).
     pub stabilization: Duration,
     /// The fewest voters silence alone may leave (default 3; Consul
-    /// autopilot's `min_quorum`).
+    /// autopilot's `min_quorum`). Odd: 1, 3, 5 or 7. The voters are kept
+    /// at an odd count, so an even value would act as the odd number below
+    /// it (2 as 1); [`NodeConfig::validate`] refuses it with
+    /// [`Error::Config`], as it refuses an even `max_voters`.
     pub min_voters: usize,
     /// Whether a node the cluster removed (it was replaced while it was
     /// partitioned or stopped) starts again by itself, blank, and joins
@@ -197,9 +200,13 @@ impl NodeConfig {
                 m.stabilization
             )));
         }
-        if !(1..=7).contains(&m.min_voters) {
+        // An even floor is refused for the reason an even max_voters is:
+        // the planner keeps the voters at an odd count and takes the floor
+        // down to the odd number below (`membership/planner.rs`), so
+        // `min_voters: 2` would let silence leave one voter.
+        if !(1..=7).contains(&m.min_voters) || m.min_voters.is_multiple_of(2) {
             return Err(Error::Config(format!(
-                "membership min_voters is {}; use 3 (1 to 7 accepted)",
+                "membership min_voters is {}; use 3 (1, 3, 5 or 7 accepted: the voters are kept at an odd count, so an even min_voters would act as the odd number below it)",
                 m.min_voters
             )));
         }
@@ -289,6 +296,32 @@ mod tests {
             ..NodeConfig::default()
         };
         assert!(matches!(c.validate(), Err(Error::Config(m)) if m.contains("dead_after")));
+    }
+
+    /// The planner keeps the voters at an odd count and takes the floor
+    /// down to the odd number below an even `min_voters`
+    /// (`membership/planner.rs`, `odd_floor`), so `min_voters: 2` let
+    /// silence leave one voter: refused, as an even `max_voters` is.
+    #[test]
+    fn an_even_min_voters_is_refused_like_an_even_max_voters() {
+        let with = |min_voters| NodeConfig {
+            membership: MembershipConfig {
+                min_voters,
+                ..MembershipConfig::default()
+            },
+            ..NodeConfig::default()
+        };
+        for even in [2, 4, 6] {
+            let r = with(even).validate();
+            assert!(
+                matches!(r, Err(Error::Config(ref m)) if m.contains("min_voters") && m.contains("use 3")),
+                "min_voters {even} must be refused: {r:?}"
+            );
+        }
+        for odd in [1, 3, 5, 7] {
+            assert!(with(odd).validate().is_ok(), "min_voters {odd}");
+        }
+        assert!(with(0).validate().is_err() && with(9).validate().is_err());
     }
 
     #[test]

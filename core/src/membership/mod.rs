@@ -118,7 +118,8 @@ pub struct PlanConfig {
     /// Most voters wanted (default 5); the rest of the members are learners.
     pub max_voters: usize,
     /// Fewest voters that silence alone may leave (default 3). A voluntary
-    /// leave may go lower.
+    /// leave may go lower. Taken down to an odd number (the voters are kept
+    /// at an odd count); `NodeConfig::validate` refuses an even one.
     pub min_voters: usize,
     /// Silence after which a peer is dead (default 20 000 ms); the leader
     /// must also have been leader this long. Keep it at least the session TTL.

@@ -16,6 +16,18 @@ use crate::peer::{self, CLOSE_PROBE};
 /// How long discovery waits for its own accept side to confirm that an
 /// address that presented this node's name is this node.
 const SELF_CHECK: Duration = Duration::from_secs(2);
+/// How long the first dial of an address may take before it is given up
+/// and dialed anew; each later one may take twice as long, up to
+/// [`LONGEST_ATTEMPT`]. A QUIC client resends its first packet only
+/// after a probe timeout that doubles (about 1 s, then 2 s), so a peer
+/// that comes up after the first packet was lost was reached only at
+/// those resends: a seed up 1.5 s into a 3 s round of dialing was missed
+/// (issue 9: a seed of another cluster went unseen and the node joined
+/// the first one). A new dial sends a new first packet at once.
+const FIRST_ATTEMPT: Duration = Duration::from_millis(500);
+/// The longest one dial may take before it is made anew (a handshake on
+/// a loaded machine takes well under this).
+const LONGEST_ATTEMPT: Duration = Duration::from_secs(2);
 /// Label for the TLS exporter that recognises a connection to oneself.
 const SELF_LABEL: &[u8] = b"EXPORTER-peerlock-self-check";
 
@@ -98,9 +110,17 @@ async fn probe(shared: Arc<Shared>, addr: SocketAddr, deadline: tokio::time::Ins
     }
     let mut backoff = BACKOFF_MIN;
     let mut last_error = None;
+    let mut attempt = FIRST_ATTEMPT;
     loop {
-        match tokio::time::timeout_at(deadline, shared.dial(addr)).await {
-            Err(_) => return Probe::Unreachable(addr, last_error),
+        let now = tokio::time::Instant::now();
+        let until = deadline.min(now + attempt);
+        attempt = (attempt * 2).min(LONGEST_ATTEMPT);
+        match tokio::time::timeout_at(until, shared.dial(addr)).await {
+            Err(_) if until >= deadline => return Probe::Unreachable(addr, last_error),
+            Err(_) => {
+                tracing::debug!(%addr, "no answer to this dial yet; dialing again");
+                last_error = Some("no answer to the QUIC handshake".into());
+            }
             Ok(Ok((conn, info))) if info.id != shared.me => {
                 return Probe::Peer(info, conn);
             }

@@ -300,8 +300,9 @@ impl NodeBuilder {
     }
 
     /// [`NodeBuilder::start`] without the rejoin watch: the core handle and
-    /// the bound address.
-    pub(crate) async fn start_core(self) -> Result<(NodeHandle, SocketAddr), Error> {
+    /// the bound address (called through `start_core`, see
+    /// `builder_start.rs`).
+    async fn start_core_body(self) -> Result<(NodeHandle, SocketAddr), Error> {
         let data_dir = match (self.data_dir.clone(), self.in_memory) {
             (Some(_), true) => {
                 return Err(Error::Config(

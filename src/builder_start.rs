@@ -11,12 +11,18 @@
 //! hot path: one allocation per start.
 
 use std::future::Future;
+use std::net::SocketAddr;
 use std::pin::Pin;
 
-use peerlock_core::Error;
+use peerlock_core::{Error, NodeHandle};
 
 use super::NodeBuilder;
 use crate::node::Node;
+
+/// The future `NodeBuilder::start_core` returns: the core handle and the
+/// bound address.
+pub(crate) type CoreStart =
+    Pin<Box<dyn Future<Output = Result<(NodeHandle, SocketAddr), Error>> + Send>>;
 
 impl NodeBuilder {
     /// Binds, finds the peers, and starts the node.
@@ -42,5 +48,15 @@ impl NodeBuilder {
         let boxed: Pin<Box<dyn Future<Output = Result<Node, Error>> + Send>> =
             Box::pin(self.start_inner());
         boxed
+    }
+
+    /// [`NodeBuilder::start`] without the rejoin watch: the core handle and
+    /// the bound address. Boxed and never inlined for the reason in the
+    /// module docs: it is awaited both by the start and by a rejoin
+    /// (`rejoin::start_blank`), and each codegen unit that awaited the
+    /// `async fn` compiled its 30 KiB body again.
+    #[inline(never)]
+    pub(crate) fn start_core(self) -> CoreStart {
+        Box::pin(self.start_core_body())
     }
 }

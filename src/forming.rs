@@ -19,6 +19,7 @@
 //! resolve to, handed to the transport); a join that resolves its seeds
 //! again (`crate::join_seeds`) uses the last two as forming does.
 
+use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -63,8 +64,30 @@ pub(crate) enum Formed {
 /// address proves to be this node. `quiet`: the deadline ends the search
 /// with [`Formed::Quiet`] instead of an error (a probe for a running
 /// cluster; with `expect` 0 only).
+///
+/// Boxed and never inlined, as `NodeBuilder::start` is (see
+/// `builder_start.rs`): the search is awaited from two places, and each
+/// codegen unit that awaited the `async fn` compiled its body again.
 #[allow(clippy::too_many_arguments)]
-pub(crate) async fn form(
+#[inline(never)]
+pub(crate) fn form<'a>(
+    transport: &'a Arc<QuicTransport>,
+    incoming: &'a mut mpsc::Receiver<Incoming>,
+    seeds: &'a [SocketAddr],
+    reresolve: Option<Reresolve>,
+    expect: u64,
+    me_addr: SocketAddr,
+    deadline: Instant,
+    quiet: bool,
+) -> Pin<Box<dyn Future<Output = Result<Formed, Error>> + Send + 'a>> {
+    Box::pin(form_body(
+        transport, incoming, seeds, reresolve, expect, me_addr, deadline, quiet,
+    ))
+}
+
+/// [`form`]'s body.
+#[allow(clippy::too_many_arguments)]
+async fn form_body(
     transport: &Arc<QuicTransport>,
     incoming: &mut mpsc::Receiver<Incoming>,
     seeds: &[SocketAddr],

@@ -1,7 +1,7 @@
 //! peerlock-core: everything in peerlock but the network.
 //!
 //! ```text
-//!  NodeHandle ──inbox──▶ Driver (one task) ──owns──▶ RawNode<MemStore>
+//!  NodeHandle ──inbox──▶ Driver (one task) ──owns──▶ RawNode<NodeStore>
 //!      ▲                   │  ▲                           │ Ready
 //!      │ replies, guards   │  │ Incoming (authenticated)  ▼
 //!      └───────────────────┘  └── Transport ◀── messages ─ send

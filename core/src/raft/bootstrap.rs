@@ -39,7 +39,7 @@ use crate::client::status::{MemberRole, MemberStatus, NodeStatus, Role};
 use crate::config::NodeConfig;
 use crate::error::Error;
 use crate::machine::{LockTable, MemberTable};
-use crate::storage::{DiskStore, LogStore, MemStore};
+use crate::storage::{DiskStore, LogStore, MemStore, NodeStore};
 use crate::transport::{Incoming, Transport};
 use crate::types::{NodeId, NodeName};
 
@@ -122,17 +122,29 @@ pub type OnLeft = Box<dyn FnOnce() -> Result<(), Error> + Send>;
 /// Starts a node with its log in memory: returns once it may take part in
 /// Raft; call `NodeHandle::ready` to wait for a leader and an open session.
 pub async fn start(p: StartParams) -> Result<NodeHandle, Error> {
-    start_with(p, |cs| Ok(MemStore::new(cs))).await
+    start_with(p, |cs| Ok(NodeStore::Memory(MemStore::new(cs)))).await
 }
 
 /// Starts a node on the log store `make_store` opens. It is given the
 /// initial membership, which a store that already holds state ignores. A
 /// store that holds a snapshot restores the lock table from it, and Raft
 /// replays the committed entries after it.
-pub async fn start_with<S, F>(mut p: StartParams, make_store: F) -> Result<NodeHandle, Error>
+pub async fn start_with<S, F>(p: StartParams, make_store: F) -> Result<NodeHandle, Error>
 where
     S: LogStore + Send + 'static,
-    F: FnOnce(ConfState) -> Result<S, Error>,
+    F: FnOnce(ConfState) -> Result<S, Error> + Send + 'static,
+{
+    start_on_store::<S>(p, Box::new(make_store)).await
+}
+
+/// How [`start_with`] opens its store, boxed: the start's 20 KiB body
+/// ([`start_on_store`]) is then compiled once per store type, not once
+/// per caller's closure (issue 12, item 9).
+type MakeStore<S> = Box<dyn FnOnce(ConfState) -> Result<S, Error> + Send>;
+
+async fn start_on_store<S>(mut p: StartParams, make: MakeStore<S>) -> Result<NodeHandle, Error>
+where
+    S: LogStore + Send + 'static,
 {
     p.config.validate()?;
     crate::metrics::register_all();
@@ -183,7 +195,7 @@ where
         learners: learners.iter().map(|v| v.0).collect(),
         ..Default::default()
     };
-    let mut make_store = Some(make_store);
+    let mut make_store = Some(make);
     let mut early: Option<S> = None;
     let mut log = LogEnd::default();
     let mut round_peers = RoundPeers::founding(&members, &voters, me.id);
@@ -479,7 +491,7 @@ pub async fn start_on_disk(p: StartParams, dir: std::path::PathBuf) -> Result<No
         if blank {
             store.set_conf_state(&cs).map_err(|e| storage_err(&e))?;
         }
-        Ok(store)
+        Ok(NodeStore::Disk(store))
     })
     .await
 }

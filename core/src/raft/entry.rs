@@ -9,7 +9,9 @@
 //! store type, about 0.5 MiB of machine code in every application's
 //! release binary (issue 12, item 9). A non-generic function that is
 //! never inlined elsewhere and returns the future boxed keeps the one
-//! copy here. Starting a node is not a hot path: one allocation and a
+//! copy here, and both starts run on the one store type
+//! [`NodeStore`](crate::storage::NodeStore), so that copy is not made
+//! twice either (0.3 MiB more). Starting a node is not a hot path: one allocation and a
 //! dynamic `poll` per start.
 
 use std::future::Future;

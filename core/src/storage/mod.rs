@@ -8,6 +8,7 @@
 pub mod disk;
 pub mod fs;
 pub mod memory;
+mod node_store;
 mod window;
 
 #[cfg(any(test, feature = "sim"))]
@@ -17,6 +18,7 @@ use raft::eraftpb::{ConfState, Entry, HardState, Snapshot};
 
 pub use disk::{DiskStore, StagedSnapshot, StorageError};
 pub use memory::MemStore;
+pub use node_store::NodeStore;
 
 /// A handle that makes the writes made before it durable when synced: the
 /// log file's (an `fdatasync`), or the simulator's disk.

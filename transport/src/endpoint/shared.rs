@@ -14,6 +14,18 @@ impl Shared {
     where
         F: std::future::Future<Output = ()> + Send + 'static,
     {
+        self.spawn_boxed(Box::pin(fut));
+    }
+
+    /// [`Shared::spawn`] of a boxed future. Why boxed: tokio compiles its
+    /// task machinery (harness, poll, drop, join) and this `select!` once
+    /// per spawned future type, about 7 KiB each; the transport spawns a
+    /// dozen types (readers, writers, dials, accepts), and boxed they share
+    /// one (issue 12, item 9). The cost is one allocation per spawn (per
+    /// connection or stream, not per message) and one indirect call per
+    /// poll.
+    #[inline(never)]
+    fn spawn_boxed(&self, fut: std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>) {
         let mut stop = self.shutdown.subscribe();
         tokio::spawn(async move {
             tokio::select! {

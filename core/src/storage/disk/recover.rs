@@ -47,7 +47,13 @@ impl DiskStore {
     ///
     /// As [`DiskStore::open`].
     pub fn open_with(dir: impl AsRef<Path>, fs: Arc<dyn Fs>) -> Result<Self, StorageError> {
-        let dir = dir.as_ref().to_owned();
+        Self::open_in(dir.as_ref(), fs)
+    }
+
+    /// [`DiskStore::open_with`] for one path type: the recovery is compiled
+    /// once, not once per type of `dir` the callers pass (issue 12, item 9).
+    fn open_in(dir: &Path, fs: Arc<dyn Fs>) -> Result<Self, StorageError> {
+        let dir = dir.to_owned();
         // Durably: a segment fsynced inside a directory whose own entry a
         // power cut could lose would be lost with it.
         create_dir_durably(fs.as_ref(), &dir).map_err(|e| io_err(&dir, e))?;

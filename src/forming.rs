@@ -145,7 +145,9 @@ async fn form_body(
             note.missing(
                 &me.name,
                 &silent,
-                if expect > 1 {
+                if f.heard_cluster() {
+                    "a cluster answered; these seeds have not yet, and the join waits for the first round of dialing them to end (3 s at most: a seed of another cluster stops the start)"
+                } else if expect > 1 {
                     "no cluster yet: waiting for the seeds to answer, to join a cluster or to form one with bootstrap_expect: start them, or check the seed addresses and the network"
                 } else {
                     "no cluster has answered yet through the seeds: start a member, or check the seed addresses and the network"

@@ -46,7 +46,7 @@ impl fmt::Display for FormationError {
         match self {
             Self::TwoClusters { a, b } => write!(
                 f,
-                "the seeds belong to two different clusters: {} is in cluster {:032x} and {} in cluster {:032x}. Two clusters were formed from these seeds (a split brain, each granting locks of its own); joining either at random would hide it. Stop one cluster, or give this node the seeds of the one it belongs to",
+                "the seeds belong to two different clusters: {} is in cluster {:032x} and {} in cluster {:032x}. Either the seed list mixes two deployments, or two clusters were formed from one deployment's seeds (a split brain, each granting locks of its own); joining either at random would hide it. Give this node the seeds of the one cluster it belongs to (and, if it was a split, stop one cluster)",
                 a.0, a.1, b.0, b.1
             ),
             Self::ExpectDiffers { peer, theirs, ours } => write!(

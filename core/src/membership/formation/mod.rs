@@ -205,6 +205,11 @@ impl Formation {
         self.expect
     }
 
+    /// Whether a member of a running cluster has answered.
+    pub fn heard_cluster(&self) -> bool {
+        self.first_cluster_at.is_some()
+    }
+
     /// Whom this node promised.
     pub fn promised(&self) -> Option<&Run> {
         self.promised.as_ref()

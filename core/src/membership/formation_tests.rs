@@ -313,3 +313,39 @@ fn no_join_while_the_first_round_of_dialing_the_seeds_goes_on() {
         Decision::Join(vec!["one".into()])
     );
 }
+
+/// A promisee that heard of a running cluster joins it, and its join asks
+/// "which cluster are you in?" under its name with another number and
+/// `expect` 0: that is not the promisee restarting (rule 5), and the
+/// promiser joins the cluster once a member answers.
+#[test]
+fn a_promisee_that_joins_a_cluster_is_not_a_restart() {
+    let mut f = Formation::new(run("c", 3), 3, 0);
+    let mut t = 0;
+    while t <= 3000 {
+        f.hear("a", cand(3, 1, None), t);
+        f.hear("b", cand(3, 2, None), t);
+        t += 500;
+    }
+    assert_eq!(f.decide(3000), Decision::Promise(run("a", 1)));
+    f.hear("a", cand(0, 77, None), 3200);
+    assert_eq!(f.decide(3200), Decision::Wait, "not a restart");
+    f.peers_known(["a".to_owned(), "b".to_owned()]);
+    f.hear("a", Heard::Cluster { cluster_id: 5 }, 3600);
+    f.hear("b", Heard::Cluster { cluster_id: 5 }, 3600);
+    assert_eq!(f.decide(3600), Decision::Join(vec!["a".into(), "b".into()]));
+    // A new candidate process under its name still is a restart.
+    let mut g = Formation::new(run("c", 3), 3, 0);
+    let mut t = 0;
+    while t <= 3000 {
+        g.hear("a", cand(3, 1, None), t);
+        g.hear("b", cand(3, 2, None), t);
+        t += 500;
+    }
+    assert_eq!(g.decide(3000), Decision::Promise(run("a", 1)));
+    g.hear("a", cand(3, 9, None), 3200);
+    assert!(matches!(
+        g.decide(3200 + FAIL_LINGER_MS + 1),
+        Decision::Fail(_)
+    ));
+}

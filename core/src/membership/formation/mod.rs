@@ -256,8 +256,15 @@ impl Formation {
                 expect,
                 promised,
             } => {
+                // Another run under the promisee's name is a new process,
+                // unless it only joins (`expect` 0): the promisee heard of
+                // a running cluster and asks "which cluster are you in?"
+                // with its join's own number, and this node joins that
+                // cluster once a member answers it (CI: a ring of five
+                // candidates, one joined and its question failed a node
+                // that had promised to it).
                 if let Some(to) = &self.promised {
-                    if to.name == from && to.run != run {
+                    if to.name == from && to.run != run && expect > 0 {
                         self.promisee_restarted = true;
                     }
                 }

@@ -68,9 +68,6 @@ pub(super) async fn join_cluster(
     for key in &others {
         p.transport.send(*key, vec![hello.clone()]);
     }
-    // Peers that announced themselves forming and were told this node
-    // joins (once each: two joiners would answer each other for ever).
-    let mut answered: BTreeSet<NodeId> = BTreeSet::new();
     let mut resend = tokio::time::interval(ASK_EVERY);
     loop {
         tokio::select! {
@@ -127,15 +124,6 @@ pub(super) async fn join_cluster(
                                 tracing::info!(node = %me.name, member = %batch.from, "a member found while joining; asking it too");
                                 p.transport.send(batch.from, vec![ask.clone()]);
                             }
-                        }
-                        // Another start looking for a cluster: it waits
-                        // for every peer it reached to say what it is
-                        // before it joins (formation rule 1); say so, or
-                        // it waits out its grace.
-                        PeerMessage::Forming { .. }
-                            if answered.len() < MAX_ASKED && answered.insert(batch.from) =>
-                        {
-                            p.transport.send(batch.from, vec![hello.clone()]);
                         }
                         _ => {}
                     }

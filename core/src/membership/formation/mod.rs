@@ -85,9 +85,10 @@ pub const FAIL_LINGER_MS: u64 = 1_000;
 /// the start fails (rule 5).
 pub const PROMISEE_GONE_MS: u64 = 10_000;
 /// How long a node that heard of a cluster waits for the answers of the
-/// other peers it reached before it joins (rule 1). Every forming or
-/// joining node and every member answers at once; this bounds the wait
-/// on one that does not (a member restarting from its data directory).
+/// other peers it reached before it joins (rule 1). Every forming node
+/// and every member answers at once; this bounds the wait on one that
+/// does not (a node in its own join, a member restarting from its data
+/// directory).
 pub const JOIN_GRACE_MS: u64 = 2_000;
 
 /// One forming process: its name and the number it drew at start.

@@ -48,8 +48,9 @@ fn the_lowest_candidate_founds_with_n_promises_after_the_stable_margin() {
     );
 }
 
-#[test]
-fn a_higher_candidate_promises_to_the_lowest_and_then_joins_it() {
+/// c, hearing a and b (runs 1 and 2, expecting 3) every 500 ms for 3 s,
+/// has just promised to a.
+fn c_promised_to_a() -> Formation {
     let mut f = Formation::new(run("c", 3), 3, 0);
     let mut t = 0;
     while t <= 3000 {
@@ -58,6 +59,12 @@ fn a_higher_candidate_promises_to_the_lowest_and_then_joins_it() {
         t += 500;
     }
     assert_eq!(f.decide(3000), Decision::Promise(run("a", 1)));
+    f
+}
+
+#[test]
+fn a_higher_candidate_promises_to_the_lowest_and_then_joins_it() {
+    let mut f = c_promised_to_a();
     assert_eq!(f.decide(3500), Decision::Wait);
     // x is reachable but has not answered yet.
     f.peers_known(["a", "b", "x"].map(String::from));
@@ -320,14 +327,7 @@ fn no_join_while_the_first_round_of_dialing_the_seeds_goes_on() {
 /// promiser joins the cluster once a member answers.
 #[test]
 fn a_promisee_that_joins_a_cluster_is_not_a_restart() {
-    let mut f = Formation::new(run("c", 3), 3, 0);
-    let mut t = 0;
-    while t <= 3000 {
-        f.hear("a", cand(3, 1, None), t);
-        f.hear("b", cand(3, 2, None), t);
-        t += 500;
-    }
-    assert_eq!(f.decide(3000), Decision::Promise(run("a", 1)));
+    let mut f = c_promised_to_a();
     f.hear("a", cand(0, 77, None), 3200);
     assert_eq!(f.decide(3200), Decision::Wait, "not a restart");
     f.peers_known(["a".to_owned(), "b".to_owned()]);
@@ -335,14 +335,7 @@ fn a_promisee_that_joins_a_cluster_is_not_a_restart() {
     f.hear("b", Heard::Cluster { cluster_id: 5 }, 3600);
     assert_eq!(f.decide(3600), Decision::Join(vec!["a".into(), "b".into()]));
     // A new candidate process under its name still is a restart.
-    let mut g = Formation::new(run("c", 3), 3, 0);
-    let mut t = 0;
-    while t <= 3000 {
-        g.hear("a", cand(3, 1, None), t);
-        g.hear("b", cand(3, 2, None), t);
-        t += 500;
-    }
-    assert_eq!(g.decide(3000), Decision::Promise(run("a", 1)));
+    let mut g = c_promised_to_a();
     g.hear("a", cand(3, 9, None), 3200);
     assert!(matches!(
         g.decide(3200 + FAIL_LINGER_MS + 1),

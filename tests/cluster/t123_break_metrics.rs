@@ -3,12 +3,88 @@
 //! lost, timed-out waiters, under a thread-local `metrics-util` debugging
 //! recorder on a current-thread runtime (so no other test sees it).
 
+use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use metrics::{Counter, Gauge, GaugeFn, Histogram, Key, KeyName, Metadata, Recorder};
+use metrics::{SharedString, Unit};
 use metrics_util::debugging::DebuggingRecorder;
+use parking_lot::Mutex;
 use peerlock::Error;
 
 use crate::common::{gauges, with_recorder, within, Cluster, Opts};
+
+/// A debugging recorder that also keeps the highest value each gauge was
+/// set to. The nodes of one process set the same unlabelled gauge once a
+/// tick each, so a snapshot reads whichever node ticked last: a node with
+/// nothing to report could hide the others' values for a whole run
+/// (t123g saw no waiters in two CI runs while two nodes had them).
+struct PeakRecorder {
+    inner: DebuggingRecorder,
+    peaks: Arc<Mutex<BTreeMap<String, f64>>>,
+}
+
+impl PeakRecorder {
+    fn new() -> Self {
+        Self {
+            inner: DebuggingRecorder::new(),
+            peaks: Arc::default(),
+        }
+    }
+
+    /// The highest value `name` was set to so far.
+    fn peak(&self, name: &str) -> f64 {
+        self.peaks.lock().get(name).copied().unwrap_or(0.0)
+    }
+}
+
+/// One gauge of a [`PeakRecorder`]: forwards, and keeps the peak of sets.
+struct Tee {
+    inner: Gauge,
+    name: String,
+    peaks: Arc<Mutex<BTreeMap<String, f64>>>,
+}
+
+impl GaugeFn for Tee {
+    fn increment(&self, value: f64) {
+        self.inner.increment(value);
+    }
+    fn decrement(&self, value: f64) {
+        self.inner.decrement(value);
+    }
+    fn set(&self, value: f64) {
+        self.inner.set(value);
+        let mut peaks = self.peaks.lock();
+        let peak = peaks.entry(self.name.clone()).or_insert(value);
+        *peak = peak.max(value);
+    }
+}
+
+impl Recorder for PeakRecorder {
+    fn describe_counter(&self, key: KeyName, unit: Option<Unit>, description: SharedString) {
+        self.inner.describe_counter(key, unit, description);
+    }
+    fn describe_gauge(&self, key: KeyName, unit: Option<Unit>, description: SharedString) {
+        self.inner.describe_gauge(key, unit, description);
+    }
+    fn describe_histogram(&self, key: KeyName, unit: Option<Unit>, description: SharedString) {
+        self.inner.describe_histogram(key, unit, description);
+    }
+    fn register_counter(&self, key: &Key, metadata: &Metadata<'_>) -> Counter {
+        self.inner.register_counter(key, metadata)
+    }
+    fn register_gauge(&self, key: &Key, metadata: &Metadata<'_>) -> Gauge {
+        Gauge::from_arc(Arc::new(Tee {
+            inner: self.inner.register_gauge(key, metadata),
+            name: key.name().to_owned(),
+            peaks: Arc::clone(&self.peaks),
+        }))
+    }
+    fn register_histogram(&self, key: &Key, metadata: &Metadata<'_>) -> Histogram {
+        self.inner.register_histogram(key, metadata)
+    }
+}
 
 /// `peerlock_locks_held` is moved only by increments and decrements, so
 /// its value is the sum of the snapshots' deltas; every snapshot goes
@@ -111,10 +187,10 @@ fn t123f_locks_held_returns_to_zero_after_lease_loss_and_lock_lost() {
 
 #[test]
 fn t123g_waiters_return_to_zero_after_timed_out_waiters() {
-    let rec = DebuggingRecorder::new();
+    let rec = PeakRecorder::new();
     with_recorder(&rec, || async {
         let mut held = Held {
-            rec: &rec,
+            rec: &rec.inner,
             sum: 0.0,
         };
         let c = Cluster::start(3).await;
@@ -130,15 +206,15 @@ fn t123g_waiters_return_to_zero_after_timed_out_waiters() {
         let w1 = c.nodes[1].clone();
         let long =
             tokio::spawn(async move { w1.lock_timeout("w/a", Duration::from_millis(1500)).await });
-        // Until the longest waiter gives up (a loaded machine may take
-        // most of a second to commit the waits; a fixed 900 ms window
-        // missed them once in a full parallel run).
+        // Until the longest waiter gives up; the peak of every node's sets
+        // (the holder's node sets 0 each tick too).
         let deadline = Instant::now() + Duration::from_millis(3000);
-        let mut peak = 0.0f64;
-        while Instant::now() < deadline && peak < 1.0 && !long.is_finished() {
-            peak = peak.max(held.snap().get("peerlock_waiters").copied().unwrap_or(0.0));
+        while Instant::now() < deadline && rec.peak("peerlock_waiters") < 1.0 && !long.is_finished()
+        {
+            held.snap();
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
+        let peak = rec.peak("peerlock_waiters");
         for w in waits {
             let r = w.await.unwrap();
             assert!(matches!(r, Err(Error::Timeout)), "{r:?}");

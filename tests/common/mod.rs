@@ -180,7 +180,7 @@ pub fn gauges(recorder: &DebuggingRecorder) -> BTreeMap<String, f64> {
 /// Runs `f` on a current-thread runtime with `recorder` as this thread's
 /// metrics recorder (so no other test sees what it records).
 pub fn with_recorder<T, F: Future<Output = T>>(
-    recorder: &DebuggingRecorder,
+    recorder: &dyn metrics::Recorder,
     f: impl FnOnce() -> F,
 ) -> T {
     let rt = tokio::runtime::Builder::new_current_thread()

@@ -10,8 +10,10 @@
 //!
 //! Test hook: with `--test-hooks`, `?hold_ms=N` on a deposit sleeps N ms
 //! after the lock was granted and before the database write, so a test
-//! can pause the holder there (SIGSTOP) past its TTL; without the flag
-//! the parameter is refused (400).
+//! can pause the holder there (SIGSTOP) past its TTL; the gauge
+//! `service_test_holds_sleeping` counts the deposits sleeping there, so
+//! the test pauses only once the critical section has begun. Without the
+//! flag the parameter is refused (400).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -32,6 +34,10 @@ use crate::db::{self, Deposit, Outcome};
 /// How far the applied index may trail the commit index and still count
 /// as caught up (entries in flight under load).
 const CAUGHT_UP_SLACK: u64 = 64;
+
+/// Test hook: deposits now inside their critical section and sleeping
+/// `hold_ms` (a gauge in `/metrics`, only ever set with `--test-hooks`).
+pub const HOLDS_GAUGE: &str = "service_test_holds_sleeping";
 
 /// What every handler shares.
 pub struct App {
@@ -109,9 +115,18 @@ async fn deposit(
         .with_lock_timeout(&name, app.lock_wait, async move |g| {
             let token = g.token().0;
             let mut seen = done_tx.subscribe();
+            if !hold.is_zero() {
+                // Raised inside the critical section, so a test knows the
+                // holder got this far before it pauses the process: the
+                // grant is visible on other nodes before this node's
+                // closure runs, and a pause in that gap ends with
+                // `LockLost` and no late write at all.
+                metrics::gauge!(HOLDS_GAUGE).increment(1.0);
+            }
             tokio::spawn(async move {
                 if !hold.is_zero() {
                     tokio::time::sleep(hold).await;
+                    metrics::gauge!(HOLDS_GAUGE).decrement(1.0);
                 }
                 let outcome = match i64::try_from(token) {
                     Ok(t) => {

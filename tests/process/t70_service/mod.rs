@@ -142,6 +142,25 @@ async fn scenario(spec: &Spec, url: &str, db: &str) {
         assert!(Instant::now() < deadline, "service 0 never took the lock");
         tokio::time::sleep(Duration::from_millis(20)).await;
     };
+    // The grant shows on service 1 before service 0's closure runs; a
+    // pause in that gap would end in `LockLost` with no late write to
+    // refuse (a CI run failed so: 503, not 409). So wait for the closure
+    // to be in its hold.
+    let metrics_url = format!("{}/metrics", bases[0]);
+    loop {
+        let text = match http.get(&metrics_url).send().await {
+            Ok(r) => r.text().await.unwrap_or_default(),
+            Err(_) => String::new(),
+        };
+        if text.lines().any(|l| l == "service_test_holds_sleeping 1") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "service 0 never began its critical section"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     svcs[0].signal("STOP");
     let stopped_at = Instant::now();
     let key = format!("{prefix}-stale-next");

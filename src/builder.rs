@@ -329,34 +329,6 @@ impl NodeBuilder {
             tls = reloaded;
         }
         self.check_lists()?;
-        match self.bootstrap_expect {
-            Some(0) => {
-                return Err(Error::Config(
-                    "bootstrap_expect(0): a cluster needs at least one founding member; give the number of instances first deployed (bootstrap_expect(1) for a one-node cluster)".into(),
-                ))
-            }
-            Some(n) if !self.peers.is_empty() => {
-                return Err(Error::Config(format!(
-                    "bootstrap_expect({n}) and peers(..) were both given: peers(..) founds a static initial cluster of exactly the listed nodes, bootstrap_expect(n) forms one from the seeds; choose one (to form through these addresses, pass them to seeds(..))"
-                )))
-            }
-            Some(n) if n > 1 && self.seeds.is_empty() => {
-                return Err(Error::Config(format!(
-                    "bootstrap_expect({n}) needs seeds(..): the addresses where this node finds the {} other candidate{}",
-                    n - 1,
-                    if n == 2 { "" } else { "s" }
-                )))
-            }
-            _ => {}
-        }
-        if self.peers.is_empty() && self.seeds.is_empty() && self.bootstrap_expect.is_none() {
-            // Issue 9: an unset variable or a bad template gave every
-            // instance an empty list, and each founded a one-node cluster of
-            // its own that granted every lock.
-            return Err(Error::Config(
-                "no peers given: peers(..) is empty. An empty list is refused so that instances misconfigured alike (an unset variable, a bad template) cannot each found a cluster of their own and all grant the same lock. List the cluster's addresses (or seeds(..) to join a running cluster, with bootstrap_expect(n) to form one); for a one-node cluster, give this node's own address as its only peer, or bootstrap_expect(1)".into(),
-            ));
-        }
         let join_only = self.peers.is_empty();
         // Seeds: join, or form with bootstrap_expect (0: join only).
         // bootstrap_expect(1) alone: no seeds, a one-node cluster.
@@ -425,11 +397,16 @@ impl NodeBuilder {
             .checked_add(startup)
             .unwrap_or_else(|| now + Duration::from_secs(30 * 365 * 86_400));
         // Issue 9: a directory of another cluster is refused before Raft.
-        if let (Some(d), Some(dir), true) = (&durable, &data_dir, seeded && recorded.is_some()) {
-            crate::foreign::check(&transport, &mut rx, &peers, me_addr, dir, &d.1, deadline)
+        let opened = match (&durable, &data_dir, seeded && recorded.is_some()) {
+            (Some(d), Some(dir), true) => Some(
+                crate::foreign::open_checked(
+                    &transport, &mut rx, &peers, me_addr, dir, &d.1, deadline,
+                )
                 .await
-                .inspect_err(|_| transport.close())?;
-        }
+                .inspect_err(|_| transport.close())?,
+            ),
+            _ => None,
+        };
         let found = crate::members::find(
             &transport,
             recorded,
@@ -486,7 +463,10 @@ impl NodeBuilder {
                 Some((this_run, raft_dir, peers, _, _)) => {
                     params.incarnation = Some(this_run);
                     params.peer_memory = Box::new(peers);
-                    peerlock_core::raft::start_on_disk(params, raft_dir).await
+                    match opened {
+                        Some(log) => peerlock_core::raft::start_on_opened(params, log).await,
+                        None => peerlock_core::raft::start_on_disk(params, raft_dir).await,
+                    }
                 }
             }
         };

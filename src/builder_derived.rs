@@ -12,11 +12,40 @@ use super::NodeBuilder;
 impl NodeBuilder {
     /// Refuses address lists that cannot work together (issue 9, a
     /// newcomer's finding 11: both lists were taken and the start waited
-    /// for its timeout).
+    /// for its timeout), a `bootstrap_expect` they cannot satisfy, and an
+    /// empty list.
     pub(super) fn check_lists(&self) -> Result<(), peerlock_core::Error> {
         if !self.peers.is_empty() && !self.seeds.is_empty() {
             return Err(peerlock_core::Error::Config(
                 "peers(..) and seeds(..) were both given: peers(..) founds a static initial cluster of exactly the listed nodes (and joins through them once it runs), seeds(..) joins a running cluster or forms one with bootstrap_expect(n); choose one".into(),
+            ));
+        }
+        match self.bootstrap_expect {
+            Some(0) => {
+                return Err(peerlock_core::Error::Config(
+                    "bootstrap_expect(0): a cluster needs at least one founding member; give the number of instances first deployed (bootstrap_expect(1) for a one-node cluster)".into(),
+                ))
+            }
+            Some(n) if !self.peers.is_empty() => {
+                return Err(peerlock_core::Error::Config(format!(
+                    "bootstrap_expect({n}) and peers(..) were both given: peers(..) founds a static initial cluster of exactly the listed nodes, bootstrap_expect(n) forms one from the seeds; choose one (to form through these addresses, pass them to seeds(..))"
+                )))
+            }
+            Some(n) if n > 1 && self.seeds.is_empty() => {
+                return Err(peerlock_core::Error::Config(format!(
+                    "bootstrap_expect({n}) needs seeds(..): the addresses where this node finds the {} other candidate{}",
+                    n - 1,
+                    if n == 2 { "" } else { "s" }
+                )))
+            }
+            _ => {}
+        }
+        if self.peers.is_empty() && self.seeds.is_empty() && self.bootstrap_expect.is_none() {
+            // Issue 9: an unset variable or a bad template gave every
+            // instance an empty list, and each founded a one-node cluster of
+            // its own that granted every lock.
+            return Err(peerlock_core::Error::Config(
+                "no peers given: peers(..) is empty. An empty list is refused so that instances misconfigured alike (an unset variable, a bad template) cannot each found a cluster of their own and all grant the same lock. List the cluster's addresses (or seeds(..) to join a running cluster, with bootstrap_expect(n) to form one); for a one-node cluster, give this node's own address as its only peer, or bootstrap_expect(1)".into(),
             ));
         }
         Ok(())

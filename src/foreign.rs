@@ -30,6 +30,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use peerlock_core::raft::OpenedLog;
 use peerlock_core::transport::{Incoming, PeerMessage};
 use peerlock_core::Error;
 use peerlock_transport::QuicTransport;
@@ -41,13 +42,14 @@ const CHECK_ROUND: Duration = Duration::from_secs(3);
 /// How often the seeds are asked again within it.
 const ASK_EVERY: Duration = Duration::from_millis(200);
 
-/// Fails with [`Error::Config`] if a seed answers for a cluster other
-/// than the one the store in `raft_dir` (of the data directory `dir`)
-/// records; a store that records none is not checked. Messages that are
-/// not answers are dropped, as during `crate::forming` (the hello round
-/// that follows sends its own again).
+/// Opens the store in `raft_dir` (of the data directory `dir`) and fails
+/// with [`Error::Config`] if a seed answers for a cluster other than the
+/// one it records; a store that records none is not checked. The store
+/// is returned open, for the start: opening it replays its log. Messages
+/// that are not answers are dropped, as during `crate::forming` (the
+/// hello round that follows sends its own again).
 #[allow(clippy::too_many_arguments)]
-pub(crate) async fn check(
+pub(crate) async fn open_checked(
     transport: &Arc<QuicTransport>,
     incoming: &mut mpsc::Receiver<Incoming>,
     seeds: &[SocketAddr],
@@ -55,10 +57,24 @@ pub(crate) async fn check(
     dir: &Path,
     raft_dir: &Path,
     deadline: Instant,
+) -> Result<OpenedLog, Error> {
+    let log = OpenedLog::open(raft_dir.to_owned())?;
+    if let Some(ours) = log.cluster_id()? {
+        check(transport, incoming, seeds, me_addr, dir, ours, deadline).await?;
+    }
+    Ok(log)
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn check(
+    transport: &Arc<QuicTransport>,
+    incoming: &mut mpsc::Receiver<Incoming>,
+    seeds: &[SocketAddr],
+    me_addr: SocketAddr,
+    dir: &Path,
+    ours: u128,
+    deadline: Instant,
 ) -> Result<(), Error> {
-    let Some(ours) = peerlock_core::raft::cluster_id_on_disk(raft_dir)? else {
-        return Ok(());
-    };
     let others: BTreeSet<SocketAddr> = seeds
         .iter()
         .copied()

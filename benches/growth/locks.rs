@@ -22,7 +22,8 @@
 //! 1 000 000 and U/M need a few entries of their own.
 //!
 //! `PEERLOCK_BENCH_LOCKS_SIZES=1000,10000` and `PEERLOCK_BENCH_LOCKS_LENS=10`
-//! pick sizes and name lengths. With 250-byte names the cluster point
+//! pick sizes and name lengths; `PEERLOCK_BENCH_RESTART=seeds` restarts
+//! the nodes with their addresses as seeds instead of peers. With 250-byte names the cluster point
 //! stops at 100 000 (the table point still runs at 999 000) unless
 //! `PEERLOCK_BENCH_LOCKS_LONG_MAX=999000`. Compaction by log size made the
 //! fill linear (it used to encode the whole table every 20 000 entries),

@@ -24,20 +24,26 @@ pub struct Cluster {
 /// restart may read a large data directory.
 pub const START_BOUND: Duration = Duration::from_secs(300);
 
+/// `seeded`: the addresses are given as `seeds(..)`, the way a restart
+/// in Kubernetes finds its cluster (a restart then first asks the seeds
+/// which cluster they belong to); else as `peers(..)`.
 fn builder(
     ca: &ClusterCa,
     i: usize,
     sock: UdpSocket,
     addrs: &[SocketAddr],
+    seeded: bool,
 ) -> peerlock::NodeBuilder {
     let tls = ca
         .issue_node(&format!("growth-{i}"), &["127.0.0.1"])
         .expect("cert");
-    Node::builder()
-        .socket(sock)
-        .peers(addrs.to_vec())
-        .tls(tls)
-        .startup_timeout(START_BOUND)
+    let b = Node::builder().socket(sock).tls(tls);
+    let b = if seeded {
+        b.seeds(addrs.to_vec())
+    } else {
+        b.peers(addrs.to_vec())
+    };
+    b.startup_timeout(START_BOUND)
 }
 
 impl Cluster {
@@ -67,7 +73,7 @@ impl Cluster {
             addrs,
             dirs,
         };
-        c.nodes = c.boot(socks, runtimes).await;
+        c.nodes = c.boot(socks, runtimes, false).await;
         c
     }
 
@@ -75,10 +81,11 @@ impl Cluster {
         &self,
         socks: Vec<UdpSocket>,
         runtimes: Option<&[tokio::runtime::Handle]>,
+        seeded: bool,
     ) -> Vec<Node> {
         let mut starts = Vec::new();
         for (i, s) in socks.into_iter().enumerate() {
-            let b = builder(&self.ca, i, s, &self.addrs);
+            let b = builder(&self.ca, i, s, &self.addrs, seeded);
             let b = match &self.dirs {
                 Some(d) => b.data_dir(&d[i]),
                 None => b.in_memory(),
@@ -102,8 +109,11 @@ impl Cluster {
     }
 
     /// Kills every node as a crash would (nothing released) and starts them
-    /// again on the same addresses and data directories.
+    /// again on the same addresses and data directories: given the
+    /// addresses as seeds when `PEERLOCK_BENCH_RESTART=seeds`, else as
+    /// peers.
     pub async fn restart(&mut self) {
+        let seeded = std::env::var("PEERLOCK_BENCH_RESTART").is_ok_and(|v| v == "seeds");
         for n in &self.nodes {
             peerlock::testing::crash(n).await;
         }
@@ -119,7 +129,7 @@ impl Cluster {
                 }
             });
         }
-        self.nodes = self.boot(socks, None).await;
+        self.nodes = self.boot(socks, None, seeded).await;
     }
 
     /// The index of the node that believes it leads (0 if none yet).

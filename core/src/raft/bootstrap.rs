@@ -39,7 +39,7 @@ use crate::client::status::{MemberRole, MemberStatus, NodeStatus, Role};
 use crate::config::NodeConfig;
 use crate::error::Error;
 use crate::machine::{LockTable, MemberTable};
-use crate::storage::{DiskStore, LogStore, MemStore, NodeStore};
+use crate::storage::{LogStore, MemStore, NodeStore};
 use crate::transport::{Incoming, Transport};
 use crate::types::{NodeId, NodeName};
 
@@ -50,7 +50,7 @@ mod round;
 
 pub(crate) use hello::{answer as answer_hello, HelloFrom, LogEnd, Recorded};
 pub use hello::{MemoryPeers, PeerMemory, PeerRun};
-pub use recorded::cluster_id_on_disk;
+pub(super) use recorded::recorded_cluster_id;
 use round::{founding_list, hello_round, RoundEnd, RoundPeers};
 
 /// One member of the initial cluster.
@@ -470,28 +470,4 @@ where
         task,
         ready_bound,
     ))
-}
-
-/// Starts a node on the durable log store in `dir` (created if missing).
-/// A store with no state yet is given the initial membership durably
-/// before Raft starts; one with state brings its own.
-pub async fn start_on_disk(p: StartParams, dir: std::path::PathBuf) -> Result<NodeHandle, Error> {
-    start_with(p, move |cs| {
-        let storage_err = |e: &dyn std::fmt::Display| {
-            Error::Io(std::io::Error::other(format!(
-                "storage in {}: {e}",
-                dir.display()
-            )))
-        };
-        let mut store = DiskStore::open(&dir).map_err(|e| storage_err(&e))?;
-        let state = raft::Storage::initial_state(&store).map_err(|e| storage_err(&e))?;
-        let blank = raft::Storage::last_index(&store).map_err(|e| storage_err(&e))? == 0
-            && state.conf_state.voters.is_empty()
-            && state.hard_state.term == 0;
-        if blank {
-            store.set_conf_state(&cs).map_err(|e| storage_err(&e))?;
-        }
-        Ok(NodeStore::Disk(store))
-    })
-    .await
 }

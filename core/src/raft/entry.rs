@@ -15,13 +15,14 @@
 //! dynamic `poll` per start.
 
 use std::future::Future;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::pin::Pin;
 
 use super::{bootstrap, StartParams};
+use crate::storage::{DiskStore, LogStore, NodeStore};
 use crate::{Error, NodeHandle};
 
-/// The future [`start`] and [`start_on_disk`] return.
+/// The future [`start`], [`start_on_disk`] and [`start_on_opened`] return.
 pub type StartFuture = Pin<Box<dyn Future<Output = Result<NodeHandle, Error>> + Send>>;
 
 /// Starts a node with its log in memory: returns once it may take part in
@@ -36,5 +37,77 @@ pub fn start(p: StartParams) -> StartFuture {
 /// before Raft starts; one with state brings its own.
 #[inline(never)]
 pub fn start_on_disk(p: StartParams, dir: PathBuf) -> StartFuture {
-    Box::pin(bootstrap::start_on_disk(p, dir))
+    Box::pin(on_disk(p, dir, None))
+}
+
+/// A durable log store opened before its node starts, so that what the
+/// start needs to read from it first (the cluster it belongs to) and the
+/// start itself share one opening: opening replays the whole log and
+/// decodes the snapshot, seconds for a large lock table.
+pub struct OpenedLog {
+    dir: PathBuf,
+    store: DiskStore,
+}
+
+impl OpenedLog {
+    /// Opens (or creates) the durable log store in `dir`.
+    ///
+    /// # Errors
+    ///
+    /// `Io` when the store cannot be read or is damaged (the message names
+    /// `dir`).
+    pub fn open(dir: PathBuf) -> Result<Self, Error> {
+        let store = DiskStore::open(&dir).map_err(|e| storage_error(&dir, &e))?;
+        Ok(Self { dir, store })
+    }
+
+    /// The id of the cluster this store belongs to, as of its last
+    /// committed entry; `None` when it records none (never founded, or the
+    /// founding not yet committed). The facade reads it before a restart
+    /// through seeds, to refuse a directory kept from another cluster
+    /// (issue 9) before the node can elect itself and grant a lock.
+    ///
+    /// # Errors
+    ///
+    /// `Config` when the stored snapshot does not decode; `Io` when the
+    /// store cannot be read.
+    pub fn cluster_id(&self) -> Result<Option<u128>, Error> {
+        bootstrap::recorded_cluster_id(&self.store)
+    }
+}
+
+/// Starts a node on a store opened already ([`start_on_disk`] otherwise).
+#[inline(never)]
+pub fn start_on_opened(p: StartParams, log: OpenedLog) -> StartFuture {
+    Box::pin(on_disk(p, log.dir, Some(log.store)))
+}
+
+fn storage_error(dir: &Path, e: &dyn std::fmt::Display) -> Error {
+    Error::Io(std::io::Error::other(format!(
+        "storage in {}: {e}",
+        dir.display()
+    )))
+}
+
+async fn on_disk(
+    p: StartParams,
+    dir: PathBuf,
+    opened: Option<DiskStore>,
+) -> Result<NodeHandle, Error> {
+    bootstrap::start_with(p, move |cs| {
+        let mut store = match opened {
+            Some(store) => store,
+            None => DiskStore::open(&dir).map_err(|e| storage_error(&dir, &e))?,
+        };
+        let err = |e: &dyn std::fmt::Display| storage_error(&dir, e);
+        let state = raft::Storage::initial_state(&store).map_err(|e| err(&e))?;
+        let blank = raft::Storage::last_index(&store).map_err(|e| err(&e))? == 0
+            && state.conf_state.voters.is_empty()
+            && state.hard_state.term == 0;
+        if blank {
+            store.set_conf_state(&cs).map_err(|e| err(&e))?;
+        }
+        Ok(NodeStore::Disk(store))
+    })
+    .await
 }

@@ -69,10 +69,9 @@ use crate::transport::{Incoming, PeerMessage, Transport};
 use crate::types::{NodeId, NodeName};
 
 pub use bootstrap::{
-    cluster_id_on_disk, start_with, Member, MemoryPeers, OnJoined, OnLeft, PeerMemory, PeerRun,
-    StartParams,
+    start_with, Member, MemoryPeers, OnJoined, OnLeft, PeerMemory, PeerRun, StartParams,
 };
-pub use entry::{start, start_on_disk, StartFuture};
+pub use entry::{start, start_on_disk, start_on_opened, OpenedLog, StartFuture};
 pub use hooks::{ApplyObserver, Hooks, PauseGate, RaftEvent, RaftObserver};
 pub(crate) use input::Input;
 #[cfg(any(test, feature = "sim"))]

@@ -89,23 +89,12 @@ pub(super) fn recorded_peers<S: LogStore>(
     }))
 }
 
-/// The id of the cluster the durable store in `dir` belongs to, as of its
-/// last committed entry; `None` when it records none (never founded, or
-/// the founding not yet committed). The facade reads it before a restart
-/// through seeds, to refuse a directory kept from another cluster
-/// (issue 9) before the node can elect itself and grant a lock. Replayed
-/// onto the store's own configuration: only the member table counts here.
-pub fn cluster_id_on_disk(dir: &std::path::Path) -> Result<Option<u128>, Error> {
-    let store = crate::storage::DiskStore::open(dir).map_err(|e| {
-        Error::Io(std::io::Error::other(format!(
-            "storage in {}: {e}",
-            dir.display()
-        )))
-    })?;
-    let conf = raft::Storage::initial_state(&store)
-        .map_err(damaged)?
-        .conf_state;
-    let id = recorded(&store, &[], &conf)?.table.cluster_id();
+/// The id of the cluster `store` belongs to, as of its last committed
+/// entry; `None` when it records none. Replayed onto the store's own
+/// configuration: only the member table counts here.
+pub(in crate::raft) fn recorded_cluster_id<S: LogStore>(store: &S) -> Result<Option<u128>, Error> {
+    let conf = store.initial_state().map_err(damaged)?.conf_state;
+    let id = recorded(store, &[], &conf)?.table.cluster_id();
     Ok((id != 0).then_some(id))
 }
 

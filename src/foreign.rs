@@ -23,6 +23,18 @@
 //! start. Members answer `PeerMessage::Forming` with `InCluster`, as for a
 //! blank node looking for a cluster; `expect` 0 makes this node no
 //! candidate for another's formation.
+//!
+//! # A node in the check answers too
+//!
+//! With the cluster id its directory records. When every node restarts
+//! at once (a power cut, a redeploy that recreates every instance), they
+//! are all in this check together: answering nobody, each waited out the
+//! whole round (3 s added to every full restart through seeds), and a
+//! directory of another cluster among them went unnoticed. Answering, the
+//! round ends once the seeds answered, and such a directory stops the
+//! start of the nodes that hear it, loudly, as a running member's answer
+//! would: which of the two clusters is the right one is the operator's
+//! call, not this check's.
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
@@ -31,7 +43,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use peerlock_core::raft::OpenedLog;
-use peerlock_core::transport::{Incoming, PeerMessage};
+use peerlock_core::transport::{Incoming, PeerMessage, Transport};
 use peerlock_core::Error;
 use peerlock_transport::QuicTransport;
 use tokio::sync::mpsc;
@@ -111,8 +123,18 @@ async fn check(
                     return Err(Error::Shutdown);
                 };
                 for m in batch.msgs {
-                    let PeerMessage::InCluster { cluster_id } = m else {
-                        continue;
+                    let cluster_id = match m {
+                        PeerMessage::InCluster { cluster_id } => cluster_id,
+                        // A peer asks which cluster this node is in: the
+                        // one its directory records. Every node of a full
+                        // restart is here at once, and none would answer
+                        // the others otherwise: each waited out the round.
+                        PeerMessage::Forming { .. } => {
+                            let answer = PeerMessage::InCluster { cluster_id: ours };
+                            transport.send(batch.from, vec![answer]);
+                            continue;
+                        }
+                        _ => continue,
                     };
                     let Some(p) = crate::forming::peer(transport, batch.from) else {
                         continue;

@@ -38,6 +38,7 @@ mod t40_lease_loss;
 mod t50_failover;
 mod t60_restart;
 mod t64_founder_restart;
+mod t66_full_restart_seeds;
 mod t70_membership;
 mod t75_bootstrap_expect;
 mod t76_names;

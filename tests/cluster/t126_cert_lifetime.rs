@@ -6,37 +6,21 @@
 //! recorder and a thread-local `tracing` subscriber on a current-thread
 //! runtime, so no other test sees them.
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use metrics_util::debugging::DebuggingRecorder;
 use peerlock::certs::ClusterCa;
 use peerlock::TlsConfig;
 
-use crate::common::{gauges, sockets, with_recorder, within, WAIT};
+use crate::common::{gauges, sockets, with_recorder, within, LogBuf, WAIT};
 
 const DAY: Duration = Duration::from_secs(86_400);
-
-/// A `tracing` writer into a shared buffer.
-#[derive(Clone, Default)]
-struct Buf(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Buf {
-    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(b);
-        Ok(b.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
 
 /// Starts a one-node in-memory cluster with `tls`, takes a lock, shuts
 /// down; returns the gauges and the `warn` lines seen meanwhile.
 fn one_node(tls: TlsConfig) -> (std::collections::BTreeMap<String, f64>, String) {
     let rec = DebuggingRecorder::new();
-    let buf = Buf::default();
+    let buf = LogBuf::default();
     let w = buf.clone();
     let subscriber = tracing_subscriber::fmt()
         .with_max_level(tracing::Level::WARN)
@@ -70,7 +54,7 @@ fn one_node(tls: TlsConfig) -> (std::collections::BTreeMap<String, f64>, String)
             got
         })
     });
-    let logs = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
+    let logs = buf.text();
     (got, logs)
 }
 

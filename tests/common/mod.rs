@@ -190,6 +190,33 @@ pub fn with_recorder<T, F: Future<Output = T>>(
     metrics::with_local_recorder(recorder, || rt.block_on(f()))
 }
 
+/// A `tracing` writer into a shared buffer, for a test's own subscriber
+/// (`tracing::subscriber::with_default` on a current-thread runtime, so
+/// no other test's lines land in it).
+#[derive(Clone, Default)]
+pub struct LogBuf(std::sync::Arc<parking_lot::Mutex<Vec<u8>>>);
+
+impl LogBuf {
+    /// What was written so far.
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock()).into_owned()
+    }
+    /// Forgets what was written so far.
+    pub fn clear(&self) {
+        self.0.lock().clear();
+    }
+}
+
+impl std::io::Write for LogBuf {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().extend_from_slice(b);
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 /// Binds `addr` again once a crashed node's endpoint has let go of it.
 pub async fn rebind(addr: SocketAddr) -> UdpSocket {
     for _ in 0..400 {

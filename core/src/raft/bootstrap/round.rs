@@ -166,6 +166,17 @@ pub(super) async fn hello_round(
                     continue;
                 };
                 for msg in batch.msgs {
+                    // A restarting peer asks which cluster this one is in
+                    // (the facade's check of its directory, `foreign.rs`):
+                    // the one this store records, so its check need not
+                    // wait out its round while this node is here.
+                    if let PeerMessage::Forming { .. } = msg {
+                        if peers.cluster_id != 0 {
+                            let answer = PeerMessage::InCluster { cluster_id: peers.cluster_id };
+                            p.transport.send(batch.from, vec![answer]);
+                        }
+                        continue;
+                    }
                     if let PeerMessage::Hello { boot, .. } = msg {
                         // A node that joined cannot vouch for a first start
                         // (as when it runs: `hello_answer.rs`).

@@ -1,0 +1,101 @@
+//! A full restart through seeds (issue 9): every durable node of a
+//! cluster crashes, and all start again at once with the cluster's
+//! addresses as `seeds(..)`, as a redeploy that recreates every instance
+//! of a Kubernetes StatefulSet does. Each first asks its seeds which
+//! cluster they belong to (a directory of another cluster is refused);
+//! the others are in that same check, and answered nobody, so every node
+//! waited out the check's whole round and said so ("not every seed
+//! answered"). Now a node in the check answers with the cluster its
+//! directory records. Run under a `tracing` subscriber of its own, on a
+//! current-thread runtime, so no other test's lines are read.
+
+use std::time::Duration;
+
+use peerlock::certs::ClusterCa;
+use peerlock::Node;
+
+use crate::common::{rebind, sockets, within, LogBuf, WAIT};
+
+fn durable(
+    ca: &ClusterCa,
+    i: usize,
+    sock: std::net::UdpSocket,
+    dir: &std::path::Path,
+) -> peerlock::NodeBuilder {
+    Node::builder()
+        .socket(sock)
+        .tls(ca.issue_node(&format!("node-{i}"), &["127.0.0.1"]).unwrap())
+        .data_dir(dir)
+        .session_ttl(Duration::from_millis(1500))
+        .raft_tick(Duration::from_millis(20))
+        .startup_timeout(WAIT)
+}
+
+async fn ready_all(
+    starts: Vec<tokio::task::JoinHandle<Result<Node, peerlock::Error>>>,
+) -> Vec<Node> {
+    let mut nodes = Vec::new();
+    for s in starts {
+        nodes.push(s.await.unwrap().expect("node starts"));
+    }
+    for n in &nodes {
+        within(n.ready()).await.expect("ready");
+    }
+    nodes
+}
+
+#[test]
+fn t66_issue_9_a_full_restart_through_seeds_does_not_wait_out_the_cluster_check() {
+    let buf = LogBuf::default();
+    let w = buf.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::INFO)
+        .with_ansi(false)
+        .with_writer(move || w.clone())
+        .finish();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let base = tempfile::tempdir().unwrap();
+    let dirs: Vec<_> = (0..3).map(|i| base.path().join(format!("n{i}"))).collect();
+    let ca = ClusterCa::generate("t66").unwrap();
+    tracing::subscriber::with_default(subscriber, || {
+        rt.block_on(async {
+            let (socks, addrs) = sockets(3);
+            let starts = socks
+                .into_iter()
+                .enumerate()
+                .map(|(i, s)| {
+                    tokio::spawn(durable(&ca, i, s, &dirs[i]).peers(addrs.clone()).start())
+                })
+                .collect();
+            let nodes = ready_all(starts).await;
+            let token = within(nodes[0].lock("kept")).await.unwrap().token();
+            for n in &nodes {
+                peerlock::testing::crash(n).await;
+            }
+            buf.clear();
+
+            let mut starts = Vec::new();
+            for (i, a) in addrs.iter().enumerate() {
+                let b = durable(&ca, i, rebind(*a).await, &dirs[i]).seeds(addrs.clone());
+                starts.push(tokio::spawn(b.start()));
+            }
+            let nodes = ready_all(starts).await;
+            // The same cluster, its state kept: the lock the crashed
+            // holder took is still recorded (until its session expires),
+            // and a new grant's token is above it.
+            let next = within(nodes[1].lock("other")).await.unwrap().token();
+            assert!(next > token, "{token} -> {next}");
+            for n in &nodes {
+                peerlock::testing::crash(n).await;
+            }
+        })
+    });
+    let logs = buf.text();
+    assert!(
+        !logs.contains("not every seed answered"),
+        "a restarting node waited out the check's round:\n{logs}"
+    );
+}

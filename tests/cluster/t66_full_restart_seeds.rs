@@ -99,3 +99,64 @@ fn t66_issue_9_a_full_restart_through_seeds_does_not_wait_out_the_cluster_check(
         "a restarting node waited out the check's round:\n{logs}"
     );
 }
+
+/// The other side of the same fault: a directory kept from another
+/// cluster among the nodes of a full restart. Nobody answered during the
+/// check, so it went unnoticed: node 2, restarted from the directory of a
+/// one-node cluster it once founded, elected itself and granted the same
+/// lock names as the cluster its seeds name. Now the others answer, and
+/// its start is refused with the cluster id mismatch.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn t66_issue_9_a_foreign_directory_in_a_full_restart_is_refused() {
+    crate::common::init_tracing();
+    let base = tempfile::tempdir().unwrap();
+    let dirs: Vec<_> = (0..3).map(|i| base.path().join(format!("n{i}"))).collect();
+    let other = base.path().join("other");
+    let ca = ClusterCa::generate("t66").unwrap();
+
+    // A one-node cluster, founded by "node-2" in `other`.
+    let (mut socks, addrs) = sockets(1);
+    let lone = durable(&ca, 2, socks.pop().unwrap(), &other)
+        .peers(addrs)
+        .start()
+        .await
+        .unwrap();
+    within(lone.ready()).await.unwrap();
+    let _g = within(lone.lock("kept")).await.unwrap();
+    peerlock::testing::crash(&lone).await;
+
+    // The three-node cluster; node 2's directory is then swapped for it.
+    let (socks, addrs) = sockets(3);
+    let starts = socks
+        .into_iter()
+        .enumerate()
+        .map(|(i, s)| tokio::spawn(durable(&ca, i, s, &dirs[i]).peers(addrs.clone()).start()))
+        .collect();
+    let nodes = ready_all(starts).await;
+    for n in &nodes {
+        peerlock::testing::crash(n).await;
+    }
+    std::fs::remove_dir_all(&dirs[2]).unwrap();
+    std::fs::rename(&other, &dirs[2]).unwrap();
+
+    let mut starts = Vec::new();
+    for (i, a) in addrs.iter().enumerate() {
+        let b = durable(&ca, i, rebind(*a).await, &dirs[i]).seeds(addrs.clone());
+        starts.push(tokio::spawn(b.start()));
+    }
+    let mut results = Vec::new();
+    for s in starts {
+        results.push(s.await.unwrap());
+    }
+    match &results[2] {
+        Err(peerlock::Error::Config(m)) => assert!(m.contains("cluster id mismatch"), "{m}"),
+        Err(e) => panic!("refused, but not for the mismatch: {e}"),
+        Ok(n) => panic!(
+            "node 2 restarted the other cluster: {:?}",
+            n.status().members
+        ),
+    }
+    for n in results.iter().flatten() {
+        peerlock::testing::crash(n).await;
+    }
+}

@@ -9,39 +9,15 @@
 //! directory records. Run under a `tracing` subscriber of its own, on a
 //! current-thread runtime, so no other test's lines are read.
 
-use std::time::Duration;
+use std::net::UdpSocket;
+use std::path::Path;
 
 use peerlock::certs::ClusterCa;
-use peerlock::Node;
 
-use crate::common::{rebind, sockets, within, LogBuf, WAIT};
+use crate::common::{member_builder, rebind, sockets, start_ready, within, LogBuf};
 
-fn durable(
-    ca: &ClusterCa,
-    i: usize,
-    sock: std::net::UdpSocket,
-    dir: &std::path::Path,
-) -> peerlock::NodeBuilder {
-    Node::builder()
-        .socket(sock)
-        .tls(ca.issue_node(&format!("node-{i}"), &["127.0.0.1"]).unwrap())
-        .data_dir(dir)
-        .session_ttl(Duration::from_millis(1500))
-        .raft_tick(Duration::from_millis(20))
-        .startup_timeout(WAIT)
-}
-
-async fn ready_all(
-    starts: Vec<tokio::task::JoinHandle<Result<Node, peerlock::Error>>>,
-) -> Vec<Node> {
-    let mut nodes = Vec::new();
-    for s in starts {
-        nodes.push(s.await.unwrap().expect("node starts"));
-    }
-    for n in &nodes {
-        within(n.ready()).await.expect("ready");
-    }
-    nodes
+fn durable(ca: &ClusterCa, i: usize, sock: UdpSocket, dir: &Path) -> peerlock::NodeBuilder {
+    member_builder(ca, &format!("node-{i}"), sock).data_dir(dir)
 }
 
 #[test]
@@ -63,26 +39,20 @@ fn t66_issue_9_a_full_restart_through_seeds_does_not_wait_out_the_cluster_check(
     tracing::subscriber::with_default(subscriber, || {
         rt.block_on(async {
             let (socks, addrs) = sockets(3);
-            let starts = socks
-                .into_iter()
-                .enumerate()
-                .map(|(i, s)| {
-                    tokio::spawn(durable(&ca, i, s, &dirs[i]).peers(addrs.clone()).start())
-                })
-                .collect();
-            let nodes = ready_all(starts).await;
+            let builders = socks.into_iter().enumerate();
+            let builders = builders.map(|(i, s)| durable(&ca, i, s, &dirs[i]).peers(addrs.clone()));
+            let nodes = start_ready(builders).await;
             let token = within(nodes[0].lock("kept")).await.unwrap().token();
             for n in &nodes {
                 peerlock::testing::crash(n).await;
             }
             buf.clear();
 
-            let mut starts = Vec::new();
+            let mut builders = Vec::new();
             for (i, a) in addrs.iter().enumerate() {
-                let b = durable(&ca, i, rebind(*a).await, &dirs[i]).seeds(addrs.clone());
-                starts.push(tokio::spawn(b.start()));
+                builders.push(durable(&ca, i, rebind(*a).await, &dirs[i]).seeds(addrs.clone()));
             }
-            let nodes = ready_all(starts).await;
+            let nodes = start_ready(builders).await;
             // The same cluster, its state kept: the lock the crashed
             // holder took is still recorded (until its session expires),
             // and a new grant's token is above it.
@@ -127,12 +97,9 @@ async fn t66_issue_9_a_foreign_directory_in_a_full_restart_is_refused() {
 
     // The three-node cluster; node 2's directory is then swapped for it.
     let (socks, addrs) = sockets(3);
-    let starts = socks
-        .into_iter()
-        .enumerate()
-        .map(|(i, s)| tokio::spawn(durable(&ca, i, s, &dirs[i]).peers(addrs.clone()).start()))
-        .collect();
-    let nodes = ready_all(starts).await;
+    let builders = socks.into_iter().enumerate();
+    let nodes =
+        start_ready(builders.map(|(i, s)| durable(&ca, i, s, &dirs[i]).peers(addrs.clone()))).await;
     for n in &nodes {
         peerlock::testing::crash(n).await;
     }

@@ -53,6 +53,12 @@ use tokio::time::Instant;
 const CHECK_ROUND: Duration = Duration::from_secs(3);
 /// How often the seeds are asked again within it.
 const ASK_EVERY: Duration = Duration::from_millis(200);
+/// How long a node that heard a seed of another cluster goes on answering
+/// before its start fails: in a full restart the seed it heard is in this
+/// check too, and must hear this node's answer (five asks) before this one
+/// is gone, or it would restart its other cluster unopposed (found by a
+/// newcomer's trial).
+const LINGER: Duration = Duration::from_secs(1);
 
 /// Opens the store in `raft_dir` (of the data directory `dir`) and fails
 /// with [`Error::Config`] if a seed answers for a cluster other than the
@@ -102,10 +108,17 @@ async fn check(
     let t = Arc::clone(transport);
     let mut dialing = Box::pin(async move { t.discover_reachable(until).await });
     let mut dialed = false;
+    // Seeds that answered for this directory's cluster: their addresses,
+    // and their names for the error.
     let mut answered = BTreeSet::new();
+    let mut agree = BTreeSet::new();
+    // The first seed of another cluster heard, and until when this node
+    // goes on answering before it stops (see LINGER).
+    let mut refused: Option<(Mismatch, Instant)> = None;
     let mut ask = tokio::time::interval(ASK_EVERY);
     let msg = PeerMessage::joining(transport.local_name(), peerlock_core::raft::random_u64());
     loop {
+        let wake = refused.as_ref().map_or(until, |(_, at)| *at);
         tokio::select! {
             biased;
             r = &mut dialing, if !dialed => {
@@ -143,12 +156,20 @@ async fn check(
                         continue;
                     }
                     if cluster_id != ours {
-                        return Err(mismatch(ours, cluster_id, &p.name, p.addr, dir));
+                        if refused.is_none() {
+                            let m = Mismatch { theirs: cluster_id, name: p.name.to_string(), addr: p.addr };
+                            refused = Some((m, Instant::now() + LINGER));
+                        }
+                        continue;
                     }
                     answered.insert(p.addr);
+                    agree.insert(p.name.to_string());
                 }
             }
-            _ = tokio::time::sleep_until(until) => {
+            _ = tokio::time::sleep_until(wake) => {
+                if let Some((m, _)) = refused {
+                    return Err(m.error(ours, dir, &agree));
+                }
                 tracing::info!(
                     node = %transport.local_name(),
                     answered = answered.len(),
@@ -158,16 +179,41 @@ async fn check(
                 return Ok(());
             }
         }
-        if dialed && others.is_subset(&answered) {
+        if refused.is_none() && dialed && others.is_subset(&answered) {
             return Ok(());
         }
     }
 }
 
-/// The error naming both clusters and what to do.
-fn mismatch(ours: u128, theirs: u128, name: &str, addr: SocketAddr, dir: &Path) -> Error {
-    Error::Config(format!(
-        "cluster id mismatch: the data directory {} belongs to cluster {ours:032x}, but seed {name} at {addr} is a member of cluster {theirs:032x}. The directory was kept from another cluster (a volume reused from a test cluster?), or the seeds name another cluster; restarting it would run a second cluster granting the same lock names. To join the seeds' cluster as a new member, empty the data directory (its old state is lost); to restart this node's own cluster, give seeds(..) of that cluster",
-        dir.display()
-    ))
+/// A seed that answered for another cluster.
+struct Mismatch {
+    theirs: u128,
+    name: String,
+    addr: SocketAddr,
+}
+
+impl Mismatch {
+    /// The error naming both clusters, the seeds on this directory's side
+    /// (`agree`), and what to do.
+    fn error(&self, ours: u128, dir: &Path, agree: &BTreeSet<String>) -> Error {
+        let Self { theirs, name, addr } = self;
+        let side = if agree.is_empty() {
+            "no seed answered for this directory's cluster".to_owned()
+        } else {
+            let names: Vec<&str> = agree.iter().map(String::as_str).collect();
+            format!(
+                "seeds {} answered for this directory's cluster",
+                names.join(", ")
+            )
+        };
+        let advice = if agree.is_empty() {
+            "To join the seeds' cluster as a new member, empty the data directory (its old state is lost); to restart this node's own cluster, give seeds(..) of that cluster".to_owned()
+        } else {
+            format!("Find which directory is the stray one before emptying any: if it is {name}'s, empty that one (not this one) and start {name} again, and start this node again; if it is this one, empty it to join as a new member (its old state is lost)")
+        };
+        Error::Config(format!(
+            "cluster id mismatch: the data directory {} belongs to cluster {ours:032x}, but seed {name} at {addr} is a member of cluster {theirs:032x} ({side}). A directory was kept from another cluster (a volume reused from a test cluster?), or the seeds name another cluster; restarting would run a second cluster granting the same lock names. {advice}",
+            dir.display()
+        ))
+    }
 }

@@ -20,6 +20,7 @@ mod t55_discovery;
 mod t56_startup_note;
 mod t60_restored;
 mod t63_scale;
+mod t66_foreign_in_full_restart;
 mod t70_service;
 mod t72_metrics;
 mod t73_locks;

@@ -147,6 +147,11 @@ struct Args {
     /// joining again under a new id.
     #[arg(long, env = "PEERLOCK_REJOIN_WHEN_REMOVED", default_value_t = true, action = clap::ArgAction::Set)]
     rejoin_when_removed: bool,
+    /// false: `quit` (and SIGTERM) stop this node without leaving the
+    /// membership, for a node that comes back with its data directory
+    /// (`NodeBuilder::leave_on_shutdown`).
+    #[arg(long, env = "PEERLOCK_LEAVE_ON_SHUTDOWN", default_value_t = true, action = clap::ArgAction::Set)]
+    leave_on_shutdown: bool,
     /// How often (ms) the CA, certificate and key files are checked for a
     /// change, which is reloaded without a restart (0: never).
     #[arg(long, env = "PEERLOCK_TLS_POLL_MS", default_value_t = 5_000)]
@@ -235,6 +240,7 @@ async fn run(args: Args) -> Result<(), peerlock::Error> {
     if let Some(zone) = args.zone {
         builder = builder.zone(zone);
     }
+    builder = builder.leave_on_shutdown(args.leave_on_shutdown);
     let rejoin = args.rejoin_when_removed;
     let (dead_after, stabilization) = (args.dead_after_ms, args.stabilization_ms);
     if dead_after.is_some() || stabilization.is_some() || !rejoin {

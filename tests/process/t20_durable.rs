@@ -130,3 +130,29 @@ async fn t22_issue_9_a_node_whose_data_directory_was_emptied_joins_as_a_new_memb
         let _ = p.child.start_kill();
     }
 }
+
+/// `examples/node --leave-on-shutdown false` (a newcomer's trial: `quit`
+/// on every node, one after another, left the membership each time, and
+/// the next start of each was blank under a new id; the flag was
+/// missing). A node stopped so keeps its directory and its id: its
+/// directory is not marked left, and it restarts from it as itself.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn t23_a_node_stopped_without_leaving_restarts_as_itself() {
+    let mut spec = Spec::new(3, Duration::from_millis(1500), true);
+    spec.extra_args = vec!["--leave-on-shutdown".to_owned(), "false".to_owned()];
+    let mut procs = spec.start_all().await;
+    let before = procs[2].ask("status").await;
+    assert_eq!(procs[2].ask("quit").await, "bye");
+    let _ = tokio::time::timeout(Duration::from_secs(15), procs[2].child.wait()).await;
+    assert!(
+        !spec.data_dir(2).join("left").exists(),
+        "the directory was marked left"
+    );
+    let mut again = spec.spawn(2);
+    let line = again.next_line().await;
+    assert!(line.starts_with("ready "), "{line:?}");
+    assert!(again.ask("lock after").await.starts_with("granted"));
+    println!("t23: before {before}; restarted: {line}");
+    procs[2] = again;
+    kill_all(&mut procs).await;
+}

@@ -36,7 +36,7 @@
 //! would: which of the two clusters is the right one is the operator's
 //! call, not this check's.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
@@ -108,10 +108,9 @@ async fn check(
     let t = Arc::clone(transport);
     let mut dialing = Box::pin(async move { t.discover_reachable(until).await });
     let mut dialed = false;
-    // Seeds that answered for this directory's cluster: their addresses,
-    // and their names for the error.
-    let mut answered = BTreeSet::new();
-    let mut agree = BTreeSet::new();
+    // Seeds that answered for this directory's cluster, by address, with
+    // their names for the error.
+    let mut agree: BTreeMap<SocketAddr, String> = BTreeMap::new();
     // The first seed of another cluster heard, and until when this node
     // goes on answering before it stops (see LINGER).
     let mut refused: Option<(Mismatch, Instant)> = None;
@@ -162,8 +161,7 @@ async fn check(
                         }
                         continue;
                     }
-                    answered.insert(p.addr);
-                    agree.insert(p.name.to_string());
+                    agree.insert(p.addr, p.name.to_string());
                 }
             }
             _ = tokio::time::sleep_until(wake) => {
@@ -172,14 +170,14 @@ async fn check(
                 }
                 tracing::info!(
                     node = %transport.local_name(),
-                    answered = answered.len(),
+                    answered = agree.len(),
                     seeds = others.len(),
                     "restart: not every seed answered for its cluster id; going on with the recorded members"
                 );
                 return Ok(());
             }
         }
-        if refused.is_none() && dialed && others.is_subset(&answered) {
+        if refused.is_none() && dialed && others.iter().all(|a| agree.contains_key(a)) {
             return Ok(());
         }
     }
@@ -195,12 +193,12 @@ struct Mismatch {
 impl Mismatch {
     /// The error naming both clusters, the seeds on this directory's side
     /// (`agree`), and what to do.
-    fn error(&self, ours: u128, dir: &Path, agree: &BTreeSet<String>) -> Error {
+    fn error(&self, ours: u128, dir: &Path, agree: &BTreeMap<SocketAddr, String>) -> Error {
         let Self { theirs, name, addr } = self;
         let side = if agree.is_empty() {
             "no seed answered for this directory's cluster".to_owned()
         } else {
-            let names: Vec<&str> = agree.iter().map(String::as_str).collect();
+            let names: Vec<&str> = agree.values().map(String::as_str).collect();
             format!(
                 "seeds {} answered for this directory's cluster",
                 names.join(", ")

@@ -21,12 +21,7 @@ const DAY: Duration = Duration::from_secs(86_400);
 fn one_node(tls: TlsConfig) -> (std::collections::BTreeMap<String, f64>, String) {
     let rec = DebuggingRecorder::new();
     let buf = LogBuf::default();
-    let w = buf.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::WARN)
-        .with_ansi(false)
-        .with_writer(move || w.clone())
-        .finish();
+    let subscriber = buf.subscriber(tracing::Level::WARN);
     let got = tracing::subscriber::with_default(subscriber, || {
         with_recorder(&rec, || async {
             let (mut socks, addrs) = sockets(1);

@@ -23,12 +23,7 @@ fn durable(ca: &ClusterCa, i: usize, sock: UdpSocket, dir: &Path) -> peerlock::N
 #[test]
 fn t66_issue_9_a_full_restart_through_seeds_does_not_wait_out_the_cluster_check() {
     let buf = LogBuf::default();
-    let w = buf.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::INFO)
-        .with_ansi(false)
-        .with_writer(move || w.clone())
-        .finish();
+    let subscriber = buf.subscriber(tracing::Level::INFO);
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -205,6 +205,15 @@ impl LogBuf {
     pub fn clear(&self) {
         self.0.lock().clear();
     }
+    /// A plain-text subscriber at `level` and above that writes here.
+    pub fn subscriber(&self, level: tracing::Level) -> impl tracing::Subscriber + Send + Sync {
+        let w = self.clone();
+        tracing_subscriber::fmt()
+            .with_max_level(level)
+            .with_ansi(false)
+            .with_writer(move || w.clone())
+            .finish()
+    }
 }
 
 impl std::io::Write for LogBuf {

@@ -137,9 +137,12 @@ impl NodeBuilder {
 
     /// Form a new cluster from the seeds when none runs yet (issue 9): a
     /// blank node that finds no cluster through its [`NodeBuilder::seeds`]
-    /// waits until it sees `n` blank candidates (itself included), the set
-    /// unchanged for a few seconds; each promises once to the lowest-named
-    /// of them, which founds the cluster once `n` promised; the others
+    /// waits until it sees `n` blank candidates (itself included; forming
+    /// nodes tell each other the peers they know, so one seed each is
+    /// enough), the set unchanged for a few seconds; each promises to the
+    /// lowest-named of them, which founds the cluster once `n` promised
+    /// (see "Membership" in the README for how split promises gather
+    /// again); the others
     /// join it, and the leader promotes them to voters. A node with data
     /// never founds, nor does one while any seed answers for a running
     /// cluster (it joins that). Give every instance the same `n` (the

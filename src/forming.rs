@@ -27,7 +27,7 @@ use std::time::Duration;
 
 use peerlock_core::membership::formation::{Decision, Formation, Heard, Run, ANNOUNCE_EVERY_MS};
 use peerlock_core::raft::Member;
-use peerlock_core::transport::{Incoming, PeerMessage, Transport};
+use peerlock_core::transport::{Incoming, PeerMessage, Transport, FORMING_PEERS_MAX};
 use peerlock_core::{Error, NodeId, NodeName};
 use peerlock_transport::{PeerInfo, QuicTransport};
 use tokio::sync::mpsc;
@@ -182,9 +182,10 @@ async fn form_body(
             _ = announce_every.tick() => {
                 let msg = PeerMessage::Forming {
                     name: me.name.clone(),
-                    run: me.run,
+                    run: f.me().run,
                     expect,
                     promised: f.promised().map(|r| (r.name.clone(), r.run)),
+                    peers: known_to_tell(transport, expect),
                 };
                 let known = announce(transport, &msg);
                 tracing::debug!(node = %me.name, known, "announced");
@@ -196,10 +197,11 @@ async fn form_body(
                 let now = ms(Instant::now());
                 for msg in batch.msgs {
                     match msg {
-                        PeerMessage::Forming { name, run, expect, promised }
+                        PeerMessage::Forming { name, run, expect, promised, peers }
                             if NodeId::from_name(&name) == batch.from =>
                         {
                             tracing::debug!(node = %me.name, from = %name, expect, ?promised, "candidate heard");
+                            learn_told(transport, &me.name, peers);
                             let promised = promised.map(|(name, run)| Run { name, run });
                             f.hear(&name, Heard::Candidate { run, expect, promised }, now);
                         }
@@ -236,7 +238,12 @@ async fn form_body(
             }
         }
         f.peers_known(transport.known_peers().into_iter().map(|p| p.name));
+        let run = f.me().run;
         match f.decide(ms(Instant::now())) {
+            Decision::Wait if f.me().run != run => {
+                tracing::info!(node = %me.name, "every candidate this node could promise to promised to another: starting over as a new candidate");
+                announce_every.reset_immediately();
+            }
             Decision::Wait => {}
             Decision::Promise(to) => {
                 tracing::info!(node = %me.name, to = %to.name, "promised to let this candidate found the cluster");
@@ -277,6 +284,38 @@ pub(crate) fn announce(transport: &QuicTransport, msg: &PeerMessage) -> usize {
         transport.send(p.id, vec![msg.clone()]);
     }
     known.len()
+}
+
+/// The peers a candidate tells the others it knows (none from a node
+/// that only joins): see `PeerMessage::Forming`'s `peers`.
+fn known_to_tell(transport: &QuicTransport, expect: u64) -> Vec<(String, SocketAddr)> {
+    if expect == 0 {
+        return Vec::new();
+    }
+    transport
+        .known_peers()
+        .into_iter()
+        .take(FORMING_PEERS_MAX)
+        .map(|p| (p.name, p.addr))
+        .collect()
+}
+
+/// Learns the peers another forming node told of that this one does not
+/// know yet (at most `FORMING_PEERS_MAX`), so that the next announcement
+/// reaches them: candidates whose seeds each show a part of the
+/// deployment come to see the same set (rule 2 of
+/// `membership::formation`). Names are proven when the connection is
+/// made, as for any peer.
+fn learn_told(transport: &QuicTransport, me: &str, told: Vec<(String, SocketAddr)>) {
+    let known = transport.known_peers();
+    for (name, addr) in told.into_iter().take(FORMING_PEERS_MAX) {
+        let id = NodeId::from_name(&name);
+        if name == me || id == transport.local_id() || known.iter().any(|p| p.id == id) {
+            continue;
+        }
+        tracing::debug!(node = %me, peer = %name, %addr, "a candidate told of a peer; dialing it");
+        Transport::learn_peer(transport, id, &name, addr);
+    }
 }
 
 /// One round of dialing the seeds the transport knows, ending at

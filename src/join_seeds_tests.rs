@@ -54,12 +54,7 @@ async fn a_join_finds_members_its_seed_name_lists_after_the_ones_it_asked_went_a
         .find(|p| p.addr == member_addr)
         .expect("member")
         .id;
-    let ask = PeerMessage::Forming {
-        name: "ghost".into(),
-        run: 1,
-        expect: 0,
-        promised: None,
-    };
+    let ask = PeerMessage::joining("ghost", 1);
     Transport::send(&*ghost, member_key, vec![ask]);
     let cluster_id = tokio::time::timeout(Duration::from_secs(20), async {
         loop {

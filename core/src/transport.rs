@@ -165,6 +165,13 @@ pub enum PeerMessage {
         expect: u64,
         /// The candidate (name, run) it promised to let found the cluster.
         promised: Option<(String, u64)>,
+        /// The peers the sender knows, by name and address, at most
+        /// [`FORMING_PEERS_MAX`]: a candidate that hears of one it does not
+        /// know dials it, so candidates whose seeds show each a part of the
+        /// deployment (each given one seed, in a ring) come to see the same
+        /// set and promise to the same founder. Empty from a node that
+        /// only joins.
+        peers: Vec<(String, std::net::SocketAddr)>,
     },
     /// A member's answer to [`PeerMessage::Forming`]: it belongs to a
     /// running cluster, with this id (0: founded, its id not chosen yet).
@@ -173,6 +180,10 @@ pub enum PeerMessage {
         cluster_id: u128,
     },
 }
+
+/// The most peers a [`PeerMessage::Forming`] lists; a receiver reads no
+/// more than this many of them.
+pub const FORMING_PEERS_MAX: usize = 64;
 
 impl PeerMessage {
     /// The [`PeerMessage::Forming`] of a node that only joins (`expect` 0,
@@ -189,6 +200,7 @@ impl PeerMessage {
             run,
             expect: 0,
             promised: None,
+            peers: Vec::new(),
         }
     }
 }

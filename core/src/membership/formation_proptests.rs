@@ -29,6 +29,13 @@ struct Net {
     windows: Vec<(usize, usize, u64, u64)>,
     /// Random bits for drops and delays.
     seed: u64,
+    /// Each node's one seed, or `None` for a full mesh: a node then first
+    /// knows only its seed and whoever dials it, and learns the rest from
+    /// what the others tell (`PeerMessage::Forming`'s `peers`).
+    seeds: Option<Vec<usize>>,
+    /// Whether each link delivers in order (one QUIC stream per pair);
+    /// otherwise every message is delayed on its own and may overtake.
+    fifo: bool,
 }
 
 impl Net {
@@ -79,26 +86,44 @@ fn simulate(net: &Net, until: u64) -> Outcome {
     let mut states = vec![State::Forming; k];
     let mut founded = Vec::new();
     let mut promised = vec![None; k];
-    // (deliver_at, to, from, what)
-    let mut wire: VecDeque<(u64, usize, usize, Heard)> = VecDeque::new();
+    // Whom each node knows (and announces to).
+    let mut known: Vec<BTreeSet<usize>> = (0..k)
+        .map(|i| match &net.seeds {
+            None => (0..k).filter(|j| *j != i).collect(),
+            Some(seeds) => seeds
+                .get(i)
+                .filter(|j| **j != i)
+                .copied()
+                .into_iter()
+                .collect(),
+        })
+        .collect();
+    // (deliver_at, to, from, what, the peers the sender told of)
+    let mut wire: VecDeque<(u64, usize, usize, Heard, Vec<usize>)> = VecDeque::new();
+    // Per link, when its last message is delivered (for `fifo`).
+    let mut link_at: BTreeMap<(usize, usize), u64> = BTreeMap::new();
     let mut t = 0;
     while t <= until {
         let alive = |i: usize, t: u64| net.nodes[i].0 <= t && net.nodes[i].1.is_none_or(|c| t < c);
         // Deliver.
         let mut keep = VecDeque::new();
-        while let Some((at, to, from, what)) = wire.pop_front() {
+        while let Some((at, to, from, what, told)) = wire.pop_front() {
             if at > t {
-                keep.push_back((at, to, from, what));
+                keep.push_back((at, to, from, what, told));
                 continue;
             }
             if !alive(to, t) || net.cut_at(from, to, t) {
                 continue;
             }
+            // A connection goes both ways; the peers told of are dialed.
+            known[to].insert(from);
+            known[to].extend(told.into_iter().filter(|j| *j != to));
             match (&states[to], &what) {
                 (State::Forming, _) => forms[to].hear(&name(from), what, t),
                 // A member answers a forming node with its cluster id.
                 (State::Member(id), Heard::Candidate { .. }) => {
-                    wire.push_back((t + 1, from, to, Heard::Cluster { cluster_id: *id }));
+                    let answer = Heard::Cluster { cluster_id: *id };
+                    wire.push_back((t + 1, from, to, answer, Vec::new()));
                 }
                 _ => {}
             }
@@ -128,10 +153,8 @@ fn simulate(net: &Net, until: u64) -> Outcome {
             }
             // Announce every 500 ms (starting at its own start).
             if (t - net.nodes[i].0).is_multiple_of(ANNOUNCE_EVERY_MS) {
-                for j in 0..k {
-                    if j == i {
-                        continue;
-                    }
+                let told: Vec<usize> = known[i].iter().copied().collect();
+                for &j in &told {
                     if (next() % 100) < u64::from(net.drop_pct) {
                         continue;
                     }
@@ -140,8 +163,14 @@ fn simulate(net: &Net, until: u64) -> Outcome {
                     } else {
                         1 + next() % net.max_delay
                     };
-                    let what = cand(net.expect, 1000 + i as u64, forms[i].promised().cloned());
-                    wire.push_back((t + delay, j, i, what));
+                    let what = cand(net.expect, forms[i].me().run, forms[i].promised().cloned());
+                    let mut at = t + delay;
+                    if net.fifo {
+                        let last = link_at.entry((i, j)).or_insert(0);
+                        at = at.max(*last);
+                        *last = at;
+                    }
+                    wire.push_back((at, j, i, what, told.clone()));
                 }
             }
         }
@@ -193,9 +222,10 @@ fn net_strategy() -> impl Strategy<Value = Net> {
             proptest::collection::btree_set((0..k, 0..k), 0..4),
             proptest::collection::vec((0..k, 0..k, 0u64..150, 0u64..100), 0..6),
             any::<u64>(),
+            proptest::option::of(proptest::collection::vec(0..k, k)),
         )
             .prop_map(
-                |(nodes, expect, drop_pct, max_delay, cut, windows, seed)| Net {
+                |(nodes, expect, drop_pct, max_delay, cut, windows, seed, seeds)| Net {
                     // Starts and crashes on a 100 ms grid.
                     nodes: nodes
                         .into_iter()
@@ -215,6 +245,8 @@ fn net_strategy() -> impl Strategy<Value = Net> {
                         .map(|(a, b, from, len)| (a, b, from * 100, (from + len) * 100))
                         .collect(),
                     seed,
+                    seeds,
+                    fifo: false,
                 },
             )
     })
@@ -252,6 +284,8 @@ proptest! {
             cut: BTreeSet::new(),
             windows: Vec::new(),
             seed,
+            seeds: None,
+            fifo: false,
         };
         let out = simulate(&net, 30_000);
         check_safety(&net, &out)?;
@@ -264,6 +298,59 @@ proptest! {
             for s in &out.states {
                 prop_assert_eq!(s, &State::Member(id), "{:?}", out.states);
             }
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(300))]
+
+    /// Issue 9 (CI: five candidates with one seed each, in a ring, did not
+    /// form): a healthy start of fewer than `2n` candidates (delays up to
+    /// 4 s, in order on each link) in which every node is given one seed, so
+    /// that each first sees only a part of the deployment (a ring, or any
+    /// seed graph that connects them all), forms exactly one cluster that
+    /// every node ends in, whatever the start times and delays.
+    #[test]
+    fn candidates_given_one_seed_each_form_exactly_one_cluster(
+        expect in 2u64..=4,
+        extra in 0usize..=3,
+        starts in proptest::collection::vec(0u64..60, 7),
+        max_delay in 0u64..4000,
+        ring in any::<bool>(),
+        picks in proptest::collection::vec(any::<prop::sample::Index>(), 7),
+        seed in any::<u64>(),
+    ) {
+        // Fewer than 2n candidates (the bound rule 3 gives; n is the
+        // number of instances first deployed).
+        let n = usize::try_from(expect).unwrap_or(1);
+        let k = n + extra % n;
+        // A ring, or node i seeded with one node before it (node 0 with
+        // one after it): connected either way.
+        let seeds = (0..k)
+            .map(|i| match (ring, i) {
+                (true, _) => (i + 1) % k,
+                (false, 0) => 1 + picks[0].index(k - 1),
+                (false, _) => picks[i].index(i),
+            })
+            .collect();
+        let net = Net {
+            nodes: starts.iter().take(k).map(|s| (s * 100, None)).collect(),
+            expect,
+            drop_pct: 0,
+            max_delay,
+            cut: BTreeSet::new(),
+            windows: Vec::new(),
+            seed,
+            seeds: Some(seeds),
+            fifo: true,
+        };
+        let out = simulate(&net, 40_000);
+        check_safety(&net, &out)?;
+        prop_assert_eq!(out.founded.len(), 1, "{:?}", out.states);
+        let id = out.founded[0].0 as u128 + 1;
+        for s in &out.states {
+            prop_assert_eq!(s, &State::Member(id), "{:?}", out.states);
         }
     }
 }
@@ -304,26 +391,44 @@ fn pname(i: usize) -> String {
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(1000))]
 
-    /// Whatever one node hears, in any order and timing: it promises at
-    /// most once; it founds only having promised to itself, never after
-    /// promising to another and never once a cluster answered, and only
+    /// Whatever one node hears, in any order and timing: it promises
+    /// again only away from a candidate that can no longer found (a run
+    /// whose word was once a promise to another, or whose name was since
+    /// heard under another run; or it yields its own
+    /// promise to a lower-named candidate whose latest word was a promise
+    /// to itself), and starts over as a new run only while its promise is
+    /// to such a run; it founds only having promised to itself and never
+    /// to another in this run, never once a cluster answered, and only
     /// with `n` candidates whose latest word was a promise to it.
     #[test]
-    fn one_node_promises_once_and_founds_only_with_n_promises(
+    fn one_node_promises_again_only_away_from_a_dead_founder(
         expect in 1u64..=4,
         events in proptest::collection::vec(event(), 0..120),
     ) {
-        let me = run("n2", 7);
+        let mut me = run("n2", 7);
         let mut f = Formation::new(me.clone(), expect, 0);
         let mut now = 0;
         let mut promised: Option<Run> = None;
         let mut latest: BTreeMap<String, Option<Run>> = BTreeMap::new();
+        let mut runs: BTreeMap<String, u64> = BTreeMap::new();
+        // Runs that once announced a promise to another.
+        let mut went_away: BTreeSet<Run> = BTreeSet::new();
+        let mut away = false;
         let mut cluster_heard = false;
         for e in events {
             match e {
                 Event::Candidate { who, run: r, expect_differs, promised: p } => {
                     let p = p.map(|(i, r)| if i == 5 { me.clone() } else { run(&pname(i), r) });
+                    if p.as_ref().is_some_and(|p| *p != run(&pname(who), r)) {
+                        went_away.insert(run(&pname(who), r));
+                    }
+                    // A new run under a name: every other run of it is
+                    // gone (runs here are 0, 1 and 2).
+                    for x in (0..3).filter(|x| *x != r) {
+                        went_away.insert(run(&pname(who), x));
+                    }
                     latest.insert(pname(who), p.clone());
+                    runs.insert(pname(who), r);
                     let expect = if expect_differs { expect + 1 } else { expect };
                     f.hear(&pname(who), cand(expect, r, p), now);
                 }
@@ -333,14 +438,38 @@ proptest! {
                 }
                 Event::Wait(ms) => now += ms,
             }
-            match f.decide(now) {
+            let d = f.decide(now);
+            if *f.me() != me {
+                prop_assert!(
+                    promised.as_ref().is_some_and(|p| *p != me && went_away.contains(p)),
+                    "started over while promised to {promised:?}"
+                );
+                me = f.me().clone();
+                promised = None;
+                away = false;
+            }
+            match d {
                 Decision::Wait => {}
                 Decision::Promise(to) => {
-                    prop_assert!(promised.is_none(), "promised twice: {promised:?} then {to:?}");
+                    if let Some(prev) = &promised {
+                        let word = |c: &Run| {
+                            (runs.get(&c.name) == Some(&c.run))
+                                .then(|| latest.get(&c.name).cloned().flatten())
+                                .flatten()
+                        };
+                        let released = *prev != me && went_away.contains(prev);
+                        let yielded = *prev == me
+                            && to.name < me.name
+                            && word(&to) == Some(to.clone());
+                        prop_assert!(released || yielded, "promised {prev:?} then {to:?}");
+                    }
+                    prop_assert!(!(away && to == me), "promised to itself after promising away");
+                    away |= to != me;
                     promised = Some(to);
                 }
                 Decision::Found(who) => {
                     prop_assert_eq!(promised.as_ref(), Some(&me), "founded without promising to itself");
+                    prop_assert!(!away, "founded after promising to another");
                     prop_assert!(!cluster_heard, "founded after a cluster answered");
                     prop_assert!(who.len() as u64 >= expect, "{who:?}");
                     for w in &who {

@@ -55,7 +55,7 @@ impl fmt::Display for FormationError {
             ),
             Self::PromiseeGone { to, how } => write!(
                 f,
-                "this node promised to let candidate {to} found the cluster, but {to} {how} before founding it. A process promises once (a promisee that is only cut off could still found with it), so this start stops; start this node again: as a new process it is a new candidate, or joins the cluster if one formed meanwhile"
+                "this node promised to let candidate {to} found the cluster, but {to} {how} before founding it. A promise to a silent candidate is not moved (one that is only cut off could still found with it), so this start stops; start this node again: as a new process it is a new candidate, or joins the cluster if one formed meanwhile"
             ),
             Self::Deadline {
                 expect: 0,

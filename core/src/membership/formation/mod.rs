@@ -24,7 +24,7 @@
 //!    different cluster ids**
 //!    stop the start with an error (two clusters were formed, a split
 //!    brain to repair by hand, not to join at random).
-//! 2. **A candidate promises once per process, when the set of candidates
+//! 2. **A candidate promises, when the set of candidates
 //!    it sees is at least `n` and has not changed for [`STABLE_MARGIN_MS`]**
 //!    (Akka Cluster Bootstrap's `stable-margin` and
 //!    `required-contact-point-nr`; Consul's `bootstrap_expect`, which waits
@@ -38,10 +38,29 @@
 //!    the promises between two founders, neither reaching `n` (the network
 //!    model in the tests found both forms of this with a fourth instance
 //!    started a few seconds after three). The promise is to that
-//!    process (name and run), and is never taken back: the process never
-//!    promises again.
+//!    process (name and run). **A candidate that once promised to another
+//!    never founds**, and a promise moves only away from such a candidate,
+//!    so no founding ever counts a promise that another counts too, even
+//!    from a word delayed past later ones: **released** when the promisee
+//!    announces a promise to another (the promiser chooses again by the
+//!    same rule, never itself once it promised away; with nobody to
+//!    choose it keeps its promise announced and waits),
+//!    and **yielded** by a founder short of `n` that sees a lower-named
+//!    live candidate that promised to itself (it promises to that one,
+//!    and its own promisers are released in turn). Without the two, a
+//!    split stayed split until the start-up deadline: candidates whose
+//!    seeds show them different parts of the deployment promised to
+//!    different lowest names (CI: five candidates with one seed each, in a
+//!    ring; a founder short of three). Names order the yield, so it never
+//!    goes round in a circle: the lowest-named founder that every
+//!    candidate sees gathers them all. Consul and Akka avoid the split by
+//!    giving every server the whole list; here the forming nodes also
+//!    tell each other the peers they know (`PeerMessage::Forming`'s
+//!    `peers`), so that the sets they see converge.
 //! 3. **A candidate founds only with `n` promises**, its own included,
-//!    from live candidates. As each process promises once, two foundings
+//!    from live candidates. A founder that founds never promises away, so
+//!    a promise it counted never moves, and each process's promise counts
+//!    towards at most one founding: two foundings
 //!    need `2n` candidate processes before the first cluster answers: with
 //!    `n` the number of instances first deployed, a split needs the
 //!    deployment to double while it forms. The founder starts alone as the
@@ -51,19 +70,21 @@
 //!    differs stops the start with an error naming both counts (issue 9:
 //!    founders cross-check what they were given).
 //! 5. **A promise to a process that went away is not waited on for ever**:
-//!    when the promisee is silent for [`PROMISEE_GONE_MS`], or comes back as
-//!    another process (a new run under its name), the start fails with an
-//!    error. It does not promise again: a promisee that is only cut off
-//!    could still found with the old promise. A restarted process is a new
-//!    candidate and promises afresh (Consul and Akka have the same limit).
-//!    A start that never gathers `n` candidates fails at the start-up
-//!    deadline, naming what it saw ([`Formation::give_up`]).
+//!    when the promisee is silent for [`PROMISEE_GONE_MS`], the start fails
+//!    with an error. It does not promise again: a promisee that is only
+//!    cut off could still found with the old promise (Consul and Akka have
+//!    the same limit). A promisee that comes back as another process (a
+//!    new run under its name: the run promised to is gone and never
+//!    founds) releases the promise, as in rule 2. A start that never
+//!    gathers `n` candidates fails at the start-up deadline, naming what
+//!    it saw ([`Formation::give_up`]).
 //!
 //! No clock and no IO here: time is plain milliseconds from the caller.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 mod error;
+mod promise;
 pub use error::FormationError;
 
 /// How long the set of candidates must stay unchanged before a candidate
@@ -156,8 +177,9 @@ pub struct Formation {
     view: BTreeSet<Run>,
     view_since: u64,
     promised: Option<Run>,
-    /// Whether the promisee came back under a new run.
-    promisee_restarted: bool,
+    /// Whether the run promised to can no longer found: it announced a
+    /// promise to another, or a new run came under its name (rules 2, 5).
+    promisee_dead: bool,
     /// Cluster ids by member name.
     clusters: BTreeMap<String, u128>,
     first_cluster_at: Option<u64>,
@@ -185,7 +207,7 @@ impl Formation {
             view,
             view_since: now_ms,
             promised: None,
-            promisee_restarted: false,
+            promisee_dead: false,
             clusters: BTreeMap::new(),
             first_cluster_at: None,
             first_id_at: None,
@@ -264,9 +286,15 @@ impl Formation {
                 // cluster once a member answers it (CI: a ring of five
                 // candidates, one joined and its question failed a node
                 // that had promised to it).
+                // A new run under the promisee's name means the run
+                // promised to is gone (a crash and a blank restart, or a
+                // start over): it never founds, and the promise to it is
+                // released (rule 2), as when it promises to another.
                 if let Some(to) = &self.promised {
-                    if to.name == from && to.run != run && expect > 0 {
-                        self.promisee_restarted = true;
+                    let restarted = to.run != run && expect > 0;
+                    let away = to.run == run && promised.as_ref().is_some_and(|t| t != to);
+                    if to.name == from && (restarted || away) {
+                        self.promisee_dead = true;
                     }
                 }
                 // A member heard earlier that now says it is a candidate
@@ -284,72 +312,6 @@ impl Formation {
                 self.refresh_view(now_ms);
             }
         }
-    }
-
-    /// Notes when the set of live candidates last changed.
-    fn refresh_view(&mut self, now_ms: u64) {
-        let view = self.candidates(now_ms);
-        if view != self.view {
-            self.view = view;
-            self.view_since = now_ms;
-        }
-    }
-
-    /// The live candidates, this node included.
-    fn candidates(&self, now_ms: u64) -> BTreeSet<Run> {
-        let mut out = BTreeSet::from([self.me.clone()]);
-        for (name, p) in &self.peers {
-            if p.expect > 0 && now_ms.saturating_sub(p.heard_at) < FORGET_AFTER_MS {
-                out.insert(Run {
-                    name: name.clone(),
-                    run: p.run,
-                });
-            }
-        }
-        out
-    }
-
-    /// The live candidates that promised to this node, itself included.
-    fn promisers(&self, now_ms: u64) -> Vec<String> {
-        let mut out = Vec::new();
-        if self.promised.as_ref() == Some(&self.me) {
-            out.push(self.me.name.clone());
-        }
-        for (name, p) in &self.peers {
-            if p.promised.as_ref() == Some(&self.me)
-                && now_ms.saturating_sub(p.heard_at) < FORGET_AFTER_MS
-            {
-                out.push(name.clone());
-            }
-        }
-        out.sort();
-        out
-    }
-
-    /// Whom to promise to (rule 2): among the live candidates that may
-    /// still found (not promised to another), the lowest-named one already
-    /// gathering promises (it promised to itself, or another promised to
-    /// it), else the lowest-named.
-    fn choose(&self) -> Run {
-        let promised_to = |c: &Run| -> Option<Run> {
-            if *c == self.me {
-                self.promised.clone()
-            } else {
-                self.peers.get(&c.name).and_then(|p| p.promised.clone())
-            }
-        };
-        let may_found = |c: &&Run| promised_to(c).is_none_or(|to| to == **c);
-        let gathering = |c: &&Run| {
-            promised_to(c).as_ref() == Some(*c)
-                || self.peers.values().any(|p| p.promised.as_ref() == Some(*c))
-        };
-        self.view
-            .iter()
-            .filter(may_found)
-            .find(gathering)
-            .or_else(|| self.view.iter().find(may_found))
-            .cloned()
-            .unwrap_or_else(|| self.me.clone())
     }
 
     /// Decides what to do at `now_ms` (see the module docs).
@@ -419,7 +381,9 @@ impl Formation {
                 }
                 // Rule 2: the lowest-named candidate already gathering
                 // promises, else the lowest-named that may still found.
-                let to = self.choose();
+                // Never `None` here: nothing promised yet, this node may
+                // found.
+                let to = self.choose().unwrap_or_else(|| self.me.clone());
                 self.promised = Some(to.clone());
                 Decision::Promise(to)
             }
@@ -427,19 +391,33 @@ impl Formation {
                 // Rule 3.
                 let promisers = self.promisers(now_ms);
                 if promisers.len() as u64 >= self.expect {
-                    Decision::Found(promisers)
-                } else {
-                    Decision::Wait
+                    return Decision::Found(promisers);
+                }
+                // Rule 2's yield: a lower-named founder in progress.
+                match self.lower_founder(now_ms) {
+                    Some(to) => {
+                        self.promised = Some(to.clone());
+                        Decision::Promise(to)
+                    }
+                    None => Decision::Wait,
                 }
             }
             Some(to) => {
-                // Rule 5.
-                if self.promisee_restarted {
-                    return Decision::Fail(FormationError::PromiseeGone {
-                        to: to.name,
-                        how: "restarted as a new process".into(),
-                    });
+                // Rule 2's release: the promisee promised to another, so
+                // it can never found; promise again. The promise to it
+                // stays announced until another is made, so that nobody
+                // takes this node for a founder; with nobody left who may
+                // found, it starts over as a new run.
+                if self.promisee_dead {
+                    if let Some(again) = self.choose() {
+                        self.promised = Some(again.clone());
+                        self.promisee_dead = false;
+                        return Decision::Promise(again);
+                    }
+                    self.start_over(now_ms);
+                    return Decision::Wait;
                 }
+                // Rule 5.
                 let heard = self.peers.get(&to.name).map_or(0, |p| p.heard_at);
                 if now_ms.saturating_sub(heard) >= PROMISEE_GONE_MS {
                     return Decision::Fail(FormationError::PromiseeGone {

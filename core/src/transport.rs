@@ -142,7 +142,14 @@ pub enum PeerMessage {
     },
     /// Sent to a node that says hello but is not a member of this running
     /// cluster: it must join (issue 9).
-    JoinInstead,
+    JoinInstead {
+        /// The sender's cluster id (0: not chosen yet, or not recorded). A
+        /// node whose directory records another id ignores it: a member of
+        /// another cluster at an address this node recorded (reused by a
+        /// new pod, both clusters' certificates from one CA) must not make
+        /// it give up its id and mark its directory left.
+        cluster_id: u128,
+    },
     /// Sent to a node whose Raft id the cluster removed (issue 9): it must
     /// stop taking part under that id.
     Removed {

@@ -97,8 +97,9 @@ impl<S: LogStore + Send + 'static> Driver<S> {
         match route {
             Route::Ignore => {}
             Route::JoinInstead => {
+                let cluster_id = self.table.members().cluster_id();
                 self.transport
-                    .send(hello.from, vec![PeerMessage::JoinInstead]);
+                    .send(hello.from, vec![PeerMessage::JoinInstead { cluster_id }]);
             }
             Route::Removed => {
                 let cluster_id = self.table.members().cluster_id();

@@ -314,7 +314,7 @@ impl<S: LogStore + Send + 'static> Driver<S> {
                 // Answers meant for a joiner, or for a start (not this driver).
                 PeerMessage::Joined { .. }
                 | PeerMessage::JoinRefused { .. }
-                | PeerMessage::JoinInstead
+                | PeerMessage::JoinInstead { .. }
                 | PeerMessage::InCluster { .. } => {}
                 PeerMessage::Removed { cluster_id, id } => self.on_removed(from, cluster_id, id),
             }

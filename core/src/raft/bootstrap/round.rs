@@ -181,7 +181,8 @@ pub(super) async fn hello_round(
                         // A node that joined cannot vouch for a first start
                         // (as when it runs: `hello_answer.rs`).
                         if peers.joined && boot <= 1 {
-                            p.transport.send(batch.from, vec![PeerMessage::JoinInstead]);
+                            let answer = PeerMessage::JoinInstead { cluster_id: peers.cluster_id };
+                            p.transport.send(batch.from, vec![answer]);
                             continue;
                         }
                     }
@@ -298,8 +299,15 @@ fn heed(peers: &RoundPeers, start: &Start<'_>, from: NodeId, msg: PeerMessage) -
             seen_boot,
             ..
         } => Heard::End(refused(from, me, this_run.boot, seen_boot).into()),
-        PeerMessage::JoinInstead if peers.joined => Heard::Nothing,
-        PeerMessage::JoinInstead => Heard::End(RoundEnd::Join),
+        PeerMessage::JoinInstead { .. } if peers.joined => Heard::Nothing,
+        // From a member of another cluster (see the message's docs).
+        PeerMessage::JoinInstead { cluster_id }
+            if peers.cluster_id != 0 && cluster_id != 0 && cluster_id != peers.cluster_id =>
+        {
+            tracing::warn!(node = %me.name, peer = %from, theirs = %format_args!("{cluster_id:032x}"), ours = %format_args!("{:032x}", peers.cluster_id), "a member of another cluster answered this node's hello (at an address this node recorded for a member of its own); ignored");
+            Heard::Nothing
+        }
+        PeerMessage::JoinInstead { .. } => Heard::End(RoundEnd::Join),
         // A member's table (a prefix of the same log) removed this id.
         PeerMessage::Removed { cluster_id, id }
             if id == me.id && (peers.cluster_id == 0 || cluster_id == peers.cluster_id) =>

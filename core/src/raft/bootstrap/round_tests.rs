@@ -187,7 +187,7 @@ fn a_joined_restart_heeds_copies_and_removal_but_never_joins_again() {
     assert!(behind.contains("acknowledged log entry 55"), "{behind}");
     assert!(behind.contains("empty its data directory"), "{behind}");
     assert_eq!(heed(ack(false, 0, 0, &[])), "nothing");
-    assert_eq!(heed(PeerMessage::JoinInstead), "nothing");
+    assert_eq!(heed(PeerMessage::JoinInstead { cluster_id: 77 }), "nothing");
     let removed = |cluster_id, id| PeerMessage::Removed { cluster_id, id };
     assert_eq!(heed(removed(77, NodeId(9))), "removed");
     assert_eq!(heed(removed(78, NodeId(9))), "nothing", "another cluster");
@@ -227,6 +227,10 @@ fn a_founders_restart_reads_its_answers_as_before() {
     assert_eq!(heed(ack(true, 0, 0, &["a (voter)"])), "accepted");
     assert!(heed(ack(true, 0, 0, &["b (voter)"])).starts_with("differs"));
     assert_eq!(heed(ack(false, 0, 0, &[])), "join");
-    assert_eq!(heed(PeerMessage::JoinInstead), "join");
+    assert_eq!(heed(PeerMessage::JoinInstead { cluster_id: 77 }), "join");
+    // Not chosen yet on their side: taken, as before ids existed.
+    assert_eq!(heed(PeerMessage::JoinInstead { cluster_id: 0 }), "join");
+    // A member of another cluster at an address this node recorded.
+    assert_eq!(heed(PeerMessage::JoinInstead { cluster_id: 78 }), "nothing");
     assert!(heed(ack(false, 6, 0, &[])).contains("older copy of itself"));
 }

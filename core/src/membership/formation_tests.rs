@@ -373,14 +373,9 @@ fn a_promise_is_released_only_by_the_promisee_s_own_run() {
     assert_eq!(f.decide(3600), Decision::Wait);
 }
 
-/// Issue 9: a founder short of `n` that sees a lower-named candidate that
-/// promised to itself yields to it, and the candidates that promised to
-/// the one that yielded are released (the test above); a founder with a
-/// higher name in view does not yield to it.
-#[test]
-fn a_founder_short_of_n_yields_to_a_lower_named_founder() {
-    // b: hears a and c, promises to itself first (a is not heard yet
-    // when b's set of b, c and d is stable).
+/// b (expecting 3) that heard c and d for 3 s, none of them promised, and
+/// so promised to its own run at t = 3000 ms.
+fn b_promised_to_itself() -> Formation {
     let mut f = Formation::new(run("b", 2), 3, 0);
     let mut t = 0;
     while t <= 3000 {
@@ -389,6 +384,18 @@ fn a_founder_short_of_n_yields_to_a_lower_named_founder() {
         t += 500;
     }
     assert_eq!(f.decide(3000), Decision::Promise(run("b", 2)));
+    f
+}
+
+/// Issue 9: a founder short of `n` that sees a lower-named candidate that
+/// promised to itself yields to it, and the candidates that promised to
+/// the one that yielded are released (the test above); a founder with a
+/// higher name in view does not yield to it.
+#[test]
+fn a_founder_short_of_n_yields_to_a_lower_named_founder() {
+    // b: hears c and d, promises to itself first (a is not heard yet
+    // when b's set of b, c and d is stable).
+    let mut f = b_promised_to_itself();
     f.hear("c", cand(3, 3, Some(run("b", 2))), 3100);
     // d promised to itself: higher-named, b does not yield.
     f.hear("d", cand(3, 4, Some(run("d", 4))), 3100);
@@ -406,14 +413,7 @@ fn a_founder_short_of_n_yields_to_a_lower_named_founder() {
 /// A founder with `n` promises founds rather than yield.
 #[test]
 fn a_founder_with_n_promises_founds_before_it_would_yield() {
-    let mut f = Formation::new(run("b", 2), 3, 0);
-    let mut t = 0;
-    while t <= 3000 {
-        f.hear("c", cand(3, 3, None), t);
-        f.hear("d", cand(3, 4, None), t);
-        t += 500;
-    }
-    assert_eq!(f.decide(3000), Decision::Promise(run("b", 2)));
+    let mut f = b_promised_to_itself();
     f.hear("c", cand(3, 3, Some(run("b", 2))), 3100);
     f.hear("d", cand(3, 4, Some(run("b", 2))), 3100);
     f.hear("a", cand(3, 1, Some(run("a", 1))), 3100);

@@ -96,6 +96,9 @@ pub(crate) struct Shared {
     pub(crate) endpoint: Endpoint,
     pub(crate) incoming: mpsc::Sender<Incoming>,
     peers: Mutex<HashMap<NodeId, PeerSlot>>,
+    /// Members learned but never talked to: no slot until a message goes
+    /// to or comes from one (`Shared::learn`). Locked after `peers`.
+    directory: Mutex<HashMap<NodeId, PeerInfo>>,
     /// Keying material of accepted connections that presented our own
     /// name: discovery matches its dials against it to recognise itself.
     pub(crate) self_keys: Mutex<HashSet<[u8; 32]>>,
@@ -337,6 +340,7 @@ impl QuicTransport {
             endpoint,
             incoming,
             peers: Mutex::new(HashMap::new()),
+            directory: Mutex::new(HashMap::new()),
             self_keys: Mutex::new(HashSet::new()),
             shutdown,
             discovery,
@@ -374,13 +378,10 @@ impl QuicTransport {
 
     /// The peers this transport currently knows (not including itself).
     pub fn known_peers(&self) -> Vec<PeerInfo> {
-        let mut out: Vec<PeerInfo> = self
-            .shared
-            .peers
-            .lock()
-            .values()
-            .map(|s| s.info.clone())
-            .collect();
+        let peers = self.shared.peers.lock();
+        let learned = self.shared.directory.lock();
+        let slots = peers.values().map(|s| s.info.clone());
+        let mut out: Vec<PeerInfo> = slots.chain(learned.values().cloned()).collect();
         out.sort_by_key(|p| p.id);
         out
     }
@@ -449,19 +450,6 @@ impl QuicTransport {
         configured.len() - before
     }
 
-    /// How many peers this node has an open connection with (tests).
-    #[doc(hidden)]
-    pub fn open_connections(&self) -> usize {
-        self.shared.open_connections()
-    }
-
-    /// Sets how long an unused connection stays open (default
-    /// [`IDLE_CLOSE`]), for tests that watch connections close.
-    #[doc(hidden)]
-    pub fn set_idle_close(&self, idle: Duration) {
-        self.shared.set_idle_close(idle);
-    }
-
     /// Closes the endpoint (peers see the connections close at once) and
     /// stops every task. Idempotent.
     pub fn close(&self) {
@@ -492,3 +480,4 @@ impl Transport for QuicTransport {
 mod name_in_use;
 mod reload;
 mod shared;
+mod test_hooks;

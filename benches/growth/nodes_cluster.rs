@@ -150,6 +150,15 @@ impl Cluster {
                 self.nodes.push(node);
             }
             i += batch;
+            // Progress on large sizes: where a formation that does not
+            // finish got to, and how its pace changed.
+            if shape.n >= 300 && ((i / 32).is_multiple_of(4) || i >= shape.n) {
+                eprintln!(
+                    "    {i} of {} nodes started, {:.0} s",
+                    shape.n,
+                    t0.elapsed().as_secs_f64()
+                );
+            }
         }
         self.wait_formed(shape.n, left()).await
     }
@@ -180,8 +189,13 @@ impl Cluster {
             }
         }
         let voters = n.min(5);
+        // Read through `watch_status().borrow()`, not `status()`: a status
+        // is a copy with every member in it, and copying it from every
+        // node every 100 ms was itself n^2 work (half a core at 1 000).
         loop {
-            let formed = self.nodes.iter().map(Node::status).any(|s| {
+            let formed = self.nodes.iter().any(|node| {
+                let s = node.watch_status();
+                let s = s.borrow();
                 s.is_leader()
                     && s.members.len() == n
                     && s.members
@@ -191,13 +205,22 @@ impl Cluster {
                         == voters
                     && s.members.iter().all(|m| m.live == Some(true))
             });
-            let sessions = self.nodes.iter().all(|n| n.status().session.is_some());
+            let sessions = (self.nodes.iter()).all(|n| n.watch_status().borrow().session.is_some());
             if formed && sessions {
                 return Ok(());
             }
             if Instant::now() >= deadline {
+                let open =
+                    (self.nodes.iter()).filter(|n| n.watch_status().borrow().session.is_some());
+                let view = self.leader_status().map(|(_, s)| {
+                    let live = s.members.iter().filter(|m| m.live == Some(true)).count();
+                    format!("the leader sees {} members, {live} live", s.members.len())
+                });
                 return Err(format!(
-                    "{n} nodes: no leader seeing {voters} voters and every member live in {within:?}"
+                    "{n} nodes: no leader seeing {voters} voters and every member live in {within:?} \
+                     ({}; {} sessions open)",
+                    view.unwrap_or_else(|| "no leader".into()),
+                    open.count()
                 ));
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
@@ -206,7 +229,7 @@ impl Cluster {
 
     /// The index of the node that leads now, if any.
     pub fn leader(&self) -> Option<usize> {
-        self.nodes.iter().position(|n| n.status().is_leader())
+        (self.nodes.iter()).position(|n| n.watch_status().borrow().is_leader())
     }
 
     /// The leader's status, if a node leads.

@@ -137,7 +137,9 @@ async fn idle(c: &Cluster, secs: u64, rss0: f64, form_s: f64) -> Option<Point> {
         process_cpu: proc1.saturating_sub(proc0).as_secs_f64() / wall,
         rss_per_node: (rss_mib().unwrap_or(0.0) - rss0) / n as f64,
         stable: s1.is_leader() && s1.term == s0.term,
-        leased: c.nodes.iter().filter(|x| x.status().lease_valid).count(),
+        leased: (c.nodes.iter())
+            .filter(|x| x.watch_status().borrow().lease_valid)
+            .count(),
         form_s,
     })
 }

@@ -34,6 +34,7 @@ mod t130_break9;
 mod t130_break9_findings;
 mod t131_formation_views;
 mod t132_join_instead_other_cluster;
+mod t133_status_members_paced;
 mod t20_fifo;
 mod t30_fencing;
 mod t40_lease_loss;

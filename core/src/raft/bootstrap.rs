@@ -449,6 +449,7 @@ where
         started_at: applied,
         compaction: super::compaction::Compaction::new(snapshot_bytes),
         live_asks: Default::default(),
+        status_pace: Default::default(),
         join_waiters: Default::default(),
         directory: members
             .iter()

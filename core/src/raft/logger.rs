@@ -29,6 +29,22 @@ impl Drain for TracingDrain {
     type Err = slog::Never;
 
     fn log(&self, record: &Record<'_>, values: &OwnedKVList) -> Result<(), slog::Never> {
+        // Nothing is formatted for a level nobody listens to: raft-rs logs
+        // every membership change at info with the whole configuration, so
+        // formatting it anyway cost O(members) on every node per change
+        // (issue 10, curve 5).
+        let enabled = match record.level() {
+            Level::Critical | Level::Error => {
+                tracing::enabled!(target: "peerlock::raft", tracing::Level::ERROR)
+            }
+            Level::Warning => tracing::enabled!(target: "peerlock::raft", tracing::Level::WARN),
+            Level::Info => tracing::enabled!(target: "peerlock::raft", tracing::Level::INFO),
+            Level::Debug => tracing::enabled!(target: "peerlock::raft", tracing::Level::DEBUG),
+            Level::Trace => tracing::enabled!(target: "peerlock::raft", tracing::Level::TRACE),
+        };
+        if !enabled {
+            return Ok(());
+        }
         let mut kv = KvToString(String::new());
         let _ = record.kv().serialize(record, &mut kv);
         let _ = values.serialize(record, &mut kv);

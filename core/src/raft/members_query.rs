@@ -7,7 +7,8 @@
 //! the live set ([`PeerMessage::LiveAsk`]) and answers its caller when the
 //! leader replies, or with `NoQuorum` at the read's deadline.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
+use std::time::Duration;
 
 use tokio::sync::oneshot;
 use tokio::time::Instant;
@@ -28,7 +29,50 @@ pub(crate) struct LiveAsks {
     waiting: BTreeMap<u64, (Vec<MemberInfo>, Reply, Instant)>,
 }
 
+/// Above this many members, a burst of membership changes rebuilds
+/// `status().members` at most once per 1 ms per member (1 s at 1 000). The
+/// rebuild is O(members), and while many nodes join, changes commit a few
+/// times a tick: on every node of a forming 1 000-node cluster it was the
+/// largest cost (issue 10, curve 5). A change after a quiet spell is
+/// published at once; a burst's last one at a tick once that time passed.
+/// Up to this size every change is published at once, as before: callers
+/// read `status()` right after `members()` showed a change (t64).
+/// `members()` is read from the applied table, current and linearizable.
+pub(crate) const STATUS_PACED_ABOVE: usize = 100;
+
+/// When `status().members` was last rebuilt, and whether a change since
+/// waits for the next rebuild.
+#[derive(Debug, Default)]
+pub(crate) struct StatusPace {
+    last: Option<Instant>,
+    behind: bool,
+}
+
 impl<S: LogStore + Send + 'static> Driver<S> {
+    /// A membership change applied: rebuild `status().members` now, or at
+    /// a tick once its pace ([`STATUS_PACED_ABOVE`]) has passed since the last time.
+    pub(super) fn member_status_changed(&mut self, now: Instant) {
+        let members = self.table.members().len();
+        let every = if members > STATUS_PACED_ABOVE {
+            Duration::from_millis(1) * u32::try_from(members).unwrap_or(u32::MAX)
+        } else {
+            Duration::ZERO
+        };
+        let due = (self.status_pace.last).is_none_or(|t| now.saturating_duration_since(t) >= every);
+        if due {
+            self.refresh_member_status();
+        } else {
+            self.status_pace.behind = true;
+        }
+    }
+
+    /// At a tick: the rebuild a burst of changes put off, if it is due.
+    pub(super) fn member_status_catch_up(&mut self, now: Instant) {
+        if self.status_pace.behind {
+            self.member_status_changed(now);
+        }
+    }
+
     /// The members as this node applied them, not yet marked live.
     fn member_list(&self) -> Vec<MemberInfo> {
         let cs = self.raw.raft.prs().conf().to_conf_state();
@@ -44,12 +88,16 @@ impl<S: LogStore + Send + 'static> Driver<S> {
             &cs.voters_outgoing
         };
         let voter = |id: u64| deciding.contains(&id);
-        let in_conf = |id: u64| {
-            cs.voters.contains(&id)
-                || cs.voters_outgoing.contains(&id)
-                || cs.learners.contains(&id)
-                || cs.learners_next.contains(&id)
-        };
+        // A set, not a scan of the lists per member: with n learners that
+        // was n^2 on every node at every membership change (issue 10,
+        // curve 5). The voters are at most a handful.
+        let conf: HashSet<u64> = (cs.voters.iter())
+            .chain(&cs.voters_outgoing)
+            .chain(&cs.learners)
+            .chain(&cs.learners_next)
+            .copied()
+            .collect();
+        let in_conf = |id: u64| conf.contains(&id);
         self.table
             .members()
             .iter()
@@ -73,7 +121,12 @@ impl<S: LogStore + Send + 'static> Driver<S> {
 
     /// Publishes the applied members in `status().members`, voters first.
     pub(super) fn refresh_member_status(&mut self) {
-        let live = self.live_set(self.clock.now());
+        let now = self.clock.now();
+        self.status_pace = StatusPace {
+            last: Some(now),
+            behind: false,
+        };
+        let live = self.live_set(now);
         let mut members: Vec<MemberStatus> = self
             .member_list()
             .into_iter()
@@ -83,7 +136,7 @@ impl<S: LogStore + Send + 'static> Driver<S> {
                 addr: m.addr,
                 voter: m.role == MemberRole::Voter,
                 role: m.role,
-                live: live.as_ref().map(|l| l.contains(&m.id)),
+                live: live.as_ref().map(|l| l.binary_search(&m.id).is_ok()),
                 durable: m.durable,
                 zone: m.zone,
                 leaving: m.leaving,
@@ -105,6 +158,8 @@ impl<S: LogStore + Send + 'static> Driver<S> {
         let window = self.cfg.election_timeout() * 2;
         let mut live = duty.watch.live(now, window);
         live.push(self.me);
+        // Sorted: looked up once per member (`refresh_member_status`).
+        live.sort_unstable();
         Some(live)
     }
 
@@ -174,6 +229,7 @@ impl<S: LogStore + Send + 'static> Driver<S> {
 }
 
 fn mark_live(list: &mut [MemberInfo], live: &[NodeId]) {
+    let live: HashSet<NodeId> = live.iter().copied().collect();
     for m in list {
         m.live = live.contains(&m.id);
     }

@@ -153,6 +153,8 @@ pub(crate) struct Driver<S: LogStore + Send + 'static> {
     compaction: compaction::Compaction,
     /// `members()` calls waiting for the leader's liveness answer.
     live_asks: members_query::LiveAsks,
+    /// When `status().members` was last rebuilt, and whether it is behind.
+    status_pace: members_query::StatusPace,
     /// Joiners waiting for their `Join` to apply here.
     join_waiters: join::JoinWaiters,
     /// The members this node started with, Raft id → transport key: routes

@@ -274,7 +274,7 @@ impl<S: LogStore + Send + 'static> Driver<S> {
                     .copied()
                     .collect();
                 let removed = self.table.apply_conf(index, &voters, &learners);
-                self.refresh_member_status();
+                self.member_status_changed(self.clock.now());
                 self.plan_at_next_tick();
                 if !removed.is_empty() {
                     tracing::debug!(node = %self.name, ?removed, "members removed from the configuration");

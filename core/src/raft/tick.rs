@@ -47,6 +47,7 @@ impl<S: LogStore + Send + 'static> Driver<S> {
         self.maybe_compact();
         self.shutdown_progress(now);
         self.tick_gauges(now);
+        self.member_status_catch_up(now);
     }
 
     /// The gauges that move continuously (issue 12, item 1): set once a

@@ -191,7 +191,7 @@ impl Cluster {
         let voters = n.min(5);
         // Read through `watch_status().borrow()`, not `status()`: a status
         // is a copy with every member in it, and copying it from every
-        // node every 100 ms was itself n^2 work (half a core at 1 000).
+        // node every 100 ms was itself n^2 work.
         loop {
             let formed = self.nodes.iter().any(|node| {
                 let s = node.watch_status();

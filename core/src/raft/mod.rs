@@ -374,9 +374,11 @@ impl<S: LogStore + Send + 'static> Driver<S> {
         let Some(msg) = self.hold_large_snapshot(msg) else {
             return;
         };
+        let sender = msg.from;
         if let Err(e) = self.raw.step(msg) {
             tracing::debug!(node = %self.name, peer = %from, error = %e, "raft refused a message");
         }
+        self.heard_from(sender, now);
     }
 
     fn role(&self) -> Role {

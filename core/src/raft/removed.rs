@@ -36,11 +36,25 @@ const TELL_EVERY: Duration = Duration::from_secs(1);
 /// when full, which at worst tells some twice).
 const TOLD_MAX: usize = 1024;
 
-/// When each removed peer (by transport key) was last told; and, on this
-/// node, since when it has been a non-voter without a leader (see
+/// Every how many probe rounds an orphaned non-voter asks every member it
+/// knows, not only the voters and its leader (see
 /// [`Driver::probe_if_orphaned`]).
+const PROBE_ALL_EVERY: u32 = 8;
+
+/// When each removed peer (by transport key) was last told; and, on this
+/// node, what [`Driver::probe_if_orphaned`] keeps.
 #[derive(Debug, Default)]
-pub(super) struct Told(HashMap<NodeId, Instant>, Option<Instant>, Option<Instant>);
+pub(super) struct Told {
+    by_peer: HashMap<NodeId, Instant>,
+    /// Since when this node has been a non-voter with no leader it hears.
+    orphan_since: Option<Instant>,
+    /// When the next probe round is due.
+    next_probe: Option<Instant>,
+    /// Probe rounds since this node became an orphan.
+    rounds: u32,
+    /// When a Raft message last came from the leader this node follows.
+    leader_heard: Option<Instant>,
+}
 
 impl<S: LogStore + Send + 'static> Driver<S> {
     /// Whether a Raft message from `id` (over the connection `key`) comes
@@ -54,14 +68,14 @@ impl<S: LogStore + Send + 'static> Driver<S> {
         let cluster_id = self.table.members().cluster_id();
         let due = self
             .told
-            .0
+            .by_peer
             .get(&key)
             .is_none_or(|at| now.saturating_duration_since(*at) >= TELL_EVERY);
         if due && !crate::teeth::planted(crate::teeth::Bug::SilentToRemoved) {
-            if self.told.0.len() >= TOLD_MAX {
-                self.told.0.clear();
+            if self.told.by_peer.len() >= TOLD_MAX {
+                self.told.by_peer.clear();
             }
-            self.told.0.insert(key, now);
+            self.told.by_peer.insert(key, now);
             tracing::warn!(node = %self.name, peer = %key, %id, "a removed member still sends; telling it");
             self.transport
                 .send(key, vec![PeerMessage::Removed { cluster_id, id }]);
@@ -69,40 +83,89 @@ impl<S: LogStore + Send + 'static> Driver<S> {
         true
     }
 
-    /// A learner without a leader asks its peers whether it is still a
-    /// member. A removed voter learns it from the answer to its first
-    /// pre-vote; a learner never campaigns, and the leader no longer sends
-    /// to an id it removed, so a learner removed while it was down (and
-    /// back from its disk), or cut off, would otherwise wait in silence for
-    /// ever. After two election timeouts with no leader, and then every
-    /// two, it sends each member of its table a probe: a Raft message of a
-    /// type raft-rs only ever reports locally (`MsgUnreachable`), which a
-    /// peer drops unread, unless the sender's id is removed, which
-    /// [`Self::sent_by_removed`] answers with `Removed` first. (Found by
-    /// the simulator: a learner removed while crashed stayed a silent
-    /// non-member after its restart; so did a joiner removed before its
-    /// first snapshot, back from its disk with no table.)
+    /// A Raft message from `from` was stepped: if it came from the leader
+    /// this node follows, the leader still talks to it.
+    pub(super) fn heard_from(&mut self, from: u64, now: Instant) {
+        if from != 0 && from == self.raw.raft.leader_id {
+            self.told.leader_heard = Some(now);
+        }
+    }
+
+    /// A non-voter whose leader does not talk to it asks its peers whether
+    /// it is still a member. A removed voter learns it from the answer to
+    /// its first pre-vote; a learner never campaigns, and the leader no
+    /// longer sends to an id it removed, so a learner removed while it was
+    /// down (and back from its disk), or cut off, would otherwise wait in
+    /// silence for ever. After two election timeouts with no leader, or
+    /// with a leader it has not heard from for that long, and then every
+    /// two, it sends a probe: a Raft message of a type raft-rs only ever
+    /// reports locally (`MsgUnreachable`), which a peer drops unread,
+    /// unless the sender's id is removed, which [`Self::sent_by_removed`]
+    /// answers with `Removed` first. (Found by the simulator: a learner
+    /// removed while crashed stayed a silent non-member after its restart;
+    /// so did a joiner removed before its first snapshot, back from its
+    /// disk with no table.)
+    ///
+    /// "A leader it has not heard from" (issue 10, curve 5): raft-rs keeps
+    /// a learner's leader id until it hears of a newer term, and a learner
+    /// never campaigns, so a learner removed while it was cut off, or too
+    /// busy to answer, still named the leader that removed it and never
+    /// probed. Forming 1 000 nodes in one process left five joiners that
+    /// way for good: removed before their first snapshot, with no session
+    /// whose keepalive would have drawn a `Removed`.
+    ///
+    /// Whom it asks: the voters of its configuration and the leader it
+    /// knows, which are few and decide membership; every member it knows
+    /// (hundreds, each maybe a new handshake) only every
+    /// [`PROBE_ALL_EVERY`]th round, or when it knows no voter (a joiner
+    /// before its snapshot), so that a cluster under load whose learners
+    /// miss some heartbeats is not flooded with dials.
     pub(super) fn probe_if_orphaned(&mut self, now: Instant) {
+        let every = self.cfg.election_timeout() * 2;
         let voter = self.raw.raft.prs().conf().voters().contains(self.me.0);
-        if voter || self.leader_id().is_some() || self.stopped {
-            self.told.1 = None;
+        let leader_heard = self.leader_id().is_some()
+            && self
+                .told
+                .leader_heard
+                .is_some_and(|t| now.saturating_duration_since(t) < every);
+        if voter || leader_heard || self.stopped {
+            self.told.orphan_since = None;
+            self.told.next_probe = None;
+            self.told.rounds = 0;
             return;
         }
-        let every = self.cfg.election_timeout() * 2;
-        let since = *self.told.1.get_or_insert(now);
-        let due = self.told.2.is_none_or(|at| now >= at);
+        let since = *self.told.orphan_since.get_or_insert(now);
+        let due = self.told.next_probe.is_none_or(|at| now >= at);
         if now.saturating_duration_since(since) < every || !due {
             return;
         }
-        self.told.2 = Some(now + every);
+        self.told.next_probe = Some(now + every);
+        let round = self.told.rounds;
+        self.told.rounds = round.wrapping_add(1);
+        let mut few: Vec<NodeId> = self
+            .raw
+            .raft
+            .prs()
+            .conf()
+            .voters()
+            .ids()
+            .iter()
+            .map(NodeId)
+            .collect();
+        few.extend(self.leader_id());
+        let everyone = few.iter().all(|id| *id == self.me) || round % PROBE_ALL_EVERY == 0;
         // Before its first snapshot a joiner has no table: it asks the
         // members it was told when it joined.
-        let peers: Vec<NodeId> = if self.table.members().is_empty() {
+        let peers: Vec<NodeId> = if !everyone {
+            few
+        } else if self.table.members().is_empty() {
             self.directory.keys().copied().collect()
         } else {
             self.table.members().iter().map(|m| m.id).collect()
         };
-        let peers = peers.into_iter().filter(|id| *id != self.me);
+        let mut peers: Vec<NodeId> = peers.into_iter().filter(|id| *id != self.me).collect();
+        peers.sort_unstable();
+        peers.dedup();
         for id in peers {
             let Some(key) = self.key_of(id) else { continue };
             let mut probe = raft::eraftpb::Message::default();

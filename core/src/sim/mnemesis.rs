@@ -103,7 +103,7 @@ impl World {
     }
 
     /// A new node, not started, whose first start joins as a new member.
-    fn add_node(&mut self) -> usize {
+    pub(crate) fn add_node(&mut self) -> usize {
         let i = self.nodes.len();
         let name = format!("sim{i}");
         let key = NodeId::from_name(&name);

@@ -44,6 +44,8 @@ pub(crate) fn token_index(token: u64) -> u64 {
 }
 pub use run::{run, SimConfig, SimOutcome, Skew, Workload};
 #[cfg(test)]
+mod orphan_tests;
+#[cfg(test)]
 #[cfg(feature = "teeth")]
 mod teeth_tests;
 #[cfg(test)]

@@ -45,6 +45,10 @@ pub(crate) struct LeaderDuty {
     /// Since when each peer has waited for a snapshot (see
     /// `Driver::retry_lost_snapshots`).
     pub(crate) snapshot_since: BTreeMap<u64, Instant>,
+    /// How many times in a row each peer's snapshot was sent again without
+    /// an answer (the wait before the next doubles; see
+    /// `Driver::retry_lost_snapshots`).
+    pub(crate) snapshot_retries: BTreeMap<u64, u32>,
     /// What this leader saw of its peers, for the membership planner.
     pub(crate) watch: super::reconcile::Watch,
     /// When this leader last began a ReadIndex round for keepalives (see
@@ -76,6 +80,7 @@ impl LeaderDuty {
             seq: 0,
             lock_delay,
             snapshot_since: BTreeMap::new(),
+            snapshot_retries: BTreeMap::new(),
             watch: super::reconcile::Watch::new(now),
             keepalive_round_at: None,
             learner_beats: Default::default(),

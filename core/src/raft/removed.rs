@@ -153,7 +153,7 @@ impl<S: LogStore + Send + 'static> Driver<S> {
             .map(NodeId)
             .collect();
         few.extend(self.leader_id());
-        let everyone = few.iter().all(|id| *id == self.me) || round % PROBE_ALL_EVERY == 0;
+        let everyone = few.iter().all(|id| *id == self.me) || round.is_multiple_of(PROBE_ALL_EVERY);
         // Before its first snapshot a joiner has no table: it asks the
         // members it was told when it joined.
         let peers: Vec<NodeId> = if !everyone {

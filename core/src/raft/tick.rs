@@ -13,6 +13,10 @@ use crate::storage::LogStore;
 use crate::transport::PeerMessage;
 use crate::types::{NodeId, SessionId};
 
+/// The most times the wait before a snapshot is sent again doubles: two
+/// election timeouts, then up to 16 times that (16 s at the defaults).
+const SNAPSHOT_RETRY_MAX_DOUBLINGS: u32 = 4;
+
 /// One keepalive waiting for the leader's batched quorum round.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct KeepAliveReq {
@@ -262,36 +266,47 @@ impl<S: LogStore + Send + 'static> Driver<S> {
     /// and the peer never catches up (found by the simulator). The
     /// transport cannot tell us of a loss, so a peer still waiting after
     /// two election timeouts is reported failed, and raft-rs sends again.
+    ///
+    /// The wait doubles with each retry to the same peer without an answer
+    /// in between (up to [`SNAPSHOT_RETRY_MAX_DOUBLINGS`] times): a peer
+    /// that is slow to install (hundreds of joiners on 2 cores, issue 10
+    /// curve 5) is not sent a new copy every second, each one queued behind
+    /// the last and installed again, which gave 659 joiners of one run 2 to
+    /// 9 copies. A lost snapshot is still sent again after two
+    /// election timeouts the first time.
     fn retry_lost_snapshots(&mut self, now: Instant) {
         // Only a leader sends snapshots. A follower's raft-rs keeps a
         // progress entry for every member too, and walking it on every
         // tick cost every node O(members): 9 % of the CPU of 300 joining
         // learners in one process (issue 10, the sessions curve's profile).
-        if self.leader.is_none() {
+        let Some(duty) = self.leader.as_mut() else {
             return;
-        }
-        let waiting: Vec<u64> = self
-            .raw
-            .raft
-            .prs()
+        };
+        let prs = self.raw.raft.prs();
+        let waiting: std::collections::BTreeSet<u64> = prs
             .iter()
             .filter(|(_, pr)| pr.state == raft::ProgressState::Snapshot)
             .map(|(id, _)| *id)
             .collect();
-        let timeout = self.cfg.election_timeout() * 2;
-        let Some(duty) = self.leader.as_mut() else {
-            return;
-        };
         duty.snapshot_since.retain(|id, _| waiting.contains(id));
+        // A peer that answered (it replicates now) or left starts over.
+        duty.snapshot_retries.retain(|id, _| {
+            prs.get(*id)
+                .is_some_and(|pr| pr.state != raft::ProgressState::Replicate)
+        });
+        let base = self.cfg.election_timeout() * 2;
         let mut lost = Vec::new();
         for id in waiting {
             let since = *duty.snapshot_since.entry(id).or_insert(now);
-            if now.saturating_duration_since(since) >= timeout {
+            let retries = duty.snapshot_retries.get(&id).copied().unwrap_or(0);
+            let wait = base * (1 << retries.min(SNAPSHOT_RETRY_MAX_DOUBLINGS));
+            if now.saturating_duration_since(since) >= wait {
                 lost.push(id);
             }
         }
         for id in lost {
             duty.snapshot_since.remove(&id);
+            *duty.snapshot_retries.entry(id).or_insert(0) += 1;
             tracing::debug!(node = %self.name, peer = id, "no answer to a snapshot; sending it again");
             self.raw.report_snapshot(id, raft::SnapshotStatus::Failure);
         }

@@ -41,6 +41,14 @@ use common::Cfg;
 
 fn main() {
     let cfg = Cfg::from_env();
+    // Logs only when asked (`RUST_LOG=peerlock=info`, say), to stderr:
+    // a formation that stalls can then be read from the nodes' own words.
+    if std::env::var_os("RUST_LOG").is_some() {
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_writer(std::io::stderr)
+            .init();
+    }
     let curve = std::env::var("PEERLOCK_BENCH_CURVE").unwrap_or_default();
     let wants = |name: &str| curve.is_empty() || curve.eq_ignore_ascii_case(name);
     println!(

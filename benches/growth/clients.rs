@@ -54,6 +54,7 @@ pub fn run(cfg: &crate::Cfg) {
                 threads: 2,
                 data: data.clone(),
                 form_timeout: Duration::from_secs(60),
+                dead_after: None,
             };
             rt.block_on(async {
                 let c = match Cluster::start(&shape).await {

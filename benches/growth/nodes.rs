@@ -94,6 +94,7 @@ pub fn run(cfg: &crate::Cfg) {
                 threads: 2,
                 data: None,
                 form_timeout: Duration::from_secs(120),
+                dead_after: None,
             };
             let p = rt.block_on(async {
                 let c = match Cluster::start(&shape).await {

@@ -19,7 +19,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use peerlock::certs::ClusterCa;
-use peerlock::{MemberRole, Node, NodeStatus};
+use peerlock::{MemberRole, MembershipConfig, Node, NodeStatus};
 
 use crate::nodes_probe::NodeRuntime;
 
@@ -37,6 +37,8 @@ pub struct Shape {
     pub data: Option<PathBuf>,
     /// How long forming may take before the benchmark gives up.
     pub form_timeout: Duration,
+    /// The membership's `dead_after`, when not the default (20 s).
+    pub dead_after: Option<Duration>,
 }
 
 pub struct Cluster {
@@ -46,11 +48,18 @@ pub struct Cluster {
     shared: Option<NodeRuntime>,
 }
 
-fn builder(ca: &ClusterCa, i: usize, data: &Option<PathBuf>) -> peerlock::NodeBuilder {
+fn builder(ca: &ClusterCa, i: usize, shape: &Shape) -> peerlock::NodeBuilder {
     let tls = ca
         .issue_node(&format!("g-{i}"), &["127.0.0.1"])
         .expect("cert");
-    let b = Node::builder().tls(tls).max_voters(5);
+    let mut b = Node::builder().tls(tls).max_voters(5);
+    if let Some(dead_after) = shape.dead_after {
+        b = b.membership(MembershipConfig {
+            dead_after,
+            ..MembershipConfig::default()
+        });
+    }
+    let data = &shape.data;
     match data {
         Some(dir) => b.data_dir(dir.join(format!("node-{i}"))),
         None => b.in_memory(),
@@ -105,7 +114,7 @@ impl Cluster {
             .map_err(|e| e.to_string())?;
         let mut starts = Vec::new();
         for (i, s) in socks.into_iter().enumerate() {
-            let b = builder(&ca, i, &shape.data).socket(s).peers(addrs.clone());
+            let b = builder(&ca, i, shape).socket(s).peers(addrs.clone());
             starts.push(self.rt_of(i).spawn(b.start()));
         }
         for s in starts {
@@ -130,7 +139,7 @@ impl Cluster {
             let mut joins = Vec::new();
             for k in i..i + batch {
                 let sock = UdpSocket::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
-                let b = builder(&ca, k, &shape.data)
+                let b = builder(&ca, k, shape)
                     .socket(sock)
                     .seeds(addrs.clone())
                     .startup_timeout(shape.form_timeout);
@@ -154,9 +163,10 @@ impl Cluster {
             // finish got to, and how its pace changed.
             if shape.n >= 300 && ((i / 32).is_multiple_of(4) || i >= shape.n) {
                 eprintln!(
-                    "    {i} of {} nodes started, {:.0} s",
+                    "    {i} of {} nodes started, {:.0} s, process RSS {:.0} MiB",
                     shape.n,
-                    t0.elapsed().as_secs_f64()
+                    t0.elapsed().as_secs_f64(),
+                    crate::nodes_probe::rss_mib().unwrap_or(0.0)
                 );
             }
         }
@@ -168,6 +178,9 @@ impl Cluster {
     /// session open.
     async fn wait_formed(&self, n: usize, within: Duration) -> Result<(), String> {
         let deadline = Instant::now() + within;
+        if n >= 300 {
+            self.report_catch_up(n, deadline).await;
+        }
         for node in &self.nodes {
             // `ready` may fail for a moment (NoQuorum while a membership
             // change or an election is under way, as t79 found): a user's
@@ -224,6 +237,99 @@ impl Cluster {
                 ));
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// On large sizes, before asking each node for `ready`: how many nodes
+    /// have applied anything and opened their session, every 30 s, until
+    /// all have or the deadline. Read from `watch_status` (no copies), so
+    /// the pace of catching up shows even when formation does not finish.
+    async fn report_catch_up(&self, n: usize, deadline: Instant) {
+        let t0 = Instant::now();
+        let mut next = t0;
+        // Open sessions at the last report: a report with none opened
+        // since names the nodes still waiting.
+        let mut last_open = None;
+        loop {
+            let (mut applied, mut open) = (0, 0);
+            for node in &self.nodes {
+                let s = node.watch_status();
+                let s = s.borrow();
+                applied += usize::from(s.applied_index > 0);
+                open += usize::from(s.session.is_some());
+            }
+            let done = open == self.nodes.len();
+            let late = Instant::now() >= deadline;
+            if done || late || Instant::now() >= next {
+                let learners = self.leader_status().map_or(0, |(_, s)| {
+                    (s.members.iter())
+                        .filter(|m| m.role == MemberRole::Learner)
+                        .count()
+                });
+                eprintln!(
+                    "    {n} nodes, {:.0} s after the last start: {applied} applied something, \
+                     {open} sessions open, the leader sees {learners} learners, process RSS {:.0} MiB",
+                    t0.elapsed().as_secs_f64(),
+                    crate::nodes_probe::rss_mib().unwrap_or(0.0)
+                );
+                if !done && (late || last_open == Some(open)) {
+                    self.report_stragglers();
+                }
+                next += Duration::from_secs(30);
+                last_open = Some(open);
+            }
+            if done || late {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+
+    /// Up to 10 nodes with no session yet, as they and the leader see them:
+    /// whether the leader has them in its member table (once, or twice
+    /// under one name), in which role, and live or not.
+    fn report_stragglers(&self) {
+        let leader = self.leader_status().map(|(_, s)| s);
+        if let Some(s) = &leader {
+            let mut names = std::collections::BTreeMap::new();
+            for m in &s.members {
+                *names.entry(m.name.as_str().to_owned()).or_insert(0) += 1;
+            }
+            let twice = names.values().filter(|k| **k > 1).count();
+            let live = s.members.iter().filter(|m| m.live == Some(true)).count();
+            eprintln!(
+                "    the leader (term {}, applied {}) has {} members, {live} live, {twice} names more than once",
+                s.term,
+                s.applied_index,
+                s.members.len()
+            );
+        }
+        let stuck = (self.nodes.iter()).filter(|n| n.watch_status().borrow().session.is_none());
+        for node in stuck.take(10) {
+            let st = node.status();
+            let seen: Vec<String> = leader
+                .iter()
+                .flat_map(|l| {
+                    (l.members.iter())
+                        .filter(|m| m.name == st.name)
+                        .map(|m| format!("id {} {:?} live {:?}", m.id, m.role, m.live))
+                        .collect::<Vec<_>>()
+                })
+                .collect();
+            eprintln!(
+                "    {} (id {}, {:?}, term {}, leader {:?}, applied {}): the leader has {}",
+                st.name,
+                st.id,
+                st.role,
+                st.term,
+                st.leader,
+                st.applied_index,
+                if seen.is_empty() {
+                    "no member of that name".to_owned()
+                } else {
+                    seen.join("; ")
+                }
+            );
         }
     }
 

@@ -36,11 +36,6 @@ const TELL_EVERY: Duration = Duration::from_secs(1);
 /// when full, which at worst tells some twice).
 const TOLD_MAX: usize = 1024;
 
-/// Every how many probe rounds an orphaned non-voter asks every member it
-/// knows, not only the voters and its leader (see
-/// [`Driver::probe_if_orphaned`]).
-const PROBE_ALL_EVERY: u32 = 8;
-
 /// When each removed peer (by transport key) was last told; and, on this
 /// node, what [`Driver::probe_if_orphaned`] keeps.
 #[derive(Debug, Default)]
@@ -50,8 +45,6 @@ pub(super) struct Told {
     orphan_since: Option<Instant>,
     /// When the next probe round is due.
     next_probe: Option<Instant>,
-    /// Probe rounds since this node became an orphan.
-    rounds: u32,
     /// When a Raft message last came from the leader this node follows.
     leader_heard: Option<Instant>,
 }
@@ -114,24 +107,27 @@ impl<S: LogStore + Send + 'static> Driver<S> {
     /// way for good: removed before their first snapshot, with no session
     /// whose keepalive would have drawn a `Removed`.
     ///
-    /// Whom it asks: the voters of its configuration and the leader it
-    /// knows, which are few and decide membership; every member it knows
-    /// (hundreds, each maybe a new handshake) only every
-    /// [`PROBE_ALL_EVERY`]th round, or when it knows no voter (a joiner
-    /// before its snapshot), so that a cluster under load whose learners
-    /// miss some heartbeats is not flooded with dials.
+    /// Whom it asks: only that leader while it names one, over the
+    /// connection the leader's heartbeats used, and which removed it if
+    /// anyone did; every member it knows (hundreds, each maybe a new
+    /// handshake) once it has named no leader, or not heard from it, for
+    /// `dead_after` (the leader that removed it may have died since). A
+    /// first version asked every member every 8th round as soon as the
+    /// leader was 2 election timeouts late: on 2 cores shared by 1 000
+    /// nodes, learners that missed heartbeats dialed every member, a
+    /// handshake storm that stopped the formation at 773 nodes.
     pub(super) fn probe_if_orphaned(&mut self, now: Instant) {
         let every = self.cfg.election_timeout() * 2;
         let voter = self.raw.raft.prs().conf().voters().contains(self.me.0);
-        let leader_heard = self.leader_id().is_some()
-            && self
-                .told
-                .leader_heard
-                .is_some_and(|t| now.saturating_duration_since(t) < every);
+        let leader = self.leader_id();
+        let silent = self
+            .told
+            .leader_heard
+            .map(|t| now.saturating_duration_since(t));
+        let leader_heard = leader.is_some() && silent.is_some_and(|d| d < every);
         if voter || leader_heard || self.stopped {
             self.told.orphan_since = None;
             self.told.next_probe = None;
-            self.told.rounds = 0;
             return;
         }
         let since = *self.told.orphan_since.get_or_insert(now);
@@ -140,33 +136,15 @@ impl<S: LogStore + Send + 'static> Driver<S> {
             return;
         }
         self.told.next_probe = Some(now + every);
-        let round = self.told.rounds;
-        self.told.rounds = round.wrapping_add(1);
-        let mut few: Vec<NodeId> = self
-            .raw
-            .raft
-            .prs()
-            .conf()
-            .voters()
-            .ids()
-            .iter()
-            .map(NodeId)
-            .collect();
-        few.extend(self.leader_id());
-        let everyone = few.iter().all(|id| *id == self.me) || round.is_multiple_of(PROBE_ALL_EVERY);
-        // Before its first snapshot a joiner has no table: it asks the
-        // members it was told when it joined.
-        let peers: Vec<NodeId> = if !everyone {
-            few
-        } else if self.table.members().is_empty() {
-            self.directory.keys().copied().collect()
-        } else {
-            self.table.members().iter().map(|m| m.id).collect()
+        let long_silent = silent.is_none_or(|d| d >= self.cfg.membership.dead_after.max(every));
+        let peers: Vec<NodeId> = match leader {
+            Some(leader) if !long_silent => vec![leader],
+            // Before its first snapshot a joiner has no table: it asks the
+            // members it was told when it joined.
+            _ if self.table.members().is_empty() => self.directory.keys().copied().collect(),
+            _ => self.table.members().iter().map(|m| m.id).collect(),
         };
-        let mut peers: Vec<NodeId> = peers.into_iter().filter(|id| *id != self.me).collect();
-        peers.sort_unstable();
-        peers.dedup();
-        for id in peers {
+        for id in peers.into_iter().filter(|id| *id != self.me) {
             let Some(key) = self.key_of(id) else { continue };
             let mut probe = raft::eraftpb::Message::default();
             probe.set_msg_type(raft::eraftpb::MessageType::MsgUnreachable);

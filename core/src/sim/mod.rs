@@ -46,6 +46,8 @@ pub use run::{run, SimConfig, SimOutcome, Skew, Workload};
 #[cfg(test)]
 mod orphan_tests;
 #[cfg(test)]
+mod scenario;
+#[cfg(test)]
 mod snapshot_retry_tests;
 #[cfg(test)]
 #[cfg(feature = "teeth")]

@@ -31,12 +31,7 @@ async fn until(within: Duration, mut f: impl FnMut() -> bool) -> bool {
 
 #[test]
 fn issue_10_a_joiner_removed_while_it_names_a_leader_learns_it() {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_time()
-        .start_paused(true)
-        .build()
-        .unwrap();
-    rt.block_on(async {
+    super::scenario::paused_runtime().block_on(async {
         let ttl = Duration::from_secs(2);
         let cfg = NodeConfig {
             session_ttl: ttl,

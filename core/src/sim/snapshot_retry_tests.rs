@@ -8,44 +8,13 @@
 
 use std::time::Duration;
 
-use super::nemesis::calm;
-use super::rng::Rng;
-use super::world::World;
-use crate::config::NodeConfig;
+use super::scenario::{follower_behind_compaction, paused_runtime};
 
 #[test]
 fn issue_10_a_snapshot_without_an_answer_is_sent_again_less_and_less_often() {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_time()
-        .start_paused(true)
-        .build()
-        .unwrap();
-    rt.block_on(async {
-        let ttl = Duration::from_secs(2);
-        let cfg = NodeConfig {
-            session_ttl: ttl,
-            tick: NodeConfig::tick_for_ttl(ttl),
-            compact_after: 40,
-            ..NodeConfig::default()
-        };
-        let election = cfg.election_timeout();
-        let mut w = World::new(Rng::new(5), 3, cfg, false, vec![1.0; 3]);
-        w.clients_per_node = 0;
-        w.net.set_weather(calm());
-        w.start_all().await.unwrap();
-        let leader = w.leader().unwrap();
-        let lagging = (leader + 1) % 3;
-        let (lead, lag) = (
-            w.nodes[leader].handle.clone().unwrap(),
-            w.nodes[lagging].handle.clone().unwrap(),
-        );
-        let (l, f) = (w.nodes[leader].member.id, w.nodes[lagging].member.id);
-        w.net.cut(l, f);
-        w.net.cut(f, l);
-        for i in 0..120 {
-            let g = lead.lock(&format!("k{i}")).await.unwrap();
-            g.unlock().await.unwrap();
-        }
+    paused_runtime().block_on(async {
+        let (w, lead, lag) = follower_behind_compaction(5).await;
+        let election = w.config.election_timeout();
         // Behind the compacted log, the follower can only catch up by
         // snapshot; every snapshot sent for the next 60 election timeouts
         // is lost.

@@ -349,40 +349,9 @@ fn regression_membership_seeds() {
 /// another (`Driver::retry_lost_snapshots`).
 #[test]
 fn regression_a_lost_snapshot_is_sent_again() {
-    use super::nemesis::calm;
-    use super::rng::Rng;
-    use super::world::World;
-    use crate::config::NodeConfig;
-
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_time()
-        .start_paused(true)
-        .build()
-        .unwrap();
+    let rt = super::scenario::paused_runtime();
     rt.block_on(async {
-        let cfg = NodeConfig {
-            session_ttl: Duration::from_secs(2),
-            tick: NodeConfig::tick_for_ttl(Duration::from_secs(2)),
-            compact_after: 40,
-            ..NodeConfig::default()
-        };
-        let mut w = World::new(Rng::new(5), 3, cfg, false, vec![1.0; 3]);
-        w.clients_per_node = 0;
-        w.net.set_weather(calm());
-        w.start_all().await.unwrap();
-        let leader = w.leader().unwrap();
-        let lagging = (leader + 1) % 3;
-        let (lead, lag) = (
-            w.nodes[leader].handle.clone().unwrap(),
-            w.nodes[lagging].handle.clone().unwrap(),
-        );
-        let (l, f) = (w.nodes[leader].member.id, w.nodes[lagging].member.id);
-        w.net.cut(l, f);
-        w.net.cut(f, l);
-        for i in 0..120 {
-            let g = lead.lock(&format!("k{i}")).await.unwrap();
-            g.unlock().await.unwrap();
-        }
+        let (w, lead, lag) = super::scenario::follower_behind_compaction(5).await;
         // The follower is now behind the leader's compacted log: it can
         // only catch up by snapshot, and the first one is lost.
         w.net.drop_snapshots(1);

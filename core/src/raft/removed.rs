@@ -115,7 +115,7 @@ impl<S: LogStore + Send + 'static> Driver<S> {
     /// first version asked every member every 8th round as soon as the
     /// leader was 2 election timeouts late: on 2 cores shared by 1 000
     /// nodes, learners that missed heartbeats dialed every member, a
-    /// handshake storm that stopped the formation at 773 nodes.
+    /// handshake storm that stopped the formation at 645 to 773 nodes.
     pub(super) fn probe_if_orphaned(&mut self, now: Instant) {
         let every = self.cfg.election_timeout() * 2;
         let voter = self.raw.raft.prs().conf().voters().contains(self.me.0);

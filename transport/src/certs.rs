@@ -21,6 +21,7 @@
 //! valid"; certificates are often issued on an operator's machine, whose
 //! clock is less well kept than a server's.
 
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use peerlock_core::Error;
@@ -86,6 +87,12 @@ use crate::tls::TlsConfig;
 pub struct ClusterCa {
     ca_pem: String,
     key_pem: String,
+    /// What signs: the CA's name, key identifier and key, built once. From
+    /// [`ClusterCa::generate`] it comes from the parameters the CA was made
+    /// with; only [`ClusterCa::from_pem`] parses a certificate for it (rcgen
+    /// does that with `x509-parser`, which an application that never loads
+    /// a saved CA does not link: issue 12, item 9).
+    issuer: Arc<Issuer<'static, KeyPair>>,
     node_validity: Duration,
 }
 
@@ -195,6 +202,7 @@ impl ClusterCa {
         Ok(Self {
             ca_pem: cert.pem(),
             key_pem: key.serialize_pem(),
+            issuer: Arc::new(Issuer::new(params, key)),
             node_validity: NODE_CERT_VALIDITY,
         })
     }
@@ -208,13 +216,15 @@ impl ClusterCa {
     ///
     /// [`Error::Tls`] when either PEM text does not parse.
     pub fn from_pem(ca_pem: &str, key_pem: &str) -> Result<Self, Error> {
-        let ca = Self {
+        let key = KeyPair::from_pem(key_pem).map_err(|e| Error::Tls(format!("CA key: {e}")))?;
+        let issuer = Issuer::from_ca_cert_pem(ca_pem, key)
+            .map_err(|e| Error::Tls(format!("CA certificate: {e}")))?;
+        Ok(Self {
             ca_pem: ca_pem.to_owned(),
             key_pem: key_pem.to_owned(),
+            issuer: Arc::new(issuer),
             node_validity: NODE_CERT_VALIDITY,
-        };
-        ca.issuer()?;
-        Ok(ca)
+        })
     }
 
     /// The same CA, issuing node certificates valid for `validity` from
@@ -252,13 +262,6 @@ impl ClusterCa {
             Err(_) => UNIX_EPOCH.checked_sub(Duration::from_secs(secs.unsigned_abs())),
         };
         at.ok_or_else(|| Error::Tls("the CA certificate's validity is out of range".into()))
-    }
-
-    fn issuer(&self) -> Result<Issuer<'static, KeyPair>, Error> {
-        let key =
-            KeyPair::from_pem(&self.key_pem).map_err(|e| Error::Tls(format!("CA key: {e}")))?;
-        Issuer::from_ca_cert_pem(&self.ca_pem, key)
-            .map_err(|e| Error::Tls(format!("CA certificate: {e}")))
     }
 
     /// The CA certificate, PEM.
@@ -324,7 +327,7 @@ impl ClusterCa {
         ];
         params.not_before = start.into();
         params.not_after = end.min(ca_end).into();
-        let cert = params.signed_by(&key, &self.issuer()?).map_err(cert_err)?;
+        let cert = params.signed_by(&key, &*self.issuer).map_err(cert_err)?;
         Ok((cert.pem(), key.serialize_pem()))
     }
 

@@ -28,8 +28,10 @@
 
 pub(crate) mod expiry;
 mod verify;
+pub(crate) mod x509;
 
 pub(crate) use verify::SERVER_NAME;
+pub(crate) use x509::common_name;
 
 use std::fmt;
 use std::path::Path;
@@ -140,19 +142,6 @@ pub(crate) fn parse_certs(pem: &str, source: &str) -> Result<Vec<CertificateDer<
         )));
     }
     Ok(certs)
-}
-
-/// The common name of a DER certificate: a peer's identity.
-pub(crate) fn common_name(der: &[u8]) -> Option<String> {
-    let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;
-    let cn = cert
-        .subject()
-        .iter_common_name()
-        .next()?
-        .as_str()
-        .ok()?
-        .to_owned();
-    (!cn.is_empty()).then_some(cn)
 }
 
 fn provider() -> Arc<rustls::crypto::CryptoProvider> {

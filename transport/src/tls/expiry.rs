@@ -19,8 +19,7 @@
 //! - [`CERT_EXPIRY_SECONDS`] and [`CERTS_EXPIRING`] are set at each
 //!   check: at start, at each reload, and every [`CHECK_EVERY`].
 //!
-//! The not-after date is read with `x509-parser`, which the crate already
-//! uses for the common name.
+//! The not-after date is read as the common name is (`x509.rs`).
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -42,11 +41,10 @@ pub const CHECK_EVERY: Duration = Duration::from_secs(3600);
 /// The longest a certificate in the window goes without a `warn` line.
 pub(crate) const WARN_EVERY: Duration = Duration::from_secs(86_400);
 
-/// A certificate's not-after time, in seconds since the Unix epoch (may be
-/// negative for a date before 1970); `None` when it does not parse.
+/// A certificate's not-after time, in seconds since the Unix epoch; `None`
+/// when it does not parse (see `x509.rs` for dates before 1970).
 pub(crate) fn not_after_unix(der: &[u8]) -> Option<i64> {
-    let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;
-    Some(cert.validity().not_after.timestamp())
+    super::x509::validity_unix(der).map(|(_, not_after)| not_after)
 }
 
 /// Seconds since the epoch of `t`, negative before it.

@@ -80,6 +80,16 @@ struct PeerSlot {
     activity: Arc<crate::activity::Activity>,
 }
 
+impl PeerSlot {
+    /// Takes `info`'s name and address as the configured ones (from the
+    /// member table or the application), which outlive the connection.
+    fn configure(&mut self, info: PeerInfo) {
+        self.info.addr = info.addr;
+        self.info.name = info.name;
+        self.configured = true;
+    }
+}
+
 /// State shared by the transport handle and its tasks.
 pub(crate) struct Shared {
     pub(crate) me: NodeId,

@@ -4,6 +4,7 @@
 //! from `endpoint.rs` (which holds the types, configuration and the
 //! transport handle) to keep each file to one job.
 
+use std::collections::hash_map::Entry;
 use std::sync::atomic::Ordering;
 
 use super::*;
@@ -77,19 +78,16 @@ impl Shared {
             return;
         }
         let mut peers = self.peers.lock();
-        if !peers.contains_key(&to) {
-            // A learned member's first message: its slot starts now.
-            let learned = self.directory.lock().remove(&to);
-            match learned {
-                Some(info) => self.new_slot(&mut peers, info, true, None),
-                None => {
+        let slot = match peers.entry(to) {
+            Entry::Occupied(slot) => slot.into_mut(),
+            Entry::Vacant(vacant) => {
+                // A learned member's first message: its slot starts now.
+                let Some(info) = self.directory.lock().remove(&to) else {
                     tracing::debug!(peer = %to, n = msgs.len(), "unknown peer; messages dropped");
                     return;
-                }
+                };
+                vacant.insert(self.new_slot(info, true, None))
             }
-        }
-        let Some(slot) = peers.get(&to) else {
-            return;
         };
         let (bulk, msgs): (Vec<PeerMessage>, Vec<PeerMessage>) =
             msgs.into_iter().partition(crate::bulk::is_bulk);
@@ -147,9 +145,7 @@ impl Shared {
         let mut peers = self.peers.lock();
         if let Some(slot) = peers.get_mut(&info.id) {
             if configured {
-                slot.info.addr = info.addr;
-                slot.info.name = info.name;
-                slot.configured = true;
+                slot.configure(info);
             }
             if let Some(conn) = conn {
                 replace(&slot.conn, conn);
@@ -164,17 +160,17 @@ impl Shared {
             Some(_) => (info, true),
             None => (info, configured),
         };
-        self.new_slot(&mut peers, info, configured, conn);
+        peers.insert(info.id, self.new_slot(info, configured, conn));
     }
 
-    /// Creates `info`'s slot: its queues, its writer and its bulk sender.
+    /// Makes `info`'s slot: its queues, and starts its writer and its bulk
+    /// sender. The caller puts it in `peers`, whose lock it holds.
     fn new_slot(
         self: &Arc<Self>,
-        peers: &mut HashMap<NodeId, PeerSlot>,
         info: PeerInfo,
         configured: bool,
         conn: Option<Connection>,
-    ) {
+    ) -> PeerSlot {
         let (queue, rx) = crate::queue::channel(QUEUE_DEPTH, crate::QUEUE_BYTES);
         let (conn, conn_rx) = watch::channel(conn);
         let poke = Arc::new(Notify::new());
@@ -199,18 +195,15 @@ impl Shared {
             Arc::clone(&activity),
         );
         self.spawn(writer.instrument(span));
-        peers.insert(
-            info.id,
-            PeerSlot {
-                info,
-                configured,
-                queue,
-                bulk,
-                conn,
-                poke,
-                activity,
-            },
-        );
+        PeerSlot {
+            info,
+            configured,
+            queue,
+            bulk,
+            conn,
+            poke,
+            activity,
+        }
     }
 
     /// Registers a peer this node learned of (from its data directory or
@@ -237,9 +230,7 @@ impl Shared {
         }
         let mut peers = self.peers.lock();
         if let Some(slot) = peers.get_mut(&info.id) {
-            slot.info.addr = info.addr;
-            slot.info.name = info.name;
-            slot.configured = true;
+            slot.configure(info);
             return;
         }
         self.directory.lock().insert(info.id, info);

@@ -10,9 +10,9 @@
 //! (issue 12, item 9). `x509-parser` is still linked when an application
 //! loads a saved CA with `ClusterCa::from_pem` (rcgen reads the CA with it).
 //!
-//! `der` decodes dates from 1970 to 9999 only: a certificate whose
-//! validity starts before 1970 is not read (no common name, no expiry),
-//! so a peer presenting one is refused as having no identity.
+//! `der` decodes dates from 1970 to 9999 only, as webpki does (its
+//! `time.rs`): a certificate whose validity starts before 1970 is not read
+//! here, and webpki has refused it in the handshake already.
 
 use x509_cert::der::asn1::ObjectIdentifier;
 use x509_cert::der::{Decode, Tag, Tagged};

@@ -151,3 +151,17 @@ fn restore_rejects_an_impossible_table_of_claims() {
         );
     }
 }
+
+/// Old images are read as lists of pairs (`snapshot_v2.rs`); a list the
+/// old code's B-tree maps could not have written is refused.
+#[test]
+fn an_old_image_whose_names_are_out_of_order_or_twice_is_refused() {
+    let a = (LockName::new("a").unwrap(), 1u8);
+    let b = (LockName::new("b").unwrap(), 2u8);
+    let sorted = super::snapshot_v2::sorted::<u8>;
+    assert!(sorted(&[a.clone(), b.clone()], "locks").is_ok());
+    assert!(sorted(&[], "locks").is_ok());
+    let err = sorted(&[b.clone(), a.clone()], "locks").unwrap_err();
+    assert!(err.contains("locks out of order at a"), "{err}");
+    assert!(sorted(&[a.clone(), a], "locks").is_err());
+}

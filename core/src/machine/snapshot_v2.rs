@@ -6,6 +6,13 @@
 //! The old types are kept here exactly as they were encoded (bincode
 //! writes fields in order, without names), and converted to the current
 //! ones; `snapshot_check.rs` then checks the result like any image.
+//!
+//! A map the decoder only walks is read as a `Vec` of pairs: bincode
+//! writes a map as its length and its pairs, as it writes a sequence of
+//! pairs, so the bytes are the same, and no B-tree code is compiled for a
+//! type only these old images use (issue 12, item 9: about 7 KiB a type).
+//! The old code wrote its maps in key order, which `sorted` checks where
+//! the decoder looks a name up.
 
 use std::collections::BTreeMap;
 
@@ -34,23 +41,23 @@ struct SessionV2 {
     ttl_ms: u64,
     floor: RequestId,
     results: BTreeMap<RequestId, Outcome>,
-    held: BTreeMap<LockName, FencingToken>,
-    waiting: BTreeMap<RequestId, LockName>,
+    held: Vec<(LockName, FencingToken)>,
+    waiting: Vec<(RequestId, LockName)>,
 }
 
 #[derive(Deserialize)]
 #[cfg_attr(test, derive(serde::Serialize))]
 struct ImageV2 {
-    sessions: BTreeMap<SessionId, SessionV2>,
-    locks: BTreeMap<LockName, LockV2>,
+    sessions: Vec<(SessionId, SessionV2)>,
+    locks: Vec<(LockName, LockV2)>,
     applied_index: u64,
     members: MemberTable,
 }
 
 #[derive(Deserialize)]
 struct ImageV1 {
-    sessions: BTreeMap<SessionId, SessionV2>,
-    locks: BTreeMap<LockName, LockV2>,
+    sessions: Vec<(SessionId, SessionV2)>,
+    locks: Vec<(LockName, LockV2)>,
     applied_index: u64,
 }
 
@@ -67,15 +74,17 @@ pub(super) fn decode(version: u8, body: &[u8]) -> Result<Image, String> {
     } else {
         decode_body(body).map_err(|e| e.to_string())?
     };
+    sorted(&old.locks, "locks")?;
+    let holder = |name: &LockName| {
+        let at = old.locks.binary_search_by(|(n, _)| n.cmp(name)).ok()?;
+        old.locks[at].1.holder
+    };
     let mut sessions = BTreeMap::new();
     for (id, s) in old.sessions {
         let mut held = BTreeMap::new();
         for (name, token) in s.held {
             // The grant's request is the lock's holder's.
-            let h = old
-                .locks
-                .get(&name)
-                .and_then(|l| l.holder)
+            let h = holder(&name)
                 .filter(|h| h.session == id && h.token == token)
                 .ok_or_else(|| format!("lock {name}'s holder disagrees with its session"))?;
             let ask = Ask::Lock(name);
@@ -97,7 +106,9 @@ pub(super) fn decode(version: u8, body: &[u8]) -> Result<Image, String> {
             held,
             waiting,
         };
-        sessions.insert(id, session);
+        if sessions.insert(id, session).is_some() {
+            return Err(format!("session {id} is in the image twice"));
+        }
     }
     let locks = old
         .locks
@@ -122,6 +133,16 @@ pub(super) fn decode(version: u8, body: &[u8]) -> Result<Image, String> {
     })
 }
 
+/// Refuses an old image's list whose names are not in strictly increasing
+/// order: the old code wrote a B-tree map, so a list out of order (or with
+/// a name twice) is not one it wrote.
+pub(super) fn sorted<V>(pairs: &[(LockName, V)], what: &str) -> Result<(), String> {
+    match pairs.windows(2).find(|w| w[0].0 >= w[1].0) {
+        Some(w) => Err(format!("{what} out of order at {}", w[1].0)),
+        None => Ok(()),
+    }
+}
+
 /// The version 2 encoding of a table that has only mutexes, written as the
 /// version 2 code wrote it (tests build old snapshots with it; that it is
 /// byte-exact is checked against a fixture the old code wrote).
@@ -138,6 +159,9 @@ pub(super) fn encode_v2(t: &super::LockTable) -> Vec<u8> {
                     Ask::Lock(name) => Some((name.clone(), h.token)),
                     Ask::Claims(_) => None,
                 })
+                // In name order, as the old map wrote them.
+                .collect::<BTreeMap<_, _>>()
+                .into_iter()
                 .collect();
             let waiting = s
                 .waiting

@@ -35,7 +35,8 @@ struct LockV3 {
 #[cfg_attr(test, derive(serde::Serialize))]
 struct ImageV3 {
     sessions: BTreeMap<SessionId, Session>,
-    locks: BTreeMap<LockName, LockV3>,
+    // Walked only: read as pairs (see `snapshot_v2.rs`).
+    locks: Vec<(LockName, LockV3)>,
     applied_index: u64,
     members: MemberTable,
 }
@@ -43,6 +44,7 @@ struct ImageV3 {
 /// Decodes a version 3 body into a current image.
 pub(super) fn decode(body: &[u8]) -> Result<Image, String> {
     let old: ImageV3 = decode_body(body).map_err(|e| e.to_string())?;
+    super::snapshot_v2::sorted(&old.locks, "locks")?;
     let locks = old
         .locks
         .into_iter()

@@ -77,7 +77,7 @@ pub(super) fn decode(version: u8, body: &[u8]) -> Result<Image, String> {
     sorted(&old.locks, "locks")?;
     let holder = |name: &LockName| {
         let at = old.locks.binary_search_by(|(n, _)| n.cmp(name)).ok()?;
-        old.locks[at].1.holder
+        old.locks.get(at)?.1.holder
     };
     let mut sessions = BTreeMap::new();
     for (id, s) in old.sessions {
@@ -137,10 +137,14 @@ pub(super) fn decode(version: u8, body: &[u8]) -> Result<Image, String> {
 /// order: the old code wrote a B-tree map, so a list out of order (or with
 /// a name twice) is not one it wrote.
 pub(super) fn sorted<V>(pairs: &[(LockName, V)], what: &str) -> Result<(), String> {
-    match pairs.windows(2).find(|w| w[0].0 >= w[1].0) {
-        Some(w) => Err(format!("{what} out of order at {}", w[1].0)),
-        None => Ok(()),
+    for pair in pairs.windows(2) {
+        if let [(a, _), (b, _)] = pair {
+            if a >= b {
+                return Err(format!("{what} out of order at {b}"));
+            }
+        }
     }
+    Ok(())
 }
 
 /// The version 2 encoding of a table that has only mutexes, written as the

@@ -24,14 +24,17 @@
 //! has moved to it before the old CA leaves the bundle.
 //!
 //! One crypto provider, ring, is passed explicitly, so no process-wide
-//! default is needed.
+//! default is needed; [`provider`] says which of its parts are in it.
 
 pub(crate) mod expiry;
+mod provider;
 mod verify;
 pub(crate) mod x509;
 
 pub(crate) use verify::SERVER_NAME;
 pub(crate) use x509::common_name;
+
+use provider::{provider, verify_algs};
 
 use std::fmt;
 use std::path::Path;
@@ -142,15 +145,6 @@ pub(crate) fn parse_certs(pem: &str, source: &str) -> Result<Vec<CertificateDer<
         )));
     }
     Ok(certs)
-}
-
-fn provider() -> Arc<rustls::crypto::CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
-}
-
-/// The handshake signature algorithms of [`provider`].
-fn verify_algs() -> rustls::crypto::WebPkiSupportedAlgorithms {
-    rustls::crypto::ring::default_provider().signature_verification_algorithms
 }
 
 impl TlsConfig {

@@ -122,7 +122,7 @@ mod tests {
         for ca in cas {
             roots.add(der(&ca.ca_pem())).unwrap();
         }
-        let algs = rustls::crypto::ring::default_provider().signature_verification_algorithms;
+        let algs = super::super::verify_algs();
         ClusterServerVerifier::new(Arc::new(roots), algs)
     }
 

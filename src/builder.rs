@@ -8,9 +8,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use peerlock_core::config::MembershipConfig;
-use peerlock_core::raft::{MemoryPeers, OnJoined, OnLeft, StartParams};
+use peerlock_core::raft::{MemoryPeers, StartParams};
 
-use crate::data_dir;
+use crate::durable::Durable;
 use peerlock_core::{Error, NodeHandle};
 use peerlock_transport::{QuicTransport, TlsConfig};
 use tokio::sync::mpsc;
@@ -24,6 +24,12 @@ mod start;
 
 /// How long `start` waits for the peers unless told (`startup_timeout`).
 const STARTUP_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The advice when neither `data_dir` nor `in_memory` was called.
+#[cfg(feature = "disk")]
+const NO_STORAGE: &str = "no storage chosen: call .data_dir(path) for durable storage, or .in_memory() for tests and for state you accept to lose when every node restarts";
+#[cfg(not(feature = "disk"))]
+const NO_STORAGE: &str = "no storage chosen: call .in_memory() (this build has no durable storage: peerlock's `disk` feature is off)";
 
 /// Options for a [`Node`]. Start with [`Node::builder`].
 #[derive(Default)]
@@ -169,6 +175,10 @@ impl NodeBuilder {
     /// Durable storage in `path` (created if missing): the Raft log,
     /// snapshots and this node's identity. A directory is only ever used by
     /// the node and the cluster that created it.
+    ///
+    /// Needs the `disk` feature (on by default); without it nodes keep
+    /// their log in memory only ([`NodeBuilder::in_memory`]).
+    #[cfg(feature = "disk")]
     pub fn data_dir(mut self, path: impl Into<PathBuf>) -> Self {
         self.data_dir = Some(path.into());
         self
@@ -312,11 +322,7 @@ impl NodeBuilder {
                     "both data_dir(..) and in_memory() were given; choose one".into(),
                 ))
             }
-            (None, false) => {
-                return Err(Error::Config(
-                    "no storage chosen: call .data_dir(path) for durable storage, or .in_memory() for tests and for state you accept to lose when every node restarts".into(),
-                ))
-            }
+            (None, false) => return Err(Error::Config(NO_STORAGE.into())),
             (dir, _) => dir,
         };
         let mut tls = self.tls.clone().ok_or_else(|| {
@@ -354,19 +360,12 @@ impl NodeBuilder {
 
         // A data directory is checked before anything binds: it must be this
         // node's, of this cluster.
-        let durable = match &data_dir {
-            Some(dir) => {
-                let (identity, raft_dir) =
-                    data_dir::open_bundle(dir, tls.node_name(), &tls.ca_fingerprints())?;
-                let peers = data_dir::FilePeers::open(dir)?;
-                let recorded = data_dir::load_members(dir)?;
-                let joined = data_dir::load_member_id(dir)?;
-                Some((identity.this_run(), raft_dir, peers, recorded, joined))
-            }
+        let mut durable = match &data_dir {
+            Some(dir) => Some(Durable::open(dir, &tls)?),
             None => None,
         };
-        let recorded = durable.as_ref().and_then(|d| d.3.clone());
-        let joined = durable.as_ref().and_then(|d| d.4);
+        let recorded = durable.as_ref().and_then(Durable::recorded);
+        let joined = durable.as_ref().and_then(Durable::joined);
         let first_start = recorded.is_none() && joined.is_none();
 
         let (tx, rx) = mpsc::channel(1024);
@@ -400,16 +399,11 @@ impl NodeBuilder {
             .checked_add(startup)
             .unwrap_or_else(|| now + Duration::from_secs(30 * 365 * 86_400));
         // Issue 9: a directory of another cluster is refused before Raft.
-        let opened = match (&durable, &data_dir, seeded && recorded.is_some()) {
-            (Some(d), Some(dir), true) => Some(
-                crate::foreign::open_checked(
-                    &transport, &mut rx, &peers, me_addr, dir, &d.1, deadline,
-                )
+        if let Some(d) = durable.as_mut().filter(|_| seeded && recorded.is_some()) {
+            d.check_foreign(&transport, &mut rx, &peers, me_addr, deadline)
                 .await
-                .inspect_err(|_| transport.close())?,
-            ),
-            _ => None,
-        };
+                .inspect_err(|_| transport.close())?;
+        }
         let found = crate::members::find(
             &transport,
             recorded,
@@ -427,7 +421,7 @@ impl NodeBuilder {
                     me_addr,
                 })
             },
-            data_dir.as_deref(),
+            durable.as_ref(),
             &mut rx,
             deadline,
         )
@@ -436,7 +430,7 @@ impl NodeBuilder {
         Self::check_member_addr(&found, first_start).inspect_err(|_| transport.close())?;
         let reseed = crate::join_seeds::Reseed::new(&transport, reresolve, found.join_only, &peers);
         let closer = Arc::clone(&transport);
-        let mut params = StartParams {
+        let params = StartParams {
             config,
             me: found.me,
             members: found.members,
@@ -449,28 +443,14 @@ impl NodeBuilder {
             hooks: peerlock_core::raft::Hooks::default(),
             joined: found.joined,
             join_only: found.join_only,
-            durable: data_dir.is_some(),
-            on_joined: data_dir.clone().map(|dir| -> OnJoined {
-                Box::new(move |id, members| {
-                    data_dir::save_members(&dir, members)?;
-                    data_dir::save_member_id(&dir, id)
-                })
-            }),
-            on_left: data_dir
-                .clone()
-                .map(|dir| -> OnLeft { Box::new(move || data_dir::mark_left(&dir)) }),
+            durable: durable.is_some(),
+            on_joined: durable.as_ref().map(Durable::on_joined),
+            on_left: durable.as_ref().map(Durable::on_left),
         };
         let start = async move {
             match durable {
                 None => peerlock_core::raft::start(params).await,
-                Some((this_run, raft_dir, peers, _, _)) => {
-                    params.incarnation = Some(this_run);
-                    params.peer_memory = Box::new(peers);
-                    match opened {
-                        Some(log) => peerlock_core::raft::start_on_opened(params, log).await,
-                        None => peerlock_core::raft::start_on_disk(params, raft_dir).await,
-                    }
-                }
+                Some(d) => d.start(params).await,
             }
         };
         let started = crate::join_seeds::while_joining(&transport, start, reseed, deadline).await;

@@ -123,9 +123,12 @@
 
 pub mod blocking;
 mod builder;
+#[cfg(feature = "disk")]
 mod data_dir;
 pub mod docs;
+mod durable;
 mod election;
+#[cfg(feature = "disk")]
 mod foreign;
 mod forming;
 mod join_seeds;

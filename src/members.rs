@@ -13,7 +13,6 @@
 //!   `peerlock_core::raft::start_with`).
 
 use std::net::SocketAddr;
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -24,7 +23,7 @@ use peerlock_transport::{PeerInfo, QuicTransport};
 
 use tokio::sync::mpsc;
 
-use crate::data_dir;
+use crate::durable::Durable;
 use crate::forming::Formed;
 
 /// What a start begins with.
@@ -145,7 +144,7 @@ pub(crate) async fn find(
     recorded: Option<Vec<Member>>,
     joined: Option<NodeId>,
     first: First<'_>,
-    data_dir: Option<&Path>,
+    durable: Option<&Durable>,
     incoming: &mut mpsc::Receiver<Incoming>,
     deadline: tokio::time::Instant,
 ) -> Result<Found, Error> {
@@ -206,8 +205,8 @@ pub(crate) async fn find(
                     name: NodeName(transport.local_name().to_owned()),
                     addr: me_addr,
                 }];
-                if let Some(dir) = data_dir {
-                    data_dir::save_members(dir, &members)?;
+                if let Some(d) = durable {
+                    d.save_members(&members)?;
                 }
                 Ok(Found {
                     me: transport.local_id(),
@@ -231,8 +230,8 @@ pub(crate) async fn find(
         .into_iter()
         .map(member)
         .collect();
-    if let Some(dir) = data_dir {
-        data_dir::save_members(dir, &members)?;
+    if let Some(d) = durable {
+        d.save_members(&members)?;
     }
     Ok(Found {
         me: transport.local_id(),

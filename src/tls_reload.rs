@@ -78,7 +78,7 @@ impl TlsSlot {
         // refusal changes nothing.
         transport.check_tls(&tls)?;
         if let Some(dir) = &inner.data_dir {
-            crate::data_dir::recluster(dir, &running.ca_fingerprints(), &tls.ca_fingerprints())?;
+            crate::durable::recluster(dir, &running.ca_fingerprints(), &tls.ca_fingerprints())?;
         }
         transport.reload_tls(&tls)?;
         inner.current = Some((Arc::downgrade(&transport), tls.clone()));

@@ -50,6 +50,7 @@ mod round;
 
 pub(crate) use hello::{answer as answer_hello, HelloFrom, LogEnd, Recorded};
 pub use hello::{MemoryPeers, PeerMemory, PeerRun};
+#[cfg(feature = "disk")]
 pub(super) use recorded::recorded_cluster_id;
 use round::{founding_list, hello_round, RoundEnd, RoundPeers};
 

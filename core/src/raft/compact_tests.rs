@@ -126,6 +126,7 @@ async fn issue_8_a_follower_briefly_behind_a_compaction_needs_no_snapshot() {
 /// the size rule starts at 4 KiB here instead of 1 MiB. After several such
 /// compactions every node is killed and started again from its directory:
 /// the locks held are still held, and the nodes agree.
+#[cfg(feature = "disk")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn issue_10_a_large_table_is_snapshotted_by_log_size_and_written_off_the_driver() {
     use super::tests::{members, params};
@@ -217,6 +218,7 @@ async fn issue_10_a_large_table_is_snapshotted_by_log_size_and_written_off_the_d
     drop(held);
 }
 
+#[cfg(feature = "disk")]
 async fn futures_hashes(nodes: &[crate::client::NodeHandle]) -> Vec<(u64, u64)> {
     let mut out = Vec::new();
     for n in nodes {

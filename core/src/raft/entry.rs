@@ -3,7 +3,7 @@
 //! Why: the body of an `async fn` is a coroutine, and rustc instantiates
 //! coroutines (like closures and generics) in every crate, and every
 //! codegen unit, that polls them. `bootstrap::start` and
-//! `bootstrap::start_on_disk` await `start_with::<S, _>`, which runs the
+//! `on_disk` await `start_with::<S, _>`, which runs the
 //! whole Raft driver (`Driver<S>` and raft-rs's `RawNode<S>`): awaited
 //! from the facade, all of it was compiled a second time there, once per
 //! store type, about 0.5 MiB of machine code in every application's
@@ -13,16 +13,26 @@
 //! [`NodeStore`](crate::storage::NodeStore), so that copy is not made
 //! twice either (0.3 MiB more). Starting a node is not a hot path: one allocation and a
 //! dynamic `poll` per start.
+//!
+//! The durable starts are items here under the `disk` feature (on by
+//! default), not a module of their own: in another module their
+//! `start_with` would be compiled again in another codegen unit (33 KiB).
+//! Without the feature `NodeStore` has only its memory variant, and the
+//! log files, their recovery, the fsync thread and the old snapshot
+//! decoders drop out of the link (about 0.2 MiB, issue 12, item 9).
 
 use std::future::Future;
+#[cfg(feature = "disk")]
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
 
 use super::{bootstrap, StartParams};
+#[cfg(feature = "disk")]
 use crate::storage::{DiskStore, LogStore, NodeStore};
 use crate::{Error, NodeHandle};
 
-/// The future [`start`], [`start_on_disk`] and [`start_on_opened`] return.
+/// The future [`start`] and the durable starts (`start_on_disk`,
+/// `start_on_opened`, feature `disk`) return.
 pub type StartFuture = Pin<Box<dyn Future<Output = Result<NodeHandle, Error>> + Send>>;
 
 /// Starts a node with its log in memory: returns once it may take part in
@@ -35,6 +45,7 @@ pub fn start(p: StartParams) -> StartFuture {
 /// Starts a node on the durable log store in `dir` (created if missing).
 /// A store with no state yet is given the initial membership durably
 /// before Raft starts; one with state brings its own.
+#[cfg(feature = "disk")]
 #[inline(never)]
 pub fn start_on_disk(p: StartParams, dir: PathBuf) -> StartFuture {
     Box::pin(on_disk(p, dir, None))
@@ -44,6 +55,7 @@ pub fn start_on_disk(p: StartParams, dir: PathBuf) -> StartFuture {
 /// start needs to read from it first (the cluster it belongs to) and the
 /// start itself share one opening: opening replays the whole log and
 /// decodes the snapshot, seconds for a large lock table.
+#[cfg(feature = "disk")]
 pub struct OpenedLog {
     dir: PathBuf,
     /// Always `NodeStore::Disk`: the type the start runs on, so reading
@@ -52,6 +64,7 @@ pub struct OpenedLog {
     store: NodeStore,
 }
 
+#[cfg(feature = "disk")]
 impl OpenedLog {
     /// Opens (or creates) the durable log store in `dir`.
     ///
@@ -80,11 +93,13 @@ impl OpenedLog {
 }
 
 /// Starts a node on a store opened already ([`start_on_disk`] otherwise).
+#[cfg(feature = "disk")]
 #[inline(never)]
 pub fn start_on_opened(p: StartParams, log: OpenedLog) -> StartFuture {
     Box::pin(on_disk(p, log.dir, Some(log.store)))
 }
 
+#[cfg(feature = "disk")]
 fn storage_error(dir: &Path, e: &dyn std::fmt::Display) -> Error {
     Error::Io(std::io::Error::other(format!(
         "storage in {}: {e}",
@@ -92,6 +107,7 @@ fn storage_error(dir: &Path, e: &dyn std::fmt::Display) -> Error {
     )))
 }
 
+#[cfg(feature = "disk")]
 async fn on_disk(
     p: StartParams,
     dir: PathBuf,

@@ -71,7 +71,9 @@ use crate::types::{NodeId, NodeName};
 pub use bootstrap::{
     start_with, Member, MemoryPeers, OnJoined, OnLeft, PeerMemory, PeerRun, StartParams,
 };
-pub use entry::{start, start_on_disk, start_on_opened, OpenedLog, StartFuture};
+pub use entry::{start, StartFuture};
+#[cfg(feature = "disk")]
+pub use entry::{start_on_disk, start_on_opened, OpenedLog};
 pub use hooks::{ApplyObserver, Hooks, PauseGate, RaftEvent, RaftObserver};
 pub(crate) use input::Input;
 #[cfg(any(test, feature = "sim"))]

@@ -391,6 +391,7 @@ async fn a_failed_storage_write_stops_the_node_and_every_later_call_errs() {
 
 /// The asynchronous fsync path (durable store): contention from every
 /// node keeps tokens rising and loses no update.
+#[cfg(feature = "disk")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn durable_nodes_with_the_fsync_thread_serialise_contention() {
     let net = MemNet::new();

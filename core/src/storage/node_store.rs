@@ -12,14 +12,17 @@
 use raft::eraftpb::{ConfState, Entry, HardState, Snapshot};
 use raft::{GetEntriesContext, RaftState};
 
-use super::{DiskStore, LogStore, MemStore, StagedSnapshot, Stager, SyncHandle};
+#[cfg(feature = "disk")]
+use super::DiskStore;
+use super::{LogStore, MemStore, StagedSnapshot, Stager, SyncHandle};
 
 /// A Raft log store that is either in memory or on disk; every call goes
 /// to the store it holds.
 pub enum NodeStore {
     /// The log in memory (`.in_memory()` nodes and tests).
     Memory(MemStore),
-    /// The durable log in a data directory.
+    /// The durable log in a data directory (feature `disk`).
+    #[cfg(feature = "disk")]
     Disk(DiskStore),
 }
 
@@ -28,6 +31,7 @@ macro_rules! each {
     ($s:expr, $st:ident => $call:expr) => {
         match $s {
             NodeStore::Memory($st) => $call,
+            #[cfg(feature = "disk")]
             NodeStore::Disk($st) => $call,
         }
     };
@@ -127,6 +131,7 @@ mod tests {
         });
     }
 
+    #[cfg(feature = "disk")]
     #[test]
     fn disk_variant_passes_the_conformance_suite() {
         let dirs = std::cell::RefCell::new(Vec::new());
@@ -144,10 +149,13 @@ mod tests {
         assert!(!mem.blocks());
         assert!(mem.sync_handle().is_none());
         assert!(mem.stager().is_none());
-        let dir = tempfile::tempdir().expect("temp dir");
-        let disk = NodeStore::Disk(DiskStore::open(dir.path()).expect("open store"));
-        assert!(disk.blocks());
-        assert!(disk.sync_handle().is_some());
-        assert!(disk.stager().is_some());
+        #[cfg(feature = "disk")]
+        {
+            let dir = tempfile::tempdir().expect("temp dir");
+            let disk = NodeStore::Disk(DiskStore::open(dir.path()).expect("open store"));
+            assert!(disk.blocks());
+            assert!(disk.sync_handle().is_some());
+            assert!(disk.stager().is_some());
+        }
     }
 }

@@ -92,6 +92,7 @@ pub(super) fn recorded_peers<S: LogStore>(
 /// The id of the cluster `store` belongs to, as of its last committed
 /// entry; `None` when it records none. Replayed onto the store's own
 /// configuration: only the member table counts here.
+#[cfg(feature = "disk")]
 pub(in crate::raft) fn recorded_cluster_id<S: LogStore>(store: &S) -> Result<Option<u128>, Error> {
     let conf = store.initial_state().map_err(damaged)?.conf_state;
     let id = recorded(store, &[], &conf)?.table.cluster_id();

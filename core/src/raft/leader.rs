@@ -18,7 +18,8 @@
 //! per tick, so thousands of sessions or locks falling due together do not
 //! land in one Ready.
 
-use std::collections::BTreeMap;
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap};
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -32,23 +33,45 @@ use crate::types::{LockName, SessionId};
 /// default 100 ms tick, 10 000 silent sessions are proposed within 4 s).
 pub(crate) const MAX_DUTY_PROPOSALS_PER_TICK: usize = 256;
 
+/// A lock freed and waiting for its handoff: due at `due`, the `seq`th
+/// scheduled (so equal times keep arrival order; `seq` is unique, so the
+/// order never reaches `lock`), answering the freeing entry `freed_at`.
+#[derive(Debug, PartialEq, Eq, PartialOrd, Ord)]
+struct Handoff {
+    due: Instant,
+    seq: u64,
+    lock: LockName,
+    freed_at: u64,
+}
+
+/// A peer's wait for a snapshot. One map of both figures, not two maps:
+/// each map type costs every application's binary its own B-tree code
+/// (issue 12, item 9).
+#[derive(Debug, Default)]
+pub(crate) struct SnapshotWait {
+    /// Since when the peer has waited for the snapshot last sent; `None`
+    /// after it was sent again, until the peer waits anew.
+    pub(crate) since: Option<Instant>,
+    /// How many times in a row its snapshot was sent again without an
+    /// answer (the wait before the next doubles).
+    pub(crate) retries: u32,
+}
+
 /// The leader's duties for one term.
 #[derive(Debug)]
 pub(crate) struct LeaderDuty {
     term: u64,
     pub(crate) liveness: Liveness,
-    /// Handoffs not yet proposed, by when they are due (then arrival order),
-    /// with the freeing entry they answer.
-    handoffs: BTreeMap<(Instant, u64), (LockName, u64)>,
+    /// Handoffs not yet proposed, earliest due first (then arrival order).
+    /// A heap, not an ordered map: only the earliest is ever taken, and a
+    /// map's code for this key and value type was 10 KiB of every
+    /// application's binary (issue 12, item 9).
+    handoffs: BinaryHeap<Reverse<Handoff>>,
     seq: u64,
     lock_delay: Duration,
-    /// Since when each peer has waited for a snapshot (see
+    /// Each peer's wait for a snapshot, by Raft id (see
     /// `Driver::retry_lost_snapshots`).
-    pub(crate) snapshot_since: BTreeMap<u64, Instant>,
-    /// How many times in a row each peer's snapshot was sent again without
-    /// an answer (the wait before the next doubles; see
-    /// `Driver::retry_lost_snapshots`).
-    pub(crate) snapshot_retries: BTreeMap<u64, u32>,
+    pub(crate) snapshot_waits: BTreeMap<u64, SnapshotWait>,
     /// What this leader saw of its peers, for the membership planner.
     pub(crate) watch: super::reconcile::Watch,
     /// When this leader last began a ReadIndex round for keepalives (see
@@ -76,11 +99,10 @@ impl LeaderDuty {
         let mut duty = Self {
             term,
             liveness,
-            handoffs: BTreeMap::new(),
+            handoffs: BinaryHeap::new(),
             seq: 0,
             lock_delay,
-            snapshot_since: BTreeMap::new(),
-            snapshot_retries: BTreeMap::new(),
+            snapshot_waits: BTreeMap::new(),
             watch: super::reconcile::Watch::new(now),
             keepalive_round_at: None,
             learner_beats: Default::default(),
@@ -124,7 +146,12 @@ impl LeaderDuty {
     pub(crate) fn schedule(&mut self, lock: LockName, freed_at: u64, delayed: bool, now: Instant) {
         let due = if delayed { now + self.lock_delay } else { now };
         self.seq += 1;
-        self.handoffs.insert((due, self.seq), (lock, freed_at));
+        self.handoffs.push(Reverse(Handoff {
+            due,
+            seq: self.seq,
+            lock,
+            freed_at,
+        }));
     }
 
     /// Raft refused the handoff proposal for `lock`: propose it again next tick.
@@ -158,13 +185,13 @@ impl LeaderDuty {
     ) -> Vec<(LockName, u64)> {
         let mut out = Vec::new();
         while out.len() < budget {
-            let Some(entry) = self.handoffs.first_entry() else {
+            match self.handoffs.peek() {
+                Some(Reverse(first)) if first.due <= now => {}
+                _ => break,
+            }
+            let Some(Reverse(Handoff { lock, freed_at, .. })) = self.handoffs.pop() else {
                 break;
             };
-            if entry.key().0 > now {
-                break;
-            }
-            let (lock, freed_at) = entry.remove();
             // A stale entry (already handed on) is dropped here.
             if table.handoff_of(&lock) == Some(freed_at) {
                 out.push((lock, freed_at));

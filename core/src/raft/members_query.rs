@@ -7,7 +7,7 @@
 //! the live set ([`PeerMessage::LiveAsk`]) and answers its caller when the
 //! leader replies, or with `NoQuorum` at the read's deadline.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 use std::time::Duration;
 
 use tokio::sync::oneshot;
@@ -22,11 +22,23 @@ use crate::types::NodeId;
 
 type Reply = oneshot::Sender<Result<Vec<MemberInfo>, Error>>;
 
-/// `members()` calls waiting for the leader's live set, by question.
+/// `members()` calls waiting for the leader's live set, in the order
+/// asked. A list, not a map: at most `MAX_CALLS_IN_FLIGHT` calls wait, and
+/// a map's code for one more key and value type was 10 KiB of every
+/// application's binary (issue 12, item 9).
 #[derive(Debug, Default)]
 pub(crate) struct LiveAsks {
     next: u64,
-    waiting: BTreeMap<u64, (Vec<MemberInfo>, Reply, Instant)>,
+    waiting: Vec<Waiting>,
+}
+
+/// One `members()` call waiting for the leader's answer to question `seq`.
+#[derive(Debug)]
+struct Waiting {
+    seq: u64,
+    list: Vec<MemberInfo>,
+    reply: Reply,
+    deadline: Instant,
 }
 
 /// Above this many members, a burst of membership changes rebuilds
@@ -180,7 +192,12 @@ impl<S: LogStore + Send + 'static> Driver<S> {
         let asks = &mut self.live_asks;
         asks.next += 1;
         let seq = asks.next;
-        asks.waiting.insert(seq, (list, reply, deadline));
+        asks.waiting.push(Waiting {
+            seq,
+            list,
+            reply,
+            deadline,
+        });
         self.transport
             .send(leader, vec![PeerMessage::LiveAsk { seq }]);
     }
@@ -197,7 +214,11 @@ impl<S: LogStore + Send + 'static> Driver<S> {
 
     /// The leader answered: complete the waiting call.
     pub(super) fn on_live_tell(&mut self, seq: u64, live: Vec<u64>) {
-        if let Some((mut list, reply, _)) = self.live_asks.waiting.remove(&seq) {
+        let waiting = &mut self.live_asks.waiting;
+        if let Some(at) = waiting.iter().position(|w| w.seq == seq) {
+            let Waiting {
+                mut list, reply, ..
+            } = waiting.remove(at);
             let live: Vec<NodeId> = live.into_iter().map(NodeId).collect();
             mark_live(&mut list, &live);
             let _ = reply.send(Ok(list));
@@ -206,24 +227,23 @@ impl<S: LogStore + Send + 'static> Driver<S> {
 
     /// Fails the calls whose leader did not answer by their deadline.
     pub(super) fn expire_live_asks(&mut self, now: Instant) {
-        let late: Vec<u64> = self
-            .live_asks
-            .waiting
-            .iter()
-            .filter(|(_, (_, _, deadline))| now >= *deadline)
-            .map(|(seq, _)| *seq)
-            .collect();
-        for seq in late {
-            if let Some((_, reply, _)) = self.live_asks.waiting.remove(&seq) {
-                let _ = reply.send(Err(Error::NoQuorum));
-            }
+        if !self.live_asks.waiting.iter().any(|w| now >= w.deadline) {
+            return;
+        }
+        let (late, waiting): (Vec<Waiting>, Vec<Waiting>) =
+            std::mem::take(&mut self.live_asks.waiting)
+                .into_iter()
+                .partition(|w| now >= w.deadline);
+        self.live_asks.waiting = waiting;
+        for w in late {
+            let _ = w.reply.send(Err(Error::NoQuorum));
         }
     }
 
     /// Fails every waiting call (shutdown).
     pub(super) fn fail_live_asks(&mut self, err: fn() -> Error) {
-        for (_, (_, reply, _)) in std::mem::take(&mut self.live_asks.waiting) {
-            let _ = reply.send(Err(err()));
+        for w in std::mem::take(&mut self.live_asks.waiting) {
+            let _ = w.reply.send(Err(err()));
         }
     }
 }

@@ -288,25 +288,32 @@ impl<S: LogStore + Send + 'static> Driver<S> {
             .filter(|(_, pr)| pr.state == raft::ProgressState::Snapshot)
             .map(|(id, _)| *id)
             .collect();
-        duty.snapshot_since.retain(|id, _| waiting.contains(id));
-        // A peer that answered (it replicates now) or left starts over.
-        duty.snapshot_retries.retain(|id, _| {
-            prs.get(*id)
+        duty.snapshot_waits.retain(|id, w| {
+            if !waiting.contains(id) {
+                w.since = None;
+            }
+            // A peer that answered (it replicates now) or left starts over.
+            if !prs
+                .get(*id)
                 .is_some_and(|pr| pr.state != raft::ProgressState::Replicate)
+            {
+                w.retries = 0;
+            }
+            w.since.is_some() || w.retries > 0
         });
         let base = self.cfg.election_timeout() * 2;
         let mut lost = Vec::new();
         for id in waiting {
-            let since = *duty.snapshot_since.entry(id).or_insert(now);
-            let retries = duty.snapshot_retries.get(&id).copied().unwrap_or(0);
-            let wait = base * (1 << retries.min(SNAPSHOT_RETRY_MAX_DOUBLINGS));
+            let w = duty.snapshot_waits.entry(id).or_default();
+            let since = *w.since.get_or_insert(now);
+            let wait = base * (1 << w.retries.min(SNAPSHOT_RETRY_MAX_DOUBLINGS));
             if now.saturating_duration_since(since) >= wait {
+                w.since = None;
+                w.retries += 1;
                 lost.push(id);
             }
         }
         for id in lost {
-            duty.snapshot_since.remove(&id);
-            *duty.snapshot_retries.entry(id).or_insert(0) += 1;
             tracing::debug!(node = %self.name, peer = id, "no answer to a snapshot; sending it again");
             self.raw.report_snapshot(id, raft::SnapshotStatus::Failure);
         }

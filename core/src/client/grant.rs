@@ -11,6 +11,7 @@
 //! `MultiGuard`) wrap one. Dropping it releases the whole grant
 //! (`ReleaseGrant`) in the background; `unlock` waits for the release.
 
+use crate::raft::deliver;
 use std::fmt;
 
 use tokio::sync::{mpsc, oneshot};
@@ -84,13 +85,15 @@ impl Grant {
     pub(crate) async fn release(mut self) -> Result<bool, Error> {
         self.released = true;
         let (tx, rx) = oneshot::channel();
-        self.inbox
-            .send(Input::ReleaseGrant {
+        deliver(
+            &self.inbox,
+            Input::ReleaseGrant {
                 session: self.session,
                 grant: self.request,
                 reply: Some(tx),
-            })
-            .map_err(|_| Error::Shutdown)?;
+            },
+        )
+        .map_err(|_| Error::Shutdown)?;
         rx.await.map_err(|_| Error::Shutdown)?
     }
 
@@ -106,11 +109,14 @@ impl Drop for Grant {
         self.watch.dropped();
         if !self.released {
             // The node may be gone; then the session's expiry frees it.
-            let _ = self.inbox.send(Input::ReleaseGrant {
-                session: self.session,
-                grant: self.request,
-                reply: None,
-            });
+            let _ = deliver(
+                &self.inbox,
+                Input::ReleaseGrant {
+                    session: self.session,
+                    grant: self.request,
+                    reply: None,
+                },
+            );
         }
     }
 }

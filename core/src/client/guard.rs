@@ -4,6 +4,7 @@
 //! Dropping it releases the lock in the background; `unlock` releases it
 //! and waits for the release to commit.
 
+use crate::raft::deliver;
 use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -213,14 +214,16 @@ impl LockGuard {
     pub(crate) async fn release(mut self) -> Result<bool, Error> {
         self.released = true;
         let (tx, rx) = oneshot::channel();
-        self.inbox
-            .send(Input::Release {
+        deliver(
+            &self.inbox,
+            Input::Release {
                 session: self.session,
                 lock: self.name.clone(),
                 token: self.token,
                 reply: Some(tx),
-            })
-            .map_err(|_| Error::Shutdown)?;
+            },
+        )
+        .map_err(|_| Error::Shutdown)?;
         rx.await.map_err(|_| Error::Shutdown)?
     }
 }
@@ -230,12 +233,15 @@ impl Drop for LockGuard {
         self.watch.dropped();
         if !self.released {
             // The node may be gone; then the session's expiry frees the lock.
-            let _ = self.inbox.send(Input::Release {
-                session: self.session,
-                lock: self.name.clone(),
-                token: self.token,
-                reply: None,
-            });
+            let _ = deliver(
+                &self.inbox,
+                Input::Release {
+                    session: self.session,
+                    lock: self.name.clone(),
+                    token: self.token,
+                    reply: None,
+                },
+            );
         }
     }
 }

@@ -11,6 +11,7 @@
 //! its place in the queue: the node proposes a cancel, which removes the
 //! waiter, or releases the lock if it was granted meanwhile.
 
+use crate::raft::deliver;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -49,7 +50,7 @@ struct Inner {
 
 impl Drop for Inner {
     fn drop(&mut self) {
-        let _ = self.inbox.send(Input::Shutdown { reply: None });
+        let _ = deliver(&self.inbox, Input::Shutdown { reply: None });
     }
 }
 
@@ -82,9 +83,12 @@ pub(super) struct AbandonOnDrop<'a> {
 impl Drop for AbandonOnDrop<'_> {
     fn drop(&mut self) {
         if self.armed {
-            let _ = self.inbox.send(Input::Abandon {
-                ticket: self.ticket,
-            });
+            let _ = deliver(
+                self.inbox,
+                Input::Abandon {
+                    ticket: self.ticket,
+                },
+            );
         }
     }
 }
@@ -107,7 +111,7 @@ impl NodeHandle {
 
     /// Hands `input` to the driver; `Shutdown` or `Removed` once it stopped.
     pub(crate) fn send_input(&self, input: Input) -> Result<(), Error> {
-        self.inner.inbox.send(input).map_err(|_| self.gone())
+        deliver(&self.inner.inbox, input).map_err(|_| self.gone())
     }
 
     pub(crate) fn new(
@@ -216,16 +220,17 @@ impl NodeHandle {
         let place = self.place().await?;
         let ticket = self.inner.tickets.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = oneshot::channel();
-        self.inner
-            .inbox
-            .send(Input::Acquire {
+        deliver(
+            &self.inner.inbox,
+            Input::Acquire {
                 ticket,
                 lock: lock.clone(),
                 wait,
                 reply: tx,
                 place,
-            })
-            .map_err(|_| self.gone())?;
+            },
+        )
+        .map_err(|_| self.gone())?;
         let mut abandon = AbandonOnDrop {
             inbox: &self.inner.inbox,
             ticket,
@@ -242,14 +247,15 @@ impl NodeHandle {
         let lock = LockName::new(name)?;
         let place = self.place().await?;
         let (tx, rx) = oneshot::channel();
-        self.inner
-            .inbox
-            .send(Input::Holder {
+        deliver(
+            &self.inner.inbox,
+            Input::Holder {
                 lock,
                 reply: tx,
                 place,
-            })
-            .map_err(|_| self.gone())?;
+            },
+        )
+        .map_err(|_| self.gone())?;
         rx.await.map_err(|_| self.gone())?
     }
 
@@ -265,10 +271,7 @@ impl NodeHandle {
     pub async fn members(&self) -> Result<Vec<crate::client::MemberInfo>, Error> {
         let place = self.place().await?;
         let (tx, rx) = oneshot::channel();
-        self.inner
-            .inbox
-            .send(Input::Members { reply: tx, place })
-            .map_err(|_| self.gone())?;
+        deliver(&self.inner.inbox, Input::Members { reply: tx, place }).map_err(|_| self.gone())?;
         rx.await.map_err(|_| self.gone())?
     }
 
@@ -297,12 +300,7 @@ impl NodeHandle {
     pub async fn shutdown(&self) -> Result<(), Error> {
         let (tx, rx) = oneshot::channel();
         let mut result = Ok(());
-        if self
-            .inner
-            .inbox
-            .send(Input::Shutdown { reply: Some(tx) })
-            .is_ok()
-        {
+        if deliver(&self.inner.inbox, Input::Shutdown { reply: Some(tx) }).is_ok() {
             result = rx.await.unwrap_or(Ok(()));
         }
         self.join().await;
@@ -313,7 +311,7 @@ impl NodeHandle {
     /// one is told. Its sessions expire on the other nodes after their TTL.
     /// Meant for tests and demonstrations.
     pub async fn kill(&self) {
-        let _ = self.inner.inbox.send(Input::Kill);
+        let _ = deliver(&self.inner.inbox, Input::Kill);
         self.join().await;
     }
 
@@ -339,17 +337,14 @@ impl NodeHandle {
     /// Asks this node, if it leads, to hand leadership to `to`.
     #[cfg(any(test, feature = "sim"))]
     pub(crate) fn transfer_leader(&self, to: crate::types::NodeId) {
-        let _ = self.inner.inbox.send(Input::TransferLeader { to });
+        let _ = deliver(&self.inner.inbox, Input::TransferLeader { to });
     }
 
     /// The applied index and state hash of the node's lock table.
     #[cfg(any(test, feature = "sim"))]
     pub(crate) async fn state_hash(&self) -> Result<(u64, u64), Error> {
         let (tx, rx) = oneshot::channel();
-        self.inner
-            .inbox
-            .send(Input::StateHash { reply: tx })
-            .map_err(|_| self.gone())?;
+        deliver(&self.inner.inbox, Input::StateHash { reply: tx }).map_err(|_| self.gone())?;
         rx.await.map_err(|_| self.gone())
     }
 
@@ -357,10 +352,7 @@ impl NodeHandle {
     #[cfg(any(test, feature = "sim"))]
     pub async fn inspect(&self) -> Result<crate::raft::Inspection, Error> {
         let (tx, rx) = oneshot::channel();
-        self.inner
-            .inbox
-            .send(Input::Inspect { reply: tx })
-            .map_err(|_| self.gone())?;
+        deliver(&self.inner.inbox, Input::Inspect { reply: tx }).map_err(|_| self.gone())?;
         rx.await.map_err(|_| self.gone())
     }
 

@@ -57,6 +57,7 @@
 //! joiner's compaction or an installed snapshot went first) is dropped,
 //! and its staged file with it.
 
+use super::input::deliver;
 use raft::eraftpb::{Entry, Snapshot, SnapshotMetadata};
 
 use super::{Driver, Input};
@@ -245,10 +246,13 @@ impl<S: LogStore + Send + 'static> Driver<S> {
                 ms = started.elapsed().as_millis() as u64,
                 "snapshot file staged off the driver"
             );
-            let _ = inbox.send(Input::SnapshotStaged {
-                snap: Box::new(shared),
-                staged,
-            });
+            let _ = deliver(
+                &inbox,
+                Input::SnapshotStaged {
+                    snap: Box::new(shared),
+                    staged,
+                },
+            );
         });
     }
 

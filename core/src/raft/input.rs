@@ -1,7 +1,7 @@
 //! Requests from `NodeHandle`s and guards to the driver, and how the
 //! driver turns them into proposals and reads.
 
-use tokio::sync::{oneshot, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
 
 use super::proposals::{AcquireReply, Ask, Pending, Waiter};
@@ -12,6 +12,17 @@ use crate::error::Error;
 use crate::machine::{Claim, Command, RequestKey};
 use crate::storage::LogStore;
 use crate::types::{FencingToken, LockInfo, LockName, RequestId, SessionId};
+
+/// Hands `input` to the driver through `inbox`; `Err` once the driver
+/// stopped (the input is dropped then).
+///
+/// Every sender goes through this one function, never inlined: an input
+/// that could not be sent is then dropped by code compiled once, not in
+/// every module that sends one (2.4 KiB each; issue 12, item 9).
+#[inline(never)]
+pub(crate) fn deliver(inbox: &mpsc::UnboundedSender<Input>, input: Input) -> Result<(), ()> {
+    inbox.send(input).map_err(|_| ())
+}
 
 /// One request to the driver.
 #[derive(Debug)]

@@ -75,9 +75,9 @@ pub use entry::{start, StartFuture};
 #[cfg(feature = "disk")]
 pub use entry::{start_on_disk, start_on_opened, OpenedLog};
 pub use hooks::{ApplyObserver, Hooks, PauseGate, RaftEvent, RaftObserver};
-pub(crate) use input::Input;
 #[cfg(any(test, feature = "sim"))]
 pub use input::Inspection;
+pub(crate) use input::{deliver, Input};
 pub use logger::TIMELINE;
 pub use own::random_u64;
 #[cfg(any(test, feature = "sim"))]

@@ -14,6 +14,7 @@
 //! simulator's tables (a few thousand short names at most) stay far below
 //! the threshold, so its runs stay deterministic.
 
+use super::input::deliver;
 use raft::eraftpb::{Message, MessageType};
 
 use super::{Driver, Input};
@@ -60,10 +61,13 @@ impl<S: LogStore + Send + 'static> Driver<S> {
         let inbox = self.inbox_tx.clone();
         tokio::task::spawn_blocking(move || {
             let table = LockTable::restore(&msg.get_snapshot().data).ok();
-            let _ = inbox.send(Input::SnapshotDecoded {
-                msg: Box::new(msg),
-                table: table.map(Box::new),
-            });
+            let _ = deliver(
+                &inbox,
+                Input::SnapshotDecoded {
+                    msg: Box::new(msg),
+                    table: table.map(Box::new),
+                },
+            );
         });
         None
     }

@@ -161,7 +161,7 @@ pub(crate) async fn find(
                 .collect(),
         );
         let t = Arc::clone(transport);
-        tokio::spawn(async move {
+        peerlock_core::task::spawn(async move {
             if let Err(e) = t.discover_reachable(deadline).await {
                 tracing::error!(error = %e, "discovery at restart");
             }

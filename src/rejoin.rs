@@ -39,7 +39,7 @@ const RETRY_MAX: Duration = Duration::from_secs(30);
 /// for another reason, or dropped.
 pub(crate) fn watch(node: &Node, recipe: NodeBuilder) {
     let shared = Arc::downgrade(&node.shared);
-    tokio::spawn(async move { run(shared, recipe).await });
+    peerlock_core::task::spawn(run(shared, recipe));
 }
 
 async fn run(shared: Weak<Shared>, recipe: NodeBuilder) {

@@ -32,6 +32,7 @@ pub mod raft;
 #[cfg(any(test, feature = "sim"))]
 pub mod sim;
 pub mod storage;
+pub mod task;
 pub mod teeth;
 pub mod transport;
 pub mod types;

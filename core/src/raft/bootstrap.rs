@@ -464,7 +464,7 @@ where
     driver.teach_transport();
     let ready_bound = driver.cfg.session_ttl * 2;
     let span = tracing::info_span!("peerlock", node = %me.name);
-    let task = tokio::spawn(tracing::Instrument::instrument(driver.run(), span));
+    let task = crate::task::spawn(tracing::Instrument::instrument(driver.run(), span));
     Ok(NodeHandle::new(
         inbox_tx,
         status_rx,

@@ -73,7 +73,7 @@ impl Syncer {
     pub(crate) fn spawn_task(latency: Duration) -> Self {
         let (jobs, mut rx) = mpsc::unbounded_channel::<Job>();
         let (tx, done) = mpsc::unbounded_channel();
-        tokio::spawn(async move {
+        crate::task::spawn(async move {
             while let Some(first) = rx.recv().await {
                 tokio::time::sleep(latency).await;
                 let mut batch = vec![first];

@@ -22,13 +22,15 @@ impl Shared {
     /// task machinery (harness, poll, drop, join) and this `select!` once
     /// per spawned future type, about 7 KiB each; the transport spawns a
     /// dozen types (readers, writers, dials, accepts), and boxed they share
-    /// one (issue 12, item 9). The cost is one allocation per spawn (per
-    /// connection or stream, not per message) and one indirect call per
-    /// poll.
+    /// one (issue 12, item 9). The `select!` around it is boxed again by
+    /// `peerlock_core::task`, whose one copy of tokio's task machinery
+    /// every peerlock task shares. The cost is two allocations per spawn
+    /// (per connection or stream, not per message) and an indirect call
+    /// per poll.
     #[inline(never)]
     fn spawn_boxed(&self, fut: std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>) {
         let mut stop = self.shutdown.subscribe();
-        tokio::spawn(async move {
+        peerlock_core::task::spawn(async move {
             tokio::select! {
                 biased;
                 _ = stop.wait_for(|s| *s) => {}

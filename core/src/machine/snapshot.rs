@@ -35,7 +35,7 @@
 //! [`MAX_SNAPSHOT_BYTES`] / 8 (128 MiB, millions of locks); larger tables
 //! are refused as malformed rather than risking unbounded allocation.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -119,12 +119,14 @@ impl LockTable {
             .members
             .check(image.applied_index)
             .map_err(DecodeError::Malformed)?;
-        let awaiting = image
-            .locks
-            .iter()
-            .filter(|(_, l)| l.handoff.is_some())
-            .map(|(name, _)| name.clone())
-            .collect();
+        // Inserted one by one: a collect into a B-tree set compiles a sort
+        // and a bulk build for the type (issue 12, item 9).
+        let mut awaiting = BTreeSet::new();
+        for (name, l) in &image.locks {
+            if l.handoff.is_some() {
+                awaiting.insert(name.clone());
+            }
+        }
         Ok(Self {
             sessions: image.sessions,
             locks: image.locks,

@@ -45,21 +45,19 @@ struct ImageV3 {
 pub(super) fn decode(body: &[u8]) -> Result<Image, String> {
     let old: ImageV3 = decode_body(body).map_err(|e| e.to_string())?;
     super::snapshot_v2::sorted(&old.locks, "locks")?;
-    let locks = old
-        .locks
-        .into_iter()
-        .map(|(name, l)| {
-            let lock = Lock {
-                kind: l.kind,
-                holder: l.holder,
-                shared: l.shared,
-                handoff: l.handoff.map(Awaiting::whole),
-                waiters: l.waiters,
-                used: 0, // rebuilt by the restore check
-            };
-            (name, lock)
-        })
-        .collect();
+    // Inserted one by one, as in `snapshot_v2::decode` (why there).
+    let mut locks = BTreeMap::new();
+    for (name, l) in old.locks {
+        let lock = Lock {
+            kind: l.kind,
+            holder: l.holder,
+            shared: l.shared,
+            handoff: l.handoff.map(Awaiting::whole),
+            waiters: l.waiters,
+            used: 0, // rebuilt by the restore check
+        };
+        locks.insert(name, lock);
+    }
     Ok(Image {
         sessions: old.sessions,
         locks,

@@ -93,11 +93,12 @@ async fn check(
     ours: u128,
     deadline: Instant,
 ) -> Result<(), Error> {
-    let others: BTreeSet<SocketAddr> = seeds
-        .iter()
-        .copied()
-        .filter(|a| *a != me_addr && *a != transport.local_addr())
-        .collect();
+    let others: BTreeSet<SocketAddr> = peerlock_core::collect::btree_set(
+        seeds
+            .iter()
+            .copied()
+            .filter(|a| *a != me_addr && *a != transport.local_addr()),
+    );
     if others.is_empty() {
         return Ok(());
     }

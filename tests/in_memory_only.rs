@@ -31,15 +31,13 @@ async fn a_cluster_without_durable_storage_locks_fences_and_fails_over() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_without_storage_chosen_is_told_what_this_build_offers() {
     let ca = peerlock::certs::ClusterCa::generate("test").unwrap();
-    let err = Node::builder()
+    let started = Node::builder()
         .listen("127.0.0.1:0".parse().unwrap())
         .tls(ca.issue_node("node-0", &["127.0.0.1"]).unwrap())
         .start()
-        .await
-        .err()
-        .expect("no storage chosen");
-    let Error::Config(msg) = err else {
-        panic!("{err}")
+        .await;
+    let Err(Error::Config(msg)) = started else {
+        panic!("no storage chosen, yet not a Config error")
     };
     assert!(msg.contains(".in_memory()"), "{msg}");
     if cfg!(feature = "disk") {

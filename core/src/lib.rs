@@ -22,6 +22,7 @@
 
 pub mod client;
 pub mod clock;
+pub mod collect;
 pub mod config;
 pub mod error;
 pub mod lease;

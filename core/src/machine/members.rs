@@ -33,6 +33,7 @@
 //!
 //! Pure, like the lock machine: no clock, no IO, ordered collections.
 
+use crate::collect::btree_set;
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 
@@ -393,7 +394,7 @@ impl MemberTable {
     ///
     /// Deterministic because every node applies conf changes in log order.
     pub fn apply_conf(&mut self, voters: &[u64], learners: &[u64]) -> Vec<NodeId> {
-        let conf: BTreeSet<u64> = voters.iter().chain(learners).copied().collect();
+        let conf: BTreeSet<u64> = btree_set(voters.iter().chain(learners).copied());
         let mut removed = Vec::new();
         self.members.retain(|id, r| {
             if conf.contains(&id.0) {

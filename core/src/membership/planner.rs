@@ -1,5 +1,6 @@
 //! [`plan`]: the rules of the module docs, in their priority order.
 
+use crate::collect::btree_set;
 use std::cmp::Reverse;
 use std::collections::BTreeSet;
 
@@ -92,13 +93,13 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
 /// Members not in the configuration that should be: not leaving, and not an
 /// older incarnation of a name that has a newer member.
 fn learners_to_add(j: &Judge<'_, '_>) -> Vec<NodeId> {
-    let ids: BTreeSet<NodeId> = j
-        .input
-        .members
-        .iter()
-        .filter(|m| !j.input.conf.contains(m.id) && !m.leaving && !j.stale(m.id))
-        .map(|m| m.id)
-        .collect();
+    let ids: BTreeSet<NodeId> = btree_set(
+        j.input
+            .members
+            .iter()
+            .filter(|m| !j.input.conf.contains(m.id) && !m.leaving && !j.stale(m.id))
+            .map(|m| m.id),
+    );
     ids.into_iter().collect()
 }
 
@@ -124,16 +125,17 @@ fn plan_voters(j: &Judge<'_, '_>) -> Result<Option<Change>, SkipReason> {
     if j.healthy_count(voters) < majority(voters.len()) && !skip_check {
         return Err(SkipReason::NoLiveMajority);
     }
-    let out: BTreeSet<NodeId> = voters
-        .iter()
-        .copied()
-        .filter(|v| *v != input.leader && (j.leaving(*v) || j.dead(*v) || j.superseded(*v)))
-        .collect();
+    let out: BTreeSet<NodeId> = btree_set(
+        voters
+            .iter()
+            .copied()
+            .filter(|v| *v != input.leader && (j.leaving(*v) || j.dead(*v) || j.superseded(*v))),
+    );
     // Rule 3: the leader never demotes itself; it hands over first.
     if j.leaving(input.leader) {
         return leader_leaves(j, &out);
     }
-    let keep: BTreeSet<NodeId> = voters.difference(&out).copied().collect();
+    let keep: BTreeSet<NodeId> = btree_set(voters.difference(&out).copied());
     let healthy_learners: Vec<NodeId> = input
         .conf
         .learners
@@ -225,7 +227,7 @@ fn leader_leaves(j: &Judge<'_, '_>, out: &BTreeSet<NodeId>) -> Result<Option<Cha
         .copied()
         .filter(|l| j.stable(*l) && !j.leaving(*l))
         .collect();
-    let keep: BTreeSet<NodeId> = input.conf.voters.difference(out).copied().collect();
+    let keep: BTreeSet<NodeId> = btree_set(input.conf.voters.difference(out).copied());
     let Some(heir) = choose_promotions(j, &keep, &candidates, 1).pop() else {
         return Err(SkipReason::NoTransferTarget);
     };
@@ -265,7 +267,7 @@ fn choose_promotions(
     candidates: &[NodeId],
     n: usize,
 ) -> Vec<NodeId> {
-    let mut zones: BTreeSet<&str> = keep.iter().filter_map(|v| zone(j, *v)).collect();
+    let mut zones: BTreeSet<&str> = btree_set(keep.iter().filter_map(|v| zone(j, *v)));
     let mut left: Vec<NodeId> = candidates.to_vec();
     let mut chosen = Vec::new();
     while chosen.len() < n {

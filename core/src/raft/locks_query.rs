@@ -15,6 +15,7 @@
 //! once they outnumber them twice over, so they stay within a constant
 //! factor of the table's grants whatever the traffic.
 
+use crate::collect::btree_set;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
@@ -70,11 +71,8 @@ impl GrantAges {
                     let notes = self.by_session.entry(*session).or_default();
                     notes.entry(*token).or_insert(now);
                     if notes.len() > 2 * table.grant_count(*session) + SLACK {
-                        let held: BTreeSet<FencingToken> = table
-                            .locks_of(*session)
-                            .into_iter()
-                            .map(|(_, t)| t)
-                            .collect();
+                        let held: BTreeSet<FencingToken> =
+                            btree_set(table.locks_of(*session).into_iter().map(|(_, t)| t));
                         notes.retain(|t, _| held.contains(t));
                     }
                 }

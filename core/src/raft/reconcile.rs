@@ -27,6 +27,7 @@
 //!   (`removed.rs`): it wipes its state and joins under a new id, so its
 //!   old id never counts again (issue 9, P3 and P4).
 
+use crate::collect::btree_set;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Duration;
 
@@ -97,7 +98,7 @@ impl Watch {
 
 /// The applied configuration as the planner sees it.
 pub(crate) fn conf_view(cs: &raft::eraftpb::ConfState) -> ConfView {
-    let set = |ids: &[u64]| ids.iter().map(|id| NodeId(*id)).collect::<BTreeSet<_>>();
+    let set = |ids: &[u64]| btree_set(ids.iter().map(|id| NodeId(*id)));
     ConfView {
         voters: set(&cs.voters),
         voters_outgoing: set(&cs.voters_outgoing),
@@ -232,15 +233,15 @@ impl<S: LogStore + Send + 'static> Driver<S> {
             return BTreeMap::new();
         };
         let w = &mut duty.watch;
-        let ids: BTreeSet<NodeId> = conf
-            .voters
-            .iter()
-            .chain(&conf.voters_outgoing)
-            .chain(&conf.learners)
-            .chain(&conf.learners_next)
-            .copied()
-            .filter(|id| *id != self.me)
-            .collect();
+        let ids: BTreeSet<NodeId> = btree_set(
+            conf.voters
+                .iter()
+                .chain(&conf.voters_outgoing)
+                .chain(&conf.learners)
+                .chain(&conf.learners_next)
+                .copied()
+                .filter(|id| *id != self.me),
+        );
         let mut out = BTreeMap::new();
         for id in ids {
             let known = *w.known.entry(id).or_insert(now);

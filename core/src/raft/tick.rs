@@ -283,11 +283,11 @@ impl<S: LogStore + Send + 'static> Driver<S> {
             return;
         };
         let prs = self.raw.raft.prs();
-        let waiting: std::collections::BTreeSet<u64> = prs
-            .iter()
-            .filter(|(_, pr)| pr.state == raft::ProgressState::Snapshot)
-            .map(|(id, _)| *id)
-            .collect();
+        let waiting: std::collections::BTreeSet<u64> = crate::collect::btree_set(
+            prs.iter()
+                .filter(|(_, pr)| pr.state == raft::ProgressState::Snapshot)
+                .map(|(id, _)| *id),
+        );
         duty.snapshot_waits.retain(|id, w| {
             if !waiting.contains(id) {
                 w.since = None;

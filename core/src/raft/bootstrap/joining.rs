@@ -18,6 +18,7 @@
 //! cluster ids stop a start through seeds: a late answer to the start's
 //! announcements, from a seed of another cluster, is caught here too.
 
+use crate::collect::btree_set;
 use std::collections::BTreeSet;
 use std::time::Duration;
 
@@ -52,12 +53,12 @@ pub(super) async fn join_cluster(
         zone: p.config.zone.clone(),
     };
     let my_key = NodeId::from_name(me.name.as_str());
-    let mut others: BTreeSet<NodeId> = p
-        .members
-        .iter()
-        .map(|m| NodeId::from_name(m.name.as_str()))
-        .filter(|k| *k != my_key)
-        .collect();
+    let mut others: BTreeSet<NodeId> = btree_set(
+        p.members
+            .iter()
+            .map(|m| NodeId::from_name(m.name.as_str()))
+            .filter(|k| *k != my_key),
+    );
     // The first cluster id a member named during the join.
     let mut cluster: Option<u128> = None;
     tracing::info!(node = %me.name, "joining the running cluster as a new member");

@@ -2,6 +2,7 @@
 //! name (from its certificate, or its claim on a shared one; see
 //! `preamble.rs`), and recognise this node among them.
 
+use peerlock_core::collect::{id_key, sort_by_u128};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -199,7 +200,9 @@ impl Shared {
             let list: Vec<String> = unreachable.iter().map(|(a, _)| a.to_string()).collect();
             tracing::debug!(unreachable = %list.join(", "), "peers not reachable in this round");
         } else if !unreachable.is_empty() {
-            unreachable.sort_by_key(|(a, _)| *a);
+            // Cached key: one compiled sort of (address, index) pairs
+            // with the sort below (issue 12, item 9).
+            unreachable.sort_by_cached_key(|(a, _)| *a);
             let list: Vec<String> = unreachable
                 .iter()
                 .map(|(a, e)| match e {
@@ -212,7 +215,7 @@ impl Shared {
                 list.join(", ")
             )));
         }
-        found.sort_by_key(|(info, _)| info.addr);
+        found.sort_by_cached_key(|(info, _)| info.addr);
         for pair in found.windows(2) {
             if let [(a, _), (b, _)] = pair {
                 if a.id == b.id {
@@ -244,7 +247,9 @@ impl Shared {
             name: self.name.clone(),
             addr: self_addr.or(self.advertise).unwrap_or(self.local_addr),
         });
-        out.sort_by_key(|p| (order(&p.addr).unwrap_or(usize::MAX), p.id));
+        // Unlisted last: a position above any list's.
+        let place = |p: &PeerInfo| order(&p.addr).map_or(u64::MAX, |i| i as u64);
+        sort_by_u128(&mut out, |p| id_key(place(p), p.id));
         Ok(out)
     }
 }

@@ -7,6 +7,7 @@
 //! The rules (one connection per pair, unconfigured peers) are documented
 //! on [`QuicTransport`].
 
+use peerlock_core::collect::{id_key, sort_by_u128};
 use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::net::SocketAddr;
@@ -392,7 +393,7 @@ impl QuicTransport {
         let learned = self.shared.directory.lock();
         let slots = peers.values().map(|s| s.info.clone());
         let mut out: Vec<PeerInfo> = slots.chain(learned.values().cloned()).collect();
-        out.sort_by_key(|p| p.id);
+        sort_by_u128(&mut out, |p| id_key(0, p.id));
         out
     }
 

@@ -20,6 +20,7 @@
 //! id the cluster allocated it, by which its peers remember its starts
 //! (issue 9: a copy of its directory is refused like a founder's).
 
+use crate::collect::{id_key, sort_by_u128};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -150,7 +151,7 @@ where
     p.config.validate()?;
     crate::metrics::register_all();
     let mut members = p.members.clone();
-    members.sort_by_key(|m| m.id);
+    sort_by_u128(&mut members, |m| id_key(0, m.id));
     members.dedup_by_key(|m| m.id);
     let mut me = members
         .iter()

@@ -7,6 +7,7 @@
 //! the live set ([`PeerMessage::LiveAsk`]) and answers its caller when the
 //! leader replies, or with `NoQuorum` at the read's deadline.
 
+use crate::collect::{id_key, sort_by_u128};
 use std::collections::HashSet;
 use std::time::Duration;
 
@@ -154,7 +155,7 @@ impl<S: LogStore + Send + 'static> Driver<S> {
                 leaving: m.leaving,
             })
             .collect();
-        members.sort_by_key(|m| (!m.voter, m.id));
+        sort_by_u128(&mut members, |m| id_key(u64::from(!m.voter), m.id));
         self.status_tx.send_if_modified(|s| {
             let changed = s.members != members;
             s.members = members;

@@ -16,6 +16,7 @@
 //! found in the member table: the snapshot's, with the `Join`s in the log
 //! after it replayed.
 
+use crate::collect::{id_key, sort_by_u128};
 use protobuf::Message as _;
 use raft::eraftpb::{
     ConfChange, ConfChangeSingle, ConfChangeType, ConfChangeV2, ConfState, EntryType,
@@ -69,7 +70,7 @@ pub(super) fn recorded_peers<S: LogStore>(
             addr: m.addr,
         })
         .collect();
-    members.sort_by_key(|m| m.id);
+    sort_by_u128(&mut members, |m| id_key(0, m.id));
     members.dedup_by_key(|m| m.id);
     let sorted = |ids: &[u64]| {
         let mut v: Vec<NodeId> = ids.iter().map(|v| NodeId(*v)).collect();

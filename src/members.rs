@@ -12,6 +12,7 @@
 //!   finds the cluster already running joins it instead (see
 //!   `peerlock_core::raft::start_with`).
 
+use peerlock_core::collect::btree_set;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -93,7 +94,7 @@ async fn running_cluster(
     me_addr: SocketAddr,
     deadline: tokio::time::Instant,
 ) -> Result<Option<Vec<Member>>, Error> {
-    let listed: std::collections::BTreeSet<SocketAddr> = peers.iter().copied().collect();
+    let listed: std::collections::BTreeSet<SocketAddr> = btree_set(peers.iter().copied());
     let mut note = crate::startup_note::StartupNote::new(deadline);
     loop {
         let now = tokio::time::Instant::now();
@@ -104,7 +105,7 @@ async fn running_cluster(
             .discover_reachable(deadline.min(now + DIAL_ROUND))
             .await?;
         let answered: std::collections::BTreeSet<SocketAddr> =
-            found.iter().map(|p| p.addr).collect();
+            btree_set(found.iter().map(|p| p.addr));
         if listed.is_subset(&answered) {
             return Ok(None);
         }

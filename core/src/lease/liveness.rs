@@ -53,20 +53,19 @@ impl Liveness {
         now: Instant,
         sessions: impl IntoIterator<Item = (SessionId, Duration)>,
     ) -> Self {
-        let sessions = sessions
-            .into_iter()
-            .map(|(s, ttl)| {
-                (
-                    s,
-                    Tracked {
-                        last_heard: now,
-                        ttl,
-                        expiry: Expiry::Live,
-                    },
-                )
-            })
-            .collect();
-        Self { sessions }
+        // Extended, not collected: see `crate::collect` (issue 12, item 9).
+        let mut tracked = BTreeMap::new();
+        tracked.extend(sessions.into_iter().map(|(s, ttl)| {
+            (
+                s,
+                Tracked {
+                    last_heard: now,
+                    ttl,
+                    expiry: Expiry::Live,
+                },
+            )
+        }));
+        Self { sessions: tracked }
     }
 
     /// A session was opened (applied) while this node leads.

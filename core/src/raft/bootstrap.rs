@@ -453,10 +453,16 @@ where
         live_asks: Default::default(),
         status_pace: Default::default(),
         join_waiters: Default::default(),
-        directory: members
-            .iter()
-            .map(|m| (m.id, NodeId::from_name(m.name.as_str())))
-            .collect(),
+        // Extended, not collected: see `crate::collect` (issue 12, item 9).
+        directory: {
+            let mut d = std::collections::BTreeMap::new();
+            d.extend(
+                members
+                    .iter()
+                    .map(|m| (m.id, NodeId::from_name(m.name.as_str()))),
+            );
+            d
+        },
         hooks: p.hooks.clone(),
         clock: clock.clone(),
     };

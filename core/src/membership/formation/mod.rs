@@ -199,7 +199,7 @@ impl Formation {
     /// A node named `me`, expecting `expect` candidates (0: join only),
     /// starting at `now_ms`.
     pub fn new(me: Run, expect: u64, now_ms: u64) -> Self {
-        let view = BTreeSet::from([me.clone()]);
+        let view = crate::collect::btree_set([me.clone()]);
         Self {
             me,
             expect,
@@ -242,7 +242,7 @@ impl Formation {
     /// of them answered, a node that heard of a cluster need not wait out
     /// [`JOIN_GRACE_MS`] for more answers.
     pub fn peers_known(&mut self, names: impl IntoIterator<Item = String>) {
-        self.known = names.into_iter().collect();
+        self.known = crate::collect::btree_set(names);
     }
 
     /// Whether the caller's first round of dialing the seeds is still

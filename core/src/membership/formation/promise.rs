@@ -17,7 +17,7 @@ impl Formation {
 
     /// The live candidates, this node included.
     pub(super) fn candidates(&self, now_ms: u64) -> BTreeSet<Run> {
-        let mut out = BTreeSet::from([self.me.clone()]);
+        let mut out = crate::collect::btree_set([self.me.clone()]);
         for (name, p) in &self.peers {
             if p.expect > 0 && now_ms.saturating_sub(p.heard_at) < FORGET_AFTER_MS {
                 out.insert(Run {

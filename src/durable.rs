@@ -5,7 +5,7 @@
 //! builder's start reads as one path for both kinds of node, and the
 //! compiler removes the durable branch, so an application built with
 //! `default-features = false` links no log files, no recovery, no fsync
-//! thread and no data-directory code: about 0.2 MiB less (issue 12,
+//! thread and no data-directory code: 0.26 MiB less (issue 12,
 //! item 9). `NodeBuilder::data_dir` does not exist in such a build.
 
 #[cfg(feature = "disk")]

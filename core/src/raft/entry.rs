@@ -19,7 +19,7 @@
 //! `start_with` would be compiled again in another codegen unit (33 KiB).
 //! Without the feature `NodeStore` has only its memory variant, and the
 //! log files, their recovery, the fsync thread and the old snapshot
-//! decoders drop out of the link (about 0.2 MiB, issue 12, item 9).
+//! decoders drop out of the link (0.26 MiB, issue 12, item 9).
 
 use std::future::Future;
 #[cfg(feature = "disk")]

@@ -25,7 +25,7 @@ impl Shared {
     /// one (issue 12, item 9). The `select!` around it is boxed again by
     /// `peerlock_core::task`, whose one copy of tokio's task machinery
     /// every peerlock task shares. The cost is two allocations per spawn
-    /// (per connection or stream, not per message) and an indirect call
+    /// (per connection or stream, not per message) and two indirect calls
     /// per poll.
     #[inline(never)]
     fn spawn_boxed(&self, fut: std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>) {

@@ -2,12 +2,15 @@
 //!
 //! rustls's `ring::default_provider()` carries every cipher suite and key
 //! exchange group ring has. Peerlock nodes only talk to each other over
-//! QUIC, which is TLS 1.3 with AES-128-GCM always available (RFC 9001
-//! §5.3 requires it for the Initial packets), so the ChaCha20-Poly1305
-//! suite and the P-384 key exchange were never chosen between two
-//! peerlock nodes, and cost about 60 KiB in every binary (issue 12,
-//! item 9). Building the provider from its parts instead of calling
-//! `default_provider()` keeps them out of the link.
+//! QUIC, TLS 1.3 only, where both AES-GCM suites always come first in
+//! rustls's order (AES-256, then AES-128, which QUIC's Initial packets
+//! need, RFC 9001 §5.3) and X25519 is the first key exchange: the
+//! ChaCha20-Poly1305 suite and the P-384 key exchange were never chosen
+//! between two peerlock nodes, and cost about 60 KiB in every binary
+//! (issue 12, item 9). Building the provider from its parts instead of
+//! calling `default_provider()` keeps them out of the link; the suites
+//! and groups kept are in rustls's order, so peers of any version agree
+//! on what they agreed on before.
 //!
 //! Certificate signatures are where users' own PKIs differ (cert-manager
 //! issues RSA keys by default, rcgen ECDSA P-256), so every signature
@@ -22,14 +25,15 @@ use rustls::sign::SigningKey;
 use rustls::SignatureScheme;
 use rustls_pki_types::PrivateKeyDer;
 use webpki::ring as alg;
+use zeroize::Zeroizing;
 
 /// The provider every configuration of this crate is built with.
 pub(super) fn provider() -> Arc<CryptoProvider> {
     Arc::new(CryptoProvider {
-        // AES-128-GCM first: QUIC's Initial packets use it anyway.
+        // rustls's order, so peers agree on AES-256-GCM as before.
         cipher_suites: vec![
-            cipher_suite::TLS13_AES_128_GCM_SHA256,
             cipher_suite::TLS13_AES_256_GCM_SHA384,
+            cipher_suite::TLS13_AES_128_GCM_SHA256,
         ],
         // X25519 is what two peerlock nodes agree on; P-256 stays for a
         // peer that offers only it (its arithmetic is linked for ECDSA
@@ -47,7 +51,8 @@ pub(super) fn verify_algs() -> WebPkiSupportedAlgorithms {
 }
 
 /// The randomness and private-key loading of rustls's ring provider,
-/// which are not public: the same two calls.
+/// which are not public: the same two calls, the key's copy wiped when
+/// dropped as there.
 #[derive(Debug)]
 struct Ring;
 
@@ -63,7 +68,7 @@ impl KeyProvider for Ring {
         &self,
         key_der: PrivateKeyDer<'static>,
     ) -> Result<Arc<dyn SigningKey>, rustls::Error> {
-        sign::any_supported_type(&key_der)
+        sign::any_supported_type(&Zeroizing::new(key_der))
     }
 }
 
@@ -160,10 +165,16 @@ mod tests {
     }
 
     #[test]
-    fn quic_initial_suite_is_offered_first_and_randomness_fills() {
+    fn the_suites_are_rustls_order_with_quic_initial_suite_and_randomness_fills() {
         let p = provider();
-        let first = p.cipher_suites.first().map(|s| s.suite());
-        assert_eq!(first, Some(rustls::CipherSuite::TLS13_AES_128_GCM_SHA256));
+        let suites: Vec<_> = p.cipher_suites.iter().map(|s| s.suite()).collect();
+        assert_eq!(
+            suites,
+            [
+                rustls::CipherSuite::TLS13_AES_256_GCM_SHA384,
+                rustls::CipherSuite::TLS13_AES_128_GCM_SHA256,
+            ]
+        );
         let mut a = [0u8; 32];
         let mut b = [0u8; 32];
         p.secure_random.fill(&mut a).expect("fill");

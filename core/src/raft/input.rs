@@ -16,9 +16,10 @@ use crate::types::{FencingToken, LockInfo, LockName, RequestId, SessionId};
 /// Hands `input` to the driver through `inbox`; `Err` once the driver
 /// stopped (the input is dropped then).
 ///
-/// Every sender goes through this one function, never inlined: an input
-/// that could not be sent is then dropped by code compiled once, not in
-/// every module that sends one (2.4 KiB each; issue 12, item 9).
+/// Every sender goes through this one function, never inlined: tokio's
+/// send, and the drop of an input that could not be sent, are then
+/// compiled once, not at each of the places that send one (83 KiB of
+/// every application's binary, measured; issue 12, item 9).
 #[inline(never)]
 pub(crate) fn deliver(inbox: &mpsc::UnboundedSender<Input>, input: Input) -> Result<(), ()> {
     inbox.send(input).map_err(|_| ())
